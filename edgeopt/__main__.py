@@ -1,0 +1,3 @@
+from edgeopt.cli.app import main
+
+main()

@@ -1,0 +1,79 @@
+"""One flat error family. Library code raises these; only the CLI formats them.
+
+Each error carries an exit code: 2 for bad input or usage, 3 for a failed budget,
+1 for anything internal. The message is one line that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EdgeoptError(Exception):
+    """Base class. `exit_code` is what the CLI returns."""
+
+    exit_code: int = 1
+
+
+class InputError(EdgeoptError):
+    """Bad input or usage: a file, a flag, a value the user can fix."""
+
+    exit_code = 2
+
+
+class ModelFileError(InputError):
+    """A model file is missing, empty, corrupt or of the wrong kind."""
+
+
+class DataError(InputError):
+    """Calibration, eval or benchmark data does not fit the model."""
+
+
+class ProfileError(InputError):
+    """A target profile is unknown or invalid."""
+
+
+class UnsupportedOpError(InputError):
+    """The runtime or converter lacks an op the model uses."""
+
+    def __init__(self, message: str, ops: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.ops = ops
+
+
+class RuntimeUnavailableError(InputError):
+    """A runtime or optional dependency is not installed."""
+
+
+class OutputError(InputError):
+    """The output location cannot be written."""
+
+
+class RemoteError(InputError):
+    """A remote device could not be reached or used."""
+
+
+class ConversionError(EdgeoptError):
+    """A converter failed on a model we believed valid (internal)."""
+
+
+@dataclass(frozen=True)
+class BudgetViolation:
+    name: str
+    limit: float
+    actual: float
+    unit: str
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.actual:g} {self.unit} > limit {self.limit:g} {self.unit}"
+
+
+class BudgetExceededError(EdgeoptError):
+    """One or more budgets failed. Artifacts and the report were still written."""
+
+    exit_code = 3
+
+    def __init__(self, violations: tuple[BudgetViolation, ...], detail: str = "") -> None:
+        self.violations = violations
+        msg = "budget exceeded: " + "; ".join(v.describe() for v in violations)
+        super().__init__(msg + (f" ({detail})" if detail else ""))

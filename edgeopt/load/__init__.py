@@ -1,0 +1,1 @@
+"""Load stage: recognise model files and load Keras models safely."""

@@ -1,0 +1,57 @@
+"""The runner interface every runtime backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+
+
+class RuntimeName(StrEnum):
+    LITERT = "litert"
+    ONNXRUNTIME = "onnxruntime"
+    TFLM = "tflm"
+
+
+class GraphOptimization(StrEnum):
+    """onnxruntime graph optimization levels."""
+
+    DISABLE = "disable"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]  # -1 for a dynamic dimension
+    dtype: str  # numpy dtype name
+    scale: float = 0.0  # 0.0 means not quantized
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0 and self.dtype in ("int8", "uint8", "int16")
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    threads: int = 1
+    xnnpack: bool = True
+    graph_optimization: GraphOptimization = GraphOptimization.ALL
+
+
+class Runner(Protocol):
+    runtime: RuntimeName
+    implementation: str  # e.g. "ai_edge_litert", "tflite_runtime", "tf.lite"
+    version: str
+    delegate: str  # "xnnpack", "none", "CPUExecutionProvider"
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        """Run one inference with arrays matching `inputs`; return copies of the outputs."""
+        ...

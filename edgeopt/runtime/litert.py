@@ -1,0 +1,94 @@
+"""LiteRT backend: ai_edge_litert, then tflite_runtime, then tf.lite as a last resort."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import ModelFileError, RuntimeUnavailableError, UnsupportedOpError
+from edgeopt.runtime.base import RunnerOptions, RuntimeName, TensorInfo
+
+# (module holding Interpreter, distribution name for the version)
+IMPLEMENTATIONS = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite", "tensorflow"),
+)
+
+
+def _interpreter_module() -> tuple[Any, str, str]:
+    from importlib import metadata
+
+    for modname, dist in IMPLEMENTATIONS:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        impl = modname.rsplit(".interpreter", 1)[0]
+        return mod, impl, version
+    raise RuntimeUnavailableError("no TFLite runtime found; install one with: pip install ai-edge-litert")
+
+
+def _info(d: dict[str, Any]) -> TensorInfo:
+    scale, zp = d.get("quantization", (0.0, 0))
+    shape = tuple(int(s) for s in d.get("shape_signature", d["shape"]))
+    return TensorInfo(name=d["name"], shape=shape, dtype=np.dtype(d["dtype"]).name,
+                      scale=float(scale), zero_point=int(zp))
+
+
+class LiteRTRunner:
+    runtime = RuntimeName.LITERT
+
+    def __init__(self, path: Path, options: RunnerOptions) -> None:
+        mod, self.implementation, self.version = _interpreter_module()
+        kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": options.threads}
+        if not options.xnnpack:
+            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.delegate = "xnnpack" if options.xnnpack else "none"
+        try:
+            self._it = mod.Interpreter(**kwargs)
+            self._it.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise _translate(path, exc) from None
+        self.inputs = tuple(_info(d) for d in self._it.get_input_details())
+        self.outputs = tuple(_info(d) for d in self._it.get_output_details())
+        self._in_idx = [d["index"] for d in self._it.get_input_details()]
+        self._out_idx = [d["index"] for d in self._it.get_output_details()]
+        self._shapes = [tuple(int(s) for s in d["shape"]) for d in self._it.get_input_details()]
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        it = self._it
+        for i, (idx, x) in enumerate(zip(self._in_idx, feeds, strict=True)):
+            if tuple(x.shape) != self._shapes[i]:
+                it.resize_tensor_input(idx, list(x.shape))
+                it.allocate_tensors()
+                self._shapes[i] = tuple(x.shape)
+            it.set_tensor(idx, x)
+        it.invoke()
+        return [it.get_tensor(idx).copy() for idx in self._out_idx]
+
+    def invoke(self) -> None:
+        """Bare invoke on the inputs already set (for the benchmark loop)."""
+        self._it.invoke()
+
+    def set_inputs(self, feeds: list[np.ndarray]) -> None:
+        for idx, x in zip(self._in_idx, feeds, strict=True):
+            self._it.set_tensor(idx, x)
+
+
+def _translate(path: Path, exc: Exception) -> Exception:
+    text = str(exc)
+    if "Didn't find op for builtin opcode" in text or "Encountered unresolved custom op" in text:
+        import re
+
+        ops = tuple(sorted(set(re.findall(r"(?:builtin opcode '|custom op: )([A-Za-z0-9_]+)", text))))
+        return UnsupportedOpError(f"{path}: LiteRT lacks op(s) {', '.join(ops) or '?'}; rebuild with builtin ops only or upgrade the runtime", ops)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return ModelFileError(f"{path}: LiteRT cannot load the model: {first}")

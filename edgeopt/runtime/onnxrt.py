@@ -1,0 +1,72 @@
+"""onnxruntime backend (CPU execution provider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import ModelFileError, RuntimeUnavailableError, UnsupportedOpError
+from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName, TensorInfo
+
+ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+}
+
+
+def _info(arg) -> TensorInfo:  # type: ignore[no-untyped-def]
+    shape = tuple(d if isinstance(d, int) else -1 for d in arg.shape)
+    return TensorInfo(name=arg.name, shape=shape, dtype=ORT_TYPES.get(arg.type, "float32"))
+
+
+class OnnxRuntimeRunner:
+    runtime = RuntimeName.ONNXRUNTIME
+    implementation = "onnxruntime"
+    delegate = "CPUExecutionProvider"
+
+    def __init__(self, path: Path, options: RunnerOptions) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise RuntimeUnavailableError("onnxruntime is not installed; install it with: pip install onnxruntime") from None
+        self.version = ort.__version__
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        so.graph_optimization_level = {
+            GraphOptimization.DISABLE: ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            GraphOptimization.BASIC: ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            GraphOptimization.EXTENDED: ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            GraphOptimization.ALL: ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[options.graph_optimization]
+        try:
+            self._sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise _translate(path, exc) from None
+        self.inputs = tuple(_info(a) for a in self._sess.get_inputs())
+        self.outputs = tuple(_info(a) for a in self._sess.get_outputs())
+        self._names = [i.name for i in self.inputs]
+        self._feeds: dict[str, np.ndarray] = {}
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self._sess.run(None, dict(zip(self._names, feeds, strict=True))))
+
+    def set_inputs(self, feeds: list[np.ndarray]) -> None:
+        self._feeds = dict(zip(self._names, feeds, strict=True))
+
+    def invoke(self) -> None:
+        self._sess.run(None, self._feeds)
+
+
+def _translate(path: Path, exc: Exception) -> Exception:
+    import re
+
+    text = str(exc)
+    m = re.search(r"Could not find an implementation for (\w+)\(", text)
+    if m:
+        return UnsupportedOpError(f"{path}: onnxruntime lacks op {m.group(1)}; export with a lower opset or a supported op", (m.group(1),))
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return ModelFileError(f"{path}: onnxruntime cannot load the model: {first[:300]}")
