@@ -1,0 +1,1 @@
+"""Latency benchmark: one protocol across LiteRT and onnxruntime. No TensorFlow."""

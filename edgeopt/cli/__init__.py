@@ -1,0 +1,1 @@
+"""Typer CLI: thin commands, one output sink, one error formatter."""

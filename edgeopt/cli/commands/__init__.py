@@ -1,0 +1,16 @@
+"""Command registry: each module exposes `register(app)`. Order is the help order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+from edgeopt.cli.commands import bench, build, inspect, targets
+
+COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
+    build.register,
+    bench.register,
+    inspect.register,
+    targets.register,
+)

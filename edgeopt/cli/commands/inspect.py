@@ -1,0 +1,36 @@
+"""`edgeopt inspect MODEL`: what is inside a model (ops, tensors, params, MACs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.errors import handled
+from edgeopt.cli.output import Sink, table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("inspect")
+    def inspect_cmd(
+        model: Annotated[Path, typer.Argument(help=".tflite, .onnx, .keras, .h5 or SavedModel folder")],
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Show inputs, outputs, ops, params and MACs of a model."""
+        with handled():
+            from edgeopt.analysis.inspect import inspect_model
+
+            info = inspect_model(model)
+
+            def human(c):  # type: ignore[no-untyped-def]
+                c.print(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  MACs={info.macs:,}")
+                c.print(table("inputs / outputs", ["name", "kind", "shape", "dtype", "scale", "zero point"],
+                              [[t.name, kind, str(list(t.shape)), t.dtype, t.scale or None, t.zero_point if t.scale else None]
+                               for kind, ts in (("input", info.inputs), ("output", info.outputs)) for t in ts]))
+                c.print(table("layers", ["name", "op", "output shape", "params", "MACs"],
+                              [[x.name, x.op, str(list(x.output_shape)), x.params, x.macs] for x in info.layers]))
+                c.print(table("op counts", ["op", "count"], sorted(info.op_counts.items())))
+
+            Sink(json_out).result(info.to_dict(), human)

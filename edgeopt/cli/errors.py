@@ -1,0 +1,50 @@
+"""The one place where errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from edgeopt.errors import EdgeoptError
+
+EXIT_INTERRUPTED = 130
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false")
+
+
+def _print_err(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn library exceptions into one stderr line and an exit code."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except EdgeoptError as exc:
+        if debug_enabled():
+            traceback.print_exc()
+        _print_err(f"error: {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        _print_err("interrupted; earlier outputs are untouched")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except MemoryError:
+        _print_err("error: out of memory; try a smaller model, fewer samples or a machine with more RAM")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug_enabled():
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        _print_err(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)")
+        raise typer.Exit(1) from None

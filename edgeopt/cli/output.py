@@ -1,0 +1,62 @@
+"""One output sink: human (rich) or machine (--json) for every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class Sink:
+    as_json: bool = False
+    console: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    def result(self, data: Any, human: Callable[[Console], None]) -> None:
+        """Emit the command's result: JSON on stdout, or the human rendering."""
+        if self.as_json:
+            sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        else:
+            human(self.console)
+
+    def info(self, text: str) -> None:
+        """Progress and notes go to stderr so stdout stays parseable."""
+        self.err.print(text)
+
+    def warn(self, text: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {text}")
+
+    @contextmanager
+    def progress(self, description: str) -> Iterator[None]:
+        """A spinner on stderr for a long step (silent in --json mode or off a terminal)."""
+        if self.as_json or not self.err.is_terminal:
+            yield
+            return
+        with self.err.status(description):
+            yield
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[_fmt(v) for v in r])
+    return t
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)

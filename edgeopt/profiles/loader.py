@@ -1,0 +1,195 @@
+"""Find, parse and resolve target profiles.
+
+Resolution order for `--target NAME` (first match wins):
+  1. NAME is a path (ends in .toml or contains a path separator): that file.
+  2. ./targets/NAME.toml (the current project's folder)
+  3. each folder in $EDGEOPT_TARGETS (os.pathsep-separated)
+  4. the built-in profiles shipped with edgeopt.
+`extends = "OTHER"` is resolved the same way, by name only, except that
+`extends = "./file.toml"` may name a file in the same folder as the profile
+(no `..`, no absolute paths), so a profile cannot pull in arbitrary files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edgeopt.errors import ProfileError
+from edgeopt.profiles.schema import Profile
+
+MAX_EXTENDS_DEPTH = 8
+
+
+def builtin_dir() -> Path:
+    """Built-in profiles: packaged copy in a wheel, the repo's targets/ in a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "_targets"
+    return packaged if packaged.is_dir() else here.parent / "targets"
+
+
+def search_dirs() -> list[Path]:
+    dirs = [Path.cwd() / "targets"]
+    env = os.environ.get("EDGEOPT_TARGETS", "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs.append(builtin_dir())
+    seen: list[Path] = []
+    for d in dirs:
+        r = d.resolve()
+        if r not in seen:
+            seen.append(r)
+    return seen
+
+
+@dataclass(frozen=True)
+class ResolvedProfile:
+    profile: Profile
+    path: Path  # the file the user named
+    chain: tuple[Path, ...]  # the file, then each file it extends
+    sha256: str  # of the resolved profile as canonical JSON
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+def list_profiles() -> dict[str, Path]:
+    """Profile name -> file, first match in search order."""
+    found: dict[str, Path] = {}
+    for d in search_dirs():
+        if d.is_dir():
+            for f in sorted(d.glob("*.toml")):
+                found.setdefault(f.stem, f)
+    return dict(sorted(found.items()))
+
+
+def _looks_like_path(target: str) -> bool:
+    return target.endswith(".toml") or "/" in target or os.sep in target
+
+
+def find_profile(target: str) -> Path:
+    if _looks_like_path(target):
+        p = Path(target)
+        if not p.is_file():
+            raise ProfileError(f"profile file not found: {target}")
+        return p
+    for d in search_dirs():
+        f = d / f"{target}.toml"
+        if f.is_file():
+            return f
+    available = ", ".join(list_profiles()) or "none"
+    raise ProfileError(f"unknown target '{target}'; available: {available} (or give a path to a .toml file)")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot read profile: {exc}") from None
+
+
+def _resolve_extends(ref: str, origin: Path) -> Path:
+    if ref.startswith("./"):
+        rel = Path(ref[2:])
+        if rel.is_absolute() or ".." in rel.parts or rel.suffix != ".toml":
+            raise ProfileError(f"{origin}: extends = '{ref}' must name a .toml file in the same folder, or a profile name")
+        target = origin.parent / rel
+        if not target.is_file():
+            raise ProfileError(f"{origin}: extends = '{ref}': file not found")
+        return target
+    if _looks_like_path(ref):
+        raise ProfileError(f"{origin}: extends = '{ref}' must be a profile name or './file.toml' in the same folder")
+    try:
+        return find_profile(ref)
+    except ProfileError:
+        available = ", ".join(list_profiles()) or "none"
+        raise ProfileError(f"{origin}: extends = '{ref}' is not a known profile; available: {available}") from None
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _raw_chain(path: Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    chain: list[Path] = []
+    layers: list[dict[str, Any]] = []
+    current: Path | None = path
+    while current is not None:
+        resolved = current.resolve()
+        if resolved in chain:
+            raise ProfileError(f"{path}: extends forms a cycle through {current}")
+        if len(chain) >= MAX_EXTENDS_DEPTH:
+            raise ProfileError(f"{path}: extends chain deeper than {MAX_EXTENDS_DEPTH}")
+        chain.append(resolved)
+        data = _read_toml(current)
+        ext = data.pop("extends", None)
+        if ext is not None and not isinstance(ext, str):
+            raise ProfileError(f"{current}: extends must be a string (a profile name)")
+        data.setdefault("name", current.stem) if not layers else data.pop("name", None)
+        layers.append(data)
+        current = _resolve_extends(ext, current) if ext else None
+    merged: dict[str, Any] = {}
+    for layer in reversed(layers):
+        merged = _deep_merge(merged, layer)
+    return merged, tuple(chain)
+
+
+def format_validation_error(path: Path, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            section = err["loc"][:-1]
+            allowed = _allowed_keys(section)
+            if allowed:
+                msg += f" (allowed: {', '.join(allowed)})"
+        elif err["type"] == "enum" and "expected" in (err.get("ctx") or {}):
+            msg = f"must be one of {err['ctx']['expected']}"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        got = err.get("input")
+        if err["type"] not in ("extra_forbidden", "missing") and not isinstance(got, dict):
+            msg += f" (got {got!r})"
+        parts.append(f"{loc}: {msg}")
+    more = f" (+{len(parts) - 1} more)" if len(parts) > 1 else ""
+    return f"invalid profile {path}: {parts[0]}{more}"
+
+
+def _allowed_keys(section: tuple[Any, ...]) -> list[str]:
+    model: Any = Profile
+    for key in section:
+        field = model.model_fields.get(str(key))
+        if field is None or not hasattr(field.annotation, "model_fields"):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def load_profile(target: str | Path) -> ResolvedProfile:
+    """Resolve `target` (name or path) into a validated, frozen profile."""
+    path = find_profile(str(target))
+    merged, chain = _raw_chain(path)
+    try:
+        profile = Profile.model_validate(merged)
+    except ValidationError as exc:
+        raise ProfileError(format_validation_error(path, exc)) from None
+    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return ResolvedProfile(profile, path, chain, hashlib.sha256(canonical.encode()).hexdigest())

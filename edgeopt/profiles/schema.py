@@ -1,0 +1,129 @@
+"""The profile schema. Unknown keys are refused; every model is frozen."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class OutputFormat(StrEnum):
+    TFLITE = "tflite"
+    ONNX = "onnx"
+
+
+class Scheme(StrEnum):
+    NONE = "none"
+    FLOAT16 = "float16"
+    DYNAMIC = "dynamic"
+    INT8 = "int8"
+    INT16X8 = "int16x8"
+
+
+class IOType(StrEnum):
+    FLOAT32 = "float32"
+    INT8 = "int8"
+    UINT8 = "uint8"
+    INT16 = "int16"
+
+
+class CalibrationMethod(StrEnum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+class QuantFormat(StrEnum):
+    QDQ = "qdq"
+    QOPERATOR = "qoperator"
+
+
+class RuntimeChoice(StrEnum):
+    LITERT = "litert"
+    ONNXRUNTIME = "onnxruntime"
+    TFLM = "tflm"
+
+
+class GraphOpt(StrEnum):
+    DISABLE = "disable"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+
+class ConvertSection(Strict):
+    format: OutputFormat = OutputFormat.TFLITE
+    opset: Annotated[int, Field(ge=13, le=21)] = 17
+
+
+class QuantizeSection(Strict):
+    scheme: Scheme = Scheme.INT8
+    input_type: IOType = IOType.FLOAT32
+    output_type: IOType = IOType.FLOAT32
+    per_channel: bool = True
+    calibration_samples: Annotated[int, Field(ge=1, le=100_000)] = 200
+    calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
+    onnx_format: QuantFormat = QuantFormat.QDQ
+
+    @model_validator(mode="after")
+    def _io_fits_scheme(self) -> QuantizeSection:
+        for key in ("input_type", "output_type"):
+            io = getattr(self, key)
+            if io in (IOType.INT8, IOType.UINT8) and self.scheme is not Scheme.INT8:
+                raise ValueError(f"{key} = '{io}' needs scheme = 'int8' (got '{self.scheme}')")
+            if io is IOType.INT16 and self.scheme is not Scheme.INT16X8:
+                raise ValueError(f"{key} = 'int16' needs scheme = 'int16x8' (got '{self.scheme}')")
+        return self
+
+
+class RuntimeSection(Strict):
+    name: RuntimeChoice = RuntimeChoice.LITERT
+    threads: Annotated[int, Field(ge=0, le=256, description="0 means all cores")] = 1
+    xnnpack: bool = True
+    graph_optimization: GraphOpt = GraphOpt.ALL
+
+
+class BenchmarkSection(Strict):
+    warmup_runs: Annotated[int, Field(ge=0)] = 1
+    warmup_seconds: Annotated[float, Field(ge=0)] = 0.5
+    runs: Annotated[int, Field(ge=1)] = 50
+    min_seconds: Annotated[float, Field(ge=0)] = 1.0
+
+
+class BudgetsSection(Strict):
+    max_model_kb: Annotated[float, Field(gt=0)] | None = None
+    max_latency_ms: Annotated[float, Field(gt=0, description="limit on p90 latency")] | None = None
+    max_accuracy_drop: Annotated[float, Field(ge=0, le=100, description="percentage points")] | None = None
+    max_flash_kb: Annotated[float, Field(gt=0)] | None = None
+    max_ram_kb: Annotated[float, Field(gt=0)] | None = None
+
+
+class Profile(Strict):
+    """A resolved target profile (after `extends`)."""
+
+    name: str
+    description: str = ""
+    device_class: Annotated[str, Field(pattern=r"^(mobile-cpu|embedded-mcu|edge-server)$")] = "mobile-cpu"
+    convert: ConvertSection = ConvertSection()
+    quantize: QuantizeSection = QuantizeSection()
+    runtime: RuntimeSection = RuntimeSection()
+    benchmark: BenchmarkSection = BenchmarkSection()
+    budgets: BudgetsSection = BudgetsSection()
+
+    @model_validator(mode="after")
+    def _runtime_fits_format(self) -> Profile:
+        fmt, rt = self.convert.format, self.runtime.name
+        if fmt is OutputFormat.ONNX and rt is not RuntimeChoice.ONNXRUNTIME:
+            raise ValueError(f"runtime.name = '{rt}' cannot run convert.format = 'onnx'; use 'onnxruntime'")
+        if fmt is OutputFormat.TFLITE and rt is RuntimeChoice.ONNXRUNTIME:
+            raise ValueError("runtime.name = 'onnxruntime' cannot run convert.format = 'tflite'; use 'litert' or 'tflm'")
+        if fmt is OutputFormat.ONNX and self.quantize.scheme is Scheme.INT16X8:
+            raise ValueError("quantize.scheme = 'int16x8' is TFLite-only; use 'int8' for ONNX")
+        if fmt is OutputFormat.ONNX and (self.quantize.input_type is not IOType.FLOAT32 or self.quantize.output_type is not IOType.FLOAT32):
+            raise ValueError("ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'")
+        return self
