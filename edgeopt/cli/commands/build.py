@@ -1,0 +1,48 @@
+"""`edgeopt build MODEL --target NAME --out DIR`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.errors import handled
+from edgeopt.cli.output import Sink
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("build")
+    def build_cmd(
+        model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel folder or .onnx")],
+        target: Annotated[str, typer.Option("--target", "-t", help="Profile name or .toml path (see `edgeopt targets list`).")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; written atomically.")] = Path("out"),
+        calib: Annotated[Path | None, typer.Option("--calib", help="Calibration data .npz (x) or .npy.")] = None,
+        eval_data: Annotated[Path | None, typer.Option("--eval", help="Eval data .npz (x, y).")] = None,
+        random_calibration: Annotated[bool, typer.Option("--random-calibration", help="Calibrate int8 on random data (accuracy unknown).")] = False,
+        unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")] = False,
+        threads: Annotated[int | None, typer.Option("--threads", help="Benchmark threads (overrides the profile; 0 = all cores).")] = None,
+        no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the latency benchmark.")] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json."""
+        with handled():
+            from edgeopt.errors import BudgetExceededError
+            from edgeopt.pipeline.build import BuildRequest, build
+            from edgeopt.report.render import to_console
+
+            sink = Sink(json_out)
+            if threads is not None and threads < 0:
+                from edgeopt.errors import InputError
+
+                raise InputError(f"--threads must be >= 0 (0 = all cores), got {threads}")
+            req = BuildRequest(model=model, target=target, out=out, calib=calib, eval=eval_data,
+                               random_calibration=random_calibration, unsafe_load=unsafe_load, threads=threads,
+                               benchmark=not no_bench, command_line=tuple(sys.argv))
+            result = build(req, progress=lambda s: sink.info(f"[dim]{s}...[/dim]") if not json_out else None)
+            sink.result(result.report.model_dump(mode="json"), lambda c: (to_console(result.report, c),
+                                                                          c.print(f"wrote {result.out}")))
+            if result.violations:
+                raise BudgetExceededError(result.violations, f"report: {result.out / 'report.json'}")

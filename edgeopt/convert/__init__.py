@@ -1,0 +1,1 @@
+"""Convert stage: Keras -> TFLite (via a SavedModel) and Keras -> ONNX (via tf2onnx)."""

@@ -1,0 +1,42 @@
+"""Export a Keras 3 model to a SavedModel with a fixed input signature.
+
+TFLiteConverter.from_keras_model and from_concrete_functions on an unfrozen
+function break on Keras 3 (READ_VARIABLE during calibration). Exporting with
+`model.export(format="tf_saved_model")` and converting the SavedModel works for
+Sequential, functional and subclassed models alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import ConversionError, InputError
+
+
+def input_shape(model: Any) -> tuple[int | None, ...]:
+    """The single input's shape (batch first); several inputs are refused clearly."""
+    inputs = model.inputs if getattr(model, "inputs", None) else None
+    if inputs is None:
+        raise InputError("the model has no defined input shape; build it on a keras.Input first")
+    if len(inputs) != 1:
+        names = ", ".join(getattr(t, "name", "?") for t in inputs)
+        raise InputError(f"the model has {len(inputs)} inputs ({names}); edgeopt supports single-input models for now")
+    return tuple(None if d is None else int(d) for d in inputs[0].shape)
+
+
+def export_saved_model(model: Any, directory: Path, batch: int | None = 1) -> Path:
+    """Write `model` as a SavedModel with input batch `batch` (None = dynamic)."""
+    import tensorflow as tf
+
+    shape = (batch,) + input_shape(model)[1:]
+    dtype = model.inputs[0].dtype
+    spec = tf.TensorSpec(shape, tf.as_dtype(dtype if isinstance(dtype, str) else getattr(dtype, "name", "float32")), name="input")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            model.export(str(directory), format="tf_saved_model", input_signature=[spec], verbose=False)
+    except Exception as exc:  # noqa: BLE001 - TF raises many types
+        raise ConversionError(f"SavedModel export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None
+    return directory

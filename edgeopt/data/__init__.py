@@ -1,0 +1,1 @@
+"""Data stage: calibration, eval and training arrays from .npz/.npy (never pickle)."""

@@ -1,0 +1,105 @@
+"""Load Keras models (.keras, .h5, SavedModel) with safe mode on."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError
+from edgeopt.load.formats import ModelFormat, detect_format
+
+KERAS_FORMATS = (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVED_MODEL)
+
+
+def import_keras() -> Any:
+    """Import Keras 3 on TensorFlow, or explain the extra to install."""
+    try:
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise RuntimeUnavailableError("conversion needs TensorFlow; install it with: pip install 'edgeopt[convert]'") from None
+    return keras
+
+
+def _lambda_layers(config: Any) -> list[str]:
+    """Names of Lambda layers anywhere in a Keras config tree."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                cfg = node.get("config", {})
+                found.append(str(cfg.get("name", "?")) if isinstance(cfg, dict) else "?")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(config)
+    return found
+
+
+def _check_lambda(path: Path, unsafe: bool) -> None:
+    if unsafe:
+        return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{path}: unreadable Keras config: {exc}") from None
+    names = _lambda_layers(config)
+    if names:
+        raise InputError(
+            f"{path}: Lambda layer(s) {', '.join(names)} run arbitrary Python code and are refused in safe mode; "
+            "pass --unsafe-load only if you trust this file"
+        )
+
+
+def load_keras(path: Path, unsafe: bool = False) -> Any:
+    """Load a Keras model; returns a keras.Model. SavedModel folders load as a Keras layer wrapper."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt not in KERAS_FORMATS:
+        raise ModelFileError(f"{path}: a Keras model (.keras, .h5 or SavedModel folder) is needed here, not {fmt}")
+    if fmt is ModelFormat.KERAS:
+        _check_lambda(path, unsafe)
+    keras = import_keras()
+    try:
+        if fmt is ModelFormat.SAVED_MODEL:
+            return _load_saved_model(keras, path)
+        return keras.saving.load_model(path, compile=True, safe_mode=not unsafe)
+    except ValueError as exc:
+        text = str(exc)
+        if "Lambda" in text and "safe_mode" in text:
+            raise InputError(f"{path}: the model has a Lambda layer, refused in safe mode; pass --unsafe-load only if you trust this file") from None
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ModelFileError(f"{path}: cannot load the Keras model: {first[:300]}") from None
+    except (OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt") from None
+
+
+def _load_saved_model(keras: Any, path: Path) -> Any:
+    """Wrap a SavedModel's serving signature as a functional Keras model."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    sig = loaded.signatures.get("serving_default")
+    if sig is None:
+        raise ModelFileError(f"{path}: SavedModel has no 'serving_default' signature; export one")
+    specs = sig.structured_input_signature[1]
+    if len(specs) != 1:
+        raise InputError(f"{path}: SavedModel with {len(specs)} inputs; only single-input SavedModels are supported")
+    (in_name, spec), = specs.items()
+    inp = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype.name, name=in_name)
+    out_key = next(iter(sig.structured_outputs))
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+    out = layer(inp)
+    if isinstance(out, dict):
+        out = out[out_key]
+    return keras.Model(inp, out, name=path.name)

@@ -1,0 +1,1 @@
+"""Pipeline: the build orchestration and atomic output staging."""

@@ -1,0 +1,78 @@
+"""The float source model of a build: a Keras model or a float ONNX model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import InputError, ModelFileError
+from edgeopt.load.formats import ModelFormat, detect_format
+from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    format: ModelFormat
+    input_shape: tuple[int | None, ...]
+    keras_model: Any = None  # keras.Model for Keras sources
+    onnx_path: Path | None = None  # for ONNX sources
+
+    @property
+    def reference_name(self) -> str:
+        return "keras float (TensorFlow)" if self.keras_model is not None else "onnx float (onnxruntime)"
+
+    def params(self) -> int | None:
+        if self.keras_model is not None:
+            return int(self.keras_model.count_params())
+        import onnx
+
+        m = onnx.load(str(self.onnx_path))
+        return int(sum(int(np.prod(t.dims)) for t in m.graph.initializer))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Float reference outputs (first output), batch first, flattened per sample."""
+        if self.keras_model is not None:
+            out = self.keras_model.predict(x, batch_size=64, verbose=0)
+            out = out[0] if isinstance(out, list | tuple) else out
+            out = next(iter(out.values())) if isinstance(out, dict) else out
+            return np.asarray(out, np.float32).reshape(x.shape[0], -1)
+        from edgeopt.validate.accuracy import predict
+
+        assert self.onnx_path is not None
+        return predict(self.onnx_path, x)
+
+
+def open_source(path: Path, unsafe_load: bool) -> Source:
+    fmt = detect_format(path)
+    if fmt in KERAS_FORMATS:
+        from edgeopt.convert.savedmodel import input_shape
+
+        model = load_keras(path, unsafe=unsafe_load)
+        return Source(path, fmt, input_shape(model), keras_model=model)
+    if fmt is ModelFormat.ONNX:
+        return Source(path, fmt, _onnx_input_shape(path), onnx_path=path)
+    raise InputError(f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)")
+
+
+def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - onnx raises several types on corrupt files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(f"{path}: not a valid ONNX model: {first[:200]}") from None
+    init = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init]
+    if len(inputs) != 1:
+        raise InputError(f"{path}: the model has {len(inputs)} inputs; edgeopt supports single-input models for now")
+    dims = inputs[0].type.tensor_type.shape.dim
+    elem = inputs[0].type.tensor_type.elem_type
+    if elem != onnx.TensorProto.FLOAT:
+        raise InputError(f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model")
+    return tuple((d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None) for d in dims)

@@ -1,0 +1,92 @@
+"""TFLite quantization schemes as converter set-ups (one function per scheme)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import InputError
+from edgeopt.profiles.schema import IOType, Scheme
+
+
+@dataclass(frozen=True)
+class TfliteRecipe:
+    scheme: Scheme
+    input_type: IOType = IOType.FLOAT32
+    output_type: IOType = IOType.FLOAT32
+    per_channel: bool = True
+    calibration: np.ndarray | None = None  # float32 samples, batch first
+
+    def needs_calibration(self) -> bool:
+        return self.scheme in (Scheme.INT8, Scheme.INT16X8)
+
+
+def _dataset(x: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def gen() -> Iterator[list[np.ndarray]]:
+        for i in range(x.shape[0]):  # fixed order: deterministic calibration
+            yield [x[i : i + 1].astype(np.float32)]
+
+    return gen
+
+
+def _tf_type(tf: Any, io: IOType) -> Any:
+    return {IOType.FLOAT32: tf.float32, IOType.INT8: tf.int8, IOType.UINT8: tf.uint8, IOType.INT16: tf.int16}[io]
+
+
+def _none(conv: Any, r: TfliteRecipe, tf: Any) -> None:
+    return None
+
+
+def _float16(conv: Any, r: TfliteRecipe, tf: Any) -> None:
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic(conv: Any, r: TfliteRecipe, tf: Any) -> None:
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv._experimental_disable_per_channel = not r.per_channel
+
+
+def _int8(conv: Any, r: TfliteRecipe, tf: Any) -> None:
+    assert r.calibration is not None
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = _dataset(r.calibration)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = _tf_type(tf, r.input_type)
+    conv.inference_output_type = _tf_type(tf, r.output_type)
+    conv._experimental_disable_per_channel = not r.per_channel
+
+
+def _int16x8(conv: Any, r: TfliteRecipe, tf: Any) -> None:
+    assert r.calibration is not None
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = _dataset(r.calibration)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.inference_input_type = _tf_type(tf, r.input_type)
+    conv.inference_output_type = _tf_type(tf, r.output_type)
+    conv._experimental_disable_per_channel = not r.per_channel
+
+
+SCHEMES: dict[Scheme, Callable[[Any, TfliteRecipe, Any], None]] = {
+    Scheme.NONE: _none,
+    Scheme.FLOAT16: _float16,
+    Scheme.DYNAMIC: _dynamic,
+    Scheme.INT8: _int8,
+    Scheme.INT16X8: _int16x8,
+}
+
+
+def converter_setup(recipe: TfliteRecipe) -> Callable[[Any], None]:
+    """A set-up function for edgeopt.convert.tflite.to_tflite."""
+    if recipe.needs_calibration() and recipe.calibration is None:
+        raise InputError(f"scheme '{recipe.scheme}' needs calibration data; give --calib data.npz (or --random-calibration)")
+
+    def setup(conv: Any) -> None:
+        import tensorflow as tf
+
+        SCHEMES[recipe.scheme](conv, recipe, tf)
+
+    return setup

@@ -1,0 +1,1 @@
+"""Report stage: the report schema and its JSON / Markdown / console renderings."""

@@ -1,0 +1,1 @@
+"""Validate stage: run artifacts in their real runtime and compare with the float model."""
