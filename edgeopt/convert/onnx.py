@@ -30,7 +30,9 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
         return model(x, training=False)
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        from edgeopt.runtime.quiet import native_quiet
+
+        with native_quiet(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
     except Exception as exc:  # noqa: BLE001
         raise ConversionError(f"ONNX export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None

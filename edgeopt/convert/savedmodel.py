@@ -35,7 +35,9 @@ def export_saved_model(model: Any, directory: Path, batch: int | None = 1) -> Pa
     dtype = model.inputs[0].dtype
     spec = tf.TensorSpec(shape, tf.as_dtype(dtype if isinstance(dtype, str) else getattr(dtype, "name", "float32")), name="input")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        from edgeopt.runtime.quiet import native_quiet
+
+        with native_quiet(), contextlib.redirect_stdout(io.StringIO()):
             model.export(str(directory), format="tf_saved_model", input_signature=[spec], verbose=False)
     except Exception as exc:  # noqa: BLE001 - TF raises many types
         raise ConversionError(f"SavedModel export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None

@@ -21,8 +21,11 @@ def to_tflite(saved_model: Path, setup: ConverterSetup | None = None) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if setup is not None:
         setup(conv)
+    from edgeopt.runtime.quiet import native_quiet
+
     try:
-        return bytes(conv.convert())
+        with native_quiet():
+            return bytes(conv.convert())
     except Exception as exc:  # noqa: BLE001 - converter errors are many types
         text = str(exc)
         if "not supported" in text.lower() and "op" in text.lower():

@@ -19,8 +19,11 @@ def import_keras() -> Any:
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras
-        import tensorflow  # noqa: F401
+        from edgeopt.runtime.quiet import native_quiet
+
+        with native_quiet():
+            import keras
+            import tensorflow  # noqa: F401
     except ImportError:
         raise RuntimeUnavailableError("conversion needs TensorFlow; install it with: pip install 'edgeopt[convert]'") from None
     return keras

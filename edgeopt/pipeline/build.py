@@ -76,11 +76,11 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     started = time.perf_counter()
     resolved = load_profile(req.target)
     profile = resolved.profile
-    out = prepare_output(req.out)
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     calib, calib_source, notes = _calibration(req, source, profile)
     evalset = _eval(req, source)
+    out = prepare_output(req.out)  # only once every input is known to be good
     with Staging(out) as stage:
         progress("converting")
         base_name, opt_name = _convert(source, profile, calib, stage)

@@ -11,20 +11,21 @@ from edgeopt.report.schema import Report, Variant
 def _row(label: str, v: Variant) -> list[object]:
     acc = v.accuracy
     lat = v.latency_ms
-    return [label, v.artifact.path, v.artifact.scheme, v.artifact.bytes,
+    return [label, v.artifact.scheme, v.artifact.bytes,
             None if acc is None else (acc.value if acc.value is not None else None),
             None if acc is None else acc.agreement, None if acc is None else acc.snr_db,
             None if lat is None else lat.p50, None if lat is None else lat.p90]
 
 
-COLUMNS = ["", "artifact", "scheme", "bytes", "top-1 %", "agree %", "SNR dB", "p50 ms", "p90 ms"]
+COLUMNS = ["", "scheme", "bytes", "top1%", "agree%", "SNR dB", "p50 ms", "p90 ms"]
 
 
 def to_console(report: Report, console: Console) -> None:
     rows = [_row("baseline", report.baseline), _row("optimized", report.optimized)]
     r = report.ratios
-    rows.append(["ratio", "", "", r.size, None, None, None, r.latency_p50, None])
+    rows.append(["ratio", "", r.size, None, None, None, r.latency_p50, None])
     console.print(table(f"{report.input.path} -> {report.target.name}", COLUMNS, rows))
+    console.print(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}", markup=False)
     if report.budgets:
         console.print(table("budgets", ["budget", "limit", "actual", "unit", "ok"],
                             [[b.name, b.limit, b.actual, b.unit, {True: "ok", False: "FAIL", None: "unchecked"}[b.ok]]
@@ -54,7 +55,7 @@ def to_markdown(report: Report) -> str:
     for label, v in (("baseline", report.baseline), ("optimized", report.optimized)):
         lines.append("| " + " | ".join(_md_cell(c) for c in _row(label, v)) + " |")
     r = report.ratios
-    lines.append(f"| ratio (optimized / baseline) |  |  | {r.size:.3f} |  |  |  | {_md_cell(r.latency_p50)} |  |")
+    lines.append(f"| ratio (optimized / baseline) |  | {r.size:.3f} |  |  |  | {_md_cell(r.latency_p50)} |  |")
     if report.budgets:
         lines += ["", "## Budgets", "", "| budget | limit | actual | unit | ok |", "|---|---|---|---|---|"]
         for b in report.budgets:

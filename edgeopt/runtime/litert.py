@@ -52,9 +52,12 @@ class LiteRTRunner:
         if not options.xnnpack:
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.delegate = "xnnpack" if options.xnnpack else "none"
+        from edgeopt.runtime.quiet import native_quiet
+
         try:
-            self._it = mod.Interpreter(**kwargs)
-            self._it.allocate_tensors()
+            with native_quiet():
+                self._it = mod.Interpreter(**kwargs)
+                self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise _translate(path, exc) from None
         self.inputs = tuple(_info(d) for d in self._it.get_input_details())
