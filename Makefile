@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   builds the shipped sample model for the three device classes and prints the comparison
+#   make test   runs the test suite
+# Each creates its own virtual environment and installs edgeopt from pyproject.toml.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed-dev
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@for t in mobile-cpu embedded-mcu edge-server; do \
+	  $(VENV)/bin/edgeopt build sample_models/digits_cnn.keras --target $$t --out demo-out/$$t || exit $$?; \
+	done
+	$(VENV)/bin/edgeopt build sample_models/digits_mlp.onnx --target edge-server --out demo-out/onnx-edge-server
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edgeopt tests
+
+clean:
+	rm -rf $(VENV) demo-out

@@ -1,0 +1,147 @@
+"""Bad input: exit 2, one line that names the problem, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture()
+def model_copy(tmp_path: Path, samples: Path) -> Path:
+    """A copy of a sample without its sibling data files."""
+    dst = tmp_path / "m.keras"
+    shutil.copy(samples / "digits_dscnn.keras", dst)
+    return dst
+
+
+def _fails(r, needle: str, out: Path | None = None) -> None:
+    assert r.exit_code == 2, (r.exit_code, r.stderr)
+    assert needle in r.stderr, r.stderr
+    assert "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    if out is not None:
+        assert not out.exists() or not any(p for p in out.iterdir() if not p.name.startswith("keep"))
+
+
+def _build(cli, model, out, *extra):
+    return cli("build", model, "--target", "mobile-cpu", "--out", out, "--no-bench", *extra)
+
+
+def test_missing_empty_and_corrupt_models(cli, tmp_path: Path, samples: Path):
+    out = tmp_path / "out"
+    _fails(_build(cli, tmp_path / "nope.keras", out), "model not found", out)
+    empty = tmp_path / "e.keras"
+    empty.write_bytes(b"")
+    _fails(_build(cli, empty, out), "is empty", out)
+    text = tmp_path / "t.keras"
+    text.write_text("hello, I am not a model")
+    _fails(_build(cli, text, out), "not a Keras 3 archive", out)
+    data = (samples / "digits_dscnn.keras").read_bytes()
+    trunc = tmp_path / "trunc.keras"
+    trunc.write_bytes(data[: len(data) // 2])
+    _fails(_build(cli, trunc, out), "trunc.keras", out)
+    onnx_bytes = (samples / "digits_mlp.onnx").read_bytes()
+    bad_onnx = tmp_path / "bad.onnx"
+    bad_onnx.write_bytes(onnx_bytes[: len(onnx_bytes) // 3])
+    r = cli("build", bad_onnx, "--target", "edge-server", "--out", out, "--no-bench")
+    _fails(r, "bad.onnx", out)
+    bad_tfl = tmp_path / "bad.tflite"
+    bad_tfl.write_bytes(b"\x00" * 64)
+    _fails(_build(cli, bad_tfl, out), "not a TFLite flatbuffer", out)
+
+
+def test_unknown_target(cli, tmp_path: Path, samples: Path):
+    r = cli("build", samples / "digits_cnn.keras", "--target", "nonexistent", "--out", tmp_path / "o")
+    _fails(r, "unknown target 'nonexistent'; available: ", tmp_path / "o")
+
+
+def test_onnx_to_tflite_profile_refused(cli, tmp_path: Path, samples: Path):
+    _fails(_build(cli, samples / "digits_mlp.onnx", tmp_path / "o"), "needs a Keras/TensorFlow model", tmp_path / "o")
+
+
+@pytest.mark.parametrize(
+    "x, y, needle",
+    [
+        (np.zeros((10, 8, 8, 1), np.float32), None, "the model expects (N, 16, 16, 1)"),
+        (np.zeros((10, 16, 16, 1), np.complex64), None, "expected numbers"),
+        (np.full((10, 16, 16, 1), np.nan, np.float32), None, "NaN or Inf"),
+        (np.full((10, 16, 16, 1), np.inf, np.float32), None, "NaN or Inf"),
+        (np.zeros((0, 16, 16, 1), np.float32), None, "has no samples"),
+    ],
+)
+def test_bad_calibration(cli, tmp_path: Path, model_copy: Path, x, y, needle):
+    calib = tmp_path / "c.npz"
+    np.savez(calib, x=x)
+    _fails(_build(cli, model_copy, tmp_path / "o", "--calib", calib), needle, tmp_path / "o")
+
+
+def test_bad_data_files(cli, tmp_path: Path, model_copy: Path):
+    no_x = tmp_path / "nox.npz"
+    np.savez(no_x, data=np.zeros((3, 16, 16, 1), np.float32))
+    _fails(_build(cli, model_copy, tmp_path / "o", "--calib", no_x), "has no array 'x'", tmp_path / "o")
+    pickled = tmp_path / "p.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    _fails(_build(cli, model_copy, tmp_path / "o", "--calib", pickled), "cannot be read", tmp_path / "o")
+
+
+def test_eval_label_count_mismatch(cli, tmp_path: Path, model_copy: Path, samples: Path):
+    ev = tmp_path / "ev.npz"
+    np.savez(ev, x=np.zeros((10, 16, 16, 1), np.float32), y=np.zeros(9, np.int64))
+    r = _build(cli, model_copy, tmp_path / "o", "--calib", samples / "digits_dscnn.calib.npz", "--eval", ev)
+    _fails(r, "9 labels for 10 samples", tmp_path / "o")
+
+
+def test_unwritable_output(cli, tmp_path: Path, model_copy: Path, samples: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = _build(cli, model_copy, blocker / "sub", "--calib", samples / "digits_dscnn.calib.npz")
+    _fails(r, "cannot create output folder")
+    assert blocker.read_text() == "x"
+
+
+def test_failed_build_leaves_previous_out_untouched(cli, tmp_path: Path, model_copy: Path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.tflite").write_bytes(b"old artifact")
+    empty = tmp_path / "bad.npz"
+    np.savez(empty, x=np.zeros((0, 16, 16, 1), np.float32))
+    _fails(_build(cli, model_copy, out, "--calib", empty), "no samples")
+    assert (out / "keep.tflite").read_bytes() == b"old artifact"
+    assert sorted(p.name for p in out.iterdir()) == ["keep.tflite"]
+
+
+def _keras_model(kind: str):
+    import keras
+
+    if kind == "lambda":
+        i = keras.Input((4,))
+        o = keras.layers.Lambda(lambda t: t * 2.0, name="double_it")(i)
+        return keras.Model(i, keras.layers.Dense(2)(o))
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    return keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([a, b])))
+
+
+def test_lambda_refused_without_unsafe_load(cli, tmp_path: Path):
+    path = tmp_path / "lam.keras"
+    _keras_model("lambda").save(path)
+    r = cli("build", path, "--target", "mobile-cpu", "--out", tmp_path / "o", "--no-bench", "--random-calibration")
+    _fails(r, "double_it", tmp_path / "o")
+    assert "--unsafe-load" in r.stderr
+    r = cli("build", path, "--target", "mobile-cpu", "--out", tmp_path / "o", "--no-bench", "--random-calibration", "--unsafe-load")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_multi_input_refused_clearly(cli, tmp_path: Path):
+    path = tmp_path / "two.keras"
+    _keras_model("two").save(path)
+    r = cli("build", path, "--target", "mobile-cpu", "--out", tmp_path / "o", "--no-bench", "--random-calibration")
+    _fails(r, "has 2 inputs", tmp_path / "o")
+
+
+def test_debug_shows_traceback(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("EDGEOPT_DEBUG", "0")  # restored afterwards: --debug sets it for the process
+    r = cli("--debug", "build", tmp_path / "nope.keras", "--target", "mobile-cpu", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "Traceback" in r.stderr

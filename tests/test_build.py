@@ -1,0 +1,119 @@
+"""`edgeopt build` end to end on the shipped samples: real converters and runtimes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeopt.pipeline.build import BuildRequest, build
+
+REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "ok"}
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory, samples: Path):
+    """Each sample model built for each profile it fits, once per session."""
+    out = {}
+    cases = [("digits_cnn.keras", "mobile-cpu"), ("digits_cnn.keras", "embedded-mcu"),
+             ("digits_cnn.keras", "edge-server"), ("digits_dscnn.keras", "mobile-cpu"),
+             ("digits_mlp.onnx", "edge-server")]
+    for model, target in cases:
+        d = tmp_path_factory.mktemp(f"{Path(model).stem}-{target}")
+        out[(model, target)] = build(BuildRequest(model=samples / model, target=target, out=d))
+    return out
+
+
+def test_every_sample_builds_with_report(builds):
+    for (model, target), res in builds.items():
+        data = json.loads((res.out / "report.json").read_text())
+        assert REPORT_KEYS <= set(data), (model, target)
+        assert data["target"]["name"] == target and len(data["target"]["profile_sha256"]) == 64
+        assert data["tool"] == {"name": "edgeopt", "version": "0.1.0"}
+        for variant in ("baseline", "optimized"):
+            art = data[variant]["artifact"]
+            assert (res.out / art["path"]).stat().st_size == art["bytes"] > 0
+            assert set(data[variant]["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "runs", "warmup", "threads", "runtime"}
+            assert data[variant]["latency_ms"]["runs"] >= 50
+            acc = data[variant]["accuracy"]
+            assert acc["metric"] == "top1" and acc["samples"] >= 300
+        assert (res.out / "report.md").read_text().startswith("# edgeopt report")
+        assert data["ok"] is True and res.ok
+        assert not list(res.out.glob(".edgeopt-staging-*"))
+
+
+@pytest.mark.parametrize("model", ["digits_cnn.keras", "digits_dscnn.keras"])
+def test_int8_tflite_is_small_and_accurate(builds, model):
+    r = builds[(model, "mobile-cpu")].report
+    assert r.optimized.artifact.bytes <= 0.30 * r.baseline.artifact.bytes
+    assert r.optimized.accuracy.value >= r.optimized.accuracy.reference_value - 1.0
+    assert r.optimized.accuracy.reference_value > 95.0
+    assert r.baseline.accuracy.agreement == 100.0 and r.baseline.accuracy.snr_db > 60
+
+
+def test_mcu_artifact_is_int8_end_to_end(builds):
+    from edgeopt.runtime import open_runner
+
+    res = builds[("digits_cnn.keras", "embedded-mcu")]
+    runner = open_runner(res.out / res.report.optimized.artifact.path)
+    assert runner.inputs[0].dtype == "int8" and runner.outputs[0].dtype == "int8"
+    assert runner.inputs[0].scale > 0
+    assert res.report.optimized.latency_ms.threads == 1
+
+
+def test_onnx_paths(builds):
+    import onnx
+
+    for key in (("digits_cnn.keras", "edge-server"), ("digits_mlp.onnx", "edge-server")):
+        res = builds[key]
+        m = onnx.load(str(res.out / res.report.optimized.artifact.path))
+        ops = {n.op_type for n in m.graph.node}
+        assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
+        acc = res.report.optimized.accuracy
+        assert acc.drop <= 1.0 and acc.reference == "keras float (TensorFlow)" if key[0].endswith(".keras") else True
+        assert res.report.optimized.artifact.bytes < 0.6 * res.report.baseline.artifact.bytes
+
+
+def test_budget_failure_exits_3_and_still_writes(cli, tmp_path: Path, samples: Path):
+    prof = tmp_path / "tight.toml"
+    prof.write_text('extends = "mobile-cpu"\n[budgets]\nmax_model_kb = 1\n')
+    out = tmp_path / "out"
+    r = cli("build", samples / "digits_dscnn.keras", "--target", prof, "--out", out, "--no-bench")
+    assert r.exit_code == 3
+    assert "budget exceeded: max_model_kb:" in r.stderr and "> limit 1 KiB" in r.stderr
+    data = json.loads((out / "report.json").read_text())
+    assert data["ok"] is False
+    b = next(b for b in data["budgets"] if b["name"] == "max_model_kb")
+    assert b["ok"] is False and b["actual"] > 1 and b["limit"] == 1
+
+
+def test_json_output_is_clean(cli, tmp_path: Path, samples: Path):
+    r = cli("build", samples / "digits_dscnn.keras", "--target", "mobile-cpu", "--out", tmp_path / "o", "--json", "--no-bench")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["optimized"]["latency_ms"] is None and data["optimized"]["accuracy"]["metric"] == "top1"
+
+
+def test_random_calibration_is_explicit(cli, tmp_path: Path, samples: Path):
+    import shutil
+
+    model = tmp_path / "m.keras"
+    shutil.copy(samples / "digits_dscnn.keras", model)
+    r = cli("build", model, "--target", "mobile-cpu", "--out", tmp_path / "o1", "--no-bench")
+    assert r.exit_code == 2 and "needs calibration data" in r.stderr and "--random-calibration" in r.stderr
+    assert not (tmp_path / "o1").exists()
+    r = cli("build", model, "--target", "mobile-cpu", "--out", tmp_path / "o2", "--no-bench", "--random-calibration", "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["calibration"]["source"] == "random" and data["optimized"]["accuracy"] is None
+    assert any("accuracy is unknown" in n for n in data["notes"])
+
+
+def test_rebuild_keeps_other_files(tmp_path: Path, samples: Path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    build(BuildRequest(model=samples / "digits_dscnn.keras", target="mobile-cpu", out=out, benchmark=False))
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert (out / "digits_dscnn.tflite").exists()

@@ -1,0 +1,87 @@
+"""Target profiles: built-ins, extends, validation messages, JSON schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgeopt.errors import ProfileError
+from edgeopt.profiles import list_profiles, load_profile
+from edgeopt.profiles.schema import OutputFormat, Scheme
+
+
+def test_builtins_resolve():
+    names = set(list_profiles())
+    assert {"mobile-cpu", "embedded-mcu", "edge-server", "raspberry-pi-4"} <= names
+    mcu = load_profile("embedded-mcu").profile
+    assert mcu.quantize.scheme is Scheme.INT8 and str(mcu.quantize.input_type) == "int8" and mcu.runtime.threads == 1
+    srv = load_profile("edge-server").profile
+    assert srv.convert.format is OutputFormat.ONNX and str(srv.quantize.onnx_format) == "qdq"
+
+
+def test_extends_merges_and_hashes():
+    pi = load_profile("raspberry-pi-4")
+    base = load_profile("mobile-cpu")
+    assert pi.profile.quantize == base.profile.quantize
+    assert pi.profile.budgets.max_latency_ms == 50
+    assert [p.stem for p in pi.chain] == ["raspberry-pi-4", "mobile-cpu"]
+    assert pi.sha256 != base.sha256 and len(pi.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ('[quantize]\nschem = "int8"\n', "quantize.schem: unknown key (allowed: scheme"),
+        ('[quantize]\nscheme = "int4"\n', "quantize.scheme: must be one of"),
+        ('[quantize]\ncalibration_samples = "many"\n', "quantize.calibration_samples"),
+        ('[runtime]\nthreads = -1\n', "runtime.threads"),
+        ('[convert]\nformat = "onnx"\n[runtime]\nname = "litert"\n', "cannot run convert.format = 'onnx'"),
+        ('[quantize]\nscheme = "float16"\ninput_type = "int8"\n', "input_type = 'int8' needs scheme = 'int8'"),
+        ('extends = "no-such-profile"\n', "extends = 'no-such-profile' is not a known profile"),
+        ('extends = "../etc/passwd"\n', "must be a profile name"),
+        ("this is = not toml [", "not valid TOML"),
+    ],
+)
+def test_bad_profiles_name_file_and_key(tmp_path: Path, body: str, needle: str):
+    f = tmp_path / "mine.toml"
+    f.write_text(body)
+    with pytest.raises(ProfileError) as exc:
+        load_profile(str(f))
+    assert needle in str(exc.value)
+    assert str(f) in str(exc.value) or "extends" in needle
+
+
+def test_extends_cycle(tmp_path: Path):
+    (tmp_path / "a.toml").write_text('extends = "./b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "./a.toml"\n')
+    with pytest.raises(ProfileError, match="cycle"):
+        load_profile(str(tmp_path / "a.toml"))
+
+
+def test_env_search_path(tmp_path: Path, monkeypatch):
+    (tmp_path / "my-board.toml").write_text('extends = "mobile-cpu"\n[runtime]\nthreads = 2\n')
+    monkeypatch.setenv("EDGEOPT_TARGETS", str(tmp_path))
+    assert "my-board" in list_profiles()
+    assert load_profile("my-board").profile.runtime.threads == 2
+
+
+def test_unknown_target_lists_available(cli):
+    r = cli("targets", "show", "nope")
+    assert r.exit_code == 2
+    assert "unknown target 'nope'; available:" in r.stderr and "mobile-cpu" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_targets_cli(cli):
+    r = cli("targets", "list", "--json")
+    assert r.exit_code == 0
+    names = {row["name"] for row in json.loads(r.stdout)}
+    assert {"mobile-cpu", "edge-server"} <= names
+    r = cli("targets", "show", "raspberry-pi-4")
+    assert r.exit_code == 0 and "max_latency_ms = 50" in r.stdout and "[quantize]" in r.stdout
+    r = cli("targets", "schema")
+    schema = json.loads(r.stdout)
+    assert r.exit_code == 0 and "quantize" in schema["properties"]
+    assert schema["$defs"]["QuantizeSection"]["additionalProperties"] is False
