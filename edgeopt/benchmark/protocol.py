@@ -3,21 +3,30 @@
 Warmup until both `warmup_runs` and `warmup_seconds` are met, then measure until
 both `runs` and `min_seconds` are met. Each timed call is one bare invoke on
 inputs set once, so the loop adds as little as a Python loop can.
+
+Several models (or thread counts) are measured interleaved: in rounds, each
+variant runs a block of about `BLOCK_SECONDS`, so slow drift (clock scaling,
+heat, background load) hits every variant alike and cancels in the ratios.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+from edgeopt.benchmark.fingerprint import Fingerprint, collect
+from edgeopt.benchmark.inputs import InputData, make_feeds
+from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
+from edgeopt.benchmark.stats import LatencyStats, ratios, summarize
+from edgeopt.errors import InputError
+from edgeopt.runtime import Runner, RunnerOptions, RuntimeName, open_runner
+from edgeopt.runtime.base import GraphOptimization
 
-from edgeopt.benchmark.stats import LatencyStats, summarize
-from edgeopt.errors import DataError, InputError
-from edgeopt.runtime import Runner, RunnerOptions, open_runner
-from edgeopt.runtime.tensors import random_input
+BLOCK_SECONDS = 0.02  # one interleaving slot per variant and round
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,7 @@ class BenchSettings:
     min_seconds: float = 1.0
     max_seconds: float = 60.0  # stop measuring past this even if `runs` is not reached
     seed: int = 0
+    graph_optimization: GraphOptimization = GraphOptimization.ALL  # onnxruntime only
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -37,7 +47,10 @@ class BenchSettings:
         if self.runs < 1:
             raise InputError(f"runs must be >= 1, got {self.runs}")
         if self.warmup_runs < 0 or self.warmup_seconds < 0 or self.min_seconds < 0:
-            raise InputError("warmup and minimum times must be >= 0")
+            raise InputError("warmup runs and warmup/minimum times must be >= 0")
+        if self.max_seconds <= 0:
+            raise InputError(f"max seconds must be > 0, got {self.max_seconds}")
+        object.__setattr__(self, "graph_optimization", GraphOptimization(self.graph_optimization))
 
     @property
     def resolved_threads(self) -> int:
@@ -56,39 +69,83 @@ class BenchResult:
     first_ms: float
     warmup: int
     latency: LatencyStats
+    peak_rss_mb: float | None = None  # process peak after measuring
+    rss_delta_mb: float | None = None  # resident growth from before loading to after warmup
+    fingerprint: Fingerprint | None = None
+    device: str = "local"  # "local" or the ssh destination it ran on
+    inputs: str = "random"  # "random (seed N)" or the data file
+    interleaved: bool = False
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)
+
+    @property
+    def name(self) -> str:
+        return Path(self.model).name
+
+    def label(self) -> str:
+        where = "" if self.device == "local" else f"@{self.device}"
+        return f"{self.name}{where} [{self.threads}t]"
+
+    def to_dict(self, samples: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "model": self.model, "device": self.device, "runtime": self.runtime, "implementation": self.implementation,
+            "runtime_version": self.runtime_version, "delegate": self.delegate, "threads": self.threads,
+            "init_ms": self.init_ms, "first_ms": self.first_ms, "warmup": self.warmup,
+            "latency": self.latency.to_dict(), "peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb,
+            "inputs": self.inputs, "interleaved": self.interleaved,
+            "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
+        }
+        if samples:
+            d["samples_ms"] = [round(s, 6) for s in self.samples_ms]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BenchResult:
+        fp = d.get("fingerprint")
+        return cls(
+            model=d["model"], runtime=d["runtime"], implementation=d.get("implementation", d["runtime"]),
+            runtime_version=d.get("runtime_version", "unknown"), delegate=d.get("delegate", ""), threads=int(d["threads"]),
+            init_ms=float(d.get("init_ms", 0.0)), first_ms=float(d.get("first_ms", 0.0)), warmup=int(d.get("warmup", 0)),
+            latency=LatencyStats.from_dict(d["latency"]), peak_rss_mb=d.get("peak_rss_mb"),
+            rss_delta_mb=d.get("rss_delta_mb"), fingerprint=Fingerprint.from_dict(fp) if fp else None,
+            device=d.get("device", "local"), inputs=d.get("inputs", "random"), interleaved=bool(d.get("interleaved", False)),
+            samples_ms=tuple(float(s) for s in d.get("samples_ms", ())),
+        )
 
 
-def make_inputs(runner: Runner, seed: int, data: list[np.ndarray] | None = None) -> list[np.ndarray]:
+@dataclass
+class _Live:
+    """One model opened in its runtime, warmed up, collecting samples."""
+
+    path: Path
+    runner: Runner
+    invoke: Callable[[], Any]
+    threads: int
+    init_ms: float
+    first_ms: float
+    warmup: int
+    warm_mean_s: float
+    rss_delta_mb: float | None
+    samples: list[float] = field(default_factory=list)
+    measured_s: float = 0.0
+
+    def done(self, s: BenchSettings) -> bool:
+        return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
+
+
+def make_inputs(runner: Runner, seed: int, data: InputData | None = None) -> list[Any]:
     """One sample per input: from `data` (first row) or seeded random of the right dtype."""
-    if data is None:
-        rng = np.random.default_rng(seed)
-        return [random_input(info, rng) for info in runner.inputs]
-    if len(data) != len(runner.inputs):
-        raise DataError(f"model has {len(runner.inputs)} input(s) but the data has {len(data)} array(s)")
-    feeds = []
-    for info, arr in zip(runner.inputs, data, strict=True):
-        want = tuple(1 if d in (-1, 0) else d for d in info.shape)
-        x = arr[:1] if arr.ndim == len(want) else arr[None]
-        if x.shape[1:] != want[1:]:
-            raise DataError(f"input '{info.name}' expects shape {want}, the data has {tuple(arr.shape)}")
-        if np.dtype(x.dtype).name != info.dtype:
-            if np.dtype(info.dtype).kind in "iu" and x.dtype.kind == "f":
-                raise DataError(f"input '{info.name}' is {info.dtype} but the data is {x.dtype}; give quantized data")
-            x = x.astype(info.dtype)
-        feeds.append(np.ascontiguousarray(x))
-    return feeds
+    return make_feeds(runner.inputs, seed, data)
 
 
-def run_benchmark(path: Path, settings: BenchSettings, data: list[np.ndarray] | None = None) -> BenchResult:
-    """Open `path` in its runtime and time it under `settings`."""
-    threads = settings.resolved_threads
-    t0 = time.perf_counter()
-    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=settings.xnnpack))
-    init_ms = (time.perf_counter() - t0) * 1e3
-    feeds = make_inputs(runner, settings.seed, data)
-    runner.set_inputs(feeds)  # type: ignore[attr-defined]
-    invoke = runner.invoke  # type: ignore[attr-defined]
+def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
+    rss0 = rss_now_mb()
+    t0 = clock()
+    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=settings.xnnpack,
+                                                   graph_optimization=settings.graph_optimization))
+    init_ms = (clock() - t0) * 1e3
+    runner.set_inputs(make_inputs(runner, settings.seed, data))
+    invoke = runner.invoke
 
     t = clock()
     invoke()
@@ -100,17 +157,99 @@ def run_benchmark(path: Path, settings: BenchSettings, data: list[np.ndarray] | 
         warm += 1
         if clock() - start > settings.max_seconds:
             break
+    warm_s = clock() - start
+    rss1 = rss_now_mb()
+    return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, init_ms=init_ms, first_ms=first_ms,
+                 warmup=warm, warm_mean_s=(warm_s / warm) if warm else first_ms / 1e3,
+                 rss_delta_mb=None if rss0 is None or rss1 is None else rss1 - rss0)
 
-    samples: list[float] = []
-    start = clock()
-    while len(samples) < settings.runs or (clock() - start) < settings.min_seconds:
+
+def _measure(live: _Live, settings: BenchSettings, budget: int | None = None) -> None:
+    """Timed invokes: until done (budget None) or `budget` more samples."""
+    clock = time.perf_counter
+    invoke, samples = live.invoke, live.samples
+    append = samples.append
+    n, start = 0, clock()
+    base = live.measured_s
+    while True:
         t = clock()
         invoke()
-        samples.append((clock() - t) * 1e3)
-        if clock() - start > settings.max_seconds and samples:
+        append((clock() - t) * 1e3)
+        n += 1
+        elapsed = clock() - start
+        if budget is not None:
+            if n >= budget:
+                break
+        elif (len(samples) >= settings.runs and base + elapsed >= settings.min_seconds) or base + elapsed > settings.max_seconds:
             break
+    live.measured_s = base + (clock() - start)
+
+
+def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool) -> BenchResult:
+    r = live.runner
+    gopt = str(settings.graph_optimization) if r.runtime == RuntimeName.ONNXRUNTIME else None
     return BenchResult(
-        model=str(path), runtime=str(runner.runtime), implementation=runner.implementation,
-        runtime_version=runner.version, delegate=runner.delegate, threads=threads,
-        init_ms=init_ms, first_ms=first_ms, warmup=warm, latency=summarize(samples),
+        model=str(live.path), runtime=str(r.runtime), implementation=r.implementation, runtime_version=r.version,
+        delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, first_ms=live.first_ms, warmup=live.warmup,
+        latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
+        fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
+        inputs=inputs, interleaved=interleaved, samples_ms=tuple(live.samples),
     )
+
+
+def _describe_inputs(settings: BenchSettings, data: InputData | None, source: str | None) -> str:
+    if data is None:
+        return f"random (seed {settings.seed})"
+    return source or "given arrays"
+
+
+def run_benchmark(path: Path, settings: BenchSettings, data: InputData | None = None,
+                  data_source: str | None = None) -> BenchResult:
+    """Open `path` in its runtime and time it under `settings` (one model, contiguous runs)."""
+    live = _open(Path(path), settings, settings.resolved_threads, data)
+    _measure(live, settings)
+    return _result(live, settings, _describe_inputs(settings, data, data_source), interleaved=False)
+
+
+@dataclass(frozen=True)
+class Variant:
+    path: Path
+    threads: int
+
+
+def run_interleaved(paths: Sequence[Path], settings: BenchSettings, threads: Sequence[int] | None = None,
+                    data: InputData | None = None, data_source: str | None = None) -> list[BenchResult]:
+    """Time every (model, thread count) in rounds, A B A B ..., so drift cancels; results in model-major order.
+
+    With one model and one thread count this is `run_benchmark`.
+    """
+    counts = [t or (os.cpu_count() or 1) for t in (threads or [settings.threads])]
+    variants = [Variant(Path(p), t) for p in paths for t in counts]
+    inputs = _describe_inputs(settings, data, data_source)
+    if len(variants) == 1:
+        live = _open(variants[0].path, settings, variants[0].threads, data)
+        _measure(live, settings)
+        return [_result(live, settings, inputs, interleaved=False)]
+    lives = [_open(v.path, settings, v.threads, data) for v in variants]
+    while not all(lv.done(settings) for lv in lives):
+        for lv in lives:
+            if not lv.done(settings):
+                _measure(lv, settings, budget=max(1, int(BLOCK_SECONDS / max(lv.warm_mean_s, 1e-7))))
+    return [_result(lv, settings, inputs, interleaved=True) for lv in lives]
+
+
+def baseline_ratios(results: Sequence[BenchResult]) -> list[dict[str, float | None] | None]:
+    """Ratio of each result to its baseline: the first model at the same thread count
+    (or, with a single model, its first thread count). None for the baseline itself."""
+    if not results:
+        return []
+    first_model = results[0].model
+    models = {r.model for r in results}
+    out: list[dict[str, float | None] | None] = []
+    for r in results:
+        if len(models) > 1:
+            base = next((b for b in results if b.model == first_model and b.threads == r.threads), None)
+        else:
+            base = results[0]
+        out.append(None if base is None or base is r else ratios(r.latency, base.latency))
+    return out

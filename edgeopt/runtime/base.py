@@ -55,3 +55,11 @@ class Runner(Protocol):
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         """Run one inference with arrays matching `inputs`; return copies of the outputs."""
         ...
+
+    def set_inputs(self, feeds: list[np.ndarray]) -> None:
+        """Set inputs once for repeated `invoke()` calls (the benchmark loop)."""
+        ...
+
+    def invoke(self) -> None:
+        """One bare inference on the inputs set by `set_inputs`; outputs stay in the runtime."""
+        ...
