@@ -27,6 +27,7 @@ from edgeopt.runtime import Runner, RunnerOptions, RuntimeName, open_runner
 from edgeopt.runtime.base import GraphOptimization
 
 BLOCK_SECONDS = 0.02  # one interleaving slot per variant and round
+MAX_KEPT_SAMPLES = 10_000  # per-run samples kept in a result (evenly spaced); statistics use all of them
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,15 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
         delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, first_ms=live.first_ms, warmup=live.warmup,
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
-        inputs=inputs, interleaved=interleaved, samples_ms=tuple(live.samples),
+        inputs=inputs, interleaved=interleaved, samples_ms=_thin(live.samples),
     )
+
+
+def _thin(samples: list[float]) -> tuple[float, ...]:
+    if len(samples) <= MAX_KEPT_SAMPLES:
+        return tuple(samples)
+    step = len(samples) / MAX_KEPT_SAMPLES
+    return tuple(samples[int(i * step)] for i in range(MAX_KEPT_SAMPLES))
 
 
 def _describe_inputs(settings: BenchSettings, data: InputData | None, source: str | None) -> str:

@@ -243,12 +243,13 @@ def _report(req: BuildRequest, resolved: ResolvedProfile, source: Source, calib_
     optimized = rs.Variant(artifact=_artifact(stage, opt, fmt, str(profile.quantize.scheme)), accuracy=_acc_info(opt_acc),
                            latency_ms=_lat_info(opt_lat))
     budgets = _budgets(profile, optimized, notes)
+    params, macs = source.params_and_macs()
     lat_ratio = None if (base_lat is None or opt_lat is None) else opt_lat.latency.p50 / base_lat.latency.p50
     return rs.Report(
         tool=rs.Tool(version=__version__),
         target=rs.Target(name=profile.name, profile_sha256=resolved.sha256, device_class=profile.device_class),
         input=rs.InputInfo(path=str(req.model), sha256=sha256_file(req.model), format=str(source.format),
-                           params=source.params(), macs=None),
+                           params=params, macs=macs),
         calibration=rs.Calibration(source=calib_source, samples=0 if calib is None else int(calib.shape[0])),
         eval_data=None if evalset is None else str(evalset.path),
         baseline=baseline, optimized=optimized,

@@ -25,13 +25,18 @@ class Source:
     def reference_name(self) -> str:
         return "keras float (TensorFlow)" if self.keras_model is not None else "onnx float (onnxruntime)"
 
-    def params(self) -> int | None:
+    def params_and_macs(self) -> tuple[int, int]:
+        """Parameters and multiply-accumulates per sample of the float source model."""
         if self.keras_model is not None:
-            return int(self.keras_model.count_params())
-        import onnx
+            from edgeopt.analysis.keras_stats import keras_model_stats
 
-        m = onnx.load(str(self.onnx_path))
-        return int(sum(int(np.prod(t.dims)) for t in m.graph.initializer))
+            stats = keras_model_stats(self.keras_model)
+            return int(self.keras_model.count_params()), int(stats.macs)
+        from edgeopt.analysis.onnx_graph import read_onnx
+
+        assert self.onnx_path is not None
+        g = read_onnx(self.onnx_path)
+        return int(g.params), int(g.macs)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Float reference outputs (first output), batch first, flattened per sample."""

@@ -103,6 +103,65 @@ class BudgetsSection(Strict):
     max_ram_kb: Annotated[float, Field(gt=0)] | None = None
 
 
+class McuSection(Strict):
+    """Microcontroller facts for TFLite Micro delivery (used when device_class = 'embedded-mcu').
+
+    Flash budget = model bytes + runtime_flash_kb; RAM budget = tensor arena (measured in the
+    real TFLM interpreter, plus the margin) + application input/output buffers.
+    """
+
+    core: str = ""
+    ram_kb: Annotated[float, Field(gt=0, description="board SRAM available to the model")] | None = None
+    flash_kb: Annotated[float, Field(gt=0, description="board flash available to the application")] | None = None
+    runtime_flash_kb: Annotated[float, Field(ge=0, description="flash for TFLM + kernels + app code")] = 64.0
+    arena_margin_percent: Annotated[float, Field(ge=0, le=1000)] = 10.0
+    arena_margin_bytes: Annotated[int, Field(ge=0)] = 1024
+    allow_int16x8: bool = False
+    sustained_macs_per_second: Annotated[float, Field(gt=0, description="int8 MAC/s the core sustains")] | None = None
+
+
+class ClusterInit(StrEnum):
+    LINEAR = "linear"
+    KMEANS_PP = "kmeans++"
+
+
+class ClusterSection(Strict):
+    """Weight sharing before conversion: k-means per layer on Conv/Dense/Depthwise/Separable kernels."""
+
+    clusters: Annotated[int, Field(ge=2, le=65536, description="shared values per kernel")] = 16
+    layers: Annotated[str | None, Field(description="regex searched in layer names; unset = all clusterable layers")] = None
+    init: ClusterInit = ClusterInit.LINEAR
+    epochs: Annotated[int, Field(ge=0, le=1000, description="centroid fine-tuning epochs (needs training data)")] = 0
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 1e-4
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> ClusterSection:
+        import re
+
+        if self.layers:
+            try:
+                re.compile(self.layers)
+            except re.error as exc:
+                raise ValueError(f"cluster.layers = '{self.layers}' is not a valid regular expression ({exc})") from None
+        return self
+
+
+class Fallback(StrEnum):
+    """Where a layer moved out of int8 goes."""
+
+    FLOAT = "float"
+    INT16X8 = "int16x8"
+
+
+class PartialSection(Strict):
+    """Partial quantization with accuracy control, against budgets.max_accuracy_drop on the eval data."""
+
+    accuracy_control: bool = True
+    fallbacks: Annotated[tuple[Fallback, ...], Field(min_length=1, description="allowed, in order of preference")] = (Fallback.FLOAT,)
+    keep_float: Annotated[tuple[str, ...], Field(description="regexes of layers always kept out of int8")] = ()
+    max_steps: Annotated[int, Field(ge=1, le=1000, description="most layers moved out of int8 one at a time")] = 8
+
+
 class Profile(Strict):
     """A resolved target profile (after `extends`)."""
 
@@ -114,6 +173,9 @@ class Profile(Strict):
     runtime: RuntimeSection = RuntimeSection()
     benchmark: BenchmarkSection = BenchmarkSection()
     budgets: BudgetsSection = BudgetsSection()
+    cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
+    partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
+    mcu: McuSection = McuSection()
 
     @model_validator(mode="after")
     def _runtime_fits_format(self) -> Profile:

@@ -6,11 +6,14 @@ from collections.abc import Callable
 
 import typer
 
-from edgeopt.cli.commands import bench, build, inspect, targets
+from edgeopt.cli.commands import bench, build, cluster, export_c, inspect, mcu, targets
 
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     build.register,
     bench.register,
     inspect.register,
     targets.register,
+    cluster.register,
+    mcu.register,
+    export_c.register,
 )

@@ -1,9 +1,13 @@
-"""`edgeopt bench MODEL...`: latency on the real runtime. Never imports TensorFlow."""
+"""`edgeopt bench MODEL...`: latency on the real runtime. Never imports TensorFlow.
+
+Only typer/rich at import time (so `edgeopt --help` stays fast); numpy and the
+runtimes load inside the command.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,30 +15,168 @@ from edgeopt.cli.commands.options import JsonOpt
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")  # edgeopt.runtime.base.GraphOptimization
+LATENCY_COLUMNS = ("model", "runtime", "threads", "p50", "p90", "p99", "mean", "std", "inf/s", "p50 ratio")
+STARTUP_COLUMNS = ("model", "threads", "init ms", "first ms", "IQR", "runs", "peak RSS MB", "ΔRSS MB")
+
+
+def _threads(text: str) -> list[int]:
+    from edgeopt.errors import InputError
+
+    try:
+        counts = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError(f"--threads {text!r}: give a number or a list like 1,2,4 (0 = all cores)") from None
+    if not counts:
+        raise InputError("--threads needs at least one number")
+    bad = [t for t in counts if t < 0]
+    if bad:
+        raise InputError(f"threads must be >= 1 (or 0 for all cores), got {bad[0]}")
+    return list(dict.fromkeys(counts))
+
+
+def _write(path: Path, text: str) -> None:
+    from edgeopt.errors import OutputError
+    from edgeopt.pipeline.atomic import write_text_atomic
+
+    if str(path) == "-":
+        typer.echo(text, nl=False)
+        return
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _check_outputs(paths: list[Path | None], plot: Path | None) -> None:
+    """Fail before measuring if an output cannot be written or matplotlib is missing."""
+    import importlib.util
+
+    from edgeopt.errors import OutputError, RuntimeUnavailableError
+
+    for p in [*paths, plot]:
+        if p is not None and str(p) != "-" and not Path(p).resolve().parent.is_dir():
+            raise OutputError(f"cannot write {p}: folder {Path(p).resolve().parent} does not exist")
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise RuntimeUnavailableError("--plot needs matplotlib; install it with: pip install 'edgeopt[plot]'")
+
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_cmd(
-        models: Annotated[list[Path], typer.Argument(help=".tflite or .onnx files")],
-        threads: Annotated[int, typer.Option("--threads", help="Threads (0 = all cores).")] = 1,
+        models: Annotated[list[Path] | None, typer.Argument(help=".tflite or .onnx files; several run interleaved, ratios vs the first.", show_default=False)] = None,
+        threads: Annotated[str, typer.Option("--threads", help="Threads, or a sweep like 1,2,4 (0 = all cores).")] = "1",
         runs: Annotated[int, typer.Option("--runs", help="Minimum measured runs.")] = 50,
-        min_seconds: Annotated[float, typer.Option("--min-seconds", help="Minimum measuring time.")] = 1.0,
-        warmup_runs: Annotated[int, typer.Option("--warmup-runs")] = 1,
-        warmup_seconds: Annotated[float, typer.Option("--warmup-seconds")] = 0.5,
+        min_seconds: Annotated[float, typer.Option("--min-seconds", help="Minimum measuring time per model (s).")] = 1.0,
+        max_seconds: Annotated[float, typer.Option("--max-seconds", help="Stop measuring a model after this (s).")] = 60.0,
+        warmup_runs: Annotated[int, typer.Option("--warmup-runs", help="Minimum warmup runs.")] = 1,
+        warmup_seconds: Annotated[float, typer.Option("--warmup-seconds", help="Minimum warmup time (s).")] = 0.5,
         xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT XNNPACK delegate.")] = True,
-        seed: Annotated[int, typer.Option("--seed")] = 0,
+        graph_opt: Annotated[str, typer.Option("--graph-opt", help="onnxruntime graph optimization: disable, basic, extended or all.")] = "all",
+        seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+        input_file: Annotated[Path | None, typer.Option("--input", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
+        compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
+        save: Annotated[Path | None, typer.Option("--save", help="Write the JSON result to this file (for --compare later).")] = None,
+        csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table to this file ('-' = stdout).")] = None,
+        md_out: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown table to this file ('-' = stdout).")] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", help="Draw the latency distribution (.png/.svg/.pdf; needs edgeopt[plot]).")] = None,
+        remote: Annotated[str | None, typer.Option("--remote", help="Run on a device over SSH: [user@]host or a ~/.ssh/config alias.")] = None,
+        remote_python: Annotated[str, typer.Option("--remote-python", help="Python on the device that has edgeopt.")] = "python3",
+        ssh_option: Annotated[list[str] | None, typer.Option("--ssh-option", help="Extra ssh -o KEY=VALUE (repeatable).")] = None,
+        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="ssh config file to use instead of ~/.ssh/config.")] = None,
+        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file with the device's host key.")] = None,
+        ssh_port: Annotated[int | None, typer.Option("--ssh-port", help="SSH port on the device.")] = None,
+        remote_timeout: Annotated[float, typer.Option("--remote-timeout", help="Seconds allowed for each ssh step.")] = 900.0,
         json_out: JsonOpt = False,
     ) -> None:
-        """Benchmark models on their runtime (LiteRT for .tflite, onnxruntime for .onnx)."""
+        """Benchmark models on their runtime (LiteRT for .tflite, onnxruntime for .onnx), locally or on a device."""
         with handled():
-            from dataclasses import asdict
+            from edgeopt.errors import InputError
 
-            from edgeopt.benchmark.protocol import BenchSettings, run_benchmark
+            sink = Sink(json_out)
+            _check_outputs([save, csv_out, md_out], plot)
+            if compare is not None:
+                if models:
+                    raise InputError("give either MODEL files or --compare OLD.json NEW.json, not both")
+                _compare(sink, compare, csv_out, md_out)
+                return
+            if not models:
+                raise InputError("give one or more .tflite / .onnx files (or --compare OLD.json NEW.json)")
+            if graph_opt not in GRAPH_OPT_LEVELS:
+                raise InputError(f"--graph-opt {graph_opt!r}: choose one of {', '.join(GRAPH_OPT_LEVELS)}")
+            counts = _threads(threads)
 
-            settings = BenchSettings(threads=threads, xnnpack=xnnpack, warmup_runs=warmup_runs,
-                                     warmup_seconds=warmup_seconds, runs=runs, min_seconds=min_seconds, seed=seed)
-            results = [run_benchmark(m, settings) for m in models]
-            rows = [[Path(r.model).name, r.runtime, r.threads, r.init_ms, r.latency.p50, r.latency.p90,
-                     r.latency.p99, r.latency.mean, r.latency.std, r.latency.runs] for r in results]
-            Sink(json_out).result([asdict(r) for r in results], lambda c: c.print(table(
-                "latency (ms)", ["model", "runtime", "threads", "init", "p50", "p90", "p99", "mean", "std", "runs"], rows)))
+            from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
+            from edgeopt.benchmark.results import report_of
+
+            settings = BenchSettings(threads=counts[0], xnnpack=xnnpack, warmup_runs=warmup_runs,
+                                     warmup_seconds=warmup_seconds, runs=runs, min_seconds=min_seconds,
+                                     max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt)  # type: ignore[arg-type]
+            if remote is not None:
+                from edgeopt.benchmark.remote import RemoteSpec, run_remote
+
+                spec = RemoteSpec(host=remote, python=remote_python, ssh_options=tuple(ssh_option or ()),
+                                  ssh_config=ssh_config, known_hosts=known_hosts, port=ssh_port, timeout=remote_timeout)
+                with sink.progress(f"benchmarking on {remote}"):
+                    results = run_remote(models, settings, spec, threads=counts, input_file=input_file)
+            else:
+                from edgeopt.load.formats import detect_format
+
+                for m in models:
+                    detect_format(m)
+                data = None
+                if input_file is not None:
+                    from edgeopt.benchmark.inputs import load_input_file
+
+                    data = load_input_file(input_file)
+                with sink.progress("benchmarking"):
+                    results = run_interleaved(models, settings, threads=counts, data=data,
+                                              data_source=str(input_file) if input_file else None)
+            report = report_of(results)
+            _emit(sink, report, save, csv_out, md_out, plot)
+
+
+def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_out: Path | None, plot: Path | None) -> None:
+    from edgeopt.benchmark import render
+
+    header, body = render.HEADERS, render.rows(report)
+    if save is not None:
+        _write(save, report.to_json())
+    if csv_out is not None:
+        _write(csv_out, render.to_csv(header, body))
+    if md_out is not None:
+        _write(md_out, render.to_markdown(header, body, render.fingerprints(report)))
+    if plot is not None:
+        from edgeopt.benchmark.plot import plot_latency
+
+        plot_latency(report, plot)
+
+    def human(c: Any) -> None:
+        remote = sorted({r.device for r in report.results if r.device != "local"})
+        for title, cols in ((f"latency (ms){' on ' + ', '.join(remote) if remote else ''}", LATENCY_COLUMNS),
+                            ("startup (ms) and memory", STARTUP_COLUMNS)):
+            idx = [header.index(h) for h in cols]
+            c.print(table(title, cols, [[row[i] for i in idx] for row in body]))
+        if any(r.interleaved for r in report.results):
+            c.print("measured interleaved in rounds; ratio = p50 / p50 of the first model at the same thread count")
+        for line in render.fingerprints(report):
+            c.print(f"device {line}")
+
+    sink.result(report.to_dict(), human)
+
+
+def _compare(sink: Sink, files: tuple[Path, Path], csv_out: Path | None, md_out: Path | None) -> None:
+    from edgeopt.benchmark import render
+    from edgeopt.benchmark.compare import compare_reports
+    from edgeopt.benchmark.results import load_report
+
+    comparisons = compare_reports(load_report(files[0]), load_report(files[1]))
+    body = render.compare_rows(comparisons)
+    if csv_out is not None:
+        _write(csv_out, render.to_csv(render.COMPARE_HEADERS, body))
+    if md_out is not None:
+        _write(md_out, render.to_markdown(render.COMPARE_HEADERS, body))
+    data = {"schema": "edgeopt.bench-compare/1", "old": str(files[0]), "new": str(files[1]),
+            "comparisons": [c.to_dict() for c in comparisons]}
+    sink.result(data, lambda c: c.print(table(f"{files[1]} vs {files[0]} (ratio = new / old; < 1 is faster)",
+                                              render.COMPARE_HEADERS, body)))

@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
 
             def human(c):  # type: ignore[no-untyped-def]
                 c.print(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  MACs={info.macs:,}")
+                if info.details:
+                    c.print("  ".join(f"{k}={v}" for k, v in info.details.items() if v not in ("", None)))
                 c.print(table("inputs / outputs", ["name", "kind", "shape", "dtype", "scale", "zero point"],
                               [[t.name, kind, str(list(t.shape)), t.dtype, t.scale or None, t.zero_point if t.scale else None]
                                for kind, ts in (("input", info.inputs), ("output", info.outputs)) for t in ts]))

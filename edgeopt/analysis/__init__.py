@@ -1,0 +1,1 @@
+"""Params and MACs per layer. Submodules import their framework lazily."""

@@ -1,0 +1,79 @@
+"""Benchmark inputs: seeded random of the right dtype, or arrays from a .npz/.npy file checked against the model."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import DataError
+from edgeopt.runtime.base import TensorInfo
+from edgeopt.runtime.tensors import random_input
+
+InputData = dict[str, np.ndarray] | list[np.ndarray]
+
+
+def load_input_file(path: Path) -> dict[str, np.ndarray]:
+    """Arrays from a .npz (one per model input, by name or in order) or a single .npy. No pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input file not found: {path}")
+    try:
+        if path.suffix.lower() == ".npy":
+            return {"": np.load(path, allow_pickle=False)}
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz/.npy file without pickled objects ({exc})") from None
+    if not arrays:
+        raise DataError(f"{path} holds no arrays")
+    return arrays
+
+
+def _ordered(inputs: tuple[TensorInfo, ...], data: InputData) -> list[np.ndarray]:
+    if isinstance(data, dict):
+        if all(i.name in data for i in inputs):
+            return [data[i.name] for i in inputs]
+        # Keras names npz keys like "x"; take arrays in file order then, ignoring label arrays ("y").
+        arrays = [v for k, v in data.items() if k not in ("y", "labels")] if len(data) > len(inputs) else list(data.values())
+    else:
+        arrays = list(data)
+    if len(arrays) != len(inputs):
+        names = ", ".join(i.name for i in inputs)
+        raise DataError(f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
+                        "name the .npz arrays after the inputs")
+    return arrays
+
+
+def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
+    want = info.shape
+    if arr.ndim == len(want) - 1:
+        arr = arr[None]
+    if arr.ndim != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], arr.shape[1:], strict=True)):
+        raise DataError(f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(arr.shape)}")
+    x = arr[:1]
+    if x.shape[0] == 0:
+        raise DataError(f"input '{info.name}': the data has no samples")
+    have, need = np.dtype(x.dtype), np.dtype(info.dtype)
+    if have != need:
+        if need.kind in "iu" and have.kind == "f":
+            raise DataError(f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data")
+        if need.kind == "f" and have.kind in "fiu":
+            x = x.astype(need)
+        elif need.kind in "iu" and have.kind in "iu":
+            lim = np.iinfo(need)
+            if x.size and (x.min() < lim.min or x.max() > lim.max):
+                raise DataError(f"input '{info.name}' is {need.name} but the data ({have.name}) has values outside [{lim.min}, {lim.max}]")
+            x = x.astype(need)
+        else:
+            raise DataError(f"input '{info.name}' is {need.name} but the data is {have.name}")
+    return np.ascontiguousarray(x)
+
+
+def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None) -> list[np.ndarray]:
+    """One sample per model input: the first row of `data`, or seeded random data of the right dtype."""
+    if data is None:
+        rng = np.random.default_rng(seed)
+        return [random_input(info, rng) for info in inputs]
+    return [_check(info, np.asarray(a)) for info, a in zip(inputs, _ordered(inputs, data), strict=True)]

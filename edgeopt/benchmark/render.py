@@ -1,0 +1,75 @@
+"""Benchmark results as table rows, CSV and Markdown (the console table is drawn by the CLI sink)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from edgeopt.benchmark.compare import Comparison
+from edgeopt.benchmark.results import BenchReport
+
+COLUMNS = ("model", "device", "runtime", "threads", "delegate", "init_ms", "first_ms", "p50", "p90", "p95", "p99",
+           "mean", "std", "min", "max", "iqr", "runs", "throughput", "peak_rss_mb", "rss_delta_mb", "ratio_p50")
+HEADERS = ("model", "device", "runtime", "threads", "delegate", "init ms", "first ms", "p50", "p90", "p95", "p99",
+           "mean", "std", "min", "max", "IQR", "runs", "inf/s", "peak RSS MB", "ΔRSS MB", "p50 ratio")
+COMPARE_HEADERS = ("old", "new", "old p50 ms", "new p50 ms", "p50 ratio", "p90 ratio", "p99 ratio", "mean ratio", "notes")
+
+
+def rows(report: BenchReport) -> list[list[Any]]:
+    out = []
+    for r, q in zip(report.results, report.ratios, strict=True):
+        s = r.latency
+        out.append([r.name, r.device, r.runtime, r.threads, r.delegate, r.init_ms, r.first_ms, s.p50, s.p90, s.p95, s.p99,
+                    s.mean, s.std, s.min, s.max, s.iqr, s.runs, s.throughput, r.peak_rss_mb, r.rss_delta_mb,
+                    None if q is None else q["p50"]])
+    return out
+
+
+def compare_rows(comparisons: Sequence[Comparison]) -> list[list[Any]]:
+    return [[c.old.label(), c.new.label(), c.old.latency.p50, c.new.latency.p50, c.ratios["p50"], c.ratios["p90"],
+             c.ratios["p99"], c.ratios["mean"], "; ".join(c.notes) or None] for c in comparisons]
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def to_csv(header: Sequence[str], table: Sequence[Sequence[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for row in table:
+        w.writerow([_cell(v) for v in row])
+    return buf.getvalue()
+
+
+def _md(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|")
+
+
+def to_markdown(header: Sequence[str], table: Sequence[Sequence[Any]], fingerprints: Sequence[str] = ()) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in table]
+    if fingerprints:
+        lines.append("")
+        lines += [f"- {f}" for f in fingerprints]
+    return "\n".join(lines) + "\n"
+
+
+def fingerprints(report: BenchReport) -> list[str]:
+    """One line per distinct machine + runtime configuration."""
+    seen: dict[str, None] = {}
+    for r in report.results:
+        if r.fingerprint:
+            seen.setdefault(r.fingerprint.describe(), None)
+    return list(seen)

@@ -1,0 +1,174 @@
+"""Weight sharing facade: select kernels, k-means them, optionally fine-tune the centroids, measure."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.cluster.kmeans import Init, kmeans_1d
+from edgeopt.cluster.layers import compile_pattern, select_targets
+from edgeopt.cluster.sizes import CompressedSize, compressed_size
+from edgeopt.errors import DataError, InputError, ModelFileError
+
+MAX_CLUSTERS = 65536
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    clusters: int = 16
+    layers: str | None = None  # regex searched in layer names; None = every clusterable layer
+    init: Init = Init.LINEAR
+    epochs: int = 0  # centroid fine-tuning epochs (needs training data)
+    learning_rate: float = 1e-4  # Adam on the centroids; small, the model is already trained
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.clusters <= MAX_CLUSTERS:
+            raise InputError(f"clusters must be between 2 and {MAX_CLUSTERS}, got {self.clusters}; 16 is a good start")
+        if self.epochs < 0:
+            raise InputError(f"epochs must be >= 0, got {self.epochs}")
+        if self.learning_rate <= 0 or self.batch_size < 1:
+            raise InputError("learning rate must be > 0 and batch size >= 1")
+        try:
+            object.__setattr__(self, "init", Init(self.init))
+        except ValueError:
+            raise InputError(f"init must be one of {', '.join(i.value for i in Init)}, got '{self.init}'") from None
+        compile_pattern(self.layers)
+
+
+@dataclass(frozen=True)
+class LayerCluster:
+    layer: str
+    weight: str
+    params: int
+    unique_before: int
+    unique_after: int
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    spec: ClusterSpec
+    layers: tuple[LayerCluster, ...]
+    warnings: tuple[str, ...]
+    size_before: CompressedSize | None
+    size_after: CompressedSize | None
+    accuracy_before: float | None  # top-1 in percent on the eval data (Keras), None without labels
+    accuracy_after: float | None
+    finetune_epochs: int
+    loss_history: tuple[float, ...]
+    model: Any = field(default=None, repr=False, compare=False)  # the clustered Keras model
+
+    @property
+    def tflite_gzip_ratio(self) -> float | None:
+        if self.size_before is None or self.size_after is None:
+            return None
+        return self.size_before.tflite_gzip_bytes / max(1, self.size_after.tflite_gzip_bytes)
+
+    @property
+    def accuracy_drop(self) -> float | None:
+        if self.accuracy_before is None or self.accuracy_after is None:
+            return None
+        return round(self.accuracy_before - self.accuracy_after, 6)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "model"}
+        d["spec"]["init"] = str(self.spec.init)
+        d["tflite_gzip_ratio"] = self.tflite_gzip_ratio
+        d["accuracy_drop"] = self.accuracy_drop
+        return d
+
+
+def keras_top1(model: Any, x: np.ndarray, y: np.ndarray | None) -> float | None:
+    """Top-1 accuracy in percent for integer labels (None when that does not apply)."""
+    if y is None or y.dtype.kind not in "iu":
+        return None
+    pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
+    if pred.ndim != 2 or pred.shape[1] < 2:
+        return None
+    return float(100.0 * np.mean(pred.argmax(axis=1) == y.reshape(-1)))
+
+
+def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.ndarray] | None = None,
+                  evaluate: tuple[np.ndarray, np.ndarray | None] | None = None, measure: bool = True) -> ClusterResult:
+    """Cluster `model` in place (kernels only) and return what changed.
+
+    `train` (x, y) enables centroid fine-tuning for `spec.epochs`; `evaluate` (x, y) adds top-1 before/after;
+    `measure` adds gzip sizes of the .keras and of a float .tflite before and after.
+    """
+    from edgeopt.cluster.finetune import SharedWeight, finetune_centroids
+
+    if spec.epochs > 0 and train is None:
+        raise InputError(f"fine-tuning for {spec.epochs} epoch(s) needs training data; give --finetune data.npz")
+    if train is not None and spec.epochs > 0 and train[1] is None:
+        raise DataError("fine-tuning data needs labels: save it with np.savez(path, x=..., y=...)")
+    targets, warnings = select_targets(model, spec.layers)
+    for t in targets:
+        if t.size < spec.clusters:
+            raise InputError(f"layer '{t.layer}' {t.weight} has {t.size} weights, fewer than --clusters {spec.clusters}; "
+                             f"use fewer clusters or exclude it with --layers")
+    acc_before = keras_top1(model, *evaluate) if evaluate is not None else None
+    size_before = compressed_size(model) if measure else None
+
+    rows, shared = [], []
+    for i, t in enumerate(targets):
+        w = np.asarray(t.variable.numpy())
+        book = kmeans_1d(w, spec.clusters, spec.init, seed=spec.seed + i)
+        t.variable.assign(book.weights().astype(w.dtype))
+        shared.append(SharedWeight(t.variable, book.centroids, book.indices))
+        rows.append((t, int(np.unique(w).size)))
+
+    history: tuple[float, ...] = ()
+    if spec.epochs > 0 and shared and train is not None:
+        x, y = train
+        assert y is not None
+        _, history = finetune_centroids(model, shared, x, y, spec.epochs, spec.learning_rate, spec.batch_size, spec.seed)
+
+    layers = tuple(LayerCluster(t.layer, t.weight, t.size, before, int(np.unique(t.variable.numpy()).size))
+                   for t, before in rows)
+    acc_after = keras_top1(model, *evaluate) if evaluate is not None else None
+    size_after = compressed_size(model) if measure else None
+    return ClusterResult(spec, layers, warnings, size_before, size_after, acc_before, acc_after,
+                         spec.epochs if history else 0, history, model)
+
+
+def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
+                       eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
+    """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
+    from edgeopt.convert.savedmodel import input_shape
+    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.load.formats import ModelFormat, detect_format
+    from edgeopt.load.keras_model import load_keras
+    from edgeopt.pipeline.atomic import write_bytes_atomic
+
+    fmt = detect_format(Path(model_path))
+    if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
+        raise ModelFileError(f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
+                             "artifact; cluster first, then convert with edgeopt build")
+    if Path(out).suffix != ".keras":
+        raise InputError(f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras")
+    if not Path(out).parent.is_dir():
+        raise InputError(f"--out {out}: folder {Path(out).parent} does not exist")
+    model = load_keras(Path(model_path), unsafe=unsafe_load)
+    shape = input_shape(model)
+    train = ev = None
+    if finetune is not None:
+        ds = check_against_input(load_dataset(finetune, "train"), shape, "train")
+        if ds.y is None:
+            raise DataError(f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)")
+        train = (ds.x, ds.y)
+    elif spec.epochs > 0:
+        raise InputError(f"--epochs {spec.epochs} needs training data; give --finetune data.npz")
+    if eval_data is not None:
+        ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
+        ev = (ds.x, ds.y)
+    result = cluster_model(model, spec, train, ev)
+    with tempfile.TemporaryDirectory(prefix="edgeopt-cl-") as tmp:
+        p = Path(tmp) / "clustered.keras"
+        model.save(p)
+        write_bytes_atomic(Path(out), p.read_bytes())
+    return result

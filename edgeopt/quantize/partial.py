@@ -1,0 +1,340 @@
+"""Partial quantization with accuracy control.
+
+Start from full int8; while the eval accuracy drop exceeds the budget, move the most
+sensitive op (lowest SNR, see sensitivity.py) out of int8 -- one at a time, re-measuring
+each time -- then, if allowed, try int16x8 activations for the whole model. Every attempt
+is a row (size, accuracy, p50 latency, ops out of int8); the first row within budget wins.
+
+Backends (TFLite via the QuantizationDebugger's denylisted nodes, ONNX via
+`quantize_static(nodes_to_exclude=...)`) implement the small `Backend` protocol;
+the loop itself does not know which one it drives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgeopt.errors import BudgetExceededError, BudgetViolation, DataError, InputError, ProfileError
+from edgeopt.profiles.schema import Fallback, IOType, OutputFormat, Profile
+from edgeopt.quantize.sensitivity import LayerSensitivity, rank
+
+ALL_LAYERS = "*"  # out_of_int8 marker for a whole-model int16x8 step
+
+
+@dataclass(frozen=True)
+class PartialSettings:
+    max_accuracy_drop: float  # percentage points against the float model
+    fallbacks: tuple[Fallback, ...] = (Fallback.FLOAT,)
+    keep_float: tuple[str, ...] = ()  # regexes (op name or layer label) never quantized to int8
+    max_steps: int = 8
+    per_channel: bool = True
+    int8_io: bool = False  # int8 input/output (fully quantized; TFLite only)
+    benchmark: bool = True  # p50 latency per step
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_accuracy_drop < 0:
+            raise InputError(f"max accuracy drop must be >= 0 points, got {self.max_accuracy_drop}")
+        if not self.fallbacks:
+            raise InputError("partial quantization needs at least one fallback (float or int16x8)")
+        if self.keep_float and Fallback.FLOAT not in self.fallbacks:
+            raise ProfileError("partial.keep_float needs 'float' in partial.fallbacks")
+        for p in self.keep_float:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise InputError(f"keep_float pattern '{p}' is not a valid regular expression ({exc})") from None
+
+
+def settings_from_profile(profile: Profile) -> PartialSettings:
+    """PartialSettings for a profile with a [partial] section and budgets.max_accuracy_drop."""
+    part = profile.partial
+    if part is None or not part.accuracy_control:
+        raise ProfileError(f"profile '{profile.name}' has no [partial] section with accuracy_control = true")
+    drop = profile.budgets.max_accuracy_drop
+    if drop is None:
+        raise ProfileError(f"profile '{profile.name}': [partial] needs budgets.max_accuracy_drop")
+    if profile.device_class == "embedded-mcu" and Fallback.FLOAT in part.fallbacks:
+        raise ProfileError(f"profile '{profile.name}': an MCU runs int8 kernels only; partial.fallbacks may be "
+                           "['int16x8'], not 'float'")
+    if profile.convert.format is OutputFormat.ONNX and Fallback.INT16X8 in part.fallbacks:
+        raise ProfileError(f"profile '{profile.name}': int16x8 is TFLite-only; use partial.fallbacks = ['float'] for ONNX")
+    q = profile.quantize
+    return PartialSettings(
+        max_accuracy_drop=drop, fallbacks=part.fallbacks, keep_float=part.keep_float, max_steps=part.max_steps,
+        per_channel=q.per_channel, int8_io=q.input_type is IOType.INT8 and q.output_type is IOType.INT8,
+        threads=max(1, profile.runtime.threads),
+    )
+
+
+@dataclass(frozen=True)
+class PartialStep:
+    step: int
+    scheme: str  # "int8", "int8+float" or "int16x8"
+    out_of_int8: tuple[str, ...]  # op names kept out of int8 ("*" = every op, for int16x8)
+    layers: tuple[str, ...]  # the same, as readable layer labels
+    size_bytes: int
+    accuracy: float | None  # top-1 percent (None without integer labels)
+    accuracy_drop: float  # points vs the float model (100 - agreement without labels)
+    latency_p50_ms: float | None
+    within_budget: bool
+
+
+@dataclass(frozen=True)
+class PartialResult:
+    backend: str  # "tflite" or "onnx"
+    max_accuracy_drop: float
+    float_accuracy: float | None
+    sensitivity: tuple[LayerSensitivity, ...]  # graph order
+    steps: tuple[PartialStep, ...]
+    chosen: int  # index into steps: the first within budget, else the best
+    met: bool
+    model: bytes = field(default=b"", repr=False, compare=False)  # the chosen artifact
+
+    @property
+    def chosen_step(self) -> PartialStep:
+        return self.steps[self.chosen]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "model"}
+        d["chosen_step"] = asdict(self.chosen_step)
+        return d
+
+
+class Backend(Protocol):
+    suffix: str
+    float_model: bytes
+
+    def sensitivity(self) -> tuple[LayerSensitivity, ...]: ...
+
+    def int8(self, float_nodes: tuple[str, ...]) -> bytes: ...
+
+    def int16x8(self) -> bytes | None: ...
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+def _matches(row: LayerSensitivity, patterns: tuple[str, ...]) -> bool:
+    return any(re.search(p, row.name) or re.search(p, row.layer) for p in patterns)
+
+
+@dataclass
+class _Evaluator:
+    backend: Backend
+    x: np.ndarray
+    y: np.ndarray | None
+    settings: PartialSettings
+    tmp: Path
+    reference: np.ndarray = field(init=False)
+    float_accuracy: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        from edgeopt.validate.accuracy import predict, top1
+
+        ref_path = self._write(self.backend.float_model, "float")
+        self.reference = predict(ref_path, self.x, self.settings.threads)
+        labels = self.y is not None and self.y.dtype.kind in "iu"
+        self.float_accuracy = top1(self.reference, self.y) if labels and self.y is not None else None
+
+    def _write(self, data: bytes, name: str) -> Path:
+        p = self.tmp / f"{name}{self.backend.suffix}"
+        p.write_bytes(data)
+        return p
+
+    def measure(self, step: int, scheme: str, data: bytes, out: tuple[str, ...], labels: tuple[str, ...]) -> PartialStep:
+        from edgeopt.validate.accuracy import compare, predict
+
+        path = self._write(data, f"step{step}")
+        res = compare(predict(path, self.x, self.settings.threads), self.reference, self.y, "float")
+        drop = float(res.drop if res.drop is not None else 100.0 - res.agreement)
+        p50 = None
+        if self.settings.benchmark:
+            from edgeopt.benchmark.protocol import BenchSettings, run_benchmark
+
+            bench = run_benchmark(path, BenchSettings(threads=self.settings.threads, warmup_runs=2, warmup_seconds=0.0,
+                                                      runs=20, min_seconds=0.05, max_seconds=5.0))
+            p50 = float(bench.latency.p50)
+        return PartialStep(step, scheme, out, labels, len(data), res.value, round(drop, 6), p50,
+                           drop <= self.settings.max_accuracy_drop + 1e-9)
+
+
+def _check_eval(eval_x: np.ndarray | None) -> None:
+    if eval_x is None or np.asarray(eval_x).shape[0] == 0:
+        raise DataError("accuracy control needs eval data; give --eval data.npz (x, y)")
+
+
+def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | None, settings: PartialSettings,
+                     backend_name: str, raise_on_fail: bool = True) -> PartialResult:
+    """Run the accuracy-control loop on `backend`; BudgetExceededError (exit 3) if nothing meets the budget."""
+    _check_eval(eval_x)
+    sens = backend.sensitivity()
+    label = {r.name: r.layer for r in sens}
+    forced = tuple(r.name for r in sens if settings.keep_float and _matches(r, settings.keep_float))
+    queue = [r.name for r in rank(sens) if r.name not in forced]
+    steps: list[PartialStep] = []
+    models: list[bytes] = []
+    with tempfile.TemporaryDirectory(prefix="edgeopt-partial-") as tmp:
+        ev = _Evaluator(backend, np.asarray(eval_x, np.float32), eval_y, settings, Path(tmp))
+
+        def attempt(scheme: str, data: bytes, out: tuple[str, ...]) -> bool:
+            labels = ("all",) if out == (ALL_LAYERS,) else tuple(label.get(n, n) for n in out)
+            steps.append(ev.measure(len(steps), scheme, data, out, labels))
+            models.append(data)
+            return steps[-1].within_budget
+
+        out = forced
+        done = attempt("int8+float" if out else "int8", backend.int8(out), out)
+        if not done and Fallback.FLOAT in settings.fallbacks:
+            for name in queue[: settings.max_steps]:
+                out = out + (name,)
+                if attempt("int8+float", backend.int8(out), out):
+                    done = True
+                    break
+        if not done and Fallback.INT16X8 in settings.fallbacks:
+            data16 = backend.int16x8()
+            if data16 is not None:
+                done = attempt("int16x8", data16, (ALL_LAYERS,))
+    chosen = len(steps) - 1 if done else min(range(len(steps)), key=lambda i: (steps[i].accuracy_drop, i))
+    result = PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
+                           chosen, done, models[chosen])
+    if not done and raise_on_fail:
+        best = steps[chosen]
+        err = BudgetExceededError(
+            (BudgetViolation("accuracy drop", settings.max_accuracy_drop, best.accuracy_drop, "points"),),
+            f"partial quantization tried {len(steps)} variant(s) with fallbacks "
+            f"{', '.join(str(f) for f in settings.fallbacks)}; best keeps {len(best.layers)} op(s) out of int8",
+        )
+        err.result = result  # type: ignore[attr-defined]  # the report still shows every step
+        raise err
+    return result
+
+
+# ------------------------------------------------------------------------------------------ TFLite
+
+
+class TfliteBackend:
+    suffix = ".tflite"
+
+    def __init__(self, session: Any, saved_model: Path, calib_x: np.ndarray, settings: PartialSettings) -> None:
+        self._session, self._sm, self._calib, self._settings = session, saved_model, calib_x, settings
+        self.float_model = session.float_model
+
+    def sensitivity(self) -> tuple[LayerSensitivity, ...]:
+        return self._session.sensitivity()
+
+    def int8(self, float_nodes: tuple[str, ...]) -> bytes:
+        return self._session.quantized(float_nodes)
+
+    def int16x8(self) -> bytes | None:
+        from edgeopt.convert.tflite import to_tflite
+        from edgeopt.profiles.schema import Scheme
+        from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
+
+        io = IOType.INT16 if self._settings.int8_io else IOType.FLOAT32
+        recipe = TfliteRecipe(Scheme.INT16X8, io, io, self._settings.per_channel, self._calib)
+        return to_tflite(self._sm, converter_setup(recipe))
+
+
+@contextlib.contextmanager
+def _saved_model(model: Any) -> Iterator[tuple[Path, tuple[str, ...]]]:
+    from edgeopt.convert.savedmodel import export_saved_model
+    from edgeopt.quantize.sensitivity import keras_layer_names
+
+    if isinstance(model, (str, Path)):
+        yield Path(model), ()
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeopt-partial-sm-") as tmp:
+        yield export_saved_model(model, Path(tmp) / "sm"), keras_layer_names(model)
+
+
+def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
+                            settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
+    """Accuracy-controlled int8 .tflite from a Keras model or SavedModel folder; `result.model` is the artifact."""
+    from edgeopt.quantize.sensitivity import TfliteDebugSession
+
+    _check_eval(eval_x)
+    with _saved_model(model) as (sm, names):
+        session = TfliteDebugSession(sm, calib_x, settings.per_channel, settings.int8_io, names)
+        return control_accuracy(TfliteBackend(session, sm, np.asarray(calib_x, np.float32), settings),
+                                eval_x, eval_y, settings, "tflite", raise_on_fail)
+
+
+# ------------------------------------------------------------------------------------------ ONNX
+
+
+class OnnxBackend:
+    suffix = ".onnx"
+
+    def __init__(self, float_onnx: Path, calib_x: np.ndarray, settings: PartialSettings, tmp: Path) -> None:
+        self._src, self._calib, self._settings, self._tmp = Path(float_onnx), calib_x, settings, tmp
+        self.float_model = self._src.read_bytes()
+        self._n = 0
+        self._followers = _activation_followers(self._src, tmp)
+
+    def _expand(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Excluding a node must exclude the Relu/Clip after it too, or the QDQ pass drops the activation."""
+        out = list(names)
+        for n in names:
+            out += [f for f in self._followers.get(n, ()) if f not in out]
+        return tuple(out)
+
+    def sensitivity(self) -> tuple[LayerSensitivity, ...]:
+        from edgeopt.quantize.sensitivity import sensitivity_onnx
+
+        return sensitivity_onnx(self._src, self._calib, self._settings.per_channel)
+
+    def int8(self, float_nodes: tuple[str, ...]) -> bytes:
+        from edgeopt.profiles.schema import Scheme
+        from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+
+        self._n += 1
+        dst = self._tmp / f"q{self._n}.onnx"
+        quantize_onnx(self._src, dst, OnnxRecipe(Scheme.INT8, per_channel=self._settings.per_channel,
+                                                 calibration=self._calib, nodes_to_exclude=self._expand(float_nodes)))
+        return dst.read_bytes()
+
+    def int16x8(self) -> bytes | None:
+        return None  # TFLite-only scheme
+
+
+def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
+    """Node -> the Relu/Clip nodes fed only by it, in the graph onnxruntime quantizes (after pre-processing)."""
+    import contextlib
+    import io
+
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = tmp / "pre.onnx"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        graph = onnx.load(str(pre)).graph
+    except Exception:  # noqa: BLE001 - pre-processing is optional in edgeopt.quantize.onnx too
+        graph = onnx.load(str(src)).graph
+    producer = {o: n.name for n in graph.node for o in n.output}
+    follow: dict[str, list[str]] = {}
+    for n in graph.node:
+        if n.op_type in ("Relu", "Clip") and n.input and n.input[0] in producer:
+            follow.setdefault(producer[n.input[0]], []).append(n.name)
+    return {k: tuple(v) for k, v in follow.items()}
+
+
+def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
+                          settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
+    """Accuracy-controlled QDQ int8 .onnx from a float .onnx; `result.model` is the artifact."""
+    _check_eval(eval_x)
+    if Fallback.INT16X8 in settings.fallbacks and Fallback.FLOAT not in settings.fallbacks:
+        raise ProfileError("int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback")
+    with tempfile.TemporaryDirectory(prefix="edgeopt-partial-onnx-") as tmp:
+        return control_accuracy(OnnxBackend(Path(float_onnx), np.asarray(calib_x, np.float32), settings, Path(tmp)),
+                                eval_x, eval_y, settings, "onnx", raise_on_fail)

@@ -1,0 +1,172 @@
+"""`edgeopt bench --remote` against a real sshd on 127.0.0.1 (the "device" is this machine).
+
+sshd runs from a temp folder: its own host key, authorized_keys and config. The
+client uses `-F` with a temp ssh config whose known_hosts holds that host key,
+so nothing in ~/.ssh is read or written. Needs openssh-server (skipped only if
+sshd is not installed: `apt-get install -y openssh-server openssh-client`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeopt.benchmark.protocol import BenchSettings
+from edgeopt.benchmark.remote import RemoteSpec, run_remote_benchmark
+from edgeopt.cli.app import app
+from edgeopt.errors import InputError, RemoteError
+
+ROOT = Path(__file__).resolve().parents[2]
+SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
+pytestmark = pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
+                                reason="openssh-server/client not installed (apt-get install -y openssh-server openssh-client)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgeopt-test", "-f", str(path)], check=True)
+
+
+@pytest.fixture(scope="module")
+def device(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sshd")
+    os.chmod(d, 0o700)
+    for name in ("host_key", "user_key", "stranger_key"):
+        _keygen(d / name)
+    shutil.copy(d / "user_key.pub", d / "authorized_keys")
+    user, port, closed = getpass.getuser(), _free_port(), _free_port()
+    (d / "sshd_config").write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_key
+PidFile {d}/sshd.pid
+AuthorizedKeysFile {d}/authorized_keys
+StrictModes no
+UsePAM no
+PermitRootLogin yes
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowUsers {user}
+LogLevel ERROR
+""")
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL,
+                            stderr=open(d / "sshd.log", "wb"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()[-500:]}")
+            time.sleep(0.05)
+    host_pub = (d / "host_key.pub").read_text().split()
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    common = f"  HostName 127.0.0.1\n  User {user}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n"
+    (d / "ssh_config").write_text(
+        f"Host device\n  Port {port}\n  IdentityFile {d}/user_key\n{common}"
+        f"Host stranger\n  Port {port}\n  IdentityFile {d}/stranger_key\n{common}"
+        f"Host closed\n  Port {closed}\n  IdentityFile {d}/user_key\n{common}"
+        f"Host unknown-key\n  Port {port}\n  IdentityFile {d}/user_key\n  HostName 127.0.0.1\n  User {user}\n"
+        f"  UserKnownHostsFile {d}/empty_known_hosts\n")
+    (d / "empty_known_hosts").write_text("")
+    # The device's Python: this interpreter running this checkout (edgeopt is not installed in it).
+    py = d / "device-python"
+    py.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} "$@"\n')
+    py.chmod(0o755)
+    yield SimpleNamespace(dir=d, config=d / "ssh_config", python=str(py), port=port)
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def spec(device, host: str = "device", python: str | None = None) -> RemoteSpec:
+    return RemoteSpec(host=host, python=python or device.python, ssh_config=device.config, connect_timeout=5, timeout=120)
+
+
+SETTINGS = BenchSettings(runs=5, min_seconds=0.05, warmup_seconds=0.01)
+
+
+def test_remote_benchmark_api(device, models) -> None:
+    r = run_remote_benchmark(models.tflite_int8, SETTINGS, spec(device))
+    assert r.device == "device" and r.model == str(models.tflite_int8)
+    assert r.latency.runs >= 5 and r.latency.p50 > 0
+    assert r.fingerprint is not None and r.fingerprint.runtime == "litert" and r.fingerprint.cores >= 1
+
+
+def test_remote_cli_several_models(device, models, fast, tmp_path) -> None:
+    # A file name the remote shell would expand if it were not quoted.
+    odd = tmp_path / "my model $(touch PWNED); `touch PWNED2`.tflite"
+    shutil.copy(models.tflite, odd)
+    res = CliRunner().invoke(app, ["bench", str(odd), str(models.onnx), *fast, "--remote", "device",
+                                   "--remote-python", device.python, "--ssh-config", str(device.config), "--json"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)["results"]
+    assert [(r["device"], Path(r["model"]).name) for r in out] == [("device", odd.name), ("device", "mlp.onnx")]
+    assert out[1]["ratio"]["p50"] > 0 and out[0]["fingerprint"]["host"]
+    assert not list(Path.home().glob("PWNED*")) and not list(Path("/tmp").glob("PWNED*"))
+
+
+def test_ssh_options_checked(device) -> None:
+    with pytest.raises(InputError, match="StrictHostKeyChecking is not allowed"):
+        RemoteSpec(host="device", ssh_options=("StrictHostKeyChecking=no",))
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        RemoteSpec(host="device", ssh_options=("-oProxyCommand=x",))
+    argv = RemoteSpec(host="pi@raspberrypi.local", ssh_options=("IdentityFile=/k",)).argv("echo hi")
+    assert argv[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    assert argv[-3:] == ["--", "pi@raspberrypi.local", "echo hi"] and "IdentityFile=/k" in argv
+
+
+def _err(device, models, host: str, python: str | None = None) -> str:
+    with pytest.raises(RemoteError) as e:
+        run_remote_benchmark(models.tflite, SETTINGS, spec(device, host, python))
+    msg = str(e.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_unreachable_port(device, models) -> None:
+    assert "cannot reach closed: connection refused" in _err(device, models, "closed")
+
+
+def test_authentication_failure(device, models) -> None:
+    assert "authentication to stranger failed" in _err(device, models, "stranger")
+
+
+def test_unknown_host_key_is_refused(device, models) -> None:
+    assert "host key of unknown-key is unknown" in _err(device, models, "unknown-key")
+
+
+def test_edgeopt_missing_on_device(device, models) -> None:
+    # The bare interpreter, without this checkout on its path, has no edgeopt.
+    msg = _err(device, models, "device", python=sys.executable)
+    assert "edgeopt is not installed" in msg and "pip install edgeopt" in msg
+    assert "not found on device" in _err(device, models, "device", python="/nonexistent/python3")
+
+
+def test_timeout_is_one_line(device, models) -> None:
+    s = RemoteSpec(host="device", python=device.python, ssh_config=device.config, timeout=0.05)
+    with pytest.raises(RemoteError, match="no answer within 0.05 s"):
+        run_remote_benchmark(models.tflite, SETTINGS, s)
