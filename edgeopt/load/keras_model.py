@@ -23,7 +23,12 @@ def import_keras() -> Any:
 
         with native_quiet():
             import keras
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+        import logging
+
+        tf.get_logger().setLevel(logging.ERROR)
+        tf.autograph.set_verbosity(0)
     except ImportError:
         raise RuntimeUnavailableError("conversion needs TensorFlow; install it with: pip install 'edgeopt[convert]'") from None
     return keras

@@ -120,6 +120,38 @@ class McuSection(Strict):
     sustained_macs_per_second: Annotated[float, Field(gt=0, description="int8 MAC/s the core sustains")] | None = None
 
 
+class PruneCriterion(StrEnum):
+    L1 = "l1"
+    L2 = "l2"
+    BN_SCALE = "bn-scale"
+    RANDOM = "random"
+
+
+class PruneAllocation(StrEnum):
+    GLOBAL = "global"
+    UNIFORM = "uniform"
+
+
+class PruneSection(Strict):
+    """Structural channel pruning before conversion. Off while ratio and macs_reduction are 0."""
+
+    macs_reduction: Annotated[float, Field(ge=0, lt=1, description="fraction of MACs to remove")] = 0.0
+    ratio: Annotated[float, Field(ge=0, lt=1, description="fraction of channels to remove (instead of macs_reduction)")] = 0.0
+    criterion: PruneCriterion = PruneCriterion.L1
+    allocation: PruneAllocation = PruneAllocation.GLOBAL
+    round_to: Annotated[int, Field(ge=1, le=256, description="channel counts stay multiples of this (SIMD width)")] = 1
+    ignore: tuple[str, ...] = ()
+    epochs: Annotated[int, Field(ge=0, le=1000, description="fine-tuning epochs (needs training data)")] = 10
+    learning_rate: Annotated[float, Field(gt=0, le=1, description="Adam learning rate for fine-tuning")] = 1e-3
+    allow_without_finetune: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> PruneSection:
+        if self.ratio and self.macs_reduction:
+            raise ValueError("set prune.ratio or prune.macs_reduction, not both")
+        return self
+
+
 class ClusterInit(StrEnum):
     LINEAR = "linear"
     KMEANS_PP = "kmeans++"
@@ -173,6 +205,7 @@ class Profile(Strict):
     runtime: RuntimeSection = RuntimeSection()
     benchmark: BenchmarkSection = BenchmarkSection()
     budgets: BudgetsSection = BudgetsSection()
+    prune: PruneSection = PruneSection()  # [prune]: off unless ratio or macs_reduction > 0
     cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
     mcu: McuSection = McuSection()

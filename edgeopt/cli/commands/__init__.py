@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 import typer
 
-from edgeopt.cli.commands import bench, build, cluster, export_c, inspect, mcu, targets
+from edgeopt.cli.commands import bench, build, cluster, export_c, inspect, mcu, prune, targets
 
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     build.register,
     bench.register,
     inspect.register,
     targets.register,
+    prune.register,
     cluster.register,
     mcu.register,
     export_c.register,

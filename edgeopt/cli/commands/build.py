@@ -21,6 +21,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; written atomically.")] = Path("out"),
         calib: Annotated[Path | None, typer.Option("--calib", help="Calibration data .npz (x) or .npy.")] = None,
         eval_data: Annotated[Path | None, typer.Option("--eval", help="Eval data .npz (x, y).")] = None,
+        train: Annotated[Path | None, typer.Option("--train", help="Training data .npz (x, y) for fine-tuning after pruning/clustering.")] = None,
+        no_finetune: Annotated[bool, typer.Option("--no-finetune", help="Allow pruning without fine-tuning data.")] = False,
+        c_name: Annotated[str, typer.Option("--c-name", help="C array name for MCU targets.")] = "g_model",
         random_calibration: Annotated[bool, typer.Option("--random-calibration", help="Calibrate int8 on random data (accuracy unknown).")] = False,
         unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")] = False,
         threads: Annotated[int | None, typer.Option("--threads", help="Benchmark threads (overrides the profile; 0 = all cores).")] = None,
@@ -38,8 +41,9 @@ def register(app: typer.Typer) -> None:
                 from edgeopt.errors import InputError
 
                 raise InputError(f"--threads must be >= 0 (0 = all cores), got {threads}")
-            req = BuildRequest(model=model, target=target, out=out, calib=calib, eval=eval_data,
-                               random_calibration=random_calibration, unsafe_load=unsafe_load, threads=threads,
+            req = BuildRequest(model=model, target=target, out=out, calib=calib, eval=eval_data, train=train,
+                               random_calibration=random_calibration, allow_no_finetune=no_finetune,
+                               unsafe_load=unsafe_load, threads=threads, c_name=c_name,
                                benchmark=not no_bench, command_line=tuple(sys.argv))
             result = build(req, progress=lambda s: sink.info(f"[dim]{s}...[/dim]") if not json_out else None)
             sink.result(result.report.model_dump(mode="json"), lambda c: (to_console(result.report, c),

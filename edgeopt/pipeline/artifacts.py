@@ -1,0 +1,110 @@
+"""Convert and quantize: the float baseline and the optimized artifact, in the staging folder.
+
+The baseline is the plain float conversion of the *source* model; the optimized
+artifact is the compressed model under the profile's scheme (or, with a
+[partial] section and eval data, the accuracy-controlled partial quantization).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.data.datasets import Dataset
+from edgeopt.errors import BudgetExceededError
+from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
+from edgeopt.pipeline.source import Source
+from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    baseline: str  # file names inside the staging folder
+    optimized: str
+    format: str
+    scheme: str  # what the optimized artifact is, e.g. "int8" or "int8+float(2 ops)"
+    partial: dict[str, Any] | None = None  # the accuracy-control steps, when used
+
+
+def _stem(source: Source) -> str:
+    return source.path.stem if source.path.is_file() else source.path.name
+
+
+def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
+                   evalset: Dataset | None, stage: Staging) -> Artifacts:
+    if profile.convert.format is OutputFormat.TFLITE:
+        return _tflite(source, model, profile, calib, evalset, stage)
+    return _onnx(source, model, profile, calib, evalset, stage)
+
+
+def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
+    p = profile.partial
+    return p is not None and p.accuracy_control and evalset is not None and \
+        profile.quantize.scheme is Scheme.INT8 and profile.budgets.max_accuracy_drop is not None
+
+
+def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
+            evalset: Dataset | None, stage: Staging) -> Artifacts:
+    from edgeopt.convert.savedmodel import export_saved_model
+    from edgeopt.convert.tflite import to_tflite
+    from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
+
+    stem, q = _stem(source), profile.quantize
+    base, opt = f"{stem}.float.tflite", f"{stem}.tflite"
+    sm_base = export_saved_model(source.keras_model, stage.dir / "_work" / "baseline", batch=1)
+    write_bytes_atomic(stage.path(base), to_tflite(sm_base))
+    sm_opt = sm_base if model is source.keras_model else export_saved_model(model, stage.dir / "_work" / "optimized", batch=1)
+    if _use_partial(profile, evalset):
+        assert evalset is not None and calib is not None
+        from edgeopt.quantize.partial import partial_quantize_tflite, settings_from_profile
+
+        result = _partial(lambda: partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile)))
+        write_bytes_atomic(stage.path(opt), result.model)
+        return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result.to_dict())
+    recipe = TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)
+    write_bytes_atomic(stage.path(opt), to_tflite(sm_opt, converter_setup(recipe)))
+    return Artifacts(base, opt, "tflite", str(q.scheme))
+
+
+def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
+          evalset: Dataset | None, stage: Staging) -> Artifacts:
+    from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+
+    stem, q = _stem(source), profile.quantize
+    base, opt = f"{stem}.float.onnx", f"{stem}.onnx"
+    if source.keras_model is not None:
+        from edgeopt.convert.onnx import keras_to_onnx
+
+        write_bytes_atomic(stage.path(base), keras_to_onnx(source.keras_model, profile.convert.opset))
+        if model is source.keras_model:
+            float_opt = stage.path(base)
+        else:
+            float_opt = write_bytes_atomic(stage.dir / "_work" / "compressed.onnx", keras_to_onnx(model, profile.convert.opset))
+    else:
+        assert source.onnx_path is not None
+        write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())
+        float_opt = stage.path(base)
+    if _use_partial(profile, evalset):
+        assert evalset is not None and calib is not None
+        from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
+
+        result = _partial(lambda: partial_quantize_onnx(float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile)))
+        write_bytes_atomic(stage.path(opt), result.model)
+        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict())
+    recipe = OnnxRecipe(q.scheme, q.per_channel, q.calibration_method, q.onnx_format, calib)
+    quantize_onnx(Path(float_opt), stage.path(opt), recipe)
+    return Artifacts(base, opt, "onnx", str(q.scheme))
+
+
+def _partial(run: Any) -> Any:
+    """Run accuracy control; when nothing meets the budget, keep the best step as the artifact."""
+    try:
+        return run()
+    except BudgetExceededError as exc:
+        result = getattr(exc, "result", None)
+        if result is None:
+            raise
+        return result

@@ -1,0 +1,105 @@
+"""The pruning stage: prune, fine-tune, and describe what happened (for build and `edgeopt prune`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
+from edgeopt.errors import InputError
+from edgeopt.profiles.schema import PruneSection
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    model: Any
+    report: dict[str, Any]
+
+
+def spec_from(cfg: PruneSection) -> Any:
+    from edgeopt.prune import PruneSpec
+
+    criterion = str(cfg.criterion).replace("-", "_")
+    return PruneSpec(ratio=cfg.ratio or None if not cfg.macs_reduction else None,
+                     macs_reduction=cfg.macs_reduction or None, criterion=criterion,
+                     allocation=str(cfg.allocation), round_to=cfg.round_to, ignore=tuple(cfg.ignore))
+
+
+def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, evalset: Dataset | None,
+                       allow_no_finetune: bool) -> PruneOutcome:
+    from edgeopt.prune import prune_model
+    from edgeopt.prune.finetune import accuracy, finetune
+
+    finetuning = cfg.epochs > 0 and train is not None and train.y is not None
+    if not finetuning and not (allow_no_finetune or cfg.allow_without_finetune):
+        raise InputError("pruning without fine-tuning loses accuracy: give training data (--train / --finetune data.npz "
+                         "with x and y) or allow it explicitly (--no-finetune, or prune.allow_without_finetune = true)")
+    spec = spec_from(cfg)
+    before = None if evalset is None or evalset.y is None else accuracy(model, evalset.x, evalset.y)
+    result = prune_model(model, spec)
+    pruned_acc = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
+    ft = None
+    if finetuning:
+        assert train is not None
+        ft = finetune(result.model, train.x, train.y, epochs=cfg.epochs, learning_rate=cfg.learning_rate, patience=3,
+                      eval_x=None if evalset is None else evalset.x, eval_y=None if evalset is None else evalset.y, seed=0)
+    after = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
+    report = {
+        "criterion": str(cfg.criterion), "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "allocation": str(cfg.allocation), "round_to": cfg.round_to,
+        "requested": {"ratio": cfg.ratio or None, "macs_reduction": cfg.macs_reduction or None},
+        "channel_ratio": result.ratio,
+        "params_before": result.params_before, "params_after": result.params_after,
+        "macs_before": result.macs_before, "macs_after": result.macs_after,
+        "macs_reduction": result.macs_reduction, "params_reduction": result.params_reduction,
+        "accuracy_before": _pct(before), "accuracy_after_prune": _pct(pruned_acc), "accuracy_after_finetune": _pct(after) if ft else None,
+        "finetune": None if ft is None else {"epochs_run": ft.epochs_run, "loss_history": list(ft.loss_history)},
+        "finetuned": ft is not None,
+        "groups": [{"layers": list(g.layers), "channels_before": g.channels_before, "channels_after": g.channels_after}
+                   for g in result.groups],
+        "unprunable": [{"layer": u.layer, "reason": u.reason} for u in result.unprunable],
+        "warnings": list(result.warnings),
+    }
+    return PruneOutcome(result.model, report)
+
+
+def _pct(v: float | None) -> float | None:
+    return None if v is None else float(v * 100.0)  # prune.finetune.accuracy is a fraction
+
+
+def run_prune(model: Any, cfg: PruneSection, train: Dataset | None, evalset: Dataset | None,
+              allow_no_finetune: bool) -> tuple[Any, dict[str, Any]]:
+    out = prune_and_finetune(model, cfg, train, evalset, allow_no_finetune)
+    return out.model, out.report
+
+
+def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
+                     allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
+    """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict."""
+    from edgeopt.convert.savedmodel import input_shape
+    from edgeopt.load.formats import ModelFormat, detect_format
+    from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
+    from edgeopt.pipeline.atomic import write_bytes_atomic
+
+    fmt = detect_format(path)
+    if fmt not in KERAS_FORMATS:
+        raise InputError(f"{path}: pruning needs a Keras model (.keras, .h5 or SavedModel), not a .{fmt}; "
+                         "prune before converting")
+    if out.suffix != ".keras":
+        raise InputError(f"--out {out}: the pruned model is saved as Keras 3; use a .keras file name")
+    if not out.parent.exists() or not out.parent.is_dir():
+        raise InputError(f"--out {out}: folder {out.parent} does not exist")
+    model = load_keras(path, unsafe=unsafe_load)
+    shape = input_shape(model)
+    train = None if finetune_data is None else check_against_input(load_dataset(finetune_data, "train"), shape, "train")
+    eval_path = eval_data or (sibling(path, "eval") if fmt is ModelFormat.KERAS else None)
+    evalset = None if eval_path is None else check_against_input(load_dataset(eval_path, "eval"), shape, "eval")
+    outcome = prune_and_finetune(model, cfg, train, evalset, allow_no_finetune)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edgeopt-prune-", dir=out.parent) as tmp:
+        tmp_file = Path(tmp) / "pruned.keras"
+        outcome.model.save(tmp_file)
+        write_bytes_atomic(out, tmp_file.read_bytes())
+    return {"input": str(path), "output": str(out), "eval_data": None if evalset is None else str(evalset.path),
+            **outcome.report}
