@@ -170,3 +170,17 @@ def test_timeout_is_one_line(device, models) -> None:
     s = RemoteSpec(host="device", python=device.python, ssh_config=device.config, timeout=0.05)
     with pytest.raises(RemoteError, match="no answer within 0.05 s"):
         run_remote_benchmark(models.tflite, SETTINGS, s)
+
+
+def test_build_remote_times_artifacts_on_device(device, tmp_path) -> None:
+    """`edgeopt build --remote`: the artifacts are timed on the device and labelled with it."""
+    prof = tmp_path / "quick.toml"
+    prof.write_text('extends = "mobile-cpu"\n[benchmark]\nruns = 5\nmin_seconds = 0.05\nwarmup_seconds = 0.01\n')
+    res = CliRunner().invoke(app, ["build", str(ROOT / "sample_models" / "digits_dscnn.keras"), "--target", str(prof),
+                                   "--out", str(tmp_path / "out"), "--remote", "device", "--remote-python", device.python,
+                                   "--ssh-config", str(device.config), "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    for variant in ("baseline", "optimized"):
+        lat = report[variant]["latency_ms"]
+        assert lat["where"] == "device" and lat["runs"] >= 5 and lat["p50"] > 0

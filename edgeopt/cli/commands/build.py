@@ -28,6 +28,11 @@ def register(app: typer.Typer) -> None:
         unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")] = False,
         threads: Annotated[int | None, typer.Option("--threads", help="Benchmark threads (overrides the profile; 0 = all cores).")] = None,
         no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the latency benchmark.")] = False,
+        remote: Annotated[str | None, typer.Option("--remote", help="Time the artifacts on user@host over SSH.")] = None,
+        remote_python: Annotated[str, typer.Option("--remote-python", help="Python on the device that has edgeopt.")] = "python3",
+        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="ssh config file (ssh -F).")] = None,
+        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file for the device.")] = None,
+        ssh_port: Annotated[int | None, typer.Option("--ssh-port", help="SSH port.")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json."""
@@ -41,7 +46,13 @@ def register(app: typer.Typer) -> None:
                 from edgeopt.errors import InputError
 
                 raise InputError(f"--threads must be >= 0 (0 = all cores), got {threads}")
-            req = BuildRequest(model=model, target=target, out=out, calib=calib, eval=eval_data, train=train,
+            spec = None
+            if remote is not None:
+                from edgeopt.benchmark.remote import RemoteSpec
+
+                spec = RemoteSpec(host=remote, python=remote_python, ssh_config=ssh_config, known_hosts=known_hosts,
+                                  port=ssh_port)
+            req = BuildRequest(remote=spec, model=model, target=target, out=out, calib=calib, eval=eval_data, train=train,
                                random_calibration=random_calibration, allow_no_finetune=no_finetune,
                                unsafe_load=unsafe_load, threads=threads, c_name=c_name,
                                benchmark=not no_bench, command_line=tuple(sys.argv))

@@ -1,0 +1,74 @@
+"""TFLite Micro vs LiteRT on the same int8 model and samples: bit-exact, or where they differ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import DataError
+from edgeopt.runtime.base import RunnerOptions, TensorInfo
+from edgeopt.runtime.tensors import random_input, to_model_input
+
+
+@dataclass(frozen=True)
+class DiffLocation:
+    sample: int
+    output: int
+    element: tuple[int, ...]  # index inside that output tensor
+
+
+@dataclass(frozen=True)
+class Comparison:
+    samples: int
+    bit_exact: bool
+    max_abs_diff: float  # in the output's own units (int8 steps for a quantized output)
+    where: DiffLocation | None  # first place where the largest difference occurs
+    mismatched_elements: int
+
+
+def litert_outputs(model: Path, feeds: list[list[np.ndarray]]) -> tuple[tuple[TensorInfo, ...], list[list[np.ndarray]]]:
+    """Reference outputs from LiteRT (reference kernels: XNNPACK off, one thread)."""
+    from edgeopt.runtime import open_runner
+
+    runner = open_runner(model, RunnerOptions(threads=1, xnnpack=False))
+    return runner.outputs, [runner.run(sample) for sample in feeds]
+
+
+def compare(tflm: tuple[tuple[np.ndarray, ...], ...], ref: list[list[np.ndarray]]) -> Comparison:
+    worst, where, mismatched = 0.0, None, 0
+    for s, (a_sample, b_sample) in enumerate(zip(tflm, ref, strict=True)):
+        for o, (a, b) in enumerate(zip(a_sample, b_sample, strict=True)):
+            a = np.asarray(a).reshape(np.asarray(b).shape)
+            diff = np.abs(a.astype(np.float64) - np.asarray(b).astype(np.float64))
+            mismatched += int(np.count_nonzero(diff))
+            if diff.size and float(diff.max()) > worst:
+                worst = float(diff.max())
+                where = DiffLocation(s, o, tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)))
+    return Comparison(samples=len(ref), bit_exact=mismatched == 0, max_abs_diff=worst, where=where,
+                      mismatched_elements=mismatched)
+
+
+def make_feeds(inputs: tuple[TensorInfo, ...], x: np.ndarray | None, count: int, seed: int = 0) -> list[list[np.ndarray]]:
+    """Samples as model inputs: float data is quantized with each input's scale; None -> seeded random."""
+    if x is None:
+        rng = np.random.default_rng(seed)
+        return [[random_input(info, rng) for info in inputs] for _ in range(count)]
+    if len(inputs) != 1:
+        raise DataError(f"the model has {len(inputs)} inputs; sample data (one array x) fits single-input models only")
+    info = inputs[0]
+    want = tuple(d if d > 0 else 1 for d in info.shape)
+    feeds = []
+    for i in range(min(count, int(x.shape[0]))):
+        sample = x[i:i + 1]
+        if sample.size != int(np.prod(want)):
+            raise DataError(f"sample {i} has shape {list(x.shape[1:])}; the model input wants {list(want[1:])}")
+        sample = sample.reshape(want)
+        if sample.dtype.kind == "f":
+            feeds.append([to_model_input(sample, info)])
+        elif np.dtype(sample.dtype) == np.dtype(info.dtype):
+            feeds.append([sample])
+        else:
+            raise DataError(f"sample data is {sample.dtype}; the model input is {info.dtype} (give float data or {info.dtype})")
+    return feeds

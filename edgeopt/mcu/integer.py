@@ -1,0 +1,67 @@
+"""Integer-only check for a microcontroller: int8 weights and activations, int8 I/O.
+
+A float tensor anywhere (a float op left in an int8 model, float input/output with
+QUANTIZE/DEQUANTIZE at the edges) fails and names the ops. int16 activations are
+allowed only when the profile allows int16x8 (`[mcu] allow_int16x8`). int32/int64
+tensors are accepted (biases, shapes, indices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeopt.analysis.tflite_graph import TfliteGraph
+from edgeopt.profiles.schema import IOType, Profile
+
+FLOAT_DTYPES = frozenset({"float32", "float16", "float64", "bfloat16"})
+
+
+@dataclass(frozen=True)
+class IntegerCheck:
+    float_ops: tuple[str, ...]  # "OP#index" of ops with a float input or output
+    int16_ops: tuple[str, ...]  # ops with int16 activations (a failure unless int16x8 is allowed)
+    io_issues: tuple[str, ...]  # "input 0 'name' is float32, profile wants int8"
+
+    @property
+    def ok(self) -> bool:
+        return not (self.float_ops or self.int16_ops or self.io_issues)
+
+    def describe(self) -> str:
+        parts = []
+        if self.float_ops:
+            parts.append(f"float ops left in the graph: {', '.join(self.float_ops[:12])}"
+                         + (f" (+{len(self.float_ops) - 12} more)" if len(self.float_ops) > 12 else ""))
+        if self.int16_ops:
+            parts.append(f"int16 activations (int16x8) in: {', '.join(self.int16_ops[:12])}; set [mcu] allow_int16x8 = true if your kernels support it")
+        parts.extend(self.io_issues)
+        return "; ".join(parts)
+
+
+def _wanted_io(kind: IOType, allow16: bool) -> set[str]:
+    if kind in (IOType.INT8, IOType.UINT8):
+        return {str(kind)}
+    if kind is IOType.INT16:
+        return {"int16"}
+    # The profile keeps float I/O: an MCU still needs integer I/O; accept int8 (and int16 if allowed).
+    return {"int8", "int16"} if allow16 else {"int8"}
+
+
+def check_integer_only(graph: TfliteGraph, profile: Profile) -> IntegerCheck:
+    allow16 = profile.mcu.allow_int16x8
+    float_ops: list[str] = []
+    int16_ops: list[str] = []
+    for op in graph.operators:
+        dtypes = {d for d in op.input_dtypes + op.output_dtypes if d}
+        label = f"{op.op}#{op.index}"
+        if dtypes & FLOAT_DTYPES:
+            float_ops.append(label)
+        elif "int16" in dtypes and not allow16:
+            int16_ops.append(label)
+    issues = []
+    for kind, tensors, want in (("input", graph.inputs, _wanted_io(profile.quantize.input_type, allow16)),
+                                ("output", graph.outputs, _wanted_io(profile.quantize.output_type, allow16))):
+        for i, t in enumerate(tensors):
+            if t.dtype not in want:
+                issues.append(f"{kind} {i} '{t.name}' is {t.dtype}, the profile wants {' or '.join(sorted(want))}"
+                              f" (quantize with inference_{kind}_type = tf.int8)")
+    return IntegerCheck(tuple(float_ops), tuple(int16_ops), tuple(issues))

@@ -1,0 +1,57 @@
+"""The value the MCU stage returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from edgeopt.errors import BudgetExceededError, BudgetViolation
+from edgeopt.mcu.compare import DiffLocation
+
+
+@dataclass(frozen=True)
+class McuReport:
+    model: str
+    profile: str
+    core: str
+    model_bytes: int
+    ops: tuple[str, ...]  # distinct ops, sorted
+    op_counts: dict[str, int]
+    unsupported_ops: tuple[str, ...]  # always empty in a returned report (unsupported ops raise)
+    macs: int
+    params: int
+    arena_bytes: int  # exact minimum measured in the TFLM interpreter (size - 1 fails)
+    arena_with_margin: int  # what the firmware should reserve (the C export's ARENA_SIZE)
+    arena_probes: int
+    input_bytes: int
+    output_bytes: int
+    io_bytes: int
+    flash_bytes: int  # model + [mcu] runtime_flash_kb
+    ram_bytes: int  # arena_with_margin + io_bytes
+    flash_limit_bytes: int | None
+    ram_limit_bytes: int | None
+    samples_compared: int
+    sample_source: str  # "random (seed 0)" or the data file
+    bit_exact: bool | None  # TFLM vs LiteRT (reference kernels); None when not compared
+    max_abs_diff: float | None
+    diff_at: DiffLocation | None
+    mismatched_elements: int | None
+    host_tflm_latency_ms: float | None  # median invoke time of TFLM on THIS HOST (not the device)
+    estimated_device_latency_ms: float | None  # MACs / [mcu] sustained_macs_per_second
+    violations: tuple[BudgetViolation, ...]
+    c_header: str | None = None
+    c_source: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and self.bit_exact is not False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["latency_note"] = "host_tflm_latency_ms is measured on the host CPU; estimated_device_latency_ms = MACs / sustained MAC/s"
+        return d
+
+    def enforce_budgets(self) -> None:
+        """Raise BudgetExceededError (exit 3) if the flash or RAM budget is broken."""
+        if self.violations:
+            raise BudgetExceededError(self.violations, f"model {self.model} on {self.profile}")

@@ -1,0 +1,45 @@
+"""Tiny models built in code and converted with the real TFLite converter (TensorFlow imported here only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def small_cnn(keras, shape=(16, 16, 3), classes=4):
+    inp = keras.Input(shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(classes)(x)
+    return keras.Model(inp, keras.layers.Softmax()(x))
+
+
+def convert(model, workdir: Path, name: str, *, int8: bool = True, io: str = "int8", samples: int = 32) -> Path:
+    """SavedModel export + TFLiteConverter: full int8 (int8 or float I/O), int16x8 (io="int16") or plain float."""
+    import tensorflow as tf
+
+    saved = workdir / f"{name}_saved"
+    shape = (1, *model.inputs[0].shape[1:])  # a fixed batch of 1: no run-time shape ops for TFLM
+    model.export(str(saved), format="tf_saved_model", verbose=False,
+                 input_signature=[tf.TensorSpec(shape, tf.float32)])
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    if int8:
+        rng = np.random.default_rng(0)
+        shape = (1, *model.inputs[0].shape[1:])
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([rng.standard_normal(shape).astype(np.float32)] for _ in range(samples))
+        if io == "int16":  # int16 activations, int8 weights (int16x8)
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            conv.inference_input_type = tf.int16
+            conv.inference_output_type = tf.int16
+        else:
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io == "int8":
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+    out = workdir / f"{name}.tflite"
+    out.write_bytes(conv.convert())
+    return out

@@ -1,0 +1,75 @@
+"""examples/firmware: make and cmake run `edgeopt build` as a build step, then compile and run a host C++ program."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "firmware"
+EDGEOPT = f"{shlex.quote(sys.executable)} -m edgeopt"
+
+
+@pytest.fixture(scope="module")
+def tiny_keras(tmp_path_factory) -> Path:
+    import keras
+
+    from tests.mcu.models import small_cnn
+
+    keras.utils.set_random_seed(0)
+    d = tmp_path_factory.mktemp("fw_model")
+    path = d / "tiny.keras"
+    small_cnn(keras, shape=(8, 8, 1), classes=3).save(path)
+    np.savez(d / "tiny.calib.npz", x=np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32))
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _check_output(text: str) -> None:
+    assert "aligned16=yes" in text and text.strip().endswith("OK")
+    assert "input0 dtype=int8 dims=4 shape=1,8,8,1," in text
+
+
+@pytest.mark.skipif(not (shutil.which("make") and shutil.which("g++")), reason="make/g++ not installed")
+def test_make_builds_and_reruns_only_on_change(tiny_keras, tmp_path: Path):
+    args = ["make", "-f", str(EXAMPLE / "Makefile"), f"MODEL={tiny_keras}", "BOARD=nrf52840", f"EDGEOPT={EDGEOPT}"]
+    first = subprocess.run([*args, "run"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    _check_output(first.stdout)
+    header = tmp_path / "build" / "model" / "g_model.h"
+    assert "AddConv2D" in header.read_text()
+    again = subprocess.run(args, cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0 and "edgeopt build" not in again.stdout and "Nothing to be done" in again.stdout
+    # touching the model re-runs the model step
+    time.sleep(1.1)
+    tiny_keras.touch()
+    dry = subprocess.run([*args, "-n"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert " build " in dry.stdout
+
+
+@pytest.mark.skipif(not (shutil.which("cmake") and shutil.which("g++")), reason="cmake/g++ not installed")
+def test_cmake_builds(tiny_keras, tmp_path: Path):
+    build = tmp_path / "b"
+    conf = subprocess.run(["cmake", "-S", str(EXAMPLE), "-B", str(build), f"-DMODEL={tiny_keras}", f"-DEDGEOPT={EDGEOPT}"],
+                          env=_env(), capture_output=True, text=True)
+    assert conf.returncode == 0, conf.stdout[-2000:] + conf.stderr[-2000:]
+    b = subprocess.run(["cmake", "--build", str(build)], env=_env(), capture_output=True, text=True)
+    assert b.returncode == 0, b.stdout[-3000:] + b.stderr[-3000:]
+    run = subprocess.run([str(build / "firmware_host")], capture_output=True, text=True)
+    assert run.returncode == 0
+    _check_output(run.stdout)
+    again = subprocess.run(["cmake", "--build", str(build)], env=_env(), capture_output=True, text=True)
+    assert again.returncode == 0 and "edgeopt build" not in again.stdout
