@@ -44,10 +44,26 @@ for register in COMMANDS:
     register(app)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    from edgeopt.cli.errors import Terminated
+
+    raise Terminated()
+
+
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C (staging folders removed, lock released), then exits 143.
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     # `--debug` is accepted anywhere on the line, not only before the command.
     argv = sys.argv[1:]
     if "--debug" in argv[1:]:
         argv = [a for a in argv if a != "--debug"]
         os.environ["EDGEOPT_DEBUG"] = "1"
-    app(args=argv, prog_name="edgeopt")
+    from edgeopt.cli.errors import EXIT_TERMINATED, Terminated
+
+    try:
+        app(args=argv, prog_name="edgeopt")
+    except Terminated:  # outside a command's error handler (argument parsing, output)
+        sys.stderr.write("terminated\n")
+        sys.exit(EXIT_TERMINATED)

@@ -13,6 +13,11 @@ import typer
 from edgeopt.errors import EdgeoptError
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what shells report for a terminated process
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler (edgeopt.cli.app.main) so cleanup runs as for Ctrl-C."""
 
 
 def debug_enabled() -> bool:
@@ -39,6 +44,9 @@ def handled() -> Iterator[None]:
     except KeyboardInterrupt:
         _print_err("interrupted; earlier outputs are untouched")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Terminated:
+        _print_err("terminated; earlier outputs are untouched")
+        raise typer.Exit(EXIT_TERMINATED) from None
     except MemoryError:
         _print_err("error: out of memory; try a smaller model, fewer samples or a machine with more RAM")
         raise typer.Exit(1) from None

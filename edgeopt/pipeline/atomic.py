@@ -3,10 +3,21 @@
 A failed or interrupted build never touches what was in the output folder; other
 files a user keeps there are left alone. Leftover staging folders from a killed
 run are removed by the next run.
+
+One build at a time per output folder: `prepare_output` takes an exclusive
+`flock` on OUT/.edgeopt-lock (released by the kernel even on SIGKILL) before it
+sweeps stale staging folders, so a second build into the same --out fails at once
+with exit 2 ("another edgeopt build is writing OUT (pid N)") instead of deleting
+the first one's staging folder or interleaving files. The lock file is removed
+when the build ends; one left by a killed build is reused by the next.
+
+Temporary files are created 0600 and staging folders 0700 (mkstemp/mkdtemp);
+files moved into place get the usual mode of a new file (0666 & ~umask).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -15,6 +26,14 @@ from pathlib import Path
 from edgeopt.errors import OutputError
 
 STAGING_PREFIX = ".edgeopt-staging-"
+LOCK_NAME = ".edgeopt-lock"
+
+
+def _file_mode() -> int:
+    """The mode `open()` would give a new file: 0o666 minus the umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
@@ -26,6 +45,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if STAGING_PREFIX not in str(path.parent):
+            os.chmod(tmp, _file_mode())  # a final file: the usual mode (staged files get it on commit)
         os.replace(tmp, path)
     except BaseException:
         with _suppress():
@@ -57,9 +78,76 @@ def prepare_output(out: Path) -> Path:
         raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {out} is not writable; choose another --out or fix its permissions")
+    lock_output(out)  # before the sweep: another build's staging folder is not stale
     for stale in out.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
     return out.resolve()
+
+
+_locks: dict[Path, int] = {}  # resolved output folder -> fd holding its flock
+
+
+def lock_output(out: Path) -> None:
+    """Take the exclusive build lock of `out` (idempotent in one process); OutputError if another holds it."""
+    key = Path(out).resolve()
+    if key in _locks:
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): builds into one folder are not serialised
+        return
+    path = key / LOCK_NAME
+    for _ in range(10):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f" (pid {holder})" if holder else ""
+            raise OutputError(f"another edgeopt build is writing {out}{who}; wait for it to finish or choose "
+                              "another --out") from None
+        try:  # the holder may have removed the file between our open and flock: retry on the new one
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            _locks[key] = fd
+            return
+        os.close(fd)
+    raise OutputError(f"cannot lock {out}: the lock file keeps changing; is another build starting?")
+
+
+def unlock_output(out: Path) -> None:
+    """Release the build lock of `out` and remove the lock file (unlink first, so waiters retry)."""
+    key = Path(out).resolve()
+    fd = _locks.pop(key, None)
+    if fd is None:
+        return
+    try:
+        os.unlink(key / LOCK_NAME)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+@atexit.register
+def _unlock_all() -> None:
+    for key in list(_locks):
+        unlock_output(key)
 
 
 class Staging:
@@ -89,12 +177,14 @@ class Staging:
             dst.parent.mkdir(parents=True, exist_ok=True)
             with open(src, "rb") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(src, _file_mode())
             os.replace(src, dst)
             moved.append(dst)
         return moved
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+        unlock_output(self.out)
 
     def __enter__(self) -> Staging:
         return self

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edgeopt.runtime.base import GraphOptimization, RuntimeName
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
@@ -43,17 +45,9 @@ class QuantFormat(StrEnum):
     QOPERATOR = "qoperator"
 
 
-class RuntimeChoice(StrEnum):
-    LITERT = "litert"
-    ONNXRUNTIME = "onnxruntime"
-    TFLM = "tflm"
-
-
-class GraphOpt(StrEnum):
-    DISABLE = "disable"
-    BASIC = "basic"
-    EXTENDED = "extended"
-    ALL = "all"
+# The runtime enums live with the runtimes; profiles name the same closed sets.
+RuntimeChoice = RuntimeName
+GraphOpt = GraphOptimization
 
 
 class ConvertSection(Strict):

@@ -1,0 +1,155 @@
+"""Open a model in its native runtime in a child process first, so a crash kills the child, not us.
+
+LiteRT and onnxruntime are C++: on some malformed files they die with SIGSEGV
+instead of raising (fuzzing found LiteRT crashes on files that pass every
+structural check, e.g. a RESHAPE whose shape input is marked "omitted").
+`probe()` runs `open_runner` + one invoke on seeded random inputs in a fresh
+`python -m edgeopt.load.probe` child with a timeout; a signal death or a hang
+becomes `ModelFileError` (exit 2), an error raised in the child is re-raised
+here with its own class and message, and success is remembered for the
+content hash and options (not the thread count) so each file is probed once per process.
+
+    EDGEOPT_PROBE=0              skip the probe (files you trust; saves ~0.3 s per file)
+    EDGEOPT_PROBE_TIMEOUT=120    seconds allowed for load + one invoke
+
+The child imports the runtime only (numpy, ai_edge_litert or onnxruntime), never TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgeopt import errors
+from edgeopt.errors import ModelFileError
+
+DEFAULT_TIMEOUT = 120.0
+_passed: set[tuple[str, str, bool, str]] = set()
+
+
+def enabled() -> bool:
+    return os.environ.get("EDGEOPT_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _timeout() -> float:
+    try:
+        return float(os.environ.get("EDGEOPT_PROBE_TIMEOUT", DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str) -> None:
+    """Load `path` in `runtime` and invoke once in a child; raise the child's error or ModelFileError on a crash."""
+    path = Path(path)
+    try:
+        key = (_digest(path), runtime, xnnpack, graph_optimization)  # thread count does not change what loads
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if key in _passed:
+        return
+    cmd = [sys.executable, "-m", "edgeopt.load.probe", runtime, str(path), str(threads), "1" if xnnpack else "0",
+           graph_optimization]
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    timeout = _timeout()
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=env,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(f"{path}: {runtime} did not finish loading and running the model within {timeout:g} s "
+                             "(a corrupt file or a model too large for this machine; EDGEOPT_PROBE_TIMEOUT raises "
+                             "the limit)") from None
+    if proc.returncode < 0:
+        sig = -proc.returncode
+        if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C or kill reached the whole group
+            raise KeyboardInterrupt
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        why = "ran out of memory or was killed" if sig == signal.SIGKILL else "crashed"
+        raise ModelFileError(f"{path}: {runtime} {why} ({name}) while loading or running the model in a child "
+                             "process; the file is corrupt or malformed, re-export it")
+    result = _result(proc.stdout)
+    if result is None:
+        tail = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1][:200]
+        raise ModelFileError(f"{path}: {runtime} failed while loading the model in a child process "
+                             f"(exit {proc.returncode}: {tail}); the file is corrupt or malformed")
+    if not result.get("ok"):
+        raise _error(result)
+    _passed.add(key)
+
+
+def _result(stdout: bytes) -> dict[str, Any] | None:
+    for line in reversed(stdout.decode("utf-8", "replace").splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def _error(result: dict[str, Any]) -> errors.EdgeoptError:
+    cls = getattr(errors, str(result.get("class", "")), None)
+    message = str(result.get("message", "")).splitlines()[0][:400] if result.get("message") else "unknown error"
+    if isinstance(cls, type) and issubclass(cls, errors.InputError):
+        if cls is errors.UnsupportedOpError:
+            return errors.UnsupportedOpError(message, tuple(result.get("ops", ())))
+        return cls(message)
+    return ModelFileError(message)
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _child(argv: list[str]) -> int:
+    """`python -m edgeopt.load.probe RUNTIME PATH THREADS XNNPACK GRAPHOPT`: one JSON line on stdout."""
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answer
+    runtime, path, threads, xnnpack, graph_opt = argv
+    answer: dict[str, Any]
+    try:
+        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt)
+        answer = {"ok": True}
+    except errors.EdgeoptError as exc:
+        answer = {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
+    except Exception as exc:  # noqa: BLE001 - a runtime error on a loaded model means the model cannot run
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        answer = {"ok": False, "class": "ModelFileError",
+                  "message": f"{path}: {runtime} cannot run the model: {first}"}
+    proto.write(json.dumps(answer) + "\n")
+    proto.flush()
+    return 0
+
+
+def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str) -> None:
+    import numpy as np
+
+    from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
+    from edgeopt.runtime.registry import RUNTIMES
+    from edgeopt.runtime.tensors import random_input
+
+    options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
+    runner = RUNTIMES[RuntimeName(runtime)](path, options)
+    rng = np.random.default_rng(0)
+    runner.run([random_input(t, rng) for t in runner.inputs])
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

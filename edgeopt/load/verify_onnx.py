@@ -1,0 +1,63 @@
+"""Check a .onnx file before onnxruntime sees it: protobuf parse, external data confined, onnx.checker.
+
+`onnx.load` parses the protobuf (raising on a corrupt file) without reading
+external data; external data files must be plain relative names inside the
+model's folder (no `..`, no absolute paths, no symlinks out), so a model cannot
+make us read arbitrary files. Then `onnx.checker.check_model` checks the graph
+(types, opsets, node inputs defined before use). No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import ModelFileError
+
+
+def _first(exc: BaseException, limit: int = 300) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
+def verify_onnx(path: Path) -> Any:
+    """Return the parsed ModelProto (without external data); raise ModelFileError (one line) if unsound."""
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError, ValueError...
+        raise ModelFileError(f"{path}: not a readable ONNX model ({_first(exc, 200)}); the file is corrupt or of another type") from None
+    if not model.graph.node and not model.graph.output:
+        raise ModelFileError(f"{path}: the ONNX file has an empty graph; the file is corrupt or of another type")
+    _check_external_data(path, model)
+    try:
+        big = path.stat().st_size > 2**31 - 1 or _uses_external_data(model)
+        onnx.checker.check_model(str(path) if big else model)
+    except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and friends
+        raise ModelFileError(f"{path}: the ONNX checker rejects the model: {_first(exc)}") from None
+    return model
+
+
+def _uses_external_data(model: Any) -> bool:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    return any(uses_external_data(t) for t in _get_all_tensors(model))
+
+
+def _check_external_data(path: Path, model: Any) -> None:
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    folder = path.resolve().parent
+    for tensor in _get_all_tensors(model):
+        if not uses_external_data(tensor):
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        rel = Path(location)
+        target = (folder / rel).resolve()
+        if not location or rel.is_absolute() or ".." in rel.parts or folder not in target.parents:
+            raise ModelFileError(f"{path}: tensor '{tensor.name[:60]}' points its external data at '{location[:100]}', "
+                                 "outside the model's folder; refused")
+        if not target.is_file():
+            raise ModelFileError(f"{path}: external data file '{location[:100]}' of tensor '{tensor.name[:60]}' "
+                                 "is missing; copy it next to the model")
