@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 from typing import Any
 
 from edgeopt.convert.savedmodel import input_shape
@@ -52,4 +53,50 @@ def normalize_onnx(proto: Any) -> Any:
                 node.output[:] = ["output" if o == old else o for o in node.output]
                 node.input[:] = ["output" if i == old else i for i in node.input]
             proto.graph.output[0].name = "output"
+    _canonical_names(proto)
     return proto
+
+
+_GENERATED = re.compile(r"__\d+")
+
+
+def _canonical_names(proto: Any) -> None:
+    """Renumber tf2onnx's generated names (`NAME__<counter>`) by first use, and order initializers by first use.
+
+    tf2onnx numbers new names with a process-wide counter and, when it merges
+    duplicate constants, keeps whichever its (hash-randomised) set iteration meets
+    first; so two runs give the same graph under different names and initializer
+    orders. Renaming generated names by position makes the bytes reproducible.
+    Graphs with subgraphs (If/Loop bodies may refer to outer names) are left as they are.
+    """
+    g = proto.graph
+    if any(a.g.node or a.graphs for n in g.node for a in n.attribute):
+        return
+    keep = {v.name for v in g.input} | {v.name for v in g.output}
+    inits = {t.name for t in g.initializer}
+    mapping: dict[str, str] = {}
+
+    def canon(name: str) -> str:
+        if not name or name in keep or not _GENERATED.search(name):
+            return name
+        if name not in mapping:
+            base = "const" if name in inits else _GENERATED.sub("", name)
+            mapping[name] = f"{base}__e{len(mapping)}"
+        return mapping[name]
+
+    first_use: dict[str, int] = {}
+    for i, node in enumerate(g.node):
+        for x in node.input:
+            first_use.setdefault(x, i)
+        node.input[:] = [canon(x) for x in node.input]
+        node.output[:] = [canon(x) for x in node.output]
+        if _GENERATED.search(node.name):
+            node.name = f"{_GENERATED.sub('', node.name)}__n{i}"
+    for vi in g.value_info:
+        vi.name = canon(vi.name)
+    ordered = sorted(g.initializer, key=lambda t: (first_use.get(t.name, len(g.node)), t.name))
+    for t in ordered:
+        t.name = canon(t.name)
+    ordered = [type(t).FromString(t.SerializeToString()) for t in ordered]
+    del g.initializer[:]
+    g.initializer.extend(ordered)

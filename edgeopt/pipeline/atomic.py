@@ -20,7 +20,11 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from edgeopt.errors import OutputError
@@ -57,6 +61,24 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
 
 def write_text_atomic(path: Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then deliver them (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    sigs = [signal.SIGINT, signal.SIGTERM]
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)
 
 
 class _suppress:
@@ -169,17 +191,24 @@ class Staging:
         return p
 
     def commit(self, names: list[str]) -> list[Path]:
-        """Move `names` (relative paths) into `out`, in order; the last one should be the report."""
-        moved = []
-        for name in names:
-            src = self.dir / name
-            dst = self.out / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            with open(src, "rb") as fh:
+        """Move `names` (relative paths) into `out`, in order; the last one should be the manifest.
+
+        Ctrl-C and SIGTERM are held back during the moves (a few renames), so an
+        interrupt never leaves a mix of old and new files; SIGKILL can, and then
+        `edgeopt verify` names the files that differ from manifest.json.
+        """
+        for name in names:  # everything exists before the first rename
+            with open(self.dir / name, "rb") as fh:
                 os.fsync(fh.fileno())
-            os.chmod(src, _file_mode())
-            os.replace(src, dst)
-            moved.append(dst)
+        moved = []
+        with _signals_deferred():
+            for name in names:
+                src = self.dir / name
+                dst = self.out / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(src, _file_mode())
+                os.replace(src, dst)
+                moved.append(dst)
         return moved
 
     def cleanup(self) -> None:

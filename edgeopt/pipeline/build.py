@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
 from edgeopt.errors import BudgetViolation, InputError
+from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
 from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
 from edgeopt.pipeline.compress import compress
@@ -45,6 +46,7 @@ class BuildRequest:
     remote: Any = None  # edgeopt.benchmark.remote.RemoteSpec: time artifacts on a device
     c_name: str = "g_model"  # C array name for MCU targets
     command_line: tuple[str, ...] = ()
+    force: bool = False  # rebuild even when OUT/manifest.json shows the same inputs
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class BuildResult:
     out: Path
     files: tuple[Path, ...]
     violations: tuple[BudgetViolation, ...] = field(default=())
+    skipped: bool = False  # OUT already held this exact build (manifest.json); nothing was rebuilt
 
     @property
     def ok(self) -> bool:
@@ -67,6 +70,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     started = time.perf_counter()
     resolved = load_profile(req.target)
     profile = resolved.profile
+    inputs = manifest.build_inputs(req, resolved)
+    cached = None if req.force else manifest.up_to_date(req.out, inputs)
+    if cached is not None:
+        return _unchanged(req.out, *cached)
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     notes: list[str] = []
@@ -110,8 +117,17 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
 
         write_bytes_atomic(stage.path("report.md"), to_markdown(report).encode())
         write_bytes_atomic(stage.path("report.json"), (report.model_dump_json(indent=2) + "\n").encode())
-        files = stage.commit([arts.optimized, arts.baseline, *extra_files, "report.md", "report.json"])
+        names = [arts.optimized, arts.baseline, *extra_files, "report.md", "report.json"]
+        names.append(manifest.write(stage, inputs, names, violations, req.command_line))
+        files = stage.commit(names)  # manifest.json last: it only ever describes complete files
     return BuildResult(report, out, tuple(files), violations)
+
+
+def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResult:
+    report = rs.Report.model_validate_json((Path(out) / "report.json").read_text("utf-8"))
+    violations = tuple(BudgetViolation(v["name"], v["limit"], v["actual"], v["unit"])
+                       for v in data.get("budget_violations", ()))
+    return BuildResult(report, Path(out).resolve(), tuple(files), violations, skipped=True)
 
 
 def _check_format_fits(source: Source, profile: Profile) -> None:

@@ -364,3 +364,30 @@ def _rel_noise(ref: np.ndarray, deq: np.ndarray) -> float:
     p = float(np.mean(ref64 * ref64))
     n = float(np.mean((ref64 - np.asarray(deq, np.float64).reshape(ref64.shape)) ** 2))
     return n / p if p > 0 else 0.0
+
+
+def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = False) -> tuple[LayerSensitivity, ...]:
+    """`edgeopt inspect --sensitivity`: per-layer int8 sensitivity of a float .keras/.h5/SavedModel or .onnx file."""
+    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.errors import DataError, InputError
+    from edgeopt.load.formats import ModelFormat, detect_format
+    from edgeopt.load.keras_model import KERAS_FORMATS
+
+    fmt = detect_format(path)
+    if fmt not in KERAS_FORMATS and fmt is not ModelFormat.ONNX:
+        raise InputError(f"{path}: sensitivity compares the float model with int8; give the float .keras, .h5, "
+                         "SavedModel or .onnx model, not a converted .tflite")
+    if calib is None:
+        raise DataError("--sensitivity needs calibration data: add --calib data.npz (array x)")
+    if fmt is ModelFormat.ONNX:
+        from edgeopt.pipeline.source import open_source
+
+        source = open_source(path, unsafe_load)
+        data = check_against_input(load_dataset(calib, "calibration"), source.input_shape, "calibration")
+        return sensitivity_onnx(path, data.x[:200])
+    from edgeopt.convert.savedmodel import input_shape
+    from edgeopt.load.keras_model import load_keras
+
+    model = load_keras(path, unsafe=unsafe_load)
+    data = check_against_input(load_dataset(calib, "calibration"), input_shape(model), "calibration")
+    return sensitivity_tflite(model, data.x[:200])

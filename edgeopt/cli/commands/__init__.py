@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import typer
 
-from edgeopt.cli.commands import bench, build, cluster, export_c, inspect, mcu, prune, targets
+from edgeopt.cli.commands import bench, build, cluster, export_c, inspect, mcu, prune, targets, verify
 
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     build.register,
+    verify.register,
     bench.register,
     inspect.register,
     targets.register,

@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")] = False,
         threads: Annotated[int | None, typer.Option("--threads", help="Benchmark threads (overrides the profile; 0 = all cores).")] = None,
         no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the latency benchmark.")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Rebuild even if OUT/manifest.json shows the same inputs, profile and versions.")] = False,
         remote: Annotated[str | None, typer.Option("--remote", help="Time the artifacts on user@host over SSH.")] = None,
         remote_python: Annotated[str, typer.Option("--remote-python", help="Python on the device that has edgeopt.")] = "python3",
         ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="ssh config file (ssh -F).")] = None,
@@ -55,9 +56,13 @@ def register(app: typer.Typer) -> None:
             req = BuildRequest(remote=spec, model=model, target=target, out=out, calib=calib, eval=eval_data, train=train,
                                random_calibration=random_calibration, allow_no_finetune=no_finetune,
                                unsafe_load=unsafe_load, threads=threads, c_name=c_name,
-                               benchmark=not no_bench, command_line=tuple(sys.argv))
+                               benchmark=not no_bench, command_line=tuple(sys.argv), force=force)
             result = build(req, progress=lambda s: sink.info(f"[dim]{s}...[/dim]") if not json_out else None)
+            if result.skipped:
+                sink.info(f"up to date: {result.out} already holds this build (same model, profile, data and tool "
+                          "versions; artifacts match manifest.json); nothing rebuilt, --force rebuilds")
+            done = "up to date" if result.skipped else "wrote"
             sink.result(result.report.model_dump(mode="json"), lambda c: (to_console(result.report, c),
-                                                                          c.print(f"wrote {result.out}")))
+                                                                          c.print(f"{done} {result.out}")))
             if result.violations:
                 raise BudgetExceededError(result.violations, f"report: {result.out / 'report.json'}")

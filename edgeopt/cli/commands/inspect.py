@@ -16,10 +16,16 @@ def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect_cmd(
         model: Annotated[Path, typer.Argument(help=".tflite, .onnx, .keras, .h5 or SavedModel folder")],
+        sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Per-layer int8 error (RMSE, SNR) of a float model.")] = False,
+        calib: Annotated[Path | None, typer.Option("--calib", help="Calibration data .npz for --sensitivity.")] = None,
+        unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers.")] = False,
         json_out: JsonOpt = False,
     ) -> None:
-        """Show inputs, outputs, ops, params and MACs of a model."""
+        """Show inputs, outputs, ops, params and MACs of a model (--sensitivity: per-layer int8 error)."""
         with handled():
+            if sensitivity:
+                _sensitivity(model, calib, unsafe_load, json_out)
+                return
             from edgeopt.analysis.inspect import inspect_model
 
             info = inspect_model(model)
@@ -36,3 +42,17 @@ def register(app: typer.Typer) -> None:
                 c.print(table("op counts", ["op", "count"], sorted(info.op_counts.items())))
 
             Sink(json_out).result(info.to_dict(), human)
+
+
+def _sensitivity(model: Path, calib: Path | None, unsafe_load: bool, json_out: bool) -> None:
+    from dataclasses import asdict
+
+    from edgeopt.quantize.sensitivity import rank, sensitivity_for_file
+
+    rows = sensitivity_for_file(model, calib, unsafe_load)
+    ranked = rank(rows)
+    Sink(json_out).result({"model": str(model), "layers": [asdict(r) for r in rows],
+                           "most_sensitive": [r.name for r in ranked[:5]]},
+                          lambda c: c.print(table("int8 sensitivity (most sensitive first)",
+                                                  ["layer", "op", "RMSE", "SNR dB", "MACs %"],
+                                                  [[r.layer, r.op_type, r.rmse, r.snr_db, 100 * r.macs_share] for r in ranked])))

@@ -1,0 +1,186 @@
+"""Provenance of a build: OUT/manifest.json, and the up-to-date check that makes builds cacheable.
+
+manifest.json records what went in (sha256 of the model, the resolved profile,
+calibration / eval / train data, the options that change the result, and the
+versions of every tool on the path) and what came out (sha256 and size of each
+artifact). It is written into the staging folder and committed last, after
+report.json, so a manifest always describes files that were fully written.
+
+`up_to_date(out, inputs)` is true when OUT/manifest.json has the same input key
+and every artifact is present with its recorded hash: `edgeopt build` then
+skips the work (`--force` rebuilds). `check(out)` is `edgeopt verify`.
+
+Versions come from importlib.metadata: no TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import InputError
+
+MANIFEST = "manifest.json"
+SCHEMA = "edgeopt.manifest/1"
+# Distribution names whose version can change an artifact or a number in the report.
+DISTRIBUTIONS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy")
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of a folder (relative names and contents, in sorted order)."""
+    h = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def tool_versions() -> dict[str, str | None]:
+    from edgeopt import __version__
+
+    versions: dict[str, str | None] = {"edgeopt": __version__, "python": platform.python_version()}
+    for dist in DISTRIBUTIONS:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def _file(path: Path | None) -> dict[str, str | None] | None:
+    """Path and hash of an input; a missing or unreadable one hashes as None (the build then says why)."""
+    if path is None:
+        return None
+    try:
+        digest: str | None = sha256_path(path) if Path(path).exists() else None
+    except OSError:
+        digest = None
+    return {"path": str(path), "sha256": digest}
+
+
+def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
+    """Everything that determines a build's artifacts (edgeopt.pipeline.build.BuildRequest + resolved profile)."""
+    from edgeopt.data.datasets import sibling
+
+    remote = getattr(req, "remote", None)
+    return {
+        "model": _file(req.model),
+        "profile": {"name": resolved.name, "sha256": resolved.sha256, "files": [str(p) for p in resolved.chain],
+                    "resolved": resolved.profile.model_dump(mode="json")},
+        "calibration": _file(req.calib or sibling(req.model, "calibration")),
+        "eval": _file(req.eval or sibling(req.model, "eval")),
+        "train": _file(req.train or sibling(req.model, "train")),
+        "options": {"random_calibration": req.random_calibration, "allow_no_finetune": req.allow_no_finetune,
+                    "unsafe_load": req.unsafe_load, "threads": req.threads, "benchmark": req.benchmark,
+                    "c_name": req.c_name, "remote": None if remote is None else str(getattr(remote, "host", remote))},
+        "versions": tool_versions(),
+    }
+
+
+def input_key(inputs: dict[str, Any]) -> str:
+    """Hash of the inputs without file paths: moving or renaming an input does not invalidate a build."""
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("path", "files")}
+        return node
+
+    return hashlib.sha256(json.dumps(strip(inputs), sort_keys=True).encode()).hexdigest()
+
+
+def write(stage: Any, inputs: dict[str, Any], artifacts: list[str], violations: tuple[Any, ...],
+          command_line: tuple[str, ...]) -> str:
+    """Write manifest.json into the staging folder; returns its name (commit it last)."""
+    from edgeopt.pipeline.atomic import write_bytes_atomic
+
+    files = {}
+    for name in artifacts:
+        p = stage.path(name)
+        files[name] = {"sha256": sha256_path(p), "bytes": p.stat().st_size}
+    data = {
+        "schema": SCHEMA,
+        "input_key": input_key(inputs),
+        "inputs": inputs,
+        "command_line": list(command_line),
+        "artifacts": files,
+        "budget_violations": [{"name": v.name, "limit": v.limit, "actual": v.actual, "unit": v.unit} for v in violations],
+    }
+    write_bytes_atomic(stage.path(MANIFEST), (json.dumps(data, indent=2) + "\n").encode())
+    return MANIFEST
+
+
+def load(out: Path) -> dict[str, Any]:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path} not found; `edgeopt build ... --out {out}` writes it")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("artifacts"), dict):
+        raise InputError(f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it")
+    return data
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str  # the file, relative to the output folder (or the input's path)
+    problem: str  # "changed", "missing", "input changed", "input missing"
+    detail: str
+
+    def describe(self) -> str:
+        return f"{self.problem}: {self.name}" + (f" ({self.detail})" if self.detail else "")
+
+
+def check(out: Path) -> tuple[dict[str, Any], list[Finding], list[Finding]]:
+    """(manifest, artifact problems, input notes). Artifact problems make `edgeopt verify` fail."""
+    out = Path(out)
+    data = load(out)
+    problems = []
+    for name, info in sorted(data["artifacts"].items()):
+        p = (out / name).resolve()
+        if out.resolve() not in p.parents:
+            problems.append(Finding(name, "changed", "the manifest names a file outside the folder"))
+            continue
+        if not p.is_file():
+            problems.append(Finding(name, "missing", ""))
+            continue
+        got = sha256_path(p)
+        if got != info.get("sha256"):
+            problems.append(Finding(name, "changed", f"sha256 {got[:12]}..., manifest has {str(info.get('sha256'))[:12]}..."))
+    notes = []
+    for role in ("model", "calibration", "eval", "train"):
+        entry = (data.get("inputs") or {}).get(role)
+        if not isinstance(entry, dict) or "path" not in entry:
+            continue
+        p = Path(entry["path"])
+        if not p.exists():
+            notes.append(Finding(str(p), "input missing", role))
+        elif sha256_path(p) != entry.get("sha256"):
+            notes.append(Finding(str(p), "input changed", f"{role}; rebuild to update the artifacts"))
+    return data, problems, notes
+
+
+def up_to_date(out: Path, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[Path]] | None:
+    """The manifest and artifact paths when OUT already holds this exact build; None otherwise."""
+    out = Path(out)
+    if not (out / MANIFEST).is_file():
+        return None
+    try:
+        data, problems, _ = check(out)
+    except InputError:
+        return None
+    if problems or data.get("input_key") != input_key(inputs):
+        return None
+    if not (out / "report.json").is_file():
+        return None
+    return data, [out.resolve() / name for name in data["artifacts"]]
