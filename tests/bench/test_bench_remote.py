@@ -160,8 +160,11 @@ def test_unknown_host_key_is_refused(device, models) -> None:
 
 
 def test_edgeopt_missing_on_device(device, models) -> None:
-    # The bare interpreter, without this checkout on its path, has no edgeopt.
-    msg = _err(device, models, "device", python=sys.executable)
+    # This interpreter without site-packages (-S) cannot import edgeopt, even where it is pip-installed.
+    bare = device.dir / "bare-python"
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    bare.chmod(0o755)
+    msg = _err(device, models, "device", python=str(bare))
     assert "edgeopt is not installed" in msg and "pip install edgeopt" in msg
     assert "not found on device" in _err(device, models, "device", python="/nonexistent/python3")
 

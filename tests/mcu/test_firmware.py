@@ -34,6 +34,8 @@ def tiny_keras(tmp_path_factory) -> Path:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    for key in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):  # run as a fresh make, not a sub-make
+        env.pop(key, None)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
