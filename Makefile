@@ -21,6 +21,7 @@ demo: $(STAMP)
 	  $(VENV)/bin/edgeopt build sample_models/digits_cnn.keras --target $$t --out demo-out/$$t || exit $$?; \
 	done
 	$(VENV)/bin/edgeopt build sample_models/digits_mlp.onnx --target edge-server --out demo-out/onnx-edge-server
+	$(VENV)/bin/edgeopt compare demo-out/mobile-cpu demo-out/embedded-mcu demo-out/edge-server demo-out/onnx-edge-server
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -117,3 +117,17 @@ def test_rebuild_keeps_other_files(tmp_path: Path, samples: Path):
     build(BuildRequest(model=samples / "digits_dscnn.keras", target="mobile-cpu", out=out, benchmark=False))
     assert (out / "mine.txt").read_text() == "keep me"
     assert (out / "digits_dscnn.tflite").exists()
+
+
+def test_compare_shows_builds_side_by_side(cli, builds, tmp_path: Path):
+    outs = [str(res.out) for res in builds.values()]
+    r = cli("compare", *outs, "--json")
+    assert r.exit_code == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [row["target"] for row in rows] == [t for (_, t) in builds]
+    for row, res in zip(rows, builds.values(), strict=True):
+        assert row["bytes"] == res.report.optimized.artifact.bytes and row["ok"] == "ok"
+    bad = tmp_path / "report.json"
+    bad.write_text('{"schema_version": "1.0"}')
+    r = cli("compare", bad)
+    assert r.exit_code == 2 and "is not an edgeopt report" in r.stderr
