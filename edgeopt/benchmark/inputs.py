@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,15 @@ def load_input_file(path: Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file not found: {path}")
+    from edgeopt.data.npy_guard import check_npy_sizes
+
+    check_npy_sizes(path, "input file")
     try:
         if path.suffix.lower() == ".npy":
             return {"": np.load(path, allow_pickle=False)}
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # zlib: corrupt deflate data
         raise DataError(f"{path}: not a readable .npz/.npy file without pickled objects ({exc})") from None
     if not arrays:
         raise DataError(f"{path} holds no arrays")

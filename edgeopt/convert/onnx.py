@@ -84,17 +84,17 @@ def _canonical_names(proto: Any) -> None:
             mapping[name] = f"{base}__e{len(mapping)}"
         return mapping[name]
 
-    first_use: dict[str, int] = {}
+    first_use: dict[str, int] = {}  # position of the first reference, over all node inputs in order
     for i, node in enumerate(g.node):
         for x in node.input:
-            first_use.setdefault(x, i)
+            first_use.setdefault(x, len(first_use))
         node.input[:] = [canon(x) for x in node.input]
         node.output[:] = [canon(x) for x in node.output]
         if _GENERATED.search(node.name):
             node.name = f"{_GENERATED.sub('', node.name)}__n{i}"
     for vi in g.value_info:
         vi.name = canon(vi.name)
-    ordered = sorted(g.initializer, key=lambda t: (first_use.get(t.name, len(g.node)), t.name))
+    ordered = sorted(g.initializer, key=lambda t: (first_use.get(t.name, len(first_use)), t.name))
     for t in ordered:
         t.name = canon(t.name)
     ordered = [type(t).FromString(t.SerializeToString()) for t in ordered]

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def load_dataset(path: Path, role: str) -> Dataset:
     if path.stat().st_size == 0:
         raise DataError(f"{role} data {path} is empty (0 bytes)")
     y = None
+    from edgeopt.data.npy_guard import check_npy_sizes
+
+    check_npy_sizes(path, f"{role} data")
     try:
         if path.suffix == ".npy":
             x = np.load(path, allow_pickle=False)
@@ -47,7 +51,7 @@ def load_dataset(path: Path, role: str) -> Dataset:
             raise DataError(f"{role} data {path}: expected .npz (arrays x, y) or .npy")
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
         raise DataError(f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)") from None
     return _validate(Dataset(path, x, y), role)
 

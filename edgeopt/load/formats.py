@@ -7,6 +7,7 @@ native runtime sees the file, so a text file named .tflite gets a clear message.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from enum import StrEnum
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def detect_format(path: Path) -> ModelFormat:
             with zipfile.ZipFile(path) as zf:
                 names = set(zf.namelist())
                 bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
             raise ModelFileError(f"{path} is a corrupt Keras archive: {exc}") from None
         if bad is not None:
             raise ModelFileError(f"{path} is a corrupt Keras archive: member {bad} fails its CRC check")

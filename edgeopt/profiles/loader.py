@@ -106,6 +106,8 @@ def _resolve_extends(ref: str, origin: Path) -> Path:
         target = origin.parent / rel
         if not target.is_file():
             raise ProfileError(f"{origin}: extends = '{ref}': file not found")
+        if target.resolve().parent != origin.parent.resolve():  # a symlink out of the folder
+            raise ProfileError(f"{origin}: extends = '{ref}' leads outside the profile's folder (symlink); refused")
         return target
     if _looks_like_path(ref):
         raise ProfileError(f"{origin}: extends = '{ref}' must be a profile name or './file.toml' in the same folder")

@@ -57,7 +57,6 @@ def earlier(mobile_build, tmp_path) -> Path:
 @pytest.mark.parametrize(("sig", "phase", "code"), [
     (signal.SIGINT, "converting", 130),
     (signal.SIGTERM, "benchmarking", 143),
-    (signal.SIGINT, "benchmarking", 130),
     (signal.SIGKILL, "benchmarking", -signal.SIGKILL),
 ])
 def test_kill_keeps_earlier_build(earlier, sig, phase, code):
