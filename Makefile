@@ -23,11 +23,12 @@ demo: $(STAMP)
 	$(VENV)/bin/edgeopt build sample_models/digits_mlp.onnx --target edge-server --out demo-out/onnx-edge-server
 	$(VENV)/bin/edgeopt compare demo-out/mobile-cpu demo-out/embedded-mcu demo-out/edge-server demo-out/onnx-edge-server
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edgeopt tests
+	$(VENV)/bin/ruff check edgeopt tests benchmarks sample_models examples
+	$(VENV)/bin/mypy edgeopt
 
 clean:
 	rm -rf $(VENV) demo-out

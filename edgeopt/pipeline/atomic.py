@@ -69,9 +69,9 @@ def _signals_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    pending: list[int] = []
+    pending: list[signal.Signals] = []
     sigs = [signal.SIGINT, signal.SIGTERM]
-    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in sigs}
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signal.Signals(signum))) for s in sigs}
     try:
         yield
     finally:

@@ -134,9 +134,7 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
     if source.keras_model is None and profile.convert.format is OutputFormat.TFLITE:
         raise InputError(f"profile '{profile.name}' makes TFLite, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server")
-    if source.keras_model is None and (getattr(profile, "prune", None) is not None and
-                                       (getattr(profile.prune, "ratio", 0) or getattr(profile.prune, "macs_reduction", 0))
-                                       or profile.cluster is not None):
+    if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
         raise InputError(f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
                          "can only be quantized (remove [prune]/[cluster] from the profile)")
 
@@ -183,7 +181,7 @@ def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildReques
 
     b = profile.benchmark
     settings = BenchSettings(threads=profile.runtime.threads if req.threads is None else req.threads,
-                             xnnpack=profile.runtime.xnnpack, graph_optimization=str(profile.runtime.graph_optimization),
+                             xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
                              warmup_runs=b.warmup_runs, warmup_seconds=b.warmup_seconds, runs=b.runs,
                              min_seconds=b.min_seconds)
     paths = [stage.path(arts.baseline), stage.path(arts.optimized)]

@@ -11,7 +11,7 @@ from typing import Any
 
 from edgeopt.data.datasets import Dataset
 from edgeopt.errors import InputError
-from edgeopt.profiles.schema import Profile
+from edgeopt.profiles.schema import Profile, PruneSection
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
     """Apply the profile's [prune] and [cluster] sections, in that order."""
     stages: dict[str, Any] = {}
     steps: list[dict[str, Any]] = []
-    prune_cfg = getattr(profile, "prune", None)
+    prune_cfg = profile.prune
     cluster_cfg = profile.cluster
     if not _prune_enabled(prune_cfg) and cluster_cfg is None:
         return Compressed(model, stages, ())
@@ -58,15 +58,13 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
             raise InputError("[cluster] epochs > 0 needs training data with labels; give --train data.npz (x, y)")
         spec = ClusterSpec(clusters=cluster_cfg.clusters, layers=cluster_cfg.layers, init=Init(str(cluster_cfg.init)),
                            epochs=cluster_cfg.epochs, learning_rate=cluster_cfg.learning_rate)
-        result = cluster_model(model, spec,
-                               train=None if train is None or cluster_cfg.epochs == 0 else (train.x, train.y),
+        pairs = None if train is None or train.y is None or cluster_cfg.epochs == 0 else (train.x, train.y)
+        result = cluster_model(model, spec, train=pairs,
                                evaluate=None if evalset is None else (evalset.x, evalset.y), measure=True)
         stages["cluster"] = result.to_dict()
         steps.append({"stage": "cluster", "params": int(model.count_params()), "accuracy": _top1(model, evalset)})
     return Compressed(model, stages, tuple(steps))
 
 
-def _prune_enabled(cfg: Any) -> bool:
-    if cfg is None:
-        return False
-    return bool(getattr(cfg, "ratio", 0) or getattr(cfg, "macs_reduction", 0))
+def _prune_enabled(cfg: PruneSection) -> bool:
+    return bool(cfg.ratio or cfg.macs_reduction)

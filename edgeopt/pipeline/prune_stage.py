@@ -18,12 +18,11 @@ class PruneOutcome:
 
 
 def spec_from(cfg: PruneSection) -> Any:
-    from edgeopt.prune import PruneSpec
+    from edgeopt.prune import Allocation, Criterion, PruneSpec
 
-    criterion = str(cfg.criterion).replace("-", "_")
-    return PruneSpec(ratio=cfg.ratio or None if not cfg.macs_reduction else None,
-                     macs_reduction=cfg.macs_reduction or None, criterion=criterion,
-                     allocation=str(cfg.allocation), round_to=cfg.round_to, ignore=tuple(cfg.ignore))
+    return PruneSpec(ratio=(cfg.ratio or None) if not cfg.macs_reduction else None,
+                     macs_reduction=cfg.macs_reduction or None, criterion=Criterion(str(cfg.criterion).replace("-", "_")),
+                     allocation=Allocation(str(cfg.allocation)), round_to=cfg.round_to, ignore=tuple(cfg.ignore))
 
 
 def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, evalset: Dataset | None,
@@ -41,7 +40,7 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
     pruned_acc = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
     ft = None
     if finetuning:
-        assert train is not None
+        assert train is not None and train.y is not None
         ft = finetune(result.model, train.x, train.y, epochs=cfg.epochs, learning_rate=cfg.learning_rate, patience=3,
                       eval_x=None if evalset is None else evalset.x, eval_y=None if evalset is None else evalset.y, seed=0)
     after = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)

@@ -6,7 +6,18 @@ from collections.abc import Callable
 
 import typer
 
-from edgeopt.cli.commands import bench, build, cluster, compare, export_c, inspect, mcu, prune, targets, verify
+from edgeopt.cli.commands import (
+    bench,
+    build,
+    cluster,
+    compare,
+    export_c,
+    inspect,
+    mcu,
+    prune,
+    targets,
+    verify,
+)
 
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     build.register,

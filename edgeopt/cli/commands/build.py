@@ -62,7 +62,11 @@ def register(app: typer.Typer) -> None:
                 sink.info(f"up to date: {result.out} already holds this build (same model, profile, data and tool "
                           "versions; artifacts match manifest.json); nothing rebuilt, --force rebuilds")
             done = "up to date" if result.skipped else "wrote"
-            sink.result(result.report.model_dump(mode="json"), lambda c: (to_console(result.report, c),
-                                                                          c.print(f"{done} {result.out}")))
+
+            def human(c):  # type: ignore[no-untyped-def]
+                to_console(result.report, c)
+                c.print(f"{done} {result.out}")
+
+            sink.result(result.report.model_dump(mode="json"), human)
             if result.violations:
                 raise BudgetExceededError(result.violations, f"report: {result.out / 'report.json'}")

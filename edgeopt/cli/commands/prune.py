@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
 
             from edgeopt.errors import InputError
             from edgeopt.pipeline.prune_stage import prune_keras_file
-            from edgeopt.profiles.schema import PruneSection
+            from edgeopt.profiles.schema import PruneAllocation, PruneCriterion, PruneSection
 
             if (ratio is None) == (macs_reduction is None):
                 raise InputError("give exactly one of --ratio or --macs-reduction")
@@ -45,8 +45,13 @@ def register(app: typer.Typer) -> None:
                 if v is not None and not 0.0 <= v < 1.0:
                     raise InputError(f"{name} must be in [0, 1), got {v}")
             try:
-                cfg = PruneSection(ratio=ratio or 0.0, macs_reduction=macs_reduction or 0.0, criterion=criterion,
-                                   allocation=allocation, round_to=round_to, ignore=tuple(ignore or ()), epochs=epochs,
+                crit, alloc = PruneCriterion(criterion.replace("_", "-")), PruneAllocation(allocation)
+            except ValueError:
+                raise InputError(f"--criterion must be one of {', '.join(PruneCriterion)} and --allocation one of "
+                                 f"{', '.join(PruneAllocation)}") from None
+            try:
+                cfg = PruneSection(ratio=ratio or 0.0, macs_reduction=macs_reduction or 0.0, criterion=crit,
+                                   allocation=alloc, round_to=round_to, ignore=tuple(ignore or ()), epochs=epochs,
                                    learning_rate=lr)
             except ValidationError as exc:
                 err = exc.errors()[0]
