@@ -54,7 +54,17 @@ def normalize_onnx(proto: Any) -> Any:
                 node.input[:] = ["output" if i == old else i for i in node.input]
             proto.graph.output[0].name = "output"
     _canonical_names(proto)
+    _canonical_dims(proto)
     return proto
+
+
+def _canonical_dims(proto: Any) -> None:
+    """Name symbolic dimensions by position: tf2onnx's `unk__<counter>` names depend on what ran before."""
+    g = proto.graph
+    for value in [*g.input, *g.output, *g.value_info]:
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.HasField("dim_param") and dim.dim_param.startswith("unk__"):
+                dim.dim_param = "batch" if i == 0 else f"dim{i}"
 
 
 _GENERATED = re.compile(r"__\d+")
