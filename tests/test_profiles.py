@@ -85,3 +85,11 @@ def test_targets_cli(cli):
     schema = json.loads(r.stdout)
     assert r.exit_code == 0 and "quantize" in schema["properties"]
     assert schema["$defs"]["QuantizeSection"]["additionalProperties"] is False
+
+
+def test_published_report_schema_is_current():
+    from edgeopt.report.schema import Report
+
+    root = Path(__file__).resolve().parents[1]
+    published = json.loads((root / "docs" / "report.schema.json").read_text())
+    assert published == Report.model_json_schema(), "regenerate docs/report.schema.json (see README: Report)"
