@@ -34,6 +34,18 @@ class Sink:
         self.err.print(f"[yellow]warning:[/yellow] {text}")
 
     @contextmanager
+    def steps(self) -> Iterator[Callable[[str], None]]:
+        """Report the steps of a long job: a live spinner on a terminal, dim lines otherwise, nothing in --json."""
+        if self.as_json:
+            yield lambda _text: None
+            return
+        if not self.err.is_terminal:
+            yield lambda text: self.err.print(f"[dim]{text}...[/dim]")
+            return
+        with self.err.status("starting") as status:
+            yield lambda text: status.update(f"{text}...")
+
+    @contextmanager
     def progress(self, description: str) -> Iterator[None]:
         """A spinner on stderr for a long step (silent in --json mode or off a terminal)."""
         if self.as_json or not self.err.is_terminal:

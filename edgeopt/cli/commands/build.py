@@ -57,7 +57,8 @@ def register(app: typer.Typer) -> None:
                                random_calibration=random_calibration, allow_no_finetune=no_finetune,
                                unsafe_load=unsafe_load, threads=threads, c_name=c_name,
                                benchmark=not no_bench, command_line=tuple(sys.argv), force=force)
-            result = build(req, progress=lambda s: sink.info(f"[dim]{s}...[/dim]") if not json_out else None)
+            with sink.steps() as step:
+                result = build(req, progress=step)
             if result.skipped:
                 sink.info(f"up to date: {result.out} already holds this build (same model, profile, data and tool "
                           "versions; artifacts match manifest.json); nothing rebuilt, --force rebuilds")
