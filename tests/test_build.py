@@ -56,6 +56,11 @@ def test_mcu_artifact_is_int8_end_to_end(builds):
     from edgeopt.runtime import open_runner
 
     res = builds[("digits_cnn.keras", "embedded-mcu")]
+    mcu = res.report.stages["mcu"]
+    assert mcu["bit_exact"] is True and mcu["arena_bytes"] > 0 and mcu["model"] == "digits_cnn.tflite"
+    assert (res.out / "g_model.h").is_file() and (res.out / "g_model.cc").is_file()
+    md = (res.out / "report.md").read_text()
+    assert "## Microcontroller (TFLite Micro)" in md and f"{mcu['arena_bytes']:,} B" in md
     runner = open_runner(res.out / res.report.optimized.artifact.path)
     assert runner.inputs[0].dtype == "int8" and runner.outputs[0].dtype == "int8"
     assert runner.inputs[0].scale > 0

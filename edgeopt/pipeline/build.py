@@ -107,7 +107,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         if profile.device_class == "embedded-mcu" and profile.convert.format is OutputFormat.TFLITE:
             progress("verifying in TFLite Micro")
             mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
-            stages["mcu"] = mcu.to_dict() | {"c_header": extra_files[0] if extra_files else None,
+            stages["mcu"] = mcu.to_dict() | {"model": arts.optimized, "c_header": extra_files[0] if extra_files else None,
                                              "c_source": extra_files[1] if len(extra_files) > 1 else None}
             mcu_violations = tuple(mcu.violations)
         report = assemble_report(req, resolved, source, calib_source, calib, evalset, stage, arts,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 
 from edgeopt.cli.output import table
@@ -38,7 +40,7 @@ def _md_cell(v: object) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return f"{int(v):,}" if v.is_integer() and abs(v) >= 1000 else f"{v:.4g}"
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
     return str(v)
@@ -61,7 +63,59 @@ def to_markdown(report: Report) -> str:
         for b in report.budgets:
             lines.append(f"| {b.name} | {_md_cell(b.limit)} | {_md_cell(b.actual)} | {b.unit} | "
                          f"{ {True: 'ok', False: '**FAIL**', None: 'unchecked'}[b.ok] } |")
+    lines += _stages_markdown(report.stages)
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     lines += ["", f"Overall: {'ok' if report.ok else '**FAILED**'}", ""]
     return "\n".join(lines)
+
+
+def _table(columns: list[str], rows: list[list[object]]) -> list[str]:
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
+        ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+
+
+def _stages_markdown(stages: dict[str, Any]) -> list[str]:
+    """Optional stages (prune, cluster, partial quantization, MCU) as Markdown sections."""
+    out: list[str] = []
+    if "composition" in stages:
+        c = stages["composition"]
+        out += ["", "## Composition", "",
+                f"Compression ratio (float bytes / final bytes) {_md_cell(c['compression_ratio'])}, pruning ratio "
+                f"(params before / after) {_md_cell(c['pruning_ratio'])}, quantization {c['quantization_bit_ratio']}.", ""]
+        out += _table(["after step", "top-1 %"], [[k, v] for k, v in c["accuracy_after"].items()])
+    if "prune" in stages:
+        p = stages["prune"]
+        out += ["", "## Pruning", "",
+                f"{p['criterion']}, {p['allocation']}, round_to {p['round_to']}: MACs {p['macs_before']:,} -> "
+                f"{p['macs_after']:,} ({100 * p['macs_reduction']:.1f}% fewer), params {p['params_before']:,} -> "
+                f"{p['params_after']:,}; top-1 {_md_cell(p['accuracy_before'])} -> {_md_cell(p['accuracy_after_prune'])} "
+                f"after pruning -> {_md_cell(p['accuracy_after_finetune'])} after fine-tuning.", ""]
+        out += _table(["layers", "channels before", "after"],
+                      [[", ".join(g["layers"]), g["channels_before"], g["channels_after"]] for g in p["groups"]])
+        out += [f"- left unpruned: {u['layer']} ({u['reason']})" for u in p["unprunable"]]
+    if "cluster" in stages:
+        c = stages["cluster"]
+        out += ["", "## Weight sharing", ""]
+        out += _table(["layer", "unique values before", "after"],
+                      [[x["layer"], x["unique_before"], x["unique_after"]] for x in c["layers"]])
+    if "partial" in stages:
+        p = stages["partial"]
+        out += ["", "## Partial quantization (accuracy control)", "",
+                f"Budget: drop <= {_md_cell(p['max_accuracy_drop'])} points; met: {p['met']}; chosen step {p['chosen']}.", ""]
+        out += _table(["step", "scheme", "bytes", "top-1 %", "drop", "p50 ms", "out of int8"],
+                      [[s["step"], s["scheme"], s["size_bytes"], s["accuracy"], s["accuracy_drop"], s["latency_p50_ms"],
+                        ", ".join(s["layers"]) or "-"] for s in p["steps"]])
+    if "mcu" in stages:
+        m = stages["mcu"]
+        out += ["", "## Microcontroller (TFLite Micro)", ""]
+        out += _table(["", "value"], [
+            ["ops", ", ".join(m["ops"])], ["tensor arena (exact, measured)", f"{m['arena_bytes']:,} B"],
+            ["arena + margin (ARENA_SIZE)", f"{m['arena_with_margin']:,} B"],
+            ["flash (model + runtime)", f"{m['flash_bytes']:,} B" + (f" of {m['flash_limit_bytes']:,}" if m["flash_limit_bytes"] else "")],
+            ["RAM (arena + I/O)", f"{m['ram_bytes']:,} B" + (f" of {m['ram_limit_bytes']:,}" if m["ram_limit_bytes"] else "")],
+            ["TFLM vs LiteRT", "bit-exact" if m["bit_exact"] else f"max diff {_md_cell(m['max_abs_diff'])}"],
+            ["host TFLM latency (host CPU)", f"{_md_cell(m['host_tflm_latency_ms'])} ms"],
+            ["estimated device latency (MACs / MAC/s)", f"{_md_cell(m['estimated_device_latency_ms'])} ms"],
+            ["C files", f"{m.get('c_header')}, {m.get('c_source')}"]])
+    return out

@@ -26,6 +26,8 @@ def test_prune_cluster_quantize_in_one_build(cli, tmp_path: Path, samples: Path)
     assert comp["quantization_bit_ratio"] == "32/8" and comp["pruning_ratio"] > 1.2
     assert comp["compression_ratio"] == pytest.approx(rep["baseline"]["artifact"]["bytes"] / rep["optimized"]["artifact"]["bytes"])
     assert set(comp["accuracy_after"]) == {"float", "prune", "cluster", "quantize"}
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "## Composition" in md and "## Pruning" in md and "## Weight sharing" in md
     assert rep["optimized"]["accuracy"]["drop"] == pytest.approx(comp["accuracy_after"]["float"] - comp["accuracy_after"]["quantize"])
 
 
