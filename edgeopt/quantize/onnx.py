@@ -55,7 +55,7 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-            onnx.save(model, str(dst))
+            onnx.save(_topological(model), str(dst))
         elif recipe.scheme is Scheme.DYNAMIC:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -105,3 +105,37 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
                 calibrate_method=method, nodes_to_exclude=list(recipe.nodes_to_exclude),
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
+
+
+def _topological(model: Any) -> Any:
+    """Order nodes so every input is produced before use (the float16 pass appends its input casts last).
+
+    Kahn's algorithm, taking ready nodes in their original order.
+    """
+    import heapq
+
+    g = model.graph
+    nodes = list(g.node)
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
+    waiting = [0] * len(nodes)
+    consumers: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        deps = {producer[x] for x in n.input if x in producer and producer[x] != i}
+        waiting[i] = len(deps)
+        for d in deps:
+            consumers.setdefault(d, []).append(i)
+    heap = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(heap)
+    order: list[int] = []
+    while heap:
+        i = heapq.heappop(heap)
+        order.append(i)
+        for c in consumers.get(i, ()):
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(heap, c)
+    if len(order) != len(nodes):  # a cycle: leave the graph as it was
+        return model
+    del g.node[:]
+    g.node.extend(nodes[i] for i in order)
+    return model

@@ -50,24 +50,23 @@ def _dynamic(conv: Any, r: TfliteRecipe, tf: Any) -> None:
     conv._experimental_disable_per_channel = not r.per_channel
 
 
-def _int8(conv: Any, r: TfliteRecipe, tf: Any) -> None:
+def _full_integer(conv: Any, r: TfliteRecipe, tf: Any, ops: Any) -> None:
+    """Calibrated full-integer conversion restricted to `ops` (int8, or int16 activations with int8 weights)."""
     assert r.calibration is not None
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _dataset(r.calibration)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.target_spec.supported_ops = [ops]
     conv.inference_input_type = _tf_type(tf, r.input_type)
     conv.inference_output_type = _tf_type(tf, r.output_type)
     conv._experimental_disable_per_channel = not r.per_channel
+
+
+def _int8(conv: Any, r: TfliteRecipe, tf: Any) -> None:
+    _full_integer(conv, r, tf, tf.lite.OpsSet.TFLITE_BUILTINS_INT8)
 
 
 def _int16x8(conv: Any, r: TfliteRecipe, tf: Any) -> None:
-    assert r.calibration is not None
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _dataset(r.calibration)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    conv.inference_input_type = _tf_type(tf, r.input_type)
-    conv.inference_output_type = _tf_type(tf, r.output_type)
-    conv._experimental_disable_per_channel = not r.per_channel
+    _full_integer(conv, r, tf, tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)
 
 
 SCHEMES: dict[Scheme, Callable[[Any, TfliteRecipe, Any], None]] = {
