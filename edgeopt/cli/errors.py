@@ -24,6 +24,11 @@ def debug_enabled() -> bool:
     return os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false")
 
 
+def one_line(text: str) -> str:
+    """Escape control and unprintable characters (names from corrupt files) so a message stays one line."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _print_err(text: str) -> None:
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
@@ -39,7 +44,7 @@ def handled() -> Iterator[None]:
     except EdgeoptError as exc:
         if debug_enabled():
             traceback.print_exc()
-        _print_err(f"error: {exc}")
+        _print_err(f"error: {one_line(str(exc))}")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         _print_err("interrupted; earlier outputs are untouched")
@@ -53,6 +58,6 @@ def handled() -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if debug_enabled():
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = one_line((str(exc).strip().splitlines() or [""])[0][:300])
         _print_err(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)")
         raise typer.Exit(1) from None

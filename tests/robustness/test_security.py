@@ -130,3 +130,10 @@ def test_native_crash_in_litert_is_contained(mobile_build, tmp_path):
     assert "crashed (SIGSEGV)" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = edgeopt("inspect", bad)  # pure Python: reads it fine
     assert r.returncode == 0, r.stderr
+
+
+def test_error_messages_stay_on_one_line():
+    from edgeopt.cli.errors import one_line
+
+    assert one_line("tensor 'a\nb\r\x00c' is bad") == "tensor 'a\\nb\\r\\x00c' is bad"
+    assert one_line("plain message: ok") == "plain message: ok"
