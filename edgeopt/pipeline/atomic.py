@@ -18,6 +18,7 @@ files moved into place get the usual mode of a new file (0666 & ~umask).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -53,7 +54,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             os.chmod(tmp, _file_mode())  # a final file: the usual mode (staged files get it on commit)
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     return path
@@ -79,14 +80,6 @@ def _signals_deferred() -> Iterator[None]:
             signal.signal(s, handler)
         for s in dict.fromkeys(pending):
             signal.raise_signal(s)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def prepare_output(out: Path) -> Path:

@@ -21,7 +21,7 @@ from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
 from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
 from edgeopt.pipeline.compress import compress
-from edgeopt.pipeline.reporting import assemble_report, sha256_file  # noqa: F401 (re-export)
+from edgeopt.pipeline.reporting import assemble_report
 from edgeopt.pipeline.source import Source, open_source
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme

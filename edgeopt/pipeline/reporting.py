@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,29 +11,16 @@ from edgeopt import __version__
 from edgeopt.data.datasets import Dataset
 from edgeopt.errors import BudgetViolation
 from edgeopt.pipeline.atomic import Staging
+from edgeopt.pipeline.manifest import sha256_path
 from edgeopt.pipeline.source import Source
 from edgeopt.profiles import ResolvedProfile
 from edgeopt.profiles.schema import Profile
 from edgeopt.report import schema as rs
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    path = Path(path)
-    if path.is_dir():
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(str(f.relative_to(path)).encode())
-            h.update(f.read_bytes())
-        return h.hexdigest()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _artifact(stage: Staging, name: str, fmt: str, scheme: str) -> rs.ArtifactInfo:
     p = stage.path(name)
-    return rs.ArtifactInfo(path=name, format=fmt, scheme=scheme, bytes=p.stat().st_size, sha256=sha256_file(p))
+    return rs.ArtifactInfo(path=name, format=fmt, scheme=scheme, bytes=p.stat().st_size, sha256=sha256_path(p))
 
 
 def _acc_info(a: Any) -> rs.AccuracyInfo | None:
@@ -109,7 +94,7 @@ def assemble_report(req: Any, resolved: ResolvedProfile, source: Source, calib_s
     return rs.Report(
         tool=rs.Tool(version=__version__),
         target=rs.Target(name=profile.name, profile_sha256=resolved.sha256, device_class=profile.device_class),
-        input=rs.InputInfo(path=str(req.model), sha256=sha256_file(req.model), format=str(source.format),
+        input=rs.InputInfo(path=str(req.model), sha256=sha256_path(req.model), format=str(source.format),
                            params=params, macs=macs),
         calibration=rs.Calibration(source=calib_source, samples=0 if calib is None else int(calib.shape[0])),
         eval_data=None if evalset is None else str(evalset.path),

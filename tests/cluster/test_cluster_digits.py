@@ -17,8 +17,7 @@ def clustered(samples: Path):
     import keras
 
     model_path = samples / "digits_cnn.keras"
-    if not model_path.is_file():
-        pytest.skip("sample_models/digits_cnn.keras missing (run sample_models/make_samples.py)")
+    assert model_path.is_file(), "sample_models/digits_cnn.keras missing (run sample_models/make_samples.py)"
     model = keras.saving.load_model(model_path)
     with np.load(samples / "digits.train.npz") as z:
         train = (z["x"], z["y"])
