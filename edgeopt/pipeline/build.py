@@ -97,6 +97,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         if req.benchmark:
             progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
             latency = _latency(stage, arts, profile, req)
+            notes.extend(_refusals(latency, (arts.baseline, arts.optimized)))
         stages: dict[str, Any] = dict(compressed.stages) if compressed else {}
         if compressed and compressed.steps:
             stages["steps"] = list(compressed.steps)
@@ -192,6 +193,14 @@ def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildReques
     else:
         results = run_interleaved(paths, settings)
     return results[0], results[1]
+
+
+def _refusals(results: tuple[Any, Any], names: tuple[str, str]) -> list[str]:
+    from edgeopt.runtime.litert import XNNPACK_REFUSED
+
+    return [f"XNNPACK refused to prepare {name} (often an int8 scale from an activation that was constant on the "
+            "calibration data); its latency was measured on LiteRT's builtin kernels"
+            for r, name in zip(results, names, strict=True) if r.delegate == XNNPACK_REFUSED]
 
 
 def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,

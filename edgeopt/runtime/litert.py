@@ -18,6 +18,9 @@ IMPLEMENTATIONS = (
     ("tensorflow.lite", "tensorflow"),
 )
 
+# `delegate` of a runner whose model XNNPACK would not prepare: it runs on the builtin kernels.
+XNNPACK_REFUSED = "none (xnnpack refused)"
+
 
 def _interpreter_module() -> tuple[Any, str, str]:
     from importlib import metadata
@@ -52,14 +55,19 @@ class LiteRTRunner:
         if not options.xnnpack:
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.delegate = "xnnpack" if options.xnnpack else "none"
-        from edgeopt.runtime.quiet import native_quiet
-
         try:
-            with native_quiet():
-                self._it = mod.Interpreter(**kwargs)
-                self._it.allocate_tensors()
+            self._it = _open(mod, kwargs)
         except (ValueError, RuntimeError) as exc:
-            raise _translate(path, exc) from None
+            if not (options.xnnpack and "XNNPACK" in str(exc)):
+                raise _translate(path, exc) from None
+            # XNNPACK refuses some valid models (e.g. an int8 scale from an activation that was constant
+            # during calibration). LiteRT's builtin kernels still run them: say so, never hide it.
+            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            try:
+                self._it = _open(mod, kwargs)
+            except (ValueError, RuntimeError) as exc2:
+                raise _translate(path, exc2) from None
+            self.delegate = XNNPACK_REFUSED
         self.inputs = tuple(_info(d) for d in self._it.get_input_details())
         self.outputs = tuple(_info(d) for d in self._it.get_output_details())
         self._in_idx = [d["index"] for d in self._it.get_input_details()]
@@ -81,6 +89,15 @@ class LiteRTRunner:
                 it.allocate_tensors()
                 self._shapes[i] = tuple(x.shape)
             it.set_tensor(idx, x)
+
+
+def _open(mod: Any, kwargs: dict[str, Any]) -> Any:
+    from edgeopt.runtime.quiet import native_quiet
+
+    with native_quiet():
+        it = mod.Interpreter(**kwargs)
+        it.allocate_tensors()
+    return it
 
 
 def _translate(path: Path, exc: Exception) -> Exception:

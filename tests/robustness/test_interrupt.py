@@ -100,7 +100,11 @@ def test_two_builds_into_one_folder(earlier):
     """The second build fails at once with exit 2 naming the first one's pid; the first completes."""
     first = _start(earlier)
     _wait_for(first, "converting")
-    r = edgeopt("build", MODEL, "--target", "mobile-cpu", "--out", earlier, "--no-bench", "--force")
+    first.send_signal(signal.SIGSTOP)  # hold it mid-build, so the race cannot end before the second starts
+    try:
+        r = edgeopt("build", MODEL, "--target", "mobile-cpu", "--out", earlier, "--no-bench", "--force")
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert r.returncode == 2, r.stderr
     assert f"another edgeopt build is writing {earlier} (pid {first.pid})" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
