@@ -47,8 +47,7 @@ def main() -> int:
     batch = 500  # mutated files are removed batch by batch (kept for bad cases)
     while done < args.cases:
         n = min(batch, args.cases - done)
-        cases = make_cases(corpus, n, seed=args.seed * 1_000_003 + done)
-        cases = [type(c)(c.id + done, c.target, c.mutation, c.args) for c in cases]
+        cases = make_cases(corpus, n, seed=args.seed * 1_000_003 + done, first=done)
         run = run_cases(cases, workers=args.workers, timeout=args.timeout)
         for o in run.outcomes:
             key = f"{o.outcome}"

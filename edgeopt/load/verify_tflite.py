@@ -74,17 +74,24 @@ def _fail(label: str, what: str) -> ModelFileError:
     return ModelFileError(f"{label}: corrupt .tflite model: {what}; re-export the model")
 
 
+def _dims(shape: tuple[int, ...], limit: int = 8) -> str:
+    """A shape for a message; a corrupt file can claim thousands of dimensions."""
+    if len(shape) <= limit:
+        return str(list(shape))
+    return f"[{', '.join(map(str, shape[:limit - 1]))}, ... {shape[-1]}] (rank {len(shape)})"
+
+
 def _check_shape(label: str, where: str, shape: tuple[int, ...], sig: tuple[int, ...], dtype: str) -> None:
     if any(d < 0 for d in shape):
-        raise _fail(label, f"{where} has a negative dimension {list(shape)}")
+        raise _fail(label, f"{where} has a negative dimension {_dims(shape)}")
     if any(d < -1 for d in sig):
-        raise _fail(label, f"{where} has an invalid shape signature {list(sig)}")
+        raise _fail(label, f"{where} has an invalid shape signature {_dims(sig)}")
     if len(sig) != len(shape):
         raise _fail(label, f"{where} has a shape signature of rank {len(sig)} for a shape of rank {len(shape)}")
     if any(g != -1 and g != d for g, d in zip(sig, shape, strict=True)):
-        raise _fail(label, f"{where} has shape {list(shape)} but shape signature {list(sig)}")
+        raise _fail(label, f"{where} has shape {_dims(shape)} but shape signature {_dims(sig)}")
     if math.prod(shape) * _ITEMSIZE.get(dtype, 1) > MAX_TENSOR_BYTES:
-        raise _fail(label, f"{where} has an impossible shape {list(shape)} (over 2 GB)")
+        raise _fail(label, f"{where} has an impossible shape {_dims(shape)} (over 2 GB)")
 
 
 def _check_quant(label: str, where: str, t: object) -> None:
@@ -103,7 +110,7 @@ def _check_quant(label: str, where: str, t: object) -> None:
     if len(scale) > 1:
         dim = t.quantized_dimension  # type: ignore[attr-defined]
         if not 0 <= dim < len(shape) or shape[dim] != len(scale):
-            raise _fail(label, f"{where} has {len(scale)} per-channel scales for shape {list(shape)} "
+            raise _fail(label, f"{where} has {len(scale)} per-channel scales for shape {_dims(shape)} "
                                f"on dimension {dim}")
 
 
@@ -115,4 +122,4 @@ def _check_constant(label: str, where: str, t: object) -> None:
     want = math.prod(t.shape) * item  # type: ignore[attr-defined]
     if nbytes < want:  # a larger buffer is harmless: kernels read `want` bytes
         raise _fail(label, f"{where} holds {nbytes} bytes of data for {want} bytes of {t.dtype} "  # type: ignore[attr-defined]
-                           f"{list(t.shape)}")  # type: ignore[attr-defined]
+                           f"{_dims(t.shape)}")  # type: ignore[attr-defined]

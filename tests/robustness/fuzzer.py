@@ -153,7 +153,8 @@ PLANS = {
 }
 
 
-def make_cases(corpus: Corpus, n: int, seed: int) -> list[Case]:
+def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0) -> list[Case]:
+    """n mutated cases numbered from `first`; a long run passes a new `first` per batch so kept files never clash."""
     rng = random.Random(seed)
     originals = {k: getattr(corpus, k).read_bytes() for k in PLANS}
     names = list(PLANS)
@@ -161,7 +162,7 @@ def make_cases(corpus: Corpus, n: int, seed: int) -> list[Case]:
     out_file = corpus.workdir / "out-is-a-file"
     out_file.write_bytes(b"")
     cases = []
-    for i in range(n):
+    for i in range(first, first + n):
         target = rng.choices(names, weights)[0]
         data = originals[target]
         if target == "npz":

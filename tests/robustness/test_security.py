@@ -137,3 +137,24 @@ def test_error_messages_stay_on_one_line():
 
     assert one_line("tensor 'a\nb\r\x00c' is bad") == "tensor 'a\\nb\\r\\x00c' is bad"
     assert one_line("plain message: ok") == "plain message: ok"
+
+
+def test_absurd_rank_is_abbreviated_in_the_message(mobile_build, tmp_path):
+    """A corrupt file can claim a tensor of rank 500+; the message names it without printing every dimension
+    (found by the long fuzz run)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    data = (mobile_build / "digits_dscnn.tflite").read_bytes()
+    m = s.ModelT.InitFromPackedBuf(data, 0)
+    m.subgraphs[0].tensors[3].shape = [64, -17982] + [0] * 600
+    m.subgraphs[0].tensors[3].shapeSignature = None
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    bad = tmp_path / "rank.tflite"
+    bad.write_bytes(bytes(b.Output()))
+    r = edgeopt("bench", bad, "--runs", "1", "--min-seconds", "0", "--warmup-seconds", "0")
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and len(line) < 400, line
+    assert "negative dimension [64, -17982, 0, 0, 0, 0, 0, ... 0] (rank 602)" in line
