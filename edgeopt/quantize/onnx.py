@@ -105,6 +105,70 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
                 calibrate_method=method, nodes_to_exclude=list(recipe.nodes_to_exclude),
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
+        if recipe.nodes_to_exclude:
+            model = onnx.load(str(dst))
+            if _keep_float(model, recipe.nodes_to_exclude):
+                onnx.save(model, str(dst))
+
+
+_FLOAT_WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm")
+_FLOAT = 1  # onnx.TensorProto.FLOAT
+
+
+def _keep_float(model: Any, names: tuple[str, ...]) -> int:
+    """Stop onnxruntime re-quantizing the Conv/Gemm nodes we kept in float; returns how many were guarded.
+
+    At session creation onnxruntime (1.20+, WeightBiasQuantization, on by default) quantizes the float32 weight of
+    a Conv/ConvTranspose/Gemm fed by a DequantizeLinear to per-tensor int8, undoing the exclusion. The pass skips
+    nodes whose bias is not an initializer, so the kept node's bias (a zero bias if it had none) is fed by a
+    DequantizeLinear of int32 values with per-element scale |b| / 2^30: float32-exact, and never folded.
+    """
+    from onnx import helper, numpy_helper
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    guarded = 0
+    for node in list(g.node):
+        if node.name not in names or node.op_type not in _FLOAT_WEIGHT_OPS or len(node.input) < 2:
+            continue
+        dq, w = producer.get(node.input[0]), inits.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or w is None or w.data_type != _FLOAT:
+            continue
+        if len(node.input) > 2 and node.input[2]:
+            b = inits.get(node.input[2])
+            if b is None or len(b.dims) != 1 or b.data_type != _FLOAT:
+                continue  # not an initializer bias: the pass leaves this node alone already
+            bias, stem = numpy_helper.to_array(b).astype(np.float64), f"{node.input[2]}_float32"
+        else:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            bias, stem = np.zeros(_output_channels(node.op_type, attrs, tuple(w.dims))), f"{node.name}_zero_bias"
+        scale = (np.abs(bias) / 2**30).astype(np.float32)  # 2^30 steps: finer than float32, no int32 overflow
+        scale = np.where(scale > 0, scale, np.float32(1.0))
+        q = np.clip(np.round(bias / scale.astype(np.float64)), -(2**31) + 1, 2**31 - 1).astype(np.int32)
+        g.initializer.extend([numpy_helper.from_array(q, f"{stem}_int32"),
+                              numpy_helper.from_array(scale, f"{stem}_scale")])
+        g.node.insert(list(g.node).index(node), helper.make_node(
+            "DequantizeLinear", [f"{stem}_int32", f"{stem}_scale"], [stem], name=f"{stem}_DequantizeLinear", axis=0))
+        if len(node.input) > 2:
+            node.input[2] = stem
+        else:
+            node.input.append(stem)
+        guarded += 1
+    if guarded:
+        used = {i for n in g.node for i in n.input}
+        keep = [t for t in g.initializer if t.name in used]
+        del g.initializer[:]
+        g.initializer.extend(keep)
+    return guarded
+
+
+def _output_channels(op: str, attrs: dict[str, Any], w: tuple[int, ...]) -> int:
+    if op == "Gemm":
+        return int(w[0] if attrs.get("transB", 0) else w[1])
+    if op == "ConvTranspose":
+        return int(w[1]) * int(attrs.get("group", 1))
+    return int(w[0])
 
 
 def _topological(model: Any) -> Any:
