@@ -98,7 +98,7 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
     out_bytes = sum(tensor_bytes(t) for t in graph.outputs)
     budget = check_budget(profile, graph.size_bytes, v.arena_with_margin, in_bytes + out_bytes)
 
-    comparison, host_ms, n = None, None, 0
+    comparison, host_ms, n, ref_exact = None, None, 0, None
     if compare:
         from edgeopt.mcu.compare import compare as compare_outputs
         from edgeopt.mcu.compare import litert_outputs, make_feeds
@@ -112,6 +112,8 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         tflm = run_tflm(v.path, v.arena.arena_bytes, feeds)  # the exact minimum, on real data
         _, ref = litert_outputs(v.path, feeds)
         comparison = compare_outputs(tflm.outputs, ref)
+        if not comparison.bit_exact:  # whose rounding is it? TFLM's kernels are ports of LiteRT's reference ones
+            ref_exact = compare_outputs(tflm.outputs, litert_outputs(v.path, feeds, reference_kernels=True)[1]).bit_exact
         host_ms = statistics.median(tflm.latency_ms) if tflm.latency_ms else None
         if not sample_source:
             sample_source = "random (seed 0)" if samples is None else "given samples"
@@ -129,6 +131,7 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         max_abs_diff=comparison.max_abs_diff if comparison else None,
         diff_at=comparison.where if comparison else None,
         mismatched_elements=comparison.mismatched_elements if comparison else None,
+        reference_kernels_bit_exact=ref_exact,
         host_tflm_latency_ms=host_ms,
         estimated_device_latency_ms=(graph.macs / rate * 1000.0) if rate and graph.macs else None,
         violations=budget.violations,

@@ -28,11 +28,12 @@ class Comparison:
     mismatched_elements: int
 
 
-def litert_outputs(model: Path, feeds: list[list[np.ndarray]]) -> tuple[tuple[TensorInfo, ...], list[list[np.ndarray]]]:
-    """Reference outputs from LiteRT (reference kernels: XNNPACK off, one thread)."""
+def litert_outputs(model: Path, feeds: list[list[np.ndarray]], reference_kernels: bool = False,
+                   ) -> tuple[tuple[TensorInfo, ...], list[list[np.ndarray]]]:
+    """Outputs from LiteRT on one thread without XNNPACK: its optimized builtin kernels, or its reference ones."""
     from edgeopt.runtime import open_runner
 
-    runner = open_runner(model, RunnerOptions(threads=1, xnnpack=False))
+    runner = open_runner(model, RunnerOptions(threads=1, xnnpack=False, reference_kernels=reference_kernels))
     return runner.outputs, [runner.run(sample) for sample in feeds]
 
 

@@ -32,10 +32,11 @@ class McuReport:
     ram_limit_bytes: int | None
     samples_compared: int
     sample_source: str  # "random (seed 0)" or the data file
-    bit_exact: bool | None  # TFLM vs LiteRT (reference kernels); None when not compared
+    bit_exact: bool | None  # TFLM vs LiteRT (builtin kernels, no XNNPACK); None when not compared
     max_abs_diff: float | None
     diff_at: DiffLocation | None
     mismatched_elements: int | None
+    reference_kernels_bit_exact: bool | None  # when they differ: TFLM vs LiteRT's reference kernels
     host_tflm_latency_ms: float | None  # median invoke time of TFLM on THIS HOST (not the device)
     estimated_device_latency_ms: float | None  # MACs / [mcu] sustained_macs_per_second
     violations: tuple[BudgetViolation, ...]
@@ -46,8 +47,24 @@ class McuReport:
     def ok(self) -> bool:
         return not self.violations and self.bit_exact is not False
 
+    def comparison_note(self) -> str:
+        """TFLM vs LiteRT in one phrase, saying whose rounding a difference is when we know."""
+        if self.bit_exact is None:
+            return "not compared"
+        if self.bit_exact:
+            return "bit-exact"
+        where = self.diff_at
+        at = f" at sample {where.sample}, output {where.output}, element {list(where.element)}" if where else ""
+        text = f"max |diff| {self.max_abs_diff:g}{at} ({self.mismatched_elements} elements)"
+        if self.reference_kernels_bit_exact:
+            return text + "; bit-exact with LiteRT's reference kernels: the difference is LiteRT's optimized-kernel rounding"
+        if self.reference_kernels_bit_exact is False:
+            return text + "; TFLM also differs from LiteRT's reference kernels"
+        return text
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["comparison_note"] = self.comparison_note()
         d["latency_note"] = "host_tflm_latency_ms is measured on the host CPU; estimated_device_latency_ms = MACs / sustained MAC/s"
         return d
 

@@ -42,6 +42,7 @@ class RunnerOptions:
     threads: int = 1
     xnnpack: bool = True
     graph_optimization: GraphOptimization = GraphOptimization.ALL
+    reference_kernels: bool = False  # LiteRT only: the unoptimized reference kernels (implies no XNNPACK)
 
 
 class Runner(Protocol):

@@ -52,13 +52,15 @@ class LiteRTRunner:
     def __init__(self, path: Path, options: RunnerOptions) -> None:
         mod, self.implementation, self.version = _interpreter_module()
         kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": options.threads}
-        if not options.xnnpack:
+        if options.reference_kernels:
+            kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_REF
+        elif not options.xnnpack:
             kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self.delegate = "xnnpack" if options.xnnpack else "none"
+        self.delegate = "none (reference kernels)" if options.reference_kernels else "xnnpack" if options.xnnpack else "none"
         try:
             self._it = _open(mod, kwargs)
         except (ValueError, RuntimeError) as exc:
-            if not (options.xnnpack and "XNNPACK" in str(exc)):
+            if not (options.xnnpack and not options.reference_kernels and "XNNPACK" in str(exc)):
                 raise _translate(path, exc) from None
             # XNNPACK refuses some valid models (e.g. an int8 scale from an activation that was constant
             # during calibration). LiteRT's builtin kernels still run them: say so, never hide it.

@@ -22,12 +22,15 @@ def mcu_models(tmp_path_factory) -> dict[str, Path]:
     inp = keras.Input((8,))
     vals, _ = keras.ops.top_k(keras.layers.Dense(6)(inp), k=3)
     topk = keras.Model(inp, vals)
+    img = keras.Input((8, 8, 3))  # a bare int8 conv: LiteRT's optimized kernel rounds differently from TFLM
+    bare = keras.Model(img, keras.layers.Conv2D(8, 3, padding="same")(img))
     return {
         "int8": convert(cnn, work, "cnn_int8"),
         "float_io": convert(cnn, work, "cnn_float_io", io="float32"),
         "float": convert(cnn, work, "cnn_float", int8=False),
         "topk": convert(topk, work, "topk_float", int8=False),
         "int16x8": convert(cnn, work, "cnn_int16x8", io="int16"),
+        "bare_conv": convert(bare, work, "bare_conv_int8"),
     }
 
 

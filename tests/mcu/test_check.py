@@ -42,12 +42,25 @@ def test_tflm_bit_exact_with_litert(mcu_models, mcu_profile):
     r = check_model(mcu_models["int8"], mcu_profile, samples=x)
     assert r.samples_compared == 5
     assert r.bit_exact is True and r.max_abs_diff == 0.0 and r.diff_at is None
+    assert r.reference_kernels_bit_exact is None and r.comparison_note() == "bit-exact"
     assert r.ram_bytes == r.arena_with_margin + r.io_bytes
     assert r.flash_bytes == r.model_bytes + 64 * 1024
     assert r.io_bytes == 16 * 16 * 3 + 4
     assert r.host_tflm_latency_ms is not None and r.host_tflm_latency_ms > 0
     assert r.estimated_device_latency_ms == pytest.approx(r.macs / 32e6 * 1000)
     assert not r.violations
+
+
+def test_a_difference_is_traced_to_litert_optimized_kernels(mcu_models, mcu_profile):
+    """TFLM's int8 CONV_2D is a port of LiteRT's reference kernel; LiteRT's optimized one rounds some values the
+    other way. The report gives the difference and says whose rounding it is."""
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 3)).astype(np.float32)
+    r = check_model(mcu_models["bare_conv"], mcu_profile, samples=x)
+    assert r.bit_exact is False and r.max_abs_diff == 1.0 and r.mismatched_elements > 0 and r.diff_at is not None
+    assert r.reference_kernels_bit_exact is True
+    note = r.to_dict()["comparison_note"]
+    assert note.startswith("max |diff| 1 at sample ") and "LiteRT's optimized-kernel rounding" in note
+    assert not r.violations  # a rounding difference is reported, not a failed budget
 
 
 def test_float_model_names_float_ops(mcu_models, mcu_profile):

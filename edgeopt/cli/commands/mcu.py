@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             def human(c):  # type: ignore[no-untyped-def]
                 r = report
                 c.print(f"{r.model}  target={r.profile}  core={r.core or '-'}  ops={', '.join(r.ops)}")
-                exact = "bit-exact" if r.bit_exact else f"max |diff| {r.max_abs_diff:g} at {r.diff_at}"
+                exact = r.comparison_note()
                 rows = [
                     ["model", f"{r.model_bytes:,} B", ""],
                     ["arena (measured, exact)", f"{r.arena_bytes:,} B", f"{r.arena_probes} TFLM probes; size - 1 fails"],
@@ -62,8 +62,7 @@ def register(app: typer.Typer) -> None:
 
             sink.result(report.to_dict(), human)
             if report.bit_exact is False:
-                sink.warn(f"TFLM and LiteRT differ: max |diff| {report.max_abs_diff:g} at {report.diff_at} "
-                          f"({report.mismatched_elements} elements)")
+                sink.warn(f"TFLM and LiteRT differ: {report.comparison_note()}")
             report.enforce_budgets()
 
     app.add_typer(sub, name="mcu")
