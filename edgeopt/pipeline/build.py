@@ -70,6 +70,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     started = time.perf_counter()
     resolved = load_profile(req.target)
     profile = resolved.profile
+    if profile.partial is not None and profile.partial.accuracy_control:
+        from edgeopt.quantize.partial import settings_from_profile
+
+        settings_from_profile(profile)  # a contradictory [partial] section is bad input, found before any work
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     if cached is not None:
@@ -80,6 +84,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     calib, calib_source = _calibration(req, source, profile, notes)
     evalset = _dataset(req.eval, req.model, "eval", source)
     train = _dataset(req.train, req.model, "train", source)
+    if profile.partial is not None and profile.partial.accuracy_control and evalset is None:
+        notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
     reference = None if evalset is None else source.predict(evalset.x)
     with Staging(out) as stage:

@@ -65,6 +65,9 @@ def settings_from_profile(profile: Profile) -> PartialSettings:
     if profile.device_class == "embedded-mcu" and Fallback.FLOAT in part.fallbacks:
         raise ProfileError(f"profile '{profile.name}': an MCU runs int8 kernels only; partial.fallbacks may be "
                            "['int16x8'], not 'float'")
+    if profile.device_class == "embedded-mcu" and Fallback.INT16X8 in part.fallbacks and not profile.mcu.allow_int16x8:
+        raise ProfileError(f"profile '{profile.name}': partial.fallbacks allows 'int16x8' but [mcu] allow_int16x8 is "
+                           "false; set allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback")
     if profile.convert.format is OutputFormat.ONNX and Fallback.INT16X8 in part.fallbacks:
         raise ProfileError(f"profile '{profile.name}': int16x8 is TFLite-only; use partial.fallbacks = ['float'] for ONNX")
     q = profile.quantize

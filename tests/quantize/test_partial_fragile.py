@@ -135,8 +135,12 @@ def test_profile_fallbacks_are_checked() -> None:
                   partial={"fallbacks": ["float"]})
     with pytest.raises(ProfileError, match="int8 kernels only"):
         settings_from_profile(mcu)
+    no16 = Profile(name="mcu", device_class="embedded-mcu", budgets={"max_accuracy_drop": 1.5},
+                   partial={"fallbacks": ["int16x8"]})
+    with pytest.raises(ProfileError, match="allow_int16x8"):
+        settings_from_profile(no16)
     ok = Profile(name="mcu", device_class="embedded-mcu", budgets={"max_accuracy_drop": 1.5},
-                 partial={"fallbacks": ["int16x8"]})
+                 partial={"fallbacks": ["int16x8"]}, mcu={"allow_int16x8": True})
     assert settings_from_profile(ok).fallbacks == (Fallback.INT16X8,)
     with pytest.raises(ProfileError, match="max_accuracy_drop"):
         settings_from_profile(Profile(name="p", partial={}))
