@@ -40,6 +40,9 @@ def test_every_sample_builds_with_report(builds):
             assert acc["metric"] == "top1" and acc["samples"] >= 300
         assert (res.out / "report.md").read_text().startswith("# edgeopt report")
         assert data["ok"] is True and res.ok
+        if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
+            assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]
+            assert "partial" not in data.get("stages", {})
         assert not list(res.out.glob(".edgeopt-staging-*"))
 
 

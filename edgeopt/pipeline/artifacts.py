@@ -1,8 +1,9 @@
 """Convert and quantize: the float baseline and the optimized artifact, in the staging folder.
 
 The baseline is the plain float conversion of the *source* model; the optimized
-artifact is the compressed model under the profile's scheme (or, with a
-[partial] section and eval data, the accuracy-controlled partial quantization).
+artifact is the compressed model under the profile's scheme. With a [partial]
+section and eval data, an int8 artifact whose accuracy drop breaks the budget is
+replaced by the accuracy-controlled partial quantization.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Artifacts:
     format: str
     scheme: str  # what the optimized artifact is, e.g. "int8" or "int8+float(2 ops)"
     partial: dict[str, Any] | None = None  # the accuracy-control steps, when used
+    note: str | None = None  # for the report, e.g. why accuracy control was not needed
 
 
 def _stem(source: Source) -> str:
@@ -34,10 +36,11 @@ def _stem(source: Source) -> str:
 
 
 def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-                   evalset: Dataset | None, stage: Staging) -> Artifacts:
+                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
+    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against)."""
     if profile.convert.format is OutputFormat.TFLITE:
-        return _tflite(source, model, profile, calib, evalset, stage)
-    return _onnx(source, model, profile, calib, evalset, stage)
+        return _tflite(source, model, profile, calib, evalset, reference, stage)
+    return _onnx(source, model, profile, calib, evalset, reference, stage)
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
@@ -46,8 +49,22 @@ def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
         profile.quantize.scheme is Scheme.INT8 and profile.budgets.max_accuracy_drop is not None
 
 
+def _within_budget(path: Path, profile: Profile, evalset: Dataset, reference: np.ndarray | None) -> str | None:
+    """A note when the plain artifact meets max_accuracy_drop (accuracy control not needed), else None."""
+    from edgeopt.validate.accuracy import compare, predict
+
+    if reference is None:
+        return None
+    res = compare(predict(path, evalset.x, max(1, profile.runtime.threads)), reference, evalset.y, "float")
+    drop = float(res.drop if res.drop is not None else 100.0 - res.agreement)
+    limit = profile.budgets.max_accuracy_drop
+    if limit is None or drop > limit + 1e-9:
+        return None
+    return f"accuracy control ([partial]) not needed: plain {profile.quantize.scheme} drops {drop:.2f} points (budget {limit:g})"
+
+
 def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-            evalset: Dataset | None, stage: Staging) -> Artifacts:
+            evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
     from edgeopt.convert.savedmodel import export_saved_model
     from edgeopt.convert.tflite import to_tflite
     from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
@@ -57,20 +74,23 @@ def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | No
     sm_base = export_saved_model(source.keras_model, stage.dir / "_work" / "baseline", batch=1)
     write_bytes_atomic(stage.path(base), to_tflite(sm_base))
     sm_opt = sm_base if model is source.keras_model else export_saved_model(model, stage.dir / "_work" / "optimized", batch=1)
+    recipe = TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)
+    write_bytes_atomic(stage.path(opt), to_tflite(sm_opt, converter_setup(recipe)))
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
+        note = _within_budget(stage.path(opt), profile, evalset, reference)
+        if note is not None:
+            return Artifacts(base, opt, "tflite", str(q.scheme), note=note)
         from edgeopt.quantize.partial import partial_quantize_tflite, settings_from_profile
 
         result = _partial(lambda: partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile)))
         write_bytes_atomic(stage.path(opt), result.model)
         return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result.to_dict())
-    recipe = TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)
-    write_bytes_atomic(stage.path(opt), to_tflite(sm_opt, converter_setup(recipe)))
     return Artifacts(base, opt, "tflite", str(q.scheme))
 
 
 def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-          evalset: Dataset | None, stage: Staging) -> Artifacts:
+          evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
     from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
 
     stem, q = _stem(source), profile.quantize
@@ -87,15 +107,18 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
         assert source.onnx_path is not None
         write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())
         float_opt = stage.path(base)
+    recipe = OnnxRecipe(q.scheme, q.per_channel, q.calibration_method, q.onnx_format, calib)
+    quantize_onnx(Path(float_opt), stage.path(opt), recipe)
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
+        note = _within_budget(stage.path(opt), profile, evalset, reference)
+        if note is not None:
+            return Artifacts(base, opt, "onnx", str(q.scheme), note=note)
         from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
 
         result = _partial(lambda: partial_quantize_onnx(float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile)))
         write_bytes_atomic(stage.path(opt), result.model)
         return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict())
-    recipe = OnnxRecipe(q.scheme, q.per_channel, q.calibration_method, q.onnx_format, calib)
-    quantize_onnx(Path(float_opt), stage.path(opt), recipe)
     return Artifacts(base, opt, "onnx", str(q.scheme))
 
 

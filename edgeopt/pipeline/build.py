@@ -96,7 +96,9 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
         progress("converting and quantizing")
-        arts = make_artifacts(source, model, profile, calib, evalset, stage)
+        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage)
+        if arts.note:
+            notes.append(arts.note)
         progress("validating accuracy")
         accuracy = _accuracy(source, stage, arts, evalset, reference)
         latency = None

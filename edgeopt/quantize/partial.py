@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgeopt.errors import BudgetExceededError, BudgetViolation, DataError, InputError, ProfileError
-from edgeopt.profiles.schema import Fallback, IOType, OutputFormat, Profile
+from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, OutputFormat, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
 
 ALL_LAYERS = "*"  # out_of_int8 marker for a whole-model int16x8 step
@@ -37,6 +37,8 @@ class PartialSettings:
     max_steps: int = 8
     per_channel: bool = True
     int8_io: bool = False  # int8 input/output (fully quantized; TFLite only)
+    calibration_method: CalibrationMethod = CalibrationMethod.MINMAX  # ONNX only
+    quant_format: QuantFormat = QuantFormat.QDQ  # ONNX only
     benchmark: bool = True  # p50 latency per step
     threads: int = 1
 
@@ -74,6 +76,7 @@ def settings_from_profile(profile: Profile) -> PartialSettings:
     return PartialSettings(
         max_accuracy_drop=drop, fallbacks=part.fallbacks, keep_float=part.keep_float, max_steps=part.max_steps,
         per_channel=q.per_channel, int8_io=q.input_type is IOType.INT8 and q.output_type is IOType.INT8,
+        calibration_method=q.calibration_method, quant_format=q.onnx_format,
         threads=max(1, profile.runtime.threads),
     )
 
@@ -301,7 +304,9 @@ class OnnxBackend:
 
         self._n += 1
         dst = self._tmp / f"q{self._n}.onnx"
-        quantize_onnx(self._src, dst, OnnxRecipe(Scheme.INT8, per_channel=self._settings.per_channel,
+        s = self._settings
+        quantize_onnx(self._src, dst, OnnxRecipe(Scheme.INT8, per_channel=s.per_channel,
+                                                 calibration_method=s.calibration_method, quant_format=s.quant_format,
                                                  calibration=self._calib, nodes_to_exclude=self._expand(float_nodes)))
         return dst.read_bytes()
 
