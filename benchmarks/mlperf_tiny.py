@@ -197,7 +197,7 @@ def render(rows: list[dict[str, object]]) -> str:
         f"targets/nrf52840.toml), {float(m7_rate) / 1e6:g} M MAC/s for the STM32H7 (Cortex-M7, targets/stm32h7.toml). "
         "Estimates, not measurements; non-MAC ops (pooling, softmax, requantization) are not counted.",
         "- TFLM = LiteRT: the 4 samples' outputs in TFLM vs LiteRT's builtin (optimized) kernels without XNNPACK; on a "
-        "difference, also vs LiteRT's reference kernels, of which TFLM's are ports.",
+        "difference, also vs LiteRT's reference kernels, from which most TFLM kernels derive (its FULLY_CONNECTED rounds differently from both).",
         "- host TFLM: median invoke time of the TFLite Micro reference kernels on this host CPU (not the device).",
         "- published size: int8 model sizes of the MLPerf Tiny v0.5 reference models (Linley Group, \"MLPerf Gets Tiny\", "
         "Aug 2021). Published MACs: MLPerf Tiny paper (Banbury et al., arXiv:2106.07597), quoted from memory: approximate.",

@@ -112,7 +112,7 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         tflm = run_tflm(v.path, v.arena.arena_bytes, feeds)  # the exact minimum, on real data
         _, ref = litert_outputs(v.path, feeds)
         comparison = compare_outputs(tflm.outputs, ref)
-        if not comparison.bit_exact:  # whose rounding is it? TFLM's kernels are ports of LiteRT's reference ones
+        if not comparison.bit_exact:  # whose rounding is it? most TFLM kernels derive from LiteRT's reference ones
             ref_exact = compare_outputs(tflm.outputs, litert_outputs(v.path, feeds, reference_kernels=True)[1]).bit_exact
         host_ms = statistics.median(tflm.latency_ms) if tflm.latency_ms else None
         if not sample_source:
