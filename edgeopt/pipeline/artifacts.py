@@ -60,7 +60,7 @@ def _within_budget(path: Path, profile: Profile, evalset: Dataset, reference: np
     limit = profile.budgets.max_accuracy_drop
     if limit is None or drop > limit + 1e-9:
         return None
-    return f"accuracy control ([partial]) not needed: plain {profile.quantize.scheme} drops {drop:.2f} points (budget {limit:g})"
+    return f"accuracy control ([partial]) not needed: plain {profile.quantize.scheme} drops {drop:.2f} points (budget {limit:g} points)"
 
 
 def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
