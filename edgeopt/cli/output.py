@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,12 +13,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+PIPE_WIDTH = 200  # columns when writing to a pipe or CI log (rich would assume 80 and squeeze tables)
+
+
+def _console(stderr: bool = False) -> Console:
+    c = Console(stderr=stderr, highlight=False)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c.width = PIPE_WIDTH
+    return c
+
 
 @dataclass
 class Sink:
     as_json: bool = False
-    console: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    console: Console = field(default_factory=_console)
+    err: Console = field(default_factory=lambda: _console(stderr=True))
 
     def result(self, data: Any, human: Callable[[Console], None]) -> None:
         """Emit the command's result: JSON on stdout, or the human rendering."""
