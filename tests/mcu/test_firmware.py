@@ -60,6 +60,12 @@ def test_make_builds_and_reruns_only_on_change(tiny_keras, tmp_path: Path):
     tiny_keras.touch()
     dry = subprocess.run([*args, "-n"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert " build " in dry.stdout
+    # ...and so does new calibration data next to it
+    subprocess.run(args, cwd=tmp_path, env=_env(), capture_output=True, text=True, check=True)
+    time.sleep(1.1)
+    tiny_keras.with_name("tiny.calib.npz").touch()
+    dry = subprocess.run([*args, "-n"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert " build " in dry.stdout
 
 
 @pytest.mark.skipif(not (shutil.which("cmake") and shutil.which("g++")), reason="cmake/g++ not installed")
@@ -75,3 +81,7 @@ def test_cmake_builds(tiny_keras, tmp_path: Path):
     _check_output(run.stdout)
     again = subprocess.run(["cmake", "--build", str(build)], env=_env(), capture_output=True, text=True)
     assert again.returncode == 0 and "edgeopt build" not in again.stdout
+    time.sleep(1.1)
+    tiny_keras.with_name("tiny.calib.npz").touch()  # new calibration data re-runs the model step
+    third = subprocess.run(["cmake", "--build", str(build)], env=_env(), capture_output=True, text=True)
+    assert third.returncode == 0 and "edgeopt build" in third.stdout, third.stdout[-2000:]
