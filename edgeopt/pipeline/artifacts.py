@@ -8,9 +8,9 @@ replaced by the accuracy-controlled partial quantization.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from edgeopt.errors import BudgetExceededError
 from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
 from edgeopt.pipeline.source import Source
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
+
+if TYPE_CHECKING:
+    from edgeopt.validate.accuracy import AccuracyResult
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Artifacts:
     scheme: str  # what the optimized artifact is, e.g. "int8" or "int8+float(2 ops)"
     partial: dict[str, Any] | None = None  # the accuracy-control steps, when used
     note: str | None = None  # for the report, e.g. why accuracy control was not needed
+    optimized_accuracy: AccuracyResult | None = None  # when already measured here
 
 
 def _stem(source: Source) -> str:
@@ -49,18 +53,19 @@ def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
         profile.quantize.scheme is Scheme.INT8 and profile.budgets.max_accuracy_drop is not None
 
 
-def _within_budget(path: Path, profile: Profile, evalset: Dataset, reference: np.ndarray | None) -> str | None:
-    """A note when the plain artifact meets max_accuracy_drop (accuracy control not needed), else None."""
+def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, reference: np.ndarray | None,
+                         stage: Staging, arts: Artifacts) -> Artifacts | None:
+    """`arts` with its measured accuracy when the plain artifact meets max_accuracy_drop, else None."""
     from edgeopt.validate.accuracy import compare, predict
 
     if reference is None:
         return None
-    res = compare(predict(path, evalset.x, max(1, profile.runtime.threads)), reference, evalset.y, "float")
-    drop = float(res.drop if res.drop is not None else 100.0 - res.agreement)
+    res = compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y, source.reference_name)
     limit = profile.budgets.max_accuracy_drop
-    if limit is None or drop > limit + 1e-9:
+    if res.drop is None or limit is None or res.drop > limit + 1e-9:
         return None
-    return f"accuracy control ([partial]) not needed: plain {profile.quantize.scheme} drops {drop:.2f} points (budget {limit:g} points)"
+    note = f"accuracy control ([partial]) not needed: plain {arts.scheme} drops {res.drop:.2f} points (budget {limit:g} points)"
+    return replace(arts, note=note, optimized_accuracy=res)
 
 
 def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
@@ -78,9 +83,9 @@ def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | No
     write_bytes_atomic(stage.path(opt), to_tflite(sm_opt, converter_setup(recipe)))
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
-        note = _within_budget(stage.path(opt), profile, evalset, reference)
-        if note is not None:
-            return Artifacts(base, opt, "tflite", str(q.scheme), note=note)
+        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, "tflite", str(q.scheme)))
+        if plain is not None:
+            return plain
         from edgeopt.quantize.partial import partial_quantize_tflite, settings_from_profile
 
         result = _partial(lambda: partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile)))
@@ -111,9 +116,9 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
     quantize_onnx(Path(float_opt), stage.path(opt), recipe)
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
-        note = _within_budget(stage.path(opt), profile, evalset, reference)
-        if note is not None:
-            return Artifacts(base, opt, "onnx", str(q.scheme), note=note)
+        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, "onnx", str(q.scheme)))
+        if plain is not None:
+            return plain
         from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
 
         result = _partial(lambda: partial_quantize_onnx(float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile)))

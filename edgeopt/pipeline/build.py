@@ -70,7 +70,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     started = time.perf_counter()
     resolved = load_profile(req.target)
     profile = resolved.profile
-    if profile.partial is not None and profile.partial.accuracy_control:
+    accuracy_control = profile.partial is not None and profile.partial.accuracy_control
+    if accuracy_control:
         from edgeopt.quantize.partial import settings_from_profile
 
         settings_from_profile(profile)  # a contradictory [partial] section is bad input, found before any work
@@ -84,7 +85,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     calib, calib_source = _calibration(req, source, profile, notes)
     evalset = _dataset(req.eval, req.model, "eval", source)
     train = _dataset(req.train, req.model, "train", source)
-    if profile.partial is not None and profile.partial.accuracy_control and evalset is None:
+    if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
     reference = None if evalset is None else source.predict(evalset.x)
@@ -181,7 +182,8 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     from edgeopt.validate.accuracy import compare, predict
 
     base = compare(predict(stage.path(arts.baseline), evalset.x), reference, evalset.y, source.reference_name)
-    opt = compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y, source.reference_name)
+    opt = arts.optimized_accuracy or compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y,
+                                             source.reference_name)
     return base, opt
 
 

@@ -112,7 +112,6 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
 
 
 _FLOAT_WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm")
-_FLOAT = 1  # onnx.TensorProto.FLOAT
 
 
 def _keep_float(model: Any, names: tuple[str, ...]) -> int:
@@ -123,7 +122,7 @@ def _keep_float(model: Any, names: tuple[str, ...]) -> int:
     nodes whose bias is not an initializer, so the kept node's bias (a zero bias if it had none) is fed by a
     DequantizeLinear of int32 values with per-element scale |b| / 2^30: float32-exact, and never folded.
     """
-    from onnx import helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     g = model.graph
     inits = {t.name: t for t in g.initializer}
@@ -133,11 +132,11 @@ def _keep_float(model: Any, names: tuple[str, ...]) -> int:
         if node.name not in names or node.op_type not in _FLOAT_WEIGHT_OPS or len(node.input) < 2:
             continue
         dq, w = producer.get(node.input[0]), inits.get(node.input[1])
-        if dq is None or dq.op_type != "DequantizeLinear" or w is None or w.data_type != _FLOAT:
+        if dq is None or dq.op_type != "DequantizeLinear" or w is None or w.data_type != TensorProto.FLOAT:
             continue
         if len(node.input) > 2 and node.input[2]:
             b = inits.get(node.input[2])
-            if b is None or len(b.dims) != 1 or b.data_type != _FLOAT:
+            if b is None or len(b.dims) != 1 or b.data_type != TensorProto.FLOAT:
                 continue  # not an initializer bias: the pass leaves this node alone already
             bias, stem = numpy_helper.to_array(b).astype(np.float64), f"{node.input[2]}_float32"
         else:

@@ -114,7 +114,7 @@ def _stages_markdown(stages: dict[str, Any]) -> list[str]:
             ["arena + margin (ARENA_SIZE)", f"{m['arena_with_margin']:,} B"],
             ["flash (model + runtime)", f"{m['flash_bytes']:,} B" + (f" of {m['flash_limit_bytes']:,}" if m["flash_limit_bytes"] else "")],
             ["RAM (arena + I/O)", f"{m['ram_bytes']:,} B" + (f" of {m['ram_limit_bytes']:,}" if m["ram_limit_bytes"] else "")],
-            ["TFLM vs LiteRT", m.get("comparison_note") or ("bit-exact" if m["bit_exact"] else f"max diff {_md_cell(m['max_abs_diff'])}")],
+            ["TFLM vs LiteRT", m["comparison_note"]],
             ["host TFLM latency (host CPU)", f"{_md_cell(m['host_tflm_latency_ms'])} ms"],
             ["estimated device latency (MACs / MAC/s)", f"{_md_cell(m['estimated_device_latency_ms'])} ms"],
             ["C files", f"{m.get('c_header')}, {m.get('c_source')}"]])
