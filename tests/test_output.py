@@ -95,3 +95,8 @@ def test_compare_at_narrow_width_shows_every_value(two_builds, columns: int) -> 
         for value in row.values():
             if value is not None:
                 assert _fmt(value) in text, (_fmt(value), text)
+
+
+def test_cells_and_titles_are_text_not_markup() -> None:
+    text = _render(80, table("a[/b] vs [red]c", ["model", "x"], [["model[v2].onnx", 1.5], ["a[/b].tflite", 2]]))
+    assert "a[/b] vs [red]c" in text and "model[v2].onnx" in text and "a[/b].tflite" in text

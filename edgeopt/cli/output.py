@@ -83,11 +83,11 @@ class FitTable:
     rows: tuple[tuple[str, ...], ...]
 
     def _table(self, cols: Sequence[int], title: str | None) -> Table:
-        t = Table(title=title, title_justify="left")
-        for i in cols:
-            t.add_column(self.columns[i], justify="left" if i == 0 else "right")
+        t = Table(title=None if title is None else Text(title, style="italic"), title_justify="left")
+        for i in cols:  # Text, not markup: a file named "a[/b].onnx" is shown as it is
+            t.add_column(Text(self.columns[i]), justify="left" if i == 0 else "right")
         for r in self.rows:
-            t.add_row(*[r[i] for i in cols])
+            t.add_row(*[Text(r[i]) for i in cols])
         return t
 
     def _groups(self, fits: Callable[[list[int]], bool]) -> list[list[int]] | None:
