@@ -25,7 +25,7 @@ from edgeopt.benchmark.stats import LatencyStats, ratios, summarize
 from edgeopt.errors import InputError
 from edgeopt.runtime import Runner, RunnerOptions, RuntimeName
 from edgeopt.runtime.base import GraphOptimization
-from edgeopt.runtime.registry import RUNTIMES, check_model_file
+from edgeopt.runtime.registry import RUNTIMES, check_model_file, import_runtime
 
 BLOCK_SECONDS = 0.02  # one interleaving slot per variant and round
 MAX_KEPT_SAMPLES = 10_000  # per-run samples kept in a result (evenly spaced); statistics use all of them
@@ -148,6 +148,7 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     t0 = clock()
     name = check_model_file(Path(path), options)  # may start a child process: timed apart from init
     probe_ms = (clock() - t0) * 1e3
+    import_runtime(name)
     rss0 = rss_now_mb()
     t0 = clock()
     runner = RUNTIMES[name](Path(path), options)

@@ -76,3 +76,17 @@ def verify_model_file(path: Path, name: RuntimeName) -> None:
         from edgeopt.load.verify_onnx import verify_onnx
 
         verify_onnx(path)
+
+
+def import_runtime(name: RuntimeName) -> None:
+    """Import the runtime's Python package now (once per process), so timing an open measures the
+    interpreter / session creation, not the package import that only the first model would pay."""
+    if name is RuntimeName.LITERT:
+        from edgeopt.runtime.litert import _interpreter_module
+
+        _interpreter_module()
+    elif name is RuntimeName.ONNXRUNTIME:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass  # opening the model raises the error that says what to install
