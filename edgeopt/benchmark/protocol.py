@@ -107,8 +107,8 @@ class BenchResult:
         return cls(
             model=d["model"], runtime=d["runtime"], implementation=d.get("implementation", d["runtime"]),
             runtime_version=d.get("runtime_version", "unknown"), delegate=d.get("delegate", ""), threads=int(d["threads"]),
-            init_ms=float(d.get("init_ms", 0.0)),
-            probe_ms=None if d.get("probe_ms") is None else float(d["probe_ms"]), first_ms=float(d.get("first_ms", 0.0)), warmup=int(d.get("warmup", 0)),
+            init_ms=float(d.get("init_ms", 0.0)), probe_ms=None if d.get("probe_ms") is None else float(d["probe_ms"]),
+            first_ms=float(d.get("first_ms", 0.0)), warmup=int(d.get("warmup", 0)),
             latency=LatencyStats.from_dict(d["latency"]), peak_rss_mb=d.get("peak_rss_mb"),
             rss_delta_mb=d.get("rss_delta_mb"), fingerprint=Fingerprint.from_dict(fp) if fp else None,
             device=d.get("device", "local"), inputs=d.get("inputs", "random"), interleaved=bool(d.get("interleaved", False)),
@@ -199,7 +199,8 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
     gopt = str(settings.graph_optimization) if r.runtime == RuntimeName.ONNXRUNTIME else None
     return BenchResult(
         model=str(live.path), runtime=str(r.runtime), implementation=r.implementation, runtime_version=r.version,
-        delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, probe_ms=live.probe_ms, first_ms=live.first_ms, warmup=live.warmup,
+        delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, probe_ms=live.probe_ms, first_ms=live.first_ms,
+        warmup=live.warmup,
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
         inputs=inputs, interleaved=interleaved, samples_ms=_thin(live.samples),
