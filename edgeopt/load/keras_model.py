@@ -78,6 +78,8 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     if fmt is ModelFormat.KERAS:
         _check_lambda(path, unsafe)
     keras = import_keras()
+    import edgeopt.qat.layers  # noqa: F401  - registers edgeopt's fake-quant layers (files written by `edgeopt qat`)
+
     try:
         if fmt is ModelFormat.SAVED_MODEL:
             return _load_saved_model(keras, path)

@@ -177,6 +177,7 @@ class Fallback(StrEnum):
 
     FLOAT = "float"
     INT16X8 = "int16x8"
+    QAT = "qat"  # not a place for one layer: the whole model is fine-tuned on the int8 grid (needs [qat], --train)
 
 
 class PartialSection(Strict):
@@ -186,6 +187,28 @@ class PartialSection(Strict):
     fallbacks: Annotated[tuple[Fallback, ...], Field(min_length=1, description="allowed, in order of preference")] = (Fallback.FLOAT,)
     keep_float: Annotated[tuple[str, ...], Field(description="regexes of layers always kept out of int8")] = ()
     max_steps: Annotated[int, Field(ge=1, le=1000, description="most layers moved out of int8 one at a time")] = 8
+
+
+class QatSection(Strict):
+    """Quantization-aware training: fine-tune with int8 fake quantization (needs training data, --train)."""
+
+    epochs: Annotated[int, Field(ge=1, le=1000, description="QAT epochs")] = 3
+    learning_rate: Annotated[float, Field(gt=0, le=1, description="Adam learning rate")] = 1e-4
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 32
+    layers: Annotated[str | None, Field(description="regex of layer names whose weights train; unset = all")] = None
+    freeze_bn_after: Annotated[int, Field(ge=0, le=1000, description="epochs BatchNorm statistics still follow the batches")] = 0
+    per_channel: Annotated[bool | None, Field(description="per-channel weights; unset = quantize.per_channel")] = None
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> QatSection:
+        import re
+
+        if self.layers:
+            try:
+                re.compile(self.layers)
+            except re.error as exc:
+                raise ValueError(f"qat.layers = '{self.layers}' is not a valid regular expression ({exc})") from None
+        return self
 
 
 class Profile(Strict):
@@ -202,6 +225,7 @@ class Profile(Strict):
     prune: PruneSection = PruneSection()  # [prune]: off unless ratio or macs_reduction > 0
     cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
+    qat: QatSection | None = None  # [qat]: quantization-aware training settings (with --train); absent = off
     mcu: McuSection = McuSection()
 
     @model_validator(mode="after")
@@ -215,4 +239,16 @@ class Profile(Strict):
             raise ValueError("quantize.scheme = 'int16x8' is TFLite-only; use 'int8' for ONNX")
         if fmt is OutputFormat.ONNX and (self.quantize.input_type is not IOType.FLOAT32 or self.quantize.output_type is not IOType.FLOAT32):
             raise ValueError("ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'")
+        return self
+
+    @model_validator(mode="after")
+    def _qat_fits(self) -> Profile:
+        names_qat = self.partial is not None and Fallback.QAT in self.partial.fallbacks
+        if names_qat and self.qat is None:
+            raise ValueError("partial.fallbacks names 'qat' but the profile has no [qat] section; add [qat] "
+                             "(epochs, learning_rate, batch_size) or drop 'qat' from the fallbacks")
+        if self.qat is not None and self.quantize.scheme is not Scheme.INT8:
+            raise ValueError(f"[qat] trains for int8; it needs quantize.scheme = 'int8' (got '{self.quantize.scheme}')")
+        if self.qat is not None and self.convert.format is not OutputFormat.TFLITE:
+            raise ValueError("[qat] exports TFLite only for now; use convert.format = 'tflite' or remove [qat]")
         return self

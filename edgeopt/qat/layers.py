@@ -37,7 +37,7 @@ def fake_quant_weights(w: Any, axis_reduce: list[int] | None) -> Any:
 class ActQuant(keras.layers.Layer):
     """Per-tensor asymmetric int8 fake quantization with moving-average ranges."""
 
-    def __init__(self, decay: float = 0.99, fixed: tuple[float, float] | None = None, **kwargs: Any) -> None:
+    def __init__(self, decay: float = 0.999, fixed: tuple[float, float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.decay = float(decay)
         self.fixed = None if fixed is None else (float(fixed[0]), float(fixed[1]))

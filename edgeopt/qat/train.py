@@ -26,7 +26,7 @@ class QatSpec:
     layers: str | None = None  # regex of layer names whose weights train; None = all
     freeze_bn_after: int = 0
     per_channel: bool = True  # Conv/Depthwise weights per output channel (Dense is per tensor, see __init__)
-    range_decay: float = 0.99
+    range_decay: float = 0.999
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -202,7 +202,7 @@ def _load_conv(q: Any, kernel: Any, bias: Any, bn: Any) -> None:
         q.moving_variance.assign(np.asarray(bn.moving_variance))
 
 
-def quantize_model(model: Any, per_channel: bool = True, decay: float = 0.99) -> QuantizedModel:
+def quantize_model(model: Any, per_channel: bool = True, decay: float = 0.999) -> QuantizedModel:
     """The fake-quantized twin of `model` (a new model; `model` is untouched). Raises UnsupportedOpError."""
     import keras
 
@@ -288,3 +288,53 @@ def _quantize_after_bn(flat: Any, plans: dict[int, _Plan], bn_out: int) -> bool:
     if len(cons) != 1 or bn_out in flat.outputs:
         return True
     return not (plans[cons[0]].role is Role.ACT or type(flat.nodes[cons[0]].layer).__name__ == "Concatenate")
+
+
+def strip_model(qmodel: Any) -> Any:
+    """The float model a QAT model stands for: fake quantization removed, BatchNorm folded, trained weights.
+
+    It is the float reference of a `.qat.keras` file (the build's float baseline); its int8 artifact
+    is still made from the QAT model itself (export.py), with the trained ranges.
+    """
+    import keras
+    import numpy as np
+
+    from edgeopt.analysis.keras_graph import trace
+
+    flat = trace(qmodel)
+    new: dict[int, Any] = {}
+    inputs = []
+    for key, name in zip(flat.inputs, flat.input_names, strict=True):
+        t = flat.tensors[key]
+        new[key] = keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=name)
+        inputs.append(new[key])
+    L = keras.layers
+    for node in flat.nodes:
+        layer = node.layer
+        kind = type(layer).__name__
+        tensor_dict = {raw: new[k] for raw, k in zip(node.arg_ids, node.inputs, strict=True)}
+        args, kwargs = node.arguments.fill_in(tensor_dict)
+        kwargs.pop("training", None)
+        if kind == "ActQuant":
+            new[node.outputs[0]] = args[0]
+            continue
+        if kind == "QuantConv":
+            k, b = (np.asarray(t) for t in layer.folded())
+            act = layer.activation_name
+            if layer.kind == "dense":
+                plain = L.Dense(layer.units, activation=act, name=layer.name)
+            elif layer.kind == "conv2d":
+                plain = L.Conv2D(layer.units, layer.kernel_shape[:2], strides=layer.strides, padding=layer.padding,
+                                 dilation_rate=layer.dilation_rate, activation=act, name=layer.name)
+            else:
+                plain = L.DepthwiseConv2D(layer.kernel_shape[:2], strides=layer.strides, padding=layer.padding,
+                                          depth_multiplier=layer.kernel_shape[3], dilation_rate=layer.dilation_rate,
+                                          activation=act, name=layer.name)
+            y = plain(args[0])
+            plain.set_weights([k, b])
+        else:
+            y = type(layer).from_config(layer.get_config())(*args, **kwargs)
+        new[node.outputs[0]] = y
+    outputs = [new[k] for k in flat.outputs]
+    return keras.Model(inputs=inputs[0] if len(inputs) == 1 else inputs,
+                       outputs=outputs[0] if len(outputs) == 1 else outputs, name=qmodel.name)

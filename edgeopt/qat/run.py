@@ -1,0 +1,91 @@
+"""`edgeopt qat` as a library call: load, train with fake quantization, save, measure in LiteRT.
+
+Accuracy is measured on the same eval samples in LiteRT for the float model, its plain
+post-training int8 (calibrated on the first 200 training samples) and the QAT int8 artifact.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import InputError, ModelFileError
+from edgeopt.profiles.schema import IOType
+from edgeopt.qat.train import QatResult, QatSpec, check_training_data
+
+PTQ_CALIBRATION = 200  # training samples that calibrate the PTQ comparison
+
+
+@dataclass(frozen=True)
+class QatFileResult:
+    qat: QatResult
+    out: Path
+    artifact_bytes: int  # QAT int8 .tflite size
+    float_accuracy: float | None  # LiteRT, float .tflite
+    ptq_accuracy: float | None  # LiteRT, plain int8 (min/max calibration)
+    qat_accuracy: float | None  # LiteRT, QAT int8 (trained ranges)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.qat.to_dict(), "out": str(self.out), "int8_tflite_bytes": self.artifact_bytes,
+                "scales_from": "qat", "runtime": "litert",
+                "accuracy": {"float": self.float_accuracy, "ptq_int8": self.ptq_accuracy, "qat_int8": self.qat_accuracy}}
+
+
+def litert_top1(data: bytes, x: np.ndarray, y: np.ndarray | None, tmp: Path, name: str) -> float | None:
+    from edgeopt.validate.accuracy import predict, top1
+
+    if y is None or y.dtype.kind not in "iu":
+        return None
+    path = tmp / f"{name}.tflite"
+    path.write_bytes(data)
+    return round(top1(predict(path, x), y), 4)
+
+
+def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: QatSpec,
+                   eval_path: Path | None = None, unsafe_load: bool = False) -> QatFileResult:
+    """Train `model_path` with fake quantization and write the QAT model (.keras) to `out` atomically."""
+    from edgeopt.convert.savedmodel import export_saved_model, input_shape
+    from edgeopt.convert.tflite import to_tflite
+    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.load.formats import ModelFormat, detect_format
+    from edgeopt.load.keras_model import load_keras
+    from edgeopt.pipeline.atomic import write_bytes_atomic
+    from edgeopt.profiles.schema import Scheme
+    from edgeopt.qat.export import qat_tflite
+    from edgeopt.qat.train import train_qat
+    from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
+
+    if train_path is None:
+        raise InputError("QAT needs training data; give --train train.npz (arrays x and y)")
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise InputError(f"--out {out}: the QAT model is saved as Keras; give a path ending in .keras")
+    if not out.parent.is_dir():
+        raise InputError(f"--out {out}: folder {out.parent} does not exist")
+    if detect_format(Path(model_path)) in (ModelFormat.TFLITE, ModelFormat.ONNX):
+        raise ModelFileError(f"{model_path}: QAT needs the Keras model (.keras, .h5 or SavedModel), not a converted artifact")
+    model = load_keras(Path(model_path), unsafe=unsafe_load)
+    shape = input_shape(model)
+    train = check_against_input(load_dataset(train_path, "train"), shape, "train")
+    check_training_data(train.x, train.y)
+    assert train.y is not None
+    ev = check_against_input(load_dataset(eval_path, "eval"), shape, "eval") if eval_path is not None else None
+    result = train_qat(model, spec, train.x, train.y, None if ev is None else ev.x, None if ev is None else ev.y)
+    with tempfile.TemporaryDirectory(prefix="edgeopt-qat-") as tmp:
+        t = Path(tmp)
+        data = qat_tflite(result.model, IOType.FLOAT32, IOType.FLOAT32)
+        accs: tuple[float | None, ...] = (None, None, None)
+        if ev is not None:
+            sm = export_saved_model(model, t / "float_sm", batch=1)
+            recipe = TfliteRecipe(Scheme.INT8, per_channel=spec.per_channel, calibration=train.x[:PTQ_CALIBRATION])
+            accs = (litert_top1(to_tflite(sm), ev.x, ev.y, t, "float"),
+                    litert_top1(to_tflite(sm, converter_setup(recipe)), ev.x, ev.y, t, "ptq"),
+                    litert_top1(data, ev.x, ev.y, t, "qat"))
+        p = t / "model.qat.keras"
+        result.model.save(p)
+        write_bytes_atomic(out, p.read_bytes())
+    return QatFileResult(result, out, len(data), *accs)
