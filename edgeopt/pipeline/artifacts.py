@@ -33,6 +33,7 @@ class Artifacts:
     partial: dict[str, Any] | None = None  # the accuracy-control steps, when used
     note: str | None = None  # for the report, e.g. why accuracy control was not needed
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
+    qat: dict[str, Any] | None = None  # the QAT report, when the accuracy ladder ran QAT
 
 
 def _stem(source: Source) -> str:
@@ -40,10 +41,17 @@ def _stem(source: Source) -> str:
 
 
 def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
-    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against)."""
+                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging,
+                   train: Dataset | None = None, qat_model: Any = None) -> Artifacts:
+    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against).
+
+    `qat_model`: a fake-quantized model whose int8 artifact (trained scales) replaces the PTQ one;
+    `train`: training data for the QAT rung of the accuracy ladder.
+    """
     if profile.convert.format is OutputFormat.TFLITE:
-        return _tflite(source, model, profile, calib, evalset, reference, stage)
+        if qat_model is not None:
+            return _tflite_qat(source, qat_model, profile, stage)
+        return _tflite(source, model, profile, calib, evalset, reference, stage, train)
     return _onnx(source, model, profile, calib, evalset, reference, stage)
 
 
@@ -68,8 +76,24 @@ def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, ref
     return replace(arts, note=note, optimized_accuracy=res)
 
 
+def _tflite_qat(source: Source, qat_model: Any, profile: Profile, stage: Staging) -> Artifacts:
+    from edgeopt.convert.savedmodel import export_saved_model
+    from edgeopt.convert.tflite import to_tflite
+    from edgeopt.qat.export import qat_tflite
+
+    stem, q = _stem(source), profile.quantize
+    base, opt = f"{stem}.float.tflite", f"{stem}.tflite"
+    write_bytes_atomic(stage.path(base), to_tflite(export_saved_model(source.keras_model, stage.dir / "_work" / "baseline")))
+    write_bytes_atomic(stage.path(opt), qat_tflite(qat_model, q.input_type, q.output_type, stage.dir / "_work" / "qat"))
+    note = "int8 scales come from quantization-aware training (no calibration)"
+    if profile.partial is not None:
+        note += "; [partial] accuracy control does not re-quantize a QAT model"
+    return Artifacts(base, opt, "tflite", "int8-qat", note=note)
+
+
 def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-            evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
+            evalset: Dataset | None, reference: np.ndarray | None, stage: Staging,
+            train: Dataset | None = None) -> Artifacts:
     from edgeopt.convert.savedmodel import export_saved_model
     from edgeopt.convert.tflite import to_tflite
     from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
@@ -89,8 +113,13 @@ def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | No
         from edgeopt.quantize.partial import partial_quantize_tflite, settings_from_profile
 
         result = _partial(lambda: partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile)))
+        qat = None
+        from edgeopt.pipeline.qat_stage import qat_in_ladder, qat_rung
+
+        if not result.met and qat_in_ladder(profile) and train is not None:
+            result, qat = qat_rung(model, profile, train, evalset, result, to_tflite(sm_opt))
         write_bytes_atomic(stage.path(opt), result.model)
-        return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result.to_dict())
+        return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result.to_dict(), qat=qat)
     return Artifacts(base, opt, "tflite", str(q.scheme))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class BuildRequest:
     out: Path
     calib: Path | None = None
     eval: Path | None = None
-    train: Path | None = None  # fine-tuning data for pruning / clustering
+    train: Path | None = None  # fine-tuning data for pruning / clustering / QAT
     random_calibration: bool = False
     allow_no_finetune: bool = False  # prune without fine-tuning data
     unsafe_load: bool = False
@@ -85,6 +85,9 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     calib, calib_source = _calibration(req, source, profile, notes)
     evalset = _dataset(req.eval, req.model, "eval", source)
     train = _dataset(req.train, req.model, "train", source)
+    from edgeopt.pipeline.qat_stage import check_qat_inputs
+
+    check_qat_inputs(profile, train)  # [qat] without labelled training data is bad input, found before any work
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
@@ -96,8 +99,19 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             progress("compressing")
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
+        qat_model, qat_info = source.qat_model, None
+        if model is not None and source.qat_model is None and profile.qat is not None:
+            from edgeopt.pipeline.qat_stage import qat_direct, qat_report, run_qat
+
+            if qat_direct(profile) and train is not None:
+                progress("quantization-aware training")
+                trained = run_qat(model, profile, train, evalset)
+                qat_model, qat_info = trained.model, qat_report(trained, "direct")
+                if compressed is not None and compressed.steps:
+                    compressed = replace(compressed, steps=(*compressed.steps, {
+                        "stage": "qat", "params": int(model.count_params()), "accuracy": trained.qat_accuracy}))
         progress("converting and quantizing")
-        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage)
+        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, train, qat_model)
         if arts.note:
             notes.append(arts.note)
         progress("validating accuracy")
@@ -112,6 +126,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             stages["steps"] = list(compressed.steps)
         if arts.partial is not None:
             stages["partial"] = arts.partial
+        if qat_info is not None or arts.qat is not None:
+            stages["qat"] = qat_info or arts.qat
         extra_files: list[str] = []
         mcu_violations: tuple[BudgetViolation, ...] = ()
         if profile.device_class == "embedded-mcu" and profile.convert.format is OutputFormat.TFLITE:
@@ -144,6 +160,9 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
     if source.keras_model is None and profile.convert.format is OutputFormat.TFLITE:
         raise InputError(f"profile '{profile.name}' makes TFLite, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server")
+    if source.qat_model is not None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
+        raise InputError(f"{source.path} was trained with fake quantization (edgeopt qat); prune/cluster the float model "
+                         "first, then run QAT (or use a profile without [prune]/[cluster])")
     if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
         raise InputError(f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
                          "can only be quantized (remove [prune]/[cluster] from the profile)")

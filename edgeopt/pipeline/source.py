@@ -20,6 +20,7 @@ class Source:
     input_shape: tuple[int | None, ...]
     keras_model: Any = None  # keras.Model for Keras sources
     onnx_path: Path | None = None  # for ONNX sources
+    qat_model: Any = None  # a model written by `edgeopt qat`: keras_model is then its float (stripped) twin
 
     @property
     def reference_name(self) -> str:
@@ -57,6 +58,12 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
         from edgeopt.convert.savedmodel import input_shape
 
         model = load_keras(path, unsafe=unsafe_load)
+        from edgeopt.qat.export import is_qat_model
+
+        if is_qat_model(model):
+            from edgeopt.qat.wrap import strip_model
+
+            return Source(path, fmt, input_shape(model), keras_model=strip_model(model), qat_model=model)
         return Source(path, fmt, input_shape(model), keras_model=model)
     if fmt is ModelFormat.ONNX:
         return Source(path, fmt, _onnx_input_shape(path), onnx_path=path)

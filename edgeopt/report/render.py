@@ -106,6 +106,12 @@ def _stages_markdown(stages: dict[str, Any]) -> list[str]:
         out += _table(["step", "scheme", "bytes", "top-1 %", "drop", "p50 ms", "out of int8"],
                       [[s["step"], s["scheme"], s["size_bytes"], s["accuracy"], s["accuracy_drop"], s["latency_p50_ms"],
                         ", ".join(s["layers"]) or "-"] for s in p["steps"]])
+    if "qat" in stages:
+        q = stages["qat"]
+        out += ["", "## Quantization-aware training", "",
+                f"{q['epochs']} epoch(s) in {q['train_seconds']:.1f} s ({q['role']}); int8 scales from {q['scales_from']}; "
+                f"{len(q['folded_bn'])} BatchNorm folded; Keras top-1 float {_md_cell(q['float_keras_accuracy'])} -> "
+                f"fake-quant {_md_cell(q['qat_keras_accuracy'])}.", ""]
     if "mcu" in stages:
         m = stages["mcu"]
         out += ["", "## Microcontroller (TFLite Micro)", ""]

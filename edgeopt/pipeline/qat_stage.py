@@ -1,0 +1,97 @@
+"""QAT inside `edgeopt build`: directly (a [qat] section) or as the last rung of the accuracy ladder.
+
+- Direct: with [qat] and --train (and 'qat' not among [partial] fallbacks), the compressed model is
+  fine-tuned with fake quantization and its int8 artifact is exported with the trained scales.
+- Ladder: with partial.fallbacks naming 'qat', QAT runs only when plain int8 and the cheaper
+  fallbacks (float / int16x8 layers) still break max_accuracy_drop; its artifact is measured like
+  every partial step (size, accuracy, p50 latency) and chosen when it meets the budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from edgeopt.data.datasets import Dataset
+from edgeopt.errors import InputError
+from edgeopt.profiles.schema import Fallback, Profile
+
+
+def qat_in_ladder(profile: Profile) -> bool:
+    return profile.partial is not None and profile.partial.accuracy_control and Fallback.QAT in profile.partial.fallbacks
+
+
+def qat_direct(profile: Profile) -> bool:
+    return profile.qat is not None and not qat_in_ladder(profile)
+
+
+def check_qat_inputs(profile: Profile, train: Dataset | None) -> None:
+    """A profile that uses QAT needs labelled training data: refused before any work."""
+    if profile.qat is None:
+        return
+    if train is None:
+        raise InputError(f"profile '{profile.name}' uses quantization-aware training ([qat]); give --train train.npz "
+                         "(arrays x and y) or put NAME.train.npz next to the model")
+    from edgeopt.qat.train import check_training_data
+
+    check_training_data(train.x, train.y)
+
+
+def spec_from_profile(profile: Profile) -> Any:
+    from edgeopt.qat.train import QatSpec
+
+    c = profile.qat
+    assert c is not None
+    per_channel = profile.quantize.per_channel if c.per_channel is None else c.per_channel
+    return QatSpec(epochs=c.epochs, learning_rate=c.learning_rate, batch_size=c.batch_size, layers=c.layers,
+                   freeze_bn_after=c.freeze_bn_after, per_channel=per_channel)
+
+
+def run_qat(model: Any, profile: Profile, train: Dataset, evalset: Dataset | None) -> Any:
+    """QatResult for the compressed Keras model."""
+    from edgeopt.qat.train import train_qat
+
+    assert train.y is not None
+    return train_qat(model, spec_from_profile(profile), train.x, train.y,
+                     None if evalset is None else evalset.x, None if evalset is None else evalset.y)
+
+
+def qat_report(result: Any, role: str) -> dict[str, Any]:
+    return {**result.to_dict(), "role": role, "scales_from": "qat (trained moving-average ranges, no calibration)"}
+
+
+class _FloatOnly:
+    """The float reference for measuring the QAT rung, in the partial loop's Backend shape."""
+
+    suffix = ".tflite"
+
+    def __init__(self, float_model: bytes) -> None:
+        self.float_model = float_model
+
+
+def qat_rung(model: Any, profile: Profile, train: Dataset, evalset: Dataset, partial: Any,
+             float_model: bytes) -> tuple[Any, dict[str, Any]]:
+    """Run QAT after the partial steps; returns the PartialResult with the QAT step added, and the QAT report."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from edgeopt.qat.export import qat_tflite
+    from edgeopt.quantize.partial import _Evaluator, settings_from_profile
+
+    result = run_qat(model, profile, train, evalset)
+    q = profile.quantize
+    data = qat_tflite(result.model, q.input_type, q.output_type)
+    settings = settings_from_profile(profile)
+    with tempfile.TemporaryDirectory(prefix="edgeopt-qat-rung-") as tmp:
+        ev = _Evaluator(_FloatOnly(float_model), np.asarray(evalset.x, np.float32), evalset.y,  # type: ignore[arg-type]
+                        settings, Path(tmp))
+        step = ev.measure(len(partial.steps), "int8-qat", data, (), ())
+    steps = (*partial.steps, step)
+    if step.within_budget:
+        chosen, met, chosen_model = len(steps) - 1, True, data
+    else:
+        chosen = min(range(len(steps)), key=lambda i: (steps[i].accuracy_drop, i))
+        met, chosen_model = False, data if chosen == len(steps) - 1 else partial.model
+    return replace(partial, steps=steps, chosen=chosen, met=met, model=chosen_model), qat_report(result, "fallback")
