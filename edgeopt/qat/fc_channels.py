@@ -34,9 +34,10 @@ def per_channel_fc(data: bytes, dense: list[tuple[np.ndarray, np.ndarray]]) -> t
     done = 0
     for sg in model.subgraphs:
         for op in sg.operators:
-            if codes[op.opcodeIndex] != fc or len(op.inputs) < 3 or op.inputs[2] < 0:
+            if codes[op.opcodeIndex] != fc or len(op.inputs) < 2:
                 continue
-            x_t, w_t, b_t = (sg.tensors[i] for i in op.inputs[:3])
+            x_t, w_t = sg.tensors[op.inputs[0]], sg.tensors[op.inputs[1]]
+            b_t = sg.tensors[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] >= 0 else None  # a zero bias is dropped
             wbuf = model.buffers[w_t.buffer]
             if w_t.type != schema.TensorType.INT8 or wbuf.data is None:
                 continue
@@ -46,6 +47,8 @@ def per_channel_fc(data: bytes, dense: list[tuple[np.ndarray, np.ndarray]]) -> t
             if not diffs or min(diffs)[0] > 1:  # the converter may round a value at .5 the other way
                 continue
             match = min(diffs)[1]
+            if b_t is None and np.any(todo[match][1] != 0):
+                continue
             k, b, _ = todo.pop(match)
             q, scale = _grid(k, 0)
             in_scale = float(x_t.quantization.scale[0])
@@ -54,11 +57,13 @@ def per_channel_fc(data: bytes, dense: list[tuple[np.ndarray, np.ndarray]]) -> t
             w_t.quantization.scale = [float(s) for s in scale]
             w_t.quantization.zeroPoint = [0] * len(scale)
             w_t.quantization.quantizedDimension = 0
+            done += 1
+            if b_t is None:
+                continue
             model.buffers[b_t.buffer].data = np.frombuffer(bq.tobytes(), np.uint8).copy()
             b_t.quantization.scale = [float(in_scale * s) for s in scale]
             b_t.quantization.zeroPoint = [0] * len(scale)
             b_t.quantization.quantizedDimension = 0
-            done += 1
     if todo:
         raise ConversionError(f"internal: {len(todo)} Dense layer(s) of the QAT model not found in the int8 artifact")
     return bytes(fbu.convert_object_to_bytearray(model)), done
