@@ -169,7 +169,7 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
 
 
 def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[np.ndarray | None, str]:
-    needs = profile.quantize.scheme in (Scheme.INT8, Scheme.INT16X8)
+    needs = profile.quantize.scheme in (Scheme.INT8, Scheme.INT16X8) and source.qat_model is None  # QAT: trained scales
     path = req.calib or sibling(req.model, "calibration")
     n = profile.quantize.calibration_samples
     if path is not None:
