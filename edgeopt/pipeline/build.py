@@ -105,7 +105,9 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
 
             if qat_direct(profile) and train is not None:
                 progress("quantization-aware training")
-                trained = run_qat(model, profile, train, evalset)
+                clustered = tuple(c["layer"] for c in (compressed.stages.get("cluster", {}).get("layers", ())
+                                                       if compressed is not None else ()))
+                trained = run_qat(model, profile, train, evalset, clustered)
                 qat_model, qat_info = trained.model, qat_report(trained, "direct")
                 if compressed is not None and compressed.steps:
                     compressed = replace(compressed, steps=(*compressed.steps, {

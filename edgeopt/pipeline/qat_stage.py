@@ -47,12 +47,16 @@ def spec_from_profile(profile: Profile) -> Any:
                    freeze_bn_after=c.freeze_bn_after, per_channel=per_channel)
 
 
-def run_qat(model: Any, profile: Profile, train: Dataset, evalset: Dataset | None) -> Any:
-    """QatResult for the compressed Keras model."""
+def run_qat(model: Any, profile: Profile, train: Dataset, evalset: Dataset | None,
+            clustered: tuple[str, ...] = ()) -> Any:
+    """QatResult for the compressed Keras model; `clustered` layers keep their shared weights (not trained)."""
     from edgeopt.qat.train import train_qat
 
     assert train.y is not None
-    return train_qat(model, spec_from_profile(profile), train.x, train.y,
+    spec = spec_from_profile(profile)
+    if clustered and profile.qat is not None and profile.qat.layers is None:
+        spec = replace(spec, frozen=clustered)
+    return train_qat(model, spec, train.x, train.y,
                      None if evalset is None else evalset.x, None if evalset is None else evalset.y)
 
 

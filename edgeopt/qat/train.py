@@ -27,6 +27,7 @@ class QatSpec:
     freeze_bn_after: int = 0
     per_channel: bool = True  # Conv/Depthwise weights per output channel (Dense is per tensor, see __init__)
     range_decay: float = 0.999
+    frozen: tuple[str, ...] = ()  # layer names whose weights stay (e.g. clustered kernels keep their shared values)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -110,7 +111,7 @@ def train_qat(model: Any, spec: QatSpec, x: np.ndarray, y: np.ndarray, eval_x: n
     for layer in qmodel.layers:
         source = getattr(layer, "source", layer.name)
         if layer.weights and type(layer).__name__ != "ActQuant":
-            if spec.layers and not re.search(spec.layers, source):
+            if source in spec.frozen or (spec.layers and not re.search(spec.layers, source)):
                 layer.trainable = False
             else:
                 trained.append(source)
