@@ -46,7 +46,7 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
     after = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
     report = {
         "criterion": str(cfg.criterion), "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "allocation": str(cfg.allocation), "round_to": cfg.round_to,
-        "requested": {"ratio": cfg.ratio or None, "macs_reduction": cfg.macs_reduction or None},
+        "requested": {"ratio": spec.ratio, "macs_reduction": spec.macs_reduction},
         "channel_ratio": result.ratio,
         "params_before": result.params_before, "params_after": result.params_after,
         "macs_before": result.macs_before, "macs_after": result.macs_after,
