@@ -77,14 +77,14 @@ def main() -> None:
 
 # Typer exposes click's BadParameter; above it are click's UsageError (unknown option, missing argument,
 # bad value: exit 2) and ClickException. Reached through the public name, not typer's private click copy.
-_USAGE_ERROR: type = typer.BadParameter.__mro__[1]
-_CLICK_ERROR: type = typer.BadParameter.__mro__[2]
+_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]  # type: ignore[assignment]
+_CLICK_ERROR: type[Exception] = typer.BadParameter.__mro__[2]  # type: ignore[assignment]
 
 
 def _command_line_error(exc: Exception) -> int:
     """A command-line mistake: one line naming it and where help is (no usage box)."""
     code = int(getattr(exc, "exit_code", 2))
-    if type(exc).show is not _USAGE_ERROR.show:  # e.g. `edgeopt targets` alone prints its help
+    if getattr(type(exc), "show", None) is not getattr(_USAGE_ERROR, "show", None):  # e.g. `edgeopt targets` alone prints its help
         exc.show()  # type: ignore[attr-defined]
         return code
     from edgeopt.cli.errors import one_line
