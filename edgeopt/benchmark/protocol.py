@@ -24,7 +24,7 @@ from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
 from edgeopt.benchmark.stats import LatencyStats, ratios, summarize
 from edgeopt.errors import InputError
 from edgeopt.runtime import Runner, RunnerOptions, RuntimeName
-from edgeopt.runtime.base import GraphOptimization
+from edgeopt.runtime.base import GraphOptimization, check_threads
 from edgeopt.runtime.registry import RUNTIMES, check_model_file, import_runtime
 
 BLOCK_SECONDS = 0.02  # one interleaving slot per variant and round
@@ -44,8 +44,7 @@ class BenchSettings:
     graph_optimization: GraphOptimization = GraphOptimization.ALL  # onnxruntime only
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise InputError(f"threads must be >= 1 (or 0 for all cores), got {self.threads}")
+        check_threads(self.threads)
         if self.runs < 1:
             raise InputError(f"runs must be >= 1, got {self.runs}")
         if self.warmup_runs < 0 or self.warmup_seconds < 0 or self.min_seconds < 0:
