@@ -162,8 +162,9 @@ def test_compare_shows_builds_side_by_side(cli, builds, tmp_path: Path):
     assert r.exit_code == 2 and "has report schema 1.0; this edgeopt reads 2." in r.stderr and "rebuild" in r.stderr
 
 
-def test_mcu_latency_is_the_device_estimate_and_host_time_says_host(cli, builds, samples: Path):
+def test_mcu_latency_is_the_device_estimate_and_host_time_says_host(cli, builds, samples: Path, monkeypatch):
     """An MCU build's console, report.md and `compare` show the device estimate; host LiteRT times are labelled host."""
+    monkeypatch.setenv("COLUMNS", "220")  # whole headers on one line; 80-column wrapping is another item
     res = builds[("digits_cnn.keras", "embedded-mcu")]
     mcu = res.report.stages.mcu
     assert mcu is not None and mcu.device_latency is not None

@@ -35,8 +35,17 @@ def _row(label: str, v: Variant) -> list[object]:
             None if lat is None else lat.p50, None if lat is None else lat.p90]
 
 
+def _measured_where(report: Report) -> str:
+    lat = report.optimized.latency_ms
+    return "host" if lat is None or lat.where == "local" else lat.where
+
+
 def _columns(report: Report) -> list[str]:
-    latency = ["host p50 ms", "host p90 ms", "device ms (est.)"] if is_mcu(report) else ["p50 ms", "p90 ms"]
+    if is_mcu(report):  # what was timed is LiteRT on a CPU, labelled as such; the device figure is an estimate
+        where = _measured_where(report)
+        latency = [f"{where} p50 ms", f"{where} p90 ms", "device ms (est.)"]
+    else:
+        latency = ["p50 ms", "p90 ms"]
     return ["", "scheme", "bytes", "top1%", "agree%", "SNR dB", *latency]
 
 
@@ -56,7 +65,7 @@ def _fingerprint_line(report: Report) -> str | None:
     lat = report.optimized.latency_ms
     if lat is None:
         return None
-    what = "host latency" if is_mcu(report) else "latency"
+    what = "host latency" if is_mcu(report) and lat.where == "local" else "latency"
     where = "this host" if lat.where == "local" else lat.where
     f = lat.fingerprint
     if f is None:
@@ -71,7 +80,8 @@ def _device_line(report: Report) -> str | None:
     """For an MCU build: the device latency estimate and what the host figures are."""
     if not is_mcu(report):
         return None
-    host = "host p50/p90 are LiteRT on the build host, not the microcontroller"
+    where = _measured_where(report)
+    host = f"{where} p50/p90 are LiteRT on {'the build host' if where == 'host' else where}, not the microcontroller"
     m = report.stages.mcu
     if m is None or m.device_latency is None:
         return f"device latency: not estimated (set [mcu] sustained_macs_per_second in the profile); {host}"

@@ -19,7 +19,7 @@ from edgeopt.pipeline.artifacts import Artifacts
 from edgeopt.pipeline.reporting import BuildOutcome, assemble_report
 from edgeopt.pipeline.source import open_source
 from edgeopt.profiles import load_profile
-from edgeopt.report.compare import records, rows
+from edgeopt.report.compare import COLUMNS, records, rows
 from edgeopt.report.render import to_console, to_markdown
 
 
@@ -63,7 +63,7 @@ def test_slower_is_said_in_console_markdown_compare_and_notes(outcome: BuildOutc
     md = to_markdown(report)
     assert "| ratio (optimized / baseline) |  | 1x | - | - | - | 1.71x (slower) | - |" in md
     assert f"- {note}" in md
-    assert rows([report])[0][11] == "1.71x (slower)"
+    assert rows([report])[0][COLUMNS.index("latency x")] == "1.71x (slower)"
     rec = records([report])[0]
     assert rec["latency x"] == pytest.approx(1.71) and rec["latency verdict"] == "slower"
 
