@@ -85,3 +85,13 @@ def test_fingerprint_is_typed_and_rendered(outcome: BuildOutcome) -> None:
     line = f"latency measured on this host ({fp.host}): {fp.cpu}, {fp.cores} cores"
     assert line in _console(report) and "L" + line[1:] in to_markdown(report)
     assert f"{fp.implementation} {fp.runtime_version}, {fp.threads} thread(s), delegate {fp.delegate}" in to_markdown(report)
+
+
+def test_mcu_without_a_mac_rate_says_the_device_latency_is_not_estimated(outcome: BuildOutcome) -> None:
+    report = assemble_report(outcome)
+    mcu = report.model_copy(update={"target": report.target.model_copy(update={"device_class": "embedded-mcu"})})
+    text = _console(mcu)
+    assert "host p50 ms" in text and "device ms (est.)" in text
+    assert ("device latency: not estimated (set [mcu] sustained_macs_per_second in the profile); host p50/p90 are "
+            "LiteRT on the build host, not the microcontroller") in text
+    assert "host latency measured on this host" in to_markdown(mcu).lower()
