@@ -115,9 +115,9 @@ class PartialResult:
         if self.met:
             return None
         best = self.chosen_step
-        return (f"accuracy control ([partial]) met no budget: {len(self.steps)} variant(s) tried; the best "
-                f"(step {best.step}, {best.scheme}, {len(best.layers)} op(s) out of int8) drops "
-                f"{best.accuracy_drop:.2f} points against max_accuracy_drop {self.max_accuracy_drop:g}")
+        return (f"accuracy control ([partial]) did not meet max_accuracy_drop {self.max_accuracy_drop:g} points: "
+                f"{len(self.steps)} variant(s) tried; kept the best (step {best.step}, {best.scheme}, "
+                f"{len(best.layers)} op(s) out of int8), which drops {best.accuracy_drop:.2f} points")
 
 
 class Backend(Protocol):
