@@ -134,5 +134,6 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         reference_kernels_bit_exact=ref_exact,
         host_tflm_latency_ms=host_ms,
         estimated_device_latency_ms=(graph.macs / rate * 1000.0) if rate and graph.macs else None,
+        macs_per_second=rate if rate and graph.macs else None,
         violations=budget.violations,
     )
