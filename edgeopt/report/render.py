@@ -12,7 +12,7 @@ from edgeopt.vocabulary import DeviceClass
 
 def is_mcu(report: Report) -> bool:
     """An MCU build: its measured latency is LiteRT on the build host, never the device."""
-    return report.target.device_class is DeviceClass.EMBEDDED_MCU
+    return report.target.device_class == DeviceClass.EMBEDDED_MCU
 
 
 def latency_ratio_text(ratios: rs.Ratios) -> str | None:
