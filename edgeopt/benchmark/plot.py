@@ -21,7 +21,7 @@ def _pyplot():  # type: ignore[no-untyped-def]
 
 def plot_latency(report: BenchReport, path: Path) -> Path:
     """Violin + box of the per-run latencies of each result, written atomically to `path`."""
-    from edgeopt.pipeline.atomic import write_bytes_atomic
+    from edgeopt.atomic import write_bytes_atomic
 
     plt = _pyplot()
     results = [r for r in report.results if r.samples_ms]

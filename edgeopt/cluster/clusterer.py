@@ -139,11 +139,11 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
 def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
     """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
+    from edgeopt.atomic import write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
-    from edgeopt.pipeline.atomic import write_bytes_atomic
 
     fmt = detect_format(Path(model_path))
     if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):

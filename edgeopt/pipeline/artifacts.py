@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeopt.atomic import Staging, write_bytes_atomic
 from edgeopt.data.datasets import Dataset
 from edgeopt.errors import BudgetExceededError
-from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
-from edgeopt.pipeline.source import Source
+from edgeopt.load.source import Source
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 
 if TYPE_CHECKING:

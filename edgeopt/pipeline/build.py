@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.atomic import Staging, prepare_output, write_bytes_atomic
 from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
 from edgeopt.errors import BudgetViolation, InputError
+from edgeopt.load.source import Source, open_source
 from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
-from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
 from edgeopt.pipeline.compress import compress
 from edgeopt.pipeline.reporting import assemble_report
-from edgeopt.pipeline.source import Source, open_source
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 from edgeopt.report import schema as rs

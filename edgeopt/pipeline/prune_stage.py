@@ -75,10 +75,10 @@ def run_prune(model: Any, cfg: PruneSection, train: Dataset | None, evalset: Dat
 def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
                      allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
     """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict."""
+    from edgeopt.atomic import write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
-    from edgeopt.pipeline.atomic import write_bytes_atomic
 
     fmt = detect_format(path)
     if fmt not in KERAS_FORMATS:

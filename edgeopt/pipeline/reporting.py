@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from edgeopt import __version__
+from edgeopt.atomic import Staging
 from edgeopt.data.datasets import Dataset
 from edgeopt.errors import BudgetViolation
-from edgeopt.pipeline.atomic import Staging
+from edgeopt.load.source import Source
 from edgeopt.pipeline.manifest import sha256_path
-from edgeopt.pipeline.source import Source
 from edgeopt.profiles import ResolvedProfile
 from edgeopt.profiles.schema import Profile
 from edgeopt.report import schema as rs

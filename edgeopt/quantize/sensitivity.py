@@ -380,7 +380,7 @@ def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = Fal
     if calib is None:
         raise DataError("--sensitivity needs calibration data: add --calib data.npz (array x)")
     if fmt is ModelFormat.ONNX:
-        from edgeopt.pipeline.source import open_source
+        from edgeopt.load.source import open_source
 
         source = open_source(path, unsafe_load)
         data = check_against_input(load_dataset(calib, "calibration"), source.input_shape, "calibration")

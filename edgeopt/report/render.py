@@ -6,8 +6,8 @@ from typing import Any
 
 from rich.console import Console
 
-from edgeopt.cli.output import table
 from edgeopt.report.schema import Report, Variant
+from edgeopt.report.table import table
 
 
 def _row(label: str, v: Variant) -> list[object]:

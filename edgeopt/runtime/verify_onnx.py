@@ -12,11 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ModelFileError
-
-
-def _first(exc: BaseException, limit: int = 300) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+from edgeopt.errors import ModelFileError, first_line
 
 
 def verify_onnx(path: Path) -> Any:
@@ -27,7 +23,7 @@ def verify_onnx(path: Path) -> Any:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError, ValueError...
-        raise ModelFileError(f"{path}: not a readable ONNX model ({_first(exc, 200)}); the file is corrupt or of another type") from None
+        raise ModelFileError(f"{path}: not a readable ONNX model ({first_line(exc, 200)}); the file is corrupt or of another type") from None
     if not model.graph.node and not model.graph.output:
         raise ModelFileError(f"{path}: the ONNX file has an empty graph; the file is corrupt or of another type")
     _check_external_data(path, model)
@@ -35,7 +31,7 @@ def verify_onnx(path: Path) -> Any:
         big = path.stat().st_size > 2**31 - 1 or _uses_external_data(model)
         onnx.checker.check_model(str(path) if big else model)
     except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and friends
-        raise ModelFileError(f"{path}: the ONNX checker rejects the model: {_first(exc)}") from None
+        raise ModelFileError(f"{path}: the ONNX checker rejects the model: {first_line(exc)}") from None
     return model
 
 
