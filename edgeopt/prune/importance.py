@@ -14,7 +14,7 @@ from enum import StrEnum
 import numpy as np
 
 from edgeopt.prune.graph import DependencyGraph, Group
-from edgeopt.prune.surgery import Axis, Weights
+from edgeopt.prune.rules import Axis, Weights
 
 
 class Criterion(StrEnum):

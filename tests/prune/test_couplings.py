@@ -8,7 +8,7 @@ from prune_models import COUPLINGS
 from edgeopt.analysis.keras_stats import keras_model_stats
 from edgeopt.prune import PruneSpec, prune_model
 from edgeopt.prune.graph import build_graph
-from edgeopt.prune.surgery import Axis, default_rules
+from edgeopt.prune.rules import Axis, default_rules
 
 SPEC = PruneSpec(ratio=0.5, allocation="uniform", criterion="l1")
 
@@ -92,7 +92,7 @@ def test_custom_rule_unblocks_custom_layer(keras):
     """A user registers a rule for their layer type on a copy of the table."""
     from prune_models import ChannelScale
 
-    from edgeopt.prune.surgery import PruneRule, Role, register_rule
+    from edgeopt.prune.rules import PruneRule, Role, register_rule
 
     rules = default_rules()
     register_rule(rules, ChannelScale, PruneRule(
