@@ -1,7 +1,7 @@
 """Partial quantization with accuracy control.
 
 Start from full int8; while the eval accuracy drop exceeds the budget, move the most
-sensitive op (lowest SNR, see sensitivity.py) out of int8 -- one at a time, re-measuring
+sensitive op (lowest SNR, see quantize/sensitivity/) out of int8 -- one at a time, re-measuring
 each time -- then, if allowed, try int16x8 activations for the whole model. Every attempt
 is a row (size, accuracy, p50 latency, ops out of int8); the first row within budget wins.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -250,25 +249,15 @@ class TfliteBackend:
         return to_tflite(self._sm, converter_setup(recipe))
 
 
-@contextlib.contextmanager
-def _saved_model(model: Any) -> Iterator[tuple[Path, tuple[str, ...]]]:
-    from edgeopt.convert.savedmodel import export_saved_model
-    from edgeopt.quantize.sensitivity import keras_layer_names
-
-    if isinstance(model, (str, Path)):
-        yield Path(model), ()
-        return
-    with tempfile.TemporaryDirectory(prefix="edgeopt-partial-sm-") as tmp:
-        yield export_saved_model(model, Path(tmp) / "sm"), keras_layer_names(model)
-
-
 def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
                             settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
     """Accuracy-controlled int8 .tflite from a Keras model or SavedModel folder; `result.model` is the artifact."""
-    from edgeopt.quantize.sensitivity import TfliteDebugSession
+    from edgeopt.convert.savedmodel import temporary_saved_model
+    from edgeopt.quantize.sensitivity import TfliteDebugSession, keras_layer_names
 
     _check_eval(eval_x)
-    with _saved_model(model) as (sm, names):
+    names = () if isinstance(model, str | Path) else keras_layer_names(model)
+    with temporary_saved_model(model) as sm:
         session = TfliteDebugSession(sm, calib_x, settings.per_channel, settings.int8_io, names)
         return control_accuracy(TfliteBackend(session, sm, np.asarray(calib_x, np.float32), settings),
                                 eval_x, eval_y, settings, "tflite", raise_on_fail)
@@ -316,7 +305,6 @@ class OnnxBackend:
 
 def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
     """Node -> the Relu/Clip nodes fed only by it, in the graph onnxruntime quantizes (after pre-processing)."""
-    import contextlib
     import io
 
     import onnx
