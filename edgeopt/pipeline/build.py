@@ -141,8 +141,11 @@ def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResul
 
 
 def _check_format_fits(source: Source, profile: Profile) -> None:
-    if source.keras_model is None and profile.convert.format is OutputFormat.TFLITE:
-        raise InputError(f"profile '{profile.name}' makes TFLite, which needs a Keras/TensorFlow model; "
+    from edgeopt.convert.registry import converter_for
+
+    converter = converter_for(profile.convert.format)
+    if source.keras_model is None and not converter.from_onnx:
+        raise InputError(f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server")
     if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
         raise InputError(f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
