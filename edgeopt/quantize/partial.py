@@ -24,6 +24,7 @@ import numpy as np
 from edgeopt.errors import BudgetExceededError, BudgetViolation, DataError, InputError, ProfileError
 from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, OutputFormat, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
+from edgeopt.runtime.verify_onnx import load_onnx
 
 ALL_LAYERS = "*"  # out_of_int8 marker for a whole-model int16x8 step
 
@@ -307,16 +308,15 @@ def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
     """Node -> the Relu/Clip nodes fed only by it, in the graph onnxruntime quantizes (after pre-processing)."""
     import io
 
-    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = tmp / "pre.onnx"
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        graph = onnx.load(str(pre)).graph
+        graph = load_onnx(pre, check=False).graph
     except Exception:  # noqa: BLE001 - pre-processing is optional in edgeopt.quantize.onnx too
-        graph = onnx.load(str(src)).graph
+        graph = load_onnx(src, check=False).graph
     producer = {o: n.name for n in graph.node for o in n.output}
     follow: dict[str, list[str]] = {}
     for n in graph.node:
@@ -329,6 +329,7 @@ def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndar
                           settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
     """Accuracy-controlled QDQ int8 .onnx from a float .onnx; `result.model` is the artifact."""
     _check_eval(eval_x)
+    load_onnx(float_onnx)  # checked, external data confined, before onnxruntime's tools open it
     if Fallback.INT16X8 in settings.fallbacks and Fallback.FLOAT not in settings.fallbacks:
         raise ProfileError("int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback")
     with tempfile.TemporaryDirectory(prefix="edgeopt-partial-onnx-") as tmp:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.quantize.sensitivity.common import SNR_CAP_DB, LayerSensitivity, check_calibration, quiet, snr_db
+from edgeopt.runtime.verify_onnx import load_onnx
 
 
 def _reader(input_name: str, x: np.ndarray) -> Any:
@@ -47,7 +48,6 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
     """
     import logging
 
-    import onnx
     from onnx import numpy_helper
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
@@ -61,7 +61,7 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
     calib = check_calibration(calib_x)
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     float_onnx = Path(float_onnx)
-    input_name = onnx.load(str(float_onnx), load_external_data=False).graph.input[0].name
+    input_name = load_onnx(float_onnx).graph.input[0].name
     with tempfile.TemporaryDirectory(prefix="edgeopt-sens-") as tmp:
         t = Path(tmp)
         qdq = t / "qdq.onnx"
@@ -73,7 +73,7 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
             modify_model_output_intermediate_tensors(str(float_onnx), str(t / "f_aug.onnx"))
             f_act = collect_activations(str(t / "f_aug.onnx"), _reader(input_name, calib))
             weights = create_weight_matching(str(float_onnx), str(qdq))
-        q = onnx.load(str(qdq))
+        q = load_onnx(qdq, check=False, external_data=True)
     inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
     qparams = {n.input[0]: (inits.get(n.input[1]), inits.get(n.input[2]) if len(n.input) > 2 else None)
                for n in q.graph.node if n.op_type == "QuantizeLinear"}
