@@ -86,7 +86,8 @@ def test_lock_refuses_a_second_holder(tmp_path):
     unlock_output(out)
 
 
-def test_onnx_external_data_outside_the_folder_is_refused(tmp_path):
+def test_onnx_external_data_outside_the_folder_is_refused(tmp_path, cli):
+    """Every path that opens an .onnx (bench, inspect, sensitivity, build, quantization) refuses it first."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -107,6 +108,24 @@ def test_onnx_external_data_outside_the_folder_is_refused(tmp_path):
         verify_onnx(path)
     r = edgeopt("bench", path)
     assert r.returncode == 2 and "outside the model's folder" in r.stderr
+    from edgeopt.profiles.schema import Scheme
+    from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+    from edgeopt.quantize.sensitivity import sensitivity_onnx
+
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.ones((4, 1), np.float32))
+    for args in (("inspect", path), ("inspect", path, "--sensitivity", "--calib", calib),
+                 ("build", path, "--target", "edge-server", "--out", tmp_path / "out", "--calib", calib, "--no-bench")):
+        r = cli(*args)
+        assert r.exit_code == 2 and "outside the model's folder" in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "out").exists()
+    for scheme in Scheme:  # every ONNX quantization path opens the file through the guard first
+        if scheme is Scheme.INT16X8:
+            continue
+        with pytest.raises(ModelFileError, match="outside the model's folder"):
+            quantize_onnx(path, tmp_path / "q.onnx", OnnxRecipe(scheme, calibration=np.ones((4, 1), np.float32)))
+    with pytest.raises(ModelFileError, match="outside the model's folder"):
+        sensitivity_onnx(path, np.ones((4, 1), np.float32))
 
 
 def test_native_crash_in_litert_is_contained(mobile_build, tmp_path):
