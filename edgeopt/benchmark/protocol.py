@@ -133,11 +133,6 @@ class _Live:
         return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
 
 
-def make_inputs(runner: Runner, seed: int, data: InputData | None = None) -> list[Any]:
-    """One sample per input: from `data` (first row) or seeded random of the right dtype."""
-    return make_feeds(runner.inputs, seed, data)
-
-
 def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
     rss0 = rss_now_mb()
@@ -145,7 +140,7 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=settings.xnnpack,
                                                    graph_optimization=settings.graph_optimization))
     init_ms = (clock() - t0) * 1e3
-    runner.set_inputs(make_inputs(runner, settings.seed, data))
+    runner.set_inputs(make_feeds(runner.inputs, settings.seed, data))  # first row of `data`, else seeded random
     invoke = runner.invoke
 
     t = clock()

@@ -13,6 +13,7 @@ from edgeopt.cluster.kmeans import Init, kmeans_1d
 from edgeopt.cluster.layers import compile_pattern, select_targets
 from edgeopt.cluster.sizes import CompressedSize, compressed_size
 from edgeopt.errors import DataError, InputError, ModelFileError
+from edgeopt.validate.accuracy import keras_top1
 
 MAX_CLUSTERS = 65536
 
@@ -81,16 +82,6 @@ class ClusterResult:
         d["tflite_gzip_ratio"] = self.tflite_gzip_ratio
         d["accuracy_drop"] = self.accuracy_drop
         return d
-
-
-def keras_top1(model: Any, x: np.ndarray, y: np.ndarray | None) -> float | None:
-    """Top-1 accuracy in percent for integer labels (None when that does not apply)."""
-    if y is None or y.dtype.kind not in "iu":
-        return None
-    pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
-    if pred.ndim != 2 or pred.shape[1] < 2:
-        return None
-    return float(100.0 * np.mean(pred.argmax(axis=1) == y.reshape(-1)))
 
 
 def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.ndarray] | None = None,

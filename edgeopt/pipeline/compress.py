@@ -30,7 +30,7 @@ def copy_model(model: Any) -> Any:
 
 
 def _top1(model: Any, evalset: Dataset | None) -> float | None:
-    from edgeopt.cluster.clusterer import keras_top1
+    from edgeopt.validate.accuracy import keras_top1
 
     return None if evalset is None else keras_top1(model, evalset.x, evalset.y)
 
@@ -47,9 +47,10 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
     model = copy_model(model)
     steps.append({"stage": "float", "params": int(model.count_params()), "accuracy": _top1(model, evalset)})
     if _prune_enabled(prune_cfg):
-        from edgeopt.pipeline.prune_stage import run_prune
+        from edgeopt.pipeline.prune_stage import prune_and_finetune
 
-        model, stages["prune"] = run_prune(model, prune_cfg, train, evalset, allow_no_finetune)
+        pruned = prune_and_finetune(model, prune_cfg, train, evalset, allow_no_finetune)
+        model, stages["prune"] = pruned.model, pruned.report
         steps.append({"stage": "prune", "params": int(model.count_params()), "accuracy": _top1(model, evalset)})
     if cluster_cfg is not None:
         from edgeopt.cluster.clusterer import ClusterSpec, Init, cluster_model

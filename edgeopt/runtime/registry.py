@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import edgeopt.runtime.probe as probe
 from edgeopt.errors import ModelFileError
 from edgeopt.load.formats import ModelFormat, detect_format
-from edgeopt.runtime import probe
 from edgeopt.runtime.base import Runner, RunnerOptions, RuntimeName
 
 RunnerFactory = Callable[[Path, RunnerOptions], Runner]
