@@ -142,12 +142,12 @@ def test_rebuild_keeps_other_files(tmp_path: Path, samples: Path):
 
 
 def test_compare_shows_builds_side_by_side(cli, builds, tmp_path: Path):
-    outs = [str(res.out) for res in builds.values()]
-    r = cli("compare", *outs, "--json")
+    results = [builds(model, target) for model, target in CASES]
+    r = cli("compare", *[res.out for res in results], "--json")
     assert r.exit_code == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert [row["target"] for row in rows] == [t for (_, t) in builds]
-    for row, res in zip(rows, builds.values(), strict=True):
+    assert [row["target"] for row in rows] == [t for (_, t) in CASES]
+    for row, res in zip(rows, results, strict=True):
         assert row["bytes"] == res.report.optimized.artifact.bytes and row["ok"] == "ok"
     bad = tmp_path / "report.json"
     bad.write_text('{"schema_version": "1.0"}')
