@@ -55,10 +55,10 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarr
     work.mkdir(exist_ok=True)
     if source.keras_model is not None:
         float_base = conv.export(source.keras_model, work / "baseline", profile.convert)
+        write_bytes_atomic(stage.path(base), conv.float_bytes(float_base))
     else:
         assert source.onnx_path is not None and conv.from_onnx  # build checks the source fits the format
-        float_base = source.onnx_path
-    write_bytes_atomic(stage.path(base), conv.float_bytes(float_base))
+        float_base = write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())  # tools work on the copy
     float_opt = float_base if model is source.keras_model else conv.export(model, work / "optimized", profile.convert)
     write_bytes_atomic(stage.path(opt), quant.quantize(float_opt, q, calib, work))
     if _use_partial(profile, evalset):
