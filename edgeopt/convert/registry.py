@@ -15,11 +15,11 @@ from typing import Any
 from edgeopt.atomic import write_bytes_atomic
 from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import ConvertSection, OutputFormat
+from edgeopt.registry import Registry
 
 
 @dataclass(frozen=True)
 class Converter:
-    format: OutputFormat
     label: str  # for messages: "TFLite", "ONNX"
     suffix: str  # of the artifact file
     from_onnx: bool  # a float ONNX model is already this format's intermediate (else a Keras model is needed)
@@ -27,20 +27,12 @@ class Converter:
     float_bytes: Callable[[Path], bytes]  # intermediate -> float artifact
 
 
-CONVERTERS: dict[OutputFormat, Converter] = {}
-
-
-def register(converter: Converter) -> None:
-    """Add a converter; refuses a second one for the same format."""
-    if converter.format in CONVERTERS:
-        raise ValueError(f"a converter for '{converter.format}' is already registered")
-    CONVERTERS[converter.format] = converter
+CONVERTERS: Registry[OutputFormat, Converter] = Registry(
+    "converter", lambda fmt, known: ProfileError(f"no converter makes '{fmt}'; [convert] format must be one of {', '.join(known)}"))
 
 
 def converter_for(fmt: OutputFormat) -> Converter:
-    if fmt not in CONVERTERS:
-        raise ProfileError(f"no converter makes '{fmt}'; [convert] format must be one of {', '.join(CONVERTERS)}")
-    return CONVERTERS[fmt]
+    return CONVERTERS.get(fmt)
 
 
 def _saved_model(model: Any, dest: Path, settings: ConvertSection) -> Path:
@@ -61,5 +53,5 @@ def _onnx_file(model: Any, dest: Path, settings: ConvertSection) -> Path:
     return write_bytes_atomic(dest.with_suffix(".onnx"), keras_to_onnx(model, settings.opset))
 
 
-register(Converter(OutputFormat.TFLITE, "TFLite", ".tflite", from_onnx=False, export=_saved_model, float_bytes=_tflite_float))
-register(Converter(OutputFormat.ONNX, "ONNX", ".onnx", from_onnx=True, export=_onnx_file, float_bytes=Path.read_bytes))
+CONVERTERS.register(OutputFormat.TFLITE, Converter("TFLite", ".tflite", from_onnx=False, export=_saved_model, float_bytes=_tflite_float))
+CONVERTERS.register(OutputFormat.ONNX, Converter("ONNX", ".onnx", from_onnx=True, export=_onnx_file, float_bytes=Path.read_bytes))

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import OutputFormat, QuantizeSection
+from edgeopt.registry import Registry
 
 if TYPE_CHECKING:
     from edgeopt.quantize.partial import PartialResult, PartialSettings
@@ -26,25 +27,16 @@ Partial = Callable[[Any, Path, np.ndarray, np.ndarray, "np.ndarray | None", "Par
 
 @dataclass(frozen=True)
 class Quantizer:
-    format: OutputFormat
     quantize: Callable[[Path, QuantizeSection, np.ndarray | None, Path], bytes]  # (intermediate, section, calib, work dir)
     partial: Partial
 
 
-QUANTIZERS: dict[OutputFormat, Quantizer] = {}
-
-
-def register(quantizer: Quantizer) -> None:
-    """Add a quantizer; refuses a second one for the same format."""
-    if quantizer.format in QUANTIZERS:
-        raise ValueError(f"a quantizer for '{quantizer.format}' is already registered")
-    QUANTIZERS[quantizer.format] = quantizer
+QUANTIZERS: Registry[OutputFormat, Quantizer] = Registry(
+    "quantizer", lambda fmt, known: ProfileError(f"no quantizer for '{fmt}'; [convert] format must be one of {', '.join(known)}"))
 
 
 def quantizer_for(fmt: OutputFormat) -> Quantizer:
-    if fmt not in QUANTIZERS:
-        raise ProfileError(f"no quantizer for '{fmt}'; [convert] format must be one of {', '.join(QUANTIZERS)}")
-    return QUANTIZERS[fmt]
+    return QUANTIZERS.get(fmt)
 
 
 def _tflite(saved_model: Path, q: QuantizeSection, calib: np.ndarray | None, work: Path) -> bytes:
@@ -76,5 +68,5 @@ def _onnx_partial(model: Any, float_onnx: Path, calib: np.ndarray, eval_x: np.nd
     return partial_quantize_onnx(float_onnx, calib, eval_x, eval_y, settings)
 
 
-register(Quantizer(OutputFormat.TFLITE, _tflite, _tflite_partial))
-register(Quantizer(OutputFormat.ONNX, _onnx, _onnx_partial))
+QUANTIZERS.register(OutputFormat.TFLITE, Quantizer(_tflite, _tflite_partial))
+QUANTIZERS.register(OutputFormat.ONNX, Quantizer(_onnx, _onnx_partial))
