@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from edgeopt.cli.output import table
 from edgeopt.report import schema as rs
 from edgeopt.report.schema import Report, Variant
+from edgeopt.report.table import table
 from edgeopt.vocabulary import DeviceClass
 
 
