@@ -20,7 +20,7 @@ from edgeopt.errors import BudgetViolation, InputError
 from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
 from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
-from edgeopt.pipeline.compress import compress
+from edgeopt.pipeline.compress import compress, compression_stages
 from edgeopt.pipeline.reporting import assemble_report
 from edgeopt.pipeline.source import Source, open_source
 from edgeopt.profiles import load_profile
@@ -28,6 +28,7 @@ from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 from edgeopt.report import schema as rs
 
 Progress = Callable[[str], None]
+NO_LABELS_NOTE = "eval data has no labels: top-1 not measured; agreement with the float model is reported"
 
 
 @dataclass(frozen=True)
@@ -79,21 +80,24 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     if cached is not None:
         return _unchanged(req.out, *cached)
+    progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     notes: list[str] = []
     calib, calib_source = _calibration(req, source, profile, notes)
     evalset = _dataset(req.eval, req.model, "eval", source)
     train = _dataset(req.train, req.model, "train", source)
+    if evalset is not None and evalset.y is None:
+        notes.append(NO_LABELS_NOTE)
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
-    reference = None if evalset is None else source.predict(evalset.x)
-    with Staging(out) as stage:
+    with Staging(out) as stage:  # a failure from here on removes an --out it created
+        reference = None if evalset is None else source.predict(evalset.x)
         model = source.keras_model
         compressed = None
-        if model is not None:
-            progress("compressing")
+        if model is not None and (enabled := compression_stages(profile)):
+            progress(" and ".join(enabled))
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
         progress("converting and quantizing")

@@ -66,5 +66,11 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
     return Compressed(model, stages, tuple(steps))
 
 
+def compression_stages(profile: Profile) -> tuple[str, ...]:
+    """The compression stages the profile turns on, as progress words ("pruning", "clustering")."""
+    return tuple(name for name, on in (("pruning", _prune_enabled(profile.prune)), ("clustering", profile.cluster is not None))
+                 if on)
+
+
 def _prune_enabled(cfg: PruneSection) -> bool:
     return bool(cfg.ratio or cfg.macs_reduction)
