@@ -54,9 +54,9 @@ def verify_static(path: Path, profile: Profile, *, strict_io: bool = True) -> tu
     graph = _read(path)
     ops = check_ops(graph)
     integer = check_integer_only(graph, profile)
-    findings = () if strict_io else integer.io_issues
-    if not strict_io:
-        integer = dataclasses.replace(integer, io_issues=())
+    findings: tuple[str, ...] = ()
+    if not strict_io:  # other integer I/O types: reported by the caller, not refused
+        findings, integer = integer.io_issues, dataclasses.replace(integer, io_issues=())
     problems, names = [], list(ops.unsupported)
     if not ops.ok:
         problems.append(f"TFLite Micro lacks {', '.join(ops.unsupported)} ({'; '.join(ops.hints)})")
