@@ -34,6 +34,7 @@ lint: $(STAMP)
 
 # pip fetches hatchling into an isolated build environment; --no-deps: the wheel of edgeopt alone.
 wheel:
+	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "make wheel needs pip for $(PYTHON); try: make wheel PYTHON=.venv/bin/python"; exit 2; }
 	$(PYTHON) -m pip wheel --no-deps -q -w dist .
 	@ls dist/edgeopt-*.whl
 
