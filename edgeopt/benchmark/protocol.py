@@ -24,7 +24,7 @@ from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
 from edgeopt.benchmark.stats import LatencyStats, ratios, summarize
 from edgeopt.errors import InputError
 from edgeopt.runtime import Runner, RunnerOptions, RuntimeName
-from edgeopt.runtime.base import GraphOptimization
+from edgeopt.runtime.base import GraphOptimization, check_threads
 from edgeopt.runtime.registry import RUNTIMES, check_model_file, import_runtime
 
 BLOCK_SECONDS = 0.02  # one interleaving slot per variant and round
@@ -44,8 +44,7 @@ class BenchSettings:
     graph_optimization: GraphOptimization = GraphOptimization.ALL  # onnxruntime only
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise InputError(f"threads must be >= 1 (or 0 for all cores), got {self.threads}")
+        check_threads(self.threads)
         if self.runs < 1:
             raise InputError(f"runs must be >= 1, got {self.runs}")
         if self.warmup_runs < 0 or self.warmup_seconds < 0 or self.min_seconds < 0:
@@ -137,11 +136,6 @@ class _Live:
         return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
 
 
-def make_inputs(runner: Runner, seed: int, data: InputData | None = None) -> list[Any]:
-    """One sample per input: from `data` (first row) or seeded random of the right dtype."""
-    return make_feeds(runner.inputs, seed, data)
-
-
 def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
     options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
@@ -153,7 +147,7 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     t0 = clock()
     runner = RUNTIMES[name](Path(path), options)
     init_ms = (clock() - t0) * 1e3
-    runner.set_inputs(make_inputs(runner, settings.seed, data))
+    runner.set_inputs(make_feeds(runner.inputs, settings.seed, data))  # first row of `data`, else seeded random
     invoke = runner.invoke
 
     t = clock()

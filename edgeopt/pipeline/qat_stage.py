@@ -15,6 +15,7 @@ from typing import Any
 from edgeopt.data.datasets import Dataset
 from edgeopt.errors import InputError
 from edgeopt.profiles.schema import Fallback, Profile
+from edgeopt.report import schema as rs
 
 
 def qat_in_ladder(profile: Profile) -> bool:
@@ -60,8 +61,9 @@ def run_qat(model: Any, profile: Profile, train: Dataset, evalset: Dataset | Non
                      None if evalset is None else evalset.x, None if evalset is None else evalset.y)
 
 
-def qat_report(result: Any, role: str) -> dict[str, Any]:
-    return {**result.to_dict(), "role": role, "scales_from": "qat (trained moving-average ranges, no calibration)"}
+def qat_report(result: Any, role: str) -> rs.QatStage:
+    return rs.QatStage(role=role, scales_from="qat (trained moving-average ranges, no calibration)",
+                       **result.to_dict())
 
 
 class _FloatOnly:
@@ -74,7 +76,7 @@ class _FloatOnly:
 
 
 def qat_rung(model: Any, profile: Profile, train: Dataset, evalset: Dataset, partial: Any,
-             float_model: bytes) -> tuple[Any, dict[str, Any]]:
+             float_model: bytes) -> tuple[Any, rs.QatStage]:
     """Run QAT after the partial steps; returns the PartialResult with the QAT step added, and the QAT report."""
     import tempfile
     from pathlib import Path

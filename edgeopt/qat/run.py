@@ -48,12 +48,12 @@ def litert_top1(data: bytes, x: np.ndarray, y: np.ndarray | None, tmp: Path, nam
 def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: QatSpec,
                    eval_path: Path | None = None, unsafe_load: bool = False) -> QatFileResult:
     """Train `model_path` with fake quantization and write the QAT model (.keras) to `out` atomically."""
+    from edgeopt.atomic import write_bytes_atomic
     from edgeopt.convert.savedmodel import export_saved_model, input_shape
     from edgeopt.convert.tflite import to_tflite
     from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
-    from edgeopt.pipeline.atomic import write_bytes_atomic
     from edgeopt.profiles.schema import Scheme
     from edgeopt.qat.export import qat_tflite
     from edgeopt.qat.train import train_qat
