@@ -83,6 +83,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     unchanged = None if cached is None else _unchanged(req.out, *cached)
     if unchanged is not None:
         return unchanged
+    if profile.qat is not None and req.train is None and sibling(req.model, "train") is None:
+        from edgeopt.pipeline.qat_stage import check_qat_inputs
+
+        check_qat_inputs(profile, None)  # refused before TensorFlow loads
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
