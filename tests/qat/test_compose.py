@@ -58,7 +58,7 @@ def test_prune_cluster_qat_convert(cli, small, tmp_path: Path):
     rep = json.loads(r.stdout)
     st = rep["stages"]
     steps = st["composition"]["steps"]
-    assert [s["stage"] for s in steps] == ["float", "prune", "cluster", "qat"]
+    assert [s["stage"] for s in steps] == ["float", "prune", "cluster", "qat", "quantize"]
     assert rep["optimized"]["artifact"]["scheme"] == "int8-qat" and st["qat"]["role"] == "direct"
     assert "pw" not in st["qat"]["trained_layers"] and "stem" in st["qat"]["trained_layers"]  # clustered: kept shared
     base, opt = out / rep["baseline"]["artifact"]["path"], out / rep["optimized"]["artifact"]["path"]
