@@ -170,3 +170,26 @@ def test_layers_without_an_int8_rule_are_named():
     for name in ("up (Conv2DTranspose", "gate (Multiply", "ln (LayerNormalization", "late_bn (BatchNormalization"):
         assert name in msg
     assert exc.value.exit_code == 2
+
+
+@pytest.mark.parametrize("freeze_after,moves", [(0, False), (2, True)])
+def test_freeze_bn_after(freeze_after: int, moves: bool):
+    import keras
+
+    from edgeopt.qat.train import QatSpec, train_qat
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(4, 3, use_bias=False, name="c")(inp)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    out = keras.layers.Dense(2, name="d")(keras.layers.Flatten()(keras.layers.ReLU()(x)))
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+    x_train = (rng.normal(size=(64, 6, 6, 1)) * 3 + 1).astype(np.float32)  # statistics far from the BN's (0, 1)
+    y_train = rng.integers(0, 2, 64)
+    r = train_qat(model, QatSpec(epochs=2, freeze_bn_after=freeze_after, learning_rate=1e-3), x_train, y_train)
+    q = r.model.get_layer("c")
+    assert r.folded_bn == ("bn",) and q.bn
+    moved = not np.allclose(np.asarray(q.moving_variance), np.asarray(model.get_layer("bn").moving_variance))
+    assert moved is moves
+    assert float(q.bn_frozen.numpy()) == 1.0  # frozen once training is over
