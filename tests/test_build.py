@@ -65,7 +65,7 @@ def test_every_sample_builds_with_report(builds, model, target):
     assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
     assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
     assert data["ok"] is True and res.ok
-    assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition"}
+    assert set(data["stages"]) == {"prune", "cluster", "partial", "qat", "mcu", "composition"}
     assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
     assert data["stages"]["composition"] is None
     assert (data["stages"]["mcu"] is None) == (target != "embedded-mcu")
