@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import EvalOpt, JsonOpt, OutModelOpt, UnsafeLoadOpt
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 
@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
     @app.command("qat")
     def qat_cmd(
         model: Annotated[Path, typer.Argument(help=".keras, .h5 or SavedModel folder")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="QAT model (.keras, fake-quant layers), written atomically.")],
-        train: Annotated[Path | None, typer.Option("--train", help="Training data .npz (x, y).")] = None,
-        eval_data: Annotated[Path | None, typer.Option("--eval", help="Eval data .npz (x, y): float / PTQ / QAT accuracy in LiteRT.")] = None,
+        out: OutModelOpt,
+        train: Annotated[Path | None, typer.Option("--train", metavar="FILE", help="Training data .npz (x, y).")] = None,
+        eval_data: EvalOpt = None,
         epochs: Annotated[int, typer.Option("--epochs", help="QAT epochs (>= 1).")] = 3,
         learning_rate: Annotated[float, typer.Option("--lr", help="Adam learning rate.")] = 1e-4,
         batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         freeze_bn_after: Annotated[int, typer.Option("--freeze-bn-after", help="Epochs BatchNorm statistics still update (0 = frozen).")] = 0,
         per_tensor: Annotated[bool, typer.Option("--per-tensor", help="Per-tensor weight scales (default: per output channel).")] = False,
         seed: Annotated[int, typer.Option("--seed")] = 0,
-        unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")] = False,
+        unsafe_load: UnsafeLoadOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Fine-tune with int8 fake quantization; `edgeopt build` converts the result with the trained scales."""
