@@ -111,11 +111,10 @@ def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, ref
 
 
 def _qat_artifact(qat_model: Any, profile: Profile, stage: Staging, base: str, opt: str) -> Artifacts:
-    """The int8 .tflite of a fake-quantized model, with its trained scales (nothing is calibrated)."""
-    from edgeopt.qat.export import qat_tflite
+    """The int8 .tflite / QDQ .onnx of a fake-quantized model, with its trained scales (nothing is calibrated)."""
+    from edgeopt.qat.export import qat_artifact
 
-    q = profile.quantize
-    write_bytes_atomic(stage.path(opt), qat_tflite(qat_model, q.input_type, q.output_type, stage.dir / "_work" / "qat"))
+    write_bytes_atomic(stage.path(opt), qat_artifact(qat_model, profile, stage.dir / "_work" / "qat"))
     note = "int8 scales come from quantization-aware training (no calibration)"
     if profile.partial is not None:
         note += "; [partial] accuracy control does not re-quantize a QAT model"

@@ -69,10 +69,8 @@ def qat_report(result: Any, role: str) -> rs.QatStage:
 class _FloatOnly:
     """The float reference for measuring the QAT rung, in the partial loop's Backend shape."""
 
-    suffix = ".tflite"
-
-    def __init__(self, float_model: bytes) -> None:
-        self.float_model = float_model
+    def __init__(self, float_model: bytes, suffix: str) -> None:
+        self.float_model, self.suffix = float_model, suffix
 
 
 def qat_rung(model: Any, profile: Profile, train: Dataset, evalset: Dataset, partial: Any,
@@ -83,15 +81,15 @@ def qat_rung(model: Any, profile: Profile, train: Dataset, evalset: Dataset, par
 
     import numpy as np
 
-    from edgeopt.qat.export import qat_tflite
+    from edgeopt.qat.export import qat_artifact
     from edgeopt.quantize.partial import _Evaluator, settings_from_profile
 
     result = run_qat(model, profile, train, evalset)
-    q = profile.quantize
-    data = qat_tflite(result.model, q.input_type, q.output_type)
+    data = qat_artifact(result.model, profile)
     settings = settings_from_profile(profile)
+    suffix = "." + str(profile.convert.format)
     with tempfile.TemporaryDirectory(prefix="edgeopt-qat-rung-") as tmp:
-        ev = _Evaluator(_FloatOnly(float_model), np.asarray(evalset.x, np.float32), evalset.y,  # type: ignore[arg-type]
+        ev = _Evaluator(_FloatOnly(float_model, suffix), np.asarray(evalset.x, np.float32), evalset.y,  # type: ignore[arg-type]
                         settings, Path(tmp))
         step = ev.measure(len(partial.steps), "int8-qat", data, (), ())
     steps = (*partial.steps, step)

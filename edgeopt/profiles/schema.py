@@ -283,6 +283,4 @@ class Profile(Strict):
                              "(epochs, learning_rate, batch_size) or drop 'qat' from the fallbacks")
         if self.qat is not None and self.quantize.scheme is not Scheme.INT8:
             raise ValueError(f"[qat] trains for int8; it needs quantize.scheme = 'int8' (got '{self.quantize.scheme}')")
-        if self.qat is not None and self.convert.format is not OutputFormat.TFLITE:
-            raise ValueError("[qat] exports TFLite only for now; use convert.format = 'tflite' or remove [qat]")
         return self

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeopt.profiles.schema import IOType
+from edgeopt.profiles.schema import IOType, OutputFormat, Profile
 
 QAT_LAYERS = ("ActQuant", "QuantConv")
 
@@ -65,3 +65,13 @@ def qat_tflite(model: Any, input_type: IOType = IOType.FLOAT32, output_type: IOT
     pairs = [tuple(np.asarray(t) for t in layer.folded()) for layer in dense]
     data, _ = per_channel_fc(data, pairs)  # type: ignore[arg-type]
     return data
+
+
+def qat_artifact(model: Any, profile: Profile, saved_model: Path | None = None) -> bytes:
+    """The profile's artifact of a fake-quantized model: int8 .tflite (its I/O types) or QDQ .onnx."""
+    if profile.convert.format is OutputFormat.ONNX:
+        from edgeopt.qat.onnx_export import qat_onnx
+
+        return qat_onnx(model, profile.convert.opset)
+    q = profile.quantize
+    return qat_tflite(model, q.input_type, q.output_type, saved_model)

@@ -122,3 +122,20 @@ def test_qat_profile_without_training_data_exit_2(cli, files, tmp_path: Path):
             "--out", tmp_path / "o", "--no-bench")
     _one_line_error(r, "uses quantization-aware training", "--train")
     assert not (tmp_path / "o").exists()
+
+
+def test_onnx_profile_ships_qdq_with_trained_scales(cli, files, tmp_path: Path):
+    import onnx
+
+    prof = tmp_path / "onnx-qat.toml"
+    prof.write_text('extends = "edge-server"\n[budgets]\nmax_accuracy_drop = 0.5\n[qat]\nepochs = 3\nlearning_rate = 1e-4\n')
+    out = tmp_path / "out"
+    r = cli("build", files["model"], "--target", prof, "--calib", files["calib"], "--eval", files["eval"],
+            "--train", files["train"], "--out", out, "--no-bench")
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "report.json").read_text())
+    art = report["optimized"]["artifact"]
+    assert art["scheme"] == "int8-qat" and art["format"] == "onnx" and report["stages"]["qat"]["role"] == "direct"
+    ops = [n.op_type for n in onnx.load(str(out / art["path"])).graph.node]
+    assert ops.count("QuantizeLinear") >= 5 and ops.count("DequantizeLinear") > ops.count("QuantizeLinear")
+    assert report["optimized"]["accuracy"]["drop"] <= 0.5  # onnxruntime, the deployed runtime

@@ -193,3 +193,30 @@ def test_freeze_bn_after(freeze_after: int, moves: bool):
     moved = not np.allclose(np.asarray(q.moving_variance), np.asarray(model.get_layer("bn").moving_variance))
     assert moved is moves
     assert float(q.bn_frozen.numpy()) == 1.0  # frozen once training is over
+
+
+def test_onnx_qdq_carries_the_trained_scales(mixed, images):
+    import onnx
+    import onnxruntime as ort
+
+    from edgeopt.qat.onnx_export import qat_onnx
+    from edgeopt.qat.wrap import quantize_model
+
+    q = quantize_model(mixed).model
+    for i in range(0, 96, 32):
+        q(images[i : i + 32], training=True)
+    data = qat_onnx(q)
+    g = onnx.load_from_string(data).graph
+    ops = [n.op_type for n in g.node]
+    assert ops.count("QuantizeLinear") == 11  # one per activation quantizer, none re-calibrated
+    assert ops.count("DequantizeLinear") == 11 + 6  # ... and one per int8 weight (4 Conv, 2 MatMul)
+    inits = {i.name: i for i in g.initializer}
+    assert sum(i.data_type == onnx.TensorProto.INT8 and len(i.dims) >= 2 for i in inits.values()) == 6
+    aq = q.get_layer("image_quant")
+    lo, hi = float(aq.range_min.numpy()), float(aq.range_max.numpy())
+    first_q = next(n for n in g.node if n.op_type == "QuantizeLinear")
+    scale = onnx.numpy_helper.to_array(inits[first_q.input[1]])
+    assert float(scale) == pytest.approx((hi - lo) / 255, rel=2e-3)  # the input's trained range
+    sess = ort.InferenceSession(data)
+    got = sess.run(None, {sess.get_inputs()[0].name: images[:32]})[0]
+    np.testing.assert_allclose(got, q.predict(images[:32], verbose=0), atol=2 / 256)
