@@ -78,6 +78,10 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     if fmt is ModelFormat.KERAS:
         _check_lambda(path, unsafe)
     keras = import_keras()
+    if fmt is ModelFormat.SAVED_MODEL and not unsafe:
+        from edgeopt.load.saved_model_ops import check_saved_model
+
+        check_saved_model(path)  # before TensorFlow loads (and runs the init op of) the graph
     try:
         if fmt is ModelFormat.SAVED_MODEL:
             return _load_saved_model(keras, path)
