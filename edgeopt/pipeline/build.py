@@ -15,8 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
+from edgeopt.data.datasets import (
+    Dataset,
+    check_against_input,
+    check_data_path,
+    check_labels,
+    load_dataset,
+    sibling,
+)
 from edgeopt.errors import BudgetViolation, InputError
+from edgeopt.load.formats import check_model_path
 from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
 from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
@@ -75,6 +83,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         from edgeopt.quantize.partial import settings_from_profile
 
         settings_from_profile(profile)  # a contradictory [partial] section is bad input, found before any work
+    _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     if cached is not None:
@@ -140,6 +149,13 @@ def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResul
     return BuildResult(report, Path(out).resolve(), tuple(files), violations, skipped=True)
 
 
+def _check_paths(req: BuildRequest) -> None:
+    check_model_path(req.model)
+    for given, role in ((req.calib, "calibration"), (req.eval, "eval"), (req.train, "train")):
+        if given is not None:
+            check_data_path(given, role)
+
+
 def _check_format_fits(source: Source, profile: Profile) -> None:
     if source.keras_model is None and profile.convert.format is OutputFormat.TFLITE:
         raise InputError(f"profile '{profile.name}' makes TFLite, which needs a Keras/TensorFlow model; "
@@ -154,7 +170,7 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     path = req.calib or sibling(req.model, "calibration")
     n = profile.quantize.calibration_samples
     if path is not None:
-        ds = check_against_input(load_dataset(path, "calibration"), source.input_shape, "calibration")
+        ds = check_against_input(load_dataset(path, "calibration", source.input_shape), source.input_shape, "calibration")
         if ds.count < n:
             notes.append(f"calibration used all {ds.count} samples given (profile asks for {n})")
         return ds.x[:n], str(path)
@@ -172,7 +188,8 @@ def _dataset(given: Path | None, model: Path, role: str, source: Source) -> Data
     path = given or sibling(model, role)
     if path is None:
         return None
-    return check_against_input(load_dataset(path, role), source.input_shape, role)
+    ds = check_against_input(load_dataset(path, role, source.input_shape), source.input_shape, role)
+    return check_labels(ds, source.output_width, role)
 
 
 def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset | None,

@@ -17,29 +17,50 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import stat
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import InputError
+from edgeopt.input_files import open_regular, read_regular
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 << 20
 SCHEMA = "edgeopt.manifest/1"
 # Distribution names whose version can change an artifact or a number in the report.
 DISTRIBUTIONS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy")
 
 
+def _folder_files(folder: Path) -> list[Path]:
+    """Regular files under `folder`, sorted; symlinked folders are not followed, FIFOs and devices skipped."""
+    found = []
+    for root, _dirs, names in os.walk(folder, followlinks=False):
+        for name in names:
+            p = Path(root) / name
+            if stat.S_ISREG(os.lstat(p).st_mode):
+                found.append(p)
+    return sorted(found)
+
+
 def sha256_path(path: Path) -> str:
-    """sha256 of a file, or of a folder (relative names and contents, in sorted order)."""
+    """sha256 of a regular file, or of a SavedModel folder (relative names and contents, in sorted order).
+
+    Anything else (a FIFO, a device, a folder that is not a SavedModel) raises InputError instead of
+    blocking or walking it: manifest paths are not trusted.
+    """
     h = hashlib.sha256()
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
+    is_dir = path.is_dir()
+    if is_dir and not (path / "saved_model.pb").is_file():
+        raise InputError(f"{path} is a folder but not a SavedModel; not hashed")
+    for f in _folder_files(path) if is_dir else [path]:
+        if is_dir:
             h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        with f.open("rb") as fh:
+        with open_regular(f, "input") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
@@ -63,7 +84,7 @@ def _file(path: Path | None) -> dict[str, str | None] | None:
         return None
     try:
         digest: str | None = sha256_path(path) if Path(path).exists() else None
-    except OSError:
+    except (OSError, InputError):
         digest = None
     return {"path": str(path), "sha256": digest}
 
@@ -123,8 +144,8 @@ def load(out: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{path} not found; `edgeopt build ... --out {out}` writes it")
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+        data = json.loads(read_regular(path, "manifest", limit=MAX_MANIFEST_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("artifacts"), dict):
         raise InputError(f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it")
@@ -143,10 +164,16 @@ class Finding:
 
 def check(out: Path) -> tuple[dict[str, Any], list[Finding], list[Finding]]:
     """(manifest, artifact problems, input notes). Artifact problems make `edgeopt verify` fail."""
-    out = Path(out)
     data = load(out)
+    return data, _artifact_problems(Path(out), data), _input_notes(data)
+
+
+def _artifact_problems(out: Path, data: dict[str, Any]) -> list[Finding]:
     problems = []
     for name, info in sorted(data["artifacts"].items()):
+        if not isinstance(info, dict):
+            problems.append(Finding(name, "changed", "the manifest entry is not an object"))
+            continue
         p = (out / name).resolve()
         if out.resolve() not in p.parents:
             problems.append(Finding(name, "changed", "the manifest names a file outside the folder"))
@@ -154,20 +181,36 @@ def check(out: Path) -> tuple[dict[str, Any], list[Finding], list[Finding]]:
         if not p.is_file():
             problems.append(Finding(name, "missing", ""))
             continue
-        got = sha256_path(p)
+        try:
+            got = sha256_path(p)
+        except (OSError, InputError) as exc:
+            problems.append(Finding(name, "changed", str(exc)[:120]))
+            continue
         if got != info.get("sha256"):
             problems.append(Finding(name, "changed", f"sha256 {got[:12]}..., manifest has {str(info.get('sha256'))[:12]}..."))
+    return problems
+
+
+def _input_notes(data: dict[str, Any]) -> list[Finding]:
+    """Inputs named by the manifest that are gone or changed. The paths come from a file in OUT, so only
+    regular files and SavedModel folders are hashed (see sha256_path)."""
     notes = []
     for role in ("model", "calibration", "eval", "train"):
         entry = (data.get("inputs") or {}).get(role)
         if not isinstance(entry, dict) or "path" not in entry:
             continue
-        p = Path(entry["path"])
+        p = Path(str(entry["path"]))
         if not p.exists():
             notes.append(Finding(str(p), "input missing", role))
-        elif sha256_path(p) != entry.get("sha256"):
+            continue
+        try:
+            digest = sha256_path(p)
+        except (OSError, InputError):
+            notes.append(Finding(str(p), "input changed", f"{role}; not a regular file or SavedModel any more"))
+            continue
+        if digest != entry.get("sha256"):
             notes.append(Finding(str(p), "input changed", f"{role}; rebuild to update the artifacts"))
-    return data, problems, notes
+    return notes
 
 
 def up_to_date(out: Path, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[Path]] | None:
@@ -176,7 +219,9 @@ def up_to_date(out: Path, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[
     if not (out / MANIFEST).is_file():
         return None
     try:
-        data, problems, _ = check(out)
+        data = load(out)
+        # The inputs were hashed from the command line (input_key); the paths the manifest names are never read.
+        problems = _artifact_problems(out, data)
     except InputError:
         return None
     if problems or data.get("input_key") != input_key(inputs):

@@ -20,6 +20,7 @@ class Source:
     input_shape: tuple[int | None, ...]
     keras_model: Any = None  # keras.Model for Keras sources
     onnx_path: Path | None = None  # for ONNX sources
+    output_width: int | None = None  # values per sample of the first output (classes); None if dynamic
 
     @property
     def reference_name(self) -> str:
@@ -57,13 +58,23 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
         from edgeopt.convert.savedmodel import input_shape
 
         model = load_keras(path, unsafe=unsafe_load)
-        return Source(path, fmt, input_shape(model), keras_model=model)
+        outputs = getattr(model, "outputs", None) or [None]
+        dims = tuple(getattr(outputs[0], "shape", (None, None)))[1:]
+        return Source(path, fmt, input_shape(model), keras_model=model, output_width=_width(dims))
     if fmt is ModelFormat.ONNX:
-        return Source(path, fmt, _onnx_input_shape(path), onnx_path=path)
+        shape, out_dims = _onnx_shapes(path)
+        return Source(path, fmt, shape, onnx_path=path, output_width=_width(out_dims[1:]))
     raise InputError(f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)")
 
 
-def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
+def _width(dims: tuple[Any, ...]) -> int | None:
+    if any(d is None for d in dims):
+        return None
+    return int(np.prod([int(d) for d in dims])) if dims else 1
+
+
+def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+    """(input shape, first output shape), batch first, None for dynamic dimensions."""
     import onnx
 
     try:
@@ -80,4 +91,9 @@ def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
     elem = inputs[0].type.tensor_type.elem_type
     if elem != onnx.TensorProto.FLOAT:
         raise InputError(f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model")
+    out = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
+    return _dims(dims), _dims(out)
+
+
+def _dims(dims: Any) -> tuple[int | None, ...]:
     return tuple((d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None) for d in dims)

@@ -26,6 +26,8 @@ from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import Profile
 
 MAX_EXTENDS_DEPTH = 8
+MAX_TOML_DEPTH = 8  # [section.subsection] and a list of lists is 4
+MAX_PROFILE_BYTES = 1 << 20
 
 
 def builtin_dir() -> Path:
@@ -88,14 +90,37 @@ def find_profile(target: str) -> Path:
     raise ProfileError(f"unknown target '{target}'; available: {available} (or give a path to a .toml file)")
 
 
+def _depth(node: Any) -> int:
+    """Nesting depth of tables and arrays (iterative: no recursion on hostile input)."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        item, d = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_TOML_DEPTH:
+            break
+        todo.extend((c, d + 1) for c in children)
+    return deepest
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    from edgeopt.input_files import read_regular
+
+    raw = read_regular(path, "profile", ProfileError, limit=MAX_PROFILE_BYTES)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ProfileError(f"{path}: cannot read profile: {exc}") from None
+    except RecursionError:
+        data = None
+    if data is None or _depth(data) > MAX_TOML_DEPTH:
+        raise ProfileError(f"{path}: tables or arrays nested deeper than {MAX_TOML_DEPTH} levels; a profile "
+                           "needs at most 3")
+    return data
 
 
 def _resolve_extends(ref: str, origin: Path) -> Path:
