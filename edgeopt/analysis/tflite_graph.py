@@ -258,14 +258,10 @@ def check_tflite(source: str | Path | bytes) -> None:
 def _load(source: str | Path | bytes) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source), "<bytes>"
+    from edgeopt.input_files import read_regular
+
     path = Path(source)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return data, str(path)
+    return read_regular(path, "model", ModelFileError), str(path)
 
 
 def _parse(buf: bytes, label: str) -> TfliteGraph:

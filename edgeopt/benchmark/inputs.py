@@ -17,10 +17,11 @@ InputData = dict[str, np.ndarray] | list[np.ndarray]
 
 def load_input_file(path: Path) -> dict[str, np.ndarray]:
     """Arrays from a .npz (one per model input, by name or in order) or a single .npy. No pickle."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"input file not found: {path}")
     from edgeopt.data.npy_guard import check_npy_sizes
+    from edgeopt.input_files import regular_file
+
+    path = Path(path)
+    regular_file(path, "input file", DataError)
 
     check_npy_sizes(path, "input file")
     try:

@@ -35,9 +35,7 @@ class Verified:
 
 def _read(path: Path) -> TfliteGraph:
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    fmt = detect_format(path)
+    fmt = detect_format(path)  # a missing, non-regular or mislabelled file is refused here
     if fmt is not ModelFormat.TFLITE:
         raise ModelFileError(f"{path}: a {fmt} model; TFLite Micro runs .tflite files (edgeopt build --target embedded-mcu makes one)")
     return read_tflite(path)

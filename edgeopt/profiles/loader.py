@@ -78,7 +78,11 @@ def _looks_like_path(target: str) -> bool:
 
 def find_profile(target: str) -> Path:
     if _looks_like_path(target):
+        from edgeopt.input_files import regular_file
+
         p = Path(target)
+        if p.exists() or p.is_symlink():
+            regular_file(p, "profile", ProfileError)
         if not p.is_file():
             raise ProfileError(f"profile file not found: {target}")
         return p

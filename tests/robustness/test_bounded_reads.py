@@ -179,3 +179,15 @@ def test_deeply_nested_profile_is_refused(tmp_path, body):
     prof.write_text(body + "\n")
     r = edgeopt("targets", "show", prof, timeout=QUICK)
     assert "nested deeper than 8 levels" in _one_line(r)
+
+
+@pytest.mark.parametrize("command", [("inspect", "{fifo}.tflite"), ("bench", "{fifo}.onnx"),
+                                     ("export-c", "{fifo}.tflite", "--out", "{tmp}/c"), ("mcu", "check", "{zero}"),
+                                     ("targets", "show", "{fifo}.toml"), ("bench", str(ONNX), "--input", "{fifo}.npz")])
+def test_every_command_refuses_special_files_with_their_kind(tmp_path, command):
+    for suffix in (".tflite", ".onnx", ".toml", ".npz"):
+        os.mkfifo(tmp_path / f"p{suffix}")
+    (tmp_path / "z.tflite").symlink_to("/dev/zero")
+    args = [a.format(fifo=tmp_path / "p", zero=tmp_path / "z.tflite", tmp=tmp_path) for a in command]
+    line = _one_line(edgeopt(*args, timeout=QUICK))
+    assert "not a regular file" in line and ("FIFO" in line or "device" in line), line
