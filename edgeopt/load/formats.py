@@ -17,6 +17,7 @@ from edgeopt.errors import ModelFileError
 from edgeopt.input_files import not_regular, open_regular, regular_file
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MAX_KERAS_BYTES = 4 << 30  # uncompressed; a TFLite flatbuffer cannot exceed 2 GB anyway
 
 
 class ModelFormat(StrEnum):
@@ -78,6 +79,10 @@ def detect_format(path: Path) -> ModelFormat:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = set(zf.namelist())
+                declared = sum(i.file_size for i in zf.infolist())
+                if declared > MAX_KERAS_BYTES:
+                    raise ModelFileError(f"{path}: the Keras archive declares {declared:,} bytes uncompressed, over "
+                                         f"the {MAX_KERAS_BYTES >> 30} GB an edge model can be; the file is corrupt or a zip bomb")
                 bad = zf.testzip()
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
             raise ModelFileError(f"{path} is a corrupt Keras archive: {exc}") from None

@@ -11,6 +11,7 @@ from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError
 from edgeopt.load.formats import ModelFormat, detect_format
 
 KERAS_FORMATS = (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVED_MODEL)
+MAX_CONFIG_BYTES = 64 << 20
 
 
 def import_keras() -> Any:
@@ -58,10 +59,16 @@ def _check_lambda(path: Path, unsafe: bool) -> None:
         return
     try:
         with zipfile.ZipFile(path) as zf:
-            config = json.loads(zf.read("config.json"))
+            info = zf.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise ModelFileError(f"{path}: config.json is {info.file_size:,} bytes, over the "
+                                     f"{MAX_CONFIG_BYTES >> 20} MB a Keras config can need; the file is corrupt or hostile")
+            config = json.loads(zf.read(info))
+        names = _lambda_layers(config)
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ModelFileError(f"{path}: unreadable Keras config: {exc}") from None
-    names = _lambda_layers(config)
+    except RecursionError:
+        raise ModelFileError(f"{path}: config.json is nested too deeply to be a Keras model; the file is corrupt") from None
     if names:
         raise InputError(
             f"{path}: Lambda layer(s) {', '.join(names)} run arbitrary Python code and are refused in safe mode; "
@@ -94,6 +101,9 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
         raise ModelFileError(f"{path}: cannot load the Keras model: {first[:300]}") from None
     except (OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt") from None
+    except (RecursionError, MemoryError) as exc:
+        raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: nested too deeply or too "
+                             "large); the file is corrupt or hostile") from None
 
 
 def _load_saved_model(keras: Any, path: Path) -> Any:

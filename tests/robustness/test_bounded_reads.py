@@ -191,3 +191,22 @@ def test_every_command_refuses_special_files_with_their_kind(tmp_path, command):
     args = [a.format(fifo=tmp_path / "p", zero=tmp_path / "z.tflite", tmp=tmp_path) for a in command]
     line = _one_line(edgeopt(*args, timeout=QUICK))
     assert "not a regular file" in line and ("FIFO" in line or "device" in line), line
+
+
+def test_keras_archive_bounds(tmp_path):
+    """A config.json nested 100,000 deep (RecursionError, exit 1 before) and an archive declaring 5 GB."""
+    deep = tmp_path / "deep.keras"
+    with zipfile.ZipFile(deep, "w") as zf:
+        zf.writestr("config.json", "[" * 100_000 + "]" * 100_000)
+        zf.writestr("metadata.json", "{}")
+    assert "nested too deeply" in _one_line(edgeopt("inspect", deep, timeout=QUICK))
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", "{}")
+        zf.writestr("model.weights.h5", bytes(4096))
+    data = bytearray(bomb.read_bytes())
+    at = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 4)  # the weights' central directory entry
+    struct.pack_into("<I", data, at + 24, 5 << 30 & 0xFFFFFFFF)  # declares ~1 GB ...
+    struct.pack_into("<I", data, data.find(b"PK\x01\x02") + 24, 0xFFFFFFF0)  # ... plus ~4 GB for config.json
+    bomb.write_bytes(bytes(data))
+    assert "zip bomb" in _one_line(edgeopt("inspect", bomb, timeout=QUICK))
