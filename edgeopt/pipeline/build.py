@@ -34,6 +34,7 @@ from edgeopt.pipeline.source import Source, open_source
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 from edgeopt.report import schema as rs
+from edgeopt.vocabulary import DeviceClass
 
 Progress = Callable[[str], None]
 
@@ -78,11 +79,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     started = time.perf_counter()
     resolved = load_profile(req.target)
     profile = resolved.profile
-    accuracy_control = profile.partial is not None and profile.partial.accuracy_control
-    if accuracy_control:
-        from edgeopt.quantize.partial import settings_from_profile
-
-        settings_from_profile(profile)  # a contradictory [partial] section is bad input, found before any work
+    accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
@@ -123,7 +120,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             stages["partial"] = arts.partial
         extra_files: list[str] = []
         mcu_violations: tuple[BudgetViolation, ...] = ()
-        if profile.device_class == "embedded-mcu" and profile.convert.format is OutputFormat.TFLITE:
+        if profile.device_class is DeviceClass.EMBEDDED_MCU and profile.convert.format is OutputFormat.TFLITE:
             progress("verifying in TFLite Micro")
             mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
             stages["mcu"] = mcu.to_dict() | {"model": arts.optimized, "c_header": extra_files[0] if extra_files else None,

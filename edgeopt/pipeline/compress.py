@@ -52,11 +52,11 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
         model, stages["prune"] = run_prune(model, prune_cfg, train, evalset, allow_no_finetune)
         steps.append({"stage": "prune", "params": int(model.count_params()), "accuracy": _top1(model, evalset)})
     if cluster_cfg is not None:
-        from edgeopt.cluster.clusterer import ClusterSpec, Init, cluster_model
+        from edgeopt.cluster.clusterer import ClusterSpec, cluster_model
 
         if cluster_cfg.epochs > 0 and (train is None or train.y is None):
             raise InputError("[cluster] epochs > 0 needs training data with labels; give --train data.npz (x, y)")
-        spec = ClusterSpec(clusters=cluster_cfg.clusters, layers=cluster_cfg.layers, init=Init(str(cluster_cfg.init)),
+        spec = ClusterSpec(clusters=cluster_cfg.clusters, layers=cluster_cfg.layers, init=cluster_cfg.init,
                            epochs=cluster_cfg.epochs, learning_rate=cluster_cfg.learning_rate)
         pairs = None if train is None or train.y is None or cluster_cfg.epochs == 0 else (train.x, train.y)
         result = cluster_model(model, spec, train=pairs,

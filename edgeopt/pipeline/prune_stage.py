@@ -18,11 +18,11 @@ class PruneOutcome:
 
 
 def spec_from(cfg: PruneSection) -> Any:
-    from edgeopt.prune import Allocation, Criterion, PruneSpec
+    from edgeopt.prune import PruneSpec
 
-    return PruneSpec(ratio=(cfg.ratio or None) if not cfg.macs_reduction else None,
-                     macs_reduction=cfg.macs_reduction or None, criterion=Criterion(str(cfg.criterion).replace("-", "_")),
-                     allocation=Allocation(str(cfg.allocation)), round_to=cfg.round_to, ignore=tuple(cfg.ignore))
+    # A macs_reduction > 0 wins; otherwise the ratio, 0.0 included (an identity prune, as `edgeopt prune --ratio 0` asks).
+    return PruneSpec(ratio=None if cfg.macs_reduction else cfg.ratio, macs_reduction=cfg.macs_reduction or None, criterion=cfg.criterion,
+                     allocation=cfg.allocation, round_to=cfg.round_to, ignore=tuple(cfg.ignore))
 
 
 def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, evalset: Dataset | None,
@@ -46,7 +46,7 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
     after = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
     report = {
         "criterion": str(cfg.criterion), "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "allocation": str(cfg.allocation), "round_to": cfg.round_to,
-        "requested": {"ratio": cfg.ratio or None, "macs_reduction": cfg.macs_reduction or None},
+        "requested": {"ratio": spec.ratio, "macs_reduction": spec.macs_reduction},
         "channel_ratio": result.ratio,
         "params_before": result.params_before, "params_after": result.params_after,
         "macs_before": result.macs_before, "macs_after": result.macs_after,

@@ -6,7 +6,6 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -16,14 +15,13 @@ from edgeopt.errors import EdgeoptError, InputError
 from edgeopt.prune.graph import DependencyGraph, Group, build_graph
 from edgeopt.prune.importance import Criterion, group_params, group_scores
 from edgeopt.prune.surgery import Axis, PruneRule, default_rules, layer_weights, rebuild
+from edgeopt.vocabulary import PruneAllocation
 
 _MAX_RATIO = 1.0 - 1e-9
 _SEARCH_STEPS = 40
 
 
-class Allocation(StrEnum):
-    GLOBAL = "global"  # one threshold over all groups (scores normalised per group)
-    UNIFORM = "uniform"  # the same ratio in every group
+Allocation = PruneAllocation  # the closed set the profile and `edgeopt prune --allocation` name
 
 
 @dataclass(frozen=True)

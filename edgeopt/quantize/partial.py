@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgeopt.errors import BudgetExceededError, BudgetViolation, DataError, InputError, ProfileError
-from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, OutputFormat, Profile, QuantFormat
+from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
 
 ALL_LAYERS = "*"  # out_of_int8 marker for a whole-model int16x8 step
@@ -62,16 +62,7 @@ def settings_from_profile(profile: Profile) -> PartialSettings:
     if part is None or not part.accuracy_control:
         raise ProfileError(f"profile '{profile.name}' has no [partial] section with accuracy_control = true")
     drop = profile.budgets.max_accuracy_drop
-    if drop is None:
-        raise ProfileError(f"profile '{profile.name}': [partial] needs budgets.max_accuracy_drop")
-    if profile.device_class == "embedded-mcu" and Fallback.FLOAT in part.fallbacks:
-        raise ProfileError(f"profile '{profile.name}': an MCU runs int8 kernels only; partial.fallbacks may be "
-                           "['int16x8'], not 'float'")
-    if profile.device_class == "embedded-mcu" and Fallback.INT16X8 in part.fallbacks and not profile.mcu.allow_int16x8:
-        raise ProfileError(f"profile '{profile.name}': partial.fallbacks allows 'int16x8' but [mcu] allow_int16x8 is "
-                           "false; set allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback")
-    if profile.convert.format is OutputFormat.ONNX and Fallback.INT16X8 in part.fallbacks:
-        raise ProfileError(f"profile '{profile.name}': int16x8 is TFLite-only; use partial.fallbacks = ['float'] for ONNX")
+    assert drop is not None  # the Profile validator requires it with accuracy_control
     q = profile.quantize
     return PartialSettings(
         max_accuracy_drop=drop, fallbacks=part.fallbacks, keep_float=part.keep_float, max_steps=part.max_steps,

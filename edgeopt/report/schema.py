@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from edgeopt.vocabulary import DeviceClass
+
 SCHEMA_VERSION = "1.0"
 
 
@@ -21,7 +23,7 @@ class Tool(Frozen):
 class Target(Frozen):
     name: str
     profile_sha256: str
-    device_class: str
+    device_class: DeviceClass
 
 
 class InputInfo(Frozen):

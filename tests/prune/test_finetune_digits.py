@@ -45,7 +45,7 @@ def test_half_macs_then_finetune_keeps_accuracy(keras, digits, trained):
     x_tr, x_te, y_tr, y_te = digits
     base = accuracy(trained, x_te, y_te)
     assert base > 0.9
-    result = prune_model(trained, PruneSpec(macs_reduction=0.5, criterion="bn_scale"))
+    result = prune_model(trained, PruneSpec(macs_reduction=0.5, criterion="bn-scale"))
     assert result.macs_reduction >= 0.5
     tuned = finetune(result.model, x_tr, y_tr, epochs=8, batch_size=64, patience=3, learning_rate=1e-3,
                      eval_x=x_te, eval_y=y_te, seed=0)

@@ -130,24 +130,14 @@ def test_int16x8_only_cannot_save_a_weight_outlier_and_exits_3(fragile) -> None:
     assert [s.scheme for s in steps] == ["int8", "int16x8"] and steps[1].layers == ("all",)
 
 
-def test_profile_fallbacks_are_checked() -> None:
-    mcu = Profile(name="mcu", device_class="embedded-mcu", budgets={"max_accuracy_drop": 1.5},
-                  partial={"fallbacks": ["float"]})
-    with pytest.raises(ProfileError, match="int8 kernels only"):
-        settings_from_profile(mcu)
-    no16 = Profile(name="mcu", device_class="embedded-mcu", budgets={"max_accuracy_drop": 1.5},
-                   partial={"fallbacks": ["int16x8"]})
-    with pytest.raises(ProfileError, match="allow_int16x8"):
-        settings_from_profile(no16)
+def test_settings_follow_a_valid_mcu_profile() -> None:
+    """Contradictory [partial] sections are refused when the profile is built (tests/test_profiles.py)."""
     ok = Profile(name="mcu", device_class="embedded-mcu", budgets={"max_accuracy_drop": 1.5},
                  partial={"fallbacks": ["int16x8"]}, mcu={"allow_int16x8": True})
-    assert settings_from_profile(ok).fallbacks == (Fallback.INT16X8,)
-    with pytest.raises(ProfileError, match="max_accuracy_drop"):
-        settings_from_profile(Profile(name="p", partial={}))
-    onnx = Profile(name="o", convert={"format": "onnx"}, runtime={"name": "onnxruntime"},
-                   budgets={"max_accuracy_drop": 1}, partial={"fallbacks": ["int16x8"]})
-    with pytest.raises(ProfileError, match="TFLite-only"):
-        settings_from_profile(onnx)
+    settings = settings_from_profile(ok)
+    assert settings.fallbacks == (Fallback.INT16X8,) and settings.max_accuracy_drop == 1.5
+    with pytest.raises(ProfileError, match="no \\[partial\\] section"):
+        settings_from_profile(Profile(name="p"))
 
 
 def test_eval_data_is_required(fragile) -> None:

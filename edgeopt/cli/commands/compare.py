@@ -15,7 +15,7 @@ from edgeopt.cli.output import Sink, table
 def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(
-        reports: Annotated[list[Path], typer.Argument(help="Build output folders or report.json files.")],
+        reports: Annotated[list[Path], typer.Argument(metavar="REPORT", help="Build output folders or report.json files.")],
         json_out: JsonOpt = False,
     ) -> None:
         """Show several build reports side by side: bytes, accuracy, latency and their ratios."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import JsonOpt, TargetOpt, TfliteModelArg
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink
 
@@ -15,10 +15,10 @@ from edgeopt.cli.output import Sink
 def register(app: typer.Typer) -> None:
     @app.command("export-c")
     def export_c_cmd(
-        model: Annotated[Path, typer.Argument(help="int8 .tflite model")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <name>.h and <name>.cc (written atomically).")],
-        name: Annotated[str, typer.Option("--name", help="C identifier of the model array.")] = "g_model",
-        target: Annotated[str, typer.Option("--target", "-t", help="MCU profile (arena margin, int8 rules).")] = "embedded-mcu",
+        model: TfliteModelArg,
+        out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for NAME.h and NAME.cc (written atomically).")],
+        name: Annotated[str, typer.Option("--name", metavar="NAME", help="C identifier of the model array.")] = "g_model",
+        target: TargetOpt = "embedded-mcu",
         json_out: JsonOpt = False,
     ) -> None:
         """Write the model as an aligned C array with arena size, I/O constants and an op resolver."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import JsonOpt, TargetOpt, TfliteModelArg
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 
@@ -21,10 +21,10 @@ def register(app: typer.Typer) -> None:
 
     @sub.command("check")
     def check_cmd(
-        model: Annotated[Path, typer.Argument(help="int8 .tflite model")],
-        target: Annotated[str, typer.Option("--target", "-t", help="MCU profile name or .toml path.")] = "embedded-mcu",
-        data: Annotated[Path | None, typer.Option("--data", help="Samples .npz (x) or .npy to compare TFLM with LiteRT; default: random.")] = None,
-        samples: Annotated[int, typer.Option("--samples", min=1, help="How many samples to compare.")] = 8,
+        model: TfliteModelArg,
+        target: TargetOpt = "embedded-mcu",
+        data: Annotated[Path | None, typer.Option("--data", metavar="FILE", help="Samples .npz (x) or .npy to compare TFLM with LiteRT; default: random.")] = None,
+        samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="How many samples to compare.")] = 8,
         json_out: JsonOpt = False,
     ) -> None:
         """Op support, int8-only, exact arena, TFLM vs LiteRT bit-exactness, flash/RAM budgets (exit 3 if broken)."""
