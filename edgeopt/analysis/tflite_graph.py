@@ -198,6 +198,7 @@ class _Work:
 
 
 WORK_FACTOR = 2
+MAX_ELEMENTS = 1 << 40  # a tensor of a trillion elements is a corrupt shape, not an edge model
 WORK_SLACK = 1 << 16
 
 
@@ -357,6 +358,9 @@ def _subgraph(schema: Any, sg: Any, s: int, codes: list[tuple[str, bool, int]], 
 def _tensor(t: Any, i: int, s: int, buffer_bytes: list[int], work: _Work) -> TfliteTensor:
     shape = _ints(t.Shape, _len(t.ShapeLength(), work, f"tensor {i} shape"))
     sig = _ints(t.ShapeSignature, _len(t.ShapeSignatureLength(), work, f"tensor {i} shape_signature")) or shape
+    elements = math.prod(max(d, 1) for d in shape) if shape else 1
+    _need(elements <= MAX_ELEMENTS, f"subgraph {s} tensor {i} has an impossible shape of rank {len(shape)} "
+                                    "(over 2**40 elements)")
     b = int(t.Buffer())
     _need(0 <= b < max(len(buffer_bytes), 1), f"subgraph {s} tensor {i} uses buffer {b} of {len(buffer_bytes)}")
     q = t.Quantization()

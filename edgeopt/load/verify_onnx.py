@@ -9,6 +9,7 @@ make us read arbitrary files. Then `onnx.checker.check_model` checks the graph
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,16 @@ def _check_external_data(path: Path, model: Any) -> None:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         rel = Path(location)
-        target = (folder / rel).resolve()
-        if not location or rel.is_absolute() or ".." in rel.parts or folder not in target.parents:
+        try:
+            target = (folder / rel).resolve()
+            os.stat(target)  # a NUL byte raises ValueError here
+        except FileNotFoundError:
+            pass
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+            raise ModelFileError(f"{path}: tensor '{tensor.name[:60]}' points its external data at "
+                                 f"{location[:100]!r}, which is not a usable file name (symlink loop or NUL byte); "
+                                 "refused") from None
+        if not location or "\0" in location or rel.is_absolute() or ".." in rel.parts or folder not in target.parents:
             raise ModelFileError(f"{path}: tensor '{tensor.name[:60]}' points its external data at '{location[:100]}', "
                                  "outside the model's folder; refused")
         if not target.is_file():

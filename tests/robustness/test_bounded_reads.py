@@ -210,3 +210,34 @@ def test_keras_archive_bounds(tmp_path):
     struct.pack_into("<I", data, data.find(b"PK\x01\x02") + 24, 0xFFFFFFF0)  # ... plus ~4 GB for config.json
     bomb.write_bytes(bytes(data))
     assert "zip bomb" in _one_line(edgeopt("inspect", bomb, timeout=QUICK))
+
+
+@pytest.mark.parametrize("location", ["loop.bin", "w.bin\x00.txt"])
+def test_onnx_external_data_loop_or_nul_is_exit_2(tmp_path, location):
+    """Found by the structure-aware fuzzer: RuntimeError (symlink loop) and ValueError (NUL byte) were exit 1."""
+    import onnx
+
+    (tmp_path / "loop.bin").symlink_to(tmp_path / "loop.bin")
+    model = onnx.load(str(ONNX))
+    t = model.graph.initializer[0]
+    for name in ("float_data", "raw_data"):
+        t.ClearField(name)
+    t.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "4")):
+        e = t.external_data.add()
+        e.key, e.value = key, value
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    assert "not a usable file name" in _one_line(edgeopt("bench", path, "--runs", "1", timeout=QUICK))
+
+
+def test_tflite_shape_with_an_astronomical_element_count_is_corrupt(tmp_path):
+    """Found by the fuzzer: an inflated shape vector made params a 4,000-digit number that could not be printed."""
+    from edgeopt.analysis.tflite_graph import read_tflite
+    from edgeopt.errors import ModelFileError
+
+    data = _aliased_tflite(slots=1, rank=5000)  # one tensor, shape of 5000 ones ...
+    at = data.find((1).to_bytes(4, "little") * 5000)
+    bad = data[:at] + (7).to_bytes(4, "little") * 5000 + data[at + 20000:]  # ... now 7 ** 5000 elements
+    with pytest.raises(ModelFileError, match=r"impossible shape of rank 5000 \(over 2\*\*40 elements\)"):
+        read_tflite(bad)
