@@ -40,7 +40,9 @@ def regular_file(path: Path, what: str, error: type[InputError] = InputError) ->
     except FileNotFoundError:
         raise error(f"{what} not found: {path} (check the path)") from None
     except OSError as exc:
-        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+        raise error(f"{what} {str(path)[:200]} cannot be read: {exc.strerror or exc}") from None
+    except ValueError:  # an embedded NUL byte
+        raise error(f"{what} {str(path)[:200]!r} is not a usable file name (NUL byte)") from None
     if not stat.S_ISREG(st.st_mode):
         raise error(not_regular(Path(path), what, st.st_mode))
     return st
@@ -53,7 +55,9 @@ def open_regular(path: Path, what: str, error: type[InputError] = InputError) ->
     except FileNotFoundError:
         raise error(f"{what} not found: {path} (check the path)") from None
     except OSError as exc:
-        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+        raise error(f"{what} {str(path)[:200]} cannot be read: {exc.strerror or exc}") from None
+    except ValueError:  # an embedded NUL byte
+        raise error(f"{what} {str(path)[:200]!r} is not a usable file name (NUL byte)") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import Profile
 
 MAX_EXTENDS_DEPTH = 8
+MAX_NAME = 64
+PROFILE_NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
 MAX_TOML_DEPTH = 8  # [section.subsection] and a list of lists is 4
 MAX_PROFILE_BYTES = 1 << 20
 
@@ -76,16 +79,29 @@ def _looks_like_path(target: str) -> bool:
     return target.endswith(".toml") or "/" in target or os.sep in target
 
 
+def check_profile_name(name: str, where: str = "target") -> str:
+    """A profile name is a short file stem: letters, digits, '.', '_', '-' (so it maps to NAME.toml safely)."""
+    if not PROFILE_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise ProfileError(f"{where} {shown!r} is not a profile name (1-{MAX_NAME} letters, digits, '.', '_' or '-'); "
+                           "give a name from `edgeopt targets list` or a path to a .toml file")
+    return name
+
+
 def find_profile(target: str) -> Path:
     if _looks_like_path(target):
         from edgeopt.input_files import regular_file
 
         p = Path(target)
-        if p.exists() or p.is_symlink():
-            regular_file(p, "profile", ProfileError)
-        if not p.is_file():
-            raise ProfileError(f"profile file not found: {target}")
+        try:
+            os.lstat(p)
+        except FileNotFoundError:
+            raise ProfileError(f"profile file not found: {target}") from None
+        except (OSError, ValueError):
+            pass  # regular_file names the problem (name too long, NUL byte, ...)
+        regular_file(p, "profile", ProfileError)
         return p
+    check_profile_name(target)
     for d in search_dirs():
         f = d / f"{target}.toml"
         if f.is_file():
@@ -139,7 +155,8 @@ def _resolve_extends(ref: str, origin: Path) -> Path:
             raise ProfileError(f"{origin}: extends = '{ref}' leads outside the profile's folder (symlink); refused")
         return target
     if _looks_like_path(ref):
-        raise ProfileError(f"{origin}: extends = '{ref}' must be a profile name or './file.toml' in the same folder")
+        raise ProfileError(f"{origin}: extends = '{ref[:100]}' must be a profile name or './file.toml' in the same folder")
+    check_profile_name(ref, f"{origin}: extends =")
     try:
         return find_profile(ref)
     except ProfileError:

@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         warmup_seconds: Annotated[float, typer.Option("--warmup-seconds", metavar="S", help="Minimum warmup time (s).")] = 0.5,
         xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT XNNPACK delegate.")] = True,
         graph_opt: Annotated[GraphOptimization, typer.Option("--graph-opt", help="onnxruntime graph optimization level.")] = GraphOptimization.ALL,
-        seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the random inputs.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", metavar="N", min=0, max=2**32 - 1, help="Seed of the random inputs.")] = 0,
         input_file: Annotated[Path | None, typer.Option("--input", metavar="FILE", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
         compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", metavar="OLD.json NEW.json", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
         save: Annotated[Path | None, typer.Option("--save", metavar="FILE", help="Write the JSON result to this file (for --compare later).")] = None,

@@ -1,0 +1,34 @@
+"""Item 6 of issue 12: options and names within reason are checked, with one line and exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.robustness.conftest import ROOT, edgeopt
+
+ONNX = ROOT / "sample_models" / "digits_mlp.onnx"
+
+
+def _one_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr)
+    return lines[0]
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_seed_out_of_range(seed):
+    assert "--seed" in _one_line(edgeopt("bench", ONNX, "--seed", seed, "--runs", "1"))
+
+
+@pytest.mark.parametrize("name", ["a" * 300, "a" * 300 + ".toml", "bad\x01name", "spaced name"])
+def test_unusable_target_names(name):
+    line = _one_line(edgeopt("targets", "show", name))
+    assert "is not a profile name" in line or "File name too long" in line, line
+    assert len(line) < 400
+
+
+def test_unusable_extends_value(tmp_path):
+    prof = tmp_path / "p.toml"
+    prof.write_text(f'extends = "{"c" * 300}"\n')
+    line = _one_line(edgeopt("targets", "show", prof))
+    assert "extends = 'ccc" in line and "is not a profile name" in line and len(line) < 400, line
