@@ -84,7 +84,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     if cached is not None:
-        return _unchanged(req.out, *cached)
+        try:
+            return _unchanged(req.out, *cached)
+        except (OSError, ValueError, KeyError, TypeError):  # report.json unreadable or not ours: rebuild
+            pass
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     notes: list[str] = []

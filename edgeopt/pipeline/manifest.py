@@ -149,7 +149,17 @@ def load(out: Path) -> dict[str, Any]:
         raise InputError(f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("artifacts"), dict):
         raise InputError(f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it")
+    inputs = data.get("inputs")
+    violations = data.get("budget_violations", [])
+    if not (inputs is None or isinstance(inputs, dict) and all(v is None or isinstance(v, dict) for v in inputs.values())) \
+            or not isinstance(violations, list) or not all(_violation(v) for v in violations):
+        raise InputError(f"{path} is a malformed edgeopt manifest (inputs or budget_violations); rebuild to rewrite it")
     return data
+
+
+def _violation(v: Any) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("unit"), str) and \
+        all(isinstance(v.get(k), int | float) and not isinstance(v.get(k), bool) for k in ("limit", "actual"))
 
 
 @dataclass(frozen=True)
@@ -174,7 +184,10 @@ def _artifact_problems(out: Path, data: dict[str, Any]) -> list[Finding]:
         if not isinstance(info, dict):
             problems.append(Finding(name, "changed", "the manifest entry is not an object"))
             continue
-        p = (out / name).resolve()
+        try:
+            p = (out / name).resolve()
+        except (OSError, RuntimeError, ValueError):  # a NUL byte, a symlink loop
+            p = out.resolve()
         if out.resolve() not in p.parents:
             problems.append(Finding(name, "changed", "the manifest names a file outside the folder"))
             continue
@@ -200,8 +213,12 @@ def _input_notes(data: dict[str, Any]) -> list[Finding]:
         if not isinstance(entry, dict) or "path" not in entry:
             continue
         p = Path(str(entry["path"]))
-        if not p.exists():
-            notes.append(Finding(str(p), "input missing", role))
+        try:
+            exists = p.exists()
+        except (OSError, ValueError):
+            exists = False
+        if not exists:
+            notes.append(Finding(str(p)[:200], "input missing", role))
             continue
         try:
             digest = sha256_path(p)
