@@ -32,3 +32,15 @@ def test_unusable_extends_value(tmp_path):
     prof.write_text(f'extends = "{"c" * 300}"\n')
     line = _one_line(edgeopt("targets", "show", prof))
     assert "extends = 'ccc" in line and "is not a profile name" in line and len(line) < 400, line
+
+
+def test_one_broken_profile_in_edgeopt_targets_is_skipped_with_a_warning(tmp_path):
+    (tmp_path / "broken.toml").write_text("x = = 1\n")
+    (tmp_path / "fine.toml").write_text('extends = "mobile-cpu"\n')
+    r = edgeopt("targets", "list", "--json", env_extra={"EDGEOPT_TARGETS": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    import json
+
+    names = [row["name"] for row in json.loads(r.stdout)]
+    assert "fine" in names and "mobile-cpu" in names and "broken" not in names
+    assert "warning: skipped broken:" in r.stderr and "not valid TOML" in r.stderr
