@@ -78,15 +78,16 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
-def _file(path: Path | None) -> dict[str, str | None] | None:
-    """Path and hash of an input; a missing or unreadable one hashes as None (the build then says why)."""
+def _file(path: Path | None, out: Path) -> dict[str, str | None] | None:
+    """Path (relative to OUT, so `verify` works from any folder) and hash of an input; a missing or unreadable
+    one hashes as None (the build then says why)."""
     if path is None:
         return None
     try:
         digest: str | None = sha256_path(path) if Path(path).exists() else None
     except (OSError, InputError):
         digest = None
-    return {"path": str(path), "sha256": digest}
+    return {"path": os.path.relpath(os.path.abspath(path), os.path.abspath(out)), "sha256": digest}
 
 
 def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
@@ -95,12 +96,12 @@ def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
 
     remote = getattr(req, "remote", None)
     return {
-        "model": _file(req.model),
+        "model": _file(req.model, req.out),
         "profile": {"name": resolved.name, "sha256": resolved.sha256, "files": [str(p) for p in resolved.chain],
                     "resolved": resolved.profile.model_dump(mode="json")},
-        "calibration": _file(req.calib or sibling(req.model, "calibration")),
-        "eval": _file(req.eval or sibling(req.model, "eval")),
-        "train": _file(req.train or sibling(req.model, "train")),
+        "calibration": _file(req.calib or sibling(req.model, "calibration"), req.out),
+        "eval": _file(req.eval or sibling(req.model, "eval"), req.out),
+        "train": _file(req.train or sibling(req.model, "train"), req.out),
         "options": {"random_calibration": req.random_calibration, "allow_no_finetune": req.allow_no_finetune,
                     "unsafe_load": req.unsafe_load, "threads": req.threads, "benchmark": req.benchmark,
                     "c_name": req.c_name, "remote": None if remote is None else str(getattr(remote, "host", remote))},
@@ -175,7 +176,7 @@ class Finding:
 def check(out: Path) -> tuple[dict[str, Any], list[Finding], list[Finding]]:
     """(manifest, artifact problems, input notes). Artifact problems make `edgeopt verify` fail."""
     data = load(out)
-    return data, _artifact_problems(Path(out), data), _input_notes(data)
+    return data, _artifact_problems(Path(out), data), _input_notes(data, Path(out))
 
 
 def _artifact_problems(out: Path, data: dict[str, Any]) -> list[Finding]:
@@ -204,7 +205,7 @@ def _artifact_problems(out: Path, data: dict[str, Any]) -> list[Finding]:
     return problems
 
 
-def _input_notes(data: dict[str, Any]) -> list[Finding]:
+def _input_notes(data: dict[str, Any], out: Path) -> list[Finding]:
     """Inputs named by the manifest that are gone or changed. The paths come from a file in OUT, so only
     regular files and SavedModel folders are hashed (see sha256_path)."""
     notes = []
@@ -212,21 +213,21 @@ def _input_notes(data: dict[str, Any]) -> list[Finding]:
         entry = (data.get("inputs") or {}).get(role)
         if not isinstance(entry, dict) or "path" not in entry:
             continue
-        p = Path(str(entry["path"]))
+        p = Path(out) / str(entry["path"])  # relative to OUT (an absolute path stays as it is)
         try:
             exists = p.exists()
         except (OSError, ValueError):
             exists = False
         if not exists:
-            notes.append(Finding(str(p)[:200], "input missing", role))
+            notes.append(Finding(os.path.normpath(p)[:200], "input missing", role))
             continue
         try:
             digest = sha256_path(p)
         except (OSError, InputError):
-            notes.append(Finding(str(p), "input changed", f"{role}; not a regular file or SavedModel any more"))
+            notes.append(Finding(os.path.normpath(p), "input changed", f"{role}; not a regular file or SavedModel any more"))
             continue
         if digest != entry.get("sha256"):
-            notes.append(Finding(str(p), "input changed", f"{role}; rebuild to update the artifacts"))
+            notes.append(Finding(os.path.normpath(p), "input changed", f"{role}; rebuild to update the artifacts"))
     return notes
 
 

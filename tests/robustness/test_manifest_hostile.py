@@ -45,3 +45,22 @@ def test_build_over_a_folder_whose_report_json_was_replaced_rebuilds(mobile_buil
     r = edgeopt("build", MODEL, "--target", "mobile-cpu", "--out", out, "--no-bench")
     assert r.returncode == 0, r.stderr
     assert "schema_version" in json.loads((out / "report.json").read_text())
+
+
+def test_verify_from_another_folder_finds_the_inputs(tmp_path):
+    """Input paths are stored relative to OUT: a build run with relative paths verifies from anywhere."""
+    from tests.robustness.conftest import ROOT
+
+    work = tmp_path / "proj"
+    work.mkdir()
+    for name in ("digits_mlp.onnx", "digits_mlp.calib.npz", "digits_mlp.eval.npz"):
+        shutil.copy(ROOT / "sample_models" / name, work / name)
+    r = edgeopt("build", "digits_mlp.onnx", "--target", "edge-server", "--out", "out", "--no-bench", cwd=work)
+    assert r.returncode == 0, r.stderr
+    inputs = json.loads((work / "out" / "manifest.json").read_text())["inputs"]
+    assert inputs["model"]["path"] == "../digits_mlp.onnx" and inputs["eval"]["path"] == "../digits_mlp.eval.npz"
+    r = edgeopt("verify", work / "out")  # from the repository root, not from `work`
+    assert r.returncode == 0 and "input missing" not in r.stderr, r.stderr
+    (work / "digits_mlp.eval.npz").write_bytes((work / "digits_mlp.calib.npz").read_bytes())
+    r = edgeopt("verify", work / "out")
+    assert r.returncode == 0 and f"input changed: {work / 'digits_mlp.eval.npz'}" in " ".join(r.stderr.split())
