@@ -188,7 +188,7 @@ def run_remote(paths: Sequence[Path], settings: BenchSettings, remote: RemoteSpe
         raise RemoteError(f"edgeopt bench on {remote.host} failed (exit {proc.returncode}): {last[:300]}")
     try:
         report = parse_report(json.loads(out), f"answer from {remote.host}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise RemoteError(f"{remote.host}: edgeopt bench printed no JSON; is edgeopt there recent enough? "
                           f"({INSTALL_HINT} --upgrade)") from None
     local = {rp: str(p) for rp, p in zip(remote_paths, paths, strict=True)}
