@@ -169,6 +169,10 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     needs = profile.quantize.scheme in (Scheme.INT8, Scheme.INT16X8)
     path = req.calib or sibling(req.model, "calibration")
     n = profile.quantize.calibration_samples
+    if needs and source.input_dtype not in ("float32", "float16", "float64"):
+        raise InputError(f"{req.model}: the model's input is {source.input_dtype} (token ids, e.g. an Embedding); "
+                         f"scheme '{profile.quantize.scheme}' calibrates with float samples, which such a model "
+                         "cannot take: use a float16 profile, or a model whose input is float")
     if path is not None:
         ds = check_against_input(load_dataset(path, "calibration", source.input_shape), source.input_shape, "calibration")
         if ds.count < n:
@@ -179,7 +183,12 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     if not req.random_calibration:
         raise InputError(f"scheme '{profile.quantize.scheme}' needs calibration data: give --calib data.npz "
                          f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration")
-    shape = tuple(1 if d is None else d for d in source.input_shape[1:])
+    if any(d is None for d in source.input_shape[1:]):
+        dims = ", ".join("?" if d is None else str(d) for d in source.input_shape[1:])
+        raise InputError(f"{req.model}: the input shape (N, {dims}) has dynamic dimensions, so random calibration "
+                         "does not know what size to make: give --calib data of the size you deploy, or export the "
+                         "model with a fixed input shape")
+    shape = tuple(int(d) for d in source.input_shape[1:] if d is not None)
     rng = np.random.default_rng(0)
     return rng.random((min(n, 100),) + shape, dtype=np.float32), "random"
 

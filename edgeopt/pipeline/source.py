@@ -21,6 +21,7 @@ class Source:
     keras_model: Any = None  # keras.Model for Keras sources
     onnx_path: Path | None = None  # for ONNX sources
     output_width: int | None = None  # values per sample of the first output (classes); None if dynamic
+    input_dtype: str = "float32"  # numpy name of the first input's element type
 
     @property
     def reference_name(self) -> str:
@@ -60,7 +61,9 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
         model = load_keras(path, unsafe=unsafe_load)
         outputs = getattr(model, "outputs", None) or [None]
         dims = tuple(getattr(outputs[0], "shape", (None, None)))[1:]
-        return Source(path, fmt, input_shape(model), keras_model=model, output_width=_width(dims))
+        dtype = getattr(outputs and (getattr(model, "inputs", None) or [None])[0], "dtype", "float32")
+        return Source(path, fmt, input_shape(model), keras_model=model, output_width=_width(dims),
+                      input_dtype=str(getattr(dtype, "name", dtype)))
     if fmt is ModelFormat.ONNX:
         shape, out_dims = _onnx_shapes(path)
         return Source(path, fmt, shape, onnx_path=path, output_width=_width(out_dims[1:]))
