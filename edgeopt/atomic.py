@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -62,6 +64,24 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def refuse_overwriting(out: Path, inputs: dict[str, Path | None]) -> None:
+    """OutputError if `out` is (or is a hard link of) one of `inputs` (role -> path): a result never replaces
+    what it was made from."""
+    try:
+        o = os.lstat(out)
+    except (OSError, ValueError):
+        return
+    for role, path in inputs.items():
+        if path is None:
+            continue
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        if (st.st_dev, st.st_ino) == (o.st_dev, o.st_ino):
+            raise OutputError(f"--out {out} is the {role} {path}; write the result to another file")
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -103,7 +123,8 @@ def prepare_output(out: Path) -> Path:
         raise OutputError(f"output folder {out} is not writable; choose another --out or fix its permissions")
     lock_output(out)  # before the sweep: another build's staging folder is not stale
     for stale in out.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.is_dir() and not stale.is_symlink():  # a planted link is never followed
+            shutil.rmtree(stale, ignore_errors=True)
     _created[out.resolve()] = new
     return out.resolve()
 
@@ -131,10 +152,7 @@ def lock_output(out: Path) -> None:
         return
     path = key / LOCK_NAME
     for _ in range(10):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+        fd = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -154,6 +172,25 @@ def lock_output(out: Path) -> None:
             return
         os.close(fd)
     raise OutputError(f"cannot lock {out}: the lock file keeps changing; is another build starting?")
+
+
+def _open_lock(path: Path) -> int:
+    """Open (or create) the lock file without following a symlink or blocking on a FIFO; it must be a
+    regular file with one link (a planted hard link would otherwise be truncated)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OutputError(f"the lock file {path} is a symbolic link; refused (remove it: edgeopt creates its "
+                              "own)") from None
+        raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "has other hard links" if stat.S_ISREG(st.st_mode) else "is not a regular file"
+        raise OutputError(f"the lock file {path} {what}; refused (remove it: edgeopt creates its own)")
+    return fd
 
 
 def unlock_output(out: Path) -> None:
@@ -211,16 +248,47 @@ class Staging:
         for name in names:  # everything exists before the first rename
             with open(self.dir / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        moved = []
+        for name in names:  # every destination is checked before the first rename
+            self._check_destination(name)
+        backup = Path(tempfile.mkdtemp(prefix="backup-", dir=self.dir))
+        done: list[tuple[Path, Path | None]] = []  # (destination, its previous file in `backup`, if any)
         with _signals_deferred():
-            for name in names:
-                src = self.dir / name
-                dst = self.out / name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(src, _file_mode())
-                os.replace(src, dst)
-                moved.append(dst)
-        return moved
+            try:
+                for i, name in enumerate(names):
+                    src, dst = self.dir / name, self.out / name
+                    os.chmod(src, _file_mode())
+                    old: Path | None = None
+                    if os.path.lexists(dst):
+                        old = backup / str(i)
+                        os.replace(dst, old)
+                    done.append((dst, old))
+                    os.replace(src, dst)
+            except OSError as exc:
+                self._roll_back(done)
+                raise OutputError(f"cannot move {name} into {self.out}: {exc.strerror or exc}; the previous "
+                                  "files were put back") from None
+        return [dst for dst, _ in done]
+
+    def _check_destination(self, name: str) -> None:
+        dst = self.out / name
+        if dst.parent != self.out and (dst.parent.is_symlink() or not dst.parent.resolve().is_relative_to(
+                Path(self.out).resolve())):
+            raise OutputError(f"{dst.parent} is a symbolic link out of {self.out}; refused")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_dir() and not dst.is_symlink():
+            raise OutputError(f"{dst} is a folder; the build would replace it with a file (move it away)")
+        if not os.access(dst.parent, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder {dst.parent} is not writable; choose another --out or fix its permissions")
+
+    @staticmethod
+    def _roll_back(done: list[tuple[Path, Path | None]]) -> None:
+        """Undo the renames of a failed commit, newest first: each destination gets its previous file back."""
+        for dst, old in reversed(done):
+            with contextlib.suppress(OSError):
+                if old is not None:
+                    os.replace(old, dst)
+                elif os.path.lexists(dst):
+                    os.unlink(dst)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -138,7 +138,7 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
 def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
     """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
-    from edgeopt.atomic import write_bytes_atomic
+    from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
@@ -148,6 +148,7 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
     if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
         raise ModelFileError(f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
                              "artifact; cluster first, then convert with edgeopt build")
+    refuse_overwriting(Path(out), {"model": Path(model_path), "fine-tuning data": finetune, "eval data": eval_data})
     if Path(out).suffix != ".keras":
         raise InputError(f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras")
     if not Path(out).parent.is_dir():

@@ -61,7 +61,8 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
         model = load_keras(path, unsafe=unsafe_load)
         outputs = getattr(model, "outputs", None) or [None]
         dims = tuple(getattr(outputs[0], "shape", (None, None)))[1:]
-        dtype = getattr(outputs and (getattr(model, "inputs", None) or [None])[0], "dtype", "float32")
+        inputs = getattr(model, "inputs", None) or []
+        dtype = getattr(inputs[0], "dtype", "float32") if inputs else "float32"
         return Source(path, fmt, input_shape(model), keras_model=model, output_width=_width(dims),
                       input_dtype=str(getattr(dtype, "name", dtype)))
     if fmt is ModelFormat.ONNX:

@@ -9,6 +9,7 @@ replaced by the accuracy-controlled partial quantization.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,8 +35,14 @@ class Artifacts:
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
 
 
-def _stem(source: Source) -> str:
-    return source.path.stem if source.path.is_file() else source.path.name
+def artifact_names(model: Path, fmt: Any) -> tuple[str, str]:
+    """(baseline, optimized) file names a build of `model` writes for output format `fmt`."""
+    from edgeopt.convert.registry import converter_for
+
+    path = Path(model)
+    stem = path.name if path.is_dir() else path.stem
+    suffix = converter_for(fmt).suffix
+    return f"{stem}.float{suffix}", f"{stem}{suffix}"
 
 
 def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
@@ -49,8 +56,8 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarr
 
     fmt = profile.convert.format
     conv, quant = converter_for(fmt), quantizer_for(fmt)
-    stem, q = _stem(source), profile.quantize
-    base, opt = f"{stem}.float{conv.suffix}", f"{stem}{conv.suffix}"
+    q = profile.quantize
+    base, opt = artifact_names(source.path, fmt)
     work = stage.dir / "_work"
     work.mkdir(exist_ok=True)
     if source.keras_model is not None:

@@ -87,6 +87,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     profile = resolved.profile
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
+    _check_outputs(req, profile)  # no artifact may replace an input
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     unchanged = None if cached is None else _unchanged(req.out, *cached)
@@ -162,6 +163,46 @@ def _check_paths(req: BuildRequest) -> None:
     for given, role in ((req.calib, "calibration"), (req.eval, "eval"), (req.train, "train")):
         if given is not None:
             check_data_path(given, role)
+
+
+def planned_outputs(req: BuildRequest, profile: Profile) -> list[str]:
+    """Every file name a build writes into OUT (manifest last)."""
+    from edgeopt.pipeline.artifacts import artifact_names
+
+    names = list(artifact_names(req.model, profile.convert.format))
+    if profile.device_class == DeviceClass.EMBEDDED_MCU:
+        names += [f"{req.c_name}.h", f"{req.c_name}.cc"]
+    return names + ["report.md", "report.json", manifest.MANIFEST]
+
+
+def _check_outputs(req: BuildRequest, profile: Profile) -> None:
+    """Refuse a build whose artifact would replace (or be a hard link of) an input, before any work."""
+    import os
+
+    inputs = [(req.model, "model"), *((p, role) for p, role in (
+        (req.calib or sibling(req.model, "calibration"), "calibration data"),
+        (req.eval or sibling(req.model, "eval"), "eval data"),
+        (req.train or sibling(req.model, "train"), "train data")) if p is not None)]
+    ids = {}
+    for path, role in inputs:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        ids[(st.st_dev, st.st_ino)] = (path, role)
+    model_dir = Path(req.model).resolve() if Path(req.model).is_dir() else None
+    for name in planned_outputs(req, profile):
+        dst = Path(req.out) / name
+        try:
+            st = os.lstat(dst)
+        except (OSError, ValueError):
+            continue
+        hit = ids.get((st.st_dev, st.st_ino))
+        if hit is None and model_dir is not None and model_dir in dst.resolve().parents:
+            hit = (req.model, "model")
+        if hit is not None:
+            raise InputError(f"--out {req.out}: the build would write {name} over the {hit[1]} {hit[0]}; choose "
+                             "another --out, e.g. --out build")
 
 
 def _check_format_fits(source: Source, profile: Profile) -> None:

@@ -66,7 +66,7 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
 def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
                      allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
     """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict."""
-    from edgeopt.atomic import write_bytes_atomic
+    from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
@@ -75,6 +75,7 @@ def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Pa
     if fmt not in KERAS_FORMATS:
         raise InputError(f"{path}: pruning needs a Keras model (.keras, .h5 or SavedModel), not a .{fmt}; "
                          "prune before converting")
+    refuse_overwriting(out, {"model": path, "fine-tuning data": finetune_data, "eval data": eval_data})
     if out.suffix != ".keras":
         raise InputError(f"--out {out}: the pruned model is saved as Keras 3; use a .keras file name")
     if not out.parent.exists() or not out.parent.is_dir():

@@ -29,3 +29,14 @@ def mobile_build(tmp_path_factory) -> Path:
     r = edgeopt("build", MODEL, "--target", "mobile-cpu", "--out", out, "--no-bench")
     assert r.returncode == 0, r.stderr
     return out
+
+
+def error_line(r: subprocess.CompletedProcess) -> str:
+    """The one error line of a refused command: exit 2, no traceback, only progress lines ("loading the
+    model...") before it."""
+    lines = r.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    ok = (r.returncode == 2 and len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in r.stderr
+          and all(ln.endswith("...") for ln in lines[:-1]))
+    assert ok, (r.returncode, r.stderr)
+    return errors[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.robustness.conftest import ROOT, edgeopt
+from tests.robustness.conftest import ROOT, edgeopt, error_line
 
 KERAS = ROOT / "sample_models" / "digits_dscnn.keras"
 CALIB = ROOT / "sample_models" / "digits_dscnn.calib.npz"
@@ -25,9 +25,7 @@ QUICK = 90  # seconds: generous for a loaded machine; these commands stop before
 
 
 def _one_line(r) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr)
-    return lines[0]
+    return error_line(r)
 
 
 def _special(tmp_path: Path, kind: str, suffix: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.robustness.conftest import ROOT, edgeopt
+from tests.robustness.conftest import ROOT, edgeopt, error_line
 
 MODEL = ROOT / "sample_models" / "digits_dscnn.keras"  # 10 classes
 CALIB = ROOT / "sample_models" / "digits_dscnn.calib.npz"
@@ -27,9 +27,8 @@ def test_bad_eval_labels_are_refused(tmp_path, case):
     np.savez(tmp_path / "ev.npz", x=x, y=change(y))
     r = edgeopt("build", MODEL, "--target", "mobile-cpu", "--out", tmp_path / "out", "--calib", CALIB,
                 "--eval", tmp_path / "ev.npz", "--no-bench")
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1, r.stderr
-    assert message in lines[0], lines[0]
+    line = error_line(r)
+    assert message in line, line
     assert not (tmp_path / "out").exists()
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.robustness.conftest import ROOT, edgeopt
+from tests.robustness.conftest import ROOT, edgeopt, error_line
 
 ONNX = ROOT / "sample_models" / "digits_mlp.onnx"
 
 
 def _one_line(r) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr)
-    return lines[0]
+    return error_line(r)
 
 
 @pytest.mark.parametrize("seed", ["-1", str(2**32)])
