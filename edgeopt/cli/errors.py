@@ -26,10 +26,15 @@ def debug_enabled() -> bool:
 
 def one_line(text: str) -> str:
     """Escape control and unprintable characters (names from corrupt files) so a message stays one line."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    from edgeopt.report.table import printable
+
+    return printable(text)
 
 
 def _print_err(text: str) -> None:
+    from edgeopt.cli.output import tolerant_streams
+
+    tolerant_streams()  # a name the terminal cannot encode must not turn the error into a crash
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
 

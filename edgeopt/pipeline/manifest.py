@@ -170,7 +170,9 @@ class Finding:
     detail: str
 
     def describe(self) -> str:
-        return f"{self.problem}: {self.name}" + (f" ({self.detail})" if self.detail else "")
+        from edgeopt.report.table import printable
+
+        return printable(f"{self.problem}: {self.name}" + (f" ({self.detail})" if self.detail else ""))
 
 
 def check(out: Path) -> tuple[dict[str, Any], list[Finding], list[Finding]]:

@@ -18,7 +18,7 @@ def edgeopt(*args: str, timeout: float = 300, env_extra: dict[str, str] | None =
     """`python -m edgeopt ARGS` in a subprocess (real exit codes and signals)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT), **(env_extra or {}))
     env.pop("EDGEOPT_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "edgeopt", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "edgeopt", *map(str, args)], capture_output=True, text=kw.pop("text", True),
                           timeout=timeout, cwd=kw.pop("cwd", ROOT), env=env, **kw)
 
 

@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
             if eval_data is None and model.exists():
                 eval_data = sibling(model, "eval")
                 if eval_data is not None:
-                    sink.info(f"[dim]eval data: {eval_data}[/dim]")
+                    sink.info(f"eval data: {eval_data}")
             with sink.progress("clustering"):
                 r = cluster_keras_file(model, out, spec, finetune=finetune, eval_data=eval_data, unsafe_load=unsafe_load)
             for w in r.warnings:

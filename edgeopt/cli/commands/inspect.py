@@ -10,6 +10,7 @@ import typer
 from edgeopt.cli.commands.options import JsonOpt, UnsafeLoadOpt
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
+from edgeopt.report.table import printable
 
 
 def register(app: typer.Typer) -> None:
@@ -31,9 +32,10 @@ def register(app: typer.Typer) -> None:
             info = inspect_model(model)
 
             def human(c):  # type: ignore[no-untyped-def]
-                c.print(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  MACs={info.macs:,}")
+                c.print(printable(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  "
+                                  f"MACs={info.macs:,}"))
                 if info.details:
-                    c.print("  ".join(f"{k}={v}" for k, v in info.details.items() if v not in ("", None)))
+                    c.print(printable("  ".join(f"{k}={v}" for k, v in info.details.items() if v not in ("", None))))
                 c.print(table("inputs / outputs", ["name", "kind", "shape", "dtype", "scale", "zero point"],
                               [[t.name, kind, str(list(t.shape)), t.dtype, t.scale or None, t.zero_point if t.scale else None]
                                for kind, ts in (("input", info.inputs), ("output", info.outputs)) for t in ts]))
