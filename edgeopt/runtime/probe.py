@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import errors
-from edgeopt.errors import ModelFileError
+from edgeopt.errors import InputError, ModelFileError
 
 DEFAULT_TIMEOUT = 120.0
 CHILD_MODULE = "edgeopt.runtime.probe_child"  # imports the runtime registry; this module does not
@@ -38,11 +39,22 @@ def enabled() -> bool:
     return os.environ.get("EDGEOPT_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+MAX_TIMEOUT = 86400.0
+
+
 def _timeout() -> float:
-    try:
-        return float(os.environ.get("EDGEOPT_PROBE_TIMEOUT", DEFAULT_TIMEOUT))
-    except ValueError:
+    """EDGEOPT_PROBE_TIMEOUT in seconds: a finite number in (0, one day]; anything else is exit 2."""
+    raw = os.environ.get("EDGEOPT_PROBE_TIMEOUT", "").strip()
+    if not raw:
         return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        raise InputError(f"EDGEOPT_PROBE_TIMEOUT={raw[:40]!r} is not a time in seconds (0 < t <= {MAX_TIMEOUT:g}); "
+                         f"unset it for {DEFAULT_TIMEOUT:g}")
+    return value
 
 
 def _digest(path: Path) -> str:

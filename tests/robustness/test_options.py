@@ -42,3 +42,14 @@ def test_one_broken_profile_in_edgeopt_targets_is_skipped_with_a_warning(tmp_pat
     names = [row["name"] for row in json.loads(r.stdout)]
     assert "fine" in names and "mobile-cpu" in names and "broken" not in names
     assert "warning: skipped broken:" in r.stderr and "not valid TOML" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "abc"])
+def test_probe_timeout_must_be_a_time(value):
+    line = _one_line(edgeopt("bench", ONNX, "--runs", "1", env_extra={"EDGEOPT_PROBE_TIMEOUT": value}))
+    assert f"EDGEOPT_PROBE_TIMEOUT='{value}' is not a time in seconds" in line, line
+
+
+def test_threads_bounded_on_the_cli():
+    assert "threads must be from 0 (all cores) to 256, got 100000" in _one_line(
+        edgeopt("bench", ONNX, "--threads", "100000", "--runs", "1"))
