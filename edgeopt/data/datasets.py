@@ -107,7 +107,13 @@ def check_against_input(ds: Dataset, shape: tuple[int | None, ...], role: str) -
     _check_shape(ds.path, role, tuple(ds.x.shape), shape)
     if ds.x.dtype.kind not in "fiu" or ds.x.dtype.kind == "b":
         raise DataError(f"{role} data {ds.path}: x has dtype {ds.x.dtype}; expected float samples")
-    return Dataset(ds.path, ds.x.astype(np.float32, copy=False), ds.y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = ds.x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():  # finite in float64 can overflow float32 (and crashed the calibrator)
+        bad = int((~np.isfinite(x)).sum())
+        raise DataError(f"{role} data {ds.path}: {bad} value(s) of x overflow float32 (|x| > 3.4e38), the model's "
+                        "input type; scale the data")
+    return Dataset(ds.path, x, ds.y)
 
 
 def sibling(model: Path, role: str) -> Path | None:

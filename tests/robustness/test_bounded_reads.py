@@ -72,9 +72,9 @@ def test_planted_manifest_paths_are_never_read(tmp_path):
                    "eval": {"path": "/usr", "sha256": "0"}}}))
     r = edgeopt("build", ONNX, "--target", "mobile-cpu", "--out", out, "--no-bench", timeout=QUICK)
     assert "makes TFLite" in _one_line(r)  # the build got past the up-to-date check to its own refusal
-    r = edgeopt("verify", out, timeout=QUICK)
+    r = edgeopt("verify", out, timeout=QUICK, env_extra={"COLUMNS": "1000"})
     assert r.returncode == 3, r.stderr  # verify's "artifacts changed"
-    said = " ".join((r.stdout + r.stderr).split())
+    said = r.stdout + r.stderr
     assert "changed: report.json (the manifest entry is not an object)" in said
     assert "/dev/zero (model; not a regular file or SavedModel any more)" in said, said
 

@@ -41,3 +41,16 @@ def test_labels_of_a_binary_single_output_may_be_0_or_1(tmp_path):
     with pytest.raises(DataError, match=r"label 2 is out of range for the model's 2 outputs"):
         check_labels(Dataset(ds.path, ds.x, np.array([0, 2, 1, 0])), 1, "eval")
     assert check_labels(Dataset(ds.path, ds.x, np.array([0, 7])), None, "eval").y is not None  # dynamic width
+
+
+def test_calibration_data_finite_in_float64_but_not_in_float32_is_refused(tmp_path):
+    """Item 4 of issue 12 (data part): finiteness is checked after the cast to the model's dtype (1e300 passed
+    the float64 check and crashed the calibrator)."""
+    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.errors import DataError
+
+    x = np.full((4, 16, 16, 1), 0.5)
+    x[1, 2, 3, 0] = 1e300
+    np.savez(tmp_path / "c.npz", x=x)
+    with pytest.raises(DataError, match=r"1 value\(s\) of x overflow float32"):
+        check_against_input(load_dataset(tmp_path / "c.npz", "calibration"), (None, 16, 16, 1), "calibration")
