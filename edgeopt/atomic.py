@@ -17,6 +17,10 @@ a refused build leaves nothing behind.
 
 Temporary files are created 0600 and staging folders 0700 (mkstemp/mkdtemp);
 files moved into place get the usual mode of a new file (0666 & ~umask).
+
+Files edgeopt writes are its own: the lock file is opened O_NOFOLLOW and must be a
+regular file with one link; `Staging.commit` checks every destination before the
+first rename, moves each previous file aside, and puts them all back if a rename fails.
 """
 
 from __future__ import annotations
@@ -243,7 +247,8 @@ class Staging:
 
         Ctrl-C and SIGTERM are held back during the moves (a few renames), so an
         interrupt never leaves a mix of old and new files; SIGKILL can, and then
-        `edgeopt verify` names the files that differ from manifest.json.
+        `edgeopt verify` names the files that differ from manifest.json. A rename
+        that fails undoes the ones before it (OutputError, previous files back).
         """
         for name in names:  # everything exists before the first rename
             with open(self.dir / name, "rb") as fh:
