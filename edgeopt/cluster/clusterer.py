@@ -139,8 +139,8 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
     """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
     from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
-    from edgeopt.convert.savedmodel import input_shape
-    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.convert.savedmodel import input_shape, output_width
+    from edgeopt.data.datasets import check_against_input, check_labels, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
 
@@ -157,14 +157,16 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
     shape = input_shape(model)
     train = ev = None
     if finetune is not None:
-        ds = check_against_input(load_dataset(finetune, "train"), shape, "train")
+        ds = check_labels(check_against_input(load_dataset(finetune, "train", shape), shape, "train"),
+                          output_width(model), "train")
         if ds.y is None:
             raise DataError(f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)")
         train = (ds.x, ds.y)
     elif spec.epochs > 0:
         raise InputError(f"--epochs {spec.epochs} needs training data; give --finetune data.npz")
     if eval_data is not None:
-        ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
+        ds = check_labels(check_against_input(load_dataset(eval_data, "eval", shape), shape, "eval"),
+                          output_width(model), "eval")
         ev = (ds.x, ds.y)
     result = cluster_model(model, spec, train, ev)
     with tempfile.TemporaryDirectory(prefix="edgeopt-cl-") as tmp:

@@ -56,14 +56,12 @@ class Source:
 def open_source(path: Path, unsafe_load: bool) -> Source:
     fmt = detect_format(path)
     if fmt in KERAS_FORMATS:
-        from edgeopt.convert.savedmodel import input_shape
+        from edgeopt.convert.savedmodel import input_shape, output_width
 
         model = load_keras(path, unsafe=unsafe_load)
-        outputs = getattr(model, "outputs", None) or [None]
-        dims = tuple(getattr(outputs[0], "shape", (None, None)))[1:]
         inputs = getattr(model, "inputs", None) or []
         dtype = getattr(inputs[0], "dtype", "float32") if inputs else "float32"
-        return Source(path, fmt, input_shape(model), keras_model=model, output_width=_width(dims),
+        return Source(path, fmt, input_shape(model), keras_model=model, output_width=output_width(model),
                       input_dtype=str(getattr(dtype, "name", dtype)))
     if fmt is ModelFormat.ONNX:
         shape, out_dims = _onnx_shapes(path)

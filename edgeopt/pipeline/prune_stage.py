@@ -82,9 +82,15 @@ def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Pa
         raise InputError(f"--out {out}: folder {out.parent} does not exist")
     model = load_keras(path, unsafe=unsafe_load)
     shape = input_shape(model)
-    train = None if finetune_data is None else check_against_input(load_dataset(finetune_data, "train"), shape, "train")
+    from edgeopt.convert.savedmodel import output_width
+    from edgeopt.data.datasets import check_labels
+
+    classes = output_width(model)
+    train = None if finetune_data is None else check_labels(
+        check_against_input(load_dataset(finetune_data, "train", shape), shape, "train"), classes, "train")
     eval_path = eval_data or (sibling(path, "eval") if fmt is ModelFormat.KERAS else None)
-    evalset = None if eval_path is None else check_against_input(load_dataset(eval_path, "eval"), shape, "eval")
+    evalset = None if eval_path is None else check_labels(
+        check_against_input(load_dataset(eval_path, "eval", shape), shape, "eval"), classes, "eval")
     outcome = prune_and_finetune(model, cfg, train, evalset, allow_no_finetune)
     import tempfile
 

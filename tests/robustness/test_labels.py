@@ -54,3 +54,14 @@ def test_calibration_data_finite_in_float64_but_not_in_float32_is_refused(tmp_pa
     np.savez(tmp_path / "c.npz", x=x)
     with pytest.raises(DataError, match=r"1 value\(s\) of x overflow float32"):
         check_against_input(load_dataset(tmp_path / "c.npz", "calibration"), (None, 16, 16, 1), "calibration")
+
+
+@pytest.mark.parametrize("command", [("prune", "--ratio", "0.25", "--no-finetune"), ("cluster",)])
+def test_prune_and_cluster_check_eval_labels_too(tmp_path, command):
+    with np.load(EVAL) as z:
+        x, y = z["x"][:32], z["y"][:32].copy()
+    y[0] = 12  # the model has 10 outputs
+    np.savez(tmp_path / "ev.npz", x=x, y=y)
+    r = edgeopt(command[0], MODEL, "--out", tmp_path / "o.keras", "--eval", tmp_path / "ev.npz", *command[1:])
+    assert "label 12 is out of range for the model's 10 outputs" in error_line(r)
+    assert not (tmp_path / "o.keras").exists()
