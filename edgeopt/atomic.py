@@ -54,18 +54,19 @@ def _file_mode() -> int:
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to `path` via a temporary file in the same folder."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if STAGING_PREFIX not in str(path.parent):
-            os.chmod(tmp, _file_mode())  # a final file: the usual mode (staged files get it on commit)
-        os.replace(tmp, path)
+            tmp.chmod(_file_mode())  # a final file: the usual mode (staged files get it on commit)
+        tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            tmp.unlink()
         raise
     return path
 
@@ -81,11 +82,12 @@ def refuse_overwriting(out: Path, inputs: dict[str, Path | None]) -> None:
         if path is None:
             continue
         try:
-            st = os.stat(path)
+            st = Path(path).stat()
         except (OSError, ValueError):
             continue
         if (st.st_dev, st.st_ino) == (o.st_dev, o.st_ino):
-            raise OutputError(f"--out {out} is the {role} {path}; write the result to another file")
+            msg = f"--out {out} is the {role} {path}; write the result to another file"
+            raise OutputError(msg)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -117,14 +119,17 @@ def prepare_output(out: Path) -> Path:
     """Make sure `out` can be written; create it; sweep stale staging folders. Returns it resolved."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give a folder")
+        msg = f"--out {out} is a file; give a folder"
+        raise OutputError(msg)
     new = [p.absolute() for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+        msg = f"cannot create output folder {out}: {exc.strerror or exc}"
+        raise OutputError(msg) from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {out} is not writable; choose another --out or fix its permissions")
+        msg = f"output folder {out} is not writable; choose another --out or fix its permissions"
+        raise OutputError(msg)
     lock_output(out)  # before the sweep: another build's staging folder is not stale
     for stale in out.glob(f"{STAGING_PREFIX}*"):
         if stale.is_dir() and not stale.is_symlink():  # a planted link is never followed
@@ -163,10 +168,13 @@ def lock_output(out: Path) -> None:
             holder = _read_pid(fd)
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
-            raise OutputError(f"another edgeopt build is writing {out}{who}; wait for it to finish or choose "
-                              "another --out") from None
+            msg = (
+                f"another edgeopt build is writing {out}{who}; wait for it to finish or choose "
+                              "another --out"
+            )
+            raise OutputError(msg) from None
         try:  # the holder may have removed the file between our open and flock: retry on the new one
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            same = os.fstat(fd).st_ino == path.stat().st_ino
         except FileNotFoundError:
             same = False
         if same:
@@ -175,7 +183,8 @@ def lock_output(out: Path) -> None:
             _locks[key] = fd
             return
         os.close(fd)
-    raise OutputError(f"cannot lock {out}: the lock file keeps changing; is another build starting?")
+    msg = f"cannot lock {out}: the lock file keeps changing; is another build starting?"
+    raise OutputError(msg)
 
 
 def _open_lock(path: Path) -> int:
@@ -186,14 +195,19 @@ def _open_lock(path: Path) -> int:
         fd = os.open(path, flags, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise OutputError(f"the lock file {path} is a symbolic link; refused (remove it: edgeopt creates its "
-                              "own)") from None
-        raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+            msg = (
+                f"the lock file {path} is a symbolic link; refused (remove it: edgeopt creates its "
+                              "own)"
+            )
+            raise OutputError(msg) from None
+        msg = f"cannot create the lock file {path}: {exc.strerror or exc}"
+        raise OutputError(msg) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
         what = "has other hard links" if stat.S_ISREG(st.st_mode) else "is not a regular file"
-        raise OutputError(f"the lock file {path} {what}; refused (remove it: edgeopt creates its own)")
+        msg = f"the lock file {path} {what}; refused (remove it: edgeopt creates its own)"
+        raise OutputError(msg)
     return fd
 
 
@@ -203,10 +217,8 @@ def unlock_output(out: Path) -> None:
     fd = _locks.pop(key, None)
     if fd is None:
         return
-    try:
-        os.unlink(key / LOCK_NAME)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        (key / LOCK_NAME).unlink()
     os.close(fd)
 
 
@@ -232,13 +244,15 @@ class Staging:
         try:
             self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
         except OSError as exc:
-            raise OutputError(f"cannot write into {out}: {exc.strerror or exc}") from None
-        os.chmod(self.dir, 0o700)
+            msg = f"cannot write into {out}: {exc.strerror or exc}"
+            raise OutputError(msg) from None
+        self.dir.chmod(0o700)
 
     def path(self, name: str) -> Path:
         p = (self.dir / name).resolve()
         if self.dir.resolve() not in p.parents:
-            raise OutputError(f"refusing to write outside the output folder: {name}")
+            msg = f"refusing to write outside the output folder: {name}"
+            raise OutputError(msg)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -251,7 +265,7 @@ class Staging:
         that fails undoes the ones before it (OutputError, previous files back).
         """
         for name in names:  # everything exists before the first rename
-            with open(self.dir / name, "rb") as fh:
+            with (self.dir / name).open("rb") as fh:
                 os.fsync(fh.fileno())
         for name in names:  # every destination is checked before the first rename
             self._check_destination(name)
@@ -261,29 +275,35 @@ class Staging:
             try:
                 for i, name in enumerate(names):
                     src, dst = self.dir / name, self.out / name
-                    os.chmod(src, _file_mode())
+                    src.chmod(_file_mode())
                     old: Path | None = None
                     if os.path.lexists(dst):
                         old = backup / str(i)
-                        os.replace(dst, old)
+                        dst.replace(old)
                     done.append((dst, old))
-                    os.replace(src, dst)
+                    src.replace(dst)
             except OSError as exc:
                 self._roll_back(done)
-                raise OutputError(f"cannot move {name} into {self.out}: {exc.strerror or exc}; the previous "
-                                  "files were put back") from None
+                msg = (
+                    f"cannot move {name} into {self.out}: {exc.strerror or exc}; the previous "
+                                  "files were put back"
+                )
+                raise OutputError(msg) from None
         return [dst for dst, _ in done]
 
     def _check_destination(self, name: str) -> None:
         dst = self.out / name
         if dst.parent != self.out and (dst.parent.is_symlink() or not dst.parent.resolve().is_relative_to(
                 Path(self.out).resolve())):
-            raise OutputError(f"{dst.parent} is a symbolic link out of {self.out}; refused")
+            msg = f"{dst.parent} is a symbolic link out of {self.out}; refused"
+            raise OutputError(msg)
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.is_dir() and not dst.is_symlink():
-            raise OutputError(f"{dst} is a folder; the build would replace it with a file (move it away)")
+            msg = f"{dst} is a folder; the build would replace it with a file (move it away)"
+            raise OutputError(msg)
         if not os.access(dst.parent, os.W_OK | os.X_OK):
-            raise OutputError(f"output folder {dst.parent} is not writable; choose another --out or fix its permissions")
+            msg = f"output folder {dst.parent} is not writable; choose another --out or fix its permissions"
+            raise OutputError(msg)
 
     @staticmethod
     def _roll_back(done: list[tuple[Path, Path | None]]) -> None:
@@ -291,9 +311,9 @@ class Staging:
         for dst, old in reversed(done):
             with contextlib.suppress(OSError):
                 if old is not None:
-                    os.replace(old, dst)
+                    old.replace(dst)
                 elif os.path.lexists(dst):
-                    os.unlink(dst)
+                    dst.unlink()
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -36,13 +36,16 @@ def not_regular(path: Path, what: str, mode: int) -> str:
 def regular_file(path: Path, what: str, error: type[InputError] = InputError) -> os.stat_result:
     """stat of `path` (links followed) if it is an existing regular file; `error` naming the problem otherwise."""
     try:
-        st = os.stat(path)
+        st = Path(path).stat()
     except FileNotFoundError:
-        raise error(f"{what} not found: {path} (check the path)") from None
+        msg = f"{what} not found: {path} (check the path)"
+        raise error(msg) from None
     except OSError as exc:
-        raise error(f"{what} {str(path)[:200]} cannot be read: {exc.strerror or exc}") from None
+        msg = f"{what} {str(path)[:200]} cannot be read: {exc.strerror or exc}"
+        raise error(msg) from None
     except ValueError:  # an embedded NUL byte
-        raise error(f"{what} {str(path)[:200]!r} is not a usable file name (NUL byte)") from None
+        msg = f"{what} {str(path)[:200]!r} is not a usable file name (NUL byte)"
+        raise error(msg) from None
     if not stat.S_ISREG(st.st_mode):
         raise error(not_regular(Path(path), what, st.st_mode))
     return st
@@ -53,11 +56,14 @@ def open_regular(path: Path, what: str, error: type[InputError] = InputError) ->
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise error(f"{what} not found: {path} (check the path)") from None
+        msg = f"{what} not found: {path} (check the path)"
+        raise error(msg) from None
     except OSError as exc:
-        raise error(f"{what} {str(path)[:200]} cannot be read: {exc.strerror or exc}") from None
+        msg = f"{what} {str(path)[:200]} cannot be read: {exc.strerror or exc}"
+        raise error(msg) from None
     except ValueError:  # an embedded NUL byte
-        raise error(f"{what} {str(path)[:200]!r} is not a usable file name (NUL byte)") from None
+        msg = f"{what} {str(path)[:200]!r} is not a usable file name (NUL byte)"
+        raise error(msg) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -74,5 +80,6 @@ def read_regular(path: Path, what: str, error: type[InputError] = InputError, li
     with open_regular(path, what, error) as fh:
         size = os.fstat(fh.fileno()).st_size
         if limit is not None and size > limit:
-            raise error(f"{what} {path} is {size:,} bytes, over the {limit:,}-byte limit for {what}s")
+            msg = f"{what} {path} is {size:,} bytes, over the {limit:,}-byte limit for {what}s"
+            raise error(msg)
         return fh.read()

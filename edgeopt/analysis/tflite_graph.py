@@ -150,8 +150,9 @@ def _schema() -> Any:
     try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:
+        msg = "reading .tflite files needs ai-edge-litert (its flatbuffer schema); install it with: pip install ai-edge-litert"
         raise RuntimeUnavailableError(
-            "reading .tflite files needs ai-edge-litert (its flatbuffer schema); install it with: pip install ai-edge-litert") from None
+            msg) from None
     return schema
 
 
@@ -203,7 +204,7 @@ WORK_SLACK = 1 << 16
 
 
 def _len(n: int, work: _Work, what: str, min_elem: int = 4) -> int:
-    _need(0 <= n and n * min_elem <= work.size, f"{what} has an impossible length {n}")
+    _need(n >= 0 and n * min_elem <= work.size, f"{what} has an impossible length {n}")
     work.spend(n * min_elem + 4, what)
     return n
 
@@ -236,7 +237,8 @@ def read_tflite(source: str | Path | bytes) -> TfliteGraph:
     except RuntimeUnavailableError:
         raise
     except _Corrupt as exc:
-        raise ModelFileError(f"{label}: corrupt .tflite flatbuffer: {exc}; re-export the model") from None
+        msg = f"{label}: corrupt .tflite flatbuffer: {exc}; re-export the model"
+        raise ModelFileError(msg) from None
     except Exception as exc:  # noqa: BLE001 - generated accessors raise struct.error, IndexError, ValueError...
         import struct
 
@@ -244,7 +246,8 @@ def read_tflite(source: str | Path | bytes) -> TfliteGraph:
             reason = "an offset points outside the file (truncated or overwritten)"
         else:
             reason = f"{type(exc).__name__}: {first_line(exc, 120)}"
-        raise ModelFileError(f"{label}: corrupt .tflite flatbuffer: {reason}; re-export the model") from None
+        msg = f"{label}: corrupt .tflite flatbuffer: {reason}; re-export the model"
+        raise ModelFileError(msg) from None
 
 
 def check_tflite(source: str | Path | bytes) -> None:
@@ -268,9 +271,11 @@ def _load(source: str | Path | bytes) -> tuple[bytes, str]:
 def _parse(buf: bytes, label: str) -> TfliteGraph:
     n = len(buf)
     if n == 0:
-        raise ModelFileError(f"{label}: empty file; give a .tflite model")
+        msg = f"{label}: empty file; give a .tflite model"
+        raise ModelFileError(msg)
     if n < 8 or buf[4:8] != FILE_IDENTIFIER:
-        raise ModelFileError(f"{label}: not a .tflite flatbuffer (no 'TFL3' identifier); give a .tflite model")
+        msg = f"{label}: not a .tflite flatbuffer (no 'TFL3' identifier); give a .tflite model"
+        raise ModelFileError(msg)
     schema = _schema()
     import flatbuffers
 
@@ -298,7 +303,7 @@ def _parse(buf: bytes, label: str) -> TfliteGraph:
         size = 0
         if span is not None:
             start, length = span
-            _need(0 <= start and start + length <= n, f"buffer {i} data runs past the end of the file")
+            _need(start >= 0 and start + length <= n, f"buffer {i} data runs past the end of the file")
             size = length
         off, ext = int(b.Offset()), int(b.Size())
         if off > 1:  # data stored after the flatbuffer (models over 2 GB)

@@ -45,7 +45,8 @@ def max_data_bytes() -> int:
     except ValueError:
         mb = 0
     if not 1 <= mb <= 1 << 30:
-        raise InputError(f"{ENV}={raw!r} is not a size in MB (a whole number from 1); unset it for {MAX_DATA_MB}")
+        msg = f"{ENV}={raw!r} is not a size in MB (a whole number from 1); unset it for {MAX_DATA_MB}"
+        raise InputError(msg)
     return mb << 20
 
 
@@ -82,7 +83,8 @@ def read_headers(path: Path, label: str, names: tuple[str, ...] | None = ("x", "
                         continue
                     member = members.get(f"{name}.npy")
                     if member is None:
-                        raise DataError(f"{label} {path}: member '{name}' is not a .npy array; save with np.savez")
+                        msg = f"{label} {path}: member '{name}' is not a .npy array; save with np.savez"
+                        raise DataError(msg)
                     with zf.open(member) as fh:
                         shape, dtype = _header(fh)
                     found[name] = ArrayHeader(name, shape, dtype, member.file_size)
@@ -95,11 +97,17 @@ def read_headers(path: Path, label: str, names: tuple[str, ...] | None = ("x", "
     for h in found.values():
         where = f"array '{h.name}'" if h.name else "the array"
         if h.dtype.hasobject:
-            raise DataError(f"{label} {path} cannot be read: {where} holds pickled Python objects; save numbers "
-                            "only (allow_pickle is never used)")
+            msg = (
+                f"{label} {path} cannot be read: {where} holds pickled Python objects; save numbers "
+                            "only (allow_pickle is never used)"
+            )
+            raise DataError(msg)
         if h.nbytes > h.stored_bytes:
-            raise DataError(f"{label} {path}: {where} claims {h.nbytes:,} bytes but holds {h.stored_bytes:,}; "
-                            "the file is corrupt")
+            msg = (
+                f"{label} {path}: {where} claims {h.nbytes:,} bytes but holds {h.stored_bytes:,}; "
+                            "the file is corrupt"
+            )
+            raise DataError(msg)
         if h.nbytes > cap:
             raise DataError(_over(label, path, h.name, h.nbytes, cap))
     return found

@@ -6,7 +6,6 @@ native runtime sees the file, so a text file named .tflite gets a clear message.
 
 from __future__ import annotations
 
-import os
 import stat
 import zipfile
 import zlib
@@ -40,24 +39,29 @@ def check_model_path(path: Path) -> ModelFormat:
     """
     path = Path(path)
     try:
-        st = os.stat(path)
+        st = path.stat()
     except FileNotFoundError:
-        raise ModelFileError(f"model not found: {path} (check the path)") from None
+        msg = f"model not found: {path} (check the path)"
+        raise ModelFileError(msg) from None
     except OSError as exc:
-        raise ModelFileError(f"model {path} cannot be read: {exc.strerror or exc}") from None
+        msg = f"model {path} cannot be read: {exc.strerror or exc}"
+        raise ModelFileError(msg) from None
     if stat.S_ISDIR(st.st_mode):
         pb = path / "saved_model.pb"
         if not pb.is_file():
-            raise ModelFileError(f"{path} is a folder without saved_model.pb; give a .keras, .h5, .tflite, .onnx file or a SavedModel folder")
+            msg = f"{path} is a folder without saved_model.pb; give a .keras, .h5, .tflite, .onnx file or a SavedModel folder"
+            raise ModelFileError(msg)
         regular_file(pb, "SavedModel graph", ModelFileError)
         return ModelFormat.SAVED_MODEL
     if not stat.S_ISREG(st.st_mode):
         raise ModelFileError(not_regular(path, "model", st.st_mode))
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
-        raise ModelFileError(f"{path}: unknown model type '{path.suffix}'; expected .keras, .h5, .tflite, .onnx or a SavedModel folder")
+        msg = f"{path}: unknown model type '{path.suffix}'; expected .keras, .h5, .tflite, .onnx or a SavedModel folder"
+        raise ModelFileError(msg)
     if st.st_size == 0:
-        raise ModelFileError(f"{path} is empty (0 bytes); re-export the model")
+        msg = f"{path} is empty (0 bytes); re-export the model"
+        raise ModelFileError(msg)
     return fmt
 
 
@@ -70,24 +74,33 @@ def detect_format(path: Path) -> ModelFormat:
     with open_regular(path, "model", ModelFileError) as fh:
         head = fh.read(16)
     if fmt is ModelFormat.TFLITE and (len(head) < 8 or head[4:8] != b"TFL3"):
-        raise ModelFileError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier); the file is corrupt or of another type")
+        msg = f"{path} is not a TFLite flatbuffer (no TFL3 identifier); the file is corrupt or of another type"
+        raise ModelFileError(msg)
     if fmt is ModelFormat.H5 and not head.startswith(HDF5_MAGIC):
-        raise ModelFileError(f"{path} is not an HDF5 file; the file is corrupt or of another type")
+        msg = f"{path} is not an HDF5 file; the file is corrupt or of another type"
+        raise ModelFileError(msg)
     if fmt is ModelFormat.KERAS:
         if not zipfile.is_zipfile(path):
-            raise ModelFileError(f"{path} is not a Keras 3 archive (not a zip file); the file is corrupt or of another type")
+            msg = f"{path} is not a Keras 3 archive (not a zip file); the file is corrupt or of another type"
+            raise ModelFileError(msg)
         try:
             with zipfile.ZipFile(path) as zf:
                 names = set(zf.namelist())
                 declared = sum(i.file_size for i in zf.infolist())
                 if declared > MAX_KERAS_BYTES:
-                    raise ModelFileError(f"{path}: the Keras archive declares {declared:,} bytes uncompressed, over "
-                                         f"the {MAX_KERAS_BYTES >> 30} GB an edge model can be; the file is corrupt or a zip bomb")
+                    msg = (
+                        f"{path}: the Keras archive declares {declared:,} bytes uncompressed, over "
+                                         f"the {MAX_KERAS_BYTES >> 30} GB an edge model can be; the file is corrupt or a zip bomb"
+                    )
+                    raise ModelFileError(msg)
                 bad = zf.testzip()
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
-            raise ModelFileError(f"{path} is a corrupt Keras archive: {exc}") from None
+            msg = f"{path} is a corrupt Keras archive: {exc}"
+            raise ModelFileError(msg) from None
         if bad is not None:
-            raise ModelFileError(f"{path} is a corrupt Keras archive: member {bad} fails its CRC check")
+            msg = f"{path} is a corrupt Keras archive: member {bad} fails its CRC check"
+            raise ModelFileError(msg)
         if "config.json" not in names:
-            raise ModelFileError(f"{path} is a zip file but not a Keras model (no config.json)")
+            msg = f"{path} is a zip file but not a Keras model (no config.json)"
+            raise ModelFileError(msg)
     return fmt

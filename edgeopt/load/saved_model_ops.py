@@ -121,10 +121,14 @@ def check_saved_model(path: Path) -> None:
     try:
         sm.ParseFromString(pb.read_bytes())
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise ModelFileError(f"{pb}: not a SavedModel protobuf ({type(exc).__name__}); the file is corrupt") from None
+        msg = f"{pb}: not a SavedModel protobuf ({type(exc).__name__}); the file is corrupt"
+        raise ModelFileError(msg) from None
     found = side_effect_ops(sm)
     if found:
         where, problem = found[0]
         more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-        raise InputError(f"{path}: SavedModel {where} uses op {problem}{more}; a model file must not touch the "
-                         "file system or run code, so it is refused: pass --unsafe-load only if you trust this file")
+        msg = (
+            f"{path}: SavedModel {where} uses op {problem}{more}; a model file must not touch the "
+                         "file system or run code, so it is refused: pass --unsafe-load only if you trust this file"
+        )
+        raise InputError(msg)

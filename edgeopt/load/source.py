@@ -66,7 +66,8 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
     if fmt is ModelFormat.ONNX:
         shape, out_dims = _onnx_shapes(path)
         return Source(path, fmt, shape, onnx_path=path, output_width=_width(out_dims[1:]))
-    raise InputError(f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)")
+    msg = f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
+    raise InputError(msg)
 
 
 def _width(dims: tuple[Any, ...]) -> int | None:
@@ -85,11 +86,13 @@ def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, 
     init = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
     if len(inputs) != 1:
-        raise InputError(f"{path}: the model has {len(inputs)} inputs; edgeopt supports single-input models for now")
+        msg = f"{path}: the model has {len(inputs)} inputs; edgeopt supports single-input models for now"
+        raise InputError(msg)
     dims = inputs[0].type.tensor_type.shape.dim
     elem = inputs[0].type.tensor_type.elem_type
     if elem != onnx.TensorProto.FLOAT:
-        raise InputError(f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model")
+        msg = f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model"
+        raise InputError(msg)
     out = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
     return _dims(dims), _dims(out)
 

@@ -186,7 +186,7 @@ def _check_outputs(req: BuildRequest, profile: Profile) -> None:
     ids = {}
     for path, role in inputs:
         try:
-            st = os.stat(path)
+            st = Path(path).stat()
         except (OSError, ValueError):
             continue
         ids[(st.st_dev, st.st_ino)] = (path, role)
@@ -201,8 +201,11 @@ def _check_outputs(req: BuildRequest, profile: Profile) -> None:
         if hit is None and model_dir is not None and model_dir in dst.resolve().parents:
             hit = (req.model, "model")
         if hit is not None:
-            raise InputError(f"--out {req.out}: the build would write {name} over the {hit[1]} {hit[0]}; choose "
-                             "another --out, e.g. --out build")
+            msg = (
+                f"--out {req.out}: the build would write {name} over the {hit[1]} {hit[0]}; choose "
+                             "another --out, e.g. --out build"
+            )
+            raise InputError(msg)
 
 
 def _check_format_fits(source: Source, profile: Profile) -> None:
@@ -210,11 +213,17 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
 
     converter = converter_for(profile.convert.format)
     if source.keras_model is None and not converter.from_onnx:
-        raise InputError(f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
-                         "an ONNX model can target an ONNX profile such as edge-server")
+        msg = (
+            f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
+                         "an ONNX model can target an ONNX profile such as edge-server"
+        )
+        raise InputError(msg)
     if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
-        raise InputError(f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
-                         "can only be quantized (remove [prune]/[cluster] from the profile)")
+        msg = (
+            f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
+                         "can only be quantized (remove [prune]/[cluster] from the profile)"
+        )
+        raise InputError(msg)
 
 
 def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[np.ndarray | None, str]:
@@ -222,9 +231,12 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     path = req.calib or sibling(req.model, "calibration")
     n = profile.quantize.calibration_samples
     if needs and source.input_dtype not in ("float32", "float16", "float64"):
-        raise InputError(f"{req.model}: the model's input is {source.input_dtype} (token ids, e.g. an Embedding); "
+        msg = (
+            f"{req.model}: the model's input is {source.input_dtype} (token ids, e.g. an Embedding); "
                          f"scheme '{profile.quantize.scheme}' calibrates with float samples, which such a model "
-                         "cannot take: use a float16 profile, or a model whose input is float")
+                         "cannot take: use a float16 profile, or a model whose input is float"
+        )
+        raise InputError(msg)
     if path is not None:
         ds = check_against_input(load_dataset(path, "calibration", source.input_shape), source.input_shape, "calibration")
         if ds.count < n:
@@ -233,13 +245,19 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     if not needs:
         return None, "none"
     if not req.random_calibration:
-        raise InputError(f"scheme '{profile.quantize.scheme}' needs calibration data: give --calib data.npz "
-                         f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration")
+        msg = (
+            f"scheme '{profile.quantize.scheme}' needs calibration data: give --calib data.npz "
+                         f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration"
+        )
+        raise InputError(msg)
     if any(d is None for d in source.input_shape[1:]):
         dims = ", ".join("?" if d is None else str(d) for d in source.input_shape[1:])
-        raise InputError(f"{req.model}: the input shape (N, {dims}) has dynamic dimensions, so random calibration "
+        msg = (
+            f"{req.model}: the input shape (N, {dims}) has dynamic dimensions, so random calibration "
                          "does not know what size to make: give --calib data of the size you deploy, or export the "
-                         "model with a fixed input shape")
+                         "model with a fixed input shape"
+        )
+        raise InputError(msg)
     shape = tuple(int(d) for d in source.input_shape[1:] if d is not None)
     rng = np.random.default_rng(0)
     return rng.random((min(n, 100),) + shape, dtype=np.float32), "random"

@@ -56,7 +56,8 @@ def sha256_path(path: Path) -> str:
     path = Path(path)
     is_dir = path.is_dir()
     if is_dir and not (path / "saved_model.pb").is_file():
-        raise InputError(f"{path} is a folder but not a SavedModel; not hashed")
+        msg = f"{path} is a folder but not a SavedModel; not hashed"
+        raise InputError(msg)
     for f in _folder_files(path) if is_dir else [path]:
         if is_dir:
             h.update(f.relative_to(path).as_posix().encode() + b"\0")
@@ -87,7 +88,7 @@ def _file(path: Path | None, out: Path) -> dict[str, str | None] | None:
         digest: str | None = sha256_path(path) if Path(path).exists() else None
     except (OSError, InputError):
         digest = None
-    return {"path": os.path.relpath(os.path.abspath(path), os.path.abspath(out)), "sha256": digest}
+    return {"path": os.path.relpath(Path(path).absolute(), Path(out).absolute()), "sha256": digest}
 
 
 def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
@@ -143,18 +144,22 @@ def write(stage: Any, inputs: dict[str, Any], artifacts: list[str], violations: 
 def load(out: Path) -> dict[str, Any]:
     path = Path(out) / MANIFEST
     if not path.is_file():
-        raise InputError(f"{path} not found; `edgeopt build ... --out {out}` writes it")
+        msg = f"{path} not found; `edgeopt build ... --out {out}` writes it"
+        raise InputError(msg)
     try:
         data = json.loads(read_regular(path, "manifest", limit=MAX_MANIFEST_BYTES).decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it") from None
+        msg = f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it"
+        raise InputError(msg) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("artifacts"), dict):
-        raise InputError(f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it")
+        msg = f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it"
+        raise InputError(msg)
     inputs = data.get("inputs")
     violations = data.get("budget_violations", [])
     if not (inputs is None or isinstance(inputs, dict) and all(v is None or isinstance(v, dict) for v in inputs.values())) \
             or not isinstance(violations, list) or not all(_violation(v) for v in violations):
-        raise InputError(f"{path} is a malformed edgeopt manifest (inputs or budget_violations); rebuild to rewrite it")
+        msg = f"{path} is a malformed edgeopt manifest (inputs or budget_violations); rebuild to rewrite it"
+        raise InputError(msg)
     return data
 
 

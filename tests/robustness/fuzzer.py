@@ -19,6 +19,7 @@ benchmarks/fuzz_long.py (10,000+).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -355,10 +356,8 @@ class Worker:
         self.proc.stdin.flush()
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
 
@@ -454,7 +453,7 @@ def run_fresh(cases: list[Case], workers: int = 2, timeout: float = 60.0, progre
     while todo or running:
         while todo and len(running) < workers:
             case = todo.pop()
-            err = tempfile.TemporaryFile()  # a pipe could fill up and stall the child into a false hang
+            err = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the case ends; a pipe could fill up and stall the child
             proc = subprocess.Popen([sys.executable, "-m", "edgeopt", *case.args], stdout=subprocess.DEVNULL,
                                     stderr=err, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True, cwd=Path(__file__).resolve().parents[2])
