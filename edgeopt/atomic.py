@@ -64,11 +64,24 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
         if STAGING_PREFIX not in str(path.parent):
             tmp.chmod(_file_mode())  # a final file: the usual mode (staged files get it on commit)
         tmp.replace(path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space(path.parent, len(data)) from None
         raise
     return path
+
+
+def no_space(folder: Path, needed: int | None = None) -> OutputError:
+    """The one message for a full disk (or quota): the folder, and the bytes the write needed if known."""
+    folder = Path(folder)
+    if folder.name.startswith(STAGING_PREFIX):
+        folder = folder.parent  # name the --out the user gave, not our private folder in it
+    free = shutil.disk_usage(folder).free if folder.exists() else None
+    need = f" ({needed:,} bytes needed, {free:,} free)" if needed is not None and free is not None else ""
+    msg = f"no space left to write into {folder}{need}; free some space or choose another --out"
+    return OutputError(msg)
 
 
 def refuse_overwriting(out: Path, inputs: dict[str, Path | None]) -> None:

@@ -109,3 +109,20 @@ def test_a_commit_that_fails_half_way_rolls_back(tmp_path):
     assert "cannot move report.json" in line and "previous files were put back" in line, line
     assert {p.name: _sha(p) for p in out.iterdir()} == before  # no staging folder, lock or backup left
     assert edgeopt("verify", out).returncode == 0
+
+
+def test_disk_full_names_the_folder_and_the_bytes(tmp_path):
+    """ENOSPC was an internal error (exit 1); now one line naming --out and the bytes needed, nothing left."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        out = small / "out"
+        r = edgeopt("build", SAMPLES / "digits_mlp.onnx", "--target", "edge-server", "--out", out, "--no-bench",
+                    env_extra={"COLUMNS": "1000"}, timeout=120)
+        line = error_line(r)
+        assert f"no space left to write into {out} (" in line and "bytes needed" in line, line
+        assert not out.exists()  # the refused build removed the folder it created
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
