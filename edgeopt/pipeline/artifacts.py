@@ -32,6 +32,7 @@ class Artifacts:
     scheme: str  # what the optimized artifact is, e.g. "int8" or "int8+float(2 ops)"
     partial: dict[str, Any] | None = None  # the accuracy-control steps, when used
     note: str | None = None  # for the report, e.g. why accuracy control was not needed
+    notes: tuple[str, ...] = ()  # for the report: what preparing the model changed (opset upgrade, ...)
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
 
 
@@ -97,6 +98,7 @@ def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | No
 def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
           evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
     from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+    from edgeopt.quantize.onnx_prepare import Origin, prepare_onnx
 
     stem, q = _stem(source), profile.quantize
     base, opt = f"{stem}.float.onnx", f"{stem}.onnx"
@@ -112,19 +114,25 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
         assert source.onnx_path is not None
         write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())
         float_opt = stage.path(base)
-    recipe = OnnxRecipe(q.scheme, q.per_channel, q.calibration_method, q.onnx_format, calib)
-    quantize_onnx(Path(float_opt), stage.path(opt), recipe)
+    origin = Origin.EXPORTED if source.keras_model is not None else Origin.USER
+    prepared = prepare_onnx(Path(float_opt), stage.dir / "_work" / "prepared.onnx", origin, q.per_channel,
+                            label=str(source.path))
+    per_channel = q.per_channel and prepared.per_channel
+    recipe = OnnxRecipe(q.scheme, per_channel, q.calibration_method, q.onnx_format, calib)
+    quantize_onnx(prepared.path, stage.path(opt), recipe)
+    plain = Artifacts(base, opt, "onnx", str(q.scheme), notes=prepared.notes)
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
-        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, "onnx", str(q.scheme)))
-        if plain is not None:
-            return plain
+        within = _plain_within_budget(source, profile, evalset, reference, stage, plain)
+        if within is not None:
+            return within
         from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
 
-        result = _partial(lambda: partial_quantize_onnx(float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile)))
+        settings = replace(settings_from_profile(profile), per_channel=per_channel)
+        result = _partial(lambda: partial_quantize_onnx(prepared.path, calib, evalset.x, evalset.y, settings))
         write_bytes_atomic(stage.path(opt), result.model)
-        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict())
-    return Artifacts(base, opt, "onnx", str(q.scheme))
+        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict(), notes=prepared.notes)
+    return plain
 
 
 def _partial(run: Any) -> Any:

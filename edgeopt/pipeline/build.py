@@ -8,7 +8,8 @@ writes the artifacts and the report (the CLI then exits 3).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
-from edgeopt.errors import BudgetViolation, InputError
+from edgeopt.errors import BudgetViolation, EdgeoptError, InputError
 from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
 from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
@@ -89,7 +90,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
     reference = None if evalset is None else source.predict(evalset.x)
-    with Staging(out) as stage:
+    with Staging(out) as stage, _staging_paths_hidden(stage):
         model = source.keras_model
         compressed = None
         if model is not None:
@@ -98,6 +99,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             model = compressed.model
         progress("converting and quantizing")
         arts = make_artifacts(source, model, profile, calib, evalset, reference, stage)
+        notes.extend(arts.notes)
         if arts.note:
             notes.append(arts.note)
         progress("validating accuracy")
@@ -131,6 +133,20 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         names.append(manifest.write(stage, inputs, names, violations, req.command_line))
         files = stage.commit(names)  # manifest.json last: it only ever describes complete files
     return BuildResult(report, out, tuple(files), violations)
+
+
+@contextmanager
+def _staging_paths_hidden(stage: Staging) -> Iterator[None]:
+    """An error from a stage names a file by its artifact name, never by the private staging folder."""
+    try:
+        yield
+    except EdgeoptError as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            text = exc.args[0]
+            for folder in {str(stage.dir), str(stage.dir.resolve())}:
+                text = text.replace(f"{folder}/_work/", "").replace(f"{folder}/", "")
+            exc.args = (text, *exc.args[1:])
+        raise
 
 
 def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResult:

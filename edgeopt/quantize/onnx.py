@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.errors import ConversionError, InputError
+from edgeopt.errors import ConversionError, InputError, cause_of
 from edgeopt.profiles.schema import CalibrationMethod, QuantFormat, Scheme
 
 
@@ -69,8 +69,17 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
     except (InputError, ConversionError):
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: {str(exc).strip()[:300]}") from None
+        raise ConversionError(f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: "
+                              f"{_without_paths(cause_of(exc), src)}") from None
     return dst
+
+
+def _without_paths(text: str, src: Path) -> str:
+    """Name our private files by the model's name: a staging or temporary path means nothing to the user."""
+    import re
+
+    text = text.replace(str(src), src.name).replace(str(src.parent) + "/", "")
+    return re.sub(r"\S*edgeopt-(q|partial-onnx)-[^/\s]*/", "", text)
 
 
 @contextlib.contextmanager
@@ -88,7 +97,9 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
 
     if recipe.calibration is None:
         raise InputError("int8 needs calibration data; give --calib data.npz (or --random-calibration)")
-    name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    graph = onnx.load(str(src), load_external_data=False).graph
+    weights = {t.name for t in graph.initializer}  # IR-3 models list them as inputs too
+    name = next(v.name for v in graph.input if v.name not in weights)
     method = {CalibrationMethod.MINMAX: CM.MinMax, CalibrationMethod.ENTROPY: CM.Entropy,
               CalibrationMethod.PERCENTILE: CM.Percentile}[recipe.calibration_method]
     with tempfile.TemporaryDirectory(prefix="edgeopt-q-") as tmp:
