@@ -17,6 +17,7 @@ import numpy as np
 from edgeopt.data.datasets import Dataset
 from edgeopt.errors import BudgetExceededError
 from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
+from edgeopt.pipeline.onnx_activations import Measure, Score, quantize_with_activations
 from edgeopt.pipeline.source import Source
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 
@@ -34,6 +35,7 @@ class Artifacts:
     note: str | None = None  # for the report, e.g. why accuracy control was not needed
     notes: tuple[str, ...] = ()  # for the report: what preparing the model changed (opset upgrade, ...)
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
+    activations: dict[str, Any] | None = None  # int8 ONNX: how S8S8 / U8S8 was chosen (report stage)
 
 
 def _stem(source: Source) -> str:
@@ -41,11 +43,13 @@ def _stem(source: Source) -> str:
 
 
 def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
-    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against)."""
+                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging,
+                   measure: Measure | None = None) -> Artifacts:
+    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against);
+    `measure`: times models on the benchmark device (None when the benchmark is skipped)."""
     if profile.convert.format is OutputFormat.TFLITE:
         return _tflite(source, model, profile, calib, evalset, reference, stage)
-    return _onnx(source, model, profile, calib, evalset, reference, stage)
+    return _onnx(source, model, profile, calib, evalset, reference, stage, measure)
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
@@ -55,13 +59,13 @@ def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
 
 
 def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, reference: np.ndarray | None,
-                         stage: Staging, arts: Artifacts) -> Artifacts | None:
+                         stage: Staging, arts: Artifacts, measured: AccuracyResult | None = None) -> Artifacts | None:
     """`arts` with its measured accuracy when the plain artifact meets max_accuracy_drop, else None."""
     from edgeopt.validate.accuracy import compare, predict
 
     if reference is None:
         return None
-    res = compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y, source.reference_name)
+    res = measured or compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y, source.reference_name)
     limit = profile.budgets.max_accuracy_drop
     if res.drop is None or limit is None or res.drop > limit + 1e-9:
         return None
@@ -96,9 +100,9 @@ def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | No
 
 
 def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-          evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
+          evalset: Dataset | None, reference: np.ndarray | None, stage: Staging, measure: Measure | None) -> Artifacts:
     from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
-    from edgeopt.quantize.onnx_prepare import Origin, prepare_onnx
+    from edgeopt.quantize.onnx_prepare import Origin, check_onnx, prepare_onnx
 
     stem, q = _stem(source), profile.quantize
     base, opt = f"{stem}.float.onnx", f"{stem}.onnx"
@@ -107,8 +111,9 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
 
         write_bytes_atomic(stage.path(base), keras_to_onnx(source.keras_model, profile.convert.opset))
         if model is source.keras_model:
-            float_opt = stage.path(base)
+            float_opt = stage.path(base)  # checked by prepare_onnx below
         else:
+            check_onnx(stage.path(base), Origin.EXPORTED)
             float_opt = write_bytes_atomic(stage.dir / "_work" / "compressed.onnx", keras_to_onnx(model, profile.convert.opset))
     else:
         assert source.onnx_path is not None
@@ -119,11 +124,20 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
                             label=str(source.path))
     per_channel = q.per_channel and prepared.per_channel
     recipe = OnnxRecipe(q.scheme, per_channel, q.calibration_method, q.onnx_format, calib)
-    quantize_onnx(prepared.path, stage.path(opt), recipe)
-    plain = Artifacts(base, opt, "onnx", str(q.scheme), notes=prepared.notes)
+    measured = None
+    if q.scheme is Scheme.INT8:
+        choice = quantize_with_activations(prepared.path, stage.path(opt), recipe, q.onnx_activations,
+                                           stage.path(base), measure, _scorer(source, evalset, reference),
+                                           profile.budgets.max_accuracy_drop)
+        measured = choice.chosen.accuracy
+        plain = Artifacts(base, opt, "onnx", str(q.scheme), notes=(*prepared.notes, choice.note),
+                          activations=choice.to_dict())
+    else:
+        quantize_onnx(prepared.path, stage.path(opt), recipe)
+        plain = Artifacts(base, opt, "onnx", str(q.scheme), notes=prepared.notes)
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
-        within = _plain_within_budget(source, profile, evalset, reference, stage, plain)
+        within = _plain_within_budget(source, profile, evalset, reference, stage, plain, measured)
         if within is not None:
             return within
         from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
@@ -131,8 +145,18 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
         settings = replace(settings_from_profile(profile), per_channel=per_channel)
         result = _partial(lambda: partial_quantize_onnx(prepared.path, calib, evalset.x, evalset.y, settings))
         write_bytes_atomic(stage.path(opt), result.model)
-        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict(), notes=prepared.notes)
-    return plain
+        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict(), notes=plain.notes,
+                         activations=plain.activations)
+    return replace(plain, optimized_accuracy=measured)
+
+
+def _scorer(source: Source, evalset: Dataset | None, reference: np.ndarray | None) -> Score | None:
+    """Accuracy of an artifact file against the float reference, or None without eval data."""
+    if evalset is None or reference is None:
+        return None
+    from edgeopt.validate.accuracy import compare, predict
+
+    return lambda path: compare(predict(path, evalset.x), reference, evalset.y, source.reference_name)
 
 
 def _partial(run: Any) -> Any:

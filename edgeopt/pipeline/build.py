@@ -98,7 +98,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
         progress("converting and quantizing")
-        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage)
+        measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, quick=True), req)) if req.benchmark else None
+        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure)
         notes.extend(arts.notes)
         if arts.note:
             notes.append(arts.note)
@@ -114,6 +115,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             stages["steps"] = list(compressed.steps)
         if arts.partial is not None:
             stages["partial"] = arts.partial
+        if arts.activations is not None:
+            stages["onnx_activations"] = arts.activations
         extra_files: list[str] = []
         mcu_violations: tuple[BudgetViolation, ...] = ()
         if profile.device_class == "embedded-mcu" and profile.convert.format is OutputFormat.TFLITE:
@@ -203,21 +206,30 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     return base, opt
 
 
-def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest) -> tuple[Any, Any]:
-    from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
+def _bench_settings(profile: Profile, req: BuildRequest, quick: bool = False) -> Any:
+    """The profile's protocol; `quick`: a shorter one for choosing between candidate artifacts."""
+    from edgeopt.benchmark.protocol import BenchSettings
 
     b = profile.benchmark
-    settings = BenchSettings(threads=profile.runtime.threads if req.threads is None else req.threads,
-                             xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
-                             warmup_runs=b.warmup_runs, warmup_seconds=b.warmup_seconds, runs=b.runs,
-                             min_seconds=b.min_seconds)
-    paths = [stage.path(arts.baseline), stage.path(arts.optimized)]
+    return BenchSettings(threads=profile.runtime.threads if req.threads is None else req.threads,
+                         xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
+                         warmup_runs=b.warmup_runs, warmup_seconds=min(b.warmup_seconds, 0.25) if quick else b.warmup_seconds,
+                         runs=min(b.runs, 30) if quick else b.runs, min_seconds=min(b.min_seconds, 0.5) if quick else b.min_seconds)
+
+
+def _time(paths: list[Path], settings: Any, req: BuildRequest) -> list[Any]:
+    """Time `paths` interleaved, locally or on the --remote device."""
     if req.remote is not None:
         from edgeopt.benchmark.remote import run_remote
 
-        results = run_remote(paths, settings, req.remote)
-    else:
-        results = run_interleaved(paths, settings)
+        return list(run_remote(paths, settings, req.remote))
+    from edgeopt.benchmark.protocol import run_interleaved
+
+    return run_interleaved(paths, settings)
+
+
+def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest) -> tuple[Any, Any]:
+    results = _time([stage.path(arts.baseline), stage.path(arts.optimized)], _bench_settings(profile, req), req)
     return results[0], results[1]
 
 

@@ -40,9 +40,18 @@ def _lat_info(r: Any) -> rs.LatencyInfo | None:
 
 
 def _budgets(profile: Profile, opt: rs.Variant, mcu: tuple[BudgetViolation, ...], stages: dict[str, Any],
-             notes: list[str]) -> list[rs.Budget]:
+             notes: list[str], lat_ratio: float | None) -> list[rs.Budget]:
     b = profile.budgets
     out: list[rs.Budget] = []
+    if lat_ratio is not None and lat_ratio > 1.0:
+        notes.append(f"the optimized artifact is slower than the float baseline: p50 {lat_ratio:.2f}x"
+                     + ("" if b.max_latency_ratio is None else f" (max_latency_ratio {b.max_latency_ratio:g})"))
+    if b.max_latency_ratio is not None:
+        if lat_ratio is None:
+            notes.append("max_latency_ratio not checked: the benchmark was skipped")
+        out.append(rs.Budget(name="max_latency_ratio", limit=b.max_latency_ratio,
+                             actual=None if lat_ratio is None else round(lat_ratio, 4), unit="x float p50",
+                             ok=None if lat_ratio is None else lat_ratio <= b.max_latency_ratio))
     if b.max_model_kb is not None:
         kb = opt.artifact.bytes / 1024
         out.append(rs.Budget(name="max_model_kb", limit=b.max_model_kb, actual=round(kb, 3), unit="KiB", ok=kb <= b.max_model_kb))
@@ -86,11 +95,11 @@ def assemble_report(req: Any, resolved: ResolvedProfile, source: Source, calib_s
                           latency_ms=_lat_info(base_lat))
     optimized = rs.Variant(artifact=_artifact(stage, arts.optimized, arts.format, arts.scheme),
                            accuracy=_acc_info(opt_acc), latency_ms=_lat_info(opt_lat))
-    budgets = _budgets(profile, optimized, mcu, stages, notes)
+    lat_ratio = None if (base_lat is None or opt_lat is None) else opt_lat.latency.p50 / base_lat.latency.p50
+    budgets = _budgets(profile, optimized, mcu, stages, notes, lat_ratio)
     params, macs = source.params_and_macs()
     if "steps" in stages:
         stages["composition"] = _composition(stages, params, baseline, optimized)
-    lat_ratio = None if (base_lat is None or opt_lat is None) else opt_lat.latency.p50 / base_lat.latency.p50
     return rs.Report(
         tool=rs.Tool(version=__version__),
         target=rs.Target(name=profile.name, profile_sha256=resolved.sha256, device_class=profile.device_class),

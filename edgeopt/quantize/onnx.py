@@ -24,6 +24,7 @@ class OnnxRecipe:
     quant_format: QuantFormat = QuantFormat.QDQ
     calibration: np.ndarray | None = None
     nodes_to_exclude: tuple[str, ...] = ()
+    unsigned_activations: bool = False  # int8 only: U8S8 (uint8 activations) instead of S8S8
 
 
 class _Reader:
@@ -112,7 +113,8 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
             quantize_static(
                 str(pre), str(dst), _Reader(name, recipe.calibration),
                 quant_format=QF.QDQ if recipe.quant_format is QuantFormat.QDQ else QF.QOperator,
-                per_channel=recipe.per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                per_channel=recipe.per_channel, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8 if recipe.unsigned_activations else QuantType.QInt8,
                 calibrate_method=method, nodes_to_exclude=list(recipe.nodes_to_exclude),
                 extra_options={"CalibTensorRangeSymmetric": False},
             )

@@ -57,6 +57,23 @@ def _check(model: Any) -> None:
     ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
+def check_onnx(path: Path, origin: Origin = Origin.USER, label: str = "") -> None:
+    """onnx.checker and an onnxruntime session; ConversionError (our export) or InputError (the user's file)."""
+    import onnx
+
+    _checked(onnx.load(str(path)), origin, label or path.name)
+
+
+def _checked(model: Any, origin: Origin, label: str) -> None:
+    try:
+        _check(model)
+    except Exception as exc:  # noqa: BLE001 - checker ValidationError, onnxruntime Fail / NotImplemented
+        if origin is Origin.EXPORTED:
+            raise ConversionError(f"the ONNX graph exported from the Keras model does not check or load in "
+                                  f"onnxruntime: {cause_of(exc)}") from None
+        raise InputError(f"{label}: onnxruntime cannot load the model: {cause_of(exc)}") from None
+
+
 def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel: bool = True,
                  label: str = "") -> PreparedOnnx:
     """Write the prepared model to `dst`. `per_channel`: whether the profile asks for it (only then upgrade);
@@ -93,13 +110,7 @@ def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel
                          "per-channel int8 (the float baseline keeps the original model)")
     elif 0 < opset < PER_CHANNEL_OPSET:
         per_channel = False
-    try:
-        _check(model)
-    except Exception as exc:  # noqa: BLE001 - checker ValidationError, onnxruntime Fail / NotImplemented
-        if origin is Origin.EXPORTED:
-            raise ConversionError(f"the ONNX graph exported from the Keras model does not check or load in "
-                                  f"onnxruntime: {cause_of(exc)}") from None
-        raise InputError(f"{label or src.name}: onnxruntime cannot load the model: {cause_of(exc)}") from None
+    _checked(model, origin, label or src.name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dst))
     return PreparedOnnx(dst, per_channel, tuple(notes))
