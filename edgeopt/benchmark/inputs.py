@@ -10,7 +10,7 @@ import numpy as np
 
 from edgeopt.errors import DataError
 from edgeopt.runtime.base import TensorInfo
-from edgeopt.runtime.tensors import random_input
+from edgeopt.runtime.tensors import feed_dtype, random_input
 
 InputData = dict[str, np.ndarray] | list[np.ndarray]
 
@@ -59,7 +59,11 @@ def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
     x = arr[:1]
     if x.shape[0] == 0:
         raise DataError(f"input '{info.name}': the data has no samples")
-    have, need = np.dtype(x.dtype), np.dtype(info.dtype)
+    have, need = np.dtype(x.dtype), feed_dtype(info)
+    if need.kind == "O":
+        if have.kind not in "OUS":
+            raise DataError(f"input '{info.name}' is a string tensor but the data is {have.name}; give str arrays")
+        return np.ascontiguousarray(x.astype(object))
     if have != need:
         if need.kind in "iu" and have.kind == "f":
             raise DataError(f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data")
