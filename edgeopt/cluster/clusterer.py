@@ -63,11 +63,18 @@ class ClusterResult:
     loss_history: tuple[float, ...]
     model: Any = field(default=None, repr=False, compare=False)  # the clustered Keras model
 
+    # Ratios are clustered / original (< 1 is smaller), the direction of every edgeopt ratio (optimized / baseline).
     @property
     def tflite_gzip_ratio(self) -> float | None:
         if self.size_before is None or self.size_after is None:
             return None
-        return self.size_before.tflite_gzip_bytes / max(1, self.size_after.tflite_gzip_bytes)
+        return self.size_after.tflite_gzip_bytes / max(1, self.size_before.tflite_gzip_bytes)
+
+    @property
+    def keras_gzip_ratio(self) -> float | None:
+        if self.size_before is None or self.size_after is None:
+            return None
+        return self.size_after.keras_gzip_bytes / max(1, self.size_before.keras_gzip_bytes)
 
     @property
     def accuracy_drop(self) -> float | None:
@@ -79,6 +86,7 @@ class ClusterResult:
         d = {k: v for k, v in asdict(self).items() if k != "model"}
         d["spec"]["init"] = str(self.spec.init)
         d["tflite_gzip_ratio"] = self.tflite_gzip_ratio
+        d["keras_gzip_ratio"] = self.keras_gzip_ratio
         d["accuracy_drop"] = self.accuracy_drop
         return d
 

@@ -43,7 +43,14 @@ def runtime_for(path: Path) -> RuntimeName:
 
 
 def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
-    """Open `path` (.tflite or .onnx) in its runtime with `options`.
+    """Open `path` (.tflite or .onnx) in its runtime with `options`, after `check_model_file`."""
+    path = Path(path)
+    options = options or RunnerOptions()
+    return RUNTIMES[check_model_file(path, options)](path, options)
+
+
+def check_model_file(path: Path, options: RunnerOptions) -> RuntimeName:
+    """Everything before the runtime opens `path` in this process; returns the runtime to open it with.
 
     The file is checked first (edgeopt.load.verify_*: structure, then semantics)
     and, unless EDGEOPT_PROBE=0, loaded and invoked once in a child process
@@ -51,13 +58,12 @@ def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
     """
     path = Path(path)
     name = runtime_for(path)
-    options = options or RunnerOptions()
     verify_model_file(path, name)
     from edgeopt.load import probe
 
     if probe.enabled():
         probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization))
-    return RUNTIMES[name](path, options)
+    return name
 
 
 def verify_model_file(path: Path, name: RuntimeName) -> None:
@@ -70,3 +76,17 @@ def verify_model_file(path: Path, name: RuntimeName) -> None:
         from edgeopt.load.verify_onnx import verify_onnx
 
         verify_onnx(path)
+
+
+def import_runtime(name: RuntimeName) -> None:
+    """Import the runtime's Python package now (once per process), so timing an open measures the
+    interpreter / session creation, not the package import that only the first model would pay."""
+    if name is RuntimeName.LITERT:
+        from edgeopt.runtime.litert import _interpreter_module
+
+        _interpreter_module()
+    elif name is RuntimeName.ONNXRUNTIME:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass  # opening the model raises the error that says what to install

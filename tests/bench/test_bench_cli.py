@@ -40,7 +40,7 @@ def test_json_csv_markdown_and_compare(models, fast, tmp_path) -> None:
     assert {"cpu", "cores", "arch", "os", "python", "runtime", "runtime_version", "threads", "delegate"} <= set(r0["fingerprint"])
     assert json.loads((tmp_path / "old.json").read_text())["results"][0]["latency"] == r0["latency"]
     rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
-    assert [r["model"] for r in rows] == ["mlp_float.tflite", "mlp.onnx"] and float(rows[1]["p50 ratio"]) > 0
+    assert [r["model"] for r in rows] == ["mlp_float.tflite", "mlp.onnx"] and float(rows[1]["p50 ratio (this/first)"]) > 0
     md = (tmp_path / "t.md").read_text()
     assert md.startswith("| model |") and "mlp.onnx" in md and "cores" in md
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind

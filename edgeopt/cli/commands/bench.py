@@ -16,8 +16,9 @@ from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")  # edgeopt.runtime.base.GraphOptimization
-LATENCY_COLUMNS = ("model", "runtime", "threads", "p50", "p90", "p99", "mean", "std", "inf/s", "p50 ratio")
-STARTUP_COLUMNS = ("model", "threads", "init ms", "first ms", "IQR", "runs", "peak RSS MB", "ΔRSS MB")
+# Header names of edgeopt.benchmark.render.HEADERS (literal so --help imports nothing heavy).
+LATENCY_COLUMNS = ("model", "runtime", "threads", "p50", "p90", "p99", "mean", "std", "inf/s", "p50 ratio (this/first)")
+STARTUP_COLUMNS = ("model", "threads", "init ms", "probe ms", "first ms", "IQR", "runs", "peak RSS MB", "ΔRSS MB")
 
 
 def _threads(text: str) -> list[int]:
@@ -48,12 +49,25 @@ def _write(path: Path, text: str) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _to_stdout(json_out: bool, paths: list[Path | None]) -> bool:
+    """True when a machine-readable output goes to stdout (then the human tables go to stderr)."""
+    from edgeopt.errors import InputError
+
+    named = [p for p in paths if p is not None and str(p) == "-"]
+    if len(named) + json_out > 1:
+        raise InputError("only one of --json, --save -, --csv - and --markdown - can write to stdout; "
+                         "give the others a file name")
+    return bool(named) or json_out
+
+
 def _check_outputs(paths: list[Path | None], plot: Path | None) -> None:
     """Fail before measuring if an output cannot be written or matplotlib is missing."""
     import importlib.util
 
-    from edgeopt.errors import OutputError, RuntimeUnavailableError
+    from edgeopt.errors import InputError, OutputError, RuntimeUnavailableError
 
+    if plot is not None and str(plot) == "-":
+        raise InputError("--plot needs a file name (.png, .svg or .pdf), not '-'")
     for p in [*paths, plot]:
         if p is not None and str(p) != "-" and not Path(p).resolve().parent.is_dir():
             raise OutputError(f"cannot write {p}: folder {Path(p).resolve().parent} does not exist")
@@ -95,10 +109,11 @@ def register(app: typer.Typer) -> None:
 
             sink = Sink(json_out)
             _check_outputs([save, csv_out, md_out], plot)
+            stdout_taken = _to_stdout(json_out, [save, csv_out, md_out])
             if compare is not None:
                 if models:
                     raise InputError("give either MODEL files or --compare OLD.json NEW.json, not both")
-                _compare(sink, compare, csv_out, md_out)
+                _compare(sink, compare, csv_out, md_out, stdout_taken)
                 return
             if not models:
                 raise InputError("give one or more .tflite / .onnx files (or --compare OLD.json NEW.json)")
@@ -133,10 +148,11 @@ def register(app: typer.Typer) -> None:
                     results = run_interleaved(models, settings, threads=counts, data=data,
                                               data_source=str(input_file) if input_file else None)
             report = report_of(results)
-            _emit(sink, report, save, csv_out, md_out, plot)
+            _emit(sink, report, save, csv_out, md_out, plot, stdout_taken)
 
 
-def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_out: Path | None, plot: Path | None) -> None:
+def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_out: Path | None, plot: Path | None,
+          stdout_taken: bool) -> None:
     from edgeopt.benchmark import render
 
     header, body = render.HEADERS, render.rows(report)
@@ -158,14 +174,18 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
             idx = [header.index(h) for h in cols]
             c.print(table(title, cols, [[row[i] for i in idx] for row in body]))
         if any(r.interleaved for r in report.results):
-            c.print("measured interleaved in rounds; ratio = p50 / p50 of the first model at the same thread count")
+            c.print("measured interleaved in rounds; ratio = p50 / p50 of the first model at the same thread count "
+                    "(< 1 is faster)")
+        c.print("init = the runtime opening the model in this process; probe = file checks and the crash-isolating "
+                "load in a child process before it")
         for line in render.fingerprints(report):
             c.print(f"device {line}")
 
-    sink.result(report.to_dict(), human)
+    _result(sink, report.to_dict(), human, stdout_taken)
 
 
-def _compare(sink: Sink, files: tuple[Path, Path], csv_out: Path | None, md_out: Path | None) -> None:
+def _compare(sink: Sink, files: tuple[Path, Path], csv_out: Path | None, md_out: Path | None,
+             stdout_taken: bool) -> None:
     from edgeopt.benchmark import render
     from edgeopt.benchmark.compare import compare_reports
     from edgeopt.benchmark.results import load_report
@@ -178,5 +198,13 @@ def _compare(sink: Sink, files: tuple[Path, Path], csv_out: Path | None, md_out:
         _write(md_out, render.to_markdown(render.COMPARE_HEADERS, body))
     data = {"schema": "edgeopt.bench-compare/1", "old": str(files[0]), "new": str(files[1]),
             "comparisons": [c.to_dict() for c in comparisons]}
-    sink.result(data, lambda c: c.print(table(f"{files[1]} vs {files[0]} (ratio = new / old; < 1 is faster)",
-                                              render.COMPARE_HEADERS, body)))
+    _result(sink, data, lambda c: c.print(table(f"{files[1]} vs {files[0]} (ratio = new / old; < 1 is faster)",
+                                                render.COMPARE_HEADERS, body)), stdout_taken)
+
+
+def _result(sink: Sink, data: Any, human: Any, stdout_taken: bool) -> None:
+    """--json prints `data`; when --csv/--markdown/--save write to stdout, the human tables go to stderr."""
+    if stdout_taken and not sink.as_json:
+        human(sink.err)
+    else:
+        sink.result(data, human)

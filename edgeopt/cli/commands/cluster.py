@@ -63,8 +63,8 @@ def register(app: typer.Typer) -> None:
                               [[x.layer, x.weight, x.params, x.unique_before, x.unique_after] for x in r.layers]))
                 b, a = r.size_before, r.size_after
                 if b is not None and a is not None:
-                    c.print(table("gzip -9 size", ["file", "before", "after", "ratio"], [
-                        [".keras", _kb(b.keras_gzip_bytes), _kb(a.keras_gzip_bytes), b.keras_gzip_bytes / max(1, a.keras_gzip_bytes)],
+                    c.print(table("gzip -9 size", ["file", "before", "after", "size ratio (after/before)"], [
+                        [".keras", _kb(b.keras_gzip_bytes), _kb(a.keras_gzip_bytes), r.keras_gzip_ratio],
                         ["float .tflite", _kb(b.tflite_gzip_bytes), _kb(a.tflite_gzip_bytes), r.tflite_gzip_ratio]]))
                 if r.accuracy_before is not None:
                     c.print(f"top-1: {r.accuracy_before:.2f}% -> {r.accuracy_after:.2f}% "

@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
                 sink.warn(w)
 
             def human(c):  # type: ignore[no-untyped-def]
-                c.print(table(f"pruned {rep['input']} -> {rep['output']}", ["", "before", "after", "ratio"], [
+                c.print(table(f"pruned {rep['input']} -> {rep['output']}", ["", "before", "after", "ratio (after/before)"], [
                     ["params", rep["params_before"], rep["params_after"], rep["params_after"] / max(rep["params_before"], 1)],
                     ["MACs", rep["macs_before"], rep["macs_after"], rep["macs_after"] / max(rep["macs_before"], 1)],
                     ["top-1 %", rep["accuracy_before"], rep["accuracy_after_finetune"] or rep["accuracy_after_prune"], None],
