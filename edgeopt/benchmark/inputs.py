@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeopt.errors import DataError
 from edgeopt.runtime.base import TensorInfo
+from edgeopt.runtime.shapes import Shapes, order_arrays, resolve_inputs
 from edgeopt.runtime.tensors import feed_dtype, random_input
 
 InputData = dict[str, np.ndarray] | list[np.ndarray]
@@ -32,21 +33,6 @@ def load_input_file(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable .npz/.npy file without pickled objects ({exc})") from None
     if not arrays:
         raise DataError(f"{path} holds no arrays")
-    return arrays
-
-
-def _ordered(inputs: tuple[TensorInfo, ...], data: InputData) -> list[np.ndarray]:
-    if isinstance(data, dict):
-        if all(i.name in data for i in inputs):
-            return [data[i.name] for i in inputs]
-        # Keras names npz keys like "x"; take arrays in file order then, ignoring label arrays ("y").
-        arrays = [v for k, v in data.items() if k not in ("y", "labels")] if len(data) > len(inputs) else list(data.values())
-    else:
-        arrays = list(data)
-    if len(arrays) != len(inputs):
-        names = ", ".join(i.name for i in inputs)
-        raise DataError(f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
-                        "name the .npz arrays after the inputs")
     return arrays
 
 
@@ -79,9 +65,11 @@ def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None) -> list[np.ndarray]:
-    """One sample per model input: the first row of `data`, or seeded random data of the right dtype."""
+def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None,
+               shapes: Shapes | None = None) -> list[np.ndarray]:
+    """One sample per model input: the first row of `data`, or seeded random data of the right dtype,
+    shaped by `shapes` (edgeopt.runtime.shapes) where the model's dimensions are symbolic."""
     if data is None:
         rng = np.random.default_rng(seed)
-        return [random_input(info, rng) for info in inputs]
-    return [_check(info, np.asarray(a)) for info, a in zip(inputs, _ordered(inputs, data), strict=True)]
+        return [random_input(info, rng) for info in resolve_inputs(inputs, shapes or {})]
+    return [_check(info, np.asarray(a)) for info, a in zip(inputs, order_arrays(inputs, data), strict=True)]

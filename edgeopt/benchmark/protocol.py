@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeopt.benchmark.fingerprint import Fingerprint, collect
 from edgeopt.benchmark.inputs import InputData, make_feeds
 from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
@@ -42,6 +44,7 @@ class BenchSettings:
     max_seconds: float = 60.0  # stop measuring past this even if `runs` is not reached
     seed: int = 0
     graph_optimization: GraphOptimization = GraphOptimization.ALL  # onnxruntime only
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # random inputs: (input name, dims) for symbolic dims
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -130,6 +133,7 @@ class _Live:
     warmup: int
     warm_mean_s: float
     rss_delta_mb: float | None
+    shapes: str = ""  # what was fed, e.g. "image=1x3x640x640"
     samples: list[float] = field(default_factory=list)
     measured_s: float = 0.0
 
@@ -137,23 +141,25 @@ class _Live:
         return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
 
 
-def make_inputs(runner: Runner, seed: int, data: InputData | None = None) -> list[Any]:
-    """One sample per input: from `data` (first row) or seeded random of the right dtype."""
-    return make_feeds(runner.inputs, seed, data)
+def make_inputs(runner: Runner, seed: int, data: InputData | None = None,
+                shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()) -> list[Any]:
+    """One sample per input: from `data` (first row) or seeded random of the right dtype and `shapes`."""
+    return make_feeds(runner.inputs, seed, data, dict(shapes))
 
 
 def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
     options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
     t0 = clock()
-    name = check_model_file(Path(path), options)  # may start a child process: timed apart from init
+    name = check_model_file(Path(path), options, dict(settings.shapes), data)  # may start a child: timed apart
     probe_ms = (clock() - t0) * 1e3
     import_runtime(name)
     rss0 = rss_now_mb()
     t0 = clock()
     runner = RUNTIMES[name](Path(path), options)
     init_ms = (clock() - t0) * 1e3
-    runner.set_inputs(make_inputs(runner, settings.seed, data))
+    feeds = make_inputs(runner, settings.seed, data, settings.shapes)
+    runner.set_inputs(feeds)
     invoke = runner.invoke
 
     t = clock()
@@ -169,6 +175,8 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     warm_s = clock() - start
     rss1 = rss_now_mb()
     return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, probe_ms=probe_ms, init_ms=init_ms,
+                 shapes=", ".join(f"{i.name}={'x'.join(map(str, np.shape(f))) or 'scalar'}"
+                                  for i, f in zip(runner.inputs, feeds, strict=True)),
                  first_ms=first_ms, warmup=warm, warm_mean_s=(warm_s / warm) if warm else first_ms / 1e3,
                  rss_delta_mb=None if rss0 is None or rss1 is None else rss1 - rss0)
 
@@ -203,7 +211,8 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
         warmup=live.warmup,
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
-        inputs=inputs, interleaved=interleaved, samples_ms=_thin(live.samples),
+        inputs=f"{inputs}; shapes {live.shapes}" if live.shapes else inputs, interleaved=interleaved,
+        samples_ms=_thin(live.samples),
     )
 
 

@@ -23,14 +23,18 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgeopt import errors
 from edgeopt.errors import ModelFileError
 
 DEFAULT_TIMEOUT = 120.0
-_passed: set[tuple[str, str, bool, str]] = set()
+_passed: set[tuple[Any, ...]] = set()
 
 
 def enabled() -> bool:
@@ -52,17 +56,45 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str) -> None:
-    """Load `path` in `runtime` and invoke once in a child; raise the child's error or ModelFileError on a crash."""
+def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str,
+          shapes: Mapping[str, tuple[int, ...]] | None = None, data: Any = None) -> None:
+    """Load `path` in `runtime` and invoke once in a child; raise the child's error or ModelFileError on a crash.
+
+    The child feeds random inputs shaped like `data` (arrays by input name or in order, first row used, as the
+    benchmark feeds them) or by `shapes` (edgeopt.runtime.shapes) where the model's dimensions are symbolic.
+    """
     path = Path(path)
-    try:
-        key = (_digest(path), runtime, xnnpack, graph_optimization)  # thread count does not change what loads
+    arrays = _arrays(data)
+    layout = tuple((k, tuple(np.shape(v)), str(np.asarray(v).dtype)) for k, v in arrays.items())
+    try:  # thread count does not change what loads
+        key = (_digest(path), runtime, xnnpack, graph_optimization, tuple(sorted((shapes or {}).items())), layout)
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if key in _passed:
         return
+    with tempfile.TemporaryDirectory(prefix="edgeopt-probe-") as tmp:
+        feeds = ""
+        if arrays:
+            feeds = str(Path(tmp) / "feeds.npz")
+            rows: dict[str, Any] = {k: np.asarray(v)[:1] if np.ndim(v) else np.asarray(v) for k, v in arrays.items()}
+            np.savez(feeds, **rows)
+        _probe_child(path, runtime, threads, xnnpack, graph_optimization, json.dumps(dict(shapes or {})), feeds)
+    _passed.add(key)
+
+
+def _arrays(data: Any) -> dict[str, Any]:
+    """`data` as named arrays in order (a list becomes arr_0, arr_1, ...: matched by position)."""
+    if data is None:
+        return {}
+    if isinstance(data, dict):
+        return dict(data)
+    return {f"arr_{i}": a for i, a in enumerate(data)}
+
+
+def _probe_child(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str, shapes: str,
+                 feeds: str) -> None:
     cmd = [sys.executable, "-m", "edgeopt.load.probe", runtime, str(path), str(threads), "1" if xnnpack else "0",
-           graph_optimization]
+           graph_optimization, shapes, feeds]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     timeout = _timeout()
@@ -91,7 +123,6 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
                              f"(exit {proc.returncode}: {tail}); the file is corrupt or malformed")
     if not result.get("ok"):
         raise _error(result)
-    _passed.add(key)
 
 
 def _result(stdout: bytes) -> dict[str, Any] | None:
@@ -119,13 +150,15 @@ def _error(result: dict[str, Any]) -> errors.EdgeoptError:
 
 
 def _child(argv: list[str]) -> int:
-    """`python -m edgeopt.load.probe RUNTIME PATH THREADS XNNPACK GRAPHOPT`: one JSON line on stdout."""
+    """`python -m edgeopt.load.probe RUNTIME PATH THREADS XNNPACK GRAPHOPT [SHAPES_JSON FEEDS_NPZ]`: one JSON line."""
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answer
-    runtime, path, threads, xnnpack, graph_opt = argv
+    runtime, path, threads, xnnpack, graph_opt = argv[:5]
+    shapes, feeds = (argv[5], argv[6]) if len(argv) >= 7 else ("{}", "")
     answer: dict[str, Any]
     try:
-        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt)
+        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt,
+                         {k: tuple(v) for k, v in json.loads(shapes).items()}, feeds)
         answer = {"ok": True}
     except errors.EdgeoptError as exc:
         answer = {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
@@ -138,17 +171,33 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
-def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str) -> None:
-    import numpy as np
-
+def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str,
+                     shapes: dict[str, tuple[int, ...]] | None = None, feeds: str = "") -> None:
     from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
     from edgeopt.runtime.registry import RUNTIMES
+    from edgeopt.runtime.shapes import describe_shapes, resolve_inputs, shaped_like
     from edgeopt.runtime.tensors import random_input
 
     options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
     runner = RUNTIMES[RuntimeName(runtime)](path, options)
     rng = np.random.default_rng(0)
-    runner.run([random_input(t, rng) for t in runner.inputs])
+    if feeds:  # random values in the shapes of the caller's arrays
+        with np.load(feeds, allow_pickle=False) as npz:
+            infos = shaped_like(runner.inputs, {k: npz[k] for k in npz.files})
+    else:
+        infos = resolve_inputs(runner.inputs, shapes or {})
+    try:
+        runner.run([random_input(t, rng) for t in infos])
+    except errors.EdgeoptError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - say when the size we guessed may be the cause
+        unsized = [t for t in infos if any(d <= 0 for d in t.shape)]
+        if not unsized:
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelFileError(f"{path}: {runtime} cannot run the model with its symbolic dimensions fed as 1 "
+                             f"({describe_shapes(tuple(unsized))}): {first}; give the real size with --shape "
+                             "NAME=1x3x640x640 or data with --input") from None
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from edgeopt.errors import ModelFileError
 from edgeopt.load.formats import ModelFormat, detect_format
@@ -49,12 +50,14 @@ def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
     return RUNTIMES[check_model_file(path, options)](path, options)
 
 
-def check_model_file(path: Path, options: RunnerOptions) -> RuntimeName:
+def check_model_file(path: Path, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]] | None = None,
+                     data: Any = None) -> RuntimeName:
     """Everything before the runtime opens `path` in this process; returns the runtime to open it with.
 
     The file is checked first (edgeopt.load.verify_*: structure, then semantics)
     and, unless EDGEOPT_PROBE=0, loaded and invoked once in a child process
-    (edgeopt.load.probe), so a malformed file cannot crash this process.
+    (edgeopt.load.probe), so a malformed file cannot crash this process. The probe feeds inputs shaped like
+    `data` (the arrays the caller will feed) or by `shapes`, so a model that cannot run at 1x1 is not refused.
     """
     path = Path(path)
     name = runtime_for(path)
@@ -62,7 +65,7 @@ def check_model_file(path: Path, options: RunnerOptions) -> RuntimeName:
     from edgeopt.load import probe
 
     if probe.enabled():
-        probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization))
+        probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization), shapes, data)
     return name
 
 

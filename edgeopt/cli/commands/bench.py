@@ -89,6 +89,7 @@ def register(app: typer.Typer) -> None:
         graph_opt: Annotated[str, typer.Option("--graph-opt", help="onnxruntime graph optimization: disable, basic, extended or all.")] = "all",
         seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
         input_file: Annotated[Path | None, typer.Option("--input", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
+        shape: Annotated[list[str] | None, typer.Option("--shape", help="Size of symbolic dims of random inputs: NAME=1x3x640x640 (repeatable; no NAME for a single input).")] = None,
         compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
         save: Annotated[Path | None, typer.Option("--save", help="Write the JSON result to this file (for --compare later).")] = None,
         csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table to this file ('-' = stdout).")] = None,
@@ -123,10 +124,14 @@ def register(app: typer.Typer) -> None:
 
             from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
             from edgeopt.benchmark.results import report_of
+            from edgeopt.runtime.shapes import parse_shape_specs
 
+            if shape and input_file is not None:
+                raise InputError("--shape sizes random inputs; with --input the data's shapes are used: give one")
             settings = BenchSettings(threads=counts[0], xnnpack=xnnpack, warmup_runs=warmup_runs,
                                      warmup_seconds=warmup_seconds, runs=runs, min_seconds=min_seconds,
-                                     max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt)  # type: ignore[arg-type]
+                                     max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt,  # type: ignore[arg-type]
+                                     shapes=tuple(parse_shape_specs(shape or ()).items()))
             if remote is not None:
                 from edgeopt.benchmark.remote import RemoteSpec, run_remote
 
