@@ -7,10 +7,12 @@ edgeopt.analysis.onnx_graph); Keras formats load Keras (the `convert` extra).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeopt.errors import InputError
 from edgeopt.load.formats import ModelFormat, detect_format
 from edgeopt.runtime.base import TensorInfo
 
@@ -55,13 +57,16 @@ class ModelInfo:
         }
 
 
-def inspect_model(path: Path) -> ModelInfo:
+def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModelInfo:
+    """`shapes`: sizes for symbolic input dimensions (ONNX only), so MACs are counted for them."""
     path = Path(path)
     fmt = detect_format(path)
+    if shapes and fmt is not ModelFormat.ONNX:
+        raise InputError(f"{path}: --shape applies to .onnx models (a {fmt} model's MACs are counted for its own shapes)")
     if fmt is ModelFormat.TFLITE:
         return _tflite(path)
     if fmt is ModelFormat.ONNX:
-        return _onnx(path)
+        return _onnx(path, shapes)
     return _keras(path, fmt)
 
 
@@ -90,10 +95,10 @@ def _tflite(path: Path) -> ModelInfo:
                               "description": g.description, "param_bytes": g.param_bytes})
 
 
-def _onnx(path: Path) -> ModelInfo:
+def _onnx(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModelInfo:
     from edgeopt.analysis.onnx_graph import read_onnx
 
-    g = read_onnx(path)
+    g = read_onnx(path, shapes)
     layers = tuple(LayerInfo(n.name, n.op, n.output_shape, n.params, n.macs, n.scope) for n in g.nodes)
     return ModelInfo(path=str(path), format=str(ModelFormat.ONNX), bytes=g.size_bytes, params=g.params, macs=g.macs,
                      inputs=tuple(TensorInfo(t.name, t.shape, t.dtype) for t in g.inputs),

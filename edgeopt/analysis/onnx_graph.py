@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -145,10 +145,14 @@ def load_checked(path: Path) -> Any:
     return model
 
 
-def read_onnx(path: Path) -> OnnxGraph:
+def read_onnx(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> OnnxGraph:
+    """`shapes` (edgeopt.runtime.shapes): sizes for symbolic input dimensions, applied before shape inference."""
     onnx = _onnx()
     path = Path(path)
     model = load_checked(path)
+    notes: list[str] = []
+    if shapes:
+        notes.append(f"MACs for input shape {_set_input_shapes(model, shapes)}")
     inferred = True
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
@@ -157,15 +161,40 @@ def read_onnx(path: Path) -> OnnxGraph:
     g = model.graph
     walk = _Walk(onnx)
     walk.graph(g, {}, {}, "")
-    shapes, dtypes = walk.top_shapes, walk.top_dtypes
+    shapes_, dtypes = walk.top_shapes, walk.top_dtypes
     init_set = {i.name for i in g.initializer}
-    inputs = tuple(OnnxTensor(v.name, shapes.get(v.name, ()), dtypes.get(v.name, "unknown")) for v in g.input if v.name not in init_set)
-    outputs = tuple(OnnxTensor(v.name, shapes.get(v.name, ()), dtypes.get(v.name, "unknown")) for v in g.output)
+    inputs = tuple(OnnxTensor(v.name, shapes_.get(v.name, ()), dtypes.get(v.name, "unknown")) for v in g.input if v.name not in init_set)
+    outputs = tuple(OnnxTensor(v.name, shapes_.get(v.name, ()), dtypes.get(v.name, "unknown")) for v in g.output)
+    unsized = [t for t in inputs if any(d <= 0 for d in t.shape[1:])]
+    if unsized and any(n.macs for n in walk.nodes):
+        listed = ", ".join(f"{t.name}=[{', '.join('?' if d <= 0 else str(d) for d in t.shape)}]" for t in unsized)
+        notes.append(f"MACs count symbolic dimensions as 1 ({listed}), so they are a lower bound; "
+                     "give --shape NAME=1x3x640x640 for the real count")
     return OnnxGraph(path=str(path), size_bytes=path.stat().st_size, ir_version=int(model.ir_version),
                      opsets={(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import},
                      producer=" ".join(x for x in (model.producer_name, model.producer_version) if x),
                      inputs=inputs, outputs=outputs, nodes=tuple(walk.nodes), shapes_inferred=inferred,
-                     notes=tuple(walk.notes))
+                     notes=(*notes, *walk.notes))
+
+
+def _set_input_shapes(model: Any, shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """Write `shapes` into the graph inputs (checked: names, ranks, fixed dims); returns them described."""
+    from edgeopt.runtime.base import TensorInfo
+    from edgeopt.runtime.shapes import describe_shapes, resolve_inputs
+
+    g = model.graph
+    init = {t.name for t in g.initializer}
+    data = [v for v in g.input if v.name not in init]
+    infos = tuple(TensorInfo(v.name, _shape_of_type(v.type) or (), "float32") for v in data)
+    resolved = resolve_inputs(infos, shapes)
+    for v, info in zip(data, resolved, strict=True):
+        dims = v.type.tensor_type.shape.dim
+        while len(dims) < len(info.shape):  # an input declared without a shape
+            dims.add()
+        for d, size in zip(v.type.tensor_type.shape.dim, info.shape, strict=True):
+            d.dim_value = size  # clears dim_param (a oneof)
+    del g.value_info[:]  # stale symbolic shapes of intermediate tensors: inferred again
+    return describe_shapes(tuple(r for r in resolved if r.name in shapes or "" in shapes))
 
 
 class _Walk:

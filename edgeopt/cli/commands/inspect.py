@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Per-layer int8 error (RMSE, SNR) of a float model.")] = False,
         calib: Annotated[Path | None, typer.Option("--calib", help="Calibration data .npz for --sensitivity.")] = None,
         unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers.")] = False,
+        shape: Annotated[list[str] | None, typer.Option("--shape", help="Size of symbolic input dims for MACs (.onnx): NAME=1x3x640x640 (repeatable).")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Show inputs, outputs, ops, params and MACs of a model (--sensitivity: per-layer int8 error)."""
@@ -27,8 +28,9 @@ def register(app: typer.Typer) -> None:
                 _sensitivity(model, calib, unsafe_load, json_out)
                 return
             from edgeopt.analysis.inspect import inspect_model
+            from edgeopt.runtime.shapes import parse_shape_specs
 
-            info = inspect_model(model)
+            info = inspect_model(model, parse_shape_specs(shape or ()))
 
             def human(c):  # type: ignore[no-untyped-def]
                 c.print(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  MACs={info.macs:,}")
