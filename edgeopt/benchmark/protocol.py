@@ -81,6 +81,7 @@ class BenchResult:
     device: str = "local"  # "local" or the ssh destination it ran on
     inputs: str = "random"  # "random (seed N)" or the data file
     interleaved: bool = False
+    input_shapes: str = ""  # what was fed, e.g. "image=1x3x640x640, scale=1"
     samples_ms: tuple[float, ...] = field(default=(), repr=False)
 
     @property
@@ -97,7 +98,7 @@ class BenchResult:
             "runtime_version": self.runtime_version, "delegate": self.delegate, "threads": self.threads,
             "init_ms": self.init_ms, "probe_ms": self.probe_ms, "first_ms": self.first_ms, "warmup": self.warmup,
             "latency": self.latency.to_dict(), "peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb,
-            "inputs": self.inputs, "interleaved": self.interleaved,
+            "inputs": self.inputs, "input_shapes": self.input_shapes, "interleaved": self.interleaved,
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
         }
         if samples:
@@ -115,6 +116,7 @@ class BenchResult:
             latency=LatencyStats.from_dict(d["latency"]), peak_rss_mb=d.get("peak_rss_mb"),
             rss_delta_mb=d.get("rss_delta_mb"), fingerprint=Fingerprint.from_dict(fp) if fp else None,
             device=d.get("device", "local"), inputs=d.get("inputs", "random"), interleaved=bool(d.get("interleaved", False)),
+            input_shapes=str(d.get("input_shapes", "")),
             samples_ms=tuple(float(s) for s in d.get("samples_ms", ())),
         )
 
@@ -211,8 +213,7 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
         warmup=live.warmup,
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
-        inputs=f"{inputs}; shapes {live.shapes}" if live.shapes else inputs, interleaved=interleaved,
-        samples_ms=_thin(live.samples),
+        inputs=inputs, interleaved=interleaved, input_shapes=live.shapes, samples_ms=_thin(live.samples),
     )
 
 

@@ -89,15 +89,18 @@ def order_arrays(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[
 
 
 def shaped_like(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[Any]) -> tuple[TensorInfo, ...]:
-    """`inputs` with the shape of one sample of `data` (its first row), as the benchmark feeds it."""
+    """`inputs` with the shape of one sample of `data` (its first row), as the benchmark feeds it.
+
+    DataError, with the benchmark's wording, when the data contradicts a fixed dimension.
+    """
     out = []
     for info, arr in zip(inputs, order_arrays(inputs, data), strict=True):
-        shape = tuple(int(d) for d in np.shape(arr))
-        if len(shape) == len(info.shape) - 1:
+        want, shape = info.shape, tuple(int(d) for d in np.shape(arr))
+        if len(shape) == len(want) - 1:
             shape = (1, *shape)
-        elif shape and len(shape) == len(info.shape):
-            shape = (min(shape[0], 1), *shape[1:])
-        out.append(replace(info, shape=shape))
+        if len(shape) != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], shape[1:], strict=True)):
+            raise DataError(f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(shape)}")
+        out.append(replace(info, shape=(min(shape[0], 1), *shape[1:]) if shape else shape))
     return tuple(out)
 
 

@@ -39,9 +39,9 @@ def test_shape_flag_sizes_the_probe_and_the_random_inputs(tmp_path) -> None:
     res = bench(model, "--shape", "x=1x3x32x32", "--json")
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.stdout)["results"]
-    assert row["inputs"] == "random (seed 0); shapes x=1x3x32x32"
+    assert row["inputs"] == "random (seed 0)" and row["input_shapes"] == "x=1x3x32x32"
     unnamed = bench(model, "--shape", "1x3x16x24", "--json")
-    assert unnamed.exit_code == 0 and json.loads(unnamed.stdout)["results"][0]["inputs"].endswith("x=1x3x16x24")
+    assert unnamed.exit_code == 0 and json.loads(unnamed.stdout)["results"][0]["input_shapes"] == "x=1x3x16x24"
 
 
 def test_input_data_sizes_the_probe(tmp_path) -> None:
@@ -49,7 +49,8 @@ def test_input_data_sizes_the_probe(tmp_path) -> None:
     np.savez(tmp_path / "in.npz", x=np.ones((2, 3, 20, 20), np.float32))
     res = bench(model, "--input", tmp_path / "in.npz", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["results"][0]["inputs"] == f"{tmp_path / 'in.npz'}; shapes x=1x3x20x20"
+    row = json.loads(res.stdout)["results"][0]
+    assert row["inputs"] == str(tmp_path / "in.npz") and row["input_shapes"] == "x=1x3x20x20"
 
 
 def test_bad_shapes_are_one_line_exit_2(tmp_path) -> None:
@@ -61,3 +62,8 @@ def test_bad_shapes_are_one_line_exit_2(tmp_path) -> None:
         res = bench(model, "--shape", spec)
         err = res.stderr.strip()
         assert res.exit_code == 2 and len(err.splitlines()) == 1 and needle in err, (spec, res.output)
+
+
+def test_human_output_prints_the_shapes_fed(tmp_path) -> None:
+    res = bench(dynamic_conv(tmp_path / "m.onnx"), "--shape", "x=1x3x32x32")
+    assert res.exit_code == 0 and "inputs of m.onnx: x=1x3x32x32" in res.output, res.output

@@ -185,6 +185,8 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
                 "load in a child process before it")
         for line in render.fingerprints(report):
             c.print(f"device {line}")
+        for name, shapes in dict.fromkeys((r.name, r.input_shapes) for r in report.results if r.input_shapes):
+            c.print(f"inputs of {name}: {shapes}")
 
     _result(sink, report.to_dict(), human, stdout_taken)
 
