@@ -98,7 +98,9 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
         progress("converting and quantizing")
-        measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, quick=True), req)) if req.benchmark else None
+        shapes = _data_shapes(source, calib, evalset, notes) if req.benchmark else ()
+        measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
+            if req.benchmark else None
         arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure)
         notes.extend(arts.notes)
         if arts.note:
@@ -108,7 +110,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         latency = None
         if req.benchmark:
             progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
-            latency = _latency(stage, arts, profile, req)
+            latency = _latency(stage, arts, profile, req, shapes)
             notes.extend(_refusals(latency, (arts.baseline, arts.optimized)))
         stages: dict[str, Any] = dict(compressed.stages) if compressed else {}
         if compressed and compressed.steps:
@@ -206,12 +208,31 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     return base, opt
 
 
-def _bench_settings(profile: Profile, req: BuildRequest, quick: bool = False) -> Any:
+def _data_shapes(source: Source, calib: np.ndarray | None, evalset: Dataset | None,
+                 notes: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Sizes for the latency stage when the model's input has symbolic dims beyond the batch: one sample of the
+    eval data, else of the calibration data (what the model is used on), never a silent 1."""
+    dims = source.input_shape[1:]
+    if all(d is not None for d in dims):
+        return ()
+    x, origin = (evalset.x, "eval data") if evalset is not None else (calib, "calibration data")
+    if x is None:
+        notes.append(f"latency measured with the input's symbolic dimensions as 1 ({list(source.input_shape)}): "
+                     "no data gave their size")
+        return ()
+    shape = (1, *(int(d) for d in x.shape[1:]))
+    notes.append(f"latency measured at input shape {'x'.join(map(str, shape))} (from the {origin}; the model's "
+                 f"input is {['?' if d is None else d for d in source.input_shape]})")
+    return (("", shape),)
+
+
+def _bench_settings(profile: Profile, req: BuildRequest, shapes: tuple[tuple[str, tuple[int, ...]], ...] = (),
+                    quick: bool = False) -> Any:
     """The profile's protocol; `quick`: a shorter one for choosing between candidate artifacts."""
     from edgeopt.benchmark.protocol import BenchSettings
 
     b = profile.benchmark
-    return BenchSettings(threads=profile.runtime.threads if req.threads is None else req.threads,
+    return BenchSettings(shapes=shapes, threads=profile.runtime.threads if req.threads is None else req.threads,
                          xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
                          warmup_runs=b.warmup_runs, warmup_seconds=min(b.warmup_seconds, 0.25) if quick else b.warmup_seconds,
                          runs=min(b.runs, 30) if quick else b.runs, min_seconds=min(b.min_seconds, 0.5) if quick else b.min_seconds)
@@ -228,8 +249,9 @@ def _time(paths: list[Path], settings: Any, req: BuildRequest) -> list[Any]:
     return run_interleaved(paths, settings)
 
 
-def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest) -> tuple[Any, Any]:
-    results = _time([stage.path(arts.baseline), stage.path(arts.optimized)], _bench_settings(profile, req), req)
+def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest,
+             shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> tuple[Any, Any]:
+    results = _time([stage.path(arts.baseline), stage.path(arts.optimized)], _bench_settings(profile, req, shapes), req)
     return results[0], results[1]
 
 
