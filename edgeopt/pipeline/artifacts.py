@@ -19,7 +19,7 @@ from edgeopt.errors import BudgetExceededError
 from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
 from edgeopt.pipeline.onnx_activations import Measure, Score, quantize_with_activations
 from edgeopt.pipeline.source import Source
-from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
+from edgeopt.profiles.schema import OnnxActivations, OutputFormat, Profile, Scheme
 
 if TYPE_CHECKING:
     from edgeopt.validate.accuracy import AccuracyResult
@@ -124,12 +124,12 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
                             label=str(source.path))
     per_channel = q.per_channel and prepared.per_channel
     recipe = OnnxRecipe(q.scheme, per_channel, q.calibration_method, q.onnx_format, calib)
-    measured = None
+    measured, unsigned = None, False
     if q.scheme is Scheme.INT8:
         choice = quantize_with_activations(prepared.path, stage.path(opt), recipe, q.onnx_activations,
                                            stage.path(base), measure, _scorer(source, evalset, reference),
                                            profile.budgets.max_accuracy_drop)
-        measured = choice.chosen.accuracy
+        measured, unsigned = choice.chosen.accuracy, choice.chosen.activations is OnnxActivations.UINT8
         plain = Artifacts(base, opt, "onnx", str(q.scheme), notes=(*prepared.notes, choice.note),
                           activations=choice.to_dict())
     else:
@@ -142,7 +142,7 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
             return within
         from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
 
-        settings = replace(settings_from_profile(profile), per_channel=per_channel)
+        settings = replace(settings_from_profile(profile), per_channel=per_channel, unsigned_activations=unsigned)
         result = _partial(lambda: partial_quantize_onnx(prepared.path, calib, evalset.x, evalset.y, settings))
         write_bytes_atomic(stage.path(opt), result.model)
         return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict(), notes=plain.notes,
