@@ -11,7 +11,7 @@ import numpy as np
 from edgeopt.errors import DataError
 from edgeopt.runtime.base import TensorInfo
 from edgeopt.runtime.shapes import Shapes, order_arrays, resolve_inputs
-from edgeopt.runtime.tensors import feed_dtype, random_input
+from edgeopt.runtime.tensors import INT_RANGE, feed_dtype, random_input
 
 InputData = dict[str, np.ndarray] | list[np.ndarray]
 
@@ -66,10 +66,10 @@ def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
 
 
 def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None,
-               shapes: Shapes | None = None) -> list[np.ndarray]:
+               shapes: Shapes | None = None, int_range: tuple[int, int] | None = None) -> list[np.ndarray]:
     """One sample per model input: the first row of `data`, or seeded random data of the right dtype,
     shaped by `shapes` (edgeopt.runtime.shapes) where the model's dimensions are symbolic."""
     if data is None:
         rng = np.random.default_rng(seed)
-        return [random_input(info, rng) for info in resolve_inputs(inputs, shapes or {})]
+        return [random_input(info, rng, int_range=int_range or INT_RANGE) for info in resolve_inputs(inputs, shapes or {})]
     return [_check(info, np.asarray(a)) for info, a in zip(inputs, order_arrays(inputs, data), strict=True)]

@@ -45,6 +45,7 @@ class BenchSettings:
     seed: int = 0
     graph_optimization: GraphOptimization = GraphOptimization.ALL  # onnxruntime only
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # random inputs: (input name, dims) for symbolic dims
+    int_range: tuple[int, int] | None = None  # random integer inputs (not quantized): inclusive; None = 0..3
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -144,23 +145,23 @@ class _Live:
 
 
 def make_inputs(runner: Runner, seed: int, data: InputData | None = None,
-                shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()) -> list[Any]:
+                shapes: tuple[tuple[str, tuple[int, ...]], ...] = (), int_range: tuple[int, int] | None = None) -> list[Any]:
     """One sample per input: from `data` (first row) or seeded random of the right dtype and `shapes`."""
-    return make_feeds(runner.inputs, seed, data, dict(shapes))
+    return make_feeds(runner.inputs, seed, data, dict(shapes), int_range)
 
 
 def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
     options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
     t0 = clock()
-    name = check_model_file(Path(path), options, dict(settings.shapes), data)  # may start a child: timed apart
+    name = check_model_file(Path(path), options, dict(settings.shapes), data, settings.int_range)  # may start a child
     probe_ms = (clock() - t0) * 1e3
     import_runtime(name)
     rss0 = rss_now_mb()
     t0 = clock()
     runner = RUNTIMES[name](Path(path), options)
     init_ms = (clock() - t0) * 1e3
-    feeds = make_inputs(runner, settings.seed, data, settings.shapes)
+    feeds = make_inputs(runner, settings.seed, data, settings.shapes, settings.int_range)
     runner.set_inputs(feeds)
     invoke = runner.invoke
 

@@ -57,7 +57,8 @@ def _digest(path: Path) -> str:
 
 
 def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str,
-          shapes: Mapping[str, tuple[int, ...]] | None = None, data: Any = None) -> None:
+          shapes: Mapping[str, tuple[int, ...]] | None = None, data: Any = None,
+          int_range: tuple[int, int] | None = None) -> None:
     """Load `path` in `runtime` and invoke once in a child; raise the child's error or ModelFileError on a crash.
 
     The child feeds random inputs shaped like `data` (arrays by input name or in order, first row used, as the
@@ -67,7 +68,8 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
     arrays = _arrays(data)
     layout = tuple((k, tuple(np.shape(v)), str(np.asarray(v).dtype)) for k, v in arrays.items())
     try:  # thread count does not change what loads
-        key = (_digest(path), runtime, xnnpack, graph_optimization, tuple(sorted((shapes or {}).items())), layout)
+        key = (_digest(path), runtime, xnnpack, graph_optimization, tuple(sorted((shapes or {}).items())), layout,
+               int_range)
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if key in _passed:
@@ -78,7 +80,8 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
             feeds = str(Path(tmp) / "feeds.npz")
             rows: dict[str, Any] = {k: np.asarray(v)[:1] if np.ndim(v) else np.asarray(v) for k, v in arrays.items()}
             np.savez(feeds, **rows)
-        _probe_child(path, runtime, threads, xnnpack, graph_optimization, json.dumps(dict(shapes or {})), feeds)
+        _probe_child(path, runtime, threads, xnnpack, graph_optimization, json.dumps(dict(shapes or {})), feeds,
+                     "" if int_range is None else f"{int_range[0]},{int_range[1]}")
     _passed.add(key)
 
 
@@ -92,9 +95,9 @@ def _arrays(data: Any) -> dict[str, Any]:
 
 
 def _probe_child(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str, shapes: str,
-                 feeds: str) -> None:
+                 feeds: str, int_range: str) -> None:
     cmd = [sys.executable, "-m", "edgeopt.load.probe", runtime, str(path), str(threads), "1" if xnnpack else "0",
-           graph_optimization, shapes, feeds]
+           graph_optimization, shapes, feeds, int_range]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     timeout = _timeout()
@@ -154,11 +157,12 @@ def _child(argv: list[str]) -> int:
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answer
     runtime, path, threads, xnnpack, graph_opt = argv[:5]
-    shapes, feeds = (argv[5], argv[6]) if len(argv) >= 7 else ("{}", "")
+    shapes, feeds, ints = (argv[5], argv[6], argv[7]) if len(argv) >= 8 else ("{}", "", "")
     answer: dict[str, Any]
     try:
         _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt,
-                         {k: tuple(v) for k, v in json.loads(shapes).items()}, feeds)
+                         {k: tuple(v) for k, v in json.loads(shapes).items()}, feeds,
+                         tuple(int(v) for v in ints.split(",")) if ints else None)  # type: ignore[arg-type]
         answer = {"ok": True}
     except errors.EdgeoptError as exc:
         answer = {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
@@ -172,11 +176,12 @@ def _child(argv: list[str]) -> int:
 
 
 def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str,
-                     shapes: dict[str, tuple[int, ...]] | None = None, feeds: str = "") -> None:
+                     shapes: dict[str, tuple[int, ...]] | None = None, feeds: str = "",
+                     int_range: tuple[int, int] | None = None) -> None:
     from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
     from edgeopt.runtime.registry import RUNTIMES
     from edgeopt.runtime.shapes import describe_shapes, resolve_inputs, shaped_like
-    from edgeopt.runtime.tensors import random_input
+    from edgeopt.runtime.tensors import INT_RANGE, random_input
 
     options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
     runner = RUNTIMES[RuntimeName(runtime)](path, options)
@@ -187,7 +192,7 @@ def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, grap
     else:
         infos = resolve_inputs(runner.inputs, shapes or {})
     try:
-        runner.run([random_input(t, rng) for t in infos])
+        runner.run([random_input(t, rng, int_range=int_range or INT_RANGE) for t in infos])
     except errors.EdgeoptError:
         raise
     except Exception as exc:  # noqa: BLE001 - say when the size we guessed may be the cause

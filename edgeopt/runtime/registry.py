@@ -51,7 +51,7 @@ def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
 
 
 def check_model_file(path: Path, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]] | None = None,
-                     data: Any = None) -> RuntimeName:
+                     data: Any = None, int_range: tuple[int, int] | None = None) -> RuntimeName:
     """Everything before the runtime opens `path` in this process; returns the runtime to open it with.
 
     The file is checked first (edgeopt.load.verify_*: structure, then semantics)
@@ -65,7 +65,8 @@ def check_model_file(path: Path, options: RunnerOptions, shapes: Mapping[str, tu
     from edgeopt.load import probe
 
     if probe.enabled():
-        probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization), shapes, data)
+        probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization), shapes, data,
+                    int_range)
     return name
 
 

@@ -74,3 +74,22 @@ def test_a_type_numpy_cannot_feed_is_refused_by_name(tmp_path) -> None:
     assert res.exit_code == 2, res.output
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and "input 'x' has type bfloat16, which cannot be fed from numpy" in err
+
+
+def _gather(path: Path, rows: int) -> Path:
+    v = helper.make_tensor_value_info
+    table = numpy_helper.from_array(np.zeros((rows, 2), np.float32), "table")
+    return _save(path, [helper.make_node("Gather", ["table", "index"], ["y"], axis=0)],
+                 [v("index", TensorProto.INT64, [1, 8])], [v("y", TensorProto.FLOAT, [1, 8, 2])], [table])
+
+
+def test_int_range_reaches_the_probe_and_the_feeds(tmp_path) -> None:
+    model = _gather(tmp_path / "g.onnx", rows=4)
+    ok = CliRunner().invoke(app, ["bench", str(model), *FAST], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output  # 0..3 indexes a 4-row table
+    far = CliRunner().invoke(app, ["bench", str(model), *FAST, "--int-range", "10:12"], catch_exceptions=False)
+    assert far.exit_code == 2 and "cannot run the model" in far.stderr, far.output  # the probe used 10..12
+    feeds = make_feeds(open_runner(model).inputs, 0, int_range=(10, 12))
+    assert feeds[0].min() >= 10 and feeds[0].max() <= 12
+    bad = CliRunner().invoke(app, ["bench", str(model), "--int-range", "5:1"], catch_exceptions=False)
+    assert bad.exit_code == 2 and "LO is above HI" in bad.stderr

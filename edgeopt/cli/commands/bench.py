@@ -89,6 +89,7 @@ def register(app: typer.Typer) -> None:
         graph_opt: Annotated[str, typer.Option("--graph-opt", help="onnxruntime graph optimization: disable, basic, extended or all.")] = "all",
         seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
         input_file: Annotated[Path | None, typer.Option("--input", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
+        int_range: Annotated[str | None, typer.Option("--int-range", help="Values of random integer inputs that are not quantized: LO:HI, inclusive (default 0:3).")] = None,
         shape: Annotated[list[str] | None, typer.Option("--shape", help="Size of symbolic dims of random inputs: NAME=1x3x640x640 (repeatable; no NAME for a single input).")] = None,
         compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
         save: Annotated[Path | None, typer.Option("--save", help="Write the JSON result to this file (for --compare later).")] = None,
@@ -131,7 +132,7 @@ def register(app: typer.Typer) -> None:
             settings = BenchSettings(threads=counts[0], xnnpack=xnnpack, warmup_runs=warmup_runs,
                                      warmup_seconds=warmup_seconds, runs=runs, min_seconds=min_seconds,
                                      max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt,  # type: ignore[arg-type]
-                                     shapes=tuple(parse_shape_specs(shape or ()).items()))
+                                     shapes=tuple(parse_shape_specs(shape or ()).items()), int_range=_int_range(int_range))
             if remote is not None:
                 from edgeopt.benchmark.remote import RemoteSpec, run_remote
 
@@ -154,6 +155,20 @@ def register(app: typer.Typer) -> None:
                                               data_source=str(input_file) if input_file else None)
             report = report_of(results)
             _emit(sink, report, save, csv_out, md_out, plot, stdout_taken)
+
+
+def _int_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    from edgeopt.errors import InputError
+
+    try:
+        lo, hi = (int(v) for v in text.replace(",", ":").split(":"))
+    except ValueError:
+        raise InputError(f"--int-range {text!r}: write LO:HI, e.g. 0:15") from None
+    if lo > hi:
+        raise InputError(f"--int-range {text!r}: LO is above HI")
+    return lo, hi
 
 
 def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_out: Path | None, plot: Path | None,
