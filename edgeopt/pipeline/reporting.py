@@ -97,7 +97,7 @@ def assemble_report(req: Any, resolved: ResolvedProfile, source: Source, calib_s
                            accuracy=_acc_info(opt_acc), latency_ms=_lat_info(opt_lat))
     lat_ratio = None if (base_lat is None or opt_lat is None) else opt_lat.latency.p50 / base_lat.latency.p50
     budgets = _budgets(profile, optimized, mcu, stages, notes, lat_ratio)
-    params, macs = source.params_and_macs()
+    params, macs = source.params_and_macs(_macs_shapes(source, calib, evalset, notes))
     if "steps" in stages:
         stages["composition"] = _composition(stages, params, baseline, optimized)
     return rs.Report(
@@ -112,6 +112,21 @@ def assemble_report(req: Any, resolved: ResolvedProfile, source: Source, calib_s
         budgets=budgets, stages=stages, notes=notes, build_seconds=round(time.perf_counter() - started, 3),
         ok=all(b.ok is not False for b in budgets),
     )
+
+
+def _macs_shapes(source: Source, calib: np.ndarray | None, evalset: Dataset | None,
+                 notes: list[str]) -> dict[str, tuple[int, ...]] | None:
+    """An ONNX source with symbolic dims beyond the batch counts MACs at the size of one eval/calibration sample."""
+    if source.onnx_path is None or all(d is not None for d in source.input_shape[1:]):
+        return None
+    x = evalset.x if evalset is not None else calib
+    if x is None:
+        notes.append("input MACs count the model's symbolic dimensions as 1: a lower bound")
+        return None
+    shape = (1, *(int(d) for d in x.shape[1:]))
+    notes.append(f"input MACs are for input shape {'x'.join(map(str, shape))} (one sample of the "
+                 f"{'eval' if evalset is not None else 'calibration'} data)")
+    return {"": shape}
 
 
 def _composition(stages: dict[str, Any], params: int, baseline: rs.Variant, optimized: rs.Variant) -> dict[str, Any]:

@@ -33,3 +33,5 @@ def test_symbolic_dims_take_the_calibration_data_size(cli, tmp_path) -> None:
            "['?', 3, '?', '?'])" in rep["notes"]
     assert rep["baseline"]["latency_ms"]["p50"] > 0 and rep["optimized"]["latency_ms"]["p50"] > 0
     assert rep["stages"]["onnx_activations"]["measured"] is True
+    assert rep["input"]["macs"] == 18 * 18 * 4 * 27  # per sample, at 20x20 (valid 3x3 convolution)
+    assert "input MACs are for input shape 1x3x20x20 (one sample of the calibration data)" in rep["notes"]
