@@ -79,6 +79,14 @@ class BudgetExceededError(EdgeoptError):
         super().__init__(msg + (f" ({detail})" if detail else ""))
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its class name when empty), at most `limit` characters.
+
+    Native libraries raise multi-line messages; a one-line error shows only the head.
+    """
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
 def cause_of(exc: BaseException, limit: int = 600) -> str:
     """One line from a third-party exception that keeps the part naming the cause.
 

@@ -26,7 +26,7 @@ from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
 from edgeopt.benchmark.stats import LatencyStats, ratios, summarize
 from edgeopt.errors import InputError
 from edgeopt.runtime import Runner, RunnerOptions, RuntimeName
-from edgeopt.runtime.base import GraphOptimization
+from edgeopt.runtime.base import GraphOptimization, check_threads
 from edgeopt.runtime.registry import RUNTIMES, check_model_file, import_runtime
 
 BLOCK_SECONDS = 0.02  # one interleaving slot per variant and round
@@ -48,8 +48,7 @@ class BenchSettings:
     int_range: tuple[int, int] | None = None  # random integer inputs (not quantized): inclusive; None = 0..3
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise InputError(f"threads must be >= 1 (or 0 for all cores), got {self.threads}")
+        check_threads(self.threads)
         if self.runs < 1:
             raise InputError(f"runs must be >= 1, got {self.runs}")
         if self.warmup_runs < 0 or self.warmup_seconds < 0 or self.min_seconds < 0:
@@ -144,12 +143,6 @@ class _Live:
         return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
 
 
-def make_inputs(runner: Runner, seed: int, data: InputData | None = None,
-                shapes: tuple[tuple[str, tuple[int, ...]], ...] = (), int_range: tuple[int, int] | None = None) -> list[Any]:
-    """One sample per input: from `data` (first row) or seeded random of the right dtype and `shapes`."""
-    return make_feeds(runner.inputs, seed, data, dict(shapes), int_range)
-
-
 def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
     options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
@@ -161,8 +154,8 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     t0 = clock()
     runner = RUNTIMES[name](Path(path), options)
     init_ms = (clock() - t0) * 1e3
-    feeds = make_inputs(runner, settings.seed, data, settings.shapes, settings.int_range)
-    runner.set_inputs(feeds)
+    feeds = make_feeds(runner.inputs, settings.seed, data, dict(settings.shapes), settings.int_range)
+    runner.set_inputs(feeds)  # first row of `data`, else seeded random
     invoke = runner.invoke
 
     t = clock()

@@ -9,19 +9,18 @@ replaced by the accuracy-controlled partial quantization.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeopt.atomic import Staging, write_bytes_atomic
 from edgeopt.data.datasets import Dataset
-from edgeopt.errors import BudgetExceededError
-from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
-from edgeopt.pipeline.onnx_activations import Measure, Score, quantize_with_activations
-from edgeopt.pipeline.source import Source
-from edgeopt.profiles.schema import OnnxActivations, OutputFormat, Profile, Scheme
+from edgeopt.load.source import Source
+from edgeopt.profiles.schema import Profile, Scheme
 
 if TYPE_CHECKING:
+    from edgeopt.quantize.onnx_activations import Measure, Score
+    from edgeopt.quantize.partial import PartialResult
     from edgeopt.validate.accuracy import AccuracyResult
 
 
@@ -31,7 +30,7 @@ class Artifacts:
     optimized: str
     format: str
     scheme: str  # what the optimized artifact is, e.g. "int8" or "int8+float(2 ops)"
-    partial: dict[str, Any] | None = None  # the accuracy-control steps, when used
+    partial: PartialResult | None = None  # the accuracy-control steps, when used (met or not)
     note: str | None = None  # for the report, e.g. why accuracy control was not needed
     notes: tuple[str, ...] = ()  # for the report: what preparing the model changed (opset upgrade, ...)
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
@@ -46,10 +45,44 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarr
                    evalset: Dataset | None, reference: np.ndarray | None, stage: Staging,
                    measure: Measure | None = None) -> Artifacts:
     """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against);
-    `measure`: times models on the benchmark device (None when the benchmark is skipped)."""
-    if profile.convert.format is OutputFormat.TFLITE:
-        return _tflite(source, model, profile, calib, evalset, reference, stage)
-    return _onnx(source, model, profile, calib, evalset, reference, stage, measure)
+    `measure`: times models on the benchmark device (None when the benchmark is skipped).
+
+    The converter and quantizer come from the registries by the profile's output format.
+    """
+    from edgeopt.convert.registry import converter_for
+    from edgeopt.quantize.registry import QuantizeContext, quantizer_for
+
+    fmt = profile.convert.format
+    conv, quant = converter_for(fmt), quantizer_for(fmt)
+    stem, q = _stem(source), profile.quantize
+    base, opt = f"{stem}.float{conv.suffix}", f"{stem}{conv.suffix}"
+    work = stage.dir / "_work"
+    work.mkdir(exist_ok=True)
+    if source.keras_model is not None:
+        float_base = conv.export(source.keras_model, work / "baseline", profile.convert)
+        write_bytes_atomic(stage.path(base), conv.float_bytes(float_base))
+    else:
+        assert source.onnx_path is not None and conv.from_onnx  # build checks the source fits the format
+        float_base = write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())  # tools work on the copy
+    float_opt = float_base if model is source.keras_model else conv.export(model, work / "optimized", profile.convert)
+    ctx = QuantizeContext(baseline=stage.path(base), measure=measure, score=_scorer(source, evalset, reference),
+                          max_accuracy_drop=profile.budgets.max_accuracy_drop,
+                          user_model=source.keras_model is None, label=str(source.path))
+    done = quant.quantize(float_opt, q, calib, work, ctx)
+    write_bytes_atomic(stage.path(opt), done.data)
+    plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
+    if _use_partial(profile, evalset):
+        assert evalset is not None and calib is not None
+        within = _plain_within_budget(source, profile, evalset, reference, stage, plain, done.accuracy)
+        if within is not None:
+            return within
+        from edgeopt.quantize.partial import settings_from_profile
+
+        settings = replace(settings_from_profile(profile), **done.partial_overrides)
+        result = quant.partial(model, done.partial_source or float_opt, calib, evalset.x, evalset.y, settings)
+        write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
+        return replace(plain, scheme=result.chosen_step.scheme, partial=result, note=result.shortfall())
+    return replace(plain, optimized_accuracy=done.accuracy)
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
@@ -73,83 +106,6 @@ def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, ref
     return replace(arts, note=note, optimized_accuracy=res)
 
 
-def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-            evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
-    from edgeopt.convert.savedmodel import export_saved_model
-    from edgeopt.convert.tflite import to_tflite
-    from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
-
-    stem, q = _stem(source), profile.quantize
-    base, opt = f"{stem}.float.tflite", f"{stem}.tflite"
-    sm_base = export_saved_model(source.keras_model, stage.dir / "_work" / "baseline", batch=1)
-    write_bytes_atomic(stage.path(base), to_tflite(sm_base))
-    sm_opt = sm_base if model is source.keras_model else export_saved_model(model, stage.dir / "_work" / "optimized", batch=1)
-    recipe = TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)
-    write_bytes_atomic(stage.path(opt), to_tflite(sm_opt, converter_setup(recipe)))
-    if _use_partial(profile, evalset):
-        assert evalset is not None and calib is not None
-        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, "tflite", str(q.scheme)))
-        if plain is not None:
-            return plain
-        from edgeopt.quantize.partial import partial_quantize_tflite, settings_from_profile
-
-        result = _partial(lambda: partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile)))
-        write_bytes_atomic(stage.path(opt), result.model)
-        return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result.to_dict())
-    return Artifacts(base, opt, "tflite", str(q.scheme))
-
-
-def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-          evalset: Dataset | None, reference: np.ndarray | None, stage: Staging, measure: Measure | None) -> Artifacts:
-    from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
-    from edgeopt.quantize.onnx_prepare import Origin, check_onnx, prepare_onnx
-
-    stem, q = _stem(source), profile.quantize
-    base, opt = f"{stem}.float.onnx", f"{stem}.onnx"
-    if source.keras_model is not None:
-        from edgeopt.convert.onnx import keras_to_onnx
-
-        write_bytes_atomic(stage.path(base), keras_to_onnx(source.keras_model, profile.convert.opset))
-        if model is source.keras_model:
-            float_opt = stage.path(base)  # checked by prepare_onnx below
-        else:
-            check_onnx(stage.path(base), Origin.EXPORTED)
-            float_opt = write_bytes_atomic(stage.dir / "_work" / "compressed.onnx", keras_to_onnx(model, profile.convert.opset))
-    else:
-        assert source.onnx_path is not None
-        write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())
-        float_opt = stage.path(base)
-    origin = Origin.EXPORTED if source.keras_model is not None else Origin.USER
-    prepared = prepare_onnx(Path(float_opt), stage.dir / "_work" / "prepared.onnx", origin, q.per_channel,
-                            label=str(source.path))
-    per_channel = q.per_channel and prepared.per_channel
-    recipe = OnnxRecipe(q.scheme, per_channel, q.calibration_method, q.onnx_format, calib)
-    measured, unsigned = None, False
-    if q.scheme is Scheme.INT8:
-        choice = quantize_with_activations(prepared.path, stage.path(opt), recipe, q.onnx_activations,
-                                           stage.path(base), measure, _scorer(source, evalset, reference),
-                                           profile.budgets.max_accuracy_drop)
-        measured, unsigned = choice.chosen.accuracy, choice.chosen.activations is OnnxActivations.UINT8
-        plain = Artifacts(base, opt, "onnx", str(q.scheme), notes=(*prepared.notes, choice.note),
-                          activations=choice.to_dict())
-    else:
-        quantize_onnx(prepared.path, stage.path(opt), recipe)
-        plain = Artifacts(base, opt, "onnx", str(q.scheme), notes=prepared.notes)
-    if _use_partial(profile, evalset):
-        assert evalset is not None and calib is not None
-        within = _plain_within_budget(source, profile, evalset, reference, stage, plain, measured)
-        if within is not None:
-            return within
-        from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
-
-        settings = replace(settings_from_profile(profile), per_channel=per_channel, unsigned_activations=unsigned)
-        result = _partial(lambda: partial_quantize_onnx(prepared.path, calib, evalset.x, evalset.y, settings))
-        write_bytes_atomic(stage.path(opt), result.model)
-        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict(), notes=plain.notes,
-                         activations=plain.activations)
-    return replace(plain, optimized_accuracy=measured)
-
-
 def _scorer(source: Source, evalset: Dataset | None, reference: np.ndarray | None) -> Score | None:
     """Accuracy of an artifact file against the float reference, or None without eval data."""
     if evalset is None or reference is None:
@@ -157,14 +113,3 @@ def _scorer(source: Source, evalset: Dataset | None, reference: np.ndarray | Non
     from edgeopt.validate.accuracy import compare, predict
 
     return lambda path: compare(predict(path, evalset.x), reference, evalset.y, source.reference_name)
-
-
-def _partial(run: Any) -> Any:
-    """Run accuracy control; when nothing meets the budget, keep the best step as the artifact."""
-    try:
-        return run()
-    except BudgetExceededError as exc:
-        result = getattr(exc, "result", None)
-        if result is None:
-            raise
-        return result

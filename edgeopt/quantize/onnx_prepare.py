@@ -18,20 +18,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ConversionError, InputError, cause_of
+from edgeopt.convert.onnx_check import Origin, check_model, loads
+from edgeopt.errors import cause_of
 
 PER_CHANNEL_OPSET = 13  # DequantizeLinear gets `axis` (per-channel) in opset 13
-
-
-class Origin(StrEnum):
-    """Where the float model came from: the user's file (its faults are bad input) or our export (internal)."""
-
-    USER = "user"
-    EXPORTED = "exported"
 
 
 @dataclass(frozen=True)
@@ -45,35 +38,6 @@ def _default_opset(model: Any) -> int:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _check(model: Any) -> None:
-    """onnx.checker, then an onnxruntime session on CPU; raises whatever they raise."""
-    import onnx
-    import onnxruntime as ort
-
-    onnx.checker.check_model(model)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # load and type-check only
-    ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-
-def check_onnx(path: Path, origin: Origin = Origin.USER, label: str = "") -> None:
-    """onnx.checker and an onnxruntime session; ConversionError (our export) or InputError (the user's file)."""
-    import onnx
-
-    _checked(onnx.load(str(path)), origin, label or path.name)
-
-
-def _checked(model: Any, origin: Origin, label: str) -> None:
-    try:
-        _check(model)
-    except Exception as exc:  # noqa: BLE001 - checker ValidationError, onnxruntime Fail / NotImplemented
-        if origin is Origin.EXPORTED:
-            raise ConversionError(f"the ONNX graph exported from the Keras model does not check or load in "
-                                  f"onnxruntime: {cause_of(exc)}") from None
-        raise InputError(f"{label}: onnxruntime cannot load the model: {cause_of(exc)}") from None
-
-
 def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel: bool = True,
                  label: str = "") -> PreparedOnnx:
     """Write the prepared model to `dst`. `per_channel`: whether the profile asks for it (only then upgrade);
@@ -81,7 +45,9 @@ def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel
     import onnx
     from onnx import helper, version_converter
 
-    model = onnx.load(str(src))
+    from edgeopt.runtime.verify_onnx import load_onnx
+
+    model = load_onnx(src, check=False, external_data=True)  # external data confined; checked below
     g, notes = model.graph, []
     inits = {t.name for t in g.initializer}
     listed = [v for v in g.input if v.name in inits]
@@ -99,7 +65,7 @@ def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel
             upgraded = version_converter.convert_version(model, PER_CHANNEL_OPSET)
             upgraded.ir_version = max(int(upgraded.ir_version), helper.find_min_ir_version_for(
                 list(upgraded.opset_import), ignore_unknown=True))
-            _check(upgraded)
+            loads(upgraded)
         except Exception as exc:  # noqa: BLE001 - the converter raises many types; per-tensor still works
             per_channel = False
             notes.append(f"opset {opset} could not be upgraded to {PER_CHANNEL_OPSET} with onnx.version_converter "
@@ -110,7 +76,7 @@ def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel
                          "per-channel int8 (the float baseline keeps the original model)")
     elif 0 < opset < PER_CHANNEL_OPSET:
         per_channel = False
-    _checked(model, origin, label or src.name)
+    check_model(model, origin, label or src.name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dst))
     return PreparedOnnx(dst, per_channel, tuple(notes))

@@ -54,7 +54,7 @@ def test_pattern_matching_nothing_is_a_warning(cli, tiny_model: Path, tmp_path: 
     (("--clusters", "1"), "between 2"),
     (("--clusters", "40"), "fewer than --clusters 40"),  # conv kernel has 36 weights
     (("--layers", "("), "not a valid regular expression"),
-    (("--init", "random"), "--init must be"),
+    (("--init", "random"), "'random' is not one of 'linear', 'kmeans++'"),
     (("--epochs", "2"), "needs training data"),
 ])
 def test_bad_input_exits_2(cli, tiny_model: Path, tmp_path: Path, args: tuple[str, ...], message: str) -> None:

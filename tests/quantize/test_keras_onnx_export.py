@@ -86,8 +86,8 @@ def test_export_failure_message_keeps_its_cause() -> None:
 def test_exported_graph_that_onnxruntime_cannot_run_is_refused_with_the_node(tmp_path: Path) -> None:
     from onnx import TensorProto, helper
 
+    from edgeopt.convert.onnx_check import Origin, check_onnx
     from edgeopt.errors import ConversionError
-    from edgeopt.quantize.onnx_prepare import Origin, check_onnx
 
     g = helper.make_graph([helper.make_node("StatefulPartitionedCall", ["input"], ["output"], domain="tf")], "g",
                           [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],

@@ -12,9 +12,9 @@ from pathlib import Path
 import onnx
 import pytest
 
-from edgeopt.pipeline.onnx_activations import Candidate, is_x86, pick
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OnnxActivations
+from edgeopt.quantize.onnx_activations import Candidate, is_x86, pick
 from edgeopt.validate.accuracy import AccuracyResult
 
 from .old_onnx import calibration, cnn

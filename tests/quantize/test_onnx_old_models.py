@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgeopt.errors import ModelFileError
-from edgeopt.pipeline.atomic import Staging
+from edgeopt.atomic import Staging
 from edgeopt.pipeline.build import _staging_paths_hidden
 
 from .old_onnx import calibration, cnn

@@ -4,7 +4,7 @@ LiteRT and onnxruntime are C++: on some malformed files they die with SIGSEGV
 instead of raising (fuzzing found LiteRT crashes on files that pass every
 structural check, e.g. a RESHAPE whose shape input is marked "omitted").
 `probe()` runs `open_runner` + one invoke on seeded random inputs in a fresh
-`python -m edgeopt.load.probe` child with a timeout; a signal death or a hang
+`python -m edgeopt.runtime.probe_child` child with a timeout; a signal death or a hang
 becomes `ModelFileError` (exit 2), an error raised in the child is re-raised
 here with its own class and message, and success is remembered for the
 content hash and options (not the thread count) so each file is probed once per process.
@@ -34,6 +34,7 @@ from edgeopt import errors
 from edgeopt.errors import ModelFileError
 
 DEFAULT_TIMEOUT = 120.0
+CHILD_MODULE = "edgeopt.runtime.probe_child"  # imports the runtime registry; this module does not
 _passed: set[tuple[Any, ...]] = set()
 
 
@@ -96,7 +97,7 @@ def _arrays(data: Any) -> dict[str, Any]:
 
 def _probe_child(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str, shapes: str,
                  feeds: str, int_range: str) -> None:
-    cmd = [sys.executable, "-m", "edgeopt.load.probe", runtime, str(path), str(threads), "1" if xnnpack else "0",
+    cmd = [sys.executable, "-m", CHILD_MODULE, runtime, str(path), str(threads), "1" if xnnpack else "0",
            graph_optimization, shapes, feeds, int_range]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -147,63 +148,3 @@ def _error(result: dict[str, Any]) -> errors.EdgeoptError:
             return errors.UnsupportedOpError(message, tuple(result.get("ops", ())))
         return cls(message)
     return ModelFileError(message)
-
-
-# --------------------------------------------------------------------------- the child
-
-
-def _child(argv: list[str]) -> int:
-    """`python -m edgeopt.load.probe RUNTIME PATH THREADS XNNPACK GRAPHOPT [SHAPES_JSON FEEDS_NPZ]`: one JSON line."""
-    proto = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answer
-    runtime, path, threads, xnnpack, graph_opt = argv[:5]
-    shapes, feeds, ints = (argv[5], argv[6], argv[7]) if len(argv) >= 8 else ("{}", "", "")
-    answer: dict[str, Any]
-    try:
-        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt,
-                         {k: tuple(v) for k, v in json.loads(shapes).items()}, feeds,
-                         tuple(int(v) for v in ints.split(",")) if ints else None)  # type: ignore[arg-type]
-        answer = {"ok": True}
-    except errors.EdgeoptError as exc:
-        answer = {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
-    except Exception as exc:  # noqa: BLE001 - a runtime error on a loaded model means the model cannot run
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        answer = {"ok": False, "class": "ModelFileError",
-                  "message": f"{path}: {runtime} cannot run the model: {first}"}
-    proto.write(json.dumps(answer) + "\n")
-    proto.flush()
-    return 0
-
-
-def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str,
-                     shapes: dict[str, tuple[int, ...]] | None = None, feeds: str = "",
-                     int_range: tuple[int, int] | None = None) -> None:
-    from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
-    from edgeopt.runtime.registry import RUNTIMES
-    from edgeopt.runtime.shapes import describe_shapes, resolve_inputs, shaped_like
-    from edgeopt.runtime.tensors import INT_RANGE, random_input
-
-    options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
-    runner = RUNTIMES[RuntimeName(runtime)](path, options)
-    rng = np.random.default_rng(0)
-    if feeds:  # random values in the shapes of the caller's arrays
-        with np.load(feeds, allow_pickle=False) as npz:
-            infos = shaped_like(runner.inputs, {k: npz[k] for k in npz.files})
-    else:
-        infos = resolve_inputs(runner.inputs, shapes or {})
-    try:
-        runner.run([random_input(t, rng, int_range=int_range or INT_RANGE) for t in infos])
-    except errors.EdgeoptError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - say when the size we guessed may be the cause
-        unsized = [t for t in infos if any(d <= 0 for d in t.shape)]
-        if not unsized:
-            raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ModelFileError(f"{path}: {runtime} cannot run the model with its symbolic dimensions fed as 1 "
-                             f"({describe_shapes(tuple(unsized))}): {first}; give the real size with --shape "
-                             "NAME=1x3x640x640 or data with --input") from None
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1:]))
