@@ -92,21 +92,25 @@ def test_latency_ratio_budget_fails_the_build_with_exit_3(cli, tmp_path) -> None
     assert budget["ok"] is False and rep["ok"] is False
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["ok"] is False
-    slower = rep["ratios"]["latency_p50"] > 1.0
+    slower = round(rep["ratios"]["latency_p50"], 2) > 1.0
     assert any(n.startswith("the optimized artifact is slower than the float baseline") for n in rep["notes"]) == slower
 
 
-def test_slower_artifact_note_and_budget_from_a_ratio() -> None:
+def test_latency_ratio_budget_from_a_ratio() -> None:
     from edgeopt.pipeline.reporting import _budgets
     from edgeopt.report import schema as rs
 
     opt = rs.Variant(artifact=rs.ArtifactInfo(path="m.onnx", format="onnx", scheme="int8", bytes=10, sha256="0" * 64),
                      accuracy=None, latency_ms=None)
-    notes: list[str] = []
-    budgets = _budgets(load_profile("edge-server").profile, opt, (), {}, notes, 1.5)
+    profile = load_profile("edge-server").profile
+    budgets, _ = _budgets(profile, opt, None, 1.5)
     (b,) = [b for b in budgets if b.name == "max_latency_ratio"]
-    assert (b.ok, b.actual, b.limit) == (False, 1.5, 1.0)
-    assert "the optimized artifact is slower than the float baseline: p50 1.50x (max_latency_ratio 1)" in notes
+    assert (b.ok, b.actual, b.limit, b.unit) == (False, 1.5, 1.0, "x float p50")
+    budgets, _ = _budgets(profile, opt, None, 0.5)
+    assert next(b for b in budgets if b.name == "max_latency_ratio").ok is True
+    budgets, notes = _budgets(profile, opt, None, None)
+    assert next(b for b in budgets if b.name == "max_latency_ratio").ok is None
+    assert "max_latency_ratio not checked: the benchmark was skipped" in notes
 
 
 def _cand(kind: OnnxActivations, p50: float, drop: float, within: bool) -> Candidate:
