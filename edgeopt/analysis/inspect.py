@@ -62,7 +62,8 @@ def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = Non
     path = Path(path)
     fmt = detect_format(path)
     if shapes and fmt is not ModelFormat.ONNX:
-        raise InputError(f"{path}: --shape applies to .onnx models (a {fmt} model's MACs are counted for its own shapes)")
+        msg = f"{path}: --shape applies to .onnx models (a {fmt} model's MACs are counted for its own shapes)"
+        raise InputError(msg)
     if fmt is ModelFormat.TFLITE:
         return _tflite(path)
     if fmt is ModelFormat.ONNX:

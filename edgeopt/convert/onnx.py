@@ -32,7 +32,8 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
     try:
         import tf2onnx
     except ImportError:
-        raise RuntimeUnavailableError("ONNX export needs tf2onnx; install it with: pip install 'edgeopt[convert]'") from None
+        msg = "ONNX export needs tf2onnx; install it with: pip install 'edgeopt[convert]'"
+        raise RuntimeUnavailableError(msg) from None
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     shape = (None,) + input_shape(model)[1:]
     spec = tf.TensorSpec(shape, tf.float32, name="input")
@@ -49,7 +50,8 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
             captured = _captured_constants(forward.get_concrete_function(spec))
             proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
     except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"ONNX export failed: {type(exc).__name__}: {cause_of(exc)}") from None
+        msg = f"ONNX export failed: {type(exc).__name__}: {cause_of(exc)}"
+        raise ConversionError(msg) from None
     _fold_captured_inputs(proto, captured)
     return normalize_onnx(proto).SerializeToString()
 

@@ -36,9 +36,13 @@ def check_model(model: Any, origin: Origin, label: str) -> None:
         loads(model)
     except Exception as exc:  # noqa: BLE001 - checker ValidationError, onnxruntime Fail / NotImplemented
         if origin is Origin.EXPORTED:
-            raise ConversionError(f"the ONNX graph exported from the Keras model does not check or load in "
-                                  f"onnxruntime: {cause_of(exc)}") from None
-        raise InputError(f"{label}: onnxruntime cannot load the model: {cause_of(exc)}") from None
+            msg = (
+                f"the ONNX graph exported from the Keras model does not check or load in "
+                f"onnxruntime: {cause_of(exc)}"
+            )
+            raise ConversionError(msg) from None
+        msg = f"{label}: onnxruntime cannot load the model: {cause_of(exc)}"
+        raise InputError(msg) from None
 
 
 def loads(model: Any) -> None:

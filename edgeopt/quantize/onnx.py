@@ -69,12 +69,13 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
             weights = {t.name for t in source.graph.initializer}  # IR-3 models list them as inputs too
             _static(src, dst, recipe, next(v.name for v in source.graph.input if v.name not in weights))
         else:
-            raise InputError(f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8")
+            msg = f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8"
+            raise InputError(msg)
     except (InputError, ConversionError):
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: "
-                              f"{_without_paths(cause_of(exc), src)}") from None
+        msg = f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: {_without_paths(cause_of(exc), src)}"
+        raise ConversionError(msg) from None
     return dst
 
 
@@ -100,7 +101,8 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if recipe.calibration is None:
-        raise InputError("int8 needs calibration data; give --calib data.npz (or --random-calibration)")
+        msg = "int8 needs calibration data; give --calib data.npz (or --random-calibration)"
+        raise InputError(msg)
     method = {CalibrationMethod.MINMAX: CM.MinMax, CalibrationMethod.ENTROPY: CM.Entropy,
               CalibrationMethod.PERCENTILE: CM.Percentile}[recipe.calibration_method]
     with tempfile.TemporaryDirectory(prefix="edgeopt-q-") as tmp:

@@ -67,9 +67,12 @@ def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, grap
         unsized = [t for t in infos if any(d <= 0 for d in t.shape)]
         if not unsized:
             raise
-        raise errors.ModelFileError(f"{path}: {runtime} cannot run the model with its symbolic dimensions fed as 1 "
-                                    f"({describe_shapes(tuple(unsized))}): {errors.first_line(exc)}; give the real "
-                                    "size with --shape NAME=1x3x640x640 or data with --input") from None
+        msg = (
+            f"{path}: {runtime} cannot run the model with its symbolic dimensions fed as 1 "
+            f"({describe_shapes(tuple(unsized))}): {errors.first_line(exc)}; give the real "
+            "size with --shape NAME=1x3x640x640 or data with --input"
+        )
+        raise errors.ModelFileError(msg) from None
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ def parse_shape_specs(specs: Iterable[str]) -> dict[str, tuple[int, ...]]:
         except ValueError:
             shape = ()
         if not shape or any(d < 1 for d in shape):
-            raise InputError(f"--shape '{spec}': write NAME=1x3x640x640 (positive sizes joined by 'x')")
+            msg = f"--shape '{spec}': write NAME=1x3x640x640 (positive sizes joined by 'x')"
+            raise InputError(msg)
         if name in out:
-            raise InputError(f"--shape gives input '{name or '(the input)'}' twice")
+            msg = f"--shape gives input '{name or '(the input)'}' twice"
+            raise InputError(msg)
         out[name] = shape
     return out
 
@@ -48,13 +50,17 @@ def resolve_inputs(inputs: tuple[TensorInfo, ...], shapes: Shapes) -> tuple[Tens
     if "" in by_name:
         if len(inputs) != 1:
             names = ", ".join(i.name for i in inputs)
-            raise InputError(f"--shape without a name fits single-input models; this one has {len(inputs)} ({names}): "
-                             "write NAME=...")
+            msg = (
+                f"--shape without a name fits single-input models; this one has {len(inputs)} ({names}): "
+                "write NAME=..."
+            )
+            raise InputError(msg)
         by_name[inputs[0].name] = by_name.pop("")
     unknown = [n for n in by_name if n not in {i.name for i in inputs}]
     if unknown:
         names = ", ".join(i.name for i in inputs)
-        raise InputError(f"--shape names input '{unknown[0]}', which the model does not have (inputs: {names})")
+        msg = f"--shape names input '{unknown[0]}', which the model does not have (inputs: {names})"
+        raise InputError(msg)
     out = []
     for info in inputs:
         shape = by_name.get(info.name)
@@ -62,12 +68,18 @@ def resolve_inputs(inputs: tuple[TensorInfo, ...], shapes: Shapes) -> tuple[Tens
             out.append(info)
             continue
         if info.shape and len(shape) != len(info.shape):
-            raise InputError(f"input '{info.name}' has {len(info.shape)} dimensions {_fmt(info.shape)}; "
-                             f"the shape given has {len(shape)} ({_fmt(shape)})")
+            msg = (
+                f"input '{info.name}' has {len(info.shape)} dimensions {_fmt(info.shape)}; "
+                f"the shape given has {len(shape)} ({_fmt(shape)})"
+            )
+            raise InputError(msg)
         for i, (fixed, given) in enumerate(zip(info.shape, shape, strict=False)):
             if fixed > 0 and fixed != given:
-                raise InputError(f"input '{info.name}' has a fixed dimension {i} of {fixed} ({_fmt(info.shape)}); "
-                                 f"the shape given says {given}")
+                msg = (
+                    f"input '{info.name}' has a fixed dimension {i} of {fixed} ({_fmt(info.shape)}); "
+                    f"the shape given says {given}"
+                )
+                raise InputError(msg)
         out.append(replace(info, shape=shape))
     return tuple(out)
 
@@ -83,8 +95,11 @@ def order_arrays(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[
         arrays = list(data)
     if len(arrays) != len(inputs):
         names = ", ".join(i.name for i in inputs)
-        raise DataError(f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
-                        "name the .npz arrays after the inputs")
+        msg = (
+            f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
+            "name the .npz arrays after the inputs"
+        )
+        raise DataError(msg)
     return arrays
 
 
@@ -99,7 +114,8 @@ def shaped_like(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[A
         if len(shape) == len(want) - 1:
             shape = (1, *shape)
         if len(shape) != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], shape[1:], strict=True)):
-            raise DataError(f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(shape)}")
+            msg = f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(shape)}"
+            raise DataError(msg)
         out.append(replace(info, shape=(min(shape[0], 1), *shape[1:]) if shape else shape))
     return tuple(out)
 

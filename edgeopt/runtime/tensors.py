@@ -22,8 +22,11 @@ def feed_dtype(info: TensorInfo) -> np.dtype:
     except TypeError:
         dt = None
     if dt is None or dt.kind not in "biufO":
-        raise InputError(f"input '{info.name}' has type {info.dtype}, which cannot be fed from numpy; "
-                         "export the model with float32/float16 or integer inputs")
+        msg = (
+            f"input '{info.name}' has type {info.dtype}, which cannot be fed from numpy; "
+            "export the model with float32/float16 or integer inputs"
+        )
+        raise InputError(msg)
     return dt
 
 

@@ -15,8 +15,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from edgeopt.errors import ModelFileError
 from edgeopt.atomic import Staging
+from edgeopt.errors import ModelFileError
 from edgeopt.pipeline.build import _staging_paths_hidden
 
 from .old_onnx import calibration, cnn
@@ -104,5 +104,6 @@ def test_model_onnxruntime_cannot_load_names_the_user_file_and_cause(cli, tmp_pa
 
 def test_errors_from_stages_do_not_name_the_staging_folder(tmp_path) -> None:
     with pytest.raises(ModelFileError) as info, Staging(tmp_path) as stage, _staging_paths_hidden(stage):
-        raise ModelFileError(f"{stage.path('m.onnx')}: the ONNX checker rejects the model: {stage.dir}/_work/pre.onnx")
+        msg = f"{stage.path('m.onnx')}: the ONNX checker rejects the model: {stage.dir}/_work/pre.onnx"
+        raise ModelFileError(msg)
     assert str(info.value) == "m.onnx: the ONNX checker rejects the model: pre.onnx"
