@@ -27,8 +27,9 @@ class Source:
     def reference_name(self) -> str:
         return "keras float (TensorFlow)" if self.keras_model is not None else "onnx float (onnxruntime)"
 
-    def params_and_macs(self) -> tuple[int, int]:
-        """Parameters and multiply-accumulates per sample of the float source model."""
+    def params_and_macs(self, shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[int, int]:
+        """Parameters and multiply-accumulates per sample of the float source model (ONNX: for `shapes`, the sizes
+        of symbolic input dims, edgeopt.runtime.shapes)."""
         if self.keras_model is not None:
             from edgeopt.analysis.keras_stats import keras_model_stats
 
@@ -37,7 +38,7 @@ class Source:
         from edgeopt.analysis.onnx_graph import read_onnx
 
         assert self.onnx_path is not None
-        g = read_onnx(self.onnx_path)
+        g = read_onnx(self.onnx_path, shapes)
         return int(g.params), int(g.macs)
 
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ writes the artifacts and the report (the CLI then exits 3).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from edgeopt.data.datasets import (
     load_dataset,
     sibling,
 )
-from edgeopt.errors import BudgetViolation, InputError
+from edgeopt.errors import BudgetViolation, EdgeoptError, InputError
 from edgeopt.load.formats import check_model_path
 from edgeopt.load.source import Source, open_source
 from edgeopt.pipeline import manifest
@@ -105,7 +106,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
-    with Staging(out) as stage:  # a failure from here on removes an --out it created
+    with Staging(out) as stage, _staging_paths_hidden(stage):  # a failure from here on removes an --out it created
         reference = None if evalset is None else source.predict(evalset.x)
         model = source.keras_model
         compressed = None
@@ -114,7 +115,11 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
         progress("converting and quantizing")
-        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage)
+        shapes = _data_shapes(source, calib, evalset, notes) if req.benchmark else ()
+        measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
+            if req.benchmark else None
+        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure)
+        notes.extend(arts.notes)
         if arts.note:
             notes.append(arts.note)
         progress("validating accuracy")
@@ -122,7 +127,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         latency = None
         if req.benchmark:
             progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
-            latency = _latency(stage, arts, profile, req)
+            latency = _latency(stage, arts, profile, req, shapes)
             notes.extend(_refusals(latency, (arts.baseline, arts.optimized)))
         extra_files: list[str] = []
         mcu = None
@@ -134,7 +139,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             calibration_samples=0 if calib is None else int(calib.shape[0]),
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
             latency=latency, compressed=compressed, mcu=mcu, notes=tuple(notes),
-            build_seconds=time.perf_counter() - started))
+            build_seconds=time.perf_counter() - started, data_sample_shape=_sample_shape(calib, evalset),
+            data_origin="eval" if evalset is not None else "calibration"))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
         from edgeopt.report.render import to_markdown
 
@@ -144,6 +150,20 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         names.append(manifest.write(stage, inputs, names, violations, req.command_line))
         files = stage.commit(names)  # manifest.json last: it only ever describes complete files
     return BuildResult(report, out, tuple(files), violations)
+
+
+@contextmanager
+def _staging_paths_hidden(stage: Staging) -> Iterator[None]:
+    """An error from a stage names a file by its artifact name, never by the private staging folder."""
+    try:
+        yield
+    except EdgeoptError as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            text = exc.args[0]
+            for folder in {str(stage.dir), str(stage.dir.resolve())}:
+                text = text.replace(f"{folder}/_work/", "").replace(f"{folder}/", "")
+            exc.args = (text, *exc.args[1:])
+        raise
 
 
 def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResult | None:
@@ -283,21 +303,56 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     return base, opt
 
 
-def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest) -> tuple[BenchResult, BenchResult]:
-    from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
+def _sample_shape(calib: np.ndarray | None, evalset: Dataset | None) -> tuple[int, ...] | None:
+    """One eval (else calibration) sample's shape, batch 1."""
+    x = evalset.x if evalset is not None else calib
+    return None if x is None else (1, *(int(d) for d in x.shape[1:]))
+
+
+def _data_shapes(source: Source, calib: np.ndarray | None, evalset: Dataset | None,
+                 notes: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Sizes for the latency stage when the model's input has symbolic dims beyond the batch: one sample of the
+    eval data, else of the calibration data (what the model is used on), never a silent 1."""
+    dims = source.input_shape[1:]
+    if all(d is not None for d in dims):
+        return ()
+    x, origin = (evalset.x, "eval data") if evalset is not None else (calib, "calibration data")
+    if x is None:
+        notes.append(f"latency measured with the input's symbolic dimensions as 1 ({list(source.input_shape)}): "
+                     "no data gave their size")
+        return ()
+    shape = (1, *(int(d) for d in x.shape[1:]))
+    notes.append(f"latency measured at input shape {'x'.join(map(str, shape))} (from the {origin}; the model's "
+                 f"input is {['?' if d is None else d for d in source.input_shape]})")
+    return (("", shape),)
+
+
+def _bench_settings(profile: Profile, req: BuildRequest, shapes: tuple[tuple[str, tuple[int, ...]], ...] = (),
+                    quick: bool = False) -> Any:
+    """The profile's protocol; `quick`: a shorter one for choosing between candidate artifacts."""
+    from edgeopt.benchmark.protocol import BenchSettings
 
     b = profile.benchmark
-    settings = BenchSettings(threads=profile.runtime.threads if req.threads is None else req.threads,
-                             xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
-                             warmup_runs=b.warmup_runs, warmup_seconds=b.warmup_seconds, runs=b.runs,
-                             min_seconds=b.min_seconds)
-    paths = [stage.path(arts.baseline), stage.path(arts.optimized)]
+    return BenchSettings(shapes=shapes, threads=profile.runtime.threads if req.threads is None else req.threads,
+                         xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
+                         warmup_runs=b.warmup_runs, warmup_seconds=min(b.warmup_seconds, 0.25) if quick else b.warmup_seconds,
+                         runs=min(b.runs, 30) if quick else b.runs, min_seconds=min(b.min_seconds, 0.5) if quick else b.min_seconds)
+
+
+def _time(paths: list[Path], settings: Any, req: BuildRequest) -> list[BenchResult]:
+    """Time `paths` interleaved, locally or on the --remote device."""
     if req.remote is not None:
         from edgeopt.benchmark.remote import run_remote
 
-        results = run_remote(paths, settings, req.remote)
-    else:
-        results = run_interleaved(paths, settings)
+        return list(run_remote(paths, settings, req.remote))
+    from edgeopt.benchmark.protocol import run_interleaved
+
+    return run_interleaved(paths, settings)
+
+
+def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest,
+             shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> tuple[BenchResult, BenchResult]:
+    results = _time([stage.path(arts.baseline), stage.path(arts.optimized)], _bench_settings(profile, req, shapes), req)
     return results[0], results[1]
 
 

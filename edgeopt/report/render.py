@@ -175,6 +175,11 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
         out += _table(["step", "scheme", "bytes", "top-1 %", "drop", "p50 ms", "out of int8"],
                       [[s.step, s.scheme, s.size_bytes, s.accuracy, s.accuracy_drop, s.latency_p50_ms,
                         ", ".join(s.layers) or "-"] for s in q.steps])
+    if (a := stages.onnx_activations) is not None:
+        how = "measured, interleaved with the float baseline" if a.measured else "not measured"
+        out += ["", "## int8 activations (ONNX)", "", f"Kept {a.chosen} ({how}).", ""]
+        out += _table(["activations", "p50 ms", "ratio to float", "accuracy drop", "within budget"],
+                      [[c.kind, c.p50_ms, c.latency_ratio, c.accuracy_drop, c.within_budget] for c in a.candidates])
     if (m := stages.mcu) is not None:
         d = m.device_latency
         out += ["", "## Microcontroller (TFLite Micro)", ""]

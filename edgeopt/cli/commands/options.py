@@ -25,3 +25,6 @@ UnsafeLoadOpt = Annotated[bool, typer.Option("--unsafe-load", help="Trust the mo
                                              "SavedModel ops that touch files (runs code from the model file).")]
 KerasModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help=".keras, .h5 or SavedModel folder")]
 TfliteModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="int8 .tflite model")]
+ShapeOpt = Annotated[list[str] | None, typer.Option(
+    "--shape", metavar="NAME=1x3x640x640",
+    help="Size of an input's symbolic dims (repeatable; without NAME= for a single-input model).")]
