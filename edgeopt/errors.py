@@ -77,3 +77,7 @@ class BudgetExceededError(EdgeoptError):
         self.violations = violations
         msg = "budget exceeded: " + "; ".join(v.describe() for v in violations)
         super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
+class FirmwareMismatchError(EdgeoptError):
+    """The firmware on the emulated core disagrees with host TFLM (same model, same samples)."""

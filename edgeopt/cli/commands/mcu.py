@@ -65,4 +65,7 @@ def register(app: typer.Typer) -> None:
                 sink.warn(f"TFLM and LiteRT differ: {report.comparison_note()}")
             report.enforce_budgets()
 
+    from edgeopt.cli.commands import mcu_run
+
+    mcu_run.register(sub)
     app.add_typer(sub, name="mcu")
