@@ -25,7 +25,7 @@ RAM_SECTIONS = (".data", ".bss", ".heap", ".stack")
 @dataclass(frozen=True)
 class ElfFigures:
     text: int  # code (input sections .text*)
-    rodata: int  # constants (.rodata*), the model flatbuffer among them
+    rodata: int  # constants (.rodata*, vector table, init lists), the model flatbuffer among them
     data: int  # initialised data (in flash and copied to RAM)
     bss: int  # zeroed RAM, the tensor arena among it
     heap: int  # heap reservation (newlib stdio of the harness)
@@ -108,7 +108,8 @@ def read_elf(tc: Toolchain, elf: Path, mapfile: Path) -> ElfFigures:
 
     parts = _map_parts(mapfile)
     text = sum(n for o, s, n, _ in parts if o == ".text" and s.startswith(".text"))
-    rodata = sum(n for o, s, n, _ in parts if o == ".text" and s.startswith(".rodata"))
+    # .rodata is the rest of the .text output section: the map lists mergeable string sections before merging.
+    rodata = max(0, size.get(".text", 0) - text)
     arena = sum(n for o, s, n, _ in parts if o == ".bss" and "tensor_arena" in s)
 
     def split(sections: tuple[str, ...], total: int, fixed: dict[str, int]) -> tuple[tuple[str, int], ...]:

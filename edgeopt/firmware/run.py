@@ -121,9 +121,31 @@ def _latency(profile: Profile, instructions: tuple[int, int, int]) -> LatencyEst
     return LatencyEstimate(ms[0], ms[1], ms[2], fw.cpi, fw.clock_mhz, fw.cpi_source, fw.clock_source)
 
 
+KEPT = ("app.elf", "app.map", "main.cc", "board.ld", "g_model.h", "g_model.cc")
+
+
+def _keep(work: Path, out: Path) -> None:
+    """Copy the image and its sources to `out`: each file to a temporary name there, then os.replace."""
+    import os
+    import shutil
+
+    from edgeopt.errors import OutputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in KEPT:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            os.close(fd)
+            shutil.copyfile(work / name, tmp)
+            os.replace(tmp, out / name)
+    except OSError as exc:
+        raise OutputError(f"cannot write the firmware into {out}: {exc.strerror or exc}; choose another --out") from None
+
+
 def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, samples: np.ndarray | None = None,
                  sample_source: str = "", sample_count: int = DEFAULT_SAMPLES,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> FirmwareResult:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, out_dir: Path | None = None) -> FirmwareResult:
+    """Build, run and compare; with `out_dir`, the image and its sources are kept there (written atomically)."""
     from edgeopt.mcu.c_export import render
     from edgeopt.mcu.check import measure
     from edgeopt.mcu.compare import litert_outputs, make_feeds
@@ -167,6 +189,8 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
         run = run_qemu(qemu, machine, image.elf, work, timeout_s)
         device = parse_report(run, machine, len(feeds))
         outputs = read_outputs(work / "out.bin", runner.outputs, len(feeds))
+        if out_dir is not None:
+            _keep(work, Path(out_dir))
 
     host = run_tflm(verified.path, verified.arena.arena_bytes, feeds)
     _, lite = litert_outputs(verified.path, feeds)

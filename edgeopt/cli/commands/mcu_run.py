@@ -25,6 +25,7 @@ def register(sub: typer.Typer) -> None:
         samples: Annotated[int, typer.Option("--samples", min=1, help="How many samples to run.")] = 8,
         tflm: Annotated[Path | None, typer.Option("--tflm", help="Folder with the TFLM tree/ and device/ (default: $EDGEOPT_TFLM).")] = None,
         timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds the emulated firmware may run.")] = 600.0,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Keep the image (app.elf, app.map) and its sources here.")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Compile the model into a Cortex-M image (TFLM + CMSIS-NN), run it under QEMU, compare with host TFLM and LiteRT."""
@@ -41,7 +42,7 @@ def register(sub: typer.Typer) -> None:
                 x, source = load_dataset(data, "sample").x, str(data)
             with sink.progress("building the firmware and running it under QEMU"):
                 r = run_firmware(model, profile, tflm=tflm, samples=x, sample_source=source, sample_count=samples,
-                                 timeout_s=timeout)
+                                 timeout_s=timeout, out_dir=out)
 
             def human(c):  # type: ignore[no-untyped-def]
                 lo, med, hi = r.instructions()
