@@ -4,7 +4,7 @@ Cache: $XDG_CACHE_HOME/edgeopt/tflm (default ~/.cache/edgeopt/tflm), one folder 
 (core flags, compiler version, TFLM tree hash) holding `obj/<source>.o` and `libtflm.a`.
 
 The library grows on demand: the TFLM framework (everything under tensorflow/ except the
-kernels) is compiled first; a kernel, CMSIS-NN or signal source is compiled the first time a
+kernels and the test/recording helpers) is compiled first; a kernel, CMSIS-NN or signal source is compiled the first time a
 link needs a symbol it defines (image.py links, reads the undefined symbols, asks
 `provide()`, links again). So the first image for a core compiles the framework plus that
 model's kernels, and any later image with the same ops compiles nothing. All objects use
@@ -44,6 +44,9 @@ COMMON = ("-mthumb", "-ffunction-sections", "-fdata-sections", "-fno-unwind-tabl
 CXX = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics", "-fno-use-cxa-atexit")
 C = ("-std=c11",)
 ON_DEMAND = ("tensorflow/lite/micro/kernels/", "third_party/", "signal/")
+# Framework files an application does not link (test and recording helpers): compiled only when a link asks.
+NOT_IN_BASE = re.compile(r"(^|/)(test_helper[^/]*|mock_[^/]*|fake_[^/]*|recording_[^/]*|hexdump|micro_profiler|"
+                         r"system_setup)\.cc$")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ class LibraryCache:
         return self.tree.sources()
 
     def base_sources(self) -> list[Path]:
-        return [s for s in self._all_sources() if not s.relative_to(self.tree.tree).as_posix().startswith(ON_DEMAND)]
+        rel = [(s, s.relative_to(self.tree.tree).as_posix()) for s in self._all_sources()]
+        return [s for s, r in rel if not r.startswith(ON_DEMAND) and not NOT_IN_BASE.search(r)]
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

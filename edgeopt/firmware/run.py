@@ -79,7 +79,8 @@ class FirmwareResult:
                       "reserved_bytes": d.arena_reserved_bytes, "trials": d.arena_trials},
             "stack": {"used_bytes": d.stack_used_bytes, "reserved_bytes": d.stack_reserved_bytes},
             "instructions_per_inference": {"min": lo, "median": med, "max": hi, "per_sample": list(d.instructions),
-                                           "systick_instructions_per_tick": d.instructions_per_tick},
+                                           "systick_instructions_per_tick": d.instructions_per_tick,
+                                           "calibrated_instructions_per_tick": round(d.calibrated_instructions_per_tick, 4)},
             "samples": self.samples, "sample_source": self.sample_source,
             "vs_host_tflm": _agreement(self.vs_host_tflm), "vs_litert": _agreement(self.vs_litert),
             "device_latency_estimate_ms": None if self.latency is None else {

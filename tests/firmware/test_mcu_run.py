@@ -50,6 +50,9 @@ def test_firmware_is_bit_exact_with_host_tflm(cli, int8_models, tflm, model_name
     # Instructions per inference from SysTick; the estimate uses the board's CPI and clock.
     ins = d["instructions_per_inference"]
     assert 100_000 < ins["min"] <= ins["median"] <= ins["max"] and len(ins["per_sample"]) == SAMPLE_COUNT
+    # SysTick under -icount shift=0: 1e9 / clock instructions per tick (40 on MPS2 at 25 MHz, 31.25 on the AN547).
+    assert ins["systick_instructions_per_tick"] == (31.25 if board == "alif-e3" else 40.0)
+    assert ins["calibrated_instructions_per_tick"] == pytest.approx(ins["systick_instructions_per_tick"], rel=1e-3)
     lat = d["device_latency_estimate_ms"]
     assert lat["label"].startswith("estimate")
     assert lat["median"] == pytest.approx(ins["median"] * lat["cpi"] / (lat["clock_mhz"] * 1e3), rel=1e-3)
@@ -142,3 +145,13 @@ def test_mismatch_names_sample_element_and_values():
     a = agree(dev, ref, "host TFLM")
     assert not a.bit_exact and a.mismatched_elements == 1 and a.max_abs_diff == 2
     assert a.describe().endswith("first: sample 1, output 0, element [0, 1]: device 5, host TFLM 7")
+
+
+@needs_toolchain
+def test_hang_is_stopped_by_the_timeout_which_is_named(cli, int8_models, tflm):
+    # 360 samples of digits_cnn are ~6.7 G instructions: far more than QEMU emulates in one second.
+    model = int8_models["digits_cnn"]
+    r = cli("mcu", "run", model, "--target", "nrf52840", "--tflm", tflm, "--data", SAMPLES / "digits_cnn.eval.npz",
+            "--samples", "360", "--timeout", "1")
+    assert r.exit_code == 2
+    assert "did not finish on mps2-an386 within the 1 s limit" in r.stderr and "--timeout" in r.stderr
