@@ -56,14 +56,23 @@ def _link(tc: Toolchain, flags: tuple[str, ...], objs: list[Path], lib: LibraryC
     cmd = [str(tc.gxx), *flags, *LINK, f"-T{script}", f"-Wl,-Map={mapfile}", *map(str, objs), str(lib.archive), "-lm",
            "-o", str(elf)]
     for _ in range(MAX_ROUNDS):
+        before = _stamp(lib.archive)
         proc = _run(cmd, "link")
         undefined = tuple(dict.fromkeys(re.findall(r"undefined reference to `([^']+)'", proc.stderr)))
         if proc.returncode == 0 or not undefined:
             return proc
         compiled, _ = lib.provide(undefined)
-        if compiled == 0:
+        if compiled == 0 and _stamp(lib.archive) == before:  # nothing new, not even from a concurrent build
             return proc
     return proc
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _missing_ops(stderr: str) -> tuple[str, ...]:
