@@ -79,5 +79,13 @@ class BudgetExceededError(EdgeoptError):
         super().__init__(msg + (f" ({detail})" if detail else ""))
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its class name when empty), at most `limit` characters.
+
+    Native libraries raise multi-line messages; a one-line error shows only the head.
+    """
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+
+
 class FirmwareMismatchError(EdgeoptError):
     """The firmware on the emulated core disagrees with host TFLM (same model, same samples)."""

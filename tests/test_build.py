@@ -3,52 +3,81 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import re
 from pathlib import Path
 
 import pytest
 
 from edgeopt.pipeline.build import BuildRequest, build
+from edgeopt.report import schema as rs
 
-REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "ok"}
+REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "stages", "ok"}
+
+
+CASES = [("digits_cnn.keras", "mobile-cpu"), ("digits_cnn.keras", "embedded-mcu"), ("digits_cnn.keras", "edge-server"),
+         ("digits_dscnn.keras", "mobile-cpu"), ("digits_mlp.onnx", "edge-server")]
+ONNX_REFERENCE = {".keras": "keras float (TensorFlow)", ".onnx": "onnx float (onnxruntime)"}
 
 
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory, samples: Path):
-    """Each sample model built for each profile it fits, once per session."""
-    out = {}
-    cases = [("digits_cnn.keras", "mobile-cpu"), ("digits_cnn.keras", "embedded-mcu"),
-             ("digits_cnn.keras", "edge-server"), ("digits_dscnn.keras", "mobile-cpu"),
-             ("digits_mlp.onnx", "edge-server")]
-    for model, target in cases:
-        d = tmp_path_factory.mktemp(f"{Path(model).stem}-{target}")
-        out[(model, target)] = build(BuildRequest(model=samples / model, target=target, out=d))
-    return out
+    """`builds(model, target)`: that sample built for that profile, once per session (a failure fails each user)."""
+    done: dict[tuple[str, str], object] = {}
+
+    def get(model: str, target: str):
+        key = (model, target)
+        if key not in done:
+            d = tmp_path_factory.mktemp(f"{Path(model).stem}-{target}")
+            try:
+                done[key] = build(BuildRequest(model=samples / model, target=target, out=d))
+            except Exception as exc:  # noqa: BLE001 - re-raised in every test that needs this build
+                done[key] = exc
+        if isinstance(done[key], Exception):
+            raise done[key]
+        return done[key]
+
+    return get
 
 
-def test_every_sample_builds_with_report(builds):
-    for (model, target), res in builds.items():
-        data = json.loads((res.out / "report.json").read_text())
-        assert REPORT_KEYS <= set(data), (model, target)
-        assert data["target"]["name"] == target and len(data["target"]["profile_sha256"]) == 64
-        assert data["tool"] == {"name": "edgeopt", "version": "0.1.0"}
-        for variant in ("baseline", "optimized"):
-            art = data[variant]["artifact"]
-            assert (res.out / art["path"]).stat().st_size == art["bytes"] > 0
-            assert set(data[variant]["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "runs", "warmup", "threads", "runtime"}
-            assert data[variant]["latency_ms"]["runs"] >= 50
-            acc = data[variant]["accuracy"]
-            assert acc["metric"] == "top1" and acc["samples"] >= 300
-        assert (res.out / "report.md").read_text().startswith("# edgeopt report")
-        assert data["ok"] is True and res.ok
-        if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
-            assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]
-            assert "partial" not in data.get("stages", {})
-        assert not list(res.out.glob(".edgeopt-staging-*"))
+@pytest.mark.parametrize(("model", "target"), CASES, ids=[f"{m}-{t}" for m, t in CASES])
+def test_every_sample_builds_with_report(builds, model, target):
+    res = builds(model, target)
+    data = json.loads((res.out / "report.json").read_text())
+    assert REPORT_KEYS <= set(data)
+    assert data["target"]["name"] == target and len(data["target"]["profile_sha256"]) == 64
+    assert data["tool"] == {"name": "edgeopt", "version": "0.1.0"}
+    for variant in ("baseline", "optimized"):
+        art = data[variant]["artifact"]
+        assert (res.out / art["path"]).stat().st_size == art["bytes"] > 0
+        assert set(data[variant]["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "runs", "warmup", "threads", "runtime"}
+        assert data[variant]["latency_ms"]["runs"] >= 50
+        fp = data[variant]["latency_ms"]["fingerprint"]  # where it was measured
+        assert fp["host"] == platform.node() and fp["cores"] == os.cpu_count() and fp["cpu"]
+        assert fp["runtime"] == data[variant]["latency_ms"]["runtime"]
+        assert fp["threads"] == data[variant]["latency_ms"]["threads"] and fp["os"] and fp["arch"] == platform.machine()
+        acc = data[variant]["accuracy"]
+        assert acc["metric"] == "top1" and acc["samples"] >= 300
+    md = (res.out / "report.md").read_text()
+    assert md.startswith("# edgeopt report")
+    fp = data["optimized"]["latency_ms"]["fingerprint"]
+    assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
+    assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
+    assert data["ok"] is True and res.ok
+    assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition"}
+    assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
+    assert data["stages"]["composition"] is None
+    assert (data["stages"]["mcu"] is None) == (target != "embedded-mcu")
+    if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
+        assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]
+        assert data["stages"]["partial"] is None
+    assert not list(res.out.glob(".edgeopt-staging-*"))
 
 
 @pytest.mark.parametrize("model", ["digits_cnn.keras", "digits_dscnn.keras"])
 def test_int8_tflite_is_small_and_accurate(builds, model):
-    r = builds[(model, "mobile-cpu")].report
+    r = builds(model, "mobile-cpu").report
     assert r.optimized.artifact.bytes <= 0.30 * r.baseline.artifact.bytes
     assert r.optimized.accuracy.value >= r.optimized.accuracy.reference_value - 1.0
     assert r.optimized.accuracy.reference_value > 95.0
@@ -58,29 +87,32 @@ def test_int8_tflite_is_small_and_accurate(builds, model):
 def test_mcu_artifact_is_int8_end_to_end(builds):
     from edgeopt.runtime import open_runner
 
-    res = builds[("digits_cnn.keras", "embedded-mcu")]
-    mcu = res.report.stages["mcu"]
-    assert mcu["bit_exact"] is True and mcu["arena_bytes"] > 0 and mcu["model"] == "digits_cnn.tflite"
+    res = builds("digits_cnn.keras", "embedded-mcu")
+    mcu = rs.Report.model_validate_json((res.out / "report.json").read_text()).stages.mcu
+    assert isinstance(mcu, rs.McuStage) and mcu == res.report.stages.mcu
+    assert mcu.bit_exact is True and mcu.arena_bytes > 0 and mcu.model == "digits_cnn.tflite"
+    assert (mcu.c_header, mcu.c_source) == ("g_model.h", "g_model.cc") and mcu.comparison_note == "bit-exact"
     assert (res.out / "g_model.h").is_file() and (res.out / "g_model.cc").is_file()
     md = (res.out / "report.md").read_text()
-    assert "## Microcontroller (TFLite Micro)" in md and f"{mcu['arena_bytes']:,} B" in md
+    assert "## Microcontroller (TFLite Micro)" in md and f"{mcu.arena_bytes:,} B" in md
     runner = open_runner(res.out / res.report.optimized.artifact.path)
     assert runner.inputs[0].dtype == "int8" and runner.outputs[0].dtype == "int8"
     assert runner.inputs[0].scale > 0
     assert res.report.optimized.latency_ms.threads == 1
 
 
-def test_onnx_paths(builds):
+@pytest.mark.parametrize("model", ["digits_cnn.keras", "digits_mlp.onnx"])
+def test_onnx_paths(builds, model):
     import onnx
 
-    for key in (("digits_cnn.keras", "edge-server"), ("digits_mlp.onnx", "edge-server")):
-        res = builds[key]
-        m = onnx.load(str(res.out / res.report.optimized.artifact.path))
-        ops = {n.op_type for n in m.graph.node}
-        assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
-        acc = res.report.optimized.accuracy
-        assert acc.drop <= 1.0 and acc.reference == "keras float (TensorFlow)" if key[0].endswith(".keras") else True
-        assert res.report.optimized.artifact.bytes < 0.6 * res.report.baseline.artifact.bytes
+    res = builds(model, "edge-server")
+    m = onnx.load(str(res.out / res.report.optimized.artifact.path))
+    ops = {n.op_type for n in m.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
+    acc = res.report.optimized.accuracy
+    assert acc.metric == "top1" and acc.drop is not None and acc.drop <= 1.0
+    assert acc.reference == ONNX_REFERENCE[Path(model).suffix]
+    assert res.report.optimized.artifact.bytes < 0.6 * res.report.baseline.artifact.bytes
 
 
 def test_budget_failure_exits_3_and_still_writes(cli, tmp_path: Path, samples: Path):
@@ -128,14 +160,125 @@ def test_rebuild_keeps_other_files(tmp_path: Path, samples: Path):
 
 
 def test_compare_shows_builds_side_by_side(cli, builds, tmp_path: Path):
-    outs = [str(res.out) for res in builds.values()]
-    r = cli("compare", *outs, "--json")
+    results = [builds(model, target) for model, target in CASES]
+    r = cli("compare", *[res.out for res in results], "--json")
     assert r.exit_code == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert [row["target"] for row in rows] == [t for (_, t) in builds]
-    for row, res in zip(rows, builds.values(), strict=True):
+    assert [row["target"] for row in rows] == [t for (_, t) in CASES]
+    for row, res in zip(rows, results, strict=True):
         assert row["bytes"] == res.report.optimized.artifact.bytes and row["ok"] == "ok"
     bad = tmp_path / "report.json"
-    bad.write_text('{"schema_version": "1.0"}')
+    bad.write_text('{"schema_version": "2.0"}')
     r = cli("compare", bad)
     assert r.exit_code == 2 and "is not an edgeopt report" in r.stderr
+    bad.write_text('{"schema_version": "1.0", "stages": {}}')
+    r = cli("compare", bad)
+    assert r.exit_code == 2 and "has report schema 1.0; this edgeopt reads 2." in r.stderr and "rebuild" in r.stderr
+
+
+def test_mcu_latency_is_the_device_estimate_and_host_time_says_host(cli, builds, samples: Path, monkeypatch):
+    """An MCU build's console, report.md and `compare` show the device estimate; host LiteRT times are labelled host."""
+    monkeypatch.setenv("COLUMNS", "220")  # whole headers on one line; 80-column wrapping is another item
+    res = builds("digits_cnn.keras", "embedded-mcu")
+    mcu = res.report.stages.mcu
+    assert mcu is not None and mcu.device_latency is not None
+    d = mcu.device_latency
+    assert d.macs == mcu.macs == res.report.input.macs and d.macs_per_second == 50e6  # embedded-mcu profile
+    assert d.estimate_ms == pytest.approx(mcu.macs / 50e6 * 1000)
+    assert res.report.optimized.latency_ms.where == "local"  # the host figure stays in latency_ms, honestly
+    est = f"{d.estimate_ms:.4g}"
+    r = cli("build", samples / "digits_cnn.keras", "--target", "embedded-mcu", "--out", res.out)  # up to date: reprints
+    assert r.exit_code == 0, r.stderr
+    header = next(line for line in r.stdout.splitlines() if "scheme" in line)
+    assert "host p50 ms" in header and "host p90 ms" in header and "device ms (est.)" in header
+    assert not re.search(r"[┃│|]\s*p50 ms", header)  # no unlabelled latency column
+    optimized = next(line for line in r.stdout.splitlines() if "optimized" in line and "int8" in line)
+    assert optimized.rstrip(" │").endswith(est)
+    assert f"device latency: {est} ms, an estimate ({mcu.macs:,} MACs / 50,000,000 MAC/s" in r.stdout
+    assert "host p50/p90 are LiteRT on the build host, not the microcontroller" in r.stdout
+    assert "host latency measured on this host" in r.stdout
+    md = (res.out / "report.md").read_text()
+    assert "| host p50 ms | host p90 ms | device ms (est.) |" in md and f"Device latency: {est} ms, an estimate" in md
+    assert f"| device latency (estimate: MACs / MAC/s) | {est} ms (" in md
+
+    mobile = builds("digits_cnn.keras", "mobile-cpu")
+    r = cli("compare", res.out, mobile.out)
+    assert r.exit_code == 0, r.stderr
+    header = next(line for line in r.stdout.splitlines() if "target" in line)
+    assert "measured on" in header and "device ms (est.)" in header
+    mcu_row = next(line for line in r.stdout.splitlines() if "embedded-mcu" in line)
+    cells = [c.strip() for c in re.split(r"[│┃|]", mcu_row)]
+    assert "host" in cells and est in cells
+    mobile_row = next(line for line in r.stdout.splitlines() if "mobile-cpu" in line)
+    assert "-" in [c.strip() for c in re.split(r"[│┃|]", mobile_row)]
+    rows = json.loads(cli("compare", res.out, mobile.out, "--json").stdout)
+    assert rows[0]["measured on"] == "host" and rows[0]["device ms (est.)"] == pytest.approx(d.estimate_ms)
+    assert rows[0]["p50 ms"] == res.report.optimized.latency_ms.p50  # the host figure, in its labelled column
+    assert rows[1]["device ms (est.)"] is None and rows[1]["measured on"] == "host"
+
+
+def test_eval_without_labels_is_noted_and_steps_are_what_runs(cli, tmp_path: Path, samples: Path):
+    """x-only eval data: agreement is reported and a note says top-1 is not measured; the progress lines name
+    the steps that run (no compression step when the profile compresses nothing)."""
+    import numpy as np
+
+    from edgeopt.pipeline.build import NO_LABELS_NOTE
+
+    x = np.load(samples / "digits_dscnn.eval.npz")["x"][:64]
+    ev = tmp_path / "unlabelled.npz"
+    np.savez(ev, x=x)
+    r = cli("build", samples / "digits_dscnn.keras", "--target", "mobile-cpu", "--out", tmp_path / "o", "--no-bench",
+            "--eval", ev)
+    assert r.exit_code == 0, r.stderr
+    assert NO_LABELS_NOTE == "eval data has no labels: top-1 not measured; agreement with the float model is reported"
+    assert f"note: {NO_LABELS_NOTE}" in " ".join(r.stdout.split())  # the console wraps at 80 columns
+    data = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert NO_LABELS_NOTE in data["notes"]
+    acc = data["optimized"]["accuracy"]
+    assert acc["metric"] == "agreement" and acc["value"] is None and acc["samples"] == 64 and acc["agreement"] > 90
+    assert NO_LABELS_NOTE in (tmp_path / "o" / "report.md").read_text()
+    steps = [line for line in r.stderr.splitlines() if line.endswith("...")]
+    assert steps == ["loading the model...", "converting and quantizing...", "validating accuracy..."], r.stderr
+    labelled = cli("build", samples / "digits_dscnn.keras", "--target", "mobile-cpu", "--out", tmp_path / "o2",
+                   "--no-bench", "--json")
+    assert labelled.exit_code == 0 and NO_LABELS_NOTE not in json.loads(labelled.stdout)["notes"]
+
+
+def test_first_step_is_shown_before_tensorflow_loads(tmp_path: Path, samples: Path):
+    """The first progress line is on stderr before TensorFlow's import starts (which takes seconds).
+
+    A meta-path hook in the child copies what stderr (a file) holds when `tensorflow` is first imported;
+    the build is then refused (eval data of the wrong shape) to keep it short."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    bad = tmp_path / "bad_eval.npz"
+    np.savez(bad, x=np.zeros((4, 3, 3, 1), np.float32), y=np.zeros(4, np.int64))
+    err, snapshot = tmp_path / "stderr.txt", tmp_path / "at_tf_import.txt"
+    code = f"""
+import sys
+from pathlib import Path
+
+class FirstTensorFlowImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" and not Path({str(snapshot)!r}).exists():
+            Path({str(snapshot)!r}).write_text(Path({str(err)!r}).read_text())
+        return None
+
+sys.meta_path.insert(0, FirstTensorFlowImport())
+sys.argv = ["edgeopt", "build", {str(samples / "digits_dscnn.keras")!r}, "--target", "mobile-cpu",
+            "--out", {str(tmp_path / "o")!r}, "--no-bench", "--eval", {str(bad)!r}]
+from edgeopt.cli.app import main
+main()
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("EDGEOPT_DEBUG", None)
+    with err.open("w") as fh:
+        proc = subprocess.run([sys.executable, "-c", code], stderr=fh, stdout=subprocess.PIPE, env=env, timeout=300)
+    assert proc.returncode == 2, err.read_text()
+    assert snapshot.read_text() == "loading the model...\n"
+    assert err.read_text().splitlines()[-1].startswith("error: ") and not (tmp_path / "o").exists()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,9 @@ import pytest
 from edgeopt.errors import ProfileError
 from edgeopt.profiles import list_profiles, load_profile
 from edgeopt.profiles.schema import OutputFormat, Scheme
+from edgeopt.vocabulary import DeviceClass
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_builtins_resolve():
@@ -36,7 +42,8 @@ def test_extends_merges_and_hashes():
         ('[quantize]\nschem = "int8"\n', "quantize.schem: unknown key (allowed: scheme"),
         ('[quantize]\nscheme = "int4"\n', "quantize.scheme: must be one of"),
         ('[quantize]\ncalibration_samples = "many"\n', "quantize.calibration_samples"),
-        ('[runtime]\nthreads = -1\n', "runtime.threads"),
+        ('[runtime]\nthreads = -1\n', "runtime.threads: threads must be from 0 (all cores) to 256 (got -1)"),
+        ('[runtime]\nthreads = 100000\n', "runtime.threads: threads must be from 0 (all cores) to 256 (got 100000)"),
         ('[convert]\nformat = "onnx"\n[runtime]\nname = "litert"\n', "cannot run convert.format = 'onnx'"),
         ('[quantize]\nscheme = "float16"\ninput_type = "int8"\n', "input_type = 'int8' needs scheme = 'int8'"),
         ('extends = "no-such-profile"\n', "extends = 'no-such-profile' is not a known profile"),
@@ -51,6 +58,53 @@ def test_bad_profiles_name_file_and_key(tmp_path: Path, body: str, needle: str):
         load_profile(str(f))
     assert needle in str(exc.value)
     assert str(f) in str(exc.value) or "extends" in needle
+
+
+# [partial] against the budgets, the device class and the format: every rule names the key to set.
+BAD_PARTIAL = [
+    ('device_class = "embedded-mcu"\n[budgets]\nmax_accuracy_drop = 1\n[partial]\nfallbacks = ["float"]\n',
+     "has no float fallback; set partial.fallbacks = ['int16x8'] (with mcu.allow_int16x8 = true)"),
+    ('device_class = "embedded-mcu"\n[budgets]\nmax_accuracy_drop = 1\n[partial]\nfallbacks = ["int16x8"]\n',
+     "mcu.allow_int16x8 is false; set mcu.allow_int16x8 = true"),
+    ('[partial]\nfallbacks = ["float"]\n', "accuracy_control needs budgets.max_accuracy_drop"),
+    ('[convert]\nformat = "onnx"\n[runtime]\nname = "onnxruntime"\n[budgets]\nmax_accuracy_drop = 1\n'
+     '[partial]\nfallbacks = ["int16x8"]\n', "int16x8 is TFLite-only; set partial.fallbacks = ['float']"),
+    ('[budgets]\nmax_accuracy_drop = 1\n[partial]\nfallbacks = ["int16x8"]\nkeep_float = ["conv"]\n',
+     "partial.keep_float needs 'float' in partial.fallbacks"),
+    ('[budgets]\nmax_accuracy_drop = 1\n[partial]\nkeep_float = ["("]\n', "partial.keep_float pattern '(' is not a valid"),
+    ('device_class = "gpu"\n', "device_class: must be one of 'mobile-cpu', 'embedded-mcu' or 'edge-server'"),
+]
+
+
+@pytest.mark.parametrize("body, needle", BAD_PARTIAL)
+def test_contradictory_profiles_are_refused_at_load(tmp_path: Path, body: str, needle: str):
+    f = tmp_path / "mine.toml"
+    f.write_text(body)
+    with pytest.raises(ProfileError) as exc:
+        load_profile(str(f))
+    assert f"invalid profile {f}: " in str(exc.value) and needle in str(exc.value)
+
+
+def test_targets_show_refuses_a_contradictory_profile(tmp_path: Path):
+    """The real command line: one line naming the key, exit 2, no traceback."""
+    f = tmp_path / "mcu-float.toml"
+    f.write_text(BAD_PARTIAL[0][0])
+    r = subprocess.run([sys.executable, "-m", "edgeopt", "targets", "show", str(f)], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "partial.fallbacks" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_python_api_refuses_the_same_profile():
+    from pydantic import ValidationError
+
+    from edgeopt.profiles.schema import Profile
+
+    with pytest.raises(ValidationError, match="no float fallback"):
+        Profile(name="m", device_class="embedded-mcu", partial={"fallbacks": ["float"]}, budgets={"max_accuracy_drop": 1})
+    ok = Profile(name="m", device_class="embedded-mcu", budgets={"max_accuracy_drop": 1},
+                 partial={"fallbacks": ["int16x8"]}, mcu={"allow_int16x8": True})
+    assert ok.device_class is DeviceClass.EMBEDDED_MCU and ok.partial is not None
 
 
 def test_extends_cycle(tmp_path: Path):

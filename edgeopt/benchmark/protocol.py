@@ -23,8 +23,9 @@ from edgeopt.benchmark.inputs import InputData, make_feeds
 from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
 from edgeopt.benchmark.stats import LatencyStats, ratios, summarize
 from edgeopt.errors import InputError
-from edgeopt.runtime import Runner, RunnerOptions, RuntimeName, open_runner
-from edgeopt.runtime.base import GraphOptimization
+from edgeopt.runtime import Runner, RunnerOptions, RuntimeName
+from edgeopt.runtime.base import GraphOptimization, check_threads
+from edgeopt.runtime.registry import RUNTIMES, check_model_file, import_runtime
 
 BLOCK_SECONDS = 0.02  # one interleaving slot per variant and round
 MAX_KEPT_SAMPLES = 10_000  # per-run samples kept in a result (evenly spaced); statistics use all of them
@@ -43,8 +44,7 @@ class BenchSettings:
     graph_optimization: GraphOptimization = GraphOptimization.ALL  # onnxruntime only
 
     def __post_init__(self) -> None:
-        if self.threads < 0:
-            raise InputError(f"threads must be >= 1 (or 0 for all cores), got {self.threads}")
+        check_threads(self.threads)
         if self.runs < 1:
             raise InputError(f"runs must be >= 1, got {self.runs}")
         if self.warmup_runs < 0 or self.warmup_seconds < 0 or self.min_seconds < 0:
@@ -66,10 +66,11 @@ class BenchResult:
     runtime_version: str
     delegate: str
     threads: int
-    init_ms: float
+    init_ms: float  # the runtime opening the model in the measuring process (interpreter / session creation)
     first_ms: float
     warmup: int
     latency: LatencyStats
+    probe_ms: float | None = None  # checks before that: structural verification + the crash probe's child process
     peak_rss_mb: float | None = None  # process peak after measuring
     rss_delta_mb: float | None = None  # resident growth from before loading to after warmup
     fingerprint: Fingerprint | None = None
@@ -90,7 +91,7 @@ class BenchResult:
         d: dict[str, Any] = {
             "model": self.model, "device": self.device, "runtime": self.runtime, "implementation": self.implementation,
             "runtime_version": self.runtime_version, "delegate": self.delegate, "threads": self.threads,
-            "init_ms": self.init_ms, "first_ms": self.first_ms, "warmup": self.warmup,
+            "init_ms": self.init_ms, "probe_ms": self.probe_ms, "first_ms": self.first_ms, "warmup": self.warmup,
             "latency": self.latency.to_dict(), "peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb,
             "inputs": self.inputs, "interleaved": self.interleaved,
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
@@ -105,7 +106,8 @@ class BenchResult:
         return cls(
             model=d["model"], runtime=d["runtime"], implementation=d.get("implementation", d["runtime"]),
             runtime_version=d.get("runtime_version", "unknown"), delegate=d.get("delegate", ""), threads=int(d["threads"]),
-            init_ms=float(d.get("init_ms", 0.0)), first_ms=float(d.get("first_ms", 0.0)), warmup=int(d.get("warmup", 0)),
+            init_ms=float(d.get("init_ms", 0.0)), probe_ms=None if d.get("probe_ms") is None else float(d["probe_ms"]),
+            first_ms=float(d.get("first_ms", 0.0)), warmup=int(d.get("warmup", 0)),
             latency=LatencyStats.from_dict(d["latency"]), peak_rss_mb=d.get("peak_rss_mb"),
             rss_delta_mb=d.get("rss_delta_mb"), fingerprint=Fingerprint.from_dict(fp) if fp else None,
             device=d.get("device", "local"), inputs=d.get("inputs", "random"), interleaved=bool(d.get("interleaved", False)),
@@ -121,6 +123,7 @@ class _Live:
     runner: Runner
     invoke: Callable[[], Any]
     threads: int
+    probe_ms: float
     init_ms: float
     first_ms: float
     warmup: int
@@ -133,19 +136,18 @@ class _Live:
         return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
 
 
-def make_inputs(runner: Runner, seed: int, data: InputData | None = None) -> list[Any]:
-    """One sample per input: from `data` (first row) or seeded random of the right dtype."""
-    return make_feeds(runner.inputs, seed, data)
-
-
 def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
+    options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
+    t0 = clock()
+    name = check_model_file(Path(path), options)  # may start a child process: timed apart from init
+    probe_ms = (clock() - t0) * 1e3
+    import_runtime(name)
     rss0 = rss_now_mb()
     t0 = clock()
-    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=settings.xnnpack,
-                                                   graph_optimization=settings.graph_optimization))
+    runner = RUNTIMES[name](Path(path), options)
     init_ms = (clock() - t0) * 1e3
-    runner.set_inputs(make_inputs(runner, settings.seed, data))
+    runner.set_inputs(make_feeds(runner.inputs, settings.seed, data))  # first row of `data`, else seeded random
     invoke = runner.invoke
 
     t = clock()
@@ -160,8 +162,8 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
             break
     warm_s = clock() - start
     rss1 = rss_now_mb()
-    return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, init_ms=init_ms, first_ms=first_ms,
-                 warmup=warm, warm_mean_s=(warm_s / warm) if warm else first_ms / 1e3,
+    return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, probe_ms=probe_ms, init_ms=init_ms,
+                 first_ms=first_ms, warmup=warm, warm_mean_s=(warm_s / warm) if warm else first_ms / 1e3,
                  rss_delta_mb=None if rss0 is None or rss1 is None else rss1 - rss0)
 
 
@@ -191,7 +193,8 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
     gopt = str(settings.graph_optimization) if r.runtime == RuntimeName.ONNXRUNTIME else None
     return BenchResult(
         model=str(live.path), runtime=str(r.runtime), implementation=r.implementation, runtime_version=r.version,
-        delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, first_ms=live.first_ms, warmup=live.warmup,
+        delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, probe_ms=live.probe_ms, first_ms=live.first_ms,
+        warmup=live.warmup,
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
         inputs=inputs, interleaved=interleaved, samples_ms=_thin(live.samples),

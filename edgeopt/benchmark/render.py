@@ -10,18 +10,21 @@ from typing import Any
 from edgeopt.benchmark.compare import Comparison
 from edgeopt.benchmark.results import BenchReport
 
-COLUMNS = ("model", "device", "runtime", "threads", "delegate", "init_ms", "first_ms", "p50", "p90", "p95", "p99",
-           "mean", "std", "min", "max", "iqr", "runs", "throughput", "peak_rss_mb", "rss_delta_mb", "ratio_p50")
-HEADERS = ("model", "device", "runtime", "threads", "delegate", "init ms", "first ms", "p50", "p90", "p95", "p99",
-           "mean", "std", "min", "max", "IQR", "runs", "inf/s", "peak RSS MB", "ΔRSS MB", "p50 ratio")
-COMPARE_HEADERS = ("old", "new", "old p50 ms", "new p50 ms", "p50 ratio", "p90 ratio", "p99 ratio", "mean ratio", "notes")
+COLUMNS = ("model", "device", "runtime", "threads", "delegate", "init_ms", "probe_ms", "first_ms", "p50", "p90", "p95",
+           "p99", "mean", "std", "min", "max", "iqr", "runs", "throughput", "peak_rss_mb", "rss_delta_mb", "ratio_p50")
+# Ratios everywhere are candidate / baseline (optimized / baseline in `build`): < 1 is faster.
+RATIO_HEADER = "p50 ratio (this/first)"
+HEADERS = ("model", "device", "runtime", "threads", "delegate", "init ms", "probe ms", "first ms", "p50", "p90", "p95",
+           "p99", "mean", "std", "min", "max", "IQR", "runs", "inf/s", "peak RSS MB", "ΔRSS MB", RATIO_HEADER)
+COMPARE_HEADERS = ("old", "new", "old p50 ms", "new p50 ms", "p50 ratio (new/old)", "p90 ratio (new/old)",
+                   "p99 ratio (new/old)", "mean ratio (new/old)", "notes")
 
 
 def rows(report: BenchReport) -> list[list[Any]]:
     out = []
     for r, q in zip(report.results, report.ratios, strict=True):
         s = r.latency
-        out.append([r.name, r.device, r.runtime, r.threads, r.delegate, r.init_ms, r.first_ms, s.p50, s.p90, s.p95, s.p99,
+        out.append([r.name, r.device, r.runtime, r.threads, r.delegate, r.init_ms, r.probe_ms, r.first_ms, s.p50, s.p90, s.p95, s.p99,
                     s.mean, s.std, s.min, s.max, s.iqr, s.runs, s.throughput, r.peak_rss_mb, r.rss_delta_mb,
                     None if q is None else q["p50"]])
     return out

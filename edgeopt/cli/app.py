@@ -63,7 +63,34 @@ def main() -> None:
     from edgeopt.cli.errors import EXIT_TERMINATED, Terminated
 
     try:
-        app(args=argv, prog_name="edgeopt")
+        code = app(args=argv, prog_name="edgeopt", standalone_mode=False)
     except Terminated:  # outside a command's error handler (argument parsing, output)
         sys.stderr.write("terminated\n")
         sys.exit(EXIT_TERMINATED)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(1)
+    except _CLICK_ERROR as exc:
+        sys.exit(_command_line_error(exc))
+    sys.exit(code if isinstance(code, int) else 0)  # without standalone mode, typer returns the exit code
+
+
+# Typer exposes click's BadParameter; above it are click's UsageError (unknown option, missing argument,
+# bad value: exit 2) and ClickException. Reached through the public name, not typer's private click copy.
+_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]  # type: ignore[assignment]
+_CLICK_ERROR: type[Exception] = typer.BadParameter.__mro__[2]  # type: ignore[assignment]
+
+
+def _command_line_error(exc: Exception) -> int:
+    """A command-line mistake: one line naming it and where help is (no usage box)."""
+    code = int(getattr(exc, "exit_code", 2))
+    if getattr(type(exc), "show", None) is not getattr(_USAGE_ERROR, "show", None):  # e.g. `edgeopt targets` alone prints its help
+        exc.show()  # type: ignore[attr-defined]
+        return code
+    from edgeopt.cli.errors import one_line
+
+    message = one_line(" ".join(exc.format_message().replace("Value error, ", "").split()))  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see {ctx.command_path} --help)" if isinstance(exc, _USAGE_ERROR) and ctx is not None else ""
+    sys.stderr.write(f"error: {message}{hint}\n")
+    return code

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+
+from edgeopt.report.table import table
+
+__all__ = ["PIPE_WIDTH", "Sink", "table"]
 
 PIPE_WIDTH = 200  # columns when writing to a pipe or CI log (rich would assume 80 and squeeze tables)
 
@@ -52,7 +55,7 @@ class Sink:
         if not self.err.is_terminal:
             yield lambda text: self.err.print(f"[dim]{text}...[/dim]")
             return
-        with self.err.status("starting") as status:
+        with _terminal(self.err) as con, con.status("starting") as status:
             yield lambda text: status.update(f"{text}...")
 
     @contextmanager
@@ -61,24 +64,22 @@ class Sink:
         if self.as_json or not self.err.is_terminal:
             yield
             return
-        with self.err.status(description):
+        with _terminal(self.err) as con, con.status(description):
             yield
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
-    t = Table(title=title, title_justify="left")
-    for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
-    for r in rows:
-        t.add_row(*[_fmt(v) for v in r])
-    return t
+@contextmanager
+def _terminal(console: Console) -> Iterator[Console]:
+    """The terminal behind `console` on a duplicate descriptor, for a spinner.
 
+    runtime.quiet.native_quiet() points fd 2 at a file while TensorFlow loads and converts (to hide its
+    native log lines); a spinner drawn on fd 2 would go there too and the terminal would show nothing.
+    """
+    try:
+        fd = os.dup(console.file.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real descriptor (a test runner's buffer)
+        yield console
+        return
+    with os.fdopen(fd, "w") as fh:
+        yield Console(file=fh, highlight=False, force_terminal=True, width=console.width)
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return str(v)

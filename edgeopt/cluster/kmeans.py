@@ -7,14 +7,12 @@ Lloyd iterations on the sorted values: with centroids kept sorted, assignment is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
+from edgeopt.vocabulary import ClusterInit
 
-class Init(StrEnum):
-    LINEAR = "linear"  # evenly spaced between min and max (keeps the large weights)
-    KMEANS_PP = "kmeans++"  # D^2 sampling (k-means++), seeded
+Init = ClusterInit  # the closed set the profile and `edgeopt cluster --init` name
 
 
 @dataclass(frozen=True)

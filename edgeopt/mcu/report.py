@@ -38,8 +38,12 @@ class McuReport:
     mismatched_elements: int | None
     reference_kernels_bit_exact: bool | None  # when they differ: TFLM vs LiteRT's reference kernels
     host_tflm_latency_ms: float | None  # median invoke time of TFLM on THIS HOST (not the device)
-    estimated_device_latency_ms: float | None  # MACs / [mcu] sustained_macs_per_second
+    estimated_device_latency_ms: float | None  # MACs / [mcu] sustained_macs_per_second: an estimate, not measured
+    macs_per_second: float | None  # the [mcu] sustained_macs_per_second that estimate used (None: no estimate)
     violations: tuple[BudgetViolation, ...]
+    # integer I/O types that differ from the profile's (e.g. a deployed model with uint8 output on an int8
+    # profile): the model still runs and was measured; the firmware must use the model's types
+    io_findings: tuple[str, ...] = ()
     c_header: str | None = None
     c_source: str | None = None
 

@@ -170,7 +170,7 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
         got = err.get("input")
         if err["type"] not in ("extra_forbidden", "missing") and not isinstance(got, dict):
             msg += f" (got {got!r})"
-        parts.append(f"{loc}: {msg}")
+        parts.append(msg if not err["loc"] else f"{loc}: {msg}")  # a whole-profile rule names its keys itself
     more = f" (+{len(parts) - 1} more)" if len(parts) > 1 else ""
     return f"invalid profile {path}: {parts[0]}{more}"
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from edgeopt.runtime.base import GraphOptimization, RuntimeName
+from edgeopt.errors import InputError
+from edgeopt.runtime.base import MAX_THREADS, THREADS_RULE, check_threads
+from edgeopt.vocabulary import (
+    ClusterInit,
+    DeviceClass,
+    GraphOptimization,
+    PruneAllocation,
+    PruneCriterion,
+    RuntimeName,
+)
 
 
 class Strict(BaseModel):
@@ -45,7 +54,7 @@ class QuantFormat(StrEnum):
     QOPERATOR = "qoperator"
 
 
-# The runtime enums live with the runtimes; profiles name the same closed sets.
+# The closed sets the CLI also offers live in edgeopt.vocabulary; profiles name the same classes.
 RuntimeChoice = RuntimeName
 GraphOpt = GraphOptimization
 
@@ -75,9 +84,18 @@ class QuantizeSection(Strict):
         return self
 
 
+def _threads(n: int) -> int:
+    try:
+        return check_threads(n)
+    except InputError:
+        raise ValueError(THREADS_RULE) from None  # the loader adds "(got N)"
+
+
 class RuntimeSection(Strict):
     name: RuntimeChoice = RuntimeChoice.LITERT
-    threads: Annotated[int, Field(ge=0, le=256, description="0 means all cores")] = 1
+    # Bounds in the JSON schema; the rule itself is check_threads, the one the CLI applies to --threads.
+    threads: Annotated[int, Field(description="0 means all cores", json_schema_extra={"minimum": 0, "maximum": MAX_THREADS}),
+                       AfterValidator(_threads)] = 1
     xnnpack: bool = True
     graph_optimization: GraphOpt = GraphOpt.ALL
 
@@ -124,18 +142,6 @@ class FirmwareSection(Strict):
     cpi_source: str = ""
 
 
-class PruneCriterion(StrEnum):
-    L1 = "l1"
-    L2 = "l2"
-    BN_SCALE = "bn-scale"
-    RANDOM = "random"
-
-
-class PruneAllocation(StrEnum):
-    GLOBAL = "global"
-    UNIFORM = "uniform"
-
-
 class PruneSection(Strict):
     """Structural channel pruning before conversion. Off while ratio and macs_reduction are 0."""
 
@@ -154,11 +160,6 @@ class PruneSection(Strict):
         if self.ratio and self.macs_reduction:
             raise ValueError("set prune.ratio or prune.macs_reduction, not both")
         return self
-
-
-class ClusterInit(StrEnum):
-    LINEAR = "linear"
-    KMEANS_PP = "kmeans++"
 
 
 class ClusterSection(Strict):
@@ -197,13 +198,26 @@ class PartialSection(Strict):
     keep_float: Annotated[tuple[str, ...], Field(description="regexes of layers always kept out of int8")] = ()
     max_steps: Annotated[int, Field(ge=1, le=1000, description="most layers moved out of int8 one at a time")] = 8
 
+    @model_validator(mode="after")
+    def _keep_float_is_float(self) -> PartialSection:
+        import re
+
+        if self.keep_float and Fallback.FLOAT not in self.fallbacks:
+            raise ValueError("partial.keep_float needs 'float' in partial.fallbacks; add it, or empty keep_float")
+        for p in self.keep_float:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"partial.keep_float pattern '{p}' is not a valid regular expression ({exc})") from None
+        return self
+
 
 class Profile(Strict):
     """A resolved target profile (after `extends`)."""
 
     name: str
     description: str = ""
-    device_class: Annotated[str, Field(pattern=r"^(mobile-cpu|embedded-mcu|edge-server)$")] = "mobile-cpu"
+    device_class: DeviceClass = DeviceClass.MOBILE_CPU
     convert: ConvertSection = ConvertSection()
     quantize: QuantizeSection = QuantizeSection()
     runtime: RuntimeSection = RuntimeSection()
@@ -226,4 +240,24 @@ class Profile(Strict):
             raise ValueError("quantize.scheme = 'int16x8' is TFLite-only; use 'int8' for ONNX")
         if fmt is OutputFormat.ONNX and (self.quantize.input_type is not IOType.FLOAT32 or self.quantize.output_type is not IOType.FLOAT32):
             raise ValueError("ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'")
+        return self
+
+    @model_validator(mode="after")
+    def _partial_fits_target(self) -> Profile:
+        """[partial] against the budgets, the device and the format: refused when the profile is loaded."""
+        part = self.partial
+        if part is None:
+            return self
+        if part.accuracy_control and self.budgets.max_accuracy_drop is None:
+            raise ValueError("[partial] accuracy_control needs budgets.max_accuracy_drop (the drop it keeps within); "
+                             "set it, or partial.accuracy_control = false")
+        mcu = self.device_class is DeviceClass.EMBEDDED_MCU
+        if mcu and Fallback.FLOAT in part.fallbacks:
+            raise ValueError("an MCU runs int8 kernels only and has no float fallback; set partial.fallbacks = "
+                             "['int16x8'] (with mcu.allow_int16x8 = true), or remove [partial]")
+        if mcu and Fallback.INT16X8 in part.fallbacks and not self.mcu.allow_int16x8:
+            raise ValueError("partial.fallbacks allows 'int16x8' but mcu.allow_int16x8 is false; set "
+                             "mcu.allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback")
+        if self.convert.format is OutputFormat.ONNX and Fallback.INT16X8 in part.fallbacks:
+            raise ValueError("int16x8 is TFLite-only; set partial.fallbacks = ['float'] for ONNX")
         return self

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 
 from edgeopt.prune.graph import DependencyGraph, Group
-from edgeopt.prune.surgery import Axis, Weights
+from edgeopt.prune.rules import Axis, Weights
+from edgeopt.vocabulary import PruneCriterion
 
-
-class Criterion(StrEnum):
-    L1 = "l1"
-    L2 = "l2"
-    BN_SCALE = "bn_scale"
-    RANDOM = "random"
+Criterion = PruneCriterion  # the closed set the profile and `edgeopt prune --criterion` name
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Partial quantization with accuracy control.
 
 Start from full int8; while the eval accuracy drop exceeds the budget, move the most
-sensitive op (lowest SNR, see sensitivity.py) out of int8 -- one at a time, re-measuring
+sensitive op (lowest SNR, see quantize/sensitivity/) out of int8 -- one at a time, re-measuring
 each time -- then, if allowed, try int16x8 activations for the whole model. Every attempt
 is a row (size, accuracy, p50 latency, ops out of int8); the first row within budget wins.
+When none is, the result says so (`met` False) and carries the best row: the caller decides.
 
 Backends (TFLite via the QuantizationDebugger's denylisted nodes, ONNX via
 `quantize_static(nodes_to_exclude=...)`) implement the small `Backend` protocol;
@@ -15,16 +16,16 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from edgeopt.errors import BudgetExceededError, BudgetViolation, DataError, InputError, ProfileError
-from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, OutputFormat, Profile, QuantFormat
+from edgeopt.errors import DataError, InputError, ProfileError
+from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
+from edgeopt.runtime.verify_onnx import load_onnx
 
 ALL_LAYERS = "*"  # out_of_int8 marker for a whole-model int16x8 step
 
@@ -62,16 +63,7 @@ def settings_from_profile(profile: Profile) -> PartialSettings:
     if part is None or not part.accuracy_control:
         raise ProfileError(f"profile '{profile.name}' has no [partial] section with accuracy_control = true")
     drop = profile.budgets.max_accuracy_drop
-    if drop is None:
-        raise ProfileError(f"profile '{profile.name}': [partial] needs budgets.max_accuracy_drop")
-    if profile.device_class == "embedded-mcu" and Fallback.FLOAT in part.fallbacks:
-        raise ProfileError(f"profile '{profile.name}': an MCU runs int8 kernels only; partial.fallbacks may be "
-                           "['int16x8'], not 'float'")
-    if profile.device_class == "embedded-mcu" and Fallback.INT16X8 in part.fallbacks and not profile.mcu.allow_int16x8:
-        raise ProfileError(f"profile '{profile.name}': partial.fallbacks allows 'int16x8' but [mcu] allow_int16x8 is "
-                           "false; set allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback")
-    if profile.convert.format is OutputFormat.ONNX and Fallback.INT16X8 in part.fallbacks:
-        raise ProfileError(f"profile '{profile.name}': int16x8 is TFLite-only; use partial.fallbacks = ['float'] for ONNX")
+    assert drop is not None  # the Profile validator requires it with accuracy_control
     q = profile.quantize
     return PartialSettings(
         max_accuracy_drop=drop, fallbacks=part.fallbacks, keep_float=part.keep_float, max_steps=part.max_steps,
@@ -109,10 +101,14 @@ class PartialResult:
     def chosen_step(self) -> PartialStep:
         return self.steps[self.chosen]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "model"}
-        d["chosen_step"] = asdict(self.chosen_step)
-        return d
+    def shortfall(self) -> str | None:
+        """None when the budget is met, else one sentence on what was tried and what was kept."""
+        if self.met:
+            return None
+        best = self.chosen_step
+        return (f"accuracy control ([partial]) did not meet max_accuracy_drop {self.max_accuracy_drop:g} points: "
+                f"{len(self.steps)} variant(s) tried; kept the best (step {best.step}, {best.scheme}, "
+                f"{len(best.layers)} op(s) out of int8), which drops {best.accuracy_drop:.2f} points")
 
 
 class Backend(Protocol):
@@ -179,8 +175,9 @@ def _check_eval(eval_x: np.ndarray | None) -> None:
 
 
 def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | None, settings: PartialSettings,
-                     backend_name: str, raise_on_fail: bool = True) -> PartialResult:
-    """Run the accuracy-control loop on `backend`; BudgetExceededError (exit 3) if nothing meets the budget."""
+                     backend_name: str) -> PartialResult:
+    """Run the accuracy-control loop on `backend`. When no variant meets the budget, `met` is False and the
+    best variant is chosen; deciding what that means (the build's max_accuracy_drop budget) is the caller's."""
     _check_eval(eval_x)
     sens = backend.sensitivity()
     label = {r.name: r.layer for r in sens}
@@ -210,18 +207,8 @@ def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | 
             if data16 is not None:
                 done = attempt("int16x8", data16, (ALL_LAYERS,))
     chosen = len(steps) - 1 if done else min(range(len(steps)), key=lambda i: (steps[i].accuracy_drop, i))
-    result = PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
-                           chosen, done, models[chosen])
-    if not done and raise_on_fail:
-        best = steps[chosen]
-        err = BudgetExceededError(
-            (BudgetViolation("accuracy drop", settings.max_accuracy_drop, best.accuracy_drop, "points"),),
-            f"partial quantization tried {len(steps)} variant(s) with fallbacks "
-            f"{', '.join(str(f) for f in settings.fallbacks)}; best keeps {len(best.layers)} op(s) out of int8",
-        )
-        err.result = result  # type: ignore[attr-defined]  # the report still shows every step
-        raise err
-    return result
+    return PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
+                         chosen, done, models[chosen])
 
 
 # ------------------------------------------------------------------------------------------ TFLite
@@ -250,28 +237,18 @@ class TfliteBackend:
         return to_tflite(self._sm, converter_setup(recipe))
 
 
-@contextlib.contextmanager
-def _saved_model(model: Any) -> Iterator[tuple[Path, tuple[str, ...]]]:
-    from edgeopt.convert.savedmodel import export_saved_model
-    from edgeopt.quantize.sensitivity import keras_layer_names
-
-    if isinstance(model, (str, Path)):
-        yield Path(model), ()
-        return
-    with tempfile.TemporaryDirectory(prefix="edgeopt-partial-sm-") as tmp:
-        yield export_saved_model(model, Path(tmp) / "sm"), keras_layer_names(model)
-
-
 def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
-                            settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
+                            settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled int8 .tflite from a Keras model or SavedModel folder; `result.model` is the artifact."""
-    from edgeopt.quantize.sensitivity import TfliteDebugSession
+    from edgeopt.convert.savedmodel import temporary_saved_model
+    from edgeopt.quantize.sensitivity import TfliteDebugSession, keras_layer_names
 
     _check_eval(eval_x)
-    with _saved_model(model) as (sm, names):
+    names = () if isinstance(model, str | Path) else keras_layer_names(model)
+    with temporary_saved_model(model) as sm:
         session = TfliteDebugSession(sm, calib_x, settings.per_channel, settings.int8_io, names)
         return control_accuracy(TfliteBackend(session, sm, np.asarray(calib_x, np.float32), settings),
-                                eval_x, eval_y, settings, "tflite", raise_on_fail)
+                                eval_x, eval_y, settings, "tflite")
 
 
 # ------------------------------------------------------------------------------------------ ONNX
@@ -316,19 +293,17 @@ class OnnxBackend:
 
 def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
     """Node -> the Relu/Clip nodes fed only by it, in the graph onnxruntime quantizes (after pre-processing)."""
-    import contextlib
     import io
 
-    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = tmp / "pre.onnx"
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        graph = onnx.load(str(pre)).graph
+        graph = load_onnx(pre, check=False).graph
     except Exception:  # noqa: BLE001 - pre-processing is optional in edgeopt.quantize.onnx too
-        graph = onnx.load(str(src)).graph
+        graph = load_onnx(src, check=False).graph
     producer = {o: n.name for n in graph.node for o in n.output}
     follow: dict[str, list[str]] = {}
     for n in graph.node:
@@ -338,11 +313,12 @@ def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
 
 
 def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
-                          settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
+                          settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled QDQ int8 .onnx from a float .onnx; `result.model` is the artifact."""
     _check_eval(eval_x)
+    load_onnx(float_onnx)  # checked, external data confined, before onnxruntime's tools open it
     if Fallback.INT16X8 in settings.fallbacks and Fallback.FLOAT not in settings.fallbacks:
         raise ProfileError("int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback")
     with tempfile.TemporaryDirectory(prefix="edgeopt-partial-onnx-") as tmp:
         return control_accuracy(OnnxBackend(Path(float_onnx), np.asarray(calib_x, np.float32), settings, Path(tmp)),
-                                eval_x, eval_y, settings, "onnx", raise_on_fail)
+                                eval_x, eval_y, settings, "onnx")

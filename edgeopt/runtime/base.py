@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 
+from edgeopt.errors import InputError
+from edgeopt.vocabulary import GraphOptimization, RuntimeName
 
-class RuntimeName(StrEnum):
-    LITERT = "litert"
-    ONNXRUNTIME = "onnxruntime"
-    TFLM = "tflm"
+__all__ = ["MAX_THREADS", "GraphOptimization", "Runner", "RunnerOptions", "RuntimeName", "THREADS_RULE", "TensorInfo",
+           "check_threads"]
+
+MAX_THREADS = 256
+THREADS_RULE = f"threads must be from 0 (all cores) to {MAX_THREADS}"
 
 
-class GraphOptimization(StrEnum):
-    """onnxruntime graph optimization levels."""
-
-    DISABLE = "disable"
-    BASIC = "basic"
-    EXTENDED = "extended"
-    ALL = "all"
+def check_threads(n: int) -> int:
+    """The one thread-count rule, for profiles, the CLI and the benchmark alike."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_THREADS:
+        raise InputError(f"{THREADS_RULE}, got {n!r}")
+    return n
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import edgeopt.runtime.probe as probe
 from edgeopt.errors import ModelFileError
 from edgeopt.load.formats import ModelFormat, detect_format
 from edgeopt.runtime.base import Runner, RunnerOptions, RuntimeName
@@ -43,30 +44,48 @@ def runtime_for(path: Path) -> RuntimeName:
 
 
 def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
-    """Open `path` (.tflite or .onnx) in its runtime with `options`.
+    """Open `path` (.tflite or .onnx) in its runtime with `options`, after `check_model_file`."""
+    path = Path(path)
+    options = options or RunnerOptions()
+    return RUNTIMES[check_model_file(path, options)](path, options)
 
-    The file is checked first (edgeopt.load.verify_*: structure, then semantics)
+
+def check_model_file(path: Path, options: RunnerOptions) -> RuntimeName:
+    """Everything before the runtime opens `path` in this process; returns the runtime to open it with.
+
+    The file is checked first (edgeopt.runtime.verify_*: structure, then semantics)
     and, unless EDGEOPT_PROBE=0, loaded and invoked once in a child process
-    (edgeopt.load.probe), so a malformed file cannot crash this process.
+    (edgeopt.runtime.probe), so a malformed file cannot crash this process.
     """
     path = Path(path)
     name = runtime_for(path)
-    options = options or RunnerOptions()
     verify_model_file(path, name)
-    from edgeopt.load import probe
-
     if probe.enabled():
         probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization))
-    return RUNTIMES[name](path, options)
+    return name
 
 
 def verify_model_file(path: Path, name: RuntimeName) -> None:
     """Structural and semantic checks in Python before a native runtime reads `path`."""
     if name is RuntimeName.LITERT:
-        from edgeopt.load.verify_tflite import verify_tflite
+        from edgeopt.runtime.verify_tflite import verify_tflite
 
         verify_tflite(path)
     elif name is RuntimeName.ONNXRUNTIME:
-        from edgeopt.load.verify_onnx import verify_onnx
+        from edgeopt.runtime.verify_onnx import verify_onnx
 
         verify_onnx(path)
+
+
+def import_runtime(name: RuntimeName) -> None:
+    """Import the runtime's Python package now (once per process), so timing an open measures the
+    interpreter / session creation, not the package import that only the first model would pay."""
+    if name is RuntimeName.LITERT:
+        from edgeopt.runtime.litert import _interpreter_module
+
+        _interpreter_module()
+    elif name is RuntimeName.ONNXRUNTIME:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            pass  # opening the model raises the error that says what to install

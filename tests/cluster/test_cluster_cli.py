@@ -54,7 +54,7 @@ def test_pattern_matching_nothing_is_a_warning(cli, tiny_model: Path, tmp_path: 
     (("--clusters", "1"), "between 2"),
     (("--clusters", "40"), "fewer than --clusters 40"),  # conv kernel has 36 weights
     (("--layers", "("), "not a valid regular expression"),
-    (("--init", "random"), "--init must be"),
+    (("--init", "random"), "'random' is not one of 'linear', 'kmeans++'"),
     (("--epochs", "2"), "needs training data"),
 ])
 def test_bad_input_exits_2(cli, tiny_model: Path, tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -68,3 +68,16 @@ def test_tflite_or_onnx_input_exits_2(cli, samples: Path, tmp_path: Path) -> Non
     fake.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64)
     r = cli("cluster", fake, "--out", tmp_path / "c.keras")
     assert r.exit_code == 2 and "needs the Keras model" in r.stderr
+
+
+def test_size_ratios_are_clustered_over_original(cli, tiny_model: Path, tmp_path: Path) -> None:
+    """One direction for every ratio in edgeopt: optimized / baseline (here clustered / original)."""
+    r = cli("cluster", tiny_model, "--clusters", "2", "--out", tmp_path / "c.keras", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    before, after = d["size_before"], d["size_after"]
+    assert d["tflite_gzip_ratio"] == after["tflite_gzip_bytes"] / before["tflite_gzip_bytes"] < 1
+    assert d["keras_gzip_ratio"] == after["keras_gzip_bytes"] / before["keras_gzip_bytes"]
+    human = cli("cluster", tiny_model, "--clusters", "2", "--out", tmp_path / "h.keras")
+    assert human.exit_code == 0 and "size ratio (after/before)" in human.stdout
+    assert f"{d['tflite_gzip_ratio']:.4g}" in human.stdout

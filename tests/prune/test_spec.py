@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from prune_models import COUPLINGS, zoo
 
 from edgeopt.analysis.keras_stats import keras_model_stats
 from edgeopt.errors import InputError
 from edgeopt.prune import PruneSpec, prune_model
+from tests.prune.prune_models import COUPLINGS, zoo
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_params_drop_with_ratio(model):
     assert large.macs_after < small.macs_after < small.macs_before
 
 
-@pytest.mark.parametrize("criterion", ["l1", "l2", "bn_scale", "random"])
+@pytest.mark.parametrize("criterion", ["l1", "l2", "bn-scale", "random"])
 def test_criteria(model, criterion):
     a = prune_model(model, PruneSpec(ratio=0.5, criterion=criterion, seed=3))
     assert a.model.outputs[0].shape == model.outputs[0].shape

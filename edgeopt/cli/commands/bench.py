@@ -14,10 +14,11 @@ import typer
 from edgeopt.cli.commands.options import JsonOpt
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
+from edgeopt.vocabulary import GraphOptimization
 
-GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")  # edgeopt.runtime.base.GraphOptimization
-LATENCY_COLUMNS = ("model", "runtime", "threads", "p50", "p90", "p99", "mean", "std", "inf/s", "p50 ratio")
-STARTUP_COLUMNS = ("model", "threads", "init ms", "first ms", "IQR", "runs", "peak RSS MB", "ΔRSS MB")
+# Header names of edgeopt.benchmark.render.HEADERS (literal so --help imports nothing heavy).
+LATENCY_COLUMNS = ("model", "runtime", "threads", "p50", "p90", "p99", "mean", "std", "inf/s", "p50 ratio (this/first)")
+STARTUP_COLUMNS = ("model", "threads", "init ms", "probe ms", "first ms", "IQR", "runs", "peak RSS MB", "ΔRSS MB")
 
 
 def _threads(text: str) -> list[int]:
@@ -29,15 +30,14 @@ def _threads(text: str) -> list[int]:
         raise InputError(f"--threads {text!r}: give a number or a list like 1,2,4 (0 = all cores)") from None
     if not counts:
         raise InputError("--threads needs at least one number")
-    bad = [t for t in counts if t < 0]
-    if bad:
-        raise InputError(f"threads must be >= 1 (or 0 for all cores), got {bad[0]}")
-    return list(dict.fromkeys(counts))
+    from edgeopt.runtime.base import check_threads
+
+    return list(dict.fromkeys(check_threads(t) for t in counts))
 
 
 def _write(path: Path, text: str) -> None:
+    from edgeopt.atomic import write_text_atomic
     from edgeopt.errors import OutputError
-    from edgeopt.pipeline.atomic import write_text_atomic
 
     if str(path) == "-":
         typer.echo(text, nl=False)
@@ -48,12 +48,25 @@ def _write(path: Path, text: str) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _to_stdout(json_out: bool, paths: list[Path | None]) -> bool:
+    """True when a machine-readable output goes to stdout (then the human tables go to stderr)."""
+    from edgeopt.errors import InputError
+
+    named = [p for p in paths if p is not None and str(p) == "-"]
+    if len(named) + json_out > 1:
+        raise InputError("only one of --json, --save -, --csv - and --markdown - can write to stdout; "
+                         "give the others a file name")
+    return bool(named) or json_out
+
+
 def _check_outputs(paths: list[Path | None], plot: Path | None) -> None:
     """Fail before measuring if an output cannot be written or matplotlib is missing."""
     import importlib.util
 
-    from edgeopt.errors import OutputError, RuntimeUnavailableError
+    from edgeopt.errors import InputError, OutputError, RuntimeUnavailableError
 
+    if plot is not None and str(plot) == "-":
+        raise InputError("--plot needs a file name (.png, .svg or .pdf), not '-'")
     for p in [*paths, plot]:
         if p is not None and str(p) != "-" and not Path(p).resolve().parent.is_dir():
             raise OutputError(f"cannot write {p}: folder {Path(p).resolve().parent} does not exist")
@@ -64,29 +77,29 @@ def _check_outputs(paths: list[Path | None], plot: Path | None) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_cmd(
-        models: Annotated[list[Path] | None, typer.Argument(help=".tflite or .onnx files; several run interleaved, ratios vs the first.", show_default=False)] = None,
-        threads: Annotated[str, typer.Option("--threads", help="Threads, or a sweep like 1,2,4 (0 = all cores).")] = "1",
-        runs: Annotated[int, typer.Option("--runs", help="Minimum measured runs.")] = 50,
-        min_seconds: Annotated[float, typer.Option("--min-seconds", help="Minimum measuring time per model (s).")] = 1.0,
-        max_seconds: Annotated[float, typer.Option("--max-seconds", help="Stop measuring a model after this (s).")] = 60.0,
-        warmup_runs: Annotated[int, typer.Option("--warmup-runs", help="Minimum warmup runs.")] = 1,
-        warmup_seconds: Annotated[float, typer.Option("--warmup-seconds", help="Minimum warmup time (s).")] = 0.5,
+        models: Annotated[list[Path] | None, typer.Argument(metavar="MODEL", help=".tflite or .onnx files; several run interleaved, ratios vs the first.", show_default=False)] = None,
+        threads: Annotated[str, typer.Option("--threads", metavar="N[,N...]", help="Threads, or a sweep like 1,2,4 (0 = all cores).")] = "1",
+        runs: Annotated[int, typer.Option("--runs", metavar="N", help="Minimum measured runs.")] = 50,
+        min_seconds: Annotated[float, typer.Option("--min-seconds", metavar="S", help="Minimum measuring time per model (s).")] = 1.0,
+        max_seconds: Annotated[float, typer.Option("--max-seconds", metavar="S", help="Stop measuring a model after this (s).")] = 60.0,
+        warmup_runs: Annotated[int, typer.Option("--warmup-runs", metavar="N", help="Minimum warmup runs.")] = 1,
+        warmup_seconds: Annotated[float, typer.Option("--warmup-seconds", metavar="S", help="Minimum warmup time (s).")] = 0.5,
         xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT XNNPACK delegate.")] = True,
-        graph_opt: Annotated[str, typer.Option("--graph-opt", help="onnxruntime graph optimization: disable, basic, extended or all.")] = "all",
-        seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
-        input_file: Annotated[Path | None, typer.Option("--input", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
-        compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
-        save: Annotated[Path | None, typer.Option("--save", help="Write the JSON result to this file (for --compare later).")] = None,
-        csv_out: Annotated[Path | None, typer.Option("--csv", help="Write a CSV table to this file ('-' = stdout).")] = None,
-        md_out: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown table to this file ('-' = stdout).")] = None,
-        plot: Annotated[Path | None, typer.Option("--plot", help="Draw the latency distribution (.png/.svg/.pdf; needs edgeopt[plot]).")] = None,
-        remote: Annotated[str | None, typer.Option("--remote", help="Run on a device over SSH: [user@]host or a ~/.ssh/config alias.")] = None,
-        remote_python: Annotated[str, typer.Option("--remote-python", help="Python on the device that has edgeopt.")] = "python3",
-        ssh_option: Annotated[list[str] | None, typer.Option("--ssh-option", help="Extra ssh -o KEY=VALUE (repeatable).")] = None,
-        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="ssh config file to use instead of ~/.ssh/config.")] = None,
-        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file with the device's host key.")] = None,
-        ssh_port: Annotated[int | None, typer.Option("--ssh-port", help="SSH port on the device.")] = None,
-        remote_timeout: Annotated[float, typer.Option("--remote-timeout", help="Seconds allowed for each ssh step.")] = 900.0,
+        graph_opt: Annotated[GraphOptimization, typer.Option("--graph-opt", help="onnxruntime graph optimization level.")] = GraphOptimization.ALL,
+        seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the random inputs.")] = 0,
+        input_file: Annotated[Path | None, typer.Option("--input", metavar="FILE", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
+        compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", metavar="OLD.json NEW.json", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
+        save: Annotated[Path | None, typer.Option("--save", metavar="FILE", help="Write the JSON result to this file (for --compare later).")] = None,
+        csv_out: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write a CSV table to this file ('-' = stdout).")] = None,
+        md_out: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write a Markdown table to this file ('-' = stdout).")] = None,
+        plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE", help="Draw the latency distribution (.png/.svg/.pdf; needs edgeopt[plot]).")] = None,
+        remote: Annotated[str | None, typer.Option("--remote", metavar="[USER@]HOST", help="Run on a device over SSH: [user@]host or a ~/.ssh/config alias.")] = None,
+        remote_python: Annotated[str, typer.Option("--remote-python", metavar="PYTHON", help="Python on the device that has edgeopt.")] = "python3",
+        ssh_option: Annotated[list[str] | None, typer.Option("--ssh-option", metavar="KEY=VALUE", help="Extra ssh -o KEY=VALUE (repeatable).")] = None,
+        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", metavar="FILE", help="ssh config file to use instead of ~/.ssh/config.")] = None,
+        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", metavar="FILE", help="known_hosts file with the device's host key.")] = None,
+        ssh_port: Annotated[int | None, typer.Option("--ssh-port", metavar="PORT", help="SSH port on the device.")] = None,
+        remote_timeout: Annotated[float, typer.Option("--remote-timeout", metavar="S", help="Seconds allowed for each ssh step.")] = 900.0,
         json_out: JsonOpt = False,
     ) -> None:
         """Benchmark models on their runtime (LiteRT for .tflite, onnxruntime for .onnx), locally or on a device."""
@@ -95,15 +108,14 @@ def register(app: typer.Typer) -> None:
 
             sink = Sink(json_out)
             _check_outputs([save, csv_out, md_out], plot)
+            stdout_taken = _to_stdout(json_out, [save, csv_out, md_out])
             if compare is not None:
                 if models:
                     raise InputError("give either MODEL files or --compare OLD.json NEW.json, not both")
-                _compare(sink, compare, csv_out, md_out)
+                _compare(sink, compare, csv_out, md_out, stdout_taken)
                 return
             if not models:
                 raise InputError("give one or more .tflite / .onnx files (or --compare OLD.json NEW.json)")
-            if graph_opt not in GRAPH_OPT_LEVELS:
-                raise InputError(f"--graph-opt {graph_opt!r}: choose one of {', '.join(GRAPH_OPT_LEVELS)}")
             counts = _threads(threads)
 
             from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
@@ -111,7 +123,7 @@ def register(app: typer.Typer) -> None:
 
             settings = BenchSettings(threads=counts[0], xnnpack=xnnpack, warmup_runs=warmup_runs,
                                      warmup_seconds=warmup_seconds, runs=runs, min_seconds=min_seconds,
-                                     max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt)  # type: ignore[arg-type]
+                                     max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt)
             if remote is not None:
                 from edgeopt.benchmark.remote import RemoteSpec, run_remote
 
@@ -133,10 +145,11 @@ def register(app: typer.Typer) -> None:
                     results = run_interleaved(models, settings, threads=counts, data=data,
                                               data_source=str(input_file) if input_file else None)
             report = report_of(results)
-            _emit(sink, report, save, csv_out, md_out, plot)
+            _emit(sink, report, save, csv_out, md_out, plot, stdout_taken)
 
 
-def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_out: Path | None, plot: Path | None) -> None:
+def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_out: Path | None, plot: Path | None,
+          stdout_taken: bool) -> None:
     from edgeopt.benchmark import render
 
     header, body = render.HEADERS, render.rows(report)
@@ -158,14 +171,18 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
             idx = [header.index(h) for h in cols]
             c.print(table(title, cols, [[row[i] for i in idx] for row in body]))
         if any(r.interleaved for r in report.results):
-            c.print("measured interleaved in rounds; ratio = p50 / p50 of the first model at the same thread count")
+            c.print("measured interleaved in rounds; ratio = p50 / p50 of the first model at the same thread count "
+                    "(< 1 is faster)")
+        c.print("init = the runtime opening the model in this process; probe = file checks and the crash-isolating "
+                "load in a child process before it")
         for line in render.fingerprints(report):
             c.print(f"device {line}")
 
-    sink.result(report.to_dict(), human)
+    _result(sink, report.to_dict(), human, stdout_taken)
 
 
-def _compare(sink: Sink, files: tuple[Path, Path], csv_out: Path | None, md_out: Path | None) -> None:
+def _compare(sink: Sink, files: tuple[Path, Path], csv_out: Path | None, md_out: Path | None,
+             stdout_taken: bool) -> None:
     from edgeopt.benchmark import render
     from edgeopt.benchmark.compare import compare_reports
     from edgeopt.benchmark.results import load_report
@@ -178,5 +195,13 @@ def _compare(sink: Sink, files: tuple[Path, Path], csv_out: Path | None, md_out:
         _write(md_out, render.to_markdown(render.COMPARE_HEADERS, body))
     data = {"schema": "edgeopt.bench-compare/1", "old": str(files[0]), "new": str(files[1]),
             "comparisons": [c.to_dict() for c in comparisons]}
-    sink.result(data, lambda c: c.print(table(f"{files[1]} vs {files[0]} (ratio = new / old; < 1 is faster)",
-                                              render.COMPARE_HEADERS, body)))
+    _result(sink, data, lambda c: c.print(table(f"{files[1]} vs {files[0]} (ratio = new / old; < 1 is faster)",
+                                                render.COMPARE_HEADERS, body)), stdout_taken)
+
+
+def _result(sink: Sink, data: Any, human: Any, stdout_taken: bool) -> None:
+    """--json prints `data`; when --csv/--markdown/--save write to stdout, the human tables go to stderr."""
+    if stdout_taken and not sink.as_json:
+        human(sink.err)
+    else:
+        sink.result(data, human)

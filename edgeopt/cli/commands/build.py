@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import (
+    CalibOpt,
+    EvalOpt,
+    JsonOpt,
+    OutDirOpt,
+    TargetOpt,
+    ThreadsOpt,
+    UnsafeLoadOpt,
+)
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink
 
@@ -16,24 +24,24 @@ from edgeopt.cli.output import Sink
 def register(app: typer.Typer) -> None:
     @app.command("build")
     def build_cmd(
-        model: Annotated[Path, typer.Argument(help=".keras, .h5, SavedModel folder or .onnx")],
-        target: Annotated[str, typer.Option("--target", "-t", help="Profile name or .toml path (see `edgeopt targets list`).")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; written atomically.")] = Path("out"),
-        calib: Annotated[Path | None, typer.Option("--calib", help="Calibration data .npz (x) or .npy.")] = None,
-        eval_data: Annotated[Path | None, typer.Option("--eval", help="Eval data .npz (x, y).")] = None,
-        train: Annotated[Path | None, typer.Option("--train", help="Training data .npz (x, y) for fine-tuning after pruning/clustering.")] = None,
+        model: Annotated[Path, typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel folder or .onnx")],
+        target: TargetOpt,
+        out: OutDirOpt = Path("out"),
+        calib: CalibOpt = None,
+        eval_data: EvalOpt = None,
+        train: Annotated[Path | None, typer.Option("--train", metavar="FILE", help="Training data .npz (x, y) for fine-tuning after pruning/clustering.")] = None,
         no_finetune: Annotated[bool, typer.Option("--no-finetune", help="Allow pruning without fine-tuning data.")] = False,
-        c_name: Annotated[str, typer.Option("--c-name", help="C array name for MCU targets.")] = "g_model",
+        c_name: Annotated[str, typer.Option("--c-name", metavar="NAME", help="C array name for MCU targets.")] = "g_model",
         random_calibration: Annotated[bool, typer.Option("--random-calibration", help="Calibrate int8 on random data (accuracy unknown).")] = False,
-        unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")] = False,
-        threads: Annotated[int | None, typer.Option("--threads", help="Benchmark threads (overrides the profile; 0 = all cores).")] = None,
+        unsafe_load: UnsafeLoadOpt = False,
+        threads: ThreadsOpt = None,
         no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the latency benchmark.")] = False,
         force: Annotated[bool, typer.Option("--force", help="Rebuild even if OUT/manifest.json shows the same inputs, profile and versions.")] = False,
-        remote: Annotated[str | None, typer.Option("--remote", help="Time the artifacts on user@host over SSH.")] = None,
-        remote_python: Annotated[str, typer.Option("--remote-python", help="Python on the device that has edgeopt.")] = "python3",
-        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="ssh config file (ssh -F).")] = None,
-        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", help="known_hosts file for the device.")] = None,
-        ssh_port: Annotated[int | None, typer.Option("--ssh-port", help="SSH port.")] = None,
+        remote: Annotated[str | None, typer.Option("--remote", metavar="[USER@]HOST", help="Time the artifacts on user@host over SSH.")] = None,
+        remote_python: Annotated[str, typer.Option("--remote-python", metavar="PYTHON", help="Python on the device that has edgeopt.")] = "python3",
+        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", metavar="FILE", help="ssh config file (ssh -F).")] = None,
+        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", metavar="FILE", help="known_hosts file for the device.")] = None,
+        ssh_port: Annotated[int | None, typer.Option("--ssh-port", metavar="PORT", help="SSH port.")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json."""
@@ -43,10 +51,10 @@ def register(app: typer.Typer) -> None:
             from edgeopt.report.render import to_console
 
             sink = Sink(json_out)
-            if threads is not None and threads < 0:
-                from edgeopt.errors import InputError
+            if threads is not None:
+                from edgeopt.runtime.base import check_threads
 
-                raise InputError(f"--threads must be >= 0 (0 = all cores), got {threads}")
+                check_threads(threads)  # before TensorFlow loads; the profile and the benchmark apply the same rule
             spec = None
             if remote is not None:
                 from edgeopt.benchmark.remote import RemoteSpec

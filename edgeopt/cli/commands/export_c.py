@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import JsonOpt, TargetOpt, TfliteModelArg
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink
 
@@ -15,10 +15,10 @@ from edgeopt.cli.output import Sink
 def register(app: typer.Typer) -> None:
     @app.command("export-c")
     def export_c_cmd(
-        model: Annotated[Path, typer.Argument(help="int8 .tflite model")],
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <name>.h and <name>.cc (written atomically).")],
-        name: Annotated[str, typer.Option("--name", help="C identifier of the model array.")] = "g_model",
-        target: Annotated[str, typer.Option("--target", "-t", help="MCU profile (arena margin, int8 rules).")] = "embedded-mcu",
+        model: TfliteModelArg,
+        out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for NAME.h and NAME.cc (written atomically).")],
+        name: Annotated[str, typer.Option("--name", metavar="NAME", help="C identifier of the model array.")] = "g_model",
+        target: TargetOpt = "embedded-mcu",
         json_out: JsonOpt = False,
     ) -> None:
         """Write the model as an aligned C array with arena size, I/O constants and an op resolver."""
@@ -29,12 +29,15 @@ def register(app: typer.Typer) -> None:
 
             check_c_name(name)
             profile = load_profile(target).profile
-            v = measure(model, profile)
+            v = measure(model, profile, strict_io=False)  # an existing model: other integer I/O types are a note
             files = export_c(model, v.graph, out, name, arena_bytes=v.arena_with_margin,
                              arena_measured=v.arena.arena_bytes, margin_note=v.margin_note)
-            data = {"header": str(files.header), "source": str(files.source), "name": name,
+            sink = Sink(json_out)
+            for finding in v.io_findings:
+                sink.warn(f"{finding}; exported as it is: the header gives the model's I/O types")
+            data = {"io_findings": list(v.io_findings), "header": str(files.header), "source": str(files.source), "name": name,
                     "arena_bytes": v.arena.arena_bytes, "arena_with_margin": v.arena_with_margin,
                     "model_bytes": v.graph.size_bytes, "ops": list(v.graph.op_names), "resolver": list(files.resolver_ops)}
-            Sink(json_out).result(data, lambda c: c.print(
+            sink.result(data, lambda c: c.print(
                 f"wrote {files.header} and {files.source}  (arena {v.arena.arena_bytes:,} B measured, "
                 f"{v.arena_with_margin:,} B with margin; {len(files.resolver_ops)} ops)"))

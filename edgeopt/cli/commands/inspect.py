@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import JsonOpt, UnsafeLoadOpt
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 
@@ -15,10 +15,10 @@ from edgeopt.cli.output import Sink, table
 def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect_cmd(
-        model: Annotated[Path, typer.Argument(help=".tflite, .onnx, .keras, .h5 or SavedModel folder")],
+        model: Annotated[Path, typer.Argument(metavar="MODEL", help=".tflite, .onnx, .keras, .h5 or SavedModel folder")],
         sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Per-layer int8 error (RMSE, SNR) of a float model.")] = False,
-        calib: Annotated[Path | None, typer.Option("--calib", help="Calibration data .npz for --sensitivity.")] = None,
-        unsafe_load: Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers.")] = False,
+        calib: Annotated[Path | None, typer.Option("--calib", metavar="FILE", help="Calibration data .npz for --sensitivity.")] = None,
+        unsafe_load: UnsafeLoadOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Show inputs, outputs, ops, params and MACs of a model (--sensitivity: per-layer int8 error)."""

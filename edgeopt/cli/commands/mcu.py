@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import JsonOpt, TargetOpt, TfliteModelArg
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 
@@ -21,13 +21,16 @@ def register(app: typer.Typer) -> None:
 
     @sub.command("check")
     def check_cmd(
-        model: Annotated[Path, typer.Argument(help="int8 .tflite model")],
-        target: Annotated[str, typer.Option("--target", "-t", help="MCU profile name or .toml path.")] = "embedded-mcu",
-        data: Annotated[Path | None, typer.Option("--data", help="Samples .npz (x) or .npy to compare TFLM with LiteRT; default: random.")] = None,
-        samples: Annotated[int, typer.Option("--samples", min=1, help="How many samples to compare.")] = 8,
+        model: TfliteModelArg,
+        target: TargetOpt = "embedded-mcu",
+        data: Annotated[Path | None, typer.Option("--data", metavar="FILE", help="Samples .npz (x) or .npy to compare TFLM with LiteRT; default: random.")] = None,
+        samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="How many samples to compare.")] = 8,
         json_out: JsonOpt = False,
     ) -> None:
-        """Op support, int8-only, exact arena, TFLM vs LiteRT bit-exactness, flash/RAM budgets (exit 3 if broken)."""
+        """Op support, int8-only, exact arena, TFLM vs LiteRT bit-exactness, flash/RAM budgets (exit 3 if broken).
+
+        Integer I/O of another type than the profile's (uint8 where it says int8) is reported, not refused.
+        """
         with handled():
             from edgeopt.mcu.check import check_model
             from edgeopt.profiles import load_profile
@@ -57,12 +60,15 @@ def register(app: typer.Typer) -> None:
                     ["TFLM vs LiteRT", exact, f"{r.samples_compared} samples ({r.sample_source})"],
                     ["latency, host TFLM", f"{r.host_tflm_latency_ms:.3f} ms" if r.host_tflm_latency_ms is not None else "-", "this host's CPU, not the device"],
                     ["latency, device estimate", f"{r.estimated_device_latency_ms:.2f} ms" if r.estimated_device_latency_ms else "-", "MACs / mcu.sustained_macs_per_second"],
+                    ["I/O types vs profile", "differ" if r.io_findings else "as profile", "; ".join(r.io_findings)],
                 ]
                 c.print(table("TFLite Micro check", ["", "value", "note"], rows))
 
             sink.result(report.to_dict(), human)
             if report.bit_exact is False:
                 sink.warn(f"TFLM and LiteRT differ: {report.comparison_note()}")
+            for finding in report.io_findings:
+                sink.warn(f"{finding}; measured as it is: the firmware must use the model's I/O types")
             report.enforce_budgets()
 
     from edgeopt.cli.commands import mcu_run

@@ -1,4 +1,8 @@
-"""Options shared by several commands, defined once."""
+"""Options and arguments shared by several commands, defined once (name, metavar, help).
+
+Metavars are spelt for people (MODEL, FILE, DIR, N); choices come from edgeopt.vocabulary.
+Values are checked by the library's one rule for each (e.g. `check_threads`), not here.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,15 @@ from typing import Annotated
 import typer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Profile name (see `edgeopt targets list`) or path to a .toml file.")]
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (written atomically).")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Threads (0 = all cores).")]
+TargetOpt = Annotated[str, typer.Option("--target", "-t", metavar="PROFILE",
+                                        help="Profile name (see `edgeopt targets list`) or path to a .toml file.")]
+OutDirOpt = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder (written atomically).")]
+OutModelOpt = Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Output model (.keras), written atomically.")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", metavar="N",
+                                                help="Benchmark threads, 0 = all cores (overrides the profile).")]
+CalibOpt = Annotated[Path | None, typer.Option("--calib", metavar="FILE", help="Calibration data .npz (x) or .npy.")]
+EvalOpt = Annotated[Path | None, typer.Option("--eval", metavar="FILE", help="Eval data .npz (x, y): top-1 accuracy.")]
+FinetuneOpt = Annotated[Path | None, typer.Option("--finetune", metavar="FILE", help="Training data .npz (x, y) for fine-tuning.")]
+UnsafeLoadOpt = Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")]
+KerasModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help=".keras, .h5 or SavedModel folder")]
+TfliteModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="int8 .tflite model")]

@@ -23,14 +23,14 @@ def register(app: typer.Typer) -> None:
             rows = []
             for name, path in list_profiles().items():
                 p = load_profile(str(path)).profile
-                rows.append({"name": name, "device_class": p.device_class, "format": str(p.convert.format),
+                rows.append({"name": name, "device_class": str(p.device_class), "format": str(p.convert.format),
                              "scheme": str(p.quantize.scheme), "runtime": str(p.runtime.name), "path": str(path)})
             Sink(json_out).result(rows, lambda c: c.print(table(
                 "target profiles", ["name", "device class", "format", "scheme", "runtime", "file"],
                 [[r["name"], r["device_class"], r["format"], r["scheme"], r["runtime"], r["path"]] for r in rows])))
 
     @sub.command("show")
-    def show_cmd(name: Annotated[str, typer.Argument(help="Profile name or .toml path.")], json_out: JsonOpt = False) -> None:
+    def show_cmd(name: Annotated[str, typer.Argument(metavar="PROFILE", help="Profile name or .toml path.")], json_out: JsonOpt = False) -> None:
         """Show a profile fully resolved (after `extends`)."""
         with handled():
             import tomllib  # noqa: F401  (keeps the dependency explicit)

@@ -23,7 +23,7 @@ EXIT_CHANGED = 3
 def register(app: typer.Typer) -> None:
     @app.command("verify")
     def verify_cmd(
-        folder: Annotated[Path, typer.Argument(help="Output folder of `edgeopt build` (holds manifest.json).")],
+        folder: Annotated[Path, typer.Argument(metavar="DIR", help="Output folder of `edgeopt build` (holds manifest.json).")],
         json_out: JsonOpt = False,
     ) -> None:
         """Check that a build's artifacts still match its manifest.json (exit 3 if any changed)."""

@@ -1,0 +1,51 @@
+"""The closed sets a user names in a profile or on the command line: one StrEnum each.
+
+The profile schema, the library and the CLI choices all use these classes, so a value has
+one spelling everywhere (`bn-scale`, `kmeans++`, `embedded-mcu`). This module imports
+nothing, so `edgeopt --help` can list the choices without loading pydantic or numpy.
+Sets only the profile names (schemes, I/O types, ...) live in edgeopt.profiles.schema.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DeviceClass(StrEnum):
+    MOBILE_CPU = "mobile-cpu"
+    EMBEDDED_MCU = "embedded-mcu"  # TFLite Micro delivery: arena, C export, MCU budgets
+    EDGE_SERVER = "edge-server"
+
+
+class RuntimeName(StrEnum):
+    LITERT = "litert"
+    ONNXRUNTIME = "onnxruntime"
+    TFLM = "tflm"
+
+
+class GraphOptimization(StrEnum):
+    """onnxruntime graph optimization levels."""
+
+    DISABLE = "disable"
+    BASIC = "basic"
+    EXTENDED = "extended"
+    ALL = "all"
+
+
+class PruneCriterion(StrEnum):
+    """Channel importance (edgeopt.prune.importance)."""
+
+    L1 = "l1"
+    L2 = "l2"
+    BN_SCALE = "bn-scale"
+    RANDOM = "random"
+
+
+class PruneAllocation(StrEnum):
+    GLOBAL = "global"  # one threshold over all groups (scores normalised per group)
+    UNIFORM = "uniform"  # the same ratio in every group
+
+
+class ClusterInit(StrEnum):
+    LINEAR = "linear"  # evenly spaced between min and max (keeps the large weights)
+    KMEANS_PP = "kmeans++"  # D^2 sampling (k-means++), seeded
