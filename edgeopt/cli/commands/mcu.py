@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
                 sink.warn(f"{finding}; measured as it is: the firmware must use the model's I/O types")
             report.enforce_budgets()
 
-    from edgeopt.cli.commands import mcu_run
+    from edgeopt.cli.commands.mcu_run import register as register_run
 
-    mcu_run.register(sub)
+    register_run(sub)
     app.add_typer(sub, name="mcu")
