@@ -57,7 +57,7 @@ def parse_report(run: QemuRun, machine: QemuMachine, samples: int) -> DeviceRepo
         if ln.startswith("EDGEOPT hardfault"):
             f = _fields(ln)
             raise ModelFileError(f"the firmware hard-faulted on {machine.machine} at pc={f.get('pc')} "
-                                 f"(lr={f.get('lr')}, CFSR={f.get('cfsr')}); look the address up in app.map{said}")
+                                 f"(lr={f.get('lr')}, CFSR={f.get('cfsr')}); keep the image with --out and look the address up in app.map{said}")
         if ln.startswith("EDGEOPT error"):
             raise ModelFileError(f"the firmware failed on {machine.machine}: {ln.removeprefix('EDGEOPT error ')}{said}")
         if ln.startswith("EDGEOPT arena_too_small"):

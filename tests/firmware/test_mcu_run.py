@@ -155,3 +155,31 @@ def test_hang_is_stopped_by_the_timeout_which_is_named(cli, int8_models, tflm):
             "--samples", "360", "--timeout", "1")
     assert r.exit_code == 2
     assert "did not finish on mps2-an386 within the 1 s limit" in r.stderr and "--timeout" in r.stderr
+
+
+@needs_toolchain
+def test_hard_fault_is_reported_with_the_pc(int8_models, tflm, tmp_path, monkeypatch):
+    """A harness that faults (a store to an unmapped address) is stopped by the HardFault handler, which names the PC."""
+    from edgeopt.errors import ModelFileError
+    from edgeopt.firmware import image
+    from edgeopt.firmware.cores import core_spec
+    from edgeopt.firmware.library import ensure_library
+    from edgeopt.firmware.qemu import run_qemu
+    from edgeopt.firmware.results import parse_report
+    from edgeopt.firmware.toolchain import find_qemu, find_toolchain
+    from edgeopt.firmware.tree import find_tree
+
+    build = int8_models["digits_cnn"].parent
+    for name in ("g_model.h", "g_model.cc"):
+        (tmp_path / name).write_bytes((build / name).read_bytes())
+    real = image.main_cc
+    monkeypatch.setattr(image, "main_cc", lambda device: real(device).replace(
+        "  RegisterDebugLogCallback(log_line);", "  *(volatile uint32_t*)0xF0000000u = 1;\n  RegisterDebugLogCallback(log_line);"))
+    spec, tc = core_spec("cortex-m4f"), find_toolchain()
+    tree = find_tree(tflm)
+    img = image.build_image(tmp_path, spec, tc, tree, ensure_library(spec, tc, tree), flash_bytes=1 << 20,
+                            ram_bytes=256 << 10, profile="test")
+    assert spec.qemu is not None
+    run = run_qemu(find_qemu(), spec.qemu, img.elf, tmp_path, 60)
+    with pytest.raises(ModelFileError, match=r"hard-faulted on mps2-an386 at pc=0x[0-9a-f]{8} .*CFSR=0x[0-9a-f]{8}"):
+        parse_report(run, spec.qemu, 1)
