@@ -82,7 +82,11 @@ def _missing_ops(stderr: str) -> tuple[str, ...]:
 
 def build_image(work: Path, spec: CoreSpec, tc: Toolchain, tree: TflmTree, lib: LibraryCache, *, flash_bytes: int,
                 ram_bytes: int, profile: str) -> Image:
-    """`work` holds g_model.h/.cc; writes main.cc, board.ld, objects and app.elf there."""
+    """`work` holds g_model.h/.cc; writes main.cc, board.ld, objects and app.elf there.
+
+    The memory regions are the board's, capped at the emulator's memory (the stack sits at the top of
+    RAM, which must exist in QEMU); an image that fits the board but not the emulator is exit 2.
+    """
     dev = tree.device_dir(spec.device)
     (work / "main.cc").write_text(main_cc(spec.device))
     includes = [*tree.includes(), f"-I{dev / 'Include'}", f"-I{work}"]
@@ -96,7 +100,10 @@ def build_image(work: Path, spec: CoreSpec, tc: Toolchain, tree: TflmTree, lib: 
         objs.append(obj)
 
     script = work / "board.ld"
-    script.write_text(linker_script(dev, spec.device, flash_bytes, ram_bytes))
+    machine = spec.qemu
+    link_flash = min(flash_bytes, machine.code_bytes) if machine else flash_bytes
+    link_ram = min(ram_bytes, machine.ram_bytes) if machine else ram_bytes
+    script.write_text(linker_script(dev, spec.device, link_flash, link_ram))
     elf, mapfile = work / "app.elf", work / "app.map"
     proc = _link(tc, flags, objs, lib, script, elf, mapfile)
     if proc.returncode == 0:
@@ -125,6 +132,9 @@ def build_image(work: Path, spec: CoreSpec, tc: Toolchain, tree: TflmTree, lib: 
     if need.ram_bytes > ram_bytes:
         violations.append(BudgetViolation(f"firmware RAM (ELF, board '{profile}')", round(ram_bytes / KB, 2),
                                           round(need.ram_bytes / KB, 2), "KB"))
+    if not violations and (link_flash < flash_bytes or link_ram < ram_bytes) and machine is not None:
+        raise InputError(f"the image fits board '{profile}' but not QEMU's {machine.machine} ({need.describe()}; the machine has "
+                         f"{machine.code_bytes // KB} KB at 0x0 and {machine.ram_bytes // KB} KB at 0x20000000), so it cannot run here")
     if not violations:  # the regions were too small although the totals fit (fragmentation, alignment)
         violations.append(BudgetViolation(f"firmware RAM (ELF, board '{profile}')", round(ram_bytes / KB, 2),
                                           round(need.ram_bytes / KB, 2), "KB"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.errors import FirmwareMismatchError, InputError
+from edgeopt.errors import FirmwareMismatchError
 from edgeopt.firmware.cores import core_spec, emulator
 from edgeopt.firmware.elf import ElfFigures
 from edgeopt.firmware.image import build_image
@@ -182,10 +182,6 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
         build_s = time.perf_counter() - t0 - cache.seconds
         lib = cache.library()
         fig = image.figures
-        if fig.flash_bytes > machine.code_bytes or fig.ram_bytes > machine.ram_bytes:
-            raise InputError(f"the image needs {fig.flash_bytes / KB:.1f} KB flash and {fig.ram_bytes / KB:.1f} KB RAM; "
-                             f"QEMU's {machine.machine} has {machine.code_bytes // KB} KB at 0x0 and "
-                             f"{machine.ram_bytes // KB} KB at 0x20000000, so it cannot run this image")
         write_inputs(work / "in.bin", feeds)
         run = run_qemu(qemu, machine, image.elf, work, timeout_s)
         device = parse_report(run, machine, len(feeds))
