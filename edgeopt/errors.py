@@ -88,4 +88,6 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 
 
 class FirmwareMismatchError(EdgeoptError):
-    """The firmware on the emulated core disagrees with host TFLM (same model, same samples)."""
+    """The firmware on the emulated core disagrees with host TFLM (same model, same samples): a failed check."""
+
+    exit_code = 3
