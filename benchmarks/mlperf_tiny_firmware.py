@@ -126,7 +126,7 @@ def replace_section(path: Path, section: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    os.replace(tmp, path)
+    Path(tmp).replace(path)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ CORES: dict[Core, CoreSpec] = {
                               QemuMachine("mps3-an547", "cortex-m55", 32_000_000, _MB // 2, _MB // 2)),
 }
 if set(CORES) != set(Core):  # the table covers the enum, no more, no less
-    raise RuntimeError("edgeopt.firmware.cores: CORES does not cover Core")
+    msg = "edgeopt.firmware.cores: CORES does not cover Core"
+    raise RuntimeError(msg)
 
 
 def core_spec(name: str, profile: str = "") -> CoreSpec:
@@ -77,17 +78,26 @@ def core_spec(name: str, profile: str = "") -> CoreSpec:
         return CORES[Core(name)]
     except ValueError:
         if name.startswith("xtensa"):
-            raise InputError(f"profile '{profile}': core '{name}' is an Xtensa core; there is no Xtensa emulator here and no "
-                             "Cortex-M build for it, so no firmware run; `edgeopt mcu check` verifies the model on the host") from None
+            msg = (
+                f"profile '{profile}': core '{name}' is an Xtensa core; there is no Xtensa emulator here and no "
+                             "Cortex-M build for it, so no firmware run; `edgeopt mcu check` verifies the model on the host"
+            )
+            raise InputError(msg) from None
         where = f"profile '{profile}' names " if profile else ""
-        raise InputError(f"{where}core '{name or '(none)'}': no Cortex-M firmware build for it (known: "
-                         f"{', '.join(c.value for c in Core)}); run `edgeopt mcu check` for the host check") from None
+        msg = (
+            f"{where}core '{name or '(none)'}': no Cortex-M firmware build for it (known: "
+                         f"{', '.join(c.value for c in Core)}); run `edgeopt mcu check` for the host check"
+        )
+        raise InputError(msg) from None
 
 
 def emulator(spec: CoreSpec, profile: str = "") -> QemuMachine:
     """The QEMU machine for the core; exit 2 when QEMU cannot emulate it."""
     if spec.qemu is None:
         where = f"profile '{profile}': " if profile else ""
-        raise InputError(f"{where}QEMU cannot emulate {spec.core} (no machine with that core in qemu-system-arm); "
-                         "`edgeopt mcu check` verifies the model on the host, or pick a board with an emulated core")
+        msg = (
+            f"{where}QEMU cannot emulate {spec.core} (no machine with that core in qemu-system-arm); "
+                         "`edgeopt mcu check` verifies the model on the host, or pick a board with an emulated core"
+        )
+        raise InputError(msg)
     return spec.qemu

@@ -242,11 +242,13 @@ def linker_script(device_dir: Path, device: str, flash_bytes: int, ram_bytes: in
     """Cortex_DFP's GCC linker script with the board's flash and RAM as the memory regions."""
     src = device_dir / "Config" / f"{device}_gcc.ld"
     if not src.is_file():
-        raise InputError(f"no GCC linker script {src} in the --tflm device support")
+        msg = f"no GCC linker script {src} in the --tflm device support"
+        raise InputError(msg)
     text = src.read_text()
     values = {"__ROM_SIZE": flash_bytes, "__RAM_SIZE": ram_bytes, "__STACK_SIZE": STACK_BYTES, "__HEAP_SIZE": HEAP_BYTES}
     for name, value in values.items():
         text, n = re.subn(rf"^{name}\s*=\s*0x[0-9A-Fa-f]+\s*;", f"{name} = 0x{value:08X};", text, flags=re.M)
         if n != 1:
-            raise InputError(f"{src}: expected one '{name} = 0x...;' line to set for the board, found {n}")
+            msg = f"{src}: expected one '{name} = 0x...;' line to set for the board, found {n}"
+            raise InputError(msg)
     return text

@@ -48,7 +48,8 @@ def _compile(tc: Toolchain, src: Path, obj: Path, flags: tuple[str, ...], includ
     proc = _run(cmd, str(src))
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:400])
-        raise InputError(f"the firmware source {src.name} does not compile: {first}")
+        msg = f"the firmware source {src.name} does not compile: {first}"
+        raise InputError(msg)
 
 
 def _link(tc: Toolchain, flags: tuple[str, ...], objs: list[Path], lib: LibraryCache, script: Path, elf: Path,
@@ -111,11 +112,15 @@ def build_image(work: Path, spec: CoreSpec, tc: Toolchain, tree: TflmTree, lib: 
 
     missing = _missing_ops(proc.stderr)
     if missing and "undefined reference" in proc.stderr:
-        raise UnsupportedOpError(f"the TFLM tree {tree.root} has no kernel for {', '.join(missing)} that the model needs "
-                                 "(undefined Register_ at link time); use a tree generated with those kernels", missing)
+        msg = (
+            f"the TFLM tree {tree.root} has no kernel for {', '.join(missing)} that the model needs "
+                                 "(undefined Register_ at link time); use a tree generated with those kernels"
+        )
+        raise UnsupportedOpError(msg, missing)
     if not re.search(r"overflowed|will not fit in region|region RAM overflowed", proc.stderr):
         first = next((ln for ln in proc.stderr.splitlines() if "undefined" in ln or "error" in ln), proc.stderr.strip()[:400])
-        raise InputError(f"the firmware does not link for {spec.core}: {first.strip()}")
+        msg = f"the firmware does not link for {spec.core}: {first.strip()}"
+        raise InputError(msg)
     # It does not fit: link again without limits to learn how much it needs.
     big = work / "unlimited"
     big.mkdir(exist_ok=True)
@@ -123,7 +128,8 @@ def build_image(work: Path, spec: CoreSpec, tc: Toolchain, tree: TflmTree, lib: 
     script_big.write_text(linker_script(dev, spec.device, UNLIMITED, UNLIMITED))
     proc_big = _link(tc, flags, objs, lib, script_big, big / "app.elf", big / "app.map")
     if proc_big.returncode != 0:
-        raise InputError(f"the firmware does not link for {spec.core} even without memory limits: {proc_big.stderr.strip()[:300]}")
+        msg = f"the firmware does not link for {spec.core} even without memory limits: {proc_big.stderr.strip()[:300]}"
+        raise InputError(msg)
     need = read_elf(tc, big / "app.elf", big / "app.map")
     violations = []
     if need.flash_bytes > flash_bytes:
@@ -133,8 +139,11 @@ def build_image(work: Path, spec: CoreSpec, tc: Toolchain, tree: TflmTree, lib: 
         violations.append(BudgetViolation(f"firmware RAM (ELF, board '{profile}')", round(ram_bytes / KB, 2),
                                           round(need.ram_bytes / KB, 2), "KB"))
     if not violations and (link_flash < flash_bytes or link_ram < ram_bytes) and machine is not None:
-        raise InputError(f"the image fits board '{profile}' but not QEMU's {machine.machine} ({need.describe()}; the machine has "
-                         f"{machine.code_bytes // KB} KB at 0x0 and {machine.ram_bytes // KB} KB at 0x20000000), so it cannot run here")
+        msg = (
+            f"the image fits board '{profile}' but not QEMU's {machine.machine} ({need.describe()}; the machine has "
+                         f"{machine.code_bytes // KB} KB at 0x0 and {machine.ram_bytes // KB} KB at 0x20000000), so it cannot run here"
+        )
+        raise InputError(msg)
     if not violations:  # the regions were too small although the totals fit (fragmentation, alignment)
         violations.append(BudgetViolation(f"firmware RAM (ELF, board '{profile}')", round(ram_bytes / KB, 2),
                                           round(need.ram_bytes / KB, 2), "KB"))

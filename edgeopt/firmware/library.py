@@ -120,12 +120,15 @@ class LibraryCache:
     def _locked(self) -> Iterator[None]:
         try:
             (self.dir / "obj").mkdir(parents=True, exist_ok=True)
-            with open(self.dir / ".lock", "w") as lock:
+            with (self.dir / ".lock").open("w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 yield
         except OSError as exc:
-            raise InputError(f"cannot write the TFLM library cache {self.dir}: {exc.strerror or exc}; "
-                             "set XDG_CACHE_HOME to a writable folder") from None
+            msg = (
+                f"cannot write the TFLM library cache {self.dir}: {exc.strerror or exc}; "
+                             "set XDG_CACHE_HOME to a writable folder"
+            )
+            raise InputError(msg) from None
 
     def _compile_one(self, src: Path) -> str:
         obj = self.object_for(src)
@@ -137,10 +140,10 @@ class LibraryCache:
                "-c", str(src), "-o", tmp]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            os.unlink(tmp)
+            Path(tmp).unlink()
             first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:300])
             return f"{src.relative_to(self.tree.tree)}: {first}"
-        os.replace(tmp, obj)
+        Path(tmp).replace(obj)
         return ""
 
     def compile(self, sources: Iterable[Path]) -> int:
@@ -152,8 +155,11 @@ class LibraryCache:
                 with ThreadPoolExecutor(max_workers=_jobs()) as pool:
                     errors = [e for e in pool.map(self._compile_one, todo) if e]
                 if errors:
-                    raise InputError(f"--tflm {self.tree.root}: the TFLM tree does not compile for {self.spec.core} "
-                                     f"({len(errors)} file(s)); first: {errors[0]}")
+                    msg = (
+                        f"--tflm {self.tree.root}: the TFLM tree does not compile for {self.spec.core} "
+                                     f"({len(errors)} file(s)); first: {errors[0]}"
+                    )
+                    raise InputError(msg)
             if todo or not self.archive.is_file():
                 self._publish_archive()
         self.compiled += len(todo)
@@ -167,18 +173,19 @@ class LibraryCache:
     def _publish_archive(self) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".libtflm.", suffix=".a", dir=self.dir)
         os.close(fd)
-        os.unlink(tmp)  # ar creates it
+        Path(tmp).unlink()  # ar creates it
         objs = [str(o) for o in self._objects()]
         proc = subprocess.run([str(self.tc.ar), "rcs", tmp, *objs], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise InputError(f"{self.tc.ar} failed on the TFLM objects: {proc.stderr.strip()[:300]}")
-        os.replace(tmp, self.archive)
+            msg = f"{self.tc.ar} failed on the TFLM objects: {proc.stderr.strip()[:300]}"
+            raise InputError(msg)
+        Path(tmp).replace(self.archive)
         info = {"core": str(self.spec.core), "flags": list(self.flags), "compiler": self.tc.version,
                 "tree": str(self.tree.root), "tree_sha256": self.tree.sha256, "objects": len(objs)}
         fd, meta = tempfile.mkstemp(prefix=".build.", suffix=".json", dir=self.dir)
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(info, indent=2) + "\n")
-        os.replace(meta, self.dir / "build.json")
+        Path(meta).replace(self.dir / "build.json")
 
     def provide(self, symbols: Iterable[str]) -> tuple[int, tuple[str, ...]]:
         """Compile the not-yet-compiled sources defining `symbols`. Returns (compiled, symbols nobody defines)."""

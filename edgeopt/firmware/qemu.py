@@ -39,6 +39,9 @@ def run_qemu(qemu: Path, machine: QemuMachine, elf: Path, cwd: Path, timeout_s: 
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         last = next((ln for ln in reversed(out.splitlines()) if ln.startswith("EDGEOPT ")), "no output")
-        raise InputError(f"the firmware did not finish on {machine.machine} within the {timeout_s:g} s limit (hang?); "
-                         f"last report: {last}; raise it with --timeout") from None
+        msg = (
+            f"the firmware did not finish on {machine.machine} within the {timeout_s:g} s limit (hang?); "
+                         f"last report: {last}; raise it with --timeout"
+        )
+        raise InputError(msg) from None
     return QemuRun(proc.stdout + proc.stderr, proc.returncode, time.perf_counter() - t0, cmd)

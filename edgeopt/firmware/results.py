@@ -56,29 +56,41 @@ def parse_report(run: QemuRun, machine: QemuMachine, samples: int) -> DeviceRepo
     for ln in lines:
         if ln.startswith("EDGEOPT hardfault"):
             f = _fields(ln)
-            raise ModelFileError(f"the firmware hard-faulted on {machine.machine} at pc={f.get('pc')} "
-                                 f"(lr={f.get('lr')}, CFSR={f.get('cfsr')}); keep the image with --out and look the address up in app.map{said}")
+            msg = (
+                f"the firmware hard-faulted on {machine.machine} at pc={f.get('pc')} "
+                                 f"(lr={f.get('lr')}, CFSR={f.get('cfsr')}); keep the image with --out and look the address up in app.map{said}"
+            )
+            raise ModelFileError(msg)
         if ln.startswith("EDGEOPT error"):
-            raise ModelFileError(f"the firmware failed on {machine.machine}: {ln.removeprefix('EDGEOPT error ')}{said}")
+            msg = f"the firmware failed on {machine.machine}: {ln.removeprefix('EDGEOPT error ')}{said}"
+            raise ModelFileError(msg)
         if ln.startswith("EDGEOPT arena_too_small"):
             f = _fields(ln)
-            raise ModelFileError(f"the model does not allocate and invoke on {machine.machine} even with the full "
-                                 f"{f.get('reserved')}-byte arena{said}")
+            msg = (
+                f"the model does not allocate and invoke on {machine.machine} even with the full "
+                                 f"{f.get('reserved')}-byte arena{said}"
+            )
+            raise ModelFileError(msg)
     done = [ln for ln in lines if ln.startswith("EDGEOPT done")]
     if not done:
         tail = (run.stdout.strip().splitlines() or ["no output"])[-1][:300]
-        raise ModelFileError(f"the firmware stopped on {machine.machine} without finishing (QEMU exit {run.returncode}): {tail}{said}")
+        msg = f"the firmware stopped on {machine.machine} without finishing (QEMU exit {run.returncode}): {tail}{said}"
+        raise ModelFileError(msg)
     cal = _fields(next(ln for ln in lines if ln.startswith("EDGEOPT calibration")))
     ipt = int(cal["instructions"]) / max(1, int(cal["ticks"]))
     expected = machine.instructions_per_tick
     if abs(ipt - expected) > CALIBRATION_TOLERANCE * expected:
-        raise ModelFileError(f"SysTick calibration on {machine.machine}: {ipt:.3f} instructions per tick, expected "
-                             f"{expected:g} (1e9 / {machine.clock_hz} Hz under -icount shift=0); instruction counts would be wrong")
+        msg = (
+            f"SysTick calibration on {machine.machine}: {ipt:.3f} instructions per tick, expected "
+                             f"{expected:g} (1e9 / {machine.clock_hz} Hz under -icount shift=0); instruction counts would be wrong"
+        )
+        raise ModelFileError(msg)
     arena = _fields(next(ln for ln in lines if ln.startswith("EDGEOPT arena ")))
     ticks = tuple(int(_fields(ln)["ticks"]) for ln in lines if ln.startswith("EDGEOPT sample "))
     stack = _fields(next(ln for ln in lines if ln.startswith("EDGEOPT stack")))
     if len(ticks) != samples or int(_fields(done[0])["samples"]) != samples:
-        raise ModelFileError(f"the firmware ran {len(ticks)} of {samples} samples on {machine.machine}")
+        msg = f"the firmware ran {len(ticks)} of {samples} samples on {machine.machine}"
+        raise ModelFileError(msg)
     return DeviceReport(
         arena_bytes=int(arena["min"]), arena_below_fails=arena["below_status"] != "0" and arena["min_status"] == "0",
         arena_used_bytes=int(arena["used"]), arena_reserved_bytes=int(arena["reserved"]), arena_trials=int(arena["trials"]),
@@ -88,7 +100,7 @@ def parse_report(run: QemuRun, machine: QemuMachine, samples: int) -> DeviceRepo
 
 def write_inputs(path: Path, feeds: list[list[np.ndarray]]) -> None:
     """in.bin: every input tensor's bytes, sample after sample (C order, the tensor's own dtype)."""
-    with open(path, "wb") as fh:
+    with Path(path).open("wb") as fh:
         for sample in feeds:
             for x in sample:
                 fh.write(np.ascontiguousarray(x).tobytes())
@@ -99,7 +111,8 @@ def read_outputs(path: Path, outputs: tuple[TensorInfo, ...], samples: int) -> l
     shapes = [tuple(max(d, 1) for d in o.shape) for o in outputs]
     sizes = [int(np.prod(s)) * np.dtype(o.dtype).itemsize for s, o in zip(shapes, outputs, strict=True)]
     if len(raw) != samples * sum(sizes):
-        raise InputError(f"out.bin holds {len(raw)} bytes; {samples} samples x {sum(sizes)} output bytes expected")
+        msg = f"out.bin holds {len(raw)} bytes; {samples} samples x {sum(sizes)} output bytes expected"
+        raise InputError(msg)
     result, pos = [], 0
     for _ in range(samples):
         row = []

@@ -94,8 +94,11 @@ class FirmwareResult:
     def enforce(self) -> None:
         """The device must match host TFLM bit for bit (same int8 arithmetic; CMSIS-NN is bit-exact by design)."""
         if not self.vs_host_tflm.bit_exact:
-            raise FirmwareMismatchError(f"{self.model} on {self.core} ({self.machine}): the firmware output "
-                                        f"{self.vs_host_tflm.describe()}")
+            msg = (
+                f"{self.model} on {self.core} ({self.machine}): the firmware output "
+                                        f"{self.vs_host_tflm.describe()}"
+            )
+            raise FirmwareMismatchError(msg)
 
 
 def _agreement(a: Agreement) -> dict[str, object]:
@@ -138,9 +141,10 @@ def _keep(work: Path, out: Path) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
             os.close(fd)
             shutil.copyfile(work / name, tmp)
-            os.replace(tmp, out / name)
+            Path(tmp).replace(out / name)
     except OSError as exc:
-        raise OutputError(f"cannot write the firmware into {out}: {exc.strerror or exc}; choose another --out") from None
+        msg = f"cannot write the firmware into {out}: {exc.strerror or exc}; choose another --out"
+        raise OutputError(msg) from None
 
 
 def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, samples: np.ndarray | None = None,

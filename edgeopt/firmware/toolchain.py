@@ -25,8 +25,11 @@ class Toolchain:
 def _which(name: str) -> Path:
     found = shutil.which(name)
     if not found:
-        raise RuntimeUnavailableError(f"{name} not found on PATH: the firmware build needs the Arm GNU toolchain and QEMU; "
-                                      f"install them with: sudo {APT}")
+        msg = (
+            f"{name} not found on PATH: the firmware build needs the Arm GNU toolchain and QEMU; "
+                                      f"install them with: sudo {APT}"
+        )
+        raise RuntimeUnavailableError(msg)
     return Path(found)
 
 
@@ -35,7 +38,8 @@ def find_toolchain() -> Toolchain:
     tools = {n: _which(f"arm-none-eabi-{n}") for n in ("gcc", "ar", "size", "nm")}
     out = subprocess.run([str(gxx), "--version"], capture_output=True, text=True, check=False).stdout
     if not _has_newlib(gxx):
-        raise RuntimeUnavailableError(f"{gxx} has no newlib C library (rdimon semihosting specs missing); install it with: sudo {APT}")
+        msg = f"{gxx} has no newlib C library (rdimon semihosting specs missing); install it with: sudo {APT}"
+        raise RuntimeUnavailableError(msg)
     return Toolchain(gxx=gxx, version=(out.splitlines() or ["?"])[0], **tools)
 
 

@@ -45,8 +45,11 @@ class TflmTree:
     def device_dir(self, device: str) -> Path:
         d = self.device / device
         if not (d / "Include" / f"{device}.h").is_file():
-            raise InputError(f"--tflm {self.root}: no Cortex_DFP device support for {device} in {self.device}; "
-                             "add ARM-software/Cortex_DFP's Device/ARM/{device} there")
+            msg = (
+                f"--tflm {self.root}: no Cortex_DFP device support for {device} in {self.device}; "
+                             "add ARM-software/Cortex_DFP's Device/ARM/{device} there"
+            )
+            raise InputError(msg)
         return d
 
 
@@ -64,20 +67,27 @@ def find_tree(given: Path | None) -> TflmTree:
     if given is None:
         env = os.environ.get(ENV, "")
         if not env:
-            raise InputError(f"no TFLite Micro source tree: pass --tflm DIR or set ${ENV} (a folder with tree/ and device/, e.g. shared/tflm)")
+            msg = f"no TFLite Micro source tree: pass --tflm DIR or set ${ENV} (a folder with tree/ and device/, e.g. shared/tflm)"
+            raise InputError(msg)
         given, how = Path(env), f"${ENV}={env}"
     else:
         how = f"--tflm {given}"
     root = Path(given).expanduser()
     if not root.is_dir():
-        raise InputError(f"{how}: not a folder; give the folder holding the TFLM tree/ and device/")
+        msg = f"{how}: not a folder; give the folder holding the TFLM tree/ and device/"
+        raise InputError(msg)
     tree = root / "tree"
     if not (tree / MARKER).is_file():
-        raise InputError(f"{how}: not a TFLite Micro tree (no tree/{MARKER}); generate one with TFLM's "
-                         "create_tflm_tree.py (TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn) into DIR/tree")
+        msg = (
+            f"{how}: not a TFLite Micro tree (no tree/{MARKER}); generate one with TFLM's "
+                         "create_tflm_tree.py (TARGET=cortex_m_generic OPTIMIZED_KERNEL_DIR=cmsis_nn) into DIR/tree"
+        )
+        raise InputError(msg)
     if not (tree / "third_party" / "cmsis_nn" / "Include" / "arm_nnfunctions.h").is_file():
-        raise InputError(f"{how}: the TFLM tree has no CMSIS-NN (tree/third_party/cmsis_nn); generate it with OPTIMIZED_KERNEL_DIR=cmsis_nn")
+        msg = f"{how}: the TFLM tree has no CMSIS-NN (tree/third_party/cmsis_nn); generate it with OPTIMIZED_KERNEL_DIR=cmsis_nn"
+        raise InputError(msg)
     device = root / "device"
     if not device.is_dir():
-        raise InputError(f"{how}: no device/ folder (Arm Cortex_DFP generic device support) next to tree/")
+        msg = f"{how}: no device/ folder (Arm Cortex_DFP generic device support) next to tree/"
+        raise InputError(msg)
     return TflmTree(root=root.resolve(), tree=tree.resolve(), device=device.resolve(), sha256=_hash(tree))

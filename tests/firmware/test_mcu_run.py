@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +112,7 @@ def test_qemu_missing_names_the_apt_line(cli, int8_models, tflm, tmp_path, monke
     import shutil
 
     for tool in ("arm-none-eabi-g++", "arm-none-eabi-gcc", "arm-none-eabi-ar", "arm-none-eabi-size", "arm-none-eabi-nm"):
-        os.symlink(str(shutil.which(tool)), tmp_path / tool)
+        (tmp_path / tool).symlink_to(str(shutil.which(tool)))
     monkeypatch.setenv("PATH", str(tmp_path))
     r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "nrf52840", "--tflm", tflm)
     assert r.exit_code == 2 and "qemu-system-arm not found" in r.stderr and "apt-get install" in r.stderr
