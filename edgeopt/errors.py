@@ -101,3 +101,9 @@ def cause_of(exc: BaseException, limit: int = 600) -> str:
         return text
     head = limit // 3
     return f"{text[:head].rstrip()} ... {text[-(limit - head - 5):].lstrip()}"
+
+
+class FirmwareMismatchError(EdgeoptError):
+    """The firmware on the emulated core disagrees with host TFLM (same model, same samples): a failed check."""
+
+    exit_code = 3

@@ -145,6 +145,16 @@ class McuSection(Strict):
     sustained_macs_per_second: Annotated[float, Field(gt=0, description="int8 MAC/s the core sustains")] | None = None
 
 
+class FirmwareSection(Strict):
+    """Board facts for the real firmware image (`edgeopt mcu run`): executed instructions x cpi / clock
+    is the device latency estimate. Each constant carries its source."""
+
+    clock_mhz: Annotated[float, Field(gt=0, description="core clock the firmware runs at")] | None = None
+    clock_source: str = ""
+    cpi: Annotated[float, Field(gt=0, le=20, description="cycles per executed instruction, an estimate")] | None = None
+    cpi_source: str = ""
+
+
 class PruneSection(Strict):
     """Structural channel pruning before conversion. Off while ratio and macs_reduction are 0."""
 
@@ -234,6 +244,7 @@ class Profile(Strict):
     cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
     mcu: McuSection = McuSection()
+    firmware: FirmwareSection = FirmwareSection()  # [firmware]: clock and CPI for `edgeopt mcu run`
 
     @model_validator(mode="after")
     def _runtime_fits_format(self) -> Profile:

@@ -72,4 +72,7 @@ def register(app: typer.Typer) -> None:
                 sink.warn(f"{finding}; measured as it is: the firmware must use the model's I/O types")
             report.enforce_budgets()
 
+    from edgeopt.cli.commands.mcu_run import register as register_run
+
+    register_run(sub)
     app.add_typer(sub, name="mcu")
