@@ -131,7 +131,7 @@ def write_section(path: Path, body: str) -> None:
         new = old.rstrip("\n") + "\n\n" + BEGIN + "\n" + body.rstrip("\n") + "\n" + END + "\n"
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(new)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from edgeopt.cli.output import PIPE_WIDTH, Sink, _fmt, table
+from edgeopt.cli.output import PIPE_WIDTH, Sink, table
+from edgeopt.report.table import fmt as _fmt
 
 
 def test_piped_tables_are_not_squeezed(monkeypatch) -> None:
@@ -74,7 +75,8 @@ def two_builds(tmp_path_factory) -> list[Path]:
     model = Path(__file__).resolve().parents[1] / "sample_models" / "digits_mlp.onnx"
     for out, extra in (("a", []), ("b", ["--no-bench"])):
         r = CliRunner().invoke(app, ["build", str(model), "--target", "edge-server", "--out", str(root / out), *extra])
-        assert r.exit_code == 0, r.output
+        # exit 3 is fine here: int8 may be slower than float for this MLP (max_latency_ratio); the build is written
+        assert r.exit_code in (0, 3) and (root / out / "report.json").is_file(), r.output
     return [root / "a", root / "b"]
 
 
@@ -92,9 +94,11 @@ def test_compare_at_narrow_width_shows_every_value(two_builds, columns: int) -> 
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= columns
     assert len(data) == 2 and data[0]["p50 ms"] is not None and data[1]["p50 ms"] is None
     for row in data:
-        for value in row.values():
-            if value is not None:
-                assert _fmt(value) in text, (_fmt(value), text)
+        for key, value in row.items():
+            if value is None or key == "latency verdict":
+                continue
+            shown = f"{value:.2f}x ({row['latency verdict']})" if key == "latency x" else _fmt(value)
+            assert shown in text, (key, shown, text)
 
 
 def test_cells_and_titles_are_text_not_markup() -> None:

@@ -10,17 +10,19 @@ import numpy as np
 
 from edgeopt.errors import DataError
 from edgeopt.runtime.base import TensorInfo
-from edgeopt.runtime.tensors import random_input
+from edgeopt.runtime.shapes import Shapes, order_arrays, resolve_inputs
+from edgeopt.runtime.tensors import INT_RANGE, feed_dtype, random_input
 
 InputData = dict[str, np.ndarray] | list[np.ndarray]
 
 
 def load_input_file(path: Path) -> dict[str, np.ndarray]:
     """Arrays from a .npz (one per model input, by name or in order) or a single .npy. No pickle."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"input file not found: {path}")
     from edgeopt.data.npy_guard import check_npy_sizes
+    from edgeopt.input_files import regular_file
+
+    path = Path(path)
+    regular_file(path, "input file", DataError)
 
     check_npy_sizes(path, "input file")
     try:
@@ -29,24 +31,11 @@ def load_input_file(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # zlib: corrupt deflate data
-        raise DataError(f"{path}: not a readable .npz/.npy file without pickled objects ({exc})") from None
+        msg = f"{path}: not a readable .npz/.npy file without pickled objects ({exc})"
+        raise DataError(msg) from None
     if not arrays:
-        raise DataError(f"{path} holds no arrays")
-    return arrays
-
-
-def _ordered(inputs: tuple[TensorInfo, ...], data: InputData) -> list[np.ndarray]:
-    if isinstance(data, dict):
-        if all(i.name in data for i in inputs):
-            return [data[i.name] for i in inputs]
-        # Keras names npz keys like "x"; take arrays in file order then, ignoring label arrays ("y").
-        arrays = [v for k, v in data.items() if k not in ("y", "labels")] if len(data) > len(inputs) else list(data.values())
-    else:
-        arrays = list(data)
-    if len(arrays) != len(inputs):
-        names = ", ".join(i.name for i in inputs)
-        raise DataError(f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
-                        "name the .npz arrays after the inputs")
+        msg = f"{path} holds no arrays"
+        raise DataError(msg)
     return arrays
 
 
@@ -55,29 +44,41 @@ def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
     if arr.ndim == len(want) - 1:
         arr = arr[None]
     if arr.ndim != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], arr.shape[1:], strict=True)):
-        raise DataError(f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(arr.shape)}")
+        msg = f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(arr.shape)}"
+        raise DataError(msg)
     x = arr[:1]
     if x.shape[0] == 0:
-        raise DataError(f"input '{info.name}': the data has no samples")
-    have, need = np.dtype(x.dtype), np.dtype(info.dtype)
+        msg = f"input '{info.name}': the data has no samples"
+        raise DataError(msg)
+    have, need = np.dtype(x.dtype), feed_dtype(info)
+    if need.kind == "O":
+        if have.kind not in "OUS":
+            msg = f"input '{info.name}' is a string tensor but the data is {have.name}; give str arrays"
+            raise DataError(msg)
+        return np.ascontiguousarray(x.astype(object))
     if have != need:
         if need.kind in "iu" and have.kind == "f":
-            raise DataError(f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data")
+            msg = f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data"
+            raise DataError(msg)
         if need.kind == "f" and have.kind in "fiu":
             x = x.astype(need)
         elif need.kind in "iu" and have.kind in "iu":
             lim = np.iinfo(need)
             if x.size and (x.min() < lim.min or x.max() > lim.max):
-                raise DataError(f"input '{info.name}' is {need.name} but the data ({have.name}) has values outside [{lim.min}, {lim.max}]")
+                msg = f"input '{info.name}' is {need.name} but the data ({have.name}) has values outside [{lim.min}, {lim.max}]"
+                raise DataError(msg)
             x = x.astype(need)
         else:
-            raise DataError(f"input '{info.name}' is {need.name} but the data is {have.name}")
+            msg = f"input '{info.name}' is {need.name} but the data is {have.name}"
+            raise DataError(msg)
     return np.ascontiguousarray(x)
 
 
-def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None) -> list[np.ndarray]:
-    """One sample per model input: the first row of `data`, or seeded random data of the right dtype."""
+def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None,
+               shapes: Shapes | None = None, int_range: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """One sample per model input: the first row of `data`, or seeded random data of the right dtype,
+    shaped by `shapes` (edgeopt.runtime.shapes) where the model's dimensions are symbolic."""
     if data is None:
         rng = np.random.default_rng(seed)
-        return [random_input(info, rng) for info in inputs]
-    return [_check(info, np.asarray(a)) for info, a in zip(inputs, _ordered(inputs, data), strict=True)]
+        return [random_input(info, rng, int_range=int_range or INT_RANGE) for info in resolve_inputs(inputs, shapes or {})]
+    return [_check(info, np.asarray(a)) for info, a in zip(inputs, order_arrays(inputs, data), strict=True)]

@@ -30,15 +30,19 @@ class ClusterSpec:
 
     def __post_init__(self) -> None:
         if not 2 <= self.clusters <= MAX_CLUSTERS:
-            raise InputError(f"clusters must be between 2 and {MAX_CLUSTERS}, got {self.clusters}; 16 is a good start")
+            msg = f"clusters must be between 2 and {MAX_CLUSTERS}, got {self.clusters}; 16 is a good start"
+            raise InputError(msg)
         if self.epochs < 0:
-            raise InputError(f"epochs must be >= 0, got {self.epochs}")
+            msg = f"epochs must be >= 0, got {self.epochs}"
+            raise InputError(msg)
         if self.learning_rate <= 0 or self.batch_size < 1:
-            raise InputError("learning rate must be > 0 and batch size >= 1")
+            msg = "learning rate must be > 0 and batch size >= 1"
+            raise InputError(msg)
         try:
             object.__setattr__(self, "init", Init(self.init))
         except ValueError:
-            raise InputError(f"init must be one of {', '.join(i.value for i in Init)}, got '{self.init}'") from None
+            msg = f"init must be one of {', '.join(i.value for i in Init)}, got '{self.init}'"
+            raise InputError(msg) from None
         compile_pattern(self.layers)
 
 
@@ -102,14 +106,19 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
     from edgeopt.cluster.finetune import SharedWeight, finetune_centroids
 
     if spec.epochs > 0 and train is None:
-        raise InputError(f"fine-tuning for {spec.epochs} epoch(s) needs training data; give --finetune data.npz")
+        msg = f"fine-tuning for {spec.epochs} epoch(s) needs training data; give --finetune data.npz"
+        raise InputError(msg)
     if train is not None and spec.epochs > 0 and train[1] is None:
-        raise DataError("fine-tuning data needs labels: save it with np.savez(path, x=..., y=...)")
+        msg = "fine-tuning data needs labels: save it with np.savez(path, x=..., y=...)"
+        raise DataError(msg)
     targets, warnings = select_targets(model, spec.layers)
     for t in targets:
         if t.size < spec.clusters:
-            raise InputError(f"layer '{t.layer}' {t.weight} has {t.size} weights, fewer than --clusters {spec.clusters}; "
-                             f"use fewer clusters or exclude it with --layers")
+            msg = (
+                f"layer '{t.layer}' {t.weight} has {t.size} weights, fewer than --clusters {spec.clusters}; "
+                             f"use fewer clusters or exclude it with --layers"
+            )
+            raise InputError(msg)
     acc_before = keras_top1(model, *evaluate) if evaluate is not None else None
     size_before = compressed_size(model) if measure else None
 
@@ -138,32 +147,42 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
 def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
     """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
-    from edgeopt.atomic import write_bytes_atomic
-    from edgeopt.convert.savedmodel import input_shape
-    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
+    from edgeopt.convert.savedmodel import input_shape, output_width
+    from edgeopt.data.datasets import check_against_input, check_labels, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
 
     fmt = detect_format(Path(model_path))
     if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        raise ModelFileError(f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
-                             "artifact; cluster first, then convert with edgeopt build")
+        msg = (
+            f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
+                             "artifact; cluster first, then convert with edgeopt build"
+        )
+        raise ModelFileError(msg)
+    refuse_overwriting(Path(out), {"model": Path(model_path), "fine-tuning data": finetune, "eval data": eval_data})
     if Path(out).suffix != ".keras":
-        raise InputError(f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras")
+        msg = f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras"
+        raise InputError(msg)
     if not Path(out).parent.is_dir():
-        raise InputError(f"--out {out}: folder {Path(out).parent} does not exist")
+        msg = f"--out {out}: folder {Path(out).parent} does not exist"
+        raise InputError(msg)
     model = load_keras(Path(model_path), unsafe=unsafe_load)
     shape = input_shape(model)
     train = ev = None
     if finetune is not None:
-        ds = check_against_input(load_dataset(finetune, "train"), shape, "train")
+        ds = check_labels(check_against_input(load_dataset(finetune, "train", shape), shape, "train"),
+                          output_width(model), "train")
         if ds.y is None:
-            raise DataError(f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)")
+            msg = f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)"
+            raise DataError(msg)
         train = (ds.x, ds.y)
     elif spec.epochs > 0:
-        raise InputError(f"--epochs {spec.epochs} needs training data; give --finetune data.npz")
+        msg = f"--epochs {spec.epochs} needs training data; give --finetune data.npz"
+        raise InputError(msg)
     if eval_data is not None:
-        ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
+        ds = check_labels(check_against_input(load_dataset(eval_data, "eval", shape), shape, "eval"),
+                          output_width(model), "eval")
         ev = (ds.x, ds.y)
     result = cluster_model(model, spec, train, ev)
     with tempfile.TemporaryDirectory(prefix="edgeopt-cl-") as tmp:

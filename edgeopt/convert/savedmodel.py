@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,22 @@ def input_shape(model: Any) -> tuple[int | None, ...]:
     """The single input's shape (batch first); several inputs are refused clearly."""
     inputs = model.inputs if getattr(model, "inputs", None) else None
     if inputs is None:
-        raise InputError("the model has no defined input shape; build it on a keras.Input first")
+        msg = "the model has no defined input shape; build it on a keras.Input first"
+        raise InputError(msg)
     if len(inputs) != 1:
         names = ", ".join(getattr(t, "name", "?") for t in inputs)
-        raise InputError(f"the model has {len(inputs)} inputs ({names}); edgeopt supports single-input models for now")
+        msg = f"the model has {len(inputs)} inputs ({names}); edgeopt supports single-input models for now"
+        raise InputError(msg)
     return tuple(None if d is None else int(d) for d in inputs[0].shape)
+
+
+def output_width(model: Any) -> int | None:
+    """Values per sample of the first output (the class count of a classifier); None if a dimension is dynamic."""
+    outputs = getattr(model, "outputs", None) or []
+    dims = tuple(getattr(outputs[0], "shape", (None, None)))[1:] if outputs else (None,)
+    if any(d is None for d in dims):
+        return None
+    return math.prod(int(d) for d in dims)
 
 
 def export_saved_model(model: Any, directory: Path, batch: int | None = 1) -> Path:
@@ -42,7 +54,8 @@ def export_saved_model(model: Any, directory: Path, batch: int | None = 1) -> Pa
         with native_quiet(), contextlib.redirect_stdout(io.StringIO()):
             model.export(str(directory), format="tf_saved_model", input_signature=[spec], verbose=False)
     except Exception as exc:  # noqa: BLE001 - TF raises many types
-        raise ConversionError(f"SavedModel export failed: {type(exc).__name__}: {first_line(exc)}") from None
+        msg = f"SavedModel export failed: {type(exc).__name__}: {first_line(exc)}"
+        raise ConversionError(msg) from None
     return directory
 
 

@@ -11,6 +11,7 @@ from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError, 
 from edgeopt.load.formats import ModelFormat, detect_format
 
 KERAS_FORMATS = (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVED_MODEL)
+MAX_CONFIG_BYTES = 64 << 20
 
 
 def import_keras() -> Any:
@@ -30,7 +31,8 @@ def import_keras() -> Any:
         tf.get_logger().setLevel(logging.ERROR)
         tf.autograph.set_verbosity(0)
     except ImportError:
-        raise RuntimeUnavailableError("conversion needs TensorFlow; install it with: pip install 'edgeopt[convert]'") from None
+        msg = "conversion needs TensorFlow; install it with: pip install 'edgeopt[convert]'"
+        raise RuntimeUnavailableError(msg) from None
     return keras
 
 
@@ -58,14 +60,28 @@ def _check_lambda(path: Path, unsafe: bool) -> None:
         return
     try:
         with zipfile.ZipFile(path) as zf:
-            config = json.loads(zf.read("config.json"))
+            info = zf.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                msg = (
+                    f"{path}: config.json is {info.file_size:,} bytes, over the "
+                                     f"{MAX_CONFIG_BYTES >> 20} MB a Keras config can need; the file is corrupt or hostile"
+                )
+                raise ModelFileError(msg)
+            config = json.loads(zf.read(info))
+        names = _lambda_layers(config)
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"{path}: unreadable Keras config: {exc}") from None
-    names = _lambda_layers(config)
+        msg = f"{path}: unreadable Keras config: {exc}"
+        raise ModelFileError(msg) from None
+    except RecursionError:
+        msg = f"{path}: config.json is nested too deeply to be a Keras model; the file is corrupt"
+        raise ModelFileError(msg) from None
     if names:
-        raise InputError(
+        msg = (
             f"{path}: Lambda layer(s) {', '.join(names)} run arbitrary Python code and are refused in safe mode; "
             "pass --unsafe-load only if you trust this file"
+        )
+        raise InputError(
+            msg
         )
 
 
@@ -74,10 +90,15 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     path = Path(path)
     fmt = detect_format(path)
     if fmt not in KERAS_FORMATS:
-        raise ModelFileError(f"{path}: a Keras model (.keras, .h5 or SavedModel folder) is needed here, not {fmt}")
+        msg = f"{path}: a Keras model (.keras, .h5 or SavedModel folder) is needed here, not {fmt}"
+        raise ModelFileError(msg)
     if fmt is ModelFormat.KERAS:
         _check_lambda(path, unsafe)
     keras = import_keras()
+    if fmt is ModelFormat.SAVED_MODEL and not unsafe:
+        from edgeopt.load.saved_model_ops import check_saved_model
+
+        check_saved_model(path)  # before TensorFlow loads (and runs the init op of) the graph
     import edgeopt.qat.layers  # noqa: F401  - registers edgeopt's fake-quant layers (files written by `edgeopt qat`)
 
     try:
@@ -87,10 +108,19 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     except ValueError as exc:
         text = str(exc)
         if "Lambda" in text and "safe_mode" in text:
-            raise InputError(f"{path}: the model has a Lambda layer, refused in safe mode; pass --unsafe-load only if you trust this file") from None
-        raise ModelFileError(f"{path}: cannot load the Keras model: {first_line(exc)}") from None
+            msg = f"{path}: the model has a Lambda layer, refused in safe mode; pass --unsafe-load only if you trust this file"
+            raise InputError(msg) from None
+        msg = f"{path}: cannot load the Keras model: {first_line(exc)}"
+        raise ModelFileError(msg) from None
     except (OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt") from None
+        msg = f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt"
+        raise ModelFileError(msg) from None
+    except (RecursionError, MemoryError) as exc:
+        msg = (
+            f"{path}: cannot load the Keras model ({type(exc).__name__}: nested too deeply or too "
+                             "large); the file is corrupt or hostile"
+        )
+        raise ModelFileError(msg) from None
 
 
 def _load_saved_model(keras: Any, path: Path) -> Any:
@@ -100,10 +130,12 @@ def _load_saved_model(keras: Any, path: Path) -> Any:
     loaded = tf.saved_model.load(str(path))
     sig = loaded.signatures.get("serving_default")
     if sig is None:
-        raise ModelFileError(f"{path}: SavedModel has no 'serving_default' signature; export one")
+        msg = f"{path}: SavedModel has no 'serving_default' signature; export one"
+        raise ModelFileError(msg)
     specs = sig.structured_input_signature[1]
     if len(specs) != 1:
-        raise InputError(f"{path}: SavedModel with {len(specs)} inputs; only single-input SavedModels are supported")
+        msg = f"{path}: SavedModel with {len(specs)} inputs; only single-input SavedModels are supported"
+        raise InputError(msg)
     (in_name, spec), = specs.items()
     inp = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype.name, name=in_name)
     out_key = next(iter(sig.structured_outputs))

@@ -31,8 +31,11 @@ def check_qat_inputs(profile: Profile, train: Dataset | None) -> None:
     if profile.qat is None:
         return
     if train is None:
-        raise InputError(f"profile '{profile.name}' uses quantization-aware training ([qat]); give --train train.npz "
-                         "(arrays x and y) or put NAME.train.npz next to the model")
+        msg = (
+            f"profile '{profile.name}' uses quantization-aware training ([qat]); give --train train.npz "
+                         "(arrays x and y) or put NAME.train.npz next to the model"
+        )
+        raise InputError(msg)
     from edgeopt.qat.train import check_training_data
 
     check_training_data(train.x, train.y)

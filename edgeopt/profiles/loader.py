@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import Profile
 
 MAX_EXTENDS_DEPTH = 8
+MAX_NAME = 64
+PROFILE_NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
+MAX_TOML_DEPTH = 8  # [section.subsection] and a list of lists is 4
+MAX_PROFILE_BYTES = 1 << 20
 
 
 def builtin_dir() -> Path:
@@ -74,48 +79,104 @@ def _looks_like_path(target: str) -> bool:
     return target.endswith(".toml") or "/" in target or os.sep in target
 
 
+def check_profile_name(name: str, where: str = "target") -> str:
+    """A profile name is a short file stem: letters, digits, '.', '_', '-' (so it maps to NAME.toml safely)."""
+    if not PROFILE_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        msg = (
+            f"{where} {shown!r} is not a profile name (1-{MAX_NAME} letters, digits, '.', '_' or '-'); "
+                           "give a name from `edgeopt targets list` or a path to a .toml file"
+        )
+        raise ProfileError(msg)
+    return name
+
+
 def find_profile(target: str) -> Path:
     if _looks_like_path(target):
+        from edgeopt.input_files import regular_file
+
         p = Path(target)
-        if not p.is_file():
-            raise ProfileError(f"profile file not found: {target}")
+        try:
+            os.lstat(p)
+        except FileNotFoundError:
+            msg = f"profile file not found: {target}"
+            raise ProfileError(msg) from None
+        except (OSError, ValueError):
+            pass  # regular_file names the problem (name too long, NUL byte, ...)
+        regular_file(p, "profile", ProfileError)
         return p
+    check_profile_name(target)
     for d in search_dirs():
         f = d / f"{target}.toml"
         if f.is_file():
             return f
     available = ", ".join(list_profiles()) or "none"
-    raise ProfileError(f"unknown target '{target}'; available: {available} (or give a path to a .toml file)")
+    msg = f"unknown target '{target}'; available: {available} (or give a path to a .toml file)"
+    raise ProfileError(msg)
+
+
+def _depth(node: Any) -> int:
+    """Nesting depth of tables and arrays (iterative: no recursion on hostile input)."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        item, d = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_TOML_DEPTH:
+            break
+        todo.extend((c, d + 1) for c in children)
+    return deepest
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    from edgeopt.input_files import read_regular
+
+    raw = read_regular(path, "profile", ProfileError, limit=MAX_PROFILE_BYTES)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read profile: {exc}") from None
+        msg = f"{path}: not valid TOML: {exc}"
+        raise ProfileError(msg) from None
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: cannot read profile: {exc}"
+        raise ProfileError(msg) from None
+    except RecursionError:
+        data = None
+    if data is None or _depth(data) > MAX_TOML_DEPTH:
+        msg = (
+            f"{path}: tables or arrays nested deeper than {MAX_TOML_DEPTH} levels; a profile "
+                           "needs at most 3"
+        )
+        raise ProfileError(msg)
+    return data
 
 
 def _resolve_extends(ref: str, origin: Path) -> Path:
     if ref.startswith("./"):
         rel = Path(ref[2:])
         if rel.is_absolute() or ".." in rel.parts or rel.suffix != ".toml":
-            raise ProfileError(f"{origin}: extends = '{ref}' must name a .toml file in the same folder, or a profile name")
+            msg = f"{origin}: extends = '{ref}' must name a .toml file in the same folder, or a profile name"
+            raise ProfileError(msg)
         target = origin.parent / rel
         if not target.is_file():
-            raise ProfileError(f"{origin}: extends = '{ref}': file not found")
+            msg = f"{origin}: extends = '{ref}': file not found"
+            raise ProfileError(msg)
         if target.resolve().parent != origin.parent.resolve():  # a symlink out of the folder
-            raise ProfileError(f"{origin}: extends = '{ref}' leads outside the profile's folder (symlink); refused")
+            msg = f"{origin}: extends = '{ref}' leads outside the profile's folder (symlink); refused"
+            raise ProfileError(msg)
         return target
     if _looks_like_path(ref):
-        raise ProfileError(f"{origin}: extends = '{ref}' must be a profile name or './file.toml' in the same folder")
+        msg = f"{origin}: extends = '{ref[:100]}' must be a profile name or './file.toml' in the same folder"
+        raise ProfileError(msg)
+    check_profile_name(ref, f"{origin}: extends =")
     try:
         return find_profile(ref)
     except ProfileError:
         available = ", ".join(list_profiles()) or "none"
-        raise ProfileError(f"{origin}: extends = '{ref}' is not a known profile; available: {available}") from None
+        msg = f"{origin}: extends = '{ref}' is not a known profile; available: {available}"
+        raise ProfileError(msg) from None
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -135,14 +196,17 @@ def _raw_chain(path: Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
     while current is not None:
         resolved = current.resolve()
         if resolved in chain:
-            raise ProfileError(f"{path}: extends forms a cycle through {current}")
+            msg = f"{path}: extends forms a cycle through {current}"
+            raise ProfileError(msg)
         if len(chain) >= MAX_EXTENDS_DEPTH:
-            raise ProfileError(f"{path}: extends chain deeper than {MAX_EXTENDS_DEPTH}")
+            msg = f"{path}: extends chain deeper than {MAX_EXTENDS_DEPTH}"
+            raise ProfileError(msg)
         chain.append(resolved)
         data = _read_toml(current)
         ext = data.pop("extends", None)
         if ext is not None and not isinstance(ext, str):
-            raise ProfileError(f"{current}: extends must be a string (a profile name)")
+            msg = f"{current}: extends must be a string (a profile name)"
+            raise ProfileError(msg)
         data.setdefault("name", current.stem) if not layers else data.pop("name", None)
         layers.append(data)
         current = _resolve_extends(ext, current) if ext else None

@@ -54,6 +54,14 @@ class QuantFormat(StrEnum):
     QOPERATOR = "qoperator"
 
 
+class OnnxActivations(StrEnum):
+    """Type of the int8 activations of an ONNX artifact (weights are always int8)."""
+
+    AUTO = "auto"  # measure S8S8 and U8S8, keep the faster that meets the accuracy budget
+    INT8 = "int8"  # S8S8
+    UINT8 = "uint8"  # U8S8, onnxruntime's recommendation on x86
+
+
 # The closed sets the CLI also offers live in edgeopt.vocabulary; profiles name the same classes.
 RuntimeChoice = RuntimeName
 GraphOpt = GraphOptimization
@@ -72,15 +80,19 @@ class QuantizeSection(Strict):
     calibration_samples: Annotated[int, Field(ge=1, le=100_000)] = 200
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     onnx_format: QuantFormat = QuantFormat.QDQ
+    onnx_activations: Annotated[OnnxActivations, Field(description="int8 ONNX activations: auto, int8 or uint8")] = \
+        OnnxActivations.AUTO
 
     @model_validator(mode="after")
     def _io_fits_scheme(self) -> QuantizeSection:
         for key in ("input_type", "output_type"):
             io = getattr(self, key)
             if io in (IOType.INT8, IOType.UINT8) and self.scheme is not Scheme.INT8:
-                raise ValueError(f"{key} = '{io}' needs scheme = 'int8' (got '{self.scheme}')")
+                msg = f"{key} = '{io}' needs scheme = 'int8' (got '{self.scheme}')"
+                raise ValueError(msg)
             if io is IOType.INT16 and self.scheme is not Scheme.INT16X8:
-                raise ValueError(f"{key} = 'int16' needs scheme = 'int16x8' (got '{self.scheme}')")
+                msg = f"{key} = 'int16' needs scheme = 'int16x8' (got '{self.scheme}')"
+                raise ValueError(msg)
         return self
 
 
@@ -111,6 +123,7 @@ class BudgetsSection(Strict):
     max_model_kb: Annotated[float, Field(gt=0)] | None = None
     max_latency_ms: Annotated[float, Field(gt=0, description="limit on p90 latency")] | None = None
     max_accuracy_drop: Annotated[float, Field(ge=0, le=100, description="percentage points")] | None = None
+    max_latency_ratio: Annotated[float, Field(gt=0, description="optimized p50 / float baseline p50")] | None = None
     max_flash_kb: Annotated[float, Field(gt=0)] | None = None
     max_ram_kb: Annotated[float, Field(gt=0)] | None = None
 
@@ -132,6 +145,16 @@ class McuSection(Strict):
     sustained_macs_per_second: Annotated[float, Field(gt=0, description="int8 MAC/s the core sustains")] | None = None
 
 
+class FirmwareSection(Strict):
+    """Board facts for the real firmware image (`edgeopt mcu run`): executed instructions x cpi / clock
+    is the device latency estimate. Each constant carries its source."""
+
+    clock_mhz: Annotated[float, Field(gt=0, description="core clock the firmware runs at")] | None = None
+    clock_source: str = ""
+    cpi: Annotated[float, Field(gt=0, le=20, description="cycles per executed instruction, an estimate")] | None = None
+    cpi_source: str = ""
+
+
 class PruneSection(Strict):
     """Structural channel pruning before conversion. Off while ratio and macs_reduction are 0."""
 
@@ -148,7 +171,8 @@ class PruneSection(Strict):
     @model_validator(mode="after")
     def _one_target(self) -> PruneSection:
         if self.ratio and self.macs_reduction:
-            raise ValueError("set prune.ratio or prune.macs_reduction, not both")
+            msg = "set prune.ratio or prune.macs_reduction, not both"
+            raise ValueError(msg)
         return self
 
 
@@ -169,7 +193,8 @@ class ClusterSection(Strict):
             try:
                 re.compile(self.layers)
             except re.error as exc:
-                raise ValueError(f"cluster.layers = '{self.layers}' is not a valid regular expression ({exc})") from None
+                msg = f"cluster.layers = '{self.layers}' is not a valid regular expression ({exc})"
+                raise ValueError(msg) from None
         return self
 
 
@@ -194,12 +219,14 @@ class PartialSection(Strict):
         import re
 
         if self.keep_float and Fallback.FLOAT not in self.fallbacks:
-            raise ValueError("partial.keep_float needs 'float' in partial.fallbacks; add it, or empty keep_float")
+            msg = "partial.keep_float needs 'float' in partial.fallbacks; add it, or empty keep_float"
+            raise ValueError(msg)
         for p in self.keep_float:
             try:
                 re.compile(p)
             except re.error as exc:
-                raise ValueError(f"partial.keep_float pattern '{p}' is not a valid regular expression ({exc})") from None
+                msg = f"partial.keep_float pattern '{p}' is not a valid regular expression ({exc})"
+                raise ValueError(msg) from None
         return self
 
 
@@ -221,7 +248,8 @@ class QatSection(Strict):
             try:
                 re.compile(self.layers)
             except re.error as exc:
-                raise ValueError(f"qat.layers = '{self.layers}' is not a valid regular expression ({exc})") from None
+                msg = f"qat.layers = '{self.layers}' is not a valid regular expression ({exc})"
+                raise ValueError(msg) from None
         return self
 
 
@@ -241,18 +269,23 @@ class Profile(Strict):
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
     qat: QatSection | None = None  # [qat]: quantization-aware training settings (with --train); absent = off
     mcu: McuSection = McuSection()
+    firmware: FirmwareSection = FirmwareSection()  # [firmware]: clock and CPI for `edgeopt mcu run`
 
     @model_validator(mode="after")
     def _runtime_fits_format(self) -> Profile:
         fmt, rt = self.convert.format, self.runtime.name
         if fmt is OutputFormat.ONNX and rt is not RuntimeChoice.ONNXRUNTIME:
-            raise ValueError(f"runtime.name = '{rt}' cannot run convert.format = 'onnx'; use 'onnxruntime'")
+            msg = f"runtime.name = '{rt}' cannot run convert.format = 'onnx'; use 'onnxruntime'"
+            raise ValueError(msg)
         if fmt is OutputFormat.TFLITE and rt is RuntimeChoice.ONNXRUNTIME:
-            raise ValueError("runtime.name = 'onnxruntime' cannot run convert.format = 'tflite'; use 'litert' or 'tflm'")
+            msg = "runtime.name = 'onnxruntime' cannot run convert.format = 'tflite'; use 'litert' or 'tflm'"
+            raise ValueError(msg)
         if fmt is OutputFormat.ONNX and self.quantize.scheme is Scheme.INT16X8:
-            raise ValueError("quantize.scheme = 'int16x8' is TFLite-only; use 'int8' for ONNX")
+            msg = "quantize.scheme = 'int16x8' is TFLite-only; use 'int8' for ONNX"
+            raise ValueError(msg)
         if fmt is OutputFormat.ONNX and (self.quantize.input_type is not IOType.FLOAT32 or self.quantize.output_type is not IOType.FLOAT32):
-            raise ValueError("ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'")
+            msg = "ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'"
+            raise ValueError(msg)
         return self
 
     @model_validator(mode="after")
@@ -262,25 +295,39 @@ class Profile(Strict):
         if part is None:
             return self
         if part.accuracy_control and self.budgets.max_accuracy_drop is None:
-            raise ValueError("[partial] accuracy_control needs budgets.max_accuracy_drop (the drop it keeps within); "
-                             "set it, or partial.accuracy_control = false")
+            msg = (
+                "[partial] accuracy_control needs budgets.max_accuracy_drop (the drop it keeps within); "
+                "set it, or partial.accuracy_control = false"
+            )
+            raise ValueError(msg)
         mcu = self.device_class is DeviceClass.EMBEDDED_MCU
         if mcu and Fallback.FLOAT in part.fallbacks:
-            raise ValueError("an MCU runs int8 kernels only and has no float fallback; set partial.fallbacks = "
-                             "['int16x8'] (with mcu.allow_int16x8 = true), or remove [partial]")
+            msg = (
+                "an MCU runs int8 kernels only and has no float fallback; set partial.fallbacks = "
+                "['int16x8'] (with mcu.allow_int16x8 = true), or remove [partial]"
+            )
+            raise ValueError(msg)
         if mcu and Fallback.INT16X8 in part.fallbacks and not self.mcu.allow_int16x8:
-            raise ValueError("partial.fallbacks allows 'int16x8' but mcu.allow_int16x8 is false; set "
-                             "mcu.allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback")
+            msg = (
+                "partial.fallbacks allows 'int16x8' but mcu.allow_int16x8 is false; set "
+                "mcu.allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback"
+            )
+            raise ValueError(msg)
         if self.convert.format is OutputFormat.ONNX and Fallback.INT16X8 in part.fallbacks:
-            raise ValueError("int16x8 is TFLite-only; set partial.fallbacks = ['float'] for ONNX")
+            msg = "int16x8 is TFLite-only; set partial.fallbacks = ['float'] for ONNX"
+            raise ValueError(msg)
         return self
 
     @model_validator(mode="after")
     def _qat_fits(self) -> Profile:
         names_qat = self.partial is not None and Fallback.QAT in self.partial.fallbacks
         if names_qat and self.qat is None:
-            raise ValueError("partial.fallbacks names 'qat' but the profile has no [qat] section; add [qat] "
-                             "(epochs, learning_rate, batch_size) or drop 'qat' from the fallbacks")
+            msg = (
+                "partial.fallbacks names 'qat' but the profile has no [qat] section; add [qat] "
+                             "(epochs, learning_rate, batch_size) or drop 'qat' from the fallbacks"
+            )
+            raise ValueError(msg)
         if self.qat is not None and self.quantize.scheme is not Scheme.INT8:
-            raise ValueError(f"[qat] trains for int8; it needs quantize.scheme = 'int8' (got '{self.quantize.scheme}')")
+            msg = f"[qat] trains for int8; it needs quantize.scheme = 'int8' (got '{self.quantize.scheme}')"
+            raise ValueError(msg)
         return self

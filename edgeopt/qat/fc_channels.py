@@ -65,5 +65,6 @@ def per_channel_fc(data: bytes, dense: list[tuple[np.ndarray, np.ndarray]]) -> t
             b_t.quantization.zeroPoint = [0] * len(scale)
             b_t.quantization.quantizedDimension = 0
     if todo:
-        raise ConversionError(f"internal: {len(todo)} Dense layer(s) of the QAT model not found in the int8 artifact")
+        msg = f"internal: {len(todo)} Dense layer(s) of the QAT model not found in the int8 artifact"
+        raise ConversionError(msg)
     return bytes(fbu.convert_object_to_bytearray(model)), done

@@ -97,7 +97,8 @@ class QuantConv(keras.layers.Layer):
                  source: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if kind not in self.KINDS or activation not in ACTIVATIONS:
-            raise ValueError(f"QuantConv: kind {kind!r} / activation {activation!r} unsupported")
+            msg = f"QuantConv: kind {kind!r} / activation {activation!r} unsupported"
+            raise ValueError(msg)
         self.kind, self.units, self.kernel_shape = kind, int(units), tuple(int(d) for d in kernel_shape)
         self.strides, self.padding = tuple(strides), str(padding)
         self.dilation_rate, self.activation_name = tuple(dilation_rate), activation

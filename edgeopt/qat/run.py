@@ -60,14 +60,18 @@ def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: Q
     from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
 
     if train_path is None:
-        raise InputError("QAT needs training data; give --train train.npz (arrays x and y)")
+        msg = "QAT needs training data; give --train train.npz (arrays x and y)"
+        raise InputError(msg)
     out = Path(out)
     if out.suffix != ".keras":
-        raise InputError(f"--out {out}: the QAT model is saved as Keras; give a path ending in .keras")
+        msg = f"--out {out}: the QAT model is saved as Keras; give a path ending in .keras"
+        raise InputError(msg)
     if not out.parent.is_dir():
-        raise InputError(f"--out {out}: folder {out.parent} does not exist")
+        msg = f"--out {out}: folder {out.parent} does not exist"
+        raise InputError(msg)
     if detect_format(Path(model_path)) in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        raise ModelFileError(f"{model_path}: QAT needs the Keras model (.keras, .h5 or SavedModel), not a converted artifact")
+        msg = f"{model_path}: QAT needs the Keras model (.keras, .h5 or SavedModel), not a converted artifact"
+        raise ModelFileError(msg)
     model = load_keras(Path(model_path), unsafe=unsafe_load)
     shape = input_shape(model)
     train = check_against_input(load_dataset(train_path, "train"), shape, "train")

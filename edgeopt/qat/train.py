@@ -32,18 +32,23 @@ class QatSpec:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise InputError(f"QAT needs at least 1 epoch (got {self.epochs}); pass --epochs N with N >= 1")
+            msg = f"QAT needs at least 1 epoch (got {self.epochs}); pass --epochs N with N >= 1"
+            raise InputError(msg)
         if not 0 < self.learning_rate <= 1:
-            raise InputError(f"QAT learning rate must be in (0, 1], got {self.learning_rate}")
+            msg = f"QAT learning rate must be in (0, 1], got {self.learning_rate}"
+            raise InputError(msg)
         if self.batch_size < 1:
-            raise InputError(f"QAT batch size must be >= 1, got {self.batch_size}")
+            msg = f"QAT batch size must be >= 1, got {self.batch_size}"
+            raise InputError(msg)
         if self.freeze_bn_after < 0:
-            raise InputError(f"freeze_bn_after must be >= 0 epochs, got {self.freeze_bn_after}")
+            msg = f"freeze_bn_after must be >= 0 epochs, got {self.freeze_bn_after}"
+            raise InputError(msg)
         if self.layers:
             try:
                 re.compile(self.layers)
             except re.error as exc:
-                raise InputError(f"QAT layers pattern '{self.layers}' is not a valid regular expression ({exc})") from None
+                msg = f"QAT layers pattern '{self.layers}' is not a valid regular expression ({exc})"
+                raise InputError(msg) from None
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,17 @@ class QatResult:
 
 def check_training_data(x: np.ndarray | None, y: np.ndarray | None) -> None:
     if x is None or np.asarray(x).shape[0] == 0:
-        raise DataError("QAT needs training data; give --train train.npz (arrays x and y)")
+        msg = "QAT needs training data; give --train train.npz (arrays x and y)"
+        raise DataError(msg)
     if y is None:
-        raise DataError("QAT training data has no labels; save it with np.savez(path, x=..., y=...)")
+        msg = "QAT training data has no labels; save it with np.savez(path, x=..., y=...)"
+        raise DataError(msg)
     if np.asarray(y).shape[0] != np.asarray(x).shape[0]:
-        raise DataError(f"QAT training data: {np.asarray(y).shape[0]} labels for {np.asarray(x).shape[0]} samples; "
-                        "counts must match")
+        msg = (
+            f"QAT training data: {np.asarray(y).shape[0]} labels for {np.asarray(x).shape[0]} samples; "
+                        "counts must match"
+        )
+        raise DataError(msg)
 
 
 def _top1(model: Any, x: np.ndarray, y: np.ndarray | None) -> float | None:
@@ -116,7 +126,8 @@ def train_qat(model: Any, spec: QatSpec, x: np.ndarray, y: np.ndarray, eval_x: n
             else:
                 trained.append(source)
     if spec.layers and not trained:
-        raise InputError(f"QAT layers pattern '{spec.layers}' matches no layer with weights")
+        msg = f"QAT layers pattern '{spec.layers}' matches no layer with weights"
+        raise InputError(msg)
     loss = pick_loss(model, x, y)
     yy = y.astype(np.int32) if y.dtype.kind in "iu" else y.astype(np.float32)
     _set_bn_frozen(qmodel, spec.freeze_bn_after == 0)

@@ -163,8 +163,11 @@ def _plan(flat: Any) -> dict[int, _Plan]:
                 j is not None and j in plans and type(by_index[j].layer).__name__ == "Concatenate":
             p.quantize_out = False
     if refused:
-        raise UnsupportedOpError(f"cannot fake-quantize {len(refused)} layer(s): {'; '.join(refused)}; replace them "
-                                 "or train without them", tuple(refused))
+        msg = (
+            f"cannot fake-quantize {len(refused)} layer(s): {'; '.join(refused)}; replace them "
+                                 "or train without them"
+        )
+        raise UnsupportedOpError(msg, tuple(refused))
     return plans
 
 
@@ -279,7 +282,8 @@ def _bn_output(flat: Any, plans: dict[int, _Plan], i: int) -> int:
     for j, node in enumerate(flat.nodes):
         if plans[j].alias and node.inputs[0] == out:
             return int(node.outputs[0])
-    raise AssertionError("folded BatchNormalization not found")
+    msg = "folded BatchNormalization not found"
+    raise AssertionError(msg)
 
 
 def _quantize_after_bn(flat: Any, plans: dict[int, _Plan], bn_out: int) -> bool:
