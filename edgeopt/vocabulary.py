@@ -49,3 +49,10 @@ class PruneAllocation(StrEnum):
 class ClusterInit(StrEnum):
     LINEAR = "linear"  # evenly spaced between min and max (keeps the large weights)
     KMEANS_PP = "kmeans++"  # D^2 sampling (k-means++), seeded
+
+
+class SparsityAllocation(StrEnum):
+    """How a target sparsity is spread over the selected kernels (edgeopt.sparsify)."""
+
+    PER_LAYER = "per-layer"  # every kernel reaches the target sparsity
+    GLOBAL = "global"  # one magnitude threshold over all selected kernels

@@ -15,6 +15,7 @@ from edgeopt.cli.commands import (
     inspect,
     mcu,
     prune,
+    sparsify,
     targets,
     verify,
 )
@@ -28,6 +29,7 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     targets.register,
     prune.register,
     cluster.register,
+    sparsify.register,
     mcu.register,
     export_c.register,
 )

@@ -1,0 +1,207 @@
+"""What sparsity buys, measured per artifact: bytes (raw, gzip, TFLite sparse encoding), whether
+LiteRT runs the artifact, its accuracy, and its latency against the dense model (interleaved).
+
+Variants (all from the same two Keras models, dense original and sparsified):
+- int8 dense / int8 sparse: full-integer conversion; the zeros are stored as ordinary int8 zeros.
+- int8 sparse-encoded: the converter's EXPERIMENTAL_SPARSITY, which stores eligible weights in
+  TFLite's sparse tensor format.
+- float32 sparse / float32 sparse-encoded: the same weights, dense-stored and sparse-encoded. LiteRT's
+  XNNPACK delegate sets XNN_FLAG_HINT_SPARSE_INFERENCE by itself when a float model carries sparse
+  (DENSIFY) weights; the Python API has no switch for it, so this pair is the with/without measurement.
+"""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.sparsify.artifact import weight_zeros, zeros_by_layer
+
+INT8_DENSE, INT8_SPARSE, INT8_ENCODED = "int8 dense", "int8 sparse", "int8 sparse-encoded"
+F32_DENSE, F32_SPARSE, F32_ENCODED = "float32 dense", "float32 sparse", "float32 sparse-encoded"
+BASELINE = {INT8_SPARSE: INT8_DENSE, INT8_ENCODED: INT8_DENSE, F32_SPARSE: F32_DENSE, F32_ENCODED: F32_SPARSE}
+NO_SPEEDUP = 0.95  # a latency ratio above this is reported as no speed-up
+
+
+def gzip_size(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+@dataclass(frozen=True)
+class Artifact:
+    variant: str
+    file: str
+    raw_bytes: int
+    gzip_bytes: int
+    sparse_tensors: int  # weight tensors stored in TFLite's sparse format
+    weight_zeros: int  # zero weights over all kernels of the file
+    weights: int
+    runs: bool  # LiteRT opened and ran it
+    error: str | None
+    top1: float | None  # LiteRT top-1 on the eval data, percent
+    latency_p50_ms: float | None = None
+    latency_ratio: float | None = None  # p50 / p50 of its baseline (BASELINE), interleaved
+    baseline: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Gains:
+    artifacts: tuple[Artifact, ...]
+    int8_layer_sparsity: tuple[tuple[str, int, int], ...]  # (layer, weights, zeros) in the int8 sparse file
+    latency_statement: str
+    xnnpack_sparse: str
+    mcu_flash: str
+
+    @property
+    def int8_sparsity(self) -> float:
+        """Zeros / weights over the sparsified kernels, read back from the int8 .tflite."""
+        n = sum(w for _, w, _ in self.int8_layer_sparsity)
+        return sum(z for _, _, z in self.int8_layer_sparsity) / max(1, n)
+
+    def artifact(self, variant: str) -> Artifact:
+        return next(a for a in self.artifacts if a.variant == variant)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifacts": [a.to_dict() for a in self.artifacts],
+                "int8_layer_sparsity": [{"layer": n, "weights": w, "zeros": z} for n, w, z in self.int8_layer_sparsity],
+                "int8_sparsity": self.int8_sparsity, "latency_statement": self.latency_statement,
+                "xnnpack_sparse": self.xnnpack_sparse, "mcu_flash": self.mcu_flash}
+
+
+def _with_sparsity(setup: Any) -> Any:
+    def s(conv: Any) -> None:
+        import tensorflow as tf
+
+        if setup is not None:
+            setup(conv)
+        conv.optimizations = [o for o in (conv.optimizations or [])] + [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+
+    return s
+
+
+def convert_variants(dense: Any, sparse: Any, calibration: np.ndarray) -> dict[str, bytes]:
+    """The six .tflite variants as bytes."""
+    from edgeopt.convert.savedmodel import export_saved_model
+    from edgeopt.convert.tflite import to_tflite
+    from edgeopt.profiles.schema import Scheme
+    from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
+
+    int8 = converter_setup(TfliteRecipe(Scheme.INT8, calibration=calibration))
+    with tempfile.TemporaryDirectory(prefix="edgeopt-sg-") as tmp:
+        d = export_saved_model(dense, Path(tmp) / "dense")
+        s = export_saved_model(sparse, Path(tmp) / "sparse")
+        return {
+            INT8_DENSE: to_tflite(d, int8), INT8_SPARSE: to_tflite(s, int8), INT8_ENCODED: to_tflite(s, _with_sparsity(int8)),
+            F32_DENSE: to_tflite(d), F32_SPARSE: to_tflite(s), F32_ENCODED: to_tflite(s, _with_sparsity(None)),
+        }
+
+
+def _try_run(path: Path, evaluate: tuple[np.ndarray, np.ndarray | None] | None) -> tuple[bool, str | None, float | None]:
+    from edgeopt.validate.accuracy import predict, top1
+
+    x = evaluate[0] if evaluate is not None else None
+    try:
+        if x is None:
+            from edgeopt.runtime import RunnerOptions
+            from edgeopt.runtime.registry import open_runner
+
+            r = open_runner(path, RunnerOptions())
+            from edgeopt.benchmark.inputs import make_feeds
+
+            r.run(make_feeds(r.inputs, 0))
+            return True, None, None
+        out = predict(path, x)
+    except Exception as exc:  # noqa: BLE001 - whatever the runtime says is the finding
+        return False, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}", None
+    y = evaluate[1] if evaluate is not None else None
+    return True, None, (top1(out, y) if y is not None and y.dtype.kind in "iu" else None)
+
+
+def _statement(arts: dict[str, Artifact]) -> str:
+    parts = []
+    for v in (INT8_SPARSE, INT8_ENCODED, F32_ENCODED):
+        a = arts.get(v)
+        if a is None or a.latency_ratio is None:
+            continue
+        verdict = "no speed-up" if a.latency_ratio > NO_SPEEDUP else f"{1 / a.latency_ratio:.2f}x faster"
+        parts.append(f"{v}: {a.latency_ratio:.2f}x the p50 of {a.baseline} ({verdict})")
+    if not parts:
+        return "latency not measured"
+    return "; ".join(parts)
+
+
+def measure_gains(dense: Any, sparse: Any, layers: Sequence[str], calibration: np.ndarray,
+                  evaluate: tuple[np.ndarray, np.ndarray | None] | None = None, out_dir: Path | None = None,
+                  bench: Any | None = None) -> Gains:
+    """Convert, read back, run and (with `bench`, BenchSettings) time the variants interleaved.
+
+    Files go to `out_dir` when given (named after the variant), else to a temporary folder.
+    """
+    from edgeopt.benchmark.protocol import run_interleaved
+
+    blobs = convert_variants(dense, sparse, calibration)
+    with tempfile.TemporaryDirectory(prefix="edgeopt-sg-") as tmp:
+        where = Path(out_dir) if out_dir is not None else Path(tmp)
+        arts: dict[str, Artifact] = {}
+        for variant, data in blobs.items():
+            path = where / (variant.replace(" ", "_") + ".tflite")
+            path.write_bytes(data)
+            wz = weight_zeros(data)
+            runs, err, acc = _try_run(path, evaluate)
+            arts[variant] = Artifact(variant, str(path) if out_dir is not None else path.name, len(data), gzip_size(data),
+                                     sum(w.sparse_encoded for w in wz), sum(w.zeros for w in wz),
+                                     sum(w.elements for w in wz), runs, err, acc)
+        if bench is not None:
+            timed = [v for v, a in arts.items() if a.runs]
+            results = run_interleaved([where / (v.replace(" ", "_") + ".tflite") for v in timed], bench)
+            p50 = {v: r.latency.p50 for v, r in zip(timed, results, strict=True)}
+            for v in timed:
+                base = BASELINE.get(v)
+                ratio = p50[v] / p50[base] if base in p50 and p50[base] > 0 else None
+                arts[v] = _replace(arts[v], latency_p50_ms=p50[v], latency_ratio=ratio, baseline=base if ratio else None)
+    per_layer = zeros_by_layer(blobs[INT8_SPARSE], layers)
+    layer_rows = tuple((n, w.elements, w.zeros) for n, w in per_layer.items())
+    return Gains(tuple(arts.values()), layer_rows, _statement(arts), XNNPACK_NOTE, MCU_FLASH_NOTE)
+
+
+def _replace(a: Artifact, **kw: Any) -> Artifact:
+    from dataclasses import replace
+
+    return replace(a, **kw)
+
+
+XNNPACK_NOTE = ("XNNPACK sparse inference has no switch in the ai-edge-litert Python API; the delegate hints it itself "
+                "for float models whose weights are sparse-encoded (DENSIFY), on 1x1 convolutions in NCHW-compatible "
+                "subgraphs, so 'float32 sparse-encoded' vs 'float32 sparse' (same weights) is the with/without measurement")
+MCU_FLASH_NOTE = ("flash unchanged: the installed tflite-micro compression module's pruning (sparsity) method is a stub "
+                  "('Pruning compression not yet implemented'), and its LUT method needs at most 2**bitwidth distinct values "
+                  "per tensor or channel, which zeros alone do not give (cluster as well for that); TFLM has no kernel "
+                  "for TFLite's sparse tensor format")
+
+
+def measure_files(model_path: Path, result: Any, calib: Path, eval_data: Path | None, out_dir: Path | None = None,
+                  unsafe_load: bool = False, bench: Any | None = "default") -> Gains:
+    """measure_gains for a sparsify run: the dense model reloaded from `model_path`, the sparse one from `result`."""
+    from edgeopt.benchmark.protocol import BenchSettings
+    from edgeopt.convert.savedmodel import input_shape
+    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.load.keras_model import load_keras
+
+    dense = load_keras(Path(model_path), unsafe=unsafe_load)
+    shape = input_shape(dense)
+    cal = check_against_input(load_dataset(calib, "calibration"), shape, "calibration").x
+    ev = None
+    if eval_data is not None:
+        ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
+        ev = (ds.x, ds.y)
+    settings = BenchSettings(threads=1, runs=50, min_seconds=1.0) if bench == "default" else bench
+    return measure_gains(dense, result.model, [x.layer for x in result.layers], cal, ev, out_dir, settings)
