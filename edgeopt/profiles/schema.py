@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from edgeopt.errors import InputError
+from edgeopt.profiles.energy import EnergySection
 from edgeopt.runtime.base import MAX_THREADS, THREADS_RULE, check_threads
 from edgeopt.vocabulary import (
     ClusterInit,
@@ -217,6 +218,7 @@ class Profile(Strict):
     cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
     mcu: McuSection = McuSection()
+    energy: EnergySection | None = None  # [energy]: device power with sources; absent = no estimate
 
     @model_validator(mode="after")
     def _runtime_fits_format(self) -> Profile:

@@ -33,8 +33,8 @@ class SparsifySpec:
     layers: str | None = None
     allocation: SparsityAllocation = SparsityAllocation.PER_LAYER
     finetune: bool = True
-    epochs: int = 8
-    learning_rate: float = 5e-4
+    epochs: int = 12
+    learning_rate: float = 1e-3
     batch_size: int = 32
     seed: int = 0
 

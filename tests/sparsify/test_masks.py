@@ -59,7 +59,7 @@ def test_block_mask_zeroes_whole_blocks_along_the_input() -> None:
     lay = layout_of("fc", "kernel", w.shape, "Dense")
     (m,) = compute_masks([w], [lay], parse_pattern("block:1x4"), 0.75)
     blocks = m.reshape(4, 4, 5)  # (in blocks, 4, out)
-    assert ((blocks.min(axis=1) == blocks.max(axis=1))).all()  # all-or-nothing per block
+    assert (blocks.min(axis=1) == blocks.max(axis=1)).all()  # all-or-nothing per block
     assert int((blocks[:, 0, :] == 0).sum()) == round(0.75 * 20)
 
 

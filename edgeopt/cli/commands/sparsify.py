@@ -12,7 +12,7 @@ from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 from edgeopt.vocabulary import SparsityAllocation
 
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 12
 
 
 def _kb(n: int | None) -> str:
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         train: Annotated[Path | None, typer.Option("--train", metavar="FILE", help="Training data .npz (x, y) for pruning during fine-tuning.")] = None,
         finetune: Annotated[bool, typer.Option("--finetune/--no-finetune", help="Prune gradually while fine-tuning (default), or one-shot.")] = True,
         epochs: Annotated[int, typer.Option("--epochs", metavar="N", help="Fine-tuning epochs (the schedule reaches the target at half of them).")] = DEFAULT_EPOCHS,
-        learning_rate: Annotated[float, typer.Option("--lr", metavar="X", help="Fine-tuning learning rate (Adam).")] = 5e-4,
+        learning_rate: Annotated[float, typer.Option("--lr", metavar="X", help="Fine-tuning learning rate (Adam).")] = 1e-3,
         eval_data: EvalOpt = None,
         calib: CalibOpt = None,
         measure: Annotated[bool, typer.Option("--measure/--no-measure", help="Convert to .tflite (int8, float, sparse-encoded) and measure bytes, zeros, accuracy and latency.")] = True,

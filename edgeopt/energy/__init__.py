@@ -1,0 +1,14 @@
+"""Energy per inference: RAPL when the counter is readable, else profile power x latency (labelled)."""
+
+from edgeopt.energy.figure import (
+    BatteryLife,
+    EnergyFigure,
+    EnergyMethod,
+    LatencySource,
+    estimate_energy,
+    measured_energy,
+)
+from edgeopt.energy.rapl import RaplStatus, measure_rapl, rapl_status
+
+__all__ = ["BatteryLife", "EnergyFigure", "EnergyMethod", "LatencySource", "RaplStatus", "estimate_energy",
+           "measure_rapl", "measured_energy", "rapl_status"]
