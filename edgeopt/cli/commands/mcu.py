@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
                     ["latency, device estimate", f"{r.estimated_device_latency_ms:.2f} ms" if r.estimated_device_latency_ms else "-", "MACs / mcu.sustained_macs_per_second"],
                 ]
                 c.print(table("TFLite Micro check", ["", "value", "note"], rows))
+                if r.energy is not None:
+                    c.print(r.energy.describe())
 
             sink.result(report.to_dict(), human)
             if report.bit_exact is False:
