@@ -21,7 +21,8 @@ def main() -> None:
         lat = r.optimized.latency_ms
         print(f"{target:12s} {r.baseline.artifact.bytes:>9,} -> {r.optimized.artifact.bytes:>9,} bytes "
               f"(x{r.ratios.size:.3f}), top-1 {acc.value:.2f}% (drop {acc.drop:+.2f}), "
-              f"p50 {lat.p50:.3f} ms (x{r.ratios.latency_p50:.2f} vs float), budgets ok: {result.ok}")
+              f"p50 {lat.p50:.3f} ms ({r.ratios.latency_p50:.2f}x float: {r.ratios.latency_verdict}), "
+              f"budgets ok: {result.ok}")
 
 
 if __name__ == "__main__":

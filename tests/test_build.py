@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import re
 from pathlib import Path
 
 import pytest
 
 from edgeopt.pipeline.build import BuildRequest, build
+from edgeopt.report import schema as rs
 
-REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "ok"}
+REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "stages", "ok"}
 
 
 @pytest.fixture(scope="session")
@@ -36,13 +40,25 @@ def test_every_sample_builds_with_report(builds):
             assert (res.out / art["path"]).stat().st_size == art["bytes"] > 0
             assert set(data[variant]["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "runs", "warmup", "threads", "runtime"}
             assert data[variant]["latency_ms"]["runs"] >= 50
+            fp = data[variant]["latency_ms"]["fingerprint"]  # where it was measured
+            assert fp["host"] == platform.node() and fp["cores"] == os.cpu_count() and fp["cpu"]
+            assert fp["runtime"] == data[variant]["latency_ms"]["runtime"]
+            assert fp["threads"] == data[variant]["latency_ms"]["threads"] and fp["os"] and fp["arch"] == platform.machine()
             acc = data[variant]["accuracy"]
             assert acc["metric"] == "top1" and acc["samples"] >= 300
-        assert (res.out / "report.md").read_text().startswith("# edgeopt report")
+        md = (res.out / "report.md").read_text()
+        assert md.startswith("# edgeopt report")
+        fp = data["optimized"]["latency_ms"]["fingerprint"]
+        assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
+        assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
         assert data["ok"] is True and res.ok
+        assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition"}
+        assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
+        assert data["stages"]["composition"] is None
+        assert (data["stages"]["mcu"] is None) == (target != "embedded-mcu")
         if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
             assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]
-            assert "partial" not in data.get("stages", {})
+            assert data["stages"]["partial"] is None
         assert not list(res.out.glob(".edgeopt-staging-*"))
 
 
@@ -59,11 +75,13 @@ def test_mcu_artifact_is_int8_end_to_end(builds):
     from edgeopt.runtime import open_runner
 
     res = builds[("digits_cnn.keras", "embedded-mcu")]
-    mcu = res.report.stages["mcu"]
-    assert mcu["bit_exact"] is True and mcu["arena_bytes"] > 0 and mcu["model"] == "digits_cnn.tflite"
+    mcu = rs.Report.model_validate_json((res.out / "report.json").read_text()).stages.mcu
+    assert isinstance(mcu, rs.McuStage) and mcu == res.report.stages.mcu
+    assert mcu.bit_exact is True and mcu.arena_bytes > 0 and mcu.model == "digits_cnn.tflite"
+    assert (mcu.c_header, mcu.c_source) == ("g_model.h", "g_model.cc") and mcu.comparison_note == "bit-exact"
     assert (res.out / "g_model.h").is_file() and (res.out / "g_model.cc").is_file()
     md = (res.out / "report.md").read_text()
-    assert "## Microcontroller (TFLite Micro)" in md and f"{mcu['arena_bytes']:,} B" in md
+    assert "## Microcontroller (TFLite Micro)" in md and f"{mcu.arena_bytes:,} B" in md
     runner = open_runner(res.out / res.report.optimized.artifact.path)
     assert runner.inputs[0].dtype == "int8" and runner.outputs[0].dtype == "int8"
     assert runner.inputs[0].scale > 0
@@ -136,6 +154,50 @@ def test_compare_shows_builds_side_by_side(cli, builds, tmp_path: Path):
     for row, res in zip(rows, builds.values(), strict=True):
         assert row["bytes"] == res.report.optimized.artifact.bytes and row["ok"] == "ok"
     bad = tmp_path / "report.json"
-    bad.write_text('{"schema_version": "1.0"}')
+    bad.write_text('{"schema_version": "2.0"}')
     r = cli("compare", bad)
     assert r.exit_code == 2 and "is not an edgeopt report" in r.stderr
+    bad.write_text('{"schema_version": "1.0", "stages": {}}')
+    r = cli("compare", bad)
+    assert r.exit_code == 2 and "has report schema 1.0; this edgeopt reads 2." in r.stderr and "rebuild" in r.stderr
+
+
+def test_mcu_latency_is_the_device_estimate_and_host_time_says_host(cli, builds, samples: Path, monkeypatch):
+    """An MCU build's console, report.md and `compare` show the device estimate; host LiteRT times are labelled host."""
+    monkeypatch.setenv("COLUMNS", "220")  # whole headers on one line; 80-column wrapping is another item
+    res = builds[("digits_cnn.keras", "embedded-mcu")]
+    mcu = res.report.stages.mcu
+    assert mcu is not None and mcu.device_latency is not None
+    d = mcu.device_latency
+    assert d.macs == mcu.macs == res.report.input.macs and d.macs_per_second == 50e6  # embedded-mcu profile
+    assert d.estimate_ms == pytest.approx(mcu.macs / 50e6 * 1000)
+    assert res.report.optimized.latency_ms.where == "local"  # the host figure stays in latency_ms, honestly
+    est = f"{d.estimate_ms:.4g}"
+    r = cli("build", samples / "digits_cnn.keras", "--target", "embedded-mcu", "--out", res.out)  # up to date: reprints
+    assert r.exit_code == 0, r.stderr
+    header = next(line for line in r.stdout.splitlines() if "scheme" in line)
+    assert "host p50 ms" in header and "host p90 ms" in header and "device ms (est.)" in header
+    assert not re.search(r"[┃│|]\s*p50 ms", header)  # no unlabelled latency column
+    optimized = next(line for line in r.stdout.splitlines() if "optimized" in line and "int8" in line)
+    assert optimized.rstrip(" │").endswith(est)
+    assert f"device latency: {est} ms, an estimate ({mcu.macs:,} MACs / 50,000,000 MAC/s" in r.stdout
+    assert "host p50/p90 are LiteRT on the build host, not the microcontroller" in r.stdout
+    assert "host latency measured on this host" in r.stdout
+    md = (res.out / "report.md").read_text()
+    assert "| host p50 ms | host p90 ms | device ms (est.) |" in md and f"Device latency: {est} ms, an estimate" in md
+    assert f"| device latency (estimate: MACs / MAC/s) | {est} ms (" in md
+
+    mobile = builds[("digits_cnn.keras", "mobile-cpu")]
+    r = cli("compare", res.out, mobile.out)
+    assert r.exit_code == 0, r.stderr
+    header = next(line for line in r.stdout.splitlines() if "target" in line)
+    assert "measured on" in header and "device ms (est.)" in header
+    mcu_row = next(line for line in r.stdout.splitlines() if "embedded-mcu" in line)
+    cells = [c.strip() for c in re.split(r"[│┃|]", mcu_row)]
+    assert "host" in cells and est in cells
+    mobile_row = next(line for line in r.stdout.splitlines() if "mobile-cpu" in line)
+    assert "-" in [c.strip() for c in re.split(r"[│┃|]", mobile_row)]
+    rows = json.loads(cli("compare", res.out, mobile.out, "--json").stdout)
+    assert rows[0]["measured on"] == "host" and rows[0]["device ms (est.)"] == pytest.approx(d.estimate_ms)
+    assert rows[0]["p50 ms"] == res.report.optimized.latency_ms.p50  # the host figure, in its labelled column
+    assert rows[1]["device ms (est.)"] is None and rows[1]["measured on"] == "host"

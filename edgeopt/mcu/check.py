@@ -136,6 +136,7 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         reference_kernels_bit_exact=ref_exact,
         host_tflm_latency_ms=host_ms,
         estimated_device_latency_ms=device_ms,
+        macs_per_second=rate if rate and graph.macs else None,
         violations=budget.violations,
         energy=mcu_energy(profile, device_ms),
     )

@@ -39,7 +39,8 @@ class McuReport:
     mismatched_elements: int | None
     reference_kernels_bit_exact: bool | None  # when they differ: TFLM vs LiteRT's reference kernels
     host_tflm_latency_ms: float | None  # median invoke time of TFLM on THIS HOST (not the device)
-    estimated_device_latency_ms: float | None  # MACs / [mcu] sustained_macs_per_second
+    estimated_device_latency_ms: float | None  # MACs / [mcu] sustained_macs_per_second: an estimate, not measured
+    macs_per_second: float | None  # the [mcu] sustained_macs_per_second that estimate used (None: no estimate)
     violations: tuple[BudgetViolation, ...]
     c_header: str | None = None
     c_source: str | None = None

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeopt.data.datasets import Dataset
-from edgeopt.errors import BudgetExceededError
 from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
 from edgeopt.pipeline.source import Source
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 
 if TYPE_CHECKING:
+    from edgeopt.quantize.partial import PartialResult
     from edgeopt.validate.accuracy import AccuracyResult
 
 
@@ -30,7 +30,7 @@ class Artifacts:
     optimized: str
     format: str
     scheme: str  # what the optimized artifact is, e.g. "int8" or "int8+float(2 ops)"
-    partial: dict[str, Any] | None = None  # the accuracy-control steps, when used
+    partial: PartialResult | None = None  # the accuracy-control steps, when used (met or not)
     note: str | None = None  # for the report, e.g. why accuracy control was not needed
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
 
@@ -88,9 +88,9 @@ def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | No
             return plain
         from edgeopt.quantize.partial import partial_quantize_tflite, settings_from_profile
 
-        result = _partial(lambda: partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile)))
-        write_bytes_atomic(stage.path(opt), result.model)
-        return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result.to_dict())
+        result = partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile))
+        write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
+        return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result, result.shortfall())
     return Artifacts(base, opt, "tflite", str(q.scheme))
 
 
@@ -121,18 +121,8 @@ def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None
             return plain
         from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
 
-        result = _partial(lambda: partial_quantize_onnx(float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile)))
-        write_bytes_atomic(stage.path(opt), result.model)
-        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result.to_dict())
+        result = partial_quantize_onnx(float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile))
+        write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
+        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result, result.shortfall())
     return Artifacts(base, opt, "onnx", str(q.scheme))
 
-
-def _partial(run: Any) -> Any:
-    """Run accuracy control; when nothing meets the budget, keep the best step as the artifact."""
-    try:
-        return run()
-    except BudgetExceededError as exc:
-        result = getattr(exc, "result", None)
-        if result is None:
-            raise
-        return result

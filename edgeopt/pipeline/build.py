@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,12 +21,17 @@ from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
 from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
 from edgeopt.pipeline.compress import compress
-from edgeopt.pipeline.reporting import assemble_report
+from edgeopt.pipeline.reporting import BuildOutcome, assemble_report
 from edgeopt.pipeline.source import Source, open_source
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 from edgeopt.report import schema as rs
 from edgeopt.vocabulary import DeviceClass
+
+if TYPE_CHECKING:
+    from edgeopt.benchmark.protocol import BenchResult
+    from edgeopt.mcu.report import McuReport
+    from edgeopt.validate.accuracy import AccuracyResult
 
 Progress = Callable[[str], None]
 
@@ -74,8 +79,9 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
-    if cached is not None:
-        return _unchanged(req.out, *cached)
+    unchanged = None if cached is None else _unchanged(req.out, *cached)
+    if unchanged is not None:
+        return unchanged
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     notes: list[str] = []
@@ -104,21 +110,17 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
             latency = _latency(stage, arts, profile, req)
             notes.extend(_refusals(latency, (arts.baseline, arts.optimized)))
-        stages: dict[str, Any] = dict(compressed.stages) if compressed else {}
-        if compressed and compressed.steps:
-            stages["steps"] = list(compressed.steps)
-        if arts.partial is not None:
-            stages["partial"] = arts.partial
         extra_files: list[str] = []
-        mcu_violations: tuple[BudgetViolation, ...] = ()
+        mcu = None
         if profile.device_class is DeviceClass.EMBEDDED_MCU and profile.convert.format is OutputFormat.TFLITE:
             progress("verifying in TFLite Micro")
             mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
-            stages["mcu"] = mcu.to_dict() | {"model": arts.optimized, "c_header": extra_files[0] if extra_files else None,
-                                             "c_source": extra_files[1] if len(extra_files) > 1 else None}
-            mcu_violations = tuple(mcu.violations)
-        report = assemble_report(req, resolved, source, calib_source, calib, evalset, stage, arts,
-                                 accuracy, latency, stages, mcu_violations, notes, started)
+        report = assemble_report(BuildOutcome(
+            model=req.model, resolved=resolved, source=source, calibration=calib_source,
+            calibration_samples=0 if calib is None else int(calib.shape[0]),
+            eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
+            latency=latency, compressed=compressed, mcu=mcu, notes=tuple(notes),
+            build_seconds=time.perf_counter() - started))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
         from edgeopt.report.render import to_markdown
 
@@ -130,8 +132,14 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     return BuildResult(report, out, tuple(files), violations)
 
 
-def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResult:
-    report = rs.Report.model_validate_json((Path(out) / "report.json").read_text("utf-8"))
+def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResult | None:
+    """The build already in OUT, or None when its report.json is of another schema version (rebuild it)."""
+    from pydantic import ValidationError
+
+    try:
+        report = rs.Report.model_validate_json((Path(out) / "report.json").read_text("utf-8"))
+    except ValidationError:
+        return None
     violations = tuple(BudgetViolation(v["name"], v["limit"], v["actual"], v["unit"])
                        for v in data.get("budget_violations", ()))
     return BuildResult(report, Path(out).resolve(), tuple(files), violations, skipped=True)
@@ -173,7 +181,7 @@ def _dataset(given: Path | None, model: Path, role: str, source: Source) -> Data
 
 
 def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset | None,
-              reference: np.ndarray | None) -> tuple[Any, Any] | None:
+              reference: np.ndarray | None) -> tuple[AccuracyResult, AccuracyResult] | None:
     if evalset is None or reference is None:
         return None
     from edgeopt.validate.accuracy import compare, predict
@@ -184,7 +192,7 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     return base, opt
 
 
-def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest) -> tuple[Any, Any]:
+def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest) -> tuple[BenchResult, BenchResult]:
     from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
 
     b = profile.benchmark
@@ -202,7 +210,7 @@ def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildReques
     return results[0], results[1]
 
 
-def _refusals(results: tuple[Any, Any], names: tuple[str, str]) -> list[str]:
+def _refusals(results: tuple[BenchResult, BenchResult], names: tuple[str, str]) -> list[str]:
     from edgeopt.runtime.litert import XNNPACK_REFUSED
 
     return [f"XNNPACK refused to prepare {name} (often an int8 scale from an activation that was constant on the "
@@ -211,7 +219,7 @@ def _refusals(results: tuple[Any, Any], names: tuple[str, str]) -> list[str]:
 
 
 def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,
-         calib: np.ndarray | None) -> tuple[Any, list[str]]:
+         calib: np.ndarray | None) -> tuple[McuReport, list[str]]:
     from edgeopt.mcu.deliver import deliver
 
     samples = evalset.x[:32] if evalset is not None else (calib[:32] if calib is not None else None)

@@ -1,24 +1,29 @@
 """Compression stages on the Keras model before conversion: prune, then cluster.
 
-Each stage returns the model and a plain dict for the report's `stages`. The
-source model is never mutated: stages work on a copy.
+Each stage returns the model and its frozen result for the report. The source
+model is never mutated: stages work on a copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeopt.data.datasets import Dataset
 from edgeopt.errors import InputError
 from edgeopt.profiles.schema import Profile, PruneSection
+from edgeopt.report import schema as rs
+
+if TYPE_CHECKING:
+    from edgeopt.cluster.clusterer import ClusterResult
 
 
 @dataclass(frozen=True)
 class Compressed:
     model: Any  # keras.Model to convert
-    stages: dict[str, Any]  # "prune" / "cluster" reports
-    steps: tuple[dict[str, Any], ...]  # composition rows: stage, params, accuracy after
+    prune: rs.PruneStage | None
+    cluster: ClusterResult | None
+    steps: tuple[rs.CompositionStep, ...]  # params and top-1 after each step, from "float" on
 
 
 def copy_model(model: Any) -> Any:
@@ -38,19 +43,19 @@ def _top1(model: Any, evalset: Dataset | None) -> float | None:
 def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Dataset | None,
              allow_no_finetune: bool) -> Compressed:
     """Apply the profile's [prune] and [cluster] sections, in that order."""
-    stages: dict[str, Any] = {}
-    steps: list[dict[str, Any]] = []
     prune_cfg = profile.prune
     cluster_cfg = profile.cluster
     if not _prune_enabled(prune_cfg) and cluster_cfg is None:
-        return Compressed(model, stages, ())
+        return Compressed(model, None, None, ())
     model = copy_model(model)
-    steps.append({"stage": "float", "params": int(model.count_params()), "accuracy": _top1(model, evalset)})
+    steps = [_step("float", model, evalset)]
+    pruned = clustered = None
     if _prune_enabled(prune_cfg):
-        from edgeopt.pipeline.prune_stage import run_prune
+        from edgeopt.pipeline.prune_stage import prune_and_finetune
 
-        model, stages["prune"] = run_prune(model, prune_cfg, train, evalset, allow_no_finetune)
-        steps.append({"stage": "prune", "params": int(model.count_params()), "accuracy": _top1(model, evalset)})
+        outcome = prune_and_finetune(model, prune_cfg, train, evalset, allow_no_finetune)
+        model, pruned = outcome.model, outcome.report
+        steps.append(_step("prune", model, evalset))
     if cluster_cfg is not None:
         from edgeopt.cluster.clusterer import ClusterSpec, cluster_model
 
@@ -59,11 +64,14 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
         spec = ClusterSpec(clusters=cluster_cfg.clusters, layers=cluster_cfg.layers, init=cluster_cfg.init,
                            epochs=cluster_cfg.epochs, learning_rate=cluster_cfg.learning_rate)
         pairs = None if train is None or train.y is None or cluster_cfg.epochs == 0 else (train.x, train.y)
-        result = cluster_model(model, spec, train=pairs,
-                               evaluate=None if evalset is None else (evalset.x, evalset.y), measure=True)
-        stages["cluster"] = result.to_dict()
-        steps.append({"stage": "cluster", "params": int(model.count_params()), "accuracy": _top1(model, evalset)})
-    return Compressed(model, stages, tuple(steps))
+        clustered = cluster_model(model, spec, train=pairs,
+                                  evaluate=None if evalset is None else (evalset.x, evalset.y), measure=True)
+        steps.append(_step("cluster", model, evalset))
+    return Compressed(model, pruned, clustered, tuple(steps))
+
+
+def _step(name: str, model: Any, evalset: Dataset | None) -> rs.CompositionStep:
+    return rs.CompositionStep(stage=name, params=int(model.count_params()), accuracy=_top1(model, evalset))
 
 
 def _prune_enabled(cfg: PruneSection) -> bool:

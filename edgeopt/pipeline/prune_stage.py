@@ -9,12 +9,13 @@ from typing import Any
 from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
 from edgeopt.errors import InputError
 from edgeopt.profiles.schema import PruneSection
+from edgeopt.report import schema as rs
 
 
 @dataclass(frozen=True)
 class PruneOutcome:
     model: Any
-    report: dict[str, Any]
+    report: rs.PruneStage
 
 
 def spec_from(cfg: PruneSection) -> Any:
@@ -44,32 +45,25 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
         ft = finetune(result.model, train.x, train.y, epochs=cfg.epochs, learning_rate=cfg.learning_rate, patience=3,
                       eval_x=None if evalset is None else evalset.x, eval_y=None if evalset is None else evalset.y, seed=0)
     after = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
-    report = {
-        "criterion": str(cfg.criterion), "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "allocation": str(cfg.allocation), "round_to": cfg.round_to,
-        "requested": {"ratio": spec.ratio, "macs_reduction": spec.macs_reduction},
-        "channel_ratio": result.ratio,
-        "params_before": result.params_before, "params_after": result.params_after,
-        "macs_before": result.macs_before, "macs_after": result.macs_after,
-        "macs_reduction": result.macs_reduction, "params_reduction": result.params_reduction,
-        "accuracy_before": _pct(before), "accuracy_after_prune": _pct(pruned_acc), "accuracy_after_finetune": _pct(after) if ft else None,
-        "finetune": None if ft is None else {"epochs_run": ft.epochs_run, "loss_history": list(ft.loss_history)},
-        "finetuned": ft is not None,
-        "groups": [{"layers": list(g.layers), "channels_before": g.channels_before, "channels_after": g.channels_after}
-                   for g in result.groups],
-        "unprunable": [{"layer": u.layer, "reason": u.reason} for u in result.unprunable],
-        "warnings": list(result.warnings),
-    }
+    report = rs.PruneStage(
+        criterion=str(cfg.criterion), allocation=str(cfg.allocation), round_to=cfg.round_to, epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        requested=rs.PruneRequest(ratio=spec.ratio, macs_reduction=spec.macs_reduction),
+        channel_ratio=result.ratio, params_before=result.params_before, params_after=result.params_after,
+        macs_before=result.macs_before, macs_after=result.macs_after, macs_reduction=result.macs_reduction,
+        params_reduction=result.params_reduction, accuracy_before=_pct(before), accuracy_after_prune=_pct(pruned_acc),
+        accuracy_after_finetune=_pct(after) if ft else None, finetuned=ft is not None,
+        finetune=None if ft is None else rs.PruneFinetune(epochs_run=ft.epochs_run, loss_history=list(ft.loss_history)),
+        groups=[rs.PruneGroup(layers=list(g.layers), channels_before=g.channels_before, channels_after=g.channels_after)
+                for g in result.groups],
+        unprunable=[rs.Unprunable(layer=u.layer, reason=u.reason) for u in result.unprunable],
+        warnings=list(result.warnings),
+    )
     return PruneOutcome(result.model, report)
 
 
 def _pct(v: float | None) -> float | None:
     return None if v is None else float(v * 100.0)  # prune.finetune.accuracy is a fraction
-
-
-def run_prune(model: Any, cfg: PruneSection, train: Dataset | None, evalset: Dataset | None,
-              allow_no_finetune: bool) -> tuple[Any, dict[str, Any]]:
-    out = prune_and_finetune(model, cfg, train, evalset, allow_no_finetune)
-    return out.model, out.report
 
 
 def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
@@ -101,4 +95,4 @@ def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Pa
         outcome.model.save(tmp_file)
         write_bytes_atomic(out, tmp_file.read_bytes())
     return {"input": str(path), "output": str(out), "eval_data": None if evalset is None else str(evalset.path),
-            **outcome.report}
+            **outcome.report.model_dump(mode="json")}

@@ -1,48 +1,141 @@
-"""Build the Report value from the stage results (never from logs)."""
+"""Build the Report value from the stage results (never from logs).
+
+`pipeline/build.py` gathers what each stage returned into one `BuildOutcome`;
+`assemble_report` maps it onto the published schema without changing it.
+"""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-import numpy as np
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeopt import __version__
-from edgeopt.data.datasets import Dataset
-from edgeopt.errors import BudgetViolation
-from edgeopt.pipeline.atomic import Staging
+from edgeopt.pipeline.artifacts import Artifacts
+from edgeopt.pipeline.compress import Compressed
 from edgeopt.pipeline.manifest import sha256_path
 from edgeopt.pipeline.source import Source
 from edgeopt.profiles import ResolvedProfile
 from edgeopt.profiles.schema import Profile
 from edgeopt.report import schema as rs
 
+if TYPE_CHECKING:
+    from edgeopt.benchmark.fingerprint import Fingerprint
+    from edgeopt.benchmark.protocol import BenchResult
+    from edgeopt.cluster.clusterer import ClusterResult
+    from edgeopt.mcu.report import McuReport
+    from edgeopt.quantize.partial import PartialResult
+    from edgeopt.validate.accuracy import AccuracyResult
 
-def _artifact(stage: Staging, name: str, fmt: str, scheme: str) -> rs.ArtifactInfo:
-    p = stage.path(name)
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """What one build made and measured, as its stages returned it."""
+
+    model: Path  # the model file given
+    resolved: ResolvedProfile
+    source: Source
+    calibration: str  # a path, "random" or "none"
+    calibration_samples: int
+    eval_data: Path | None
+    folder: Path  # where the artifacts are (the staging folder)
+    artifacts: Artifacts
+    accuracy: tuple[AccuracyResult, AccuracyResult] | None  # baseline, optimized
+    latency: tuple[BenchResult, BenchResult] | None  # baseline, optimized
+    compressed: Compressed | None  # prune / cluster, Keras sources only
+    mcu: McuReport | None  # embedded-mcu targets
+    notes: tuple[str, ...]
+    build_seconds: float
+
+
+def assemble_report(outcome: BuildOutcome) -> rs.Report:
+    o = outcome
+    profile = o.resolved.profile
+    arts = o.artifacts
+    base_acc, opt_acc = o.accuracy if o.accuracy else (None, None)
+    base_lat, opt_lat = o.latency if o.latency else (None, None)
+    notes = list(o.notes)
+    if o.eval_data is None:
+        notes.append("accuracy unknown: no eval data (give --eval data.npz or put NAME.eval.npz next to the model)")
+    if o.calibration == "random":
+        notes.append("calibrated on random data: int8 ranges do not reflect real inputs"
+                     + ("; accuracy is unknown" if o.eval_data is None else "; see the measured accuracy"))
+    baseline = rs.Variant(artifact=_artifact(o.folder, arts.baseline, arts.format, "none"), accuracy=_acc_info(base_acc),
+                          latency_ms=_lat_info(base_lat))
+    optimized = rs.Variant(artifact=_artifact(o.folder, arts.optimized, arts.format, arts.scheme),
+                           accuracy=_acc_info(opt_acc), latency_ms=_lat_info(opt_lat))
+    budgets, budget_notes = _budgets(profile, optimized, o.mcu)
+    notes += budget_notes
+    params, macs = o.source.params_and_macs()
+    ratios = rs.Ratios(size=optimized.artifact.bytes / baseline.artifact.bytes,
+                       latency_p50=None if base_lat is None or opt_lat is None
+                       else opt_lat.latency.p50 / base_lat.latency.p50)
+    if ratios.latency_verdict == "slower":
+        assert baseline.latency_ms is not None and optimized.latency_ms is not None
+        where = "on the build host (LiteRT, not the microcontroller)" if o.mcu is not None else \
+            f"on {_where(optimized.latency_ms)}"
+        notes.append(f"the optimized artifact is slower than the float baseline {where}: p50 "
+                     f"{optimized.latency_ms.p50:.4g} ms vs {baseline.latency_ms.p50:.4g} ms "
+                     f"({ratios.latency_p50:.2f}x)")
+    c = o.compressed
+    stages = rs.Stages(
+        prune=None if c is None else c.prune,
+        cluster=None if c is None or c.cluster is None else _cluster(c.cluster),
+        partial=None if arts.partial is None else _partial(arts.partial),
+        mcu=None if o.mcu is None else _mcu(o.mcu, arts.optimized),
+        composition=_composition(c.steps, params, baseline, optimized) if c is not None and c.steps else None,
+    )
+    return rs.Report(
+        tool=rs.Tool(version=__version__),
+        target=rs.Target(name=profile.name, profile_sha256=o.resolved.sha256, device_class=profile.device_class),
+        input=rs.InputInfo(path=str(o.model), sha256=sha256_path(o.model), format=str(o.source.format),
+                           params=params, macs=macs),
+        calibration=rs.Calibration(source=o.calibration, samples=o.calibration_samples),
+        eval_data=None if o.eval_data is None else str(o.eval_data),
+        baseline=baseline, optimized=optimized, ratios=ratios, budgets=budgets, stages=stages, notes=notes,
+        build_seconds=round(o.build_seconds, 3), ok=all(b.ok is not False for b in budgets),
+    )
+
+
+def _where(lat: rs.LatencyInfo) -> str:
+    return "this host" if lat.where == "local" else lat.where
+
+
+def _artifact(folder: Path, name: str, fmt: str, scheme: str) -> rs.ArtifactInfo:
+    p = folder / name
     return rs.ArtifactInfo(path=name, format=fmt, scheme=scheme, bytes=p.stat().st_size, sha256=sha256_path(p))
 
 
-def _acc_info(a: Any) -> rs.AccuracyInfo | None:
+def _acc_info(a: AccuracyResult | None) -> rs.AccuracyInfo | None:
     if a is None:
         return None
     return rs.AccuracyInfo(metric=a.metric, reference=a.reference, value=a.value, reference_value=a.reference_value,
                            drop=a.drop, agreement=a.agreement, snr_db=a.snr_db, samples=a.samples)
 
 
-def _lat_info(r: Any) -> rs.LatencyInfo | None:
+def _fingerprint(f: Fingerprint | None) -> rs.Fingerprint | None:
+    if f is None:
+        return None
+    return rs.Fingerprint(host=f.host, cpu=f.cpu, cores=f.cores, arch=f.arch, os=f.os, python=f.python,
+                          runtime=f.runtime, runtime_version=f.runtime_version, implementation=f.implementation,
+                          threads=f.threads, delegate=f.delegate, graph_optimization=f.graph_optimization)
+
+
+def _lat_info(r: BenchResult | None) -> rs.LatencyInfo | None:
     if r is None:
         return None
     s = r.latency
     return rs.LatencyInfo(p50=s.p50, p90=s.p90, p99=s.p99, mean=s.mean, std=s.std, min=s.min, max=s.max, runs=s.runs,
                           warmup=r.warmup, threads=r.threads, runtime=r.runtime, runtime_version=r.runtime_version,
-                          delegate=r.delegate, init_ms=r.init_ms, where=getattr(r, "device", "local") or "local")
+                          delegate=r.delegate, init_ms=r.init_ms, where=r.device or "local",
+                          fingerprint=_fingerprint(r.fingerprint))
 
 
-def _budgets(profile: Profile, opt: rs.Variant, mcu: tuple[BudgetViolation, ...], stages: dict[str, Any],
-             notes: list[str]) -> list[rs.Budget]:
+def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None) -> tuple[list[rs.Budget], list[str]]:
+    """The budgets checked, and a note for each one that could not be."""
     b = profile.budgets
     out: list[rs.Budget] = []
+    notes: list[str] = []
     if b.max_model_kb is not None:
         kb = opt.artifact.bytes / 1024
         out.append(rs.Budget(name="max_model_kb", limit=b.max_model_kb, actual=round(kb, 3), unit="KiB", ok=kb <= b.max_model_kb))
@@ -58,62 +151,71 @@ def _budgets(profile: Profile, opt: rs.Variant, mcu: tuple[BudgetViolation, ...]
             notes.append("max_accuracy_drop not checked: no eval data")
         out.append(rs.Budget(name="max_accuracy_drop", limit=b.max_accuracy_drop, actual=drop, unit="points",
                              ok=None if drop is None else drop <= b.max_accuracy_drop))
-    mcu_report = stages.get("mcu")
-    if mcu_report is not None:
-        failed = {v.name for v in mcu}
-        for v in mcu:
+    if mcu is not None:
+        failed = {v.name for v in mcu.violations}
+        for v in mcu.violations:
             out.append(rs.Budget(name=v.name, limit=v.limit, actual=v.actual, unit=v.unit, ok=False))
-        for name, used, limit in (("flash", mcu_report.get("flash_bytes"), mcu_report.get("flash_limit_bytes")),
-                                  ("ram", mcu_report.get("ram_bytes"), mcu_report.get("ram_limit_bytes"))):
+        for name, used, limit in (("flash", mcu.flash_bytes, mcu.flash_limit_bytes),
+                                  ("ram", mcu.ram_bytes, mcu.ram_limit_bytes)):
             if limit and not any(name in f for f in failed):
                 out.append(rs.Budget(name=f"max_{name}_bytes", limit=limit, actual=used, unit="bytes", ok=True))
-    return out
+    return out, notes
 
 
-def assemble_report(req: Any, resolved: ResolvedProfile, source: Source, calib_source: str, calib: np.ndarray | None,
-                    evalset: Dataset | None, stage: Staging, arts: Any, accuracy: tuple[Any, Any] | None,
-                    latency: tuple[Any, Any] | None, stages: dict[str, Any], mcu: tuple[BudgetViolation, ...],
-                    notes: list[str], started: float) -> rs.Report:
-    profile = resolved.profile
-    base_acc, opt_acc = accuracy if accuracy else (None, None)
-    base_lat, opt_lat = latency if latency else (None, None)
-    if evalset is None:
-        notes.append("accuracy unknown: no eval data (give --eval data.npz or put NAME.eval.npz next to the model)")
-    if calib_source == "random":
-        notes.append("calibrated on random data: int8 ranges do not reflect real inputs"
-                     + ("; accuracy is unknown" if evalset is None else "; see the measured accuracy"))
-    baseline = rs.Variant(artifact=_artifact(stage, arts.baseline, arts.format, "none"), accuracy=_acc_info(base_acc),
-                          latency_ms=_lat_info(base_lat))
-    optimized = rs.Variant(artifact=_artifact(stage, arts.optimized, arts.format, arts.scheme),
-                           accuracy=_acc_info(opt_acc), latency_ms=_lat_info(opt_lat))
-    budgets = _budgets(profile, optimized, mcu, stages, notes)
-    params, macs = source.params_and_macs()
-    if "steps" in stages:
-        stages["composition"] = _composition(stages, params, baseline, optimized)
-    lat_ratio = None if (base_lat is None or opt_lat is None) else opt_lat.latency.p50 / base_lat.latency.p50
-    return rs.Report(
-        tool=rs.Tool(version=__version__),
-        target=rs.Target(name=profile.name, profile_sha256=resolved.sha256, device_class=profile.device_class),
-        input=rs.InputInfo(path=str(req.model), sha256=sha256_path(req.model), format=str(source.format),
-                           params=params, macs=macs),
-        calibration=rs.Calibration(source=calib_source, samples=0 if calib is None else int(calib.shape[0])),
-        eval_data=None if evalset is None else str(evalset.path),
-        baseline=baseline, optimized=optimized,
-        ratios=rs.Ratios(size=optimized.artifact.bytes / baseline.artifact.bytes, latency_p50=lat_ratio),
-        budgets=budgets, stages=stages, notes=notes, build_seconds=round(time.perf_counter() - started, 3),
-        ok=all(b.ok is not False for b in budgets),
-    )
+def _cluster(r: ClusterResult) -> rs.ClusterStage:
+    s = r.spec
+
+    def size(c: object) -> rs.CompressedSize | None:
+        return None if c is None else rs.CompressedSize.model_validate(c, from_attributes=True)
+
+    return rs.ClusterStage(
+        spec=rs.ClusterSpecInfo(clusters=s.clusters, layers=s.layers, init=str(s.init), epochs=s.epochs,
+                                learning_rate=s.learning_rate, batch_size=s.batch_size, seed=s.seed),
+        layers=[rs.ClusterLayer.model_validate(x, from_attributes=True) for x in r.layers], warnings=list(r.warnings),
+        size_before=size(r.size_before), size_after=size(r.size_after), tflite_gzip_ratio=r.tflite_gzip_ratio,
+        accuracy_before=r.accuracy_before, accuracy_after=r.accuracy_after, accuracy_drop=r.accuracy_drop,
+        finetune_epochs=r.finetune_epochs, loss_history=list(r.loss_history))
 
 
-def _composition(stages: dict[str, Any], params: int, baseline: rs.Variant, optimized: rs.Variant) -> dict[str, Any]:
+def _partial(r: PartialResult) -> rs.PartialStage:
+    return rs.PartialStage(
+        backend=r.backend, max_accuracy_drop=r.max_accuracy_drop, float_accuracy=r.float_accuracy,
+        sensitivity=[rs.SensitivityRow.model_validate(x, from_attributes=True) for x in r.sensitivity],
+        steps=[rs.PartialStep(step=s.step, scheme=s.scheme, out_of_int8=list(s.out_of_int8), layers=list(s.layers),
+                              size_bytes=s.size_bytes, accuracy=s.accuracy, accuracy_drop=s.accuracy_drop,
+                              latency_p50_ms=s.latency_p50_ms, within_budget=s.within_budget) for s in r.steps],
+        chosen=r.chosen, met=r.met)
+
+
+def _mcu(m: McuReport, artifact: str) -> rs.McuStage:
+    d = m.diff_at
+    device = None
+    if m.estimated_device_latency_ms is not None and m.macs_per_second is not None:
+        device = rs.DeviceLatency(estimate_ms=m.estimated_device_latency_ms, macs=m.macs, macs_per_second=m.macs_per_second)
+    return rs.McuStage(
+        model=artifact, core=m.core, model_bytes=m.model_bytes, ops=list(m.ops), op_counts=dict(m.op_counts),
+        macs=m.macs, params=m.params, arena_bytes=m.arena_bytes, arena_with_margin=m.arena_with_margin,
+        arena_probes=m.arena_probes, input_bytes=m.input_bytes, output_bytes=m.output_bytes, io_bytes=m.io_bytes,
+        flash_bytes=m.flash_bytes, ram_bytes=m.ram_bytes, flash_limit_bytes=m.flash_limit_bytes,
+        ram_limit_bytes=m.ram_limit_bytes, samples_compared=m.samples_compared, sample_source=m.sample_source,
+        bit_exact=m.bit_exact, max_abs_diff=m.max_abs_diff,
+        diff_at=None if d is None else rs.DiffAt(sample=d.sample, output=d.output, element=list(d.element)),
+        mismatched_elements=m.mismatched_elements, reference_kernels_bit_exact=m.reference_kernels_bit_exact,
+        comparison_note=m.comparison_note(), host_tflm_latency_ms=m.host_tflm_latency_ms, device_latency=device,
+        c_header=None if m.c_header is None else Path(m.c_header).name,
+        c_source=None if m.c_source is None else Path(m.c_source).name)
+
+
+QUANT_BITS = {"int8": 8, "int16x8": 8, "float16": 16, "dynamic": 8, "none": 32}  # weight bits per scheme
+
+
+def _composition(steps: tuple[rs.CompositionStep, ...], params: int, baseline: rs.Variant,
+                 optimized: rs.Variant) -> rs.Composition:
     """Each step's share: compression = original/final bytes, pruning = params ratio, quantization bit ratio."""
-    steps = stages["steps"]
-    final_params = steps[-1]["params"]
-    bits = {"int8": 8, "int16x8": 8, "float16": 16, "dynamic": 8, "none": 32}.get(optimized.artifact.scheme.split("+")[0], 8)
-    return {
-        "compression_ratio": baseline.artifact.bytes / optimized.artifact.bytes,
-        "pruning_ratio": params / final_params if final_params else None,
-        "quantization_bit_ratio": f"32/{bits}",
-        "accuracy_after": {s["stage"]: s["accuracy"] for s in steps} | {
-            "quantize": None if optimized.accuracy is None else optimized.accuracy.value},
-    }
+    final_params = steps[-1].params
+    bits = QUANT_BITS.get(optimized.artifact.scheme.split("+")[0], 8)
+    quantized = rs.CompositionStep(stage="quantize", params=final_params,
+                                   accuracy=None if optimized.accuracy is None else optimized.accuracy.value)
+    return rs.Composition(compression_ratio=baseline.artifact.bytes / optimized.artifact.bytes,
+                          pruning_ratio=params / final_params if final_params else None,
+                          quantization_bit_ratio=f"32/{bits}", steps=[*steps, quantized])

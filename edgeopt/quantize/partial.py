@@ -4,6 +4,7 @@ Start from full int8; while the eval accuracy drop exceeds the budget, move the 
 sensitive op (lowest SNR, see sensitivity.py) out of int8 -- one at a time, re-measuring
 each time -- then, if allowed, try int16x8 activations for the whole model. Every attempt
 is a row (size, accuracy, p50 latency, ops out of int8); the first row within budget wins.
+When none is, the result says so (`met` False) and carries the best row: the caller decides.
 
 Backends (TFLite via the QuantizationDebugger's denylisted nodes, ONNX via
 `quantize_static(nodes_to_exclude=...)`) implement the small `Backend` protocol;
@@ -16,13 +17,13 @@ import contextlib
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from edgeopt.errors import BudgetExceededError, BudgetViolation, DataError, InputError, ProfileError
+from edgeopt.errors import DataError, InputError, ProfileError
 from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
 
@@ -100,10 +101,14 @@ class PartialResult:
     def chosen_step(self) -> PartialStep:
         return self.steps[self.chosen]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k != "model"}
-        d["chosen_step"] = asdict(self.chosen_step)
-        return d
+    def shortfall(self) -> str | None:
+        """None when the budget is met, else one sentence on what was tried and what was kept."""
+        if self.met:
+            return None
+        best = self.chosen_step
+        return (f"accuracy control ([partial]) did not meet max_accuracy_drop {self.max_accuracy_drop:g} points: "
+                f"{len(self.steps)} variant(s) tried; kept the best (step {best.step}, {best.scheme}, "
+                f"{len(best.layers)} op(s) out of int8), which drops {best.accuracy_drop:.2f} points")
 
 
 class Backend(Protocol):
@@ -170,8 +175,9 @@ def _check_eval(eval_x: np.ndarray | None) -> None:
 
 
 def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | None, settings: PartialSettings,
-                     backend_name: str, raise_on_fail: bool = True) -> PartialResult:
-    """Run the accuracy-control loop on `backend`; BudgetExceededError (exit 3) if nothing meets the budget."""
+                     backend_name: str) -> PartialResult:
+    """Run the accuracy-control loop on `backend`. When no variant meets the budget, `met` is False and the
+    best variant is chosen; deciding what that means (the build's max_accuracy_drop budget) is the caller's."""
     _check_eval(eval_x)
     sens = backend.sensitivity()
     label = {r.name: r.layer for r in sens}
@@ -201,18 +207,8 @@ def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | 
             if data16 is not None:
                 done = attempt("int16x8", data16, (ALL_LAYERS,))
     chosen = len(steps) - 1 if done else min(range(len(steps)), key=lambda i: (steps[i].accuracy_drop, i))
-    result = PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
-                           chosen, done, models[chosen])
-    if not done and raise_on_fail:
-        best = steps[chosen]
-        err = BudgetExceededError(
-            (BudgetViolation("accuracy drop", settings.max_accuracy_drop, best.accuracy_drop, "points"),),
-            f"partial quantization tried {len(steps)} variant(s) with fallbacks "
-            f"{', '.join(str(f) for f in settings.fallbacks)}; best keeps {len(best.layers)} op(s) out of int8",
-        )
-        err.result = result  # type: ignore[attr-defined]  # the report still shows every step
-        raise err
-    return result
+    return PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
+                         chosen, done, models[chosen])
 
 
 # ------------------------------------------------------------------------------------------ TFLite
@@ -254,7 +250,7 @@ def _saved_model(model: Any) -> Iterator[tuple[Path, tuple[str, ...]]]:
 
 
 def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
-                            settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
+                            settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled int8 .tflite from a Keras model or SavedModel folder; `result.model` is the artifact."""
     from edgeopt.quantize.sensitivity import TfliteDebugSession
 
@@ -262,7 +258,7 @@ def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray,
     with _saved_model(model) as (sm, names):
         session = TfliteDebugSession(sm, calib_x, settings.per_channel, settings.int8_io, names)
         return control_accuracy(TfliteBackend(session, sm, np.asarray(calib_x, np.float32), settings),
-                                eval_x, eval_y, settings, "tflite", raise_on_fail)
+                                eval_x, eval_y, settings, "tflite")
 
 
 # ------------------------------------------------------------------------------------------ ONNX
@@ -329,11 +325,11 @@ def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
 
 
 def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
-                          settings: PartialSettings, raise_on_fail: bool = True) -> PartialResult:
+                          settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled QDQ int8 .onnx from a float .onnx; `result.model` is the artifact."""
     _check_eval(eval_x)
     if Fallback.INT16X8 in settings.fallbacks and Fallback.FLOAT not in settings.fallbacks:
         raise ProfileError("int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback")
     with tempfile.TemporaryDirectory(prefix="edgeopt-partial-onnx-") as tmp:
         return control_accuracy(OnnxBackend(Path(float_onnx), np.asarray(calib_x, np.float32), settings, Path(tmp)),
-                                eval_x, eval_y, settings, "onnx", raise_on_fail)
+                                eval_x, eval_y, settings, "onnx")

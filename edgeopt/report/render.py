@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 
 from edgeopt.cli.output import table
+from edgeopt.report import schema as rs
 from edgeopt.report.schema import Report, Variant
+from edgeopt.vocabulary import DeviceClass
+
+
+def is_mcu(report: Report) -> bool:
+    """An MCU build: its measured latency is LiteRT on the build host, never the device."""
+    return report.target.device_class is DeviceClass.EMBEDDED_MCU
+
+
+def latency_ratio_text(ratios: rs.Ratios) -> str | None:
+    """The p50 ratio as a user reads it: "1.71x (slower)", "0.58x (faster)", "1.00x (same)"."""
+    if ratios.latency_p50 is None:
+        return None
+    return f"{ratios.latency_p50:.2f}x ({ratios.latency_verdict})"
+
+
+def device_estimate_ms(report: Report) -> float | None:
+    m = report.stages.mcu
+    return None if m is None or m.device_latency is None else m.device_latency.estimate_ms
 
 
 def _row(label: str, v: Variant) -> list[object]:
@@ -19,15 +36,67 @@ def _row(label: str, v: Variant) -> list[object]:
             None if lat is None else lat.p50, None if lat is None else lat.p90]
 
 
-COLUMNS = ["", "scheme", "bytes", "top1%", "agree%", "SNR dB", "p50 ms", "p90 ms"]
+def _measured_where(report: Report) -> str:
+    lat = report.optimized.latency_ms
+    return "host" if lat is None or lat.where == "local" else lat.where
+
+
+def _columns(report: Report) -> list[str]:
+    if is_mcu(report):  # what was timed is LiteRT on a CPU, labelled as such; the device figure is an estimate
+        where = _measured_where(report)
+        latency = [f"{where} p50 ms", f"{where} p90 ms", "device ms (est.)"]
+    else:
+        latency = ["p50 ms", "p90 ms"]
+    return ["", "scheme", "bytes", "top1%", "agree%", "SNR dB", *latency]
+
+
+def _rows(report: Report) -> list[list[object]]:
+    """baseline, optimized and ratio rows; an MCU build adds the device estimate (the float model does not run there)."""
+    r = report.ratios
+    rows: list[list[object]] = [_row("baseline", report.baseline), _row("optimized", report.optimized),
+            ["ratio (optimized / baseline)", "", f"{r.size:.3g}x", None, None, None, latency_ratio_text(r), None]]
+    if is_mcu(report):
+        for row, extra in zip(rows, (None, device_estimate_ms(report), None), strict=True):
+            row.append(extra)
+    return rows
+
+
+def _fingerprint_line(report: Report) -> str | None:
+    """Where latency was measured: machine and runtime, in one line."""
+    lat = report.optimized.latency_ms
+    if lat is None:
+        return None
+    what = "host latency" if is_mcu(report) and lat.where == "local" else "latency"
+    where = "this host" if lat.where == "local" else lat.where
+    f = lat.fingerprint
+    if f is None:
+        return f"{what} measured on {where}: {lat.runtime} {lat.runtime_version}, {lat.threads} thread(s)"
+    system = f.os if f.arch in f.os else f"{f.os} {f.arch}"
+    opt = f", graph opt {f.graph_optimization}" if f.graph_optimization else ""
+    return (f"{what} measured on {where} ({f.host}): {f.cpu}, {f.cores} cores, {system}; "
+            f"{f.implementation} {f.runtime_version}, {f.threads} thread(s), delegate {f.delegate}{opt}")
+
+
+def _device_line(report: Report) -> str | None:
+    """For an MCU build: the device latency estimate and what the host figures are."""
+    if not is_mcu(report):
+        return None
+    where = _measured_where(report)
+    host = f"{where} p50/p90 are LiteRT on {'the build host' if where == 'host' else where}, not the microcontroller"
+    m = report.stages.mcu
+    if m is None or m.device_latency is None:
+        return f"device latency: not estimated (set [mcu] sustained_macs_per_second in the profile); {host}"
+    d = m.device_latency
+    return (f"device latency: {d.estimate_ms:.4g} ms, an estimate ({d.macs:,} MACs / {d.macs_per_second:,.0f} MAC/s, "
+            f"[mcu] sustained_macs_per_second), not measured; {host}")
 
 
 def to_console(report: Report, console: Console) -> None:
-    rows = [_row("baseline", report.baseline), _row("optimized", report.optimized)]
-    r = report.ratios
-    rows.append(["ratio", "", r.size, None, None, None, r.latency_p50, None])
-    console.print(table(f"{report.input.path} -> {report.target.name}", COLUMNS, rows))
+    console.print(table(f"{report.input.path} -> {report.target.name}", _columns(report), _rows(report)))
     console.print(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}", markup=False)
+    for line in (_device_line(report), _fingerprint_line(report)):
+        if line:
+            console.print(line, markup=False)
     if report.budgets:
         console.print(table("budgets", ["budget", "limit", "actual", "unit", "ok"],
                             [[b.name, b.limit, b.actual, b.unit, {True: "ok", False: "FAIL", None: "unchecked"}[b.ok]]
@@ -47,17 +116,16 @@ def _md_cell(v: object) -> str:
 
 
 def to_markdown(report: Report) -> str:
+    columns = _columns(report)
     lines = [f"# edgeopt report: {report.input.path} -> {report.target.name}", "",
              f"edgeopt {report.tool.version}, profile sha256 `{report.target.profile_sha256[:12]}`, "
              f"input params {_md_cell(report.input.params)}, MACs {_md_cell(report.input.macs)}, "
              f"calibration: {report.calibration.source} ({report.calibration.samples} samples), "
-             f"eval: {report.eval_data or 'none'}, build {report.build_seconds:.1f} s.", "",
-             "| " + " | ".join(c or "variant" for c in COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
-    for label, v in (("baseline", report.baseline), ("optimized", report.optimized)):
-        lines.append("| " + " | ".join(_md_cell(c) for c in _row(label, v)) + " |")
-    r = report.ratios
-    lines.append(f"| ratio (optimized / baseline) |  | {r.size:.3f} |  |  |  | {_md_cell(r.latency_p50)} |  |")
+             f"eval: {report.eval_data or 'none'}, build {report.build_seconds:.1f} s.", ""]
+    lines += _table([c or "variant" for c in columns], _rows(report))
+    for line in (_device_line(report), _fingerprint_line(report)):
+        if line:
+            lines += ["", line[0].upper() + line[1:] + "."]
     if report.budgets:
         lines += ["", "## Budgets", "", "| budget | limit | actual | unit | ok |", "|---|---|---|---|---|"]
         for b in report.budgets:
@@ -75,47 +143,49 @@ def _table(columns: list[str], rows: list[list[object]]) -> list[str]:
         ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
 
 
-def _stages_markdown(stages: dict[str, Any]) -> list[str]:
-    """Optional stages (prune, cluster, partial quantization, MCU) as Markdown sections."""
+def _stages_markdown(stages: rs.Stages) -> list[str]:
+    """Optional stages (composition, prune, cluster, partial quantization, MCU) as Markdown sections."""
     out: list[str] = []
-    if "composition" in stages:
-        c = stages["composition"]
+    if (c := stages.composition) is not None:
         out += ["", "## Composition", "",
-                f"Compression ratio (float bytes / final bytes) {_md_cell(c['compression_ratio'])}, pruning ratio "
-                f"(params before / after) {_md_cell(c['pruning_ratio'])}, quantization {c['quantization_bit_ratio']}.", ""]
-        out += _table(["after step", "top-1 %"], [[k, v] for k, v in c["accuracy_after"].items()])
-    if "prune" in stages:
-        p = stages["prune"]
+                f"Compression ratio (float bytes / final bytes) {_md_cell(c.compression_ratio)}, pruning ratio "
+                f"(params before / after) {_md_cell(c.pruning_ratio)}, quantization {c.quantization_bit_ratio}.", ""]
+        out += _table(["after step", "params", "top-1 %"], [[s.stage, s.params, s.accuracy] for s in c.steps])
+    if (p := stages.prune) is not None:
         out += ["", "## Pruning", "",
-                f"{p['criterion']}, {p['allocation']}, round_to {p['round_to']}: MACs {p['macs_before']:,} -> "
-                f"{p['macs_after']:,} ({100 * p['macs_reduction']:.1f}% fewer), params {p['params_before']:,} -> "
-                f"{p['params_after']:,}; top-1 {_md_cell(p['accuracy_before'])} -> {_md_cell(p['accuracy_after_prune'])} "
-                f"after pruning -> {_md_cell(p['accuracy_after_finetune'])} after fine-tuning.", ""]
+                f"{p.criterion}, {p.allocation}, round_to {p.round_to}: MACs {p.macs_before:,} -> "
+                f"{p.macs_after:,} ({100 * p.macs_reduction:.1f}% fewer), params {p.params_before:,} -> "
+                f"{p.params_after:,}; top-1 {_md_cell(p.accuracy_before)} -> {_md_cell(p.accuracy_after_prune)} "
+                f"after pruning -> {_md_cell(p.accuracy_after_finetune)} after fine-tuning.", ""]
         out += _table(["layers", "channels before", "after"],
-                      [[", ".join(g["layers"]), g["channels_before"], g["channels_after"]] for g in p["groups"]])
-        out += [f"- left unpruned: {u['layer']} ({u['reason']})" for u in p["unprunable"]]
-    if "cluster" in stages:
-        c = stages["cluster"]
-        out += ["", "## Weight sharing", ""]
+                      [[", ".join(g.layers), g.channels_before, g.channels_after] for g in p.groups])
+        out += [f"- left unpruned: {u.layer} ({u.reason})" for u in p.unprunable]
+    if (k := stages.cluster) is not None:
+        out += ["", "## Weight sharing", "",
+                f"{k.spec.clusters} clusters ({k.spec.init}), top-1 {_md_cell(k.accuracy_before)} -> "
+                f"{_md_cell(k.accuracy_after)}.", ""]
         out += _table(["layer", "unique values before", "after"],
-                      [[x["layer"], x["unique_before"], x["unique_after"]] for x in c["layers"]])
-    if "partial" in stages:
-        p = stages["partial"]
+                      [[x.layer, x.unique_before, x.unique_after] for x in k.layers])
+    if (q := stages.partial) is not None:
+        chosen = q.steps[q.chosen]
         out += ["", "## Partial quantization (accuracy control)", "",
-                f"Budget: drop <= {_md_cell(p['max_accuracy_drop'])} points; met: {p['met']}; chosen step {p['chosen']}.", ""]
+                f"Budget: drop <= {_md_cell(q.max_accuracy_drop)} points; met: {q.met}; chosen step {q.chosen} "
+                f"({chosen.scheme}, drop {_md_cell(chosen.accuracy_drop)} points).", ""]
         out += _table(["step", "scheme", "bytes", "top-1 %", "drop", "p50 ms", "out of int8"],
-                      [[s["step"], s["scheme"], s["size_bytes"], s["accuracy"], s["accuracy_drop"], s["latency_p50_ms"],
-                        ", ".join(s["layers"]) or "-"] for s in p["steps"]])
-    if "mcu" in stages:
-        m = stages["mcu"]
+                      [[s.step, s.scheme, s.size_bytes, s.accuracy, s.accuracy_drop, s.latency_p50_ms,
+                        ", ".join(s.layers) or "-"] for s in q.steps])
+    if (m := stages.mcu) is not None:
+        d = m.device_latency
         out += ["", "## Microcontroller (TFLite Micro)", ""]
         out += _table(["", "value"], [
-            ["ops", ", ".join(m["ops"])], ["tensor arena (exact, measured)", f"{m['arena_bytes']:,} B"],
-            ["arena + margin (ARENA_SIZE)", f"{m['arena_with_margin']:,} B"],
-            ["flash (model + runtime)", f"{m['flash_bytes']:,} B" + (f" of {m['flash_limit_bytes']:,}" if m["flash_limit_bytes"] else "")],
-            ["RAM (arena + I/O)", f"{m['ram_bytes']:,} B" + (f" of {m['ram_limit_bytes']:,}" if m["ram_limit_bytes"] else "")],
-            ["TFLM vs LiteRT", m["comparison_note"]],
-            ["host TFLM latency (host CPU)", f"{_md_cell(m['host_tflm_latency_ms'])} ms"],
-            ["estimated device latency (MACs / MAC/s)", f"{_md_cell(m['estimated_device_latency_ms'])} ms"],
-            ["C files", f"{m.get('c_header')}, {m.get('c_source')}"]])
+            ["ops", ", ".join(m.ops)], ["tensor arena (exact, measured)", f"{m.arena_bytes:,} B"],
+            ["arena + margin (ARENA_SIZE)", f"{m.arena_with_margin:,} B"],
+            ["flash (model + runtime)", f"{m.flash_bytes:,} B" + (f" of {m.flash_limit_bytes:,}" if m.flash_limit_bytes else "")],
+            ["RAM (arena + I/O)", f"{m.ram_bytes:,} B" + (f" of {m.ram_limit_bytes:,}" if m.ram_limit_bytes else "")],
+            ["TFLM vs LiteRT", m.comparison_note],
+            ["device latency (estimate: MACs / MAC/s)",
+             "not estimated (no [mcu] sustained_macs_per_second)" if d is None
+             else f"{_md_cell(d.estimate_ms)} ms ({d.macs:,} MACs / {d.macs_per_second:,.0f} MAC/s)"],
+            ["host TFLM latency (build host CPU, not the device)", f"{_md_cell(m.host_tflm_latency_ms)} ms"],
+            ["C files", f"{m.c_header}, {m.c_source}" if m.c_header else "-"]])
     return out

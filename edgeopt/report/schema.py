@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.vocabulary import DeviceClass
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate
 
 
 class Frozen(BaseModel):
@@ -53,6 +51,23 @@ class AccuracyInfo(Frozen):
     samples: int
 
 
+class Fingerprint(Frozen):
+    """The machine and runtime a latency was measured on (edgeopt.benchmark.fingerprint)."""
+
+    host: str
+    cpu: str
+    cores: int
+    arch: str
+    os: str
+    python: str
+    runtime: str
+    runtime_version: str
+    implementation: str
+    threads: int
+    delegate: str
+    graph_optimization: str | None  # onnxruntime only
+
+
 class LatencyInfo(Frozen):
     p50: float
     p90: float
@@ -68,7 +83,8 @@ class LatencyInfo(Frozen):
     runtime_version: str
     delegate: str
     init_ms: float
-    where: str  # "local" or "ssh://host"
+    where: str  # "local" (this host) or the ssh destination it ran on
+    fingerprint: Fingerprint | None  # None only for results that did not record one
 
 
 class Variant(Frozen):
@@ -87,12 +103,219 @@ class Budget(Frozen):
 
 class Ratios(Frozen):
     size: float  # optimized bytes / baseline bytes
-    latency_p50: float | None  # optimized p50 / baseline p50
+    latency_p50: float | None  # optimized p50 / baseline p50 (above 1: the optimized artifact is slower)
+
+    @property
+    def latency_verdict(self) -> str | None:
+        """"slower", "faster" or "same" at the two decimals a ratio is shown with; None when not benchmarked."""
+        if self.latency_p50 is None:
+            return None
+        shown = round(self.latency_p50, 2)
+        return "slower" if shown > 1 else "faster" if shown < 1 else "same"
 
 
 class Calibration(Frozen):
     source: str  # a path, "random" or "none"
     samples: int
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+
+class PruneRequest(Frozen):
+    ratio: float | None
+    macs_reduction: float | None
+
+
+class PruneFinetune(Frozen):
+    epochs_run: int
+    loss_history: list[float]
+
+
+class PruneGroup(Frozen):
+    layers: list[str]  # layers whose channels shrink together
+    channels_before: int
+    channels_after: int
+
+
+class Unprunable(Frozen):
+    layer: str
+    reason: str
+
+
+class PruneStage(Frozen):
+    """Structural pruning ([prune]): what was removed and the accuracy on the way (top-1 percent)."""
+
+    criterion: str
+    allocation: str
+    round_to: int
+    epochs: int
+    learning_rate: float
+    requested: PruneRequest
+    channel_ratio: float
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    macs_reduction: float  # fraction of MACs removed (0..1)
+    params_reduction: float
+    accuracy_before: float | None
+    accuracy_after_prune: float | None
+    accuracy_after_finetune: float | None
+    finetuned: bool
+    finetune: PruneFinetune | None
+    groups: list[PruneGroup]
+    unprunable: list[Unprunable]
+    warnings: list[str]
+
+
+class ClusterSpecInfo(Frozen):
+    clusters: int
+    layers: str | None  # regex on layer names; None = every clusterable layer
+    init: str
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    seed: int
+
+
+class ClusterLayer(Frozen):
+    layer: str
+    weight: str
+    params: int
+    unique_before: int
+    unique_after: int
+
+
+class CompressedSize(Frozen):
+    keras_bytes: int
+    keras_gzip_bytes: int
+    tflite_bytes: int
+    tflite_gzip_bytes: int
+
+
+class ClusterStage(Frozen):
+    """Weight sharing ([cluster]): k-means per layer; unique weight values before and after."""
+
+    spec: ClusterSpecInfo
+    layers: list[ClusterLayer]
+    warnings: list[str]
+    size_before: CompressedSize | None
+    size_after: CompressedSize | None
+    tflite_gzip_ratio: float | None  # gzipped .tflite before / after
+    accuracy_before: float | None  # Keras top-1 percent
+    accuracy_after: float | None
+    accuracy_drop: float | None
+    finetune_epochs: int
+    loss_history: list[float]
+
+
+class SensitivityRow(Frozen):
+    name: str  # the op's output tensor (TFLite) or node name (ONNX)
+    layer: str  # readable label
+    op_type: str
+    rmse: float
+    snr_db: float  # lower = more sensitive to int8
+    macs_share: float  # fraction of the model's MACs (0..1)
+
+
+class PartialStep(Frozen):
+    step: int
+    scheme: str  # "int8", "int8+float" or "int16x8"
+    out_of_int8: list[str]  # op names kept out of int8 ("*" = every op, for int16x8)
+    layers: list[str]  # the same, as readable layer labels
+    size_bytes: int
+    accuracy: float | None  # top-1 percent (None without integer labels)
+    accuracy_drop: float  # points vs the float model (100 - agreement without labels)
+    latency_p50_ms: float | None
+    within_budget: bool
+
+
+class PartialStage(Frozen):
+    """Accuracy control ([partial]): every variant tried; the first within budget wins, else the best."""
+
+    backend: str  # "tflite" or "onnx"
+    max_accuracy_drop: float
+    float_accuracy: float | None
+    sensitivity: list[SensitivityRow]  # graph order
+    steps: list[PartialStep]
+    chosen: int  # index into steps: the artifact shipped
+    met: bool  # False: no variant met max_accuracy_drop (the budget then fails)
+
+
+class DiffAt(Frozen):
+    sample: int
+    output: int
+    element: list[int]
+
+
+class DeviceLatency(Frozen):
+    """Latency on the microcontroller, estimated (not measured): MACs / [mcu] sustained_macs_per_second."""
+
+    estimate_ms: float
+    macs: int
+    macs_per_second: float
+    method: str = "estimate: MACs / [mcu] sustained_macs_per_second"
+
+
+class McuStage(Frozen):
+    """TFLite Micro delivery (embedded-mcu): ops, measured arena, flash/RAM, TFLM vs LiteRT, latency."""
+
+    model: str  # the artifact checked (file name in the output folder)
+    core: str
+    model_bytes: int
+    ops: list[str]
+    op_counts: dict[str, int]
+    macs: int
+    params: int
+    arena_bytes: int  # exact minimum measured in the TFLM interpreter (size - 1 fails)
+    arena_with_margin: int  # the C export's ARENA_SIZE
+    arena_probes: int
+    input_bytes: int
+    output_bytes: int
+    io_bytes: int
+    flash_bytes: int  # model + [mcu] runtime_flash_kb
+    ram_bytes: int  # arena_with_margin + io_bytes
+    flash_limit_bytes: int | None
+    ram_limit_bytes: int | None
+    samples_compared: int
+    sample_source: str
+    bit_exact: bool | None  # TFLM vs LiteRT builtin kernels; None when not compared
+    max_abs_diff: float | None
+    diff_at: DiffAt | None
+    mismatched_elements: int | None
+    reference_kernels_bit_exact: bool | None
+    comparison_note: str
+    host_tflm_latency_ms: float | None = Field(description="TFLM invoke time on the build host's CPU, not the device")
+    device_latency: DeviceLatency | None = Field(
+        description="estimated device latency; None when the profile gives no [mcu] sustained_macs_per_second")
+    c_header: str | None  # file names in the output folder
+    c_source: str | None
+
+
+class CompositionStep(Frozen):
+    stage: str  # "float", "prune", "cluster", "quantize"
+    params: int
+    accuracy: float | None  # top-1 percent after this step
+
+
+class Composition(Frozen):
+    """Each step's share when a build prunes and/or clusters before quantizing."""
+
+    compression_ratio: float  # float bytes / final bytes
+    pruning_ratio: float | None  # params before / after
+    quantization_bit_ratio: str  # e.g. "32/8"
+    steps: list[CompositionStep]
+
+
+class Stages(Frozen):
+    """Optional stages; a section is null when the build did not run that stage."""
+
+    prune: PruneStage | None = None
+    cluster: ClusterStage | None = None
+    partial: PartialStage | None = None
+    mcu: McuStage | None = None
+    composition: Composition | None = None
 
 
 class Report(Frozen):
@@ -106,7 +329,7 @@ class Report(Frozen):
     optimized: Variant
     ratios: Ratios
     budgets: list[Budget]
-    stages: dict[str, Any]  # optional stage reports: prune, cluster, partial, mcu
+    stages: Stages
     notes: list[str]
     build_seconds: float
     ok: bool

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeopt.report.schema import ClusterStage, Composition, PruneStage, Report
+
 
 def test_prune_cluster_quantize_in_one_build(cli, tmp_path: Path, samples: Path):
     prof = tmp_path / "compose.toml"
@@ -16,19 +18,28 @@ def test_prune_cluster_quantize_in_one_build(cli, tmp_path: Path, samples: Path)
     r = cli("build", samples / "digits_dscnn.keras", "--target", prof, "--out", tmp_path / "o",
             "--train", samples / "digits.train.npz", "--no-bench", "--json")
     assert r.exit_code == 0, r.stderr
-    rep = json.loads(r.stdout)
-    st = rep["stages"]
-    assert [s["stage"] for s in st["steps"]] == ["float", "prune", "cluster"]
-    assert st["prune"]["macs_reduction"] >= 0.29 and st["prune"]["finetuned"] is True
-    assert st["prune"]["macs_after"] < st["prune"]["macs_before"]
-    assert all(layer["unique_after"] <= 16 for layer in st["cluster"]["layers"])
-    comp = st["composition"]
-    assert comp["quantization_bit_ratio"] == "32/8" and comp["pruning_ratio"] > 1.2
-    assert comp["compression_ratio"] == pytest.approx(rep["baseline"]["artifact"]["bytes"] / rep["optimized"]["artifact"]["bytes"])
-    assert set(comp["accuracy_after"]) == {"float", "prune", "cluster", "quantize"}
+    rep = Report.model_validate_json(r.stdout)  # the typed sections, as published in docs/report.schema.json
+    assert rep == Report.model_validate_json((tmp_path / "o" / "report.json").read_text())
+    st = rep.stages
+    assert isinstance(st.prune, PruneStage) and isinstance(st.cluster, ClusterStage)
+    assert isinstance(st.composition, Composition) and st.partial is None and st.mcu is None
+    assert st.prune.macs_reduction >= 0.29 and st.prune.finetuned is True and st.prune.finetune is not None
+    assert st.prune.macs_after < st.prune.macs_before and st.prune.groups
+    assert st.prune.criterion == "l1" and st.prune.requested.macs_reduction == 0.3
+    assert st.cluster.spec.clusters == 16 and all(layer.unique_after <= 16 for layer in st.cluster.layers)
+    comp = st.composition
+    assert [s.stage for s in comp.steps] == ["float", "prune", "cluster", "quantize"]
+    assert comp.steps[1].params == st.prune.params_after < comp.steps[0].params == rep.input.params
+    assert comp.quantization_bit_ratio == "32/8" and comp.pruning_ratio is not None and comp.pruning_ratio > 1.2
+    assert comp.compression_ratio == pytest.approx(rep.baseline.artifact.bytes / rep.optimized.artifact.bytes)
     md = (tmp_path / "o" / "report.md").read_text()
     assert "## Composition" in md and "## Pruning" in md and "## Weight sharing" in md
-    assert rep["optimized"]["accuracy"]["drop"] == pytest.approx(comp["accuracy_after"]["float"] - comp["accuracy_after"]["quantize"])
+    assert f"MACs {st.prune.macs_before:,} -> {st.prune.macs_after:,}" in md
+    assert f"| {st.cluster.layers[0].layer} | {st.cluster.layers[0].unique_before:,} |" in md
+    assert "| after step | params | top-1 % |" in md and f"| prune | {st.prune.params_after:,} |" in md
+    accuracy = {s.stage: s.accuracy for s in comp.steps}
+    assert rep.optimized.accuracy is not None and accuracy["float"] is not None and accuracy["quantize"] is not None
+    assert rep.optimized.accuracy.drop == pytest.approx(accuracy["float"] - accuracy["quantize"])
 
 
 def test_prune_command_and_bad_input(cli, tmp_path: Path, samples: Path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeopt.report.schema import PartialStage, Report
 from tests.quantize.test_partial_fragile import fragile_mlp
 
 PARTIAL = "\n[budgets]\nmax_accuracy_drop = 1.0\n\n[partial]\nfallbacks = {fallbacks}\n"
@@ -43,15 +44,17 @@ def test_builtin_profile_moves_only_the_fragile_layer_out_of_int8(cli, fragile_f
                                                                    target: str):
     r = _build(cli, fragile_files, fragile_files[kind], target, tmp_path / "out")
     assert r.exit_code == 0, r.output
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    p = report["stages"]["partial"]
-    first, chosen = p["steps"][0], p["steps"][p["chosen"]]
-    assert first["accuracy_drop"] > 20 and p["met"] is True and len(p["steps"]) == 2
-    assert len(chosen["layers"]) == 1 and "fragile" in chosen["layers"][0]
-    assert report["optimized"]["accuracy"]["drop"] <= 1.0 and report["ok"] is True
-    assert report["optimized"]["artifact"]["bytes"] == chosen["size_bytes"]
+    report = Report.model_validate_json((tmp_path / "out" / "report.json").read_text())
+    p = report.stages.partial
+    assert isinstance(p, PartialStage) and p.backend == kind.replace("keras", "tflite")
+    first, chosen = p.steps[0], p.steps[p.chosen]
+    assert first.accuracy_drop > 20 and p.met is True and len(p.steps) == 2 and chosen.within_budget
+    assert len(chosen.layers) == 1 and "fragile" in chosen.layers[0] and chosen.scheme == "int8+float"
+    assert p.sensitivity and min(p.sensitivity, key=lambda s: s.snr_db).name == chosen.out_of_int8[0]
+    assert report.optimized.accuracy is not None and report.optimized.accuracy.drop <= 1.0 and report.ok is True
+    assert report.optimized.artifact.bytes == chosen.size_bytes
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "out of int8" in md and chosen["layers"][0] in md
+    assert "out of int8" in md and chosen.layers[0] in md and "met: True; chosen step 1 (int8+float" in md
 
 
 def test_mcu_int16x8_fallback_needs_the_board_to_allow_int16x8(cli, fragile_files, tmp_path: Path):
@@ -72,7 +75,10 @@ def test_mcu_profile_without_a_rescue_exits_3_and_keeps_the_report(cli, fragile_
     assert "max_accuracy_drop" in r.output
     report = json.loads((out / "report.json").read_text())
     assert report["ok"] is False
-    assert [s["scheme"] for s in report["stages"]["partial"]["steps"]] == ["int8", "int16x8"]
+    partial = report["stages"]["partial"]
+    assert [s["scheme"] for s in partial["steps"]] == ["int8", "int16x8"] and partial["met"] is False
+    assert any(n.startswith("accuracy control ([partial]) did not meet max_accuracy_drop 1 points: 2 variant(s) tried")
+               for n in report["notes"])
     failed = [b for b in report["budgets"] if b["ok"] is False]
     assert [b["name"] for b in failed] == ["max_accuracy_drop"] and failed[0]["actual"] > failed[0]["limit"]
     assert (out / "g_model.h").is_file()  # the firmware files of the best variant are still written
@@ -84,5 +90,5 @@ def test_accuracy_control_without_eval_data_says_it_was_skipped(cli, fragile_fil
             "--no-bench")
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())
-    assert "partial" not in report.get("stages", {})
+    assert report["stages"]["partial"] is None
     assert any("accuracy control ([partial]) was skipped" in n for n in report["notes"])

@@ -20,9 +20,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show several build reports side by side: bytes, accuracy, latency and their ratios."""
         with handled():
-            from edgeopt.report.compare import COLUMNS, load_report, rows
+            from edgeopt.report.compare import COLUMNS, TITLE, load_report, records, rows
 
             loaded = [load_report(p) for p in reports]
-            data = rows(loaded)
-            Sink(json_out).result([dict(zip(COLUMNS, r, strict=True)) for r in data],
-                                  lambda c: c.print(table("builds side by side (ratios: optimized / float)", COLUMNS, data)))
+            Sink(json_out).result(records(loaded), lambda c: c.print(table(TITLE, COLUMNS, rows(loaded))))
