@@ -56,3 +56,11 @@ class SparsityAllocation(StrEnum):
 
     PER_LAYER = "per-layer"  # every kernel reaches the target sparsity
     GLOBAL = "global"  # one magnitude threshold over all selected kernels
+
+
+class EnergyMethod(StrEnum):
+    """How an energy-per-inference figure was obtained (edgeopt.energy, report stages.energy)."""
+
+    MEASURED = "measured"  # an energy counter (RAPL) over the benchmark window, idle subtracted
+    ESTIMATE = "estimate"  # profile power x a latency figure
+    UNAVAILABLE = "unavailable"  # neither a readable counter nor profile constants

@@ -52,9 +52,19 @@ def test_every_sample_builds_with_report(builds):
         assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
         assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
         assert data["ok"] is True and res.ok
-        assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition"}
+        assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition", "energy"}
         assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
-        assert data["stages"]["composition"] is None
+        comp = data["stages"]["composition"]  # ratios are in every report
+        assert comp["pruning_ratio"] == 1.0 and comp["params_before"] == comp["params_after"] == data["input"]["params"]
+        assert comp["compression_ratio"] == pytest.approx(
+            data["baseline"]["artifact"]["bytes"] / data["optimized"]["artifact"]["bytes"])
+        if data["optimized"]["artifact"]["format"] == "tflite":  # zeros read back from the artifact
+            assert comp["kernel_weights"] > 0 and 0 <= comp["sparsity"] < 0.05
+        else:
+            assert comp["sparsity"] is None
+        energy = data["stages"]["energy"]  # in every report, labelled; here no counter and no [energy] section
+        assert energy["method"] == "unavailable" and "[energy] active_power" in energy["note"]
+        assert "## Energy per inference" in md and "sparsity" in md
         assert (data["stages"]["mcu"] is None) == (target != "embedded-mcu")
         if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
             assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]

@@ -3,12 +3,12 @@
 from edgeopt.energy.figure import (
     BatteryLife,
     EnergyFigure,
-    EnergyMethod,
     LatencySource,
     estimate_energy,
     measured_energy,
 )
 from edgeopt.energy.rapl import RaplStatus, measure_rapl, rapl_status
+from edgeopt.vocabulary import EnergyMethod
 
 __all__ = ["BatteryLife", "EnergyFigure", "EnergyMethod", "LatencySource", "RaplStatus", "estimate_energy",
            "measure_rapl", "measured_energy", "rapl_status"]

@@ -15,12 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from edgeopt.profiles.energy import EnergySection
-
-
-class EnergyMethod(StrEnum):
-    MEASURED = "measured"  # an energy counter (RAPL) over the benchmark window, idle subtracted
-    ESTIMATE = "estimate"  # profile power x a latency figure
-    UNAVAILABLE = "unavailable"  # neither a readable counter nor profile constants
+from edgeopt.vocabulary import EnergyMethod
 
 
 class LatencySource(StrEnum):

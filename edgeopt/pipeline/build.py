@@ -115,12 +115,20 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         if profile.device_class is DeviceClass.EMBEDDED_MCU and profile.convert.format is OutputFormat.TFLITE:
             progress("verifying in TFLite Micro")
             mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
+        energy = None
+        if mcu is None:  # an MCU's figure comes with its check (device estimate); here: this host or the remote device
+            from edgeopt.energy.artifact import artifact_energy
+
+            progress("energy per inference")
+            energy = artifact_energy(stage.path(arts.optimized), profile,
+                                     None if latency is None else latency[1].latency.p50, remote=req.remote is not None,
+                                     threads=profile.runtime.threads or 1)
         report = assemble_report(BuildOutcome(
             model=req.model, resolved=resolved, source=source, calibration=calib_source,
             calibration_samples=0 if calib is None else int(calib.shape[0]),
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
             latency=latency, compressed=compressed, mcu=mcu, notes=tuple(notes),
-            build_seconds=time.perf_counter() - started))
+            build_seconds=time.perf_counter() - started, energy=energy))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
         from edgeopt.report.render import to_markdown
 

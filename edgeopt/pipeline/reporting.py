@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from edgeopt.benchmark.fingerprint import Fingerprint
     from edgeopt.benchmark.protocol import BenchResult
     from edgeopt.cluster.clusterer import ClusterResult
+    from edgeopt.energy.figure import EnergyFigure
     from edgeopt.mcu.report import McuReport
     from edgeopt.quantize.partial import PartialResult
     from edgeopt.validate.accuracy import AccuracyResult
@@ -46,6 +47,7 @@ class BuildOutcome:
     mcu: McuReport | None  # embedded-mcu targets
     notes: tuple[str, ...]
     build_seconds: float
+    energy: EnergyFigure | None = None  # the optimized artifact's energy per inference (edgeopt.energy)
 
 
 def assemble_report(outcome: BuildOutcome) -> rs.Report:
@@ -83,7 +85,9 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
         cluster=None if c is None or c.cluster is None else _cluster(c.cluster),
         partial=None if arts.partial is None else _partial(arts.partial),
         mcu=None if o.mcu is None else _mcu(o.mcu, arts.optimized),
-        composition=_composition(c.steps, params, baseline, optimized) if c is not None and c.steps else None,
+        composition=_composition(c.steps if c is not None else (), params, baseline, optimized,
+                                 o.folder / arts.optimized),
+        energy=_energy(o.energy if o.energy is not None else None if o.mcu is None else o.mcu.energy),
     )
     return rs.Report(
         tool=rs.Tool(version=__version__),
@@ -209,13 +213,41 @@ def _mcu(m: McuReport, artifact: str) -> rs.McuStage:
 QUANT_BITS = {"int8": 8, "int16x8": 8, "float16": 16, "dynamic": 8, "none": 32}  # weight bits per scheme
 
 
-def _composition(steps: tuple[rs.CompositionStep, ...], params: int, baseline: rs.Variant,
-                 optimized: rs.Variant) -> rs.Composition:
-    """Each step's share: compression = original/final bytes, pruning = params ratio, quantization bit ratio."""
+def _composition(steps: tuple[rs.CompositionStep, ...], params: int | None, baseline: rs.Variant,
+                 optimized: rs.Variant, artifact: Path) -> rs.Composition:
+    """Each step's share: compression = original/final bytes, pruning = params ratio, quantization bit ratio,
+    and the zeros of the final artifact's filters (read back; zeros are not removed parameters)."""
+    if not steps:
+        steps = (rs.CompositionStep(stage="float", params=params or 0,
+                                    accuracy=None if baseline.accuracy is None else baseline.accuracy.value),)
     final_params = steps[-1].params
+    before = steps[0].params
     bits = QUANT_BITS.get(optimized.artifact.scheme.split("+")[0], 8)
     quantized = rs.CompositionStep(stage="quantize", params=final_params,
                                    accuracy=None if optimized.accuracy is None else optimized.accuracy.value)
+    weights = zeros = None
+    if optimized.artifact.format == "tflite":
+        from edgeopt.sparsify.artifact import weight_zeros
+
+        found = weight_zeros(artifact.read_bytes())
+        weights, zeros = sum(w.elements for w in found), sum(w.zeros for w in found)
     return rs.Composition(compression_ratio=baseline.artifact.bytes / optimized.artifact.bytes,
-                          pruning_ratio=params / final_params if final_params else None,
-                          quantization_bit_ratio=f"32/{bits}", steps=[*steps, quantized])
+                          pruning_ratio=before / final_params if final_params else None,
+                          quantization_bit_ratio=f"32/{bits}", params_before=before or None,
+                          params_after=final_params or None, kernel_weights=weights, zero_weights=zeros,
+                          sparsity=None if not weights or zeros is None else zeros / weights,
+                          steps=[*steps, quantized])
+
+
+def _energy(f: EnergyFigure | None) -> rs.EnergyStage | None:
+    if f is None:
+        return None
+    b = f.battery
+    return rs.EnergyStage(
+        method=f.method, joules_per_inference=f.joules_per_inference, millijoules_per_inference=f.millijoules_per_inference,
+        inferences_per_joule=f.inferences_per_joule, power_mw=f.power_mw, power_source=f.power_source,
+        latency_ms=f.latency_ms, latency_source=f.latency_source, note=f.note,
+        battery=None if b is None else rs.BatteryInfo(
+            battery=b.battery, capacity_mah=b.capacity_mah, voltage_v=b.voltage_v,
+            inferences_per_second=b.inferences_per_second, average_power_mw=b.average_power_mw, hours=b.hours,
+            days=b.days, label=b.label))
