@@ -238,7 +238,7 @@ def render(m: dict, threads: int) -> str:
 
 
 def write_section(text: str) -> None:
-    from edgeopt.pipeline.atomic import write_text_atomic
+    from edgeopt.atomic import write_text_atomic
 
     old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     if BEGIN in old and END in old:

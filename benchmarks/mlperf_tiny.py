@@ -209,7 +209,7 @@ def render(rows: list[dict[str, object]]) -> str:
 
 
 def replace_section(path: Path, section: str) -> None:
-    from edgeopt.pipeline.atomic import write_text_atomic
+    from edgeopt.atomic import write_text_atomic
 
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
     if BEGIN in text and END in text:

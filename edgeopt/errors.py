@@ -77,3 +77,11 @@ class BudgetExceededError(EdgeoptError):
         self.violations = violations
         msg = "budget exceeded: " + "; ".join(v.describe() for v in violations)
         super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its class name when empty), at most `limit` characters.
+
+    Native libraries raise multi-line messages; a one-line error shows only the head.
+    """
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]

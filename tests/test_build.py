@@ -16,65 +16,78 @@ from edgeopt.report import schema as rs
 REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "stages", "ok"}
 
 
+CASES = [("digits_cnn.keras", "mobile-cpu"), ("digits_cnn.keras", "embedded-mcu"), ("digits_cnn.keras", "edge-server"),
+         ("digits_dscnn.keras", "mobile-cpu"), ("digits_mlp.onnx", "edge-server")]
+ONNX_REFERENCE = {".keras": "keras float (TensorFlow)", ".onnx": "onnx float (onnxruntime)"}
+
+
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory, samples: Path):
-    """Each sample model built for each profile it fits, once per session."""
-    out = {}
-    cases = [("digits_cnn.keras", "mobile-cpu"), ("digits_cnn.keras", "embedded-mcu"),
-             ("digits_cnn.keras", "edge-server"), ("digits_dscnn.keras", "mobile-cpu"),
-             ("digits_mlp.onnx", "edge-server")]
-    for model, target in cases:
-        d = tmp_path_factory.mktemp(f"{Path(model).stem}-{target}")
-        out[(model, target)] = build(BuildRequest(model=samples / model, target=target, out=d))
-    return out
+    """`builds(model, target)`: that sample built for that profile, once per session (a failure fails each user)."""
+    done: dict[tuple[str, str], object] = {}
+
+    def get(model: str, target: str):
+        key = (model, target)
+        if key not in done:
+            d = tmp_path_factory.mktemp(f"{Path(model).stem}-{target}")
+            try:
+                done[key] = build(BuildRequest(model=samples / model, target=target, out=d))
+            except Exception as exc:  # noqa: BLE001 - re-raised in every test that needs this build
+                done[key] = exc
+        if isinstance(done[key], Exception):
+            raise done[key]
+        return done[key]
+
+    return get
 
 
-def test_every_sample_builds_with_report(builds):
-    for (model, target), res in builds.items():
-        data = json.loads((res.out / "report.json").read_text())
-        assert REPORT_KEYS <= set(data), (model, target)
-        assert data["target"]["name"] == target and len(data["target"]["profile_sha256"]) == 64
-        assert data["tool"] == {"name": "edgeopt", "version": "0.1.0"}
-        for variant in ("baseline", "optimized"):
-            art = data[variant]["artifact"]
-            assert (res.out / art["path"]).stat().st_size == art["bytes"] > 0
-            assert set(data[variant]["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "runs", "warmup", "threads", "runtime"}
-            assert data[variant]["latency_ms"]["runs"] >= 50
-            fp = data[variant]["latency_ms"]["fingerprint"]  # where it was measured
-            assert fp["host"] == platform.node() and fp["cores"] == os.cpu_count() and fp["cpu"]
-            assert fp["runtime"] == data[variant]["latency_ms"]["runtime"]
-            assert fp["threads"] == data[variant]["latency_ms"]["threads"] and fp["os"] and fp["arch"] == platform.machine()
-            acc = data[variant]["accuracy"]
-            assert acc["metric"] == "top1" and acc["samples"] >= 300
-        md = (res.out / "report.md").read_text()
-        assert md.startswith("# edgeopt report")
-        fp = data["optimized"]["latency_ms"]["fingerprint"]
-        assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
-        assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
-        assert data["ok"] is True and res.ok
-        assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition", "energy"}
-        assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
-        comp = data["stages"]["composition"]  # ratios are in every report
-        assert comp["pruning_ratio"] == 1.0 and comp["params_before"] == comp["params_after"] == data["input"]["params"]
-        assert comp["compression_ratio"] == pytest.approx(
-            data["baseline"]["artifact"]["bytes"] / data["optimized"]["artifact"]["bytes"])
-        if data["optimized"]["artifact"]["format"] == "tflite":  # zeros read back from the artifact
-            assert comp["kernel_weights"] > 0 and 0 <= comp["sparsity"] < 0.05
-        else:
-            assert comp["sparsity"] is None
-        energy = data["stages"]["energy"]  # in every report, labelled; here no counter and no [energy] section
-        assert energy["method"] == "unavailable" and "[energy] active_power" in energy["note"]
-        assert "## Energy per inference" in md and "sparsity" in md
-        assert (data["stages"]["mcu"] is None) == (target != "embedded-mcu")
-        if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
-            assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]
-            assert data["stages"]["partial"] is None
-        assert not list(res.out.glob(".edgeopt-staging-*"))
+@pytest.mark.parametrize(("model", "target"), CASES, ids=[f"{m}-{t}" for m, t in CASES])
+def test_every_sample_builds_with_report(builds, model, target):
+    res = builds(model, target)
+    data = json.loads((res.out / "report.json").read_text())
+    assert REPORT_KEYS <= set(data)
+    assert data["target"]["name"] == target and len(data["target"]["profile_sha256"]) == 64
+    assert data["tool"] == {"name": "edgeopt", "version": "0.1.0"}
+    for variant in ("baseline", "optimized"):
+        art = data[variant]["artifact"]
+        assert (res.out / art["path"]).stat().st_size == art["bytes"] > 0
+        assert set(data[variant]["latency_ms"]) >= {"p50", "p90", "p99", "mean", "std", "min", "max", "runs", "warmup", "threads", "runtime"}
+        assert data[variant]["latency_ms"]["runs"] >= 50
+        fp = data[variant]["latency_ms"]["fingerprint"]  # where it was measured
+        assert fp["host"] == platform.node() and fp["cores"] == os.cpu_count() and fp["cpu"]
+        assert fp["runtime"] == data[variant]["latency_ms"]["runtime"]
+        assert fp["threads"] == data[variant]["latency_ms"]["threads"] and fp["os"] and fp["arch"] == platform.machine()
+        acc = data[variant]["accuracy"]
+        assert acc["metric"] == "top1" and acc["samples"] >= 300
+    md = (res.out / "report.md").read_text()
+    assert md.startswith("# edgeopt report")
+    fp = data["optimized"]["latency_ms"]["fingerprint"]
+    assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
+    assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
+    assert data["ok"] is True and res.ok
+    assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition", "energy"}
+    assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
+    comp = data["stages"]["composition"]  # ratios are in every report
+    assert comp["pruning_ratio"] == 1.0 and comp["params_before"] == comp["params_after"] == data["input"]["params"]
+    assert comp["compression_ratio"] == pytest.approx(
+        data["baseline"]["artifact"]["bytes"] / data["optimized"]["artifact"]["bytes"])
+    if data["optimized"]["artifact"]["format"] == "tflite":  # zeros read back from the artifact
+        assert comp["kernel_weights"] > 0 and 0 <= comp["sparsity"] < 0.05
+    else:
+        assert comp["sparsity"] is None
+    energy = data["stages"]["energy"]  # in every report, labelled; here no counter and no [energy] section
+    assert energy["method"] == "unavailable" and "[energy] active_power" in energy["note"]
+    assert "## Energy per inference" in md and "sparsity" in md
+    assert (data["stages"]["mcu"] is None) == (target != "embedded-mcu")
+    if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
+        assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]
+        assert data["stages"]["partial"] is None
+    assert not list(res.out.glob(".edgeopt-staging-*"))
 
 
 @pytest.mark.parametrize("model", ["digits_cnn.keras", "digits_dscnn.keras"])
 def test_int8_tflite_is_small_and_accurate(builds, model):
-    r = builds[(model, "mobile-cpu")].report
+    r = builds(model, "mobile-cpu").report
     assert r.optimized.artifact.bytes <= 0.30 * r.baseline.artifact.bytes
     assert r.optimized.accuracy.value >= r.optimized.accuracy.reference_value - 1.0
     assert r.optimized.accuracy.reference_value > 95.0
@@ -84,7 +97,7 @@ def test_int8_tflite_is_small_and_accurate(builds, model):
 def test_mcu_artifact_is_int8_end_to_end(builds):
     from edgeopt.runtime import open_runner
 
-    res = builds[("digits_cnn.keras", "embedded-mcu")]
+    res = builds("digits_cnn.keras", "embedded-mcu")
     mcu = rs.Report.model_validate_json((res.out / "report.json").read_text()).stages.mcu
     assert isinstance(mcu, rs.McuStage) and mcu == res.report.stages.mcu
     assert mcu.bit_exact is True and mcu.arena_bytes > 0 and mcu.model == "digits_cnn.tflite"
@@ -98,17 +111,18 @@ def test_mcu_artifact_is_int8_end_to_end(builds):
     assert res.report.optimized.latency_ms.threads == 1
 
 
-def test_onnx_paths(builds):
+@pytest.mark.parametrize("model", ["digits_cnn.keras", "digits_mlp.onnx"])
+def test_onnx_paths(builds, model):
     import onnx
 
-    for key in (("digits_cnn.keras", "edge-server"), ("digits_mlp.onnx", "edge-server")):
-        res = builds[key]
-        m = onnx.load(str(res.out / res.report.optimized.artifact.path))
-        ops = {n.op_type for n in m.graph.node}
-        assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
-        acc = res.report.optimized.accuracy
-        assert acc.drop <= 1.0 and acc.reference == "keras float (TensorFlow)" if key[0].endswith(".keras") else True
-        assert res.report.optimized.artifact.bytes < 0.6 * res.report.baseline.artifact.bytes
+    res = builds(model, "edge-server")
+    m = onnx.load(str(res.out / res.report.optimized.artifact.path))
+    ops = {n.op_type for n in m.graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
+    acc = res.report.optimized.accuracy
+    assert acc.metric == "top1" and acc.drop is not None and acc.drop <= 1.0
+    assert acc.reference == ONNX_REFERENCE[Path(model).suffix]
+    assert res.report.optimized.artifact.bytes < 0.6 * res.report.baseline.artifact.bytes
 
 
 def test_budget_failure_exits_3_and_still_writes(cli, tmp_path: Path, samples: Path):
@@ -156,12 +170,12 @@ def test_rebuild_keeps_other_files(tmp_path: Path, samples: Path):
 
 
 def test_compare_shows_builds_side_by_side(cli, builds, tmp_path: Path):
-    outs = [str(res.out) for res in builds.values()]
-    r = cli("compare", *outs, "--json")
+    results = [builds(model, target) for model, target in CASES]
+    r = cli("compare", *[res.out for res in results], "--json")
     assert r.exit_code == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert [row["target"] for row in rows] == [t for (_, t) in builds]
-    for row, res in zip(rows, builds.values(), strict=True):
+    assert [row["target"] for row in rows] == [t for (_, t) in CASES]
+    for row, res in zip(rows, results, strict=True):
         assert row["bytes"] == res.report.optimized.artifact.bytes and row["ok"] == "ok"
     bad = tmp_path / "report.json"
     bad.write_text('{"schema_version": "2.0"}')
@@ -175,7 +189,7 @@ def test_compare_shows_builds_side_by_side(cli, builds, tmp_path: Path):
 def test_mcu_latency_is_the_device_estimate_and_host_time_says_host(cli, builds, samples: Path, monkeypatch):
     """An MCU build's console, report.md and `compare` show the device estimate; host LiteRT times are labelled host."""
     monkeypatch.setenv("COLUMNS", "220")  # whole headers on one line; 80-column wrapping is another item
-    res = builds[("digits_cnn.keras", "embedded-mcu")]
+    res = builds("digits_cnn.keras", "embedded-mcu")
     mcu = res.report.stages.mcu
     assert mcu is not None and mcu.device_latency is not None
     d = mcu.device_latency
@@ -197,7 +211,7 @@ def test_mcu_latency_is_the_device_estimate_and_host_time_says_host(cli, builds,
     assert "| host p50 ms | host p90 ms | device ms (est.) |" in md and f"Device latency: {est} ms, an estimate" in md
     assert f"| device latency (estimate: MACs / MAC/s) | {est} ms (" in md
 
-    mobile = builds[("digits_cnn.keras", "mobile-cpu")]
+    mobile = builds("digits_cnn.keras", "mobile-cpu")
     r = cli("compare", res.out, mobile.out)
     assert r.exit_code == 0, r.stderr
     header = next(line for line in r.stdout.splitlines() if "target" in line)

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
-
-import bench_models as bm  # noqa: E402
-
-from edgeopt.analysis.inspect import inspect_model  # noqa: E402
-from edgeopt.cli.app import app  # noqa: E402
-from edgeopt.errors import ModelFileError  # noqa: E402
+from edgeopt.analysis.inspect import inspect_model
+from edgeopt.errors import ModelFileError
+from tests.bench import bench_models as bm
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
-
-
-def run(*args):
-    return CliRunner().invoke(app, ["inspect", *[str(a) for a in args]], catch_exceptions=False)
 
 
 def test_tflite_params_macs_layers(tmp_path) -> None:
@@ -54,14 +44,14 @@ def test_onnx_params_macs_float_and_qdq(tmp_path) -> None:
     assert qdq.op_counts["DequantizeLinear"] > 0
 
 
-def test_sample_onnx_and_json(tmp_path) -> None:
-    res = run(SAMPLES / "digits_mlp.onnx", "--json")
+def test_sample_onnx_and_json(cli, tmp_path) -> None:
+    res = cli("inspect", SAMPLES / "digits_mlp.onnx", "--json")
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
     assert d["format"] == "onnx" and d["params"] > 0 and d["macs"] > 0
     assert d["inputs"][0]["name"] == "input" and d["outputs"][0]["name"] == "probs"
     assert sum(x["macs"] for x in d["layers"]) == d["macs"]
-    human = run(SAMPLES / "digits_mlp.onnx")
+    human = cli("inspect", SAMPLES / "digits_mlp.onnx")
     assert human.exit_code == 0 and "op counts" in human.stdout
 
 
@@ -71,9 +61,9 @@ def test_sample_onnx_and_json(tmp_path) -> None:
     (b"\x08\x07garbage" * 20, "bad.onnx", "not a readable ONNX model"),
     (b"", "empty.onnx", "empty"),
 ])
-def test_corrupt_files_one_line_exit_2(tmp_path, payload, name, needle) -> None:
+def test_corrupt_files_one_line_exit_2(cli, tmp_path, payload, name, needle) -> None:
     (tmp_path / name).write_bytes(payload)
-    res = run(tmp_path / name)
+    res = cli("inspect", tmp_path / name)
     assert res.exit_code == 2 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output
 
 

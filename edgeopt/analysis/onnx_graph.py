@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ModelFileError, RuntimeUnavailableError
+from edgeopt.errors import RuntimeUnavailableError
 
 Shape = tuple[int, ...]  # -1 for a dynamic or unknown dimension
 
@@ -111,29 +111,12 @@ def _elems(shape: Shape) -> int:
     return math.prod(max(d, 1) for d in shape) if shape else 1
 
 
-def load_checked(path: Path) -> Any:
-    """onnx.load + onnx.checker; ModelFileError with one line if the file is corrupt or invalid."""
-    onnx = _onnx()
-    path = Path(path)
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError, ValueError for external data...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelFileError(f"{path}: not a readable ONNX model ({first}); the file is corrupt or of another type") from None
-    if not model.graph.node and not model.graph.output:
-        raise ModelFileError(f"{path}: the ONNX file has an empty graph; the file is corrupt or of another type")
-    try:
-        onnx.checker.check_model(str(path) if path.stat().st_size > 2**31 - 1 else model)
-    except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and friends
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ModelFileError(f"{path}: the ONNX checker rejects the model: {first}") from None
-    return model
-
-
 def read_onnx(path: Path) -> OnnxGraph:
+    from edgeopt.runtime.verify_onnx import verify_onnx
+
     onnx = _onnx()
     path = Path(path)
-    model = load_checked(path)
+    model = verify_onnx(path)  # parsed and checked, external data confined (dims are all this needs)
     inferred = True
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False)

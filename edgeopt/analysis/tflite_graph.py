@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ModelFileError, RuntimeUnavailableError
+from edgeopt.errors import ModelFileError, RuntimeUnavailableError, first_line
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -212,7 +212,7 @@ def read_tflite(source: str | Path | bytes) -> TfliteGraph:
         if isinstance(exc, struct.error | IndexError):
             reason = "an offset points outside the file (truncated or overwritten)"
         else:
-            reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
+            reason = f"{type(exc).__name__}: {first_line(exc, 120)}"
         raise ModelFileError(f"{label}: corrupt .tflite flatbuffer: {reason}; re-export the model") from None
 
 

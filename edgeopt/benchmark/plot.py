@@ -77,7 +77,7 @@ def latency_figure(report: BenchReport) -> Any:
 
 def plot_latency(report: BenchReport, path: Path) -> Path:
     """`latency_figure` written atomically to `path` (.png, .svg or .pdf)."""
-    from edgeopt.pipeline.atomic import write_bytes_atomic
+    from edgeopt.atomic import write_bytes_atomic
 
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"

@@ -136,11 +136,6 @@ class _Live:
         return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
 
 
-def make_inputs(runner: Runner, seed: int, data: InputData | None = None) -> list[Any]:
-    """One sample per input: from `data` (first row) or seeded random of the right dtype."""
-    return make_feeds(runner.inputs, seed, data)
-
-
 def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | None) -> _Live:
     clock = time.perf_counter
     options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
@@ -152,7 +147,7 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     t0 = clock()
     runner = RUNTIMES[name](Path(path), options)
     init_ms = (clock() - t0) * 1e3
-    runner.set_inputs(make_inputs(runner, settings.seed, data))
+    runner.set_inputs(make_feeds(runner.inputs, settings.seed, data))  # first row of `data`, else seeded random
     invoke = runner.invoke
 
     t = clock()

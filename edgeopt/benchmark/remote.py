@@ -196,11 +196,6 @@ def run_remote(paths: Sequence[Path], settings: BenchSettings, remote: RemoteSpe
                     inputs=str(input_file) if input_file else r.inputs) for r in report.results]
 
 
-def run_remote_benchmark(path: Path, settings: BenchSettings, remote: RemoteSpec) -> BenchResult:
-    """`run_benchmark` on a device: one model, `settings`, measured there (for `edgeopt build --remote`)."""
-    return run_remote([Path(path)], settings, remote)[0]
-
-
 def _copy(spec: RemoteSpec, src: Path, dst: str) -> None:
     proc = _ssh(spec, f"cat > {shlex.quote(dst)}", f"copying {src.name}", stdin_path=src)
     if proc.returncode != 0:

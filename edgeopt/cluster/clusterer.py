@@ -13,6 +13,7 @@ from edgeopt.cluster.kmeans import Init, kmeans_1d
 from edgeopt.cluster.layers import compile_pattern, select_targets
 from edgeopt.cluster.sizes import CompressedSize, compressed_size
 from edgeopt.errors import DataError, InputError, ModelFileError
+from edgeopt.validate.accuracy import keras_top1
 
 MAX_CLUSTERS = 65536
 
@@ -91,16 +92,6 @@ class ClusterResult:
         return d
 
 
-def keras_top1(model: Any, x: np.ndarray, y: np.ndarray | None) -> float | None:
-    """Top-1 accuracy in percent for integer labels (None when that does not apply)."""
-    if y is None or y.dtype.kind not in "iu":
-        return None
-    pred = np.asarray(model.predict(x, batch_size=256, verbose=0))
-    if pred.ndim != 2 or pred.shape[1] < 2:
-        return None
-    return float(100.0 * np.mean(pred.argmax(axis=1) == y.reshape(-1)))
-
-
 def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.ndarray] | None = None,
                   evaluate: tuple[np.ndarray, np.ndarray | None] | None = None, measure: bool = True) -> ClusterResult:
     """Cluster `model` in place (kernels only) and return what changed.
@@ -147,11 +138,11 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
 def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
     """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
+    from edgeopt.atomic import write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
-    from edgeopt.pipeline.atomic import write_bytes_atomic
 
     fmt = detect_format(Path(model_path))
     if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):

@@ -23,11 +23,10 @@ def gzip_size(data: bytes) -> int:
 
 def float_tflite(model: Any) -> bytes:
     """The model as a float (unquantized) .tflite, via a SavedModel export."""
-    from edgeopt.convert.savedmodel import export_saved_model
+    from edgeopt.convert.savedmodel import temporary_saved_model
     from edgeopt.convert.tflite import to_tflite
 
-    with tempfile.TemporaryDirectory(prefix="edgeopt-cl-") as tmp:
-        sm = export_saved_model(model, Path(tmp) / "sm")
+    with temporary_saved_model(model) as sm:
         return to_tflite(sm)
 
 

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from edgeopt.convert.savedmodel import input_shape
-from edgeopt.errors import ConversionError, RuntimeUnavailableError
+from edgeopt.errors import ConversionError, RuntimeUnavailableError, first_line
 
 
 def keras_to_onnx(model: Any, opset: int) -> bytes:
@@ -36,7 +36,7 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
         with native_quiet(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
     except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"ONNX export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None
+        raise ConversionError(f"ONNX export failed: {type(exc).__name__}: {first_line(exc)}") from None
     return normalize_onnx(proto).SerializeToString()
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ConversionError, InputError
+from edgeopt.errors import ConversionError, InputError, first_line
 
 
 def input_shape(model: Any) -> tuple[int | None, ...]:
@@ -40,5 +42,15 @@ def export_saved_model(model: Any, directory: Path, batch: int | None = 1) -> Pa
         with native_quiet(), contextlib.redirect_stdout(io.StringIO()):
             model.export(str(directory), format="tf_saved_model", input_signature=[spec], verbose=False)
     except Exception as exc:  # noqa: BLE001 - TF raises many types
-        raise ConversionError(f"SavedModel export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}") from None
+        raise ConversionError(f"SavedModel export failed: {type(exc).__name__}: {first_line(exc)}") from None
     return directory
+
+
+@contextlib.contextmanager
+def temporary_saved_model(model: Any, batch: int | None = 1) -> Iterator[Path]:
+    """`model` exported to a SavedModel in a temporary folder, removed on exit; a SavedModel folder is used as is."""
+    if isinstance(model, str | Path):
+        yield Path(model)
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeopt-sm-") as tmp:
+        yield export_saved_model(model, Path(tmp) / "sm", batch)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ConversionError, UnsupportedOpError
+from edgeopt.errors import ConversionError, UnsupportedOpError, first_line
 
 ConverterSetup = Callable[[Any], None]
 
@@ -33,5 +33,4 @@ def to_tflite(saved_model: Path, setup: ConverterSetup | None = None) -> bytes:
 
             ops = tuple(sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)'", text))))
             raise UnsupportedOpError(f"TFLite builtins lack op(s) {', '.join(ops) or '(see --debug)'}; replace them in the model", ops) from None
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise ConversionError(f"TFLite conversion failed: {first[:300]}") from None
+        raise ConversionError(f"TFLite conversion failed: {first_line(exc)}") from None

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError
+from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError, first_line
 from edgeopt.load.formats import ModelFormat, detect_format
 
 KERAS_FORMATS = (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVED_MODEL)
@@ -86,8 +86,7 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
         text = str(exc)
         if "Lambda" in text and "safe_mode" in text:
             raise InputError(f"{path}: the model has a Lambda layer, refused in safe mode; pass --unsafe-load only if you trust this file") from None
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise ModelFileError(f"{path}: cannot load the Keras model: {first[:300]}") from None
+        raise ModelFileError(f"{path}: cannot load the Keras model: {first_line(exc)}") from None
     except (OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt") from None
 

@@ -9,15 +9,14 @@ replaced by the accuracy-controlled partial quantization.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeopt.atomic import Staging, write_bytes_atomic
 from edgeopt.data.datasets import Dataset
-from edgeopt.pipeline.atomic import Staging, write_bytes_atomic
-from edgeopt.pipeline.source import Source
-from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
+from edgeopt.load.source import Source
+from edgeopt.profiles.schema import Profile, Scheme
 
 if TYPE_CHECKING:
     from edgeopt.quantize.partial import PartialResult
@@ -41,10 +40,38 @@ def _stem(source: Source) -> str:
 
 def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
                    evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
-    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against)."""
-    if profile.convert.format is OutputFormat.TFLITE:
-        return _tflite(source, model, profile, calib, evalset, reference, stage)
-    return _onnx(source, model, profile, calib, evalset, reference, stage)
+    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against).
+
+    The converter and quantizer come from the registries by the profile's output format.
+    """
+    from edgeopt.convert.registry import converter_for
+    from edgeopt.quantize.registry import quantizer_for
+
+    fmt = profile.convert.format
+    conv, quant = converter_for(fmt), quantizer_for(fmt)
+    stem, q = _stem(source), profile.quantize
+    base, opt = f"{stem}.float{conv.suffix}", f"{stem}{conv.suffix}"
+    work = stage.dir / "_work"
+    work.mkdir(exist_ok=True)
+    if source.keras_model is not None:
+        float_base = conv.export(source.keras_model, work / "baseline", profile.convert)
+        write_bytes_atomic(stage.path(base), conv.float_bytes(float_base))
+    else:
+        assert source.onnx_path is not None and conv.from_onnx  # build checks the source fits the format
+        float_base = write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())  # tools work on the copy
+    float_opt = float_base if model is source.keras_model else conv.export(model, work / "optimized", profile.convert)
+    write_bytes_atomic(stage.path(opt), quant.quantize(float_opt, q, calib, work))
+    if _use_partial(profile, evalset):
+        assert evalset is not None and calib is not None
+        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, str(fmt), str(q.scheme)))
+        if plain is not None:
+            return plain
+        from edgeopt.quantize.partial import settings_from_profile
+
+        result = quant.partial(model, float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile))
+        write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
+        return Artifacts(base, opt, str(fmt), result.chosen_step.scheme, result, result.shortfall())
+    return Artifacts(base, opt, str(fmt), str(q.scheme))
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
@@ -66,63 +93,4 @@ def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, ref
         return None
     note = f"accuracy control ([partial]) not needed: plain {arts.scheme} drops {res.drop:.2f} points (budget {limit:g} points)"
     return replace(arts, note=note, optimized_accuracy=res)
-
-
-def _tflite(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-            evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
-    from edgeopt.convert.savedmodel import export_saved_model
-    from edgeopt.convert.tflite import to_tflite
-    from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
-
-    stem, q = _stem(source), profile.quantize
-    base, opt = f"{stem}.float.tflite", f"{stem}.tflite"
-    sm_base = export_saved_model(source.keras_model, stage.dir / "_work" / "baseline", batch=1)
-    write_bytes_atomic(stage.path(base), to_tflite(sm_base))
-    sm_opt = sm_base if model is source.keras_model else export_saved_model(model, stage.dir / "_work" / "optimized", batch=1)
-    recipe = TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)
-    write_bytes_atomic(stage.path(opt), to_tflite(sm_opt, converter_setup(recipe)))
-    if _use_partial(profile, evalset):
-        assert evalset is not None and calib is not None
-        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, "tflite", str(q.scheme)))
-        if plain is not None:
-            return plain
-        from edgeopt.quantize.partial import partial_quantize_tflite, settings_from_profile
-
-        result = partial_quantize_tflite(model, calib, evalset.x, evalset.y, settings_from_profile(profile))
-        write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
-        return Artifacts(base, opt, "tflite", result.chosen_step.scheme, result, result.shortfall())
-    return Artifacts(base, opt, "tflite", str(q.scheme))
-
-
-def _onnx(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-          evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
-    from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
-
-    stem, q = _stem(source), profile.quantize
-    base, opt = f"{stem}.float.onnx", f"{stem}.onnx"
-    if source.keras_model is not None:
-        from edgeopt.convert.onnx import keras_to_onnx
-
-        write_bytes_atomic(stage.path(base), keras_to_onnx(source.keras_model, profile.convert.opset))
-        if model is source.keras_model:
-            float_opt = stage.path(base)
-        else:
-            float_opt = write_bytes_atomic(stage.dir / "_work" / "compressed.onnx", keras_to_onnx(model, profile.convert.opset))
-    else:
-        assert source.onnx_path is not None
-        write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())
-        float_opt = stage.path(base)
-    recipe = OnnxRecipe(q.scheme, q.per_channel, q.calibration_method, q.onnx_format, calib)
-    quantize_onnx(Path(float_opt), stage.path(opt), recipe)
-    if _use_partial(profile, evalset):
-        assert evalset is not None and calib is not None
-        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, "onnx", str(q.scheme)))
-        if plain is not None:
-            return plain
-        from edgeopt.quantize.partial import partial_quantize_onnx, settings_from_profile
-
-        result = partial_quantize_onnx(float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile))
-        write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
-        return Artifacts(base, opt, "onnx", result.chosen_step.scheme, result, result.shortfall())
-    return Artifacts(base, opt, "onnx", str(q.scheme))
 

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeopt.atomic import Staging, prepare_output, write_bytes_atomic
 from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
 from edgeopt.errors import BudgetViolation, InputError
+from edgeopt.load.source import Source, open_source
 from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
-from edgeopt.pipeline.atomic import Staging, prepare_output, write_bytes_atomic
 from edgeopt.pipeline.compress import compress
 from edgeopt.pipeline.reporting import BuildOutcome, assemble_report
-from edgeopt.pipeline.source import Source, open_source
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 from edgeopt.report import schema as rs
@@ -154,8 +154,11 @@ def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResul
 
 
 def _check_format_fits(source: Source, profile: Profile) -> None:
-    if source.keras_model is None and profile.convert.format is OutputFormat.TFLITE:
-        raise InputError(f"profile '{profile.name}' makes TFLite, which needs a Keras/TensorFlow model; "
+    from edgeopt.convert.registry import converter_for
+
+    converter = converter_for(profile.convert.format)
+    if source.keras_model is None and not converter.from_onnx:
+        raise InputError(f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server")
     if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
         raise InputError(f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "

@@ -35,7 +35,7 @@ def copy_model(model: Any) -> Any:
 
 
 def _top1(model: Any, evalset: Dataset | None) -> float | None:
-    from edgeopt.cluster.clusterer import keras_top1
+    from edgeopt.validate.accuracy import keras_top1
 
     return None if evalset is None else keras_top1(model, evalset.x, evalset.y)
 

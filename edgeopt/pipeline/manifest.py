@@ -100,7 +100,7 @@ def input_key(inputs: dict[str, Any]) -> str:
 def write(stage: Any, inputs: dict[str, Any], artifacts: list[str], violations: tuple[Any, ...],
           command_line: tuple[str, ...]) -> str:
     """Write manifest.json into the staging folder; returns its name (commit it last)."""
-    from edgeopt.pipeline.atomic import write_bytes_atomic
+    from edgeopt.atomic import write_bytes_atomic
 
     files = {}
     for name in artifacts:

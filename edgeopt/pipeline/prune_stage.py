@@ -29,30 +29,31 @@ def spec_from(cfg: PruneSection) -> Any:
 def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, evalset: Dataset | None,
                        allow_no_finetune: bool) -> PruneOutcome:
     from edgeopt.prune import prune_model
-    from edgeopt.prune.finetune import accuracy, finetune
+    from edgeopt.prune.finetune import finetune
+    from edgeopt.validate.accuracy import keras_top1
 
     finetuning = cfg.epochs > 0 and train is not None and train.y is not None
     if not finetuning and not (allow_no_finetune or cfg.allow_without_finetune):
         raise InputError("pruning without fine-tuning loses accuracy: give training data (--train / --finetune data.npz "
                          "with x and y) or allow it explicitly (--no-finetune, or prune.allow_without_finetune = true)")
     spec = spec_from(cfg)
-    before = None if evalset is None or evalset.y is None else accuracy(model, evalset.x, evalset.y)
+    before = None if evalset is None or evalset.y is None else keras_top1(model, evalset.x, evalset.y)
     result = prune_model(model, spec)
-    pruned_acc = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
+    pruned_acc = None if evalset is None or evalset.y is None else keras_top1(result.model, evalset.x, evalset.y)
     ft = None
     if finetuning:
         assert train is not None and train.y is not None
         ft = finetune(result.model, train.x, train.y, epochs=cfg.epochs, learning_rate=cfg.learning_rate, patience=3,
                       eval_x=None if evalset is None else evalset.x, eval_y=None if evalset is None else evalset.y, seed=0)
-    after = None if evalset is None or evalset.y is None else accuracy(result.model, evalset.x, evalset.y)
+    after = None if evalset is None or evalset.y is None else keras_top1(result.model, evalset.x, evalset.y)
     report = rs.PruneStage(
         criterion=str(cfg.criterion), allocation=str(cfg.allocation), round_to=cfg.round_to, epochs=cfg.epochs,
         learning_rate=cfg.learning_rate,
         requested=rs.PruneRequest(ratio=spec.ratio, macs_reduction=spec.macs_reduction),
         channel_ratio=result.ratio, params_before=result.params_before, params_after=result.params_after,
         macs_before=result.macs_before, macs_after=result.macs_after, macs_reduction=result.macs_reduction,
-        params_reduction=result.params_reduction, accuracy_before=_pct(before), accuracy_after_prune=_pct(pruned_acc),
-        accuracy_after_finetune=_pct(after) if ft else None, finetuned=ft is not None,
+        params_reduction=result.params_reduction, accuracy_before=before, accuracy_after_prune=pruned_acc,
+        accuracy_after_finetune=after if ft else None, finetuned=ft is not None,
         finetune=None if ft is None else rs.PruneFinetune(epochs_run=ft.epochs_run, loss_history=list(ft.loss_history)),
         groups=[rs.PruneGroup(layers=list(g.layers), channels_before=g.channels_before, channels_after=g.channels_after)
                 for g in result.groups],
@@ -62,17 +63,13 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
     return PruneOutcome(result.model, report)
 
 
-def _pct(v: float | None) -> float | None:
-    return None if v is None else float(v * 100.0)  # prune.finetune.accuracy is a fraction
-
-
 def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
                      allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
     """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict."""
+    from edgeopt.atomic import write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
-    from edgeopt.pipeline.atomic import write_bytes_atomic
 
     fmt = detect_format(path)
     if fmt not in KERAS_FORMATS:

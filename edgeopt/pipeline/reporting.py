@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgeopt import __version__
+from edgeopt.load.source import Source
 from edgeopt.pipeline.artifacts import Artifacts
 from edgeopt.pipeline.compress import Compressed
 from edgeopt.pipeline.manifest import sha256_path
-from edgeopt.pipeline.source import Source
 from edgeopt.profiles import ResolvedProfile
 from edgeopt.profiles.schema import Profile
 from edgeopt.report import schema as rs

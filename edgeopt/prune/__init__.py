@@ -1,7 +1,8 @@
 """Dependency-aware structural channel pruning for Keras 3 models.
 
 graph.py groups layers whose channels shrink together, importance.py scores channels,
-surgery.py slices weights per layer type and rebuilds the model, pruner.py runs the schedule,
+rules.py says how each layer type is sliced (the rule table), surgery.py rebuilds the smaller model,
+pruner.py runs the schedule,
 finetune.py recovers accuracy. Keras is imported lazily inside functions.
 """
 

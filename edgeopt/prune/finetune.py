@@ -8,30 +8,16 @@ from typing import Any
 import numpy as np
 
 from edgeopt.errors import DataError, InputError
+from edgeopt.validate.accuracy import keras_top1
 
 
 @dataclass(frozen=True)
 class FinetuneResult:
     model: Any  # the same model object, trained in place
-    accuracy_before: float | None  # None when outputs/labels are not a classification
+    accuracy_before: float | None  # top-1 in percent; None when outputs/labels are not a classification
     accuracy_after: float | None
     epochs_run: int
     loss_history: tuple[float, ...]
-
-
-def accuracy(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float | None:
-    """Top-1 accuracy for integer or one-hot labels; None when that does not apply."""
-    pred = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-    y = np.asarray(y)
-    if pred.ndim != 2 or pred.shape[1] < 2:
-        return None
-    if y.ndim == 2 and y.shape[1] == pred.shape[1]:
-        labels = y.argmax(axis=1)
-    elif y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
-        labels = y.reshape(-1)
-    else:
-        return None
-    return float(np.mean(pred.argmax(axis=1) == labels))
 
 
 def _default_loss(model: Any, y: np.ndarray) -> Any:
@@ -69,11 +55,11 @@ def finetune(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int = 5, batch
     loss = loss or _default_loss(model, y)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
     ex, ey = (x, y) if eval_x is None or eval_y is None else (eval_x, eval_y)
-    before = accuracy(model, ex, ey)
+    before = keras_top1(model, ex, ey)
     monitor = "val_loss" if validation_split > 0 else "loss"
     stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
     hist = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
                      callbacks=[stop], verbose=0, shuffle=True)
-    after = accuracy(model, ex, ey)
+    after = keras_top1(model, ex, ey)
     losses = tuple(float(v) for v in hist.history.get("loss", []))
     return FinetuneResult(model, before, after, len(losses), losses)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.analysis.keras_graph import FlatGraph, trace
-from edgeopt.prune.surgery import Axis, PruneRule, Role
+from edgeopt.prune.rules import Axis, PruneRule, Role
 
 
 class Kind(StrEnum):
@@ -183,7 +183,7 @@ class _Builder:
 
 
 def build_graph(model: Any, rules: Mapping[type, PruneRule]) -> DependencyGraph:
-    """Trace `model` and group its channels; `rules` is the surgery table (see surgery.default_rules)."""
+    """Trace `model` and group its channels; `rules` is the surgery table (see rules.default_rules)."""
     flat = trace(model)
     b = _Builder()
     layouts: dict[int, Layout] = {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeopt.prune.graph import DependencyGraph, Group
-from edgeopt.prune.surgery import Axis, Weights
+from edgeopt.prune.rules import Axis, Weights
 from edgeopt.vocabulary import PruneCriterion
 
 Criterion = PruneCriterion  # the closed set the profile and `edgeopt prune --criterion` name

@@ -14,7 +14,8 @@ from edgeopt.analysis.keras_stats import keras_model_stats, layer_macs, node_sha
 from edgeopt.errors import EdgeoptError, InputError
 from edgeopt.prune.graph import DependencyGraph, Group, build_graph
 from edgeopt.prune.importance import Criterion, group_params, group_scores
-from edgeopt.prune.surgery import Axis, PruneRule, default_rules, layer_weights, rebuild
+from edgeopt.prune.rules import Axis, PruneRule, default_rules, layer_weights
+from edgeopt.prune.surgery import rebuild
 from edgeopt.vocabulary import PruneAllocation
 
 _MAX_RATIO = 1.0 - 1e-9
@@ -100,7 +101,7 @@ class PruneResult:
 def prune_model(model: Any, spec: PruneSpec, *, rules: Mapping[type, PruneRule] | None = None) -> PruneResult:
     """Remove channels from `model` per `spec`; returns a new model (the input is not modified).
 
-    `rules` is a pruning table from `surgery.default_rules()`, possibly extended with custom layer types.
+    `rules` is a pruning table from `rules.default_rules()`, possibly extended with custom layer types.
     """
     rules = default_rules() if rules is None else rules
     graph = build_graph(model, rules)

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgeopt.errors import ConversionError, InputError
 from edgeopt.profiles.schema import CalibrationMethod, QuantFormat, Scheme
+from edgeopt.runtime.verify_onnx import load_onnx
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,14 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
     import onnx
 
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    source = load_onnx(src, external_data=recipe.scheme is Scheme.FLOAT16)  # checked, external data confined
     try:
         if recipe.scheme is Scheme.NONE:
             dst.write_bytes(src.read_bytes())
         elif recipe.scheme is Scheme.FLOAT16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
-            model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+            model = convert_float_to_float16(source, keep_io_types=True)
             onnx.save(_topological(model), str(dst))
         elif recipe.scheme is Scheme.DYNAMIC:
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -63,7 +65,7 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
                 quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
                                  nodes_to_exclude=list(recipe.nodes_to_exclude))
         elif recipe.scheme is Scheme.INT8:
-            _static(src, dst, recipe)
+            _static(src, dst, recipe, source.graph.input[0].name)
         else:
             raise InputError(f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8")
     except (InputError, ConversionError):
@@ -79,7 +81,7 @@ def _quiet() -> Any:
         yield
 
 
-def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
+def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod as CM
     from onnxruntime.quantization import QuantFormat as QF
@@ -88,7 +90,6 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
 
     if recipe.calibration is None:
         raise InputError("int8 needs calibration data; give --calib data.npz (or --random-calibration)")
-    name = onnx.load(str(src), load_external_data=False).graph.input[0].name
     method = {CalibrationMethod.MINMAX: CM.MinMax, CalibrationMethod.ENTROPY: CM.Entropy,
               CalibrationMethod.PERCENTILE: CM.Percentile}[recipe.calibration_method]
     with tempfile.TemporaryDirectory(prefix="edgeopt-q-") as tmp:
@@ -106,7 +107,7 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe) -> None:
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
         if recipe.nodes_to_exclude:
-            model = onnx.load(str(dst))
+            model = load_onnx(dst, check=False, external_data=True)
             if _keep_float(model, recipe.nodes_to_exclude):
                 onnx.save(model, str(dst))
 

@@ -1,7 +1,7 @@
 """Partial quantization with accuracy control.
 
 Start from full int8; while the eval accuracy drop exceeds the budget, move the most
-sensitive op (lowest SNR, see sensitivity.py) out of int8 -- one at a time, re-measuring
+sensitive op (lowest SNR, see quantize/sensitivity/) out of int8 -- one at a time, re-measuring
 each time -- then, if allowed, try int16x8 activations for the whole model. Every attempt
 is a row (size, accuracy, p50 latency, ops out of int8); the first row within budget wins.
 When none is, the result says so (`met` False) and carries the best row: the caller decides.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ import numpy as np
 from edgeopt.errors import DataError, InputError, ProfileError
 from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
+from edgeopt.runtime.verify_onnx import load_onnx
 
 ALL_LAYERS = "*"  # out_of_int8 marker for a whole-model int16x8 step
 
@@ -237,25 +237,15 @@ class TfliteBackend:
         return to_tflite(self._sm, converter_setup(recipe))
 
 
-@contextlib.contextmanager
-def _saved_model(model: Any) -> Iterator[tuple[Path, tuple[str, ...]]]:
-    from edgeopt.convert.savedmodel import export_saved_model
-    from edgeopt.quantize.sensitivity import keras_layer_names
-
-    if isinstance(model, (str, Path)):
-        yield Path(model), ()
-        return
-    with tempfile.TemporaryDirectory(prefix="edgeopt-partial-sm-") as tmp:
-        yield export_saved_model(model, Path(tmp) / "sm"), keras_layer_names(model)
-
-
 def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
                             settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled int8 .tflite from a Keras model or SavedModel folder; `result.model` is the artifact."""
-    from edgeopt.quantize.sensitivity import TfliteDebugSession
+    from edgeopt.convert.savedmodel import temporary_saved_model
+    from edgeopt.quantize.sensitivity import TfliteDebugSession, keras_layer_names
 
     _check_eval(eval_x)
-    with _saved_model(model) as (sm, names):
+    names = () if isinstance(model, str | Path) else keras_layer_names(model)
+    with temporary_saved_model(model) as sm:
         session = TfliteDebugSession(sm, calib_x, settings.per_channel, settings.int8_io, names)
         return control_accuracy(TfliteBackend(session, sm, np.asarray(calib_x, np.float32), settings),
                                 eval_x, eval_y, settings, "tflite")
@@ -303,19 +293,17 @@ class OnnxBackend:
 
 def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
     """Node -> the Relu/Clip nodes fed only by it, in the graph onnxruntime quantizes (after pre-processing)."""
-    import contextlib
     import io
 
-    import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = tmp / "pre.onnx"
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        graph = onnx.load(str(pre)).graph
+        graph = load_onnx(pre, check=False).graph
     except Exception:  # noqa: BLE001 - pre-processing is optional in edgeopt.quantize.onnx too
-        graph = onnx.load(str(src)).graph
+        graph = load_onnx(src, check=False).graph
     producer = {o: n.name for n in graph.node for o in n.output}
     follow: dict[str, list[str]] = {}
     for n in graph.node:
@@ -328,6 +316,7 @@ def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndar
                           settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled QDQ int8 .onnx from a float .onnx; `result.model` is the artifact."""
     _check_eval(eval_x)
+    load_onnx(float_onnx)  # checked, external data confined, before onnxruntime's tools open it
     if Fallback.INT16X8 in settings.fallbacks and Fallback.FLOAT not in settings.fallbacks:
         raise ProfileError("int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback")
     with tempfile.TemporaryDirectory(prefix="edgeopt-partial-onnx-") as tmp:

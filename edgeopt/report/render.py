@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from edgeopt.cli.output import table
 from edgeopt.report import schema as rs
 from edgeopt.report.schema import Report, Variant
+from edgeopt.report.table import table
 from edgeopt.vocabulary import DeviceClass
 
 
 def is_mcu(report: Report) -> bool:
     """An MCU build: its measured latency is LiteRT on the build host, never the device."""
-    return report.target.device_class is DeviceClass.EMBEDDED_MCU
+    return report.target.device_class == DeviceClass.EMBEDDED_MCU
 
 
 def latency_ratio_text(ratios: rs.Ratios) -> str | None:

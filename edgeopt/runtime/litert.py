@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.errors import ModelFileError, RuntimeUnavailableError, UnsupportedOpError
+from edgeopt.errors import ModelFileError, RuntimeUnavailableError, UnsupportedOpError, first_line
 from edgeopt.runtime.base import RunnerOptions, RuntimeName, TensorInfo
 
 # (module holding Interpreter, distribution name for the version)
@@ -109,5 +109,4 @@ def _translate(path: Path, exc: Exception) -> Exception:
 
         ops = tuple(sorted(set(re.findall(r"(?:builtin opcode '|custom op: )([A-Za-z0-9_]+)", text))))
         return UnsupportedOpError(f"{path}: LiteRT lacks op(s) {', '.join(ops) or '?'}; rebuild with builtin ops only or upgrade the runtime", ops)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return ModelFileError(f"{path}: LiteRT cannot load the model: {first}")
+    return ModelFileError(f"{path}: LiteRT cannot load the model: {first_line(exc)}")

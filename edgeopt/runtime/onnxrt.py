@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.errors import ModelFileError, RuntimeUnavailableError, UnsupportedOpError
+from edgeopt.errors import ModelFileError, RuntimeUnavailableError, UnsupportedOpError, first_line
 from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName, TensorInfo
 
 ORT_TYPES = {
@@ -76,5 +76,4 @@ def _translate(path: Path, exc: Exception) -> Exception:
         domain = (m.group(1) or "").rstrip(":")
         op = f"{domain}:{m.group(2)}" if domain else m.group(2)
         return UnsupportedOpError(f"{path}: onnxruntime lacks op {op}; export with standard ONNX ops or register the custom op library", (m.group(2),))
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return ModelFileError(f"{path}: onnxruntime cannot load the model: {first[:300]}")
+    return ModelFileError(f"{path}: onnxruntime cannot load the model: {first_line(exc)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import edgeopt.runtime.probe as probe
 from edgeopt.errors import ModelFileError
 from edgeopt.load.formats import ModelFormat, detect_format
 from edgeopt.runtime.base import Runner, RunnerOptions, RuntimeName
@@ -52,15 +53,13 @@ def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
 def check_model_file(path: Path, options: RunnerOptions) -> RuntimeName:
     """Everything before the runtime opens `path` in this process; returns the runtime to open it with.
 
-    The file is checked first (edgeopt.load.verify_*: structure, then semantics)
+    The file is checked first (edgeopt.runtime.verify_*: structure, then semantics)
     and, unless EDGEOPT_PROBE=0, loaded and invoked once in a child process
-    (edgeopt.load.probe), so a malformed file cannot crash this process.
+    (edgeopt.runtime.probe), so a malformed file cannot crash this process.
     """
     path = Path(path)
     name = runtime_for(path)
     verify_model_file(path, name)
-    from edgeopt.load import probe
-
     if probe.enabled():
         probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization))
     return name
@@ -69,11 +68,11 @@ def check_model_file(path: Path, options: RunnerOptions) -> RuntimeName:
 def verify_model_file(path: Path, name: RuntimeName) -> None:
     """Structural and semantic checks in Python before a native runtime reads `path`."""
     if name is RuntimeName.LITERT:
-        from edgeopt.load.verify_tflite import verify_tflite
+        from edgeopt.runtime.verify_tflite import verify_tflite
 
         verify_tflite(path)
     elif name is RuntimeName.ONNXRUNTIME:
-        from edgeopt.load.verify_onnx import verify_onnx
+        from edgeopt.runtime.verify_onnx import verify_onnx
 
         verify_onnx(path)
 

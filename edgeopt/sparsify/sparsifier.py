@@ -170,7 +170,7 @@ def sparsify_keras_file(model_path: Path, out: Path, spec: SparsifySpec, train: 
     from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
-    from edgeopt.pipeline.atomic import write_bytes_atomic
+    from edgeopt.atomic import write_bytes_atomic
 
     if spec.finetune and train is None:
         raise InputError("sparsifying with fine-tuning needs training data; give --train data.npz (x, y) "

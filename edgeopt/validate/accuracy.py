@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,27 @@ def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
     else:
         pred = outputs.argmax(axis=1)
     return float(100.0 * np.mean(pred == labels.reshape(-1).astype(np.int64)))
+
+
+def keras_top1(model: Any, x: np.ndarray, y: np.ndarray | None, batch_size: int = 256) -> float | None:
+    """Top-1 accuracy in percent of a Keras classifier for integer or one-hot labels.
+
+    None when that does not apply: no labels, non-integer 1-D labels, or outputs that are not
+    (samples, classes >= 2). Used by prune, cluster and build for the Keras-side accuracy.
+    """
+    if y is None:
+        return None
+    pred = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    y = np.asarray(y)
+    if pred.ndim != 2 or pred.shape[1] < 2:
+        return None
+    if y.ndim == 2 and y.shape[1] == pred.shape[1] and y.shape[1] > 1:
+        labels = y.argmax(axis=1)
+    elif y.dtype.kind in "iu" and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
+        labels = y.reshape(-1)
+    else:
+        return None
+    return top1(pred, labels)
 
 
 def compare(outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, reference_name: str) -> AccuracyResult:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_models as bm  # noqa: E402
+from tests.bench import bench_models as bm
 
 # Short protocol for tests: real runtimes, few runs.
 FAST = ("--runs", "5", "--min-seconds", "0.05", "--warmup-seconds", "0.01")

@@ -9,13 +9,6 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from edgeopt.cli.app import app
-
-
-def run(*args):
-    return CliRunner().invoke(app, ["bench", *[str(a) for a in args]], catch_exceptions=False)
 
 
 def one_line_error(result, *needles: str) -> str:
@@ -27,8 +20,8 @@ def one_line_error(result, *needles: str) -> str:
     return err
 
 
-def test_json_csv_markdown_and_compare(models, fast, tmp_path) -> None:
-    res = run(models.tflite, models.onnx, *fast, "--json", "--save", tmp_path / "old.json", "--csv", tmp_path / "t.csv",
+def test_json_csv_markdown_and_compare(cli, models, fast, tmp_path) -> None:
+    res = cli("bench", models.tflite, models.onnx, *fast, "--json", "--save", tmp_path / "old.json", "--csv", tmp_path / "t.csv",
               "--markdown", tmp_path / "t.md")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
@@ -45,59 +38,59 @@ def test_json_csv_markdown_and_compare(models, fast, tmp_path) -> None:
     assert md.startswith("| model |") and "mlp.onnx" in md and "cores" in md
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
 
-    res = run(models.tflite, models.onnx, *fast, "--save", tmp_path / "new.json")
+    res = cli("bench", models.tflite, models.onnx, *fast, "--save", tmp_path / "new.json")
     assert res.exit_code == 0 and "latency (ms)" in res.stdout and "interleaved" in res.stdout
-    res = run("--compare", tmp_path / "old.json", tmp_path / "new.json", "--json")
+    res = cli("bench", "--compare", tmp_path / "old.json", tmp_path / "new.json", "--json")
     assert res.exit_code == 0, res.output
     cmp = json.loads(res.stdout)["comparisons"]
     assert [c["new"] for c in cmp] == ["mlp_float.tflite [1t]", "mlp.onnx [1t]"]
     assert all(0.2 < c["ratio"]["p50"] < 5 for c in cmp)
-    human = run("--compare", tmp_path / "old.json", tmp_path / "new.json")
+    human = cli("bench", "--compare", tmp_path / "old.json", tmp_path / "new.json")
     assert human.exit_code == 0 and "new / old" in human.stdout
 
 
-def test_thread_sweep_and_input_file(models, fast, tmp_path) -> None:
+def test_thread_sweep_and_input_file(cli, models, fast, tmp_path) -> None:
     np.savez(tmp_path / "x.npz", input=np.zeros((2, 64), np.int8))
-    res = run(models.tflite_int8, "--threads", "1,2", "--input", tmp_path / "x.npz", *fast, "--json")
+    res = cli("bench", models.tflite_int8, "--threads", "1,2", "--input", tmp_path / "x.npz", *fast, "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)["results"]
     assert [r["threads"] for r in out] == [1, 2] and out[0]["inputs"].endswith("x.npz")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib (edgeopt[plot]) not installed")
-def test_plot(models, fast, tmp_path) -> None:
-    res = run(models.tflite, models.onnx, *fast, "--plot", tmp_path / "lat.png")
+def test_plot(cli, models, fast, tmp_path) -> None:
+    res = cli("bench", models.tflite, models.onnx, *fast, "--plot", tmp_path / "lat.png")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "lat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")
-def test_plot_without_matplotlib_says_what_to_install(models, fast, tmp_path) -> None:
-    one_line_error(run(models.tflite, *fast, "--plot", tmp_path / "lat.png"), "pip install 'edgeopt[plot]'")
+def test_plot_without_matplotlib_says_what_to_install(cli, models, fast, tmp_path) -> None:
+    one_line_error(cli("bench", models.tflite, *fast, "--plot", tmp_path / "lat.png"), "pip install 'edgeopt[plot]'")
 
 
-def test_bad_input_is_one_line_exit_2(models, fast, tmp_path) -> None:
-    one_line_error(run(models.tflite_corrupt, *fast), "corrupt.tflite")
-    one_line_error(run(models.onnx_corrupt, *fast), "corrupt.onnx")
-    one_line_error(run(models.tflite_custom, *fast), "LiteRT lacks op", "EdgeoptNoSuchOp")
-    one_line_error(run(models.onnx_custom, *fast), "onnxruntime lacks op", "EdgeoptNoSuchOp")
-    one_line_error(run(models.tflite, "--threads", "-1"), "threads must be from 0 (all cores) to 256, got -1")
-    one_line_error(run(models.tflite, "--threads", "1,x"), "--threads")
-    one_line_error(run(models.tflite, "--runs", "0"), "runs must be >= 1")
+def test_bad_input_is_one_line_exit_2(cli, models, fast, tmp_path) -> None:
+    one_line_error(cli("bench", models.tflite_corrupt, *fast), "corrupt.tflite")
+    one_line_error(cli("bench", models.onnx_corrupt, *fast), "corrupt.onnx")
+    one_line_error(cli("bench", models.tflite_custom, *fast), "LiteRT lacks op", "EdgeoptNoSuchOp")
+    one_line_error(cli("bench", models.onnx_custom, *fast), "onnxruntime lacks op", "EdgeoptNoSuchOp")
+    one_line_error(cli("bench", models.tflite, "--threads", "-1"), "threads must be from 0 (all cores) to 256, got -1")
+    one_line_error(cli("bench", models.tflite, "--threads", "1,x"), "--threads")
+    one_line_error(cli("bench", models.tflite, "--runs", "0"), "runs must be >= 1")
     # --graph-opt max: a usage error, one line from the entry point (tests/test_cli_vocabulary.py)
     np.savez(tmp_path / "shape.npz", input=np.zeros((1, 63), np.float32))
-    one_line_error(run(models.tflite, "--input", tmp_path / "shape.npz", *fast), "expects shape [1, 64]")
+    one_line_error(cli("bench", models.tflite, "--input", tmp_path / "shape.npz", *fast), "expects shape [1, 64]")
     np.savez(tmp_path / "dtype.npz", input=np.zeros((1, 64), np.float32))
-    one_line_error(run(models.tflite_int8, "--input", tmp_path / "dtype.npz", *fast), "is int8", "float32")
+    one_line_error(cli("bench", models.tflite_int8, "--input", tmp_path / "dtype.npz", *fast), "is int8", "float32")
     (tmp_path / "pickle.npy").write_bytes(b"not numpy")
-    one_line_error(run(models.tflite, "--input", tmp_path / "pickle.npy", *fast), "pickle.npy")
-    one_line_error(run(models.dir / "missing.tflite"), "not found")
-    one_line_error(run(), "give one or more")
-    one_line_error(run(models.tflite, "--save", tmp_path / "no" / "such" / "dir.json"), "does not exist")
+    one_line_error(cli("bench", models.tflite, "--input", tmp_path / "pickle.npy", *fast), "pickle.npy")
+    one_line_error(cli("bench", models.dir / "missing.tflite"), "not found")
+    one_line_error(cli("bench"), "give one or more")
+    one_line_error(cli("bench", models.tflite, "--save", tmp_path / "no" / "such" / "dir.json"), "does not exist")
     (tmp_path / "bad.json").write_text("{}")
-    one_line_error(run("--compare", tmp_path / "bad.json", tmp_path / "bad.json"), "not an edgeopt bench result")
+    one_line_error(cli("bench", "--compare", tmp_path / "bad.json", tmp_path / "bad.json"), "not an edgeopt bench result")
 
 
 @pytest.mark.parametrize("host", ["pi;rm -rf /", "-oProxyCommand=evil", "user@host$(id)", "a b", "host|cat", "`id`", ""])
-def test_remote_host_with_shell_characters_refused(models, host) -> None:
-    one_line_error(run(models.tflite, "--remote", host), "not a valid [user@]host")
+def test_remote_host_with_shell_characters_refused(cli, models, host) -> None:
+    one_line_error(cli("bench", models.tflite, "--remote", host), "not a valid [user@]host")

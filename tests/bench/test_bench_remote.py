@@ -20,11 +20,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from typer.testing import CliRunner
 
 from edgeopt.benchmark.protocol import BenchSettings
-from edgeopt.benchmark.remote import RemoteSpec, run_remote_benchmark
-from edgeopt.cli.app import app
+from edgeopt.benchmark.remote import RemoteSpec, run_remote
 from edgeopt.errors import InputError, RemoteError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,19 +107,18 @@ SETTINGS = BenchSettings(runs=5, min_seconds=0.05, warmup_seconds=0.01)
 
 
 def test_remote_benchmark_api(device, models) -> None:
-    r = run_remote_benchmark(models.tflite_int8, SETTINGS, spec(device))
+    r = run_remote([models.tflite_int8], SETTINGS, spec(device))[0]
     assert r.device == "device" and r.model == str(models.tflite_int8)
     assert r.latency.runs >= 5 and r.latency.p50 > 0
     assert r.fingerprint is not None and r.fingerprint.runtime == "litert" and r.fingerprint.cores >= 1
 
 
-def test_remote_cli_several_models(device, models, fast, tmp_path) -> None:
+def test_remote_cli_several_models(cli, device, models, fast, tmp_path) -> None:
     # A file name the remote shell would expand if it were not quoted.
     odd = tmp_path / "my model $(touch PWNED); `touch PWNED2`.tflite"
     shutil.copy(models.tflite, odd)
-    res = CliRunner().invoke(app, ["bench", str(odd), str(models.onnx), *fast, "--remote", "device",
-                                   "--remote-python", device.python, "--ssh-config", str(device.config), "--json"],
-                             catch_exceptions=False)
+    res = cli("bench", odd, models.onnx, *fast, "--remote", "device", "--remote-python", device.python,
+              "--ssh-config", device.config, "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)["results"]
     assert [(r["device"], Path(r["model"]).name) for r in out] == [("device", odd.name), ("device", "mlp.onnx")]
@@ -141,7 +138,7 @@ def test_ssh_options_checked(device) -> None:
 
 def _err(device, models, host: str, python: str | None = None) -> str:
     with pytest.raises(RemoteError) as e:
-        run_remote_benchmark(models.tflite, SETTINGS, spec(device, host, python))
+        run_remote([models.tflite], SETTINGS, spec(device, host, python))[0]
     msg = str(e.value)
     assert "\n" not in msg
     return msg
@@ -172,16 +169,15 @@ def test_edgeopt_missing_on_device(device, models) -> None:
 def test_timeout_is_one_line(device, models) -> None:
     s = RemoteSpec(host="device", python=device.python, ssh_config=device.config, timeout=0.05)
     with pytest.raises(RemoteError, match="no answer within 0.05 s"):
-        run_remote_benchmark(models.tflite, SETTINGS, s)
+        run_remote([models.tflite], SETTINGS, s)[0]
 
 
-def test_build_remote_times_artifacts_on_device(device, tmp_path) -> None:
+def test_build_remote_times_artifacts_on_device(cli, device, tmp_path) -> None:
     """`edgeopt build --remote`: the artifacts are timed on the device and labelled with it."""
     prof = tmp_path / "quick.toml"
     prof.write_text('extends = "mobile-cpu"\n[benchmark]\nruns = 5\nmin_seconds = 0.05\nwarmup_seconds = 0.01\n')
-    res = CliRunner().invoke(app, ["build", str(ROOT / "sample_models" / "digits_dscnn.keras"), "--target", str(prof),
-                                   "--out", str(tmp_path / "out"), "--remote", "device", "--remote-python", device.python,
-                                   "--ssh-config", str(device.config), "--json"], catch_exceptions=False)
+    res = cli("build", ROOT / "sample_models" / "digits_dscnn.keras", "--target", prof, "--out", tmp_path / "out",
+              "--remote", "device", "--remote-python", device.python, "--ssh-config", device.config, "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     for variant in ("baseline", "optimized"):

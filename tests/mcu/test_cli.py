@@ -7,23 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from edgeopt.cli.app import app
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def test_mcu_check_ok_json(mcu_models, tmp_path: Path):
+def test_mcu_check_ok_json(cli, mcu_models, tmp_path: Path):
     import numpy as np
 
     data = tmp_path / "samples.npz"
     np.savez(data, x=np.random.default_rng(0).standard_normal((3, 16, 16, 3)).astype(np.float32))
-    r = run("mcu", "check", mcu_models["int8"], "--target", "nrf52840", "--data", data, "--json")
+    r = cli("mcu", "check", mcu_models["int8"], "--target", "nrf52840", "--data", data, "--json")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["bit_exact"] is True and rep["samples_compared"] == 3 and rep["sample_source"] == str(data)
@@ -31,35 +23,35 @@ def test_mcu_check_ok_json(mcu_models, tmp_path: Path):
     assert rep["ops"] == ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN", "SOFTMAX"]
 
 
-def test_mcu_check_float_model_exit_2(mcu_models):
-    r = run("mcu", "check", mcu_models["float"])
+def test_mcu_check_float_model_exit_2(cli, mcu_models):
+    r = cli("mcu", "check", mcu_models["float"])
     assert r.exit_code == 2
     assert "float ops left in the graph" in r.output and "needs an int8 model" in r.output
     assert "Traceback" not in r.output
 
 
-def test_mcu_check_budget_exit_3(mcu_models, tiny_board):
-    r = run("mcu", "check", mcu_models["int8"], "--target", tiny_board)
+def test_mcu_check_budget_exit_3(cli, mcu_models, tiny_board):
+    r = cli("mcu", "check", mcu_models["int8"], "--target", tiny_board)
     assert r.exit_code == 3
     assert "budget exceeded" in r.output and "RAM (board [mcu] ram_kb)" in r.output and "limit 4 KB" in r.output
 
 
-def test_export_c_cli(mcu_models, tmp_path: Path):
-    r = run("export-c", mcu_models["int8"], "--out", tmp_path / "gen", "--name", "net", "--json")
+def test_export_c_cli(cli, mcu_models, tmp_path: Path):
+    r = cli("export-c", mcu_models["int8"], "--out", tmp_path / "gen", "--name", "net", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert Path(out["header"]).name == "net.h" and out["resolver"][0] == "AddConv2D"
     assert f"#define NET_ARENA_SIZE {out['arena_with_margin']}" in (tmp_path / "gen" / "net.h").read_text()
 
 
-def test_export_c_errors_exit_2(mcu_models, tmp_path: Path):
-    bad = run("export-c", mcu_models["int8"], "--out", tmp_path, "--name", "1st")
+def test_export_c_errors_exit_2(cli, mcu_models, tmp_path: Path):
+    bad = cli("export-c", mcu_models["int8"], "--out", tmp_path, "--name", "1st")
     assert bad.exit_code == 2 and "not a valid C identifier" in bad.output
     blocker = tmp_path / "file"
     blocker.write_text("")
-    r = run("export-c", mcu_models["int8"], "--out", blocker / "x")
+    r = cli("export-c", mcu_models["int8"], "--out", blocker / "x")
     assert r.exit_code == 2 and "cannot create output folder" in r.output
-    f = run("export-c", mcu_models["float"], "--out", tmp_path / "f")
+    f = cli("export-c", mcu_models["float"], "--out", tmp_path / "f")
     assert f.exit_code == 2 and "needs an int8 model" in f.output and not (tmp_path / "f").exists()
 
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from runtimes import run_litert, to_tflite
 
 from edgeopt.prune import PruneSpec, prune_model
+from tests.prune.runtimes import run_litert, to_tflite
 
 
 def _check(model, tmp_path, round_to):

@@ -3,12 +3,12 @@ and computes exactly what the original computes once the removed channels are ma
 
 import numpy as np
 import pytest
-from prune_models import COUPLINGS
 
 from edgeopt.analysis.keras_stats import keras_model_stats
 from edgeopt.prune import PruneSpec, prune_model
 from edgeopt.prune.graph import build_graph
-from edgeopt.prune.surgery import Axis, default_rules
+from edgeopt.prune.rules import Axis, default_rules
+from tests.prune.prune_models import COUPLINGS
 
 SPEC = PruneSpec(ratio=0.5, allocation="uniform", criterion="l1")
 
@@ -90,9 +90,8 @@ def test_ratio_zero_is_identity_on_residual_model(keras):
 
 def test_custom_rule_unblocks_custom_layer(keras):
     """A user registers a rule for their layer type on a copy of the table."""
-    from prune_models import ChannelScale
-
-    from edgeopt.prune.surgery import PruneRule, Role, register_rule
+    from edgeopt.prune.rules import PruneRule, Role, register_rule
+    from tests.prune.prune_models import ChannelScale
 
     rules = default_rules()
     register_rule(rules, ChannelScale, PruneRule(

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from prune_models import zoo
-from runtimes import run_litert, run_onnx, to_tflite
 
 from edgeopt.prune import PruneSpec, prune_model
+from tests.prune.prune_models import zoo
+from tests.prune.runtimes import run_litert, run_onnx, to_tflite
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from prune_models import COUPLINGS, zoo
 
 from edgeopt.analysis.keras_stats import keras_model_stats
 from edgeopt.errors import InputError
 from edgeopt.prune import PruneSpec, prune_model
+from tests.prune.prune_models import COUPLINGS, zoo
 
 
 @pytest.fixture(scope="module")

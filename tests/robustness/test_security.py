@@ -44,7 +44,7 @@ def test_extends_cannot_escape(tmp_path, ref):
 
 
 def test_staging_paths_are_confined_and_private(tmp_path):
-    from edgeopt.pipeline.atomic import Staging, prepare_output, unlock_output, write_bytes_atomic
+    from edgeopt.atomic import Staging, prepare_output, unlock_output, write_bytes_atomic
 
     out = prepare_output(tmp_path / "out")
     with Staging(out) as stage:
@@ -68,12 +68,12 @@ def test_lock_refuses_a_second_holder(tmp_path):
 
     out = tmp_path / "out"
     holder = subprocess.Popen([sys.executable, "-c", "import sys,time; sys.path.insert(0, sys.argv[1]);"
-                               "from edgeopt.pipeline.atomic import prepare_output; prepare_output(sys.argv[2]);"
+                               "from edgeopt.atomic import prepare_output; prepare_output(sys.argv[2]);"
                                "print('held', flush=True); time.sleep(30)", str(ROOT), str(out)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        from edgeopt.pipeline.atomic import prepare_output
+        from edgeopt.atomic import prepare_output
 
         with pytest.raises(OutputError, match=rf"another edgeopt build is writing .* \(pid {holder.pid}\)"):
             prepare_output(out)
@@ -81,12 +81,13 @@ def test_lock_refuses_a_second_holder(tmp_path):
         holder.kill()
         holder.wait()
     prepare_output(out)  # the kernel released the dead holder's lock
-    from edgeopt.pipeline.atomic import unlock_output
+    from edgeopt.atomic import unlock_output
 
     unlock_output(out)
 
 
-def test_onnx_external_data_outside_the_folder_is_refused(tmp_path):
+def test_onnx_external_data_outside_the_folder_is_refused(tmp_path, cli):
+    """Every path that opens an .onnx (bench, inspect, sensitivity, build, quantization) refuses it first."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -101,12 +102,30 @@ def test_onnx_external_data_outside_the_folder_is_refused(tmp_path):
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [t])
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
-    from edgeopt.load.verify_onnx import verify_onnx
+    from edgeopt.runtime.verify_onnx import verify_onnx
 
     with pytest.raises(ModelFileError, match="outside the model's folder"):
         verify_onnx(path)
     r = edgeopt("bench", path)
     assert r.returncode == 2 and "outside the model's folder" in r.stderr
+    from edgeopt.profiles.schema import Scheme
+    from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+    from edgeopt.quantize.sensitivity import sensitivity_onnx
+
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=np.ones((4, 1), np.float32))
+    for args in (("inspect", path), ("inspect", path, "--sensitivity", "--calib", calib),
+                 ("build", path, "--target", "edge-server", "--out", tmp_path / "out", "--calib", calib, "--no-bench")):
+        r = cli(*args)
+        assert r.exit_code == 2 and "outside the model's folder" in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "out").exists()
+    for scheme in Scheme:  # every ONNX quantization path opens the file through the guard first
+        if scheme is Scheme.INT16X8:
+            continue
+        with pytest.raises(ModelFileError, match="outside the model's folder"):
+            quantize_onnx(path, tmp_path / "q.onnx", OnnxRecipe(scheme, calibration=np.ones((4, 1), np.float32)))
+    with pytest.raises(ModelFileError, match="outside the model's folder"):
+        sensitivity_onnx(path, np.ones((4, 1), np.float32))
 
 
 def test_native_crash_in_litert_is_contained(mobile_build, tmp_path):

@@ -36,8 +36,8 @@ def _threads(text: str) -> list[int]:
 
 
 def _write(path: Path, text: str) -> None:
+    from edgeopt.atomic import write_text_atomic
     from edgeopt.errors import OutputError
-    from edgeopt.pipeline.atomic import write_text_atomic
 
     if str(path) == "-":
         typer.echo(text, nl=False)

@@ -1,4 +1,4 @@
-"""Check a .onnx file before onnxruntime sees it: protobuf parse, external data confined, onnx.checker.
+"""Open a .onnx file safely (every ONNX read in edgeopt goes through `load_onnx`), and check it before onnxruntime.
 
 `onnx.load` parses the protobuf (raising on a corrupt file) without reading
 external data; external data files must be plain relative names inside the
@@ -12,30 +12,40 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ModelFileError
-
-
-def _first(exc: BaseException, limit: int = 300) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
+from edgeopt.errors import ModelFileError, first_line
 
 
 def verify_onnx(path: Path) -> Any:
     """Return the parsed ModelProto (without external data); raise ModelFileError (one line) if unsound."""
+    return load_onnx(path)
+
+
+def load_onnx(path: Path, *, check: bool = True, external_data: bool = False) -> Any:
+    """The one way edgeopt opens an .onnx file: parse, confine external data, check; one-line ModelFileError.
+
+    The external-data guard always runs. `check=False` skips onnx.checker (files edgeopt just wrote);
+    `external_data=True` then reads the (confined) external tensors into the returned model.
+    """
     import onnx
 
     path = Path(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError, ValueError...
-        raise ModelFileError(f"{path}: not a readable ONNX model ({_first(exc, 200)}); the file is corrupt or of another type") from None
+        raise ModelFileError(f"{path}: not a readable ONNX model ({first_line(exc, 200)}); the file is corrupt or of another type") from None
     if not model.graph.node and not model.graph.output:
         raise ModelFileError(f"{path}: the ONNX file has an empty graph; the file is corrupt or of another type")
     _check_external_data(path, model)
-    try:
-        big = path.stat().st_size > 2**31 - 1 or _uses_external_data(model)
-        onnx.checker.check_model(str(path) if big else model)
-    except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and friends
-        raise ModelFileError(f"{path}: the ONNX checker rejects the model: {_first(exc)}") from None
+    external = _uses_external_data(model)
+    if check:
+        try:
+            onnx.checker.check_model(str(path) if external or path.stat().st_size > 2**31 - 1 else model)
+        except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and friends
+            raise ModelFileError(f"{path}: the ONNX checker rejects the model: {first_line(exc)}") from None
+    if external_data and external:
+        from onnx.external_data_helper import load_external_data_for_model
+
+        load_external_data_for_model(model, str(path.resolve().parent))
     return model
 
 

@@ -12,7 +12,7 @@ without an op-by-op table of the runtime's kernels:
 - constants: the buffer holds exactly `elements * itemsize` bytes.
 
 What this cannot catch (e.g. a missing input that a kernel dereferences) is
-caught by the child-process probe (`edgeopt.load.probe`). Pure Python, no TF.
+caught by the child-process probe (`edgeopt.runtime.probe`). Pure Python, no TF.
 """
 
 from __future__ import annotations

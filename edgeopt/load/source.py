@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.errors import InputError, ModelFileError
+from edgeopt.errors import InputError
 from edgeopt.load.formats import ModelFormat, detect_format
 from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
 
@@ -66,12 +66,9 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
 def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
     import onnx
 
-    try:
-        model = onnx.load(str(path))
-        onnx.checker.check_model(model)
-    except Exception as exc:  # noqa: BLE001 - onnx raises several types on corrupt files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelFileError(f"{path}: not a valid ONNX model: {first[:200]}") from None
+    from edgeopt.runtime.verify_onnx import verify_onnx
+
+    model = verify_onnx(path)
     init = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
     if len(inputs) != 1:

@@ -4,7 +4,7 @@ LiteRT and onnxruntime are C++: on some malformed files they die with SIGSEGV
 instead of raising (fuzzing found LiteRT crashes on files that pass every
 structural check, e.g. a RESHAPE whose shape input is marked "omitted").
 `probe()` runs `open_runner` + one invoke on seeded random inputs in a fresh
-`python -m edgeopt.load.probe` child with a timeout; a signal death or a hang
+`python -m edgeopt.runtime.probe_child` child with a timeout; a signal death or a hang
 becomes `ModelFileError` (exit 2), an error raised in the child is re-raised
 here with its own class and message, and success is remembered for the
 content hash and options (not the thread count) so each file is probed once per process.
@@ -30,6 +30,7 @@ from edgeopt import errors
 from edgeopt.errors import ModelFileError
 
 DEFAULT_TIMEOUT = 120.0
+CHILD_MODULE = "edgeopt.runtime.probe_child"  # imports the runtime registry; this module does not
 _passed: set[tuple[str, str, bool, str]] = set()
 
 
@@ -61,7 +62,7 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
         raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if key in _passed:
         return
-    cmd = [sys.executable, "-m", "edgeopt.load.probe", runtime, str(path), str(threads), "1" if xnnpack else "0",
+    cmd = [sys.executable, "-m", CHILD_MODULE, runtime, str(path), str(threads), "1" if xnnpack else "0",
            graph_optimization]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -113,43 +114,3 @@ def _error(result: dict[str, Any]) -> errors.EdgeoptError:
             return errors.UnsupportedOpError(message, tuple(result.get("ops", ())))
         return cls(message)
     return ModelFileError(message)
-
-
-# --------------------------------------------------------------------------- the child
-
-
-def _child(argv: list[str]) -> int:
-    """`python -m edgeopt.load.probe RUNTIME PATH THREADS XNNPACK GRAPHOPT`: one JSON line on stdout."""
-    proto = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answer
-    runtime, path, threads, xnnpack, graph_opt = argv
-    answer: dict[str, Any]
-    try:
-        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt)
-        answer = {"ok": True}
-    except errors.EdgeoptError as exc:
-        answer = {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
-    except Exception as exc:  # noqa: BLE001 - a runtime error on a loaded model means the model cannot run
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        answer = {"ok": False, "class": "ModelFileError",
-                  "message": f"{path}: {runtime} cannot run the model: {first}"}
-    proto.write(json.dumps(answer) + "\n")
-    proto.flush()
-    return 0
-
-
-def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str) -> None:
-    import numpy as np
-
-    from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
-    from edgeopt.runtime.registry import RUNTIMES
-    from edgeopt.runtime.tensors import random_input
-
-    options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
-    runner = RUNTIMES[RuntimeName(runtime)](path, options)
-    rng = np.random.default_rng(0)
-    runner.run([random_input(t, rng) for t in runner.inputs])
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1:]))

@@ -1,0 +1,57 @@
+"""Explicit registry from the profile's output format ([convert] format) to its converter.
+
+A converter turns a Keras model into the format's float intermediate (a SavedModel folder for
+TFLite, a float .onnx file for ONNX) and that intermediate into the float artifact's bytes. The
+quantizer for the same format (edgeopt.quantize.registry) starts from the same intermediate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeopt.atomic import write_bytes_atomic
+from edgeopt.errors import ProfileError
+from edgeopt.profiles.schema import ConvertSection, OutputFormat
+from edgeopt.registry import Registry
+
+
+@dataclass(frozen=True)
+class Converter:
+    label: str  # for messages: "TFLite", "ONNX"
+    suffix: str  # of the artifact file
+    from_onnx: bool  # a float ONNX model is already this format's intermediate (else a Keras model is needed)
+    export: Callable[[Any, Path, ConvertSection], Path]  # (keras model, destination without suffix, settings) -> intermediate
+    float_bytes: Callable[[Path], bytes]  # intermediate -> float artifact
+
+
+CONVERTERS: Registry[OutputFormat, Converter] = Registry(
+    "converter", lambda fmt, known: ProfileError(f"no converter makes '{fmt}'; [convert] format must be one of {', '.join(known)}"))
+
+
+def converter_for(fmt: OutputFormat) -> Converter:
+    return CONVERTERS.get(fmt)
+
+
+def _saved_model(model: Any, dest: Path, settings: ConvertSection) -> Path:
+    from edgeopt.convert.savedmodel import export_saved_model
+
+    return export_saved_model(model, dest, batch=1)
+
+
+def _tflite_float(saved_model: Path) -> bytes:
+    from edgeopt.convert.tflite import to_tflite
+
+    return to_tflite(saved_model)
+
+
+def _onnx_file(model: Any, dest: Path, settings: ConvertSection) -> Path:
+    from edgeopt.convert.onnx import keras_to_onnx
+
+    return write_bytes_atomic(dest.with_suffix(".onnx"), keras_to_onnx(model, settings.opset))
+
+
+CONVERTERS.register(OutputFormat.TFLITE, Converter("TFLite", ".tflite", from_onnx=False, export=_saved_model, float_bytes=_tflite_float))
+CONVERTERS.register(OutputFormat.ONNX, Converter("ONNX", ".onnx", from_onnx=True, export=_onnx_file, float_bytes=Path.read_bytes))

@@ -1,0 +1,193 @@
+"""Per-layer-type pruning rules: how each Keras layer type is sliced, scored and re-configured.
+
+`default_rules()` returns a fresh table (layer class -> PruneRule); register custom layer types on
+that copy with `register_rule` and pass it to `prune_model(..., rules=...)`. Lookup is by exact
+class, so a subclass with its own `call` is never mistaken for its parent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import InputError
+
+Weights = dict[str, np.ndarray]
+Keep = np.ndarray | None
+
+
+class Role(StrEnum):
+    """How a parametric layer treats channels."""
+
+    PRODUCER = "producer"  # consumes input channels, makes new output channels (Conv, Dense)
+    CHANNELWISE = "channelwise"  # one parameter slice per channel, in == out (BN, depthwise)
+
+
+class Axis(StrEnum):
+    """Which channel axis of a layer a group member touches."""
+
+    OUT = "out"
+    IN = "in"
+    CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class PruneRule:
+    """How to prune one layer type.
+
+    prune(weights, in_keep, out_keep) -> sliced weights (same names); a None keep leaves that axis.
+    rows(weights, axis) -> array (channels, k): the parameters of each channel, for importance.
+    config(config, out_channels) -> config of the smaller layer (producers only).
+    check(layer, in_shape) -> a reason string when this instance cannot be pruned, else None.
+    """
+
+    role: Role
+    prune: Callable[[Weights, Keep, Keep], Weights]
+    rows: Callable[[Weights, Axis], np.ndarray]
+    config: Callable[[dict[str, Any], int], dict[str, Any]] | None = None
+    check: Callable[[Any, tuple], str | None] = lambda layer, in_shape: None
+    scale: str | None = None  # weight holding a per-channel scale (BN gamma), for Criterion.BN_SCALE
+    accepts_flat: bool = False  # input may be a flattened feature map (Dense after Flatten)
+
+
+def register_rule(rules: dict[type, PruneRule], cls: type, rule: PruneRule) -> None:
+    """Add `cls` to a rules table; refuses duplicates."""
+    if cls in rules:
+        raise InputError(f"a pruning rule for {cls.__name__} is already registered; use another table or remove it first")
+    rules[cls] = rule
+
+
+# --- slicing helpers -----------------------------------------------------------------------------
+
+def _take(a: np.ndarray, keep: Keep, axis: int) -> np.ndarray:
+    return a if keep is None else np.take(a, keep, axis=axis)
+
+
+def _kernel_rows(w: Weights, axis: Axis, name: str = "kernel") -> np.ndarray:
+    k = w[name]
+    moved = np.moveaxis(k, -1 if axis == Axis.OUT else -2, 0)
+    return moved.reshape(moved.shape[0], -1)
+
+
+def _prune_kernel_bias(w: Weights, in_keep: Keep, out_keep: Keep) -> Weights:
+    out = dict(w)
+    out["kernel"] = _take(_take(w["kernel"], in_keep, -2), out_keep, -1)
+    if "bias" in w:
+        out["bias"] = _take(w["bias"], out_keep, 0)
+    return out
+
+
+def _set(key: str) -> Callable[[dict[str, Any], int], dict[str, Any]]:
+    def update(config: dict[str, Any], n: int) -> dict[str, Any]:
+        return {**config, key: int(n)}
+
+    return update
+
+
+def _conv_check(layer: Any, in_shape: tuple) -> str | None:
+    if getattr(layer, "groups", 1) != 1:
+        return f"grouped convolution (groups={layer.groups})"
+    return None
+
+
+def _dense_check(layer: Any, in_shape: tuple) -> str | None:
+    if getattr(layer, "lora_enabled", False) or getattr(layer, "quantization_mode", None):
+        return "LoRA or quantized Dense"
+    return None
+
+
+def _sep_mid(w: Weights, keep: Keep) -> Keep:
+    """Pointwise input rows for kept depthwise input channels (channel c -> rows c*m .. c*m+m-1)."""
+    if keep is None:
+        return None
+    m = w["depthwise_kernel"].shape[-1]
+    return (np.asarray(keep)[:, None] * m + np.arange(m)[None, :]).reshape(-1)
+
+
+def _prune_separable(w: Weights, in_keep: Keep, out_keep: Keep) -> Weights:
+    out = dict(w)
+    out["depthwise_kernel"] = _take(w["depthwise_kernel"], in_keep, -2)
+    out["pointwise_kernel"] = _take(_take(w["pointwise_kernel"], _sep_mid(w, in_keep), -2), out_keep, -1)
+    if "bias" in w:
+        out["bias"] = _take(w["bias"], out_keep, 0)
+    return out
+
+
+def _separable_rows(w: Weights, axis: Axis) -> np.ndarray:
+    if axis == Axis.OUT:
+        return _kernel_rows(w, Axis.OUT, "pointwise_kernel")
+    dw = _kernel_rows(w, Axis.IN, "depthwise_kernel")
+    pw = _kernel_rows(w, Axis.IN, "pointwise_kernel")  # (c*m, out)
+    return np.concatenate([dw, pw.reshape(dw.shape[0], -1)], axis=1)
+
+
+def _depthwise_check(layer: Any, in_shape: tuple) -> str | None:
+    if layer.depth_multiplier != 1:
+        return f"depth_multiplier={layer.depth_multiplier} (only 1 is supported)"
+    return None
+
+
+def _prune_depthwise(w: Weights, in_keep: Keep, out_keep: Keep) -> Weights:
+    out = dict(w)
+    out["kernel"] = _take(w["kernel"], in_keep, -2)
+    if "bias" in w:
+        out["bias"] = _take(w["bias"], in_keep, 0)
+    return out
+
+
+def _bn_check(layer: Any, in_shape: tuple) -> str | None:
+    axis = layer.axis if isinstance(layer.axis, int) else None
+    if axis is None or (axis != -1 and axis != len(in_shape) - 1):
+        return f"normalises axis {layer.axis}, not the channel axis"
+    return None
+
+
+def _prune_per_channel(w: Weights, in_keep: Keep, out_keep: Keep) -> Weights:
+    return {k: _take(v, in_keep, -1) for k, v in w.items()}
+
+
+def _bn_rows(w: Weights, axis: Axis) -> np.ndarray:
+    if "gamma" in w:
+        return w["gamma"][:, None]
+    n = next(iter(w.values())).shape[0]
+    return np.zeros((n, 0), dtype=np.float32)
+
+
+def _prelu_check(layer: Any, in_shape: tuple) -> str | None:
+    if layer.shared_axes is not None and (len(in_shape) - 1) in layer.shared_axes:
+        return "PReLU shares alpha across the channel axis"
+    return None
+
+
+def _last_axis_rows(w: Weights, axis: Axis) -> np.ndarray:
+    a = np.moveaxis(w["alpha"], -1, 0)
+    return a.reshape(a.shape[0], -1)
+
+
+def default_rules() -> dict[type, PruneRule]:
+    """A fresh copy of the built-in table; safe to extend with `register_rule`."""
+    import keras
+
+    L = keras.layers
+    conv = PruneRule(Role.PRODUCER, _prune_kernel_bias, _kernel_rows, _set("filters"), _conv_check)
+    dense = PruneRule(Role.PRODUCER, _prune_kernel_bias, _kernel_rows, _set("units"), _dense_check, accepts_flat=True)
+    sep = PruneRule(Role.PRODUCER, _prune_separable, _separable_rows, _set("filters"))
+    dw = PruneRule(Role.CHANNELWISE, _prune_depthwise, lambda w, a: _kernel_rows(w, Axis.IN), check=_depthwise_check)
+    bn = PruneRule(Role.CHANNELWISE, _prune_per_channel, _bn_rows, check=_bn_check, scale="gamma")
+    prelu = PruneRule(Role.CHANNELWISE, _prune_per_channel, _last_axis_rows, check=_prelu_check)
+    rules: dict[type, PruneRule] = {}
+    for cls, rule in [(L.Conv1D, conv), (L.Conv2D, conv), (L.Conv3D, conv), (L.Dense, dense),
+                      (L.SeparableConv1D, sep), (L.SeparableConv2D, sep),
+                      (L.DepthwiseConv1D, dw), (L.DepthwiseConv2D, dw),
+                      (L.BatchNormalization, bn), (L.PReLU, prelu)]:
+        register_rule(rules, cls, rule)
+    return rules
+
+
+def layer_weights(layer: Any) -> Weights:
+    """A layer's variables by name, as numpy arrays."""
+    return {v.name: np.asarray(v) for v in layer.weights}

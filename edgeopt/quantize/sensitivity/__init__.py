@@ -1,0 +1,44 @@
+"""Per-layer quantization sensitivity: error between float and int8, layer by layer.
+
+common.py holds the row type (LayerSensitivity), the ranking and SNR; tflite.py and onnx.py
+compute the rows for their backend; `sensitivity_for_file` is `edgeopt inspect --sensitivity`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeopt.quantize.sensitivity.common import LayerSensitivity, rank, snr_db
+from edgeopt.quantize.sensitivity.onnx import sensitivity_onnx
+from edgeopt.quantize.sensitivity.tflite import (
+    TfliteDebugSession,
+    keras_layer_names,
+    layer_label,
+    open_tflite_session,
+    sensitivity_tflite,
+)
+
+__all__ = ["LayerSensitivity", "TfliteDebugSession", "keras_layer_names", "layer_label", "open_tflite_session", "rank",
+           "sensitivity_for_file", "sensitivity_onnx", "sensitivity_tflite", "snr_db"]
+
+
+def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = False) -> tuple[LayerSensitivity, ...]:
+    """`edgeopt inspect --sensitivity`: per-layer int8 sensitivity of a float .keras/.h5/SavedModel or .onnx file."""
+    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.errors import DataError, InputError
+    from edgeopt.load.formats import ModelFormat, detect_format
+    from edgeopt.load.keras_model import KERAS_FORMATS
+
+    fmt = detect_format(path)
+    if fmt not in KERAS_FORMATS and fmt is not ModelFormat.ONNX:
+        raise InputError(f"{path}: sensitivity compares the float model with int8; give the float .keras, .h5, "
+                         "SavedModel or .onnx model, not a converted .tflite")
+    if calib is None:
+        raise DataError("--sensitivity needs calibration data: add --calib data.npz (array x)")
+    from edgeopt.load.source import open_source
+
+    source = open_source(path, unsafe_load)
+    data = check_against_input(load_dataset(calib, "calibration"), source.input_shape, "calibration")
+    if source.keras_model is not None:
+        return sensitivity_tflite(source.keras_model, data.x[:200])
+    return sensitivity_onnx(path, data.x[:200])

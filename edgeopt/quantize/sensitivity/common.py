@@ -1,0 +1,58 @@
+"""Per-layer quantization sensitivity, the shared part: the row type, the ranking, SNR, input checks.
+
+One module per backend computes the rows: edgeopt.quantize.sensitivity.tflite (the TFLite
+QuantizationDebugger) and edgeopt.quantize.sensitivity.onnx (onnxruntime's qdq_loss_debug).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeopt.errors import DataError
+
+SNR_CAP_DB = 200.0
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    name: str  # the op's output tensor (TFLite) or node name (ONNX): what partial quantization excludes
+    layer: str  # readable label: Keras layer name(s) found in `name`, else `name`
+    op_type: str  # CONV_2D, FULLY_CONNECTED... / Conv, MatMul...
+    rmse: float  # root-mean-square error of the op output, float vs quantized
+    snr_db: float  # signal-to-quantization-noise ratio of the op output (lower = more sensitive)
+    macs_share: float  # fraction of the model's MACs in this op (0..1)
+
+
+def rank(rows: tuple[LayerSensitivity, ...]) -> tuple[LayerSensitivity, ...]:
+    """Most sensitive first (lowest SNR; ties by larger MAC share)."""
+    return tuple(sorted(rows, key=lambda r: (r.snr_db, -r.macs_share, r.name)))
+
+
+def snr_db(signal_power: float, noise_power: float) -> float:
+    if noise_power <= 0.0:
+        return SNR_CAP_DB
+    if signal_power <= 0.0:
+        return -SNR_CAP_DB
+    return float(max(-SNR_CAP_DB, min(SNR_CAP_DB, 10.0 * math.log10(signal_power / noise_power))))
+
+
+def check_calibration(calib_x: np.ndarray | None) -> np.ndarray:
+    if calib_x is None or np.asarray(calib_x).shape[0] == 0:
+        raise DataError("sensitivity needs calibration data; give --calib data.npz (array x, a few hundred samples)")
+    return np.asarray(calib_x, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+
