@@ -1,14 +1,16 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   builds the shipped sample model for the three device classes and prints the comparison
 #   make test   runs the test suite
-# Each creates its own virtual environment and installs edgeopt from pyproject.toml.
+#   make wheel  writes dist/edgeopt-VERSION-py3-none-any.whl (built-in profiles included) for pip install elsewhere
+# demo and test create their own virtual environment (.venv) and install edgeopt from pyproject.toml;
+# edgeopt is then .venv/bin/edgeopt (`. .venv/bin/activate` puts it on PATH).
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +32,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeopt tests benchmarks sample_models examples
 	$(VENV)/bin/mypy edgeopt
 
+# pip fetches hatchling into an isolated build environment; --no-deps: the wheel of edgeopt alone.
+wheel:
+	@$(PYTHON) -m pip --version >/dev/null 2>&1 || { echo "make wheel needs pip for $(PYTHON); try: make wheel PYTHON=.venv/bin/python"; exit 2; }
+	$(PYTHON) -m pip wheel --no-deps -q -w dist .
+	@ls dist/edgeopt-*.whl
+
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out dist

@@ -11,6 +11,10 @@ with exit 2 ("another edgeopt build is writing OUT (pid N)") instead of deleting
 the first one's staging folder or interleaving files. The lock file is removed
 when the build ends; one left by a killed build is reused by the next.
 
+A build that fails after `prepare_output` created --out (a refusal found during the
+build, e.g. an op TFLite Micro lacks) removes the folders it created, if still empty:
+a refused build leaves nothing behind.
+
 Temporary files are created 0600 and staging folders 0700 (mkstemp/mkdtemp);
 files moved into place get the usual mode of a new file (0666 & ~umask).
 """
@@ -82,11 +86,15 @@ def _signals_deferred() -> Iterator[None]:
             signal.raise_signal(s)
 
 
+_created: dict[Path, list[Path]] = {}  # resolved output folder -> folders prepare_output made, deepest first
+
+
 def prepare_output(out: Path) -> Path:
     """Make sure `out` can be written; create it; sweep stale staging folders. Returns it resolved."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a folder")
+    new = [p.absolute() for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -96,7 +104,17 @@ def prepare_output(out: Path) -> Path:
     lock_output(out)  # before the sweep: another build's staging folder is not stale
     for stale in out.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
+    _created[out.resolve()] = new
     return out.resolve()
+
+
+def _remove_created(out: Path) -> None:
+    """After a failed build: remove the folders `prepare_output` created for `out` while they are empty."""
+    for folder in _created.pop(Path(out).resolve(), []):
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            return
 
 
 _locks: dict[Path, int] = {}  # resolved output folder -> fd holding its flock
@@ -211,5 +229,9 @@ class Staging:
     def __enter__(self) -> Staging:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.cleanup()
+        if exc_type is not None:  # nothing was committed: do not leave a new, empty --out behind
+            _remove_created(self.out)
+        else:
+            _created.pop(Path(self.out).resolve(), None)

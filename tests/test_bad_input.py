@@ -18,10 +18,13 @@ def model_copy(tmp_path: Path, samples: Path) -> Path:
 
 
 def _fails(r, needle: str, out: Path | None = None) -> None:
+    """Exit 2 with one error line (after any progress lines, "step..."); a fresh `out` is not created."""
     assert r.exit_code == 2, (r.exit_code, r.stderr)
     assert needle in r.stderr, r.stderr
     assert "Traceback" not in r.output
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    *steps, error = r.stderr.strip().splitlines()
+    assert error.startswith("error: ") and needle in error, r.stderr
+    assert all(line.endswith("...") for line in steps), r.stderr
     if out is not None:
         assert not out.exists() or not any(p for p in out.iterdir() if not p.name.startswith("keep"))
 
@@ -145,3 +148,35 @@ def test_debug_shows_traceback(cli, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("EDGEOPT_DEBUG", "0")  # restored afterwards: --debug sets it for the process
     r = cli("--debug", "build", tmp_path / "nope.keras", "--target", "mobile-cpu", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "Traceback" in r.stderr
+
+
+def test_refused_during_the_build_creates_no_out(cli, tmp_path: Path, samples: Path):
+    """Refusals found after the output folder was prepared (pruning without training data, an op TFLite
+    Micro lacks) remove the folders the build created: nothing is left behind."""
+    prune = tmp_path / "prune.toml"
+    prune.write_text('extends = "mobile-cpu"\n[prune]\nratio = 0.3\n')
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text('extends = "mobile-cpu"\n[cluster]\nclusters = 8\nepochs = 1\n')
+    model = samples / "digits_dscnn.keras"
+    for target, needle, step in ((prune, "pruning without fine-tuning loses accuracy", "pruning..."),
+                                 (cluster, "[cluster] epochs > 0 needs training data", "clustering...")):
+        fresh = tmp_path / "new" / target.stem / "o"
+        r = cli("build", model, "--target", target, "--out", fresh, "--no-bench")
+        _fails(r, needle)
+        assert step in r.stderr.splitlines()
+        assert not (tmp_path / "new").exists()
+    import keras
+
+    i = keras.Input((8,))
+    vals, _ = keras.ops.top_k(keras.layers.Dense(6)(i), k=3)
+    keras.Model(i, vals).save(tmp_path / "topk.keras")
+    fresh = tmp_path / "new" / "mcu"
+    r = cli("build", tmp_path / "topk.keras", "--target", "embedded-mcu", "--out", fresh, "--no-bench",
+            "--random-calibration")
+    _fails(r, "TFLite Micro lacks TOPK_V2")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"  # a folder that existed stays, with what it held
+    kept.mkdir()
+    (kept / "mine.txt").write_text("x")
+    _fails(cli("build", model, "--target", prune, "--out", kept, "--no-bench"), "pruning without fine-tuning")
+    assert sorted(p.name for p in kept.iterdir()) == ["mine.txt"]

@@ -225,3 +225,70 @@ def test_mcu_latency_is_the_device_estimate_and_host_time_says_host(cli, builds,
     assert rows[0]["measured on"] == "host" and rows[0]["device ms (est.)"] == pytest.approx(d.estimate_ms)
     assert rows[0]["p50 ms"] == res.report.optimized.latency_ms.p50  # the host figure, in its labelled column
     assert rows[1]["device ms (est.)"] is None and rows[1]["measured on"] == "host"
+
+
+def test_eval_without_labels_is_noted_and_steps_are_what_runs(cli, tmp_path: Path, samples: Path):
+    """x-only eval data: agreement is reported and a note says top-1 is not measured; the progress lines name
+    the steps that run (no compression step when the profile compresses nothing)."""
+    import numpy as np
+
+    from edgeopt.pipeline.build import NO_LABELS_NOTE
+
+    x = np.load(samples / "digits_dscnn.eval.npz")["x"][:64]
+    ev = tmp_path / "unlabelled.npz"
+    np.savez(ev, x=x)
+    r = cli("build", samples / "digits_dscnn.keras", "--target", "mobile-cpu", "--out", tmp_path / "o", "--no-bench",
+            "--eval", ev)
+    assert r.exit_code == 0, r.stderr
+    assert NO_LABELS_NOTE == "eval data has no labels: top-1 not measured; agreement with the float model is reported"
+    assert f"note: {NO_LABELS_NOTE}" in " ".join(r.stdout.split())  # the console wraps at 80 columns
+    data = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert NO_LABELS_NOTE in data["notes"]
+    acc = data["optimized"]["accuracy"]
+    assert acc["metric"] == "agreement" and acc["value"] is None and acc["samples"] == 64 and acc["agreement"] > 90
+    assert NO_LABELS_NOTE in (tmp_path / "o" / "report.md").read_text()
+    steps = [line for line in r.stderr.splitlines() if line.endswith("...")]
+    assert steps == ["loading the model...", "converting and quantizing...", "validating accuracy..."], r.stderr
+    labelled = cli("build", samples / "digits_dscnn.keras", "--target", "mobile-cpu", "--out", tmp_path / "o2",
+                   "--no-bench", "--json")
+    assert labelled.exit_code == 0 and NO_LABELS_NOTE not in json.loads(labelled.stdout)["notes"]
+
+
+def test_first_step_is_shown_before_tensorflow_loads(tmp_path: Path, samples: Path):
+    """The first progress line is on stderr before TensorFlow's import starts (which takes seconds).
+
+    A meta-path hook in the child copies what stderr (a file) holds when `tensorflow` is first imported;
+    the build is then refused (eval data of the wrong shape) to keep it short."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    bad = tmp_path / "bad_eval.npz"
+    np.savez(bad, x=np.zeros((4, 3, 3, 1), np.float32), y=np.zeros(4, np.int64))
+    err, snapshot = tmp_path / "stderr.txt", tmp_path / "at_tf_import.txt"
+    code = f"""
+import sys
+from pathlib import Path
+
+class FirstTensorFlowImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" and not Path({str(snapshot)!r}).exists():
+            Path({str(snapshot)!r}).write_text(Path({str(err)!r}).read_text())
+        return None
+
+sys.meta_path.insert(0, FirstTensorFlowImport())
+sys.argv = ["edgeopt", "build", {str(samples / "digits_dscnn.keras")!r}, "--target", "mobile-cpu",
+            "--out", {str(tmp_path / "o")!r}, "--no-bench", "--eval", {str(bad)!r}]
+from edgeopt.cli.app import main
+main()
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("EDGEOPT_DEBUG", None)
+    with err.open("w") as fh:
+        proc = subprocess.run([sys.executable, "-c", code], stderr=fh, stdout=subprocess.PIPE, env=env, timeout=300)
+    assert proc.returncode == 2, err.read_text()
+    assert snapshot.read_text() == "loading the model...\n"
+    assert err.read_text().splitlines()[-1].startswith("error: ") and not (tmp_path / "o").exists()

@@ -26,7 +26,8 @@ from edgeopt.errors import InputError, RemoteError
 _HOST = re.compile(r"(?:[A-Za-z0-9._+-]+@)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])")
 _OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:=| )[^\n\r\x00]*")
 _PROBE = "import sys, tempfile, edgeopt; print(edgeopt.__version__); print(tempfile.mkdtemp(prefix='edgeopt-bench-'))"
-INSTALL_HINT = "pip install edgeopt"
+# edgeopt is not on PyPI: the device installs the wheel `make wheel` builds in a clone (README: Raspberry Pi).
+INSTALL_HINT = "pip install edgeopt-*.whl (copy the wheel `make wheel` builds in a clone)"
 
 
 def check_host(host: str) -> str:
@@ -190,7 +191,7 @@ def run_remote(paths: Sequence[Path], settings: BenchSettings, remote: RemoteSpe
         report = parse_report(json.loads(out), f"answer from {remote.host}")
     except json.JSONDecodeError:
         raise RemoteError(f"{remote.host}: edgeopt bench printed no JSON; is edgeopt there recent enough? "
-                          f"({INSTALL_HINT} --upgrade)") from None
+                          f"(reinstall it: {INSTALL_HINT})") from None
     local = {rp: str(p) for rp, p in zip(remote_paths, paths, strict=True)}
     return [replace(r, model=local.get(r.model, r.model), device=remote.host,
                     inputs=str(input_file) if input_file else r.inputs) for r in report.results]

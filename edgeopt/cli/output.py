@@ -55,7 +55,7 @@ class Sink:
         if not self.err.is_terminal:
             yield lambda text: self.err.print(f"[dim]{text}...[/dim]")
             return
-        with self.err.status("starting") as status:
+        with _terminal(self.err) as con, con.status("starting") as status:
             yield lambda text: status.update(f"{text}...")
 
     @contextmanager
@@ -64,6 +64,22 @@ class Sink:
         if self.as_json or not self.err.is_terminal:
             yield
             return
-        with self.err.status(description):
+        with _terminal(self.err) as con, con.status(description):
             yield
+
+
+@contextmanager
+def _terminal(console: Console) -> Iterator[Console]:
+    """The terminal behind `console` on a duplicate descriptor, for a spinner.
+
+    runtime.quiet.native_quiet() points fd 2 at a file while TensorFlow loads and converts (to hide its
+    native log lines); a spinner drawn on fd 2 would go there too and the terminal would show nothing.
+    """
+    try:
+        fd = os.dup(console.file.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real descriptor (a test runner's buffer)
+        yield console
+        return
+    with os.fdopen(fd, "w") as fh:
+        yield Console(file=fh, highlight=False, force_terminal=True, width=console.width)
 

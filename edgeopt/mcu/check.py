@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class Verified:
     arena: ArenaMeasurement
     arena_with_margin: int
     margin_note: str
+    io_findings: tuple[str, ...] = ()  # I/O dtypes that differ from the profile (only when not strict)
 
 
 def _read(path: Path) -> TfliteGraph:
@@ -44,11 +46,18 @@ def _read(path: Path) -> TfliteGraph:
     return read_tflite(path)
 
 
-def verify_static(path: Path, profile: Profile) -> TfliteGraph:
-    """Op support and integer-only checks; raises UnsupportedOpError (exit 2) naming the ops."""
+def verify_static(path: Path, profile: Profile, *, strict_io: bool = True) -> tuple[TfliteGraph, tuple[str, ...]]:
+    """Op support and integer-only checks; raises UnsupportedOpError (exit 2) naming the ops.
+
+    `strict_io` (what `edgeopt build` needs: it makes the profile's I/O types) refuses integer I/O of another
+    type than the profile's; otherwise such I/O (a deployed model with uint8 output, say) is returned as findings.
+    """
     graph = _read(path)
     ops = check_ops(graph)
     integer = check_integer_only(graph, profile)
+    findings: tuple[str, ...] = ()
+    if not strict_io:  # other integer I/O types: reported by the caller, not refused
+        findings, integer = integer.io_issues, dataclasses.replace(integer, io_issues=())
     problems, names = [], list(ops.unsupported)
     if not ops.ok:
         problems.append(f"TFLite Micro lacks {', '.join(ops.unsupported)} ({'; '.join(ops.hints)})")
@@ -59,11 +68,11 @@ def verify_static(path: Path, profile: Profile) -> TfliteGraph:
             problems.append(f"profile '{profile.name}' needs an int8 model: quantize full-int8 (edgeopt build --target {profile.name})")
     if problems:
         raise UnsupportedOpError(f"{path}: not deployable on {profile.name}: " + "; ".join(problems), tuple(dict.fromkeys(names)))
-    return graph
+    return graph, findings
 
 
-def measure(path: Path, profile: Profile) -> Verified:
-    graph = verify_static(path, profile)
+def measure(path: Path, profile: Profile, *, strict_io: bool = True) -> Verified:
+    graph, findings = verify_static(path, profile, strict_io=strict_io)
     try:
         arena = measure_arena(Path(path))
     except ModelFileError as exc:
@@ -87,13 +96,17 @@ def measure(path: Path, profile: Profile) -> Verified:
     m = profile.mcu
     total = with_margin(arena.arena_bytes, m.arena_margin_percent, m.arena_margin_bytes)
     note = f"+ {m.arena_margin_percent:g} % + {m.arena_margin_bytes} B margin, rounded up to 16"
-    return Verified(Path(path), graph, arena, total, note)
+    return Verified(Path(path), graph, arena, total, note, findings)
 
 
 def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = None, sample_source: str = "",
                 sample_count: int = DEFAULT_SAMPLES, compare: bool = True, verified: Verified | None = None) -> McuReport:
-    """Run every MCU check on `path` for `profile`; budgets are reported in `violations`, not raised."""
-    v = verified or measure(path, profile)
+    """Run every MCU check on `path` for `profile`; budgets are reported in `violations`, not raised.
+
+    An existing model is measured even when its integer I/O types differ from the profile's: the difference is
+    reported in `io_findings`. (`edgeopt build` passes a strictly `verified` model: it makes the profile's types.)
+    """
+    v = verified or measure(path, profile, strict_io=False)
     graph = v.graph
     in_bytes = sum(tensor_bytes(t) for t in graph.inputs)
     out_bytes = sum(tensor_bytes(t) for t in graph.outputs)
@@ -138,6 +151,7 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         estimated_device_latency_ms=device_ms,
         macs_per_second=rate if rate and graph.macs else None,
         violations=budget.violations,
+        io_findings=v.io_findings,
         energy=mcu_energy(profile, device_ms),
     )
 

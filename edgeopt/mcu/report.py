@@ -42,6 +42,9 @@ class McuReport:
     estimated_device_latency_ms: float | None  # MACs / [mcu] sustained_macs_per_second: an estimate, not measured
     macs_per_second: float | None  # the [mcu] sustained_macs_per_second that estimate used (None: no estimate)
     violations: tuple[BudgetViolation, ...]
+    # integer I/O types that differ from the profile's (e.g. a deployed model with uint8 output on an int8
+    # profile): the model still runs and was measured; the firmware must use the model's types
+    io_findings: tuple[str, ...] = ()
     c_header: str | None = None
     c_source: str | None = None
     energy: EnergyFigure | None = None  # profile power x the device latency estimate (edgeopt.energy)

@@ -21,7 +21,7 @@ from edgeopt.errors import BudgetViolation, InputError
 from edgeopt.load.source import Source, open_source
 from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
-from edgeopt.pipeline.compress import compress
+from edgeopt.pipeline.compress import compress, compression_stages
 from edgeopt.pipeline.reporting import BuildOutcome, assemble_report
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from edgeopt.validate.accuracy import AccuracyResult
 
 Progress = Callable[[str], None]
+NO_LABELS_NOTE = "eval data has no labels: top-1 not measured; agreement with the float model is reported"
 
 
 @dataclass(frozen=True)
@@ -82,21 +83,24 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     unchanged = None if cached is None else _unchanged(req.out, *cached)
     if unchanged is not None:
         return unchanged
+    progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     notes: list[str] = []
     calib, calib_source = _calibration(req, source, profile, notes)
     evalset = _dataset(req.eval, req.model, "eval", source)
     train = _dataset(req.train, req.model, "train", source)
+    if evalset is not None and evalset.y is None:
+        notes.append(NO_LABELS_NOTE)
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
-    reference = None if evalset is None else source.predict(evalset.x)
-    with Staging(out) as stage:
+    with Staging(out) as stage:  # a failure from here on removes an --out it created
+        reference = None if evalset is None else source.predict(evalset.x)
         model = source.keras_model
         compressed = None
-        if model is not None:
-            progress("compressing")
+        if model is not None and (enabled := compression_stages(profile)):
+            progress(" and ".join(enabled))
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
         progress("converting and quantizing")

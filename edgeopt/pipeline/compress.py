@@ -74,5 +74,11 @@ def _step(name: str, model: Any, evalset: Dataset | None) -> rs.CompositionStep:
     return rs.CompositionStep(stage=name, params=int(model.count_params()), accuracy=_top1(model, evalset))
 
 
+def compression_stages(profile: Profile) -> tuple[str, ...]:
+    """The compression stages the profile turns on, as progress words ("pruning", "clustering")."""
+    return tuple(name for name, on in (("pruning", _prune_enabled(profile.prune)), ("clustering", profile.cluster is not None))
+                 if on)
+
+
 def _prune_enabled(cfg: PruneSection) -> bool:
     return bool(cfg.ratio or cfg.macs_reduction)

@@ -162,7 +162,7 @@ def test_edgeopt_missing_on_device(device, models) -> None:
     bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     bare.chmod(0o755)
     msg = _err(device, models, "device", python=str(bare))
-    assert "edgeopt is not installed" in msg and "pip install edgeopt" in msg
+    assert "edgeopt is not installed" in msg and "pip install edgeopt-*.whl" in msg and "make wheel" in msg
     assert "not found on device" in _err(device, models, "device", python="/nonexistent/python3")
 
 

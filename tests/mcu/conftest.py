@@ -31,6 +31,7 @@ def mcu_models(tmp_path_factory) -> dict[str, Path]:
         "topk": convert(topk, work, "topk_float", int8=False),
         "int16x8": convert(cnn, work, "cnn_int16x8", io="int16"),
         "bare_conv": convert(bare, work, "bare_conv_int8"),
+        "uint8_out": convert(cnn, work, "cnn_uint8_out", output_io="uint8"),  # as many deployed TFLM models are
     }
 
 

@@ -17,8 +17,12 @@ def small_cnn(keras, shape=(16, 16, 3), classes=4):
     return keras.Model(inp, keras.layers.Softmax()(x))
 
 
-def convert(model, workdir: Path, name: str, *, int8: bool = True, io: str = "int8", samples: int = 32) -> Path:
-    """SavedModel export + TFLiteConverter: full int8 (int8 or float I/O), int16x8 (io="int16") or plain float."""
+def convert(model, workdir: Path, name: str, *, int8: bool = True, io: str = "int8", samples: int = 32,
+            output_io: str | None = None) -> Path:
+    """SavedModel export + TFLiteConverter: full int8 (int8 or float I/O), int16x8 (io="int16") or plain float.
+
+    `output_io` ("uint8", ...) overrides the output type of a full-int8 model, as deployed TFLM models often have.
+    """
     import tensorflow as tf
 
     saved = workdir / f"{name}_saved"
@@ -40,6 +44,8 @@ def convert(model, workdir: Path, name: str, *, int8: bool = True, io: str = "in
         if io == "int8":
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
+        if output_io is not None:
+            conv.inference_output_type = getattr(tf, output_io)
     out = workdir / f"{name}.tflite"
     out.write_bytes(conv.convert())
     return out

@@ -113,3 +113,22 @@ def test_int16x8_needs_the_profile_to_allow_it(mcu_models, mcu_profile, tmp_path
     r = check_model(mcu_models["int16x8"], load_profile(str(allowed)).profile, sample_count=3)
     assert r.arena_bytes > 0 and r.samples_compared == 3 and r.bit_exact is not None
     assert r.io_bytes == 2 * (16 * 16 * 3 + 4)
+
+
+def test_uint8_output_is_measured_and_reported_not_refused(mcu_models, mcu_profile, tmp_path):
+    """A deployed full-int8 model with uint8 output (int8 profile): checked as it is; build stays strict."""
+    from edgeopt.mcu.deliver import deliver
+
+    x = np.random.default_rng(1).standard_normal((4, 16, 16, 3)).astype(np.float32)
+    r = check_model(mcu_models["uint8_out"], mcu_profile, samples=x)
+    assert r.arena_bytes > 1024 and r.arena_with_margin > r.arena_bytes and r.samples_compared == 4
+    assert r.bit_exact is True and not r.violations
+    assert len(r.io_findings) == 1
+    finding = r.io_findings[0]
+    assert finding.startswith("output 0 ") and "is uint8, the profile wants int8" in finding
+    assert list(r.to_dict()["io_findings"]) == [finding]
+    assert r.io_bytes == 16 * 16 * 3 + 4  # uint8 output: 1 byte per element, as int8
+    # the same model in a build for the profile is refused: `edgeopt build` makes the profile's int8 I/O
+    with pytest.raises(UnsupportedOpError, match="is uint8, the profile wants int8"):
+        deliver(mcu_models["uint8_out"], mcu_profile, x, tmp_path)
+    assert not list(tmp_path.iterdir())

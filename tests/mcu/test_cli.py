@@ -36,6 +36,24 @@ def test_mcu_check_budget_exit_3(cli, mcu_models, tiny_board):
     assert "budget exceeded" in r.output and "RAM (board [mcu] ram_kb)" in r.output and "limit 4 KB" in r.output
 
 
+def test_mcu_check_uint8_output_is_a_finding_exit_0(cli, mcu_models, tmp_path: Path):
+    r = cli("mcu", "check", mcu_models["uint8_out"], "--target", "nrf52840", "--samples", "3", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["arena_bytes"] > 0 and rep["bit_exact"] is True and rep["samples_compared"] == 3
+    assert len(rep["io_findings"]) == 1 and "is uint8, the profile wants int8" in rep["io_findings"][0]
+    human = cli("mcu", "check", mcu_models["uint8_out"], "--target", "nrf52840", "--samples", "2")
+    assert human.exit_code == 0, human.output
+    out, err = (" ".join(text.split()) for text in (human.stdout, human.stderr))  # wrapped at the console width
+    assert "I/O types vs profile" in out and "differ" in out
+    assert err.startswith("warning: output 0 ") and "the firmware must use the model's I/O types" in err
+    ok = cli("mcu", "check", mcu_models["int8"], "--target", "nrf52840", "--samples", "2", "--json")
+    assert json.loads(ok.stdout)["io_findings"] == []
+    gen = cli("export-c", mcu_models["uint8_out"], "--out", tmp_path / "gen", "--json")
+    assert gen.exit_code == 0, gen.output
+    assert "#define G_MODEL_OUTPUT0_DTYPE \"uint8\"" in (tmp_path / "gen" / "g_model.h").read_text()
+
+
 def test_export_c_cli(cli, mcu_models, tmp_path: Path):
     r = cli("export-c", mcu_models["int8"], "--out", tmp_path / "gen", "--name", "net", "--json")
     assert r.exit_code == 0, r.output

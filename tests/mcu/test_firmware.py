@@ -85,3 +85,51 @@ def test_cmake_builds(tiny_keras, tmp_path: Path):
     tiny_keras.with_name("tiny.calib.npz").touch()  # new calibration data re-runs the model step
     third = subprocess.run(["cmake", "--build", str(build)], env=_env(), capture_output=True, text=True)
     assert third.returncode == 0 and "edgeopt build" in third.stdout, third.stdout[-2000:]
+
+
+def _checkout_with_venv(tmp_path: Path) -> tuple[Path, Path]:
+    """The example inside a repo layout whose .venv/bin/edgeopt runs this edgeopt (what `make demo` leaves)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, repo / "examples" / "firmware")
+    shutil.copytree(ROOT / "targets", repo / "targets")
+    exe = repo / ".venv" / "bin" / "edgeopt"
+    exe.parent.mkdir(parents=True)
+    exe.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m edgeopt "$@"\n')
+    exe.chmod(0o755)
+    return repo, exe
+
+
+def _env_without_edgeopt_on_path(*tools: str) -> dict[str, str]:
+    env = _env()
+    env["PATH"] = os.pathsep.join(dict.fromkeys(str(Path(shutil.which(t) or "/usr/bin").parent) for t in tools))
+    assert shutil.which("edgeopt", path=env["PATH"]) is None
+    return env
+
+
+@pytest.mark.skipif(not (shutil.which("make") and shutil.which("g++")), reason="make/g++ not installed")
+def test_make_finds_edgeopt_in_the_repo_venv(tiny_keras, tmp_path: Path):
+    repo, exe = _checkout_with_venv(tmp_path)
+    env = _env_without_edgeopt_on_path("make", "g++", "sh")
+    args = ["make", "-n", "-f", str(repo / "examples" / "firmware" / "Makefile"), f"MODEL={tiny_keras}"]
+    dry = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    assert f"{exe} build {tiny_keras} --target " in dry.stdout
+    exe.unlink()  # neither on PATH nor in .venv: one line saying what to do, not "command not found"
+    missing = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "edgeopt not found on PATH or in" in missing.stderr
+    assert "make demo" in missing.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("cmake") and shutil.which("g++")), reason="cmake/g++ not installed")
+def test_cmake_finds_edgeopt_in_the_repo_venv(tiny_keras, tmp_path: Path):
+    repo, exe = _checkout_with_venv(tmp_path)
+    env = _env_without_edgeopt_on_path("cmake", "g++", "make", "sh")
+    src = repo / "examples" / "firmware"
+    conf = subprocess.run(["cmake", "-S", str(src), "-B", str(tmp_path / "b"), f"-DMODEL={tiny_keras}"],
+                          env=env, capture_output=True, text=True)
+    assert conf.returncode == 0, conf.stdout[-2000:] + conf.stderr[-2000:]
+    assert f"EDGEOPT:STRING={exe}" in (tmp_path / "b" / "CMakeCache.txt").read_text()
+    exe.unlink()
+    missing = subprocess.run(["cmake", "-S", str(src), "-B", str(tmp_path / "c"), f"-DMODEL={tiny_keras}"],
+                             env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "edgeopt not found on PATH or in the repo's .venv" in missing.stderr

@@ -15,9 +15,9 @@ import pytest
 from rich.console import Console
 
 from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
+from edgeopt.load.source import open_source
 from edgeopt.pipeline.artifacts import Artifacts
 from edgeopt.pipeline.reporting import BuildOutcome, assemble_report
-from edgeopt.pipeline.source import open_source
 from edgeopt.profiles import load_profile
 from edgeopt.report.compare import COLUMNS, records, rows
 from edgeopt.report.render import to_console, to_markdown

@@ -29,12 +29,15 @@ def register(app: typer.Typer) -> None:
 
             check_c_name(name)
             profile = load_profile(target).profile
-            v = measure(model, profile)
+            v = measure(model, profile, strict_io=False)  # an existing model: other integer I/O types are a note
             files = export_c(model, v.graph, out, name, arena_bytes=v.arena_with_margin,
                              arena_measured=v.arena.arena_bytes, margin_note=v.margin_note)
-            data = {"header": str(files.header), "source": str(files.source), "name": name,
+            sink = Sink(json_out)
+            for finding in v.io_findings:
+                sink.warn(f"{finding}; exported as it is: the header gives the model's I/O types")
+            data = {"io_findings": list(v.io_findings), "header": str(files.header), "source": str(files.source), "name": name,
                     "arena_bytes": v.arena.arena_bytes, "arena_with_margin": v.arena_with_margin,
                     "model_bytes": v.graph.size_bytes, "ops": list(v.graph.op_names), "resolver": list(files.resolver_ops)}
-            Sink(json_out).result(data, lambda c: c.print(
+            sink.result(data, lambda c: c.print(
                 f"wrote {files.header} and {files.source}  (arena {v.arena.arena_bytes:,} B measured, "
                 f"{v.arena_with_margin:,} B with margin; {len(files.resolver_ops)} ops)"))

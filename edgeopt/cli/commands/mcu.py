@@ -27,7 +27,10 @@ def register(app: typer.Typer) -> None:
         samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="How many samples to compare.")] = 8,
         json_out: JsonOpt = False,
     ) -> None:
-        """Op support, int8-only, exact arena, TFLM vs LiteRT bit-exactness, flash/RAM budgets (exit 3 if broken)."""
+        """Op support, int8-only, exact arena, TFLM vs LiteRT bit-exactness, flash/RAM budgets (exit 3 if broken).
+
+        Integer I/O of another type than the profile's (uint8 where it says int8) is reported, not refused.
+        """
         with handled():
             from edgeopt.mcu.check import check_model
             from edgeopt.profiles import load_profile
@@ -57,6 +60,7 @@ def register(app: typer.Typer) -> None:
                     ["TFLM vs LiteRT", exact, f"{r.samples_compared} samples ({r.sample_source})"],
                     ["latency, host TFLM", f"{r.host_tflm_latency_ms:.3f} ms" if r.host_tflm_latency_ms is not None else "-", "this host's CPU, not the device"],
                     ["latency, device estimate", f"{r.estimated_device_latency_ms:.2f} ms" if r.estimated_device_latency_ms else "-", "MACs / mcu.sustained_macs_per_second"],
+                    ["I/O types vs profile", "differ" if r.io_findings else "as profile", "; ".join(r.io_findings)],
                 ]
                 c.print(table("TFLite Micro check", ["", "value", "note"], rows))
                 if r.energy is not None:
@@ -65,6 +69,8 @@ def register(app: typer.Typer) -> None:
             sink.result(report.to_dict(), human)
             if report.bit_exact is False:
                 sink.warn(f"TFLM and LiteRT differ: {report.comparison_note()}")
+            for finding in report.io_findings:
+                sink.warn(f"{finding}; measured as it is: the firmware must use the model's I/O types")
             report.enforce_budgets()
 
     app.add_typer(sub, name="mcu")
