@@ -166,11 +166,11 @@ def sparsify_model(model: Any, spec: SparsifySpec, train: tuple[np.ndarray, np.n
 def sparsify_keras_file(model_path: Path, out: Path, spec: SparsifySpec, train: Path | None = None,
                         eval_data: Path | None = None, unsafe_load: bool = False) -> SparsifyResult:
     """Load a Keras model, sparsify it and write it to `out` (.keras) atomically."""
+    from edgeopt.atomic import write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
-    from edgeopt.atomic import write_bytes_atomic
 
     if spec.finetune and train is None:
         raise InputError("sparsifying with fine-tuning needs training data; give --train data.npz (x, y) "
