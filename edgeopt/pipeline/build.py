@@ -164,9 +164,10 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
     if source.keras_model is None and not converter.from_onnx:
         raise InputError(f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server")
-    if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
-        raise InputError(f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
-                         "can only be quantized (remove [prune]/[cluster] from the profile)")
+    if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None
+                                       or profile.sparsity is not None):
+        raise InputError(f"profile '{profile.name}' prunes, sparsifies or clusters, which needs a Keras model; ONNX "
+                         "models can only be quantized (remove [prune]/[sparsity]/[cluster] from the profile)")
 
 
 def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[np.ndarray | None, str]:

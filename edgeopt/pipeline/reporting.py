@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from edgeopt.energy.figure import EnergyFigure
     from edgeopt.mcu.report import McuReport
     from edgeopt.quantize.partial import PartialResult
+    from edgeopt.sparsify.sparsifier import SparsifyResult
     from edgeopt.validate.accuracy import AccuracyResult
 
 
@@ -83,6 +84,7 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
     stages = rs.Stages(
         prune=None if c is None else c.prune,
         cluster=None if c is None or c.cluster is None else _cluster(c.cluster),
+        sparsity=None if c is None or c.sparsity is None else _sparsity(c.sparsity),
         partial=None if arts.partial is None else _partial(arts.partial),
         mcu=None if o.mcu is None else _mcu(o.mcu, arts.optimized),
         composition=_composition(c.steps if c is not None else (), params, baseline, optimized,
@@ -179,6 +181,16 @@ def _cluster(r: ClusterResult) -> rs.ClusterStage:
         size_before=size(r.size_before), size_after=size(r.size_after), tflite_gzip_ratio=r.tflite_gzip_ratio,
         accuracy_before=r.accuracy_before, accuracy_after=r.accuracy_after, accuracy_drop=r.accuracy_drop,
         finetune_epochs=r.finetune_epochs, loss_history=list(r.loss_history))
+
+
+def _sparsity(r: SparsifyResult) -> rs.SparsityStage:
+    s = r.spec
+    return rs.SparsityStage(
+        sparsity=s.target, pattern=str(s.pattern), allocation=str(s.allocation), layers_regex=s.layers,
+        layers=[rs.SparsityLayer(layer=x.layer, weight=x.weight, params=x.params, zeros_before=x.zeros_before,
+                                 zeros_after=x.zeros_after) for x in r.layers],
+        achieved=r.sparsity, accuracy_before=r.accuracy_before, accuracy_after=r.accuracy_after,
+        finetune_epochs=r.finetune_epochs, mask_updates=r.mask_updates, warnings=list(r.warnings))
 
 
 def _partial(r: PartialResult) -> rs.PartialStage:

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from edgeopt.errors import InputError
 from edgeopt.profiles.energy import EnergySection
+from edgeopt.profiles.sparsity import SparsitySection
 from edgeopt.runtime.base import MAX_THREADS, THREADS_RULE, check_threads
 from edgeopt.vocabulary import (
     ClusterInit,
@@ -216,6 +217,7 @@ class Profile(Strict):
     budgets: BudgetsSection = BudgetsSection()
     prune: PruneSection = PruneSection()  # [prune]: off unless ratio or macs_reduction > 0
     cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
+    sparsity: SparsitySection | None = None  # [sparsity]: weight-level magnitude pruning; absent = off
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
     mcu: McuSection = McuSection()
     energy: EnergySection | None = None  # [energy]: device power with sources; absent = no estimate

@@ -180,6 +180,13 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
         out += _table(["layers", "channels before", "after"],
                       [[", ".join(g.layers), g.channels_before, g.channels_after] for g in p.groups])
         out += [f"- left unpruned: {u.layer} ({u.reason})" for u in p.unprunable]
+    if (z := stages.sparsity) is not None:
+        out += ["", "## Sparsity (weight-level magnitude pruning)", "",
+                f"{z.pattern}, {z.allocation}, target {100 * z.sparsity:.0f}%: {100 * z.achieved:.2f}% of the selected "
+                f"kernel weights are zero ({z.finetune_epochs} fine-tuning epochs); top-1 {_md_cell(z.accuracy_before)} -> "
+                f"{_md_cell(z.accuracy_after)}. Zeros are not removed parameters (shapes unchanged).", ""]
+        out += _table(["layer", "weights", "zeros", "sparsity %"],
+                      [[x.layer, x.params, x.zeros_after, 100 * x.zeros_after / max(1, x.params)] for x in z.layers])
     if (k := stages.cluster) is not None:
         out += ["", "## Weight sharing", "",
                 f"{k.spec.clusters} clusters ({k.spec.init}), top-1 {_md_cell(k.accuracy_before)} -> "

@@ -293,8 +293,32 @@ class McuStage(Frozen):
     c_source: str | None
 
 
+class SparsityLayer(Frozen):
+    layer: str
+    weight: str
+    params: int
+    zeros_before: int
+    zeros_after: int
+
+
+class SparsityStage(Frozen):
+    """Weight-level magnitude pruning ([sparsity]): zeros in the Keras kernels; the artifact's are in composition."""
+
+    sparsity: float  # target (N:M: set by the pattern)
+    pattern: str
+    allocation: str
+    layers_regex: str | None
+    layers: list[SparsityLayer]
+    achieved: float  # zeros / weights over the sparsified kernels
+    accuracy_before: float | None
+    accuracy_after: float | None
+    finetune_epochs: int
+    mask_updates: int
+    warnings: list[str]
+
+
 class CompositionStep(Frozen):
-    stage: str  # "float", "prune", "cluster", "quantize"
+    stage: str  # "float", "prune", "sparsify", "cluster", "quantize"
     params: int
     accuracy: float | None  # top-1 percent after this step
 
@@ -348,6 +372,7 @@ class Stages(Frozen):
 
     prune: PruneStage | None = None
     cluster: ClusterStage | None = None
+    sparsity: SparsityStage | None = None
     partial: PartialStage | None = None
     mcu: McuStage | None = None
     composition: Composition | None = None
