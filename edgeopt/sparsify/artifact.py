@@ -31,6 +31,7 @@ class WeightZeros:
     zeros: int  # zero weights in the dense tensor (stored zeros + elements not stored)
     stored_bytes: int  # bytes of the buffer as stored in the file
     sparse_encoded: bool  # the tensor carries TFLite sparsity metadata (values stored compressed)
+    index: int = -1  # tensor index in subgraph 0
 
     @property
     def sparsity(self) -> float:
@@ -92,7 +93,7 @@ def weight_zeros(data: bytes) -> tuple[WeightZeros, ...]:
         elements = int(np.prod(t.shape)) if t.shape is not None else values.size
         zeros = int(np.count_nonzero(values == 0)) + (elements - values.size)
         label = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-        out.append(WeightZeros(name, label, tname.lower(), elements, zeros, len(raw), t.sparsity is not None))
+        out.append(WeightZeros(name, label, tname.lower(), elements, zeros, len(raw), t.sparsity is not None, ti))
     return tuple(out)
 
 

@@ -77,3 +77,4 @@ def test_gains_report_bytes_accuracy_and_a_plain_latency_statement(run: dict[str
         assert arts[v]["latency_ratio"] is not None and arts[v]["baseline"] is not None
     assert "the p50 of int8 dense" in g["latency_statement"]
     assert "no switch" in g["xnnpack_sparse"] and g["mcu_flash"].startswith("flash unchanged")
+    assert "refuses pruning (sparsity) compression of the 8 sparsified tensors" in g["mcu_flash"]
