@@ -65,7 +65,8 @@ def test_every_sample_builds_with_report(builds, model, target):
     assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
     assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
     assert data["ok"] is True and res.ok
-    assert set(data["stages"]) == {"prune", "cluster", "partial", "mcu", "composition", "energy"}
+    assert set(data["stages"]) == {"prune", "cluster", "sparsity", "partial", "mcu", "composition", "energy"}
+    assert data["stages"]["sparsity"] is None
     assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
     comp = data["stages"]["composition"]  # ratios are in every report
     assert comp["pruning_ratio"] == 1.0 and comp["params_before"] == comp["params_after"] == data["input"]["params"]

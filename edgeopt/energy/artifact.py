@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from edgeopt.energy.figure import EnergyFigure, LatencySource, estimate_energy, measured_energy
@@ -12,7 +13,7 @@ WINDOW_S = 1.0  # idle baseline and measured window, each
 
 
 def artifact_energy(path: Path, profile: Profile, p50_ms: float | None, remote: bool = False,
-                    threads: int = 1) -> EnergyFigure:
+                    threads: int = 1, progress: Callable[[str], None] | None = None) -> EnergyFigure:
     """Energy per inference of `path` on this host (RAPL), or profile power x the measured p50.
 
     A remote benchmark's latency is the device's; a local one is this host's (labelled either way).
@@ -24,6 +25,8 @@ def artifact_energy(path: Path, profile: Profile, p50_ms: float | None, remote: 
         from edgeopt.runtime import RunnerOptions
         from edgeopt.runtime.registry import open_runner
 
+        if progress is not None:
+            progress("measuring energy per inference (RAPL)")
         runner = open_runner(Path(path), RunnerOptions(threads=threads))
         runner.set_inputs(make_feeds(runner.inputs, 0))
         runner.invoke()

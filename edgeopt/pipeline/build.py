@@ -123,10 +123,9 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         if mcu is None:  # an MCU's figure comes with its check (device estimate); here: this host or the remote device
             from edgeopt.energy.artifact import artifact_energy
 
-            progress("energy per inference")
             energy = artifact_energy(stage.path(arts.optimized), profile,
                                      None if latency is None else latency[1].latency.p50, remote=req.remote is not None,
-                                     threads=profile.runtime.threads or 1)
+                                     threads=profile.runtime.threads or 1, progress=progress)
         report = assemble_report(BuildOutcome(
             model=req.model, resolved=resolved, source=source, calibration=calib_source,
             calibration_samples=0 if calib is None else int(calib.shape[0]),

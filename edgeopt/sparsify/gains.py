@@ -48,6 +48,7 @@ class Artifact:
     latency_p50_ms: float | None = None
     latency_ratio: float | None = None  # p50 / p50 of its baseline (BASELINE), interleaved
     baseline: str | None = None
+    delegate: str = "xnnpack"  # what it ran with: XNNPACK, or LiteRT's builtin kernels when XNNPACK refused it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,25 +106,38 @@ def convert_variants(dense: Any, sparse: Any, calibration: np.ndarray) -> dict[s
         }
 
 
-def _try_run(path: Path, evaluate: tuple[np.ndarray, np.ndarray | None] | None) -> tuple[bool, str | None, float | None]:
+def _run_once(path: Path, evaluate: tuple[np.ndarray, np.ndarray | None] | None, xnnpack: bool) -> float | None:
+    """Run the artifact on the eval data (or one random input); top-1 when there are integer labels."""
     from edgeopt.validate.accuracy import predict, top1
 
-    x = evaluate[0] if evaluate is not None else None
+    if evaluate is None:
+        from edgeopt.benchmark.inputs import make_feeds
+        from edgeopt.runtime import RunnerOptions
+        from edgeopt.runtime.registry import open_runner
+
+        r = open_runner(path, RunnerOptions(xnnpack=xnnpack))
+        r.run(make_feeds(r.inputs, 0))
+        return None
+    out = predict(path, evaluate[0], xnnpack=xnnpack)
+    y = evaluate[1]
+    return top1(out, y) if y is not None and y.dtype.kind in "iu" else None
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split("LiteRT cannot load the model: ")[-1][:200]  # drop the (temporary) path
+
+
+def _try_run(path: Path, evaluate: tuple[np.ndarray, np.ndarray | None] | None) -> tuple[bool, str, str | None, float | None]:
+    """(runs, delegate, error, top-1): with XNNPACK, else with LiteRT's builtin kernels."""
     try:
-        if x is None:
-            from edgeopt.runtime import RunnerOptions
-            from edgeopt.runtime.registry import open_runner
-
-            r = open_runner(path, RunnerOptions())
-            from edgeopt.benchmark.inputs import make_feeds
-
-            r.run(make_feeds(r.inputs, 0))
-            return True, None, None
-        out = predict(path, x)
+        return True, "xnnpack", None, _run_once(path, evaluate, True)
     except Exception as exc:  # noqa: BLE001 - whatever the runtime says is the finding
-        return False, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}", None
-    y = evaluate[1] if evaluate is not None else None
-    return True, None, (top1(out, y) if y is not None and y.dtype.kind in "iu" else None)
+        refused = _why(exc)
+    try:
+        return True, f"none (XNNPACK refused: {refused})", None, _run_once(path, evaluate, False)
+    except Exception as exc:  # noqa: BLE001
+        return False, "", f"XNNPACK: {refused}; builtin kernels: {_why(exc)}", None
 
 
 def _statement(arts: dict[str, Artifact]) -> str:
@@ -156,18 +170,30 @@ def measure_gains(dense: Any, sparse: Any, layers: Sequence[str], calibration: n
             path = where / (variant.replace(" ", "_") + ".tflite")
             path.write_bytes(data)
             wz = weight_zeros(data)
-            runs, err, acc = _try_run(path, evaluate)
+            runs, delegate, err, acc = _try_run(path, evaluate)
             arts[variant] = Artifact(variant, str(path) if out_dir is not None else path.name, len(data), gzip_size(data),
                                      sum(w.sparse_encoded for w in wz), sum(w.zeros for w in wz),
-                                     sum(w.elements for w in wz), runs, err, acc)
+                                     sum(w.elements for w in wz), runs, err, acc, delegate=delegate)
         if bench is not None:
-            timed = [v for v, a in arts.items() if a.runs]
-            results = run_interleaved([where / (v.replace(" ", "_") + ".tflite") for v in timed], bench)
+            def file(v: str) -> Path:
+                return where / (v.replace(" ", "_") + ".tflite")
+
+            timed = [v for v, a in arts.items() if a.runs and a.delegate == "xnnpack"]
+            results = run_interleaved([file(v) for v in timed], bench)
             p50 = {v: r.latency.p50 for v, r in zip(timed, results, strict=True)}
             for v in timed:
                 base = BASELINE.get(v)
                 ratio = p50[v] / p50[base] if base in p50 and p50[base] > 0 else None
                 arts[v] = _replace(arts[v], latency_p50_ms=p50[v], latency_ratio=ratio, baseline=base if ratio else None)
+            for v, a in list(arts.items()):  # XNNPACK refused it: time it and its baseline on the builtin kernels
+                base = BASELINE.get(v)
+                if not a.runs or a.delegate == "xnnpack" or base is None or not arts[base].runs:
+                    continue
+                from dataclasses import replace as dc_replace
+
+                b, c = run_interleaved([file(base), file(v)], dc_replace(bench, xnnpack=False))
+                arts[v] = _replace(a, latency_p50_ms=c.latency.p50, latency_ratio=c.latency.p50 / b.latency.p50,
+                                   baseline=f"{base} (both without XNNPACK)")
     per_layer = zeros_by_layer(blobs[INT8_SPARSE], layers)
     layer_rows = tuple((n, w.elements, w.zeros) for n, w in per_layer.items())
     return Gains(tuple(arts.values()), layer_rows, _statement(arts), XNNPACK_NOTE,
@@ -202,3 +228,22 @@ def _replace(a: Artifact, **kw: Any) -> Artifact:
 XNNPACK_NOTE = ("XNNPACK sparse inference has no switch in the ai-edge-litert Python API; the delegate hints it itself "
                 "for float models whose weights are sparse-encoded (DENSIFY), on 1x1 convolutions in NCHW-compatible "
                 "subgraphs, so 'float32 sparse-encoded' vs 'float32 sparse' (same weights) is the with/without measurement")
+
+
+def measure_files(model_path: Path, result: Any, calib: Path, eval_data: Path | None, out_dir: Path | None = None,
+                  unsafe_load: bool = False, bench: Any | None = "default") -> Gains:
+    """measure_gains for a sparsify run: the dense model reloaded from `model_path`, the sparse one from `result`."""
+    from edgeopt.benchmark.protocol import BenchSettings
+    from edgeopt.convert.savedmodel import input_shape
+    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.load.keras_model import load_keras
+
+    dense = load_keras(Path(model_path), unsafe=unsafe_load)
+    shape = input_shape(dense)
+    cal = check_against_input(load_dataset(calib, "calibration"), shape, "calibration").x
+    ev = None
+    if eval_data is not None:
+        ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
+        ev = (ds.x, ds.y)
+    settings = BenchSettings(threads=1, runs=50, min_seconds=1.0) if bench == "default" else bench
+    return measure_gains(dense, result.model, [x.layer for x in result.layers], cal, ev, out_dir, settings)

@@ -73,8 +73,15 @@ def test_gains_report_bytes_accuracy_and_a_plain_latency_statement(run: dict[str
     assert arts["float32 sparse-encoded"]["sparse_tensors"] >= 1
     assert arts["float32 sparse-encoded"]["raw_bytes"] < 0.6 * arts["float32 sparse"]["raw_bytes"]
     assert sparse["runs"] and sparse["top1"] >= 98.72
-    for v in ("int8 sparse", "float32 sparse"):
+    for v in ("int8 sparse", "float32 sparse", "float32 sparse-encoded"):
         assert arts[v]["latency_ratio"] is not None and arts[v]["baseline"] is not None
+        assert arts[v]["delegate"] == "xnnpack"
+    enc = arts["int8 sparse-encoded"]  # XNNPACK refuses sparse int8 FULLY_CONNECTED; the builtin kernels run it
+    assert enc["sparse_tensors"] >= 1 and enc["raw_bytes"] < 0.7 * dense["raw_bytes"]
+    assert enc["runs"] and enc["top1"] >= 98.72 and enc["latency_ratio"] is not None
+    if enc["delegate"] != "xnnpack":
+        assert enc["delegate"].startswith("none (XNNPACK refused: ") and "/tmp" not in enc["delegate"]
+        assert enc["baseline"] == "int8 dense (both without XNNPACK)"
     assert "the p50 of int8 dense" in g["latency_statement"]
     assert "no switch" in g["xnnpack_sparse"] and g["mcu_flash"].startswith("flash unchanged")
     assert "refuses pruning (sparsity) compression of the 8 sparsified tensors" in g["mcu_flash"]
