@@ -129,7 +129,7 @@ def render(rows: list[dict[str, Any]], mlperf: list[str]) -> str:
              f"{platform.processor() or platform.machine()}, 1 thread). Unstructured magnitude pruning per layer, "
              "pruned while fine-tuning (12 epochs, polynomial schedule reaching the target at half of them), "
              "int8 per-channel with float I/O calibrated on NAME.calib.npz; top-1 on NAME.eval.npz (360 images).", "",
-             "| model | sparsity | Keras top-1 (float -> sparse) | int8 top-1 (LiteRT) | zeros in int8 .tflite | int8 bytes dense / sparse | gzip dense / sparse | int8 sparse-encoded bytes | float32 sparse / sparse-encoded bytes | latency int8 sparse / dense | int8 sparse-encoded / dense | float32 sparse-encoded / sparse |",
+             "| model | sparsity | Keras top-1 (float -> sparse) | int8 top-1 (LiteRT) | zeros in int8 .tflite | int8 bytes dense / sparse | gzip dense / sparse | int8 sparse-encoded bytes | float32 sparse / sparse-encoded bytes | latency int8 sparse / dense | int8 sparse-encoded / dense (same kernels) | float32 sparse-encoded / sparse |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         res, g = r["result"], r["gains"]
@@ -140,7 +140,11 @@ def render(rows: list[dict[str, Any]], mlperf: list[str]) -> str:
             return "-" if x.latency_ratio is None else f"{x.latency_ratio:.2f}"
 
         enc = a["int8 sparse-encoded"]
-        enc_txt = f"{enc.raw_bytes:,} ({enc.sparse_tensors} sparse tensors)" + ("" if enc.runs else f", LiteRT refuses: {enc.error}")
+        enc_txt = f"{enc.raw_bytes:,} ({enc.sparse_tensors} sparse tensors)"
+        if not enc.runs:
+            enc_txt += f", LiteRT refuses it: {enc.error}"
+        elif enc.delegate != "xnnpack":
+            enc_txt += f", top-1 {enc.top1:.2f} % on the builtin kernels (XNNPACK refuses it)"
         fenc = a["float32 sparse-encoded"]
         lines.append(
             f"| {r['model']} | {r['level']:.0%} | {res.accuracy_before:.2f} -> {res.accuracy_after:.2f} % | "
@@ -149,7 +153,10 @@ def render(rows: list[dict[str, Any]], mlperf: list[str]) -> str:
             f"{a['float32 sparse'].raw_bytes:,} / {fenc.raw_bytes:,} ({fenc.sparse_tensors} sparse) | "
             f"{ratio('int8 sparse')} | {ratio('int8 sparse-encoded')} | {ratio('float32 sparse-encoded')} |")
     g0 = rows[0]["gains"]
+    refused = {x.delegate for r in rows for x in r["gains"].artifacts if x.runs and x.delegate != "xnnpack"}
     lines += ["", "- Latency ratios are p50 / p50, measured interleaved (edgeopt.benchmark.protocol). " + g0.xnnpack_sparse + ".",
+              "- An artifact XNNPACK refuses is timed on LiteRT's builtin kernels against the dense int8 model on the same "
+              "kernels (no XNNPACK for either). Delegates seen: " + ("; ".join(sorted(refused)) or "XNNPACK for all") + ".",
               "- Per row, the plain statement: " + "; ".join(f"{r['model']} {r['level']:.0%}: {r['gains'].latency_statement}" for r in rows) + ".",
               f"- MCU: {g0.mcu_flash}.", "", "### Energy per inference (estimates from targets/*.toml [energy])", ""]
     lines += energy_rows(rows)
