@@ -26,7 +26,7 @@ from edgeopt.sparsify.artifact import weight_zeros, zeros_by_layer
 INT8_DENSE, INT8_SPARSE, INT8_ENCODED = "int8 dense", "int8 sparse", "int8 sparse-encoded"
 F32_DENSE, F32_SPARSE, F32_ENCODED = "float32 dense", "float32 sparse", "float32 sparse-encoded"
 BASELINE = {INT8_SPARSE: INT8_DENSE, INT8_ENCODED: INT8_DENSE, F32_SPARSE: F32_DENSE, F32_ENCODED: F32_SPARSE}
-NO_SPEEDUP = 0.95  # a latency ratio above this is reported as no speed-up
+NO_SPEEDUP = 0.95  # ratios in [0.95, 1/0.95] are "no speed-up"; above it says slower
 
 
 def gzip_size(data: bytes) -> int:
@@ -146,7 +146,9 @@ def _statement(arts: dict[str, Artifact]) -> str:
         a = arts.get(v)
         if a is None or a.latency_ratio is None:
             continue
-        verdict = "no speed-up" if a.latency_ratio > NO_SPEEDUP else f"{1 / a.latency_ratio:.2f}x faster"
+        r = a.latency_ratio
+        verdict = (f"{1 / r:.2f}x faster" if r < NO_SPEEDUP else "no speed-up" if r <= 1 / NO_SPEEDUP
+                   else f"no speed-up: {r:.2f}x slower")
         parts.append(f"{v}: {a.latency_ratio:.2f}x the p50 of {a.baseline} ({verdict})")
     if not parts:
         return "latency not measured"
