@@ -159,7 +159,7 @@ def cold_start(cmd: list[str], repeats: int = 3) -> dict[str, float]:
 
     walls, rss = [], []
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    timer = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "time.txt"
         for _ in range(repeats):
@@ -168,7 +168,8 @@ def cold_start(cmd: list[str], repeats: int = 3) -> dict[str, float]:
             p = subprocess.run(full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT, check=False)
             walls.append(time.perf_counter() - t)
             if p.returncode != 0:
-                raise SystemExit(f"{' '.join(cmd)} failed with exit {p.returncode}")
+                msg = f"{' '.join(cmd)} failed with exit {p.returncode}"
+                raise SystemExit(msg)
             if timer:
                 rss.append(int(report.read_text().split()[-1]) / 1024)
             else:

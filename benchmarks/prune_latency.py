@@ -155,7 +155,7 @@ def write_section(path: Path, text: str) -> None:
         new = old.rstrip("\n") + "\n\n" + body
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(new)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def main() -> None:

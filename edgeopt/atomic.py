@@ -48,18 +48,19 @@ def _file_mode() -> int:
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to `path` via a temporary file in the same folder."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if STAGING_PREFIX not in str(path.parent):
-            os.chmod(tmp, _file_mode())  # a final file: the usual mode (staged files get it on commit)
-        os.replace(tmp, path)
+            tmp.chmod(_file_mode())  # a final file: the usual mode (staged files get it on commit)
+        tmp.replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            tmp.unlink()
         raise
     return path
 
@@ -93,14 +94,17 @@ def prepare_output(out: Path) -> Path:
     """Make sure `out` can be written; create it; sweep stale staging folders. Returns it resolved."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; give a folder")
+        msg = f"--out {out} is a file; give a folder"
+        raise OutputError(msg)
     new = [p.absolute() for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+        msg = f"cannot create output folder {out}: {exc.strerror or exc}"
+        raise OutputError(msg) from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {out} is not writable; choose another --out or fix its permissions")
+        msg = f"output folder {out} is not writable; choose another --out or fix its permissions"
+        raise OutputError(msg)
     lock_output(out)  # before the sweep: another build's staging folder is not stale
     for stale in out.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -134,17 +138,21 @@ def lock_output(out: Path) -> None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
+            msg = f"cannot create the lock file {path}: {exc.strerror or exc}"
+            raise OutputError(msg) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = _read_pid(fd)
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
-            raise OutputError(f"another edgeopt build is writing {out}{who}; wait for it to finish or choose "
-                              "another --out") from None
+            msg = (
+                f"another edgeopt build is writing {out}{who}; wait for it to finish or choose "
+                "another --out"
+            )
+            raise OutputError(msg) from None
         try:  # the holder may have removed the file between our open and flock: retry on the new one
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            same = os.fstat(fd).st_ino == path.stat().st_ino
         except FileNotFoundError:
             same = False
         if same:
@@ -153,7 +161,8 @@ def lock_output(out: Path) -> None:
             _locks[key] = fd
             return
         os.close(fd)
-    raise OutputError(f"cannot lock {out}: the lock file keeps changing; is another build starting?")
+    msg = f"cannot lock {out}: the lock file keeps changing; is another build starting?"
+    raise OutputError(msg)
 
 
 def unlock_output(out: Path) -> None:
@@ -162,10 +171,8 @@ def unlock_output(out: Path) -> None:
     fd = _locks.pop(key, None)
     if fd is None:
         return
-    try:
-        os.unlink(key / LOCK_NAME)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        (key / LOCK_NAME).unlink()
     os.close(fd)
 
 
@@ -191,13 +198,15 @@ class Staging:
         try:
             self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
         except OSError as exc:
-            raise OutputError(f"cannot write into {out}: {exc.strerror or exc}") from None
-        os.chmod(self.dir, 0o700)
+            msg = f"cannot write into {out}: {exc.strerror or exc}"
+            raise OutputError(msg) from None
+        self.dir.chmod(0o700)
 
     def path(self, name: str) -> Path:
         p = (self.dir / name).resolve()
         if self.dir.resolve() not in p.parents:
-            raise OutputError(f"refusing to write outside the output folder: {name}")
+            msg = f"refusing to write outside the output folder: {name}"
+            raise OutputError(msg)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -209,7 +218,7 @@ class Staging:
         `edgeopt verify` names the files that differ from manifest.json.
         """
         for name in names:  # everything exists before the first rename
-            with open(self.dir / name, "rb") as fh:
+            with (self.dir / name).open("rb") as fh:
                 os.fsync(fh.fileno())
         moved = []
         with _signals_deferred():
@@ -217,8 +226,8 @@ class Staging:
                 src = self.dir / name
                 dst = self.out / name
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(src, _file_mode())
-                os.replace(src, dst)
+                src.chmod(_file_mode())
+                src.replace(dst)
                 moved.append(dst)
         return moved
 

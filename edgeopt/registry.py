@@ -21,7 +21,8 @@ class Registry(Generic[K, V]):
 
     def register(self, key: K, value: V) -> None:
         if key in self._table:
-            raise EdgeoptError(f"internal: a {self._what} for '{key}' is already registered")
+            msg = f"internal: a {self._what} for '{key}' is already registered"
+            raise EdgeoptError(msg)
         self._table[key] = value
 
     def get(self, key: K) -> V:

@@ -86,9 +86,9 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     for name, arr in arrays.items():
         assert arr.dtype != object, name
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with tmp.open("wb") as fh:
         np.savez_compressed(fh, **arrays)  # zip entries carry a fixed 1980 date
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def save_keras_deterministic(model, path: Path) -> None:
                 dst.writestr(info, data)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def export_onnx(model, path: Path) -> None:
@@ -268,7 +268,7 @@ def export_onnx(model, path: Path) -> None:
     onnx.checker.check_model(proto)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(proto.SerializeToString(deterministic=True))
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from edgeopt.cli.output import PIPE_WIDTH, Sink, _fmt, table
+from edgeopt.cli.output import PIPE_WIDTH, Sink, table
+from edgeopt.report.table import fmt as _fmt
 
 
 def test_piped_tables_are_not_squeezed(monkeypatch) -> None:
@@ -92,9 +93,11 @@ def test_compare_at_narrow_width_shows_every_value(two_builds, columns: int) -> 
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= columns
     assert len(data) == 2 and data[0]["p50 ms"] is not None and data[1]["p50 ms"] is None
     for row in data:
-        for value in row.values():
-            if value is not None:
-                assert _fmt(value) in text, (_fmt(value), text)
+        for key, value in row.items():
+            if value is None or key == "latency verdict":
+                continue
+            shown = f"{value:.2f}x ({row['latency verdict']})" if key == "latency x" else _fmt(value)
+            assert shown in text, (key, shown, text)
 
 
 def test_cells_and_titles_are_text_not_markup() -> None:

@@ -60,8 +60,11 @@ def _model_io(model: Any) -> tuple[list[Any], list[Any]]:
     except (AttributeError, ValueError):
         inputs = outputs = None
     if not inputs or not outputs:
-        raise InputError(f"model {model.name!r} has no symbolic inputs/outputs; build it from keras.Input "
-                         "(functional or Sequential with an Input) before pruning or analysis")
+        msg = (
+            f"model {model.name!r} has no symbolic inputs/outputs; build it from keras.Input "
+            "(functional or Sequential with an Input) before pruning or analysis"
+        )
+        raise InputError(msg)
     return list(keras.tree.flatten(inputs)), list(keras.tree.flatten(outputs))
 
 
@@ -78,7 +81,8 @@ def _ordered_nodes(model: Any) -> list[Any]:
             continue
         hist = getattr(tensor, "_keras_history", None)
         if hist is None or hist.operation is None:
-            raise InputError(f"model {model.name!r}: a tensor is not connected to the model inputs; rebuild the model")
+            msg = f"model {model.name!r}: a tensor is not connected to the model inputs; rebuild the model"
+            raise InputError(msg)
         node = hist.operation._inbound_nodes[hist.node_index]
         if expanded:
             if id(node) not in seen:
@@ -88,7 +92,8 @@ def _ordered_nodes(model: Any) -> list[Any]:
         if id(node) in seen:
             continue
         if not node.arguments.keras_tensors and type(hist.operation).__name__ == "InputLayer":
-            raise InputError(f"model {model.name!r}: input {hist.operation.name!r} is not among the model inputs")
+            msg = f"model {model.name!r}: input {hist.operation.name!r} is not among the model inputs"
+            raise InputError(msg)
         stack.append((tensor, True))
         for t in reversed(node.arguments.keras_tensors):
             stack.append((t, False))

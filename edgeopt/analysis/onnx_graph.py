@@ -87,7 +87,8 @@ def _onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        raise RuntimeUnavailableError("reading .onnx files needs the onnx package; install it with: pip install onnx") from None
+        msg = "reading .onnx files needs the onnx package; install it with: pip install onnx"
+        raise RuntimeUnavailableError(msg) from None
     return onnx
 
 

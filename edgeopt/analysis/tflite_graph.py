@@ -150,8 +150,8 @@ def _schema() -> Any:
     try:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:
-        raise RuntimeUnavailableError(
-            "reading .tflite files needs ai-edge-litert (its flatbuffer schema); install it with: pip install ai-edge-litert") from None
+        msg = "reading .tflite files needs ai-edge-litert (its flatbuffer schema); install it with: pip install ai-edge-litert"
+        raise RuntimeUnavailableError(msg) from None
     return schema
 
 
@@ -180,7 +180,7 @@ def _need(cond: bool, what: str) -> None:
 
 
 def _len(n: int, buflen: int, what: str, min_elem: int = 4) -> int:
-    _need(0 <= n and n * min_elem <= buflen, f"{what} has an impossible length {n}")
+    _need(n >= 0 and n * min_elem <= buflen, f"{what} has an impossible length {n}")
     return n
 
 
@@ -205,7 +205,8 @@ def read_tflite(source: str | Path | bytes) -> TfliteGraph:
     except RuntimeUnavailableError:
         raise
     except _Corrupt as exc:
-        raise ModelFileError(f"{label}: corrupt .tflite flatbuffer: {exc}; re-export the model") from None
+        msg = f"{label}: corrupt .tflite flatbuffer: {exc}; re-export the model"
+        raise ModelFileError(msg) from None
     except Exception as exc:  # noqa: BLE001 - generated accessors raise struct.error, IndexError, ValueError...
         import struct
 
@@ -213,7 +214,8 @@ def read_tflite(source: str | Path | bytes) -> TfliteGraph:
             reason = "an offset points outside the file (truncated or overwritten)"
         else:
             reason = f"{type(exc).__name__}: {first_line(exc, 120)}"
-        raise ModelFileError(f"{label}: corrupt .tflite flatbuffer: {reason}; re-export the model") from None
+        msg = f"{label}: corrupt .tflite flatbuffer: {reason}; re-export the model"
+        raise ModelFileError(msg) from None
 
 
 def check_tflite(source: str | Path | bytes) -> None:
@@ -230,20 +232,24 @@ def _load(source: str | Path | bytes) -> tuple[bytes, str]:
         return bytes(source), "<bytes>"
     path = Path(source)
     if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+        msg = f"model file not found: {path}"
+        raise ModelFileError(msg)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        msg = f"{path}: cannot read: {exc.strerror or exc}"
+        raise ModelFileError(msg) from None
     return data, str(path)
 
 
 def _parse(buf: bytes, label: str) -> TfliteGraph:
     n = len(buf)
     if n == 0:
-        raise ModelFileError(f"{label}: empty file; give a .tflite model")
+        msg = f"{label}: empty file; give a .tflite model"
+        raise ModelFileError(msg)
     if n < 8 or buf[4:8] != FILE_IDENTIFIER:
-        raise ModelFileError(f"{label}: not a .tflite flatbuffer (no 'TFL3' identifier); give a .tflite model")
+        msg = f"{label}: not a .tflite flatbuffer (no 'TFL3' identifier); give a .tflite model"
+        raise ModelFileError(msg)
     schema = _schema()
     import flatbuffers
 
@@ -270,7 +276,7 @@ def _parse(buf: bytes, label: str) -> TfliteGraph:
         size = 0
         if span is not None:
             start, length = span
-            _need(0 <= start and start + length <= n, f"buffer {i} data runs past the end of the file")
+            _need(start >= 0 and start + length <= n, f"buffer {i} data runs past the end of the file")
             size = length
         off, ext = int(b.Offset()), int(b.Size())
         if off > 1:  # data stored after the flatbuffer (models over 2 GB)

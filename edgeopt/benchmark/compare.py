@@ -52,5 +52,6 @@ def compare_reports(old: BenchReport, new: BenchReport) -> list[Comparison]:
         by_key = {_key(r): r for r in old.results}
         pairs = [(by_key[_key(n)], n) for n in new.results if _key(n) in by_key]
         if not pairs:
-            raise InputError("no result in the new file matches one in the old file by model name, runtime and threads")
+            msg = "no result in the new file matches one in the old file by model name, runtime and threads"
+            raise InputError(msg)
     return [Comparison(o, n, ratios(n.latency, o.latency), _notes(o, n)) for o, n in pairs]

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -45,7 +46,7 @@ class Fingerprint:
 def cpu_model() -> str:
     """A human CPU name: /proc/cpuinfo (x86 'model name', ARM 'Hardware'/'Model'), device tree, sysctl."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+        with Path("/proc/cpuinfo").open(encoding="utf-8", errors="replace") as fh:
             info: dict[str, str] = {}
             for line in fh:
                 key, sep, value = line.partition(":")
@@ -57,7 +58,7 @@ def cpu_model() -> str:
     except OSError:
         pass
     try:
-        with open("/proc/device-tree/model", encoding="utf-8", errors="replace") as fh:
+        with Path("/proc/device-tree/model").open(encoding="utf-8", errors="replace") as fh:
             model = fh.read().strip("\x00\n ")
             if model:
                 return model

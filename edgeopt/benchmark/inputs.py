@@ -19,7 +19,8 @@ def load_input_file(path: Path) -> dict[str, np.ndarray]:
     """Arrays from a .npz (one per model input, by name or in order) or a single .npy. No pickle."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"input file not found: {path}")
+        msg = f"input file not found: {path}"
+        raise DataError(msg)
     from edgeopt.data.npy_guard import check_npy_sizes
 
     check_npy_sizes(path, "input file")
@@ -29,9 +30,11 @@ def load_input_file(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # zlib: corrupt deflate data
-        raise DataError(f"{path}: not a readable .npz/.npy file without pickled objects ({exc})") from None
+        msg = f"{path}: not a readable .npz/.npy file without pickled objects ({exc})"
+        raise DataError(msg) from None
     if not arrays:
-        raise DataError(f"{path} holds no arrays")
+        msg = f"{path} holds no arrays"
+        raise DataError(msg)
     return arrays
 
 
@@ -45,8 +48,11 @@ def _ordered(inputs: tuple[TensorInfo, ...], data: InputData) -> list[np.ndarray
         arrays = list(data)
     if len(arrays) != len(inputs):
         names = ", ".join(i.name for i in inputs)
-        raise DataError(f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
-                        "name the .npz arrays after the inputs")
+        msg = (
+            f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
+            "name the .npz arrays after the inputs"
+        )
+        raise DataError(msg)
     return arrays
 
 
@@ -55,23 +61,28 @@ def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
     if arr.ndim == len(want) - 1:
         arr = arr[None]
     if arr.ndim != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], arr.shape[1:], strict=True)):
-        raise DataError(f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(arr.shape)}")
+        msg = f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(arr.shape)}"
+        raise DataError(msg)
     x = arr[:1]
     if x.shape[0] == 0:
-        raise DataError(f"input '{info.name}': the data has no samples")
+        msg = f"input '{info.name}': the data has no samples"
+        raise DataError(msg)
     have, need = np.dtype(x.dtype), np.dtype(info.dtype)
     if have != need:
         if need.kind in "iu" and have.kind == "f":
-            raise DataError(f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data")
+            msg = f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data"
+            raise DataError(msg)
         if need.kind == "f" and have.kind in "fiu":
             x = x.astype(need)
         elif need.kind in "iu" and have.kind in "iu":
             lim = np.iinfo(need)
             if x.size and (x.min() < lim.min or x.max() > lim.max):
-                raise DataError(f"input '{info.name}' is {need.name} but the data ({have.name}) has values outside [{lim.min}, {lim.max}]")
+                msg = f"input '{info.name}' is {need.name} but the data ({have.name}) has values outside [{lim.min}, {lim.max}]"
+                raise DataError(msg)
             x = x.astype(need)
         else:
-            raise DataError(f"input '{info.name}' is {need.name} but the data is {have.name}")
+            msg = f"input '{info.name}' is {need.name} but the data is {have.name}"
+            raise DataError(msg)
     return np.ascontiguousarray(x)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 
 def current_rss_mb() -> float | None:
     """Resident set size now, in MiB (Linux /proc); None where /proc is missing."""
     try:
-        with open("/proc/self/statm", "rb") as fh:
+        with Path("/proc/self/statm").open("rb") as fh:
             pages = int(fh.read().split()[1])
     except (OSError, ValueError, IndexError):
         return None

@@ -25,7 +25,8 @@ def _pyplot():  # type: ignore[no-untyped-def]
     try:
         import matplotlib
     except ImportError:
-        raise RuntimeUnavailableError("--plot needs matplotlib; install it with: pip install 'edgeopt[plot]'") from None
+        msg = "--plot needs matplotlib; install it with: pip install 'edgeopt[plot]'"
+        raise RuntimeUnavailableError(msg) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -61,7 +62,8 @@ def latency_figure(report: BenchReport) -> Any:
     plt = _pyplot()
     results = [r for r in report.results if r.samples_ms]
     if not results:
-        raise OutputError("--plot needs per-run samples; these results carry none")
+        msg = "--plot needs per-run samples; these results carry none"
+        raise OutputError(msg)
     cols = min(len(results), MAX_COLUMNS)
     rows = math.ceil(len(results) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 0.4, 3.9 * rows), squeeze=False)
@@ -82,7 +84,8 @@ def plot_latency(report: BenchReport, path: Path) -> Path:
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
     if fmt not in ("png", "svg", "pdf"):
-        raise OutputError(f"--plot {path}: give a .png, .svg or .pdf file name")
+        msg = f"--plot {path}: give a .png, .svg or .pdf file name"
+        raise OutputError(msg)
     plt = _pyplot()
     fig = latency_figure(report)
     buf = io.BytesIO()
@@ -91,4 +94,5 @@ def plot_latency(report: BenchReport, path: Path) -> Path:
     try:
         return write_bytes_atomic(path, buf.getvalue())
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        msg = f"cannot write {path}: {exc.strerror or exc}"
+        raise OutputError(msg) from None

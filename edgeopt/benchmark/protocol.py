@@ -46,11 +46,14 @@ class BenchSettings:
     def __post_init__(self) -> None:
         check_threads(self.threads)
         if self.runs < 1:
-            raise InputError(f"runs must be >= 1, got {self.runs}")
+            msg = f"runs must be >= 1, got {self.runs}"
+            raise InputError(msg)
         if self.warmup_runs < 0 or self.warmup_seconds < 0 or self.min_seconds < 0:
-            raise InputError("warmup runs and warmup/minimum times must be >= 0")
+            msg = "warmup runs and warmup/minimum times must be >= 0"
+            raise InputError(msg)
         if self.max_seconds <= 0:
-            raise InputError(f"max seconds must be > 0, got {self.max_seconds}")
+            msg = f"max seconds must be > 0, got {self.max_seconds}"
+            raise InputError(msg)
         object.__setattr__(self, "graph_optimization", GraphOptimization(self.graph_optimization))
 
     @property

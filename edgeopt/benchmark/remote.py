@@ -9,6 +9,7 @@ which comes first on the command line and so wins over any config file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -32,8 +33,11 @@ INSTALL_HINT = "pip install edgeopt-*.whl (copy the wheel `make wheel` builds in
 
 def check_host(host: str) -> str:
     if not host or host.startswith("-") or not _HOST.fullmatch(host):
-        raise InputError(f"--remote {host!r} is not a valid [user@]host; use letters, digits, '.', '-', '_' only "
-                         "(no spaces or shell characters), or a Host alias from ~/.ssh/config")
+        msg = (
+            f"--remote {host!r} is not a valid [user@]host; use letters, digits, '.', '-', '_' only "
+            "(no spaces or shell characters), or a Host alias from ~/.ssh/config"
+        )
+        raise InputError(msg)
     return host
 
 
@@ -53,17 +57,24 @@ class RemoteSpec:
     def __post_init__(self) -> None:
         check_host(self.host)
         if not self.python or any(c in self.python for c in "\n\r\x00"):
-            raise InputError("--remote-python must be a path or command name on the device")
+            msg = "--remote-python must be a path or command name on the device"
+            raise InputError(msg)
         for opt in self.ssh_options:
             if not _OPTION.fullmatch(opt):
-                raise InputError(f"--ssh-option {opt!r}: give KEY=VALUE as in ssh_config, e.g. IdentityFile=~/.ssh/pi")
+                msg = f"--ssh-option {opt!r}: give KEY=VALUE as in ssh_config, e.g. IdentityFile=~/.ssh/pi"
+                raise InputError(msg)
             if opt.split("=", 1)[0].split(" ", 1)[0].lower() == "stricthostkeychecking":
-                raise InputError("--ssh-option StrictHostKeyChecking is not allowed: host keys are always checked; "
-                                 "add the device's key to known_hosts (or pass --known-hosts FILE)")
+                msg = (
+                    "--ssh-option StrictHostKeyChecking is not allowed: host keys are always checked; "
+                    "add the device's key to known_hosts (or pass --known-hosts FILE)"
+                )
+                raise InputError(msg)
         if self.port is not None and not 0 < self.port < 65536:
-            raise InputError(f"--ssh-port {self.port} is not a TCP port")
+            msg = f"--ssh-port {self.port} is not a TCP port"
+            raise InputError(msg)
         if self.connect_timeout < 1 or self.timeout <= 0:
-            raise InputError("ssh timeouts must be positive")
+            msg = "ssh timeouts must be positive"
+            raise InputError(msg)
 
     def argv(self, command: str) -> list[str]:
         """ssh argument list running `command` (one already-quoted string) on the device."""
@@ -111,17 +122,21 @@ def _ssh_failure(spec: RemoteSpec, stderr: str) -> RemoteError:
 
 def _ssh(spec: RemoteSpec, command: str, what: str, stdin_path: Path | None = None) -> subprocess.CompletedProcess[bytes]:
     if shutil.which(spec.ssh) is None:
-        raise RemoteError(f"the OpenSSH client '{spec.ssh}' is not installed here; install openssh-client")
+        msg = f"the OpenSSH client '{spec.ssh}' is not installed here; install openssh-client"
+        raise RemoteError(msg)
     try:
         if stdin_path is not None:
-            with open(stdin_path, "rb") as fh:
+            with stdin_path.open("rb") as fh:
                 proc = subprocess.run(spec.argv(command), stdin=fh, capture_output=True, timeout=spec.timeout, check=False)
         else:
             proc = subprocess.run(spec.argv(command), stdin=subprocess.DEVNULL, capture_output=True,
                                   timeout=spec.timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise RemoteError(f"{spec.host}: no answer within {spec.timeout:g} s while {what}; check the device "
-                          "or raise --remote-timeout") from None
+        msg = (
+            f"{spec.host}: no answer within {spec.timeout:g} s while {what}; check the device "
+            "or raise --remote-timeout"
+        )
+        raise RemoteError(msg) from None
     if proc.returncode == 255:
         raise _ssh_failure(spec, proc.stderr.decode("utf-8", "replace"))
     return proc
@@ -133,17 +148,25 @@ def _probe(spec: RemoteSpec) -> str:
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         if "No module named" in err and "edgeopt" in err:
-            raise RemoteError(f"edgeopt is not installed for {spec.python} on {spec.host}; install it there with: "
-                              f"{INSTALL_HINT} (or point --remote-python at a Python that has it)")
+            msg = (
+                f"edgeopt is not installed for {spec.python} on {spec.host}; install it there with: "
+                f"{INSTALL_HINT} (or point --remote-python at a Python that has it)"
+            )
+            raise RemoteError(msg)
         if proc.returncode == 127 or "not found" in err or "No such file" in err:
-            raise RemoteError(f"{spec.python} not found on {spec.host}; install Python 3.11+ there and "
-                              f"{INSTALL_HINT}, or pass --remote-python PATH")
+            msg = (
+                f"{spec.python} not found on {spec.host}; install Python 3.11+ there and "
+                f"{INSTALL_HINT}, or pass --remote-python PATH"
+            )
+            raise RemoteError(msg)
         last = (err.strip().splitlines() or ["no message"])[-1]
-        raise RemoteError(f"{spec.python} on {spec.host} failed (exit {proc.returncode}): {last[:300]}")
+        msg = f"{spec.python} on {spec.host} failed (exit {proc.returncode}): {last[:300]}"
+        raise RemoteError(msg)
     lines = proc.stdout.decode("utf-8", "replace").strip().splitlines()
     folder = lines[-1].strip() if lines else ""
     if not folder.startswith("/") or "edgeopt-bench-" not in folder:
-        raise RemoteError(f"{spec.host}: unexpected answer from {spec.python}: {' '.join(lines)[:200]!r}")
+        msg = f"{spec.host}: unexpected answer from {spec.python}: {' '.join(lines)[:200]!r}"
+        raise RemoteError(msg)
     return folder
 
 
@@ -165,7 +188,8 @@ def run_remote(paths: Sequence[Path], settings: BenchSettings, remote: RemoteSpe
     paths = [Path(p) for p in paths]
     for p in paths + ([Path(input_file)] if input_file else []):
         if not p.is_file():
-            raise InputError(f"file not found: {p}")
+            msg = f"file not found: {p}"
+            raise InputError(msg)
     folder = _probe(remote)
     try:
         remote_paths = []
@@ -186,12 +210,16 @@ def run_remote(paths: Sequence[Path], settings: BenchSettings, remote: RemoteSpe
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip()
         last = (err.splitlines() or ["no message"])[-1].removeprefix("error: ")
-        raise RemoteError(f"edgeopt bench on {remote.host} failed (exit {proc.returncode}): {last[:300]}")
+        msg = f"edgeopt bench on {remote.host} failed (exit {proc.returncode}): {last[:300]}"
+        raise RemoteError(msg)
     try:
         report = parse_report(json.loads(out), f"answer from {remote.host}")
     except json.JSONDecodeError:
-        raise RemoteError(f"{remote.host}: edgeopt bench printed no JSON; is edgeopt there recent enough? "
-                          f"(reinstall it: {INSTALL_HINT})") from None
+        msg = (
+            f"{remote.host}: edgeopt bench printed no JSON; is edgeopt there recent enough? "
+            f"(reinstall it: {INSTALL_HINT})"
+        )
+        raise RemoteError(msg) from None
     local = {rp: str(p) for rp, p in zip(remote_paths, paths, strict=True)}
     return [replace(r, model=local.get(r.model, r.model), device=remote.host,
                     inputs=str(input_file) if input_file else r.inputs) for r in report.results]
@@ -201,11 +229,10 @@ def _copy(spec: RemoteSpec, src: Path, dst: str) -> None:
     proc = _ssh(spec, f"cat > {shlex.quote(dst)}", f"copying {src.name}", stdin_path=src)
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip()
-        raise RemoteError(f"copying {src.name} to {spec.host} failed: {(err.splitlines() or ['no message'])[-1][:300]}")
+        msg = f"copying {src.name} to {spec.host} failed: {(err.splitlines() or ['no message'])[-1][:300]}"
+        raise RemoteError(msg)
 
 
 def _cleanup(spec: RemoteSpec, folder: str) -> None:
-    try:
+    with contextlib.suppress(RemoteError):  # best effort; the folder is in the device's temp dir
         _ssh(spec, f"rm -rf {shlex.quote(folder)}", "cleaning up")
-    except RemoteError:
-        pass  # best effort; the folder is in the device's temp dir

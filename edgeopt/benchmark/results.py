@@ -41,12 +41,16 @@ def parse_report(data: Any, source: str) -> BenchReport:
     else:
         items = data
     if not isinstance(items, list) or not items:
-        raise InputError(f"{source}: no benchmark results; give a file written by `edgeopt bench --json`")
+        msg = f"{source}: no benchmark results; give a file written by `edgeopt bench --json`"
+        raise InputError(msg)
     try:
         return BenchReport(tuple(BenchResult.from_dict(d) for d in items))
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{source}: not an edgeopt bench result (missing or bad field {exc}); "
-                         "give a file written by `edgeopt bench --json`") from None
+        msg = (
+            f"{source}: not an edgeopt bench result (missing or bad field {exc}); "
+            "give a file written by `edgeopt bench --json`"
+        )
+        raise InputError(msg) from None
 
 
 def load_report(path: Path) -> BenchReport:
@@ -54,13 +58,16 @@ def load_report(path: Path) -> BenchReport:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"result file not found: {path}") from None
+        msg = f"result file not found: {path}"
+        raise InputError(msg) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+        msg = f"cannot read {path}: {exc}"
+        raise InputError(msg) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}); give a file written by `edgeopt bench --json`") from None
+        msg = f"{path} is not JSON ({exc.msg} at line {exc.lineno}); give a file written by `edgeopt bench --json`"
+        raise InputError(msg) from None
     return parse_report(data, str(path))
 
 

@@ -39,7 +39,8 @@ class LatencyStats:
 def summarize(samples_ms: list[float] | np.ndarray) -> LatencyStats:
     a = np.asarray(samples_ms, dtype=np.float64)
     if a.size == 0:
-        raise ValueError("no latency samples")
+        msg = "no latency samples"
+        raise ValueError(msg)
     q = np.percentile(a, [25, 50, 75, 90, 95, 99])
     return LatencyStats(
         p50=float(q[1]), p90=float(q[3]), p95=float(q[4]), p99=float(q[5]),

@@ -30,15 +30,19 @@ class ClusterSpec:
 
     def __post_init__(self) -> None:
         if not 2 <= self.clusters <= MAX_CLUSTERS:
-            raise InputError(f"clusters must be between 2 and {MAX_CLUSTERS}, got {self.clusters}; 16 is a good start")
+            msg = f"clusters must be between 2 and {MAX_CLUSTERS}, got {self.clusters}; 16 is a good start"
+            raise InputError(msg)
         if self.epochs < 0:
-            raise InputError(f"epochs must be >= 0, got {self.epochs}")
+            msg = f"epochs must be >= 0, got {self.epochs}"
+            raise InputError(msg)
         if self.learning_rate <= 0 or self.batch_size < 1:
-            raise InputError("learning rate must be > 0 and batch size >= 1")
+            msg = "learning rate must be > 0 and batch size >= 1"
+            raise InputError(msg)
         try:
             object.__setattr__(self, "init", Init(self.init))
         except ValueError:
-            raise InputError(f"init must be one of {', '.join(i.value for i in Init)}, got '{self.init}'") from None
+            msg = f"init must be one of {', '.join(i.value for i in Init)}, got '{self.init}'"
+            raise InputError(msg) from None
         compile_pattern(self.layers)
 
 
@@ -102,14 +106,19 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
     from edgeopt.cluster.finetune import SharedWeight, finetune_centroids
 
     if spec.epochs > 0 and train is None:
-        raise InputError(f"fine-tuning for {spec.epochs} epoch(s) needs training data; give --finetune data.npz")
+        msg = f"fine-tuning for {spec.epochs} epoch(s) needs training data; give --finetune data.npz"
+        raise InputError(msg)
     if train is not None and spec.epochs > 0 and train[1] is None:
-        raise DataError("fine-tuning data needs labels: save it with np.savez(path, x=..., y=...)")
+        msg = "fine-tuning data needs labels: save it with np.savez(path, x=..., y=...)"
+        raise DataError(msg)
     targets, warnings = select_targets(model, spec.layers)
     for t in targets:
         if t.size < spec.clusters:
-            raise InputError(f"layer '{t.layer}' {t.weight} has {t.size} weights, fewer than --clusters {spec.clusters}; "
-                             f"use fewer clusters or exclude it with --layers")
+            msg = (
+                f"layer '{t.layer}' {t.weight} has {t.size} weights, fewer than --clusters {spec.clusters}; "
+                f"use fewer clusters or exclude it with --layers"
+            )
+            raise InputError(msg)
     acc_before = keras_top1(model, *evaluate) if evaluate is not None else None
     size_before = compressed_size(model) if measure else None
 
@@ -146,22 +155,29 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
 
     fmt = detect_format(Path(model_path))
     if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        raise ModelFileError(f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
-                             "artifact; cluster first, then convert with edgeopt build")
+        msg = (
+            f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
+            "artifact; cluster first, then convert with edgeopt build"
+        )
+        raise ModelFileError(msg)
     if Path(out).suffix != ".keras":
-        raise InputError(f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras")
+        msg = f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras"
+        raise InputError(msg)
     if not Path(out).parent.is_dir():
-        raise InputError(f"--out {out}: folder {Path(out).parent} does not exist")
+        msg = f"--out {out}: folder {Path(out).parent} does not exist"
+        raise InputError(msg)
     model = load_keras(Path(model_path), unsafe=unsafe_load)
     shape = input_shape(model)
     train = ev = None
     if finetune is not None:
         ds = check_against_input(load_dataset(finetune, "train"), shape, "train")
         if ds.y is None:
-            raise DataError(f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)")
+            msg = f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)"
+            raise DataError(msg)
         train = (ds.x, ds.y)
     elif spec.epochs > 0:
-        raise InputError(f"--epochs {spec.epochs} needs training data; give --finetune data.npz")
+        msg = f"--epochs {spec.epochs} needs training data; give --finetune data.npz"
+        raise InputError(msg)
     if eval_data is not None:
         ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
         ev = (ds.x, ds.y)

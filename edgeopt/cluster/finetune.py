@@ -42,8 +42,11 @@ def pick_loss(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
     out = model.outputs[0].shape
     if y.ndim == 2 and out[-1] == y.shape[1]:
         return keras.losses.CategoricalCrossentropy(from_logits=not probs)
-    raise DataError("fine-tuning data: labels y must be integer classes or one-hot rows matching the output "
-                    "(or compile the model with a loss before saving)")
+    msg = (
+        "fine-tuning data: labels y must be integer classes or one-hot rows matching the output "
+        "(or compile the model with a loss before saving)"
+    )
+    raise DataError(msg)
 
 
 def finetune_centroids(model: Any, shared: list[SharedWeight], x: np.ndarray, y: np.ndarray, epochs: int,

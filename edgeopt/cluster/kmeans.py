@@ -52,10 +52,12 @@ def kmeans_1d(weights: np.ndarray, k: int, init: Init = Init.LINEAR, seed: int =
               max_iter: int = 100, tol: float = 1e-7) -> Codebook:
     """Cluster the values of `weights` into at most `k` shared values (fewer if it has fewer distinct values)."""
     if k < 2:
-        raise ValueError(f"k must be >= 2, got {k}")
+        msg = f"k must be >= 2, got {k}"
+        raise ValueError(msg)
     v = np.asarray(weights, dtype=np.float64).ravel()
     if v.size == 0:
-        raise ValueError("cannot cluster an empty tensor")
+        msg = "cannot cluster an empty tensor"
+        raise ValueError(msg)
     uniq = np.unique(v)
     if uniq.size <= k:  # already shared: every distinct value is its own centroid
         c = uniq

@@ -36,7 +36,8 @@ def compile_pattern(pattern: str | None) -> re.Pattern[str] | None:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise InputError(f"--layers '{pattern}' is not a valid regular expression ({exc}); e.g. 'conv|dense'") from None
+        msg = f"--layers '{pattern}' is not a valid regular expression ({exc}); e.g. 'conv|dense'"
+        raise InputError(msg) from None
 
 
 def _walk(layer: Any) -> list[Any]:

@@ -21,7 +21,8 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
     try:
         import tf2onnx
     except ImportError:
-        raise RuntimeUnavailableError("ONNX export needs tf2onnx; install it with: pip install 'edgeopt[convert]'") from None
+        msg = "ONNX export needs tf2onnx; install it with: pip install 'edgeopt[convert]'"
+        raise RuntimeUnavailableError(msg) from None
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     shape = (None,) + input_shape(model)[1:]
     spec = tf.TensorSpec(shape, tf.float32, name="input")
@@ -36,7 +37,8 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
         with native_quiet(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
     except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"ONNX export failed: {type(exc).__name__}: {first_line(exc)}") from None
+        msg = f"ONNX export failed: {type(exc).__name__}: {first_line(exc)}"
+        raise ConversionError(msg) from None
     return normalize_onnx(proto).SerializeToString()
 
 

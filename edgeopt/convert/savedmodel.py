@@ -22,10 +22,12 @@ def input_shape(model: Any) -> tuple[int | None, ...]:
     """The single input's shape (batch first); several inputs are refused clearly."""
     inputs = model.inputs if getattr(model, "inputs", None) else None
     if inputs is None:
-        raise InputError("the model has no defined input shape; build it on a keras.Input first")
+        msg = "the model has no defined input shape; build it on a keras.Input first"
+        raise InputError(msg)
     if len(inputs) != 1:
         names = ", ".join(getattr(t, "name", "?") for t in inputs)
-        raise InputError(f"the model has {len(inputs)} inputs ({names}); edgeopt supports single-input models for now")
+        msg = f"the model has {len(inputs)} inputs ({names}); edgeopt supports single-input models for now"
+        raise InputError(msg)
     return tuple(None if d is None else int(d) for d in inputs[0].shape)
 
 
@@ -42,7 +44,8 @@ def export_saved_model(model: Any, directory: Path, batch: int | None = 1) -> Pa
         with native_quiet(), contextlib.redirect_stdout(io.StringIO()):
             model.export(str(directory), format="tf_saved_model", input_signature=[spec], verbose=False)
     except Exception as exc:  # noqa: BLE001 - TF raises many types
-        raise ConversionError(f"SavedModel export failed: {type(exc).__name__}: {first_line(exc)}") from None
+        msg = f"SavedModel export failed: {type(exc).__name__}: {first_line(exc)}"
+        raise ConversionError(msg) from None
     return directory
 
 

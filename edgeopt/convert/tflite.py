@@ -32,5 +32,7 @@ def to_tflite(saved_model: Path, setup: ConverterSetup | None = None) -> bytes:
             import re
 
             ops = tuple(sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)'", text))))
-            raise UnsupportedOpError(f"TFLite builtins lack op(s) {', '.join(ops) or '(see --debug)'}; replace them in the model", ops) from None
-        raise ConversionError(f"TFLite conversion failed: {first_line(exc)}") from None
+            msg = f"TFLite builtins lack op(s) {', '.join(ops) or '(see --debug)'}; replace them in the model"
+            raise UnsupportedOpError(msg, ops) from None
+        msg = f"TFLite conversion failed: {first_line(exc)}"
+        raise ConversionError(msg) from None

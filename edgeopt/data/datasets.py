@@ -31,9 +31,11 @@ def load_dataset(path: Path, role: str) -> Dataset:
     """Read `path` for `role` ("calibration", "eval", "train"); raise DataError on bad content."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{role} data not found: {path}")
+        msg = f"{role} data not found: {path}"
+        raise DataError(msg)
     if path.stat().st_size == 0:
-        raise DataError(f"{role} data {path} is empty (0 bytes)")
+        msg = f"{role} data {path} is empty (0 bytes)"
+        raise DataError(msg)
     y = None
     from edgeopt.data.npy_guard import check_npy_sizes
 
@@ -44,33 +46,41 @@ def load_dataset(path: Path, role: str) -> Dataset:
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 if "x" not in z.files:
-                    raise DataError(f"{role} data {path} has no array 'x' (found: {', '.join(z.files) or 'none'}); save with np.savez(path, x=..., y=...)")
+                    msg = f"{role} data {path} has no array 'x' (found: {', '.join(z.files) or 'none'}); save with np.savez(path, x=..., y=...)"
+                    raise DataError(msg)
                 x = z["x"]
                 y = z["y"] if "y" in z.files else None
         else:
-            raise DataError(f"{role} data {path}: expected .npz (arrays x, y) or .npy")
+            msg = f"{role} data {path}: expected .npz (arrays x, y) or .npy"
+            raise DataError(msg)
     except DataError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
-        raise DataError(f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)") from None
+        msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
+        raise DataError(msg) from None
     return _validate(Dataset(path, x, y), role)
 
 
 def _validate(ds: Dataset, role: str) -> Dataset:
     x, y = ds.x, ds.y
     if x.dtype.kind not in "fiub":
-        raise DataError(f"{role} data {ds.path}: x has dtype {x.dtype}; expected numbers")
+        msg = f"{role} data {ds.path}: x has dtype {x.dtype}; expected numbers"
+        raise DataError(msg)
     if x.ndim == 0 or x.shape[0] == 0:
-        raise DataError(f"{role} data {ds.path} has no samples")
+        msg = f"{role} data {ds.path} has no samples"
+        raise DataError(msg)
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).sum())
-        raise DataError(f"{role} data {ds.path} has {bad} NaN or Inf value(s) in x; clean the data")
+        msg = f"{role} data {ds.path} has {bad} NaN or Inf value(s) in x; clean the data"
+        raise DataError(msg)
     if y is not None:
         if y.ndim == 0 or y.shape[0] != x.shape[0]:
             n = 0 if y.ndim == 0 else y.shape[0]
-            raise DataError(f"{role} data {ds.path}: {n} labels for {x.shape[0]} samples; counts must match")
+            msg = f"{role} data {ds.path}: {n} labels for {x.shape[0]} samples; counts must match"
+            raise DataError(msg)
         if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise DataError(f"{role} data {ds.path} has NaN or Inf labels")
+            msg = f"{role} data {ds.path} has NaN or Inf labels"
+            raise DataError(msg)
     return ds
 
 
@@ -81,9 +91,11 @@ def check_against_input(ds: Dataset, shape: tuple[int | None, ...], role: str) -
     ok = len(want) == len(got) and all(w is None or w == g for w, g in zip(want, got, strict=True))
     if not ok:
         pretty = "(N, " + ", ".join("?" if w is None else str(w) for w in want) + ")"
-        raise DataError(f"{role} data {ds.path} has shape {tuple(ds.x.shape)}; the model expects {pretty}")
+        msg = f"{role} data {ds.path} has shape {tuple(ds.x.shape)}; the model expects {pretty}"
+        raise DataError(msg)
     if ds.x.dtype.kind not in "fiu" or ds.x.dtype.kind == "b":
-        raise DataError(f"{role} data {ds.path}: x has dtype {ds.x.dtype}; expected float samples")
+        msg = f"{role} data {ds.path}: x has dtype {ds.x.dtype}; expected float samples"
+        raise DataError(msg)
     return Dataset(ds.path, ds.x.astype(np.float32, copy=False), ds.y)
 
 

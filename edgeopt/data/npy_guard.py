@@ -35,14 +35,20 @@ def check_npy_sizes(path: Path, label: str) -> None:
                         with zf.open(info) as fh:
                             claimed = _claimed_bytes(fh)
                         if claimed > info.file_size:
-                            raise DataError(f"{label} {path}: array '{info.filename[:-4]}' claims {claimed:,} bytes but "
-                                            f"holds {info.file_size:,}; the file is corrupt")
+                            msg = (
+                                f"{label} {path}: array '{info.filename[:-4]}' claims {claimed:,} bytes but "
+                                f"holds {info.file_size:,}; the file is corrupt"
+                            )
+                            raise DataError(msg)
         else:
             with path.open("rb") as fh:
                 claimed = _claimed_bytes(fh)
             if claimed > path.stat().st_size:
-                raise DataError(f"{label} {path}: the array claims {claimed:,} bytes but the file holds "
-                                f"{path.stat().st_size:,}; the file is corrupt")
+                msg = (
+                    f"{label} {path}: the array claims {claimed:,} bytes but the file holds "
+                    f"{path.stat().st_size:,}; the file is corrupt"
+                )
+                raise DataError(msg)
     except DataError:
         raise
     except Exception:  # noqa: BLE001 - unreadable headers are reported by np.load with its own message

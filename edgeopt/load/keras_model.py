@@ -30,7 +30,8 @@ def import_keras() -> Any:
         tf.get_logger().setLevel(logging.ERROR)
         tf.autograph.set_verbosity(0)
     except ImportError:
-        raise RuntimeUnavailableError("conversion needs TensorFlow; install it with: pip install 'edgeopt[convert]'") from None
+        msg = "conversion needs TensorFlow; install it with: pip install 'edgeopt[convert]'"
+        raise RuntimeUnavailableError(msg) from None
     return keras
 
 
@@ -60,13 +61,15 @@ def _check_lambda(path: Path, unsafe: bool) -> None:
         with zipfile.ZipFile(path) as zf:
             config = json.loads(zf.read("config.json"))
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"{path}: unreadable Keras config: {exc}") from None
+        msg = f"{path}: unreadable Keras config: {exc}"
+        raise ModelFileError(msg) from None
     names = _lambda_layers(config)
     if names:
-        raise InputError(
+        msg = (
             f"{path}: Lambda layer(s) {', '.join(names)} run arbitrary Python code and are refused in safe mode; "
             "pass --unsafe-load only if you trust this file"
         )
+        raise InputError(msg)
 
 
 def load_keras(path: Path, unsafe: bool = False) -> Any:
@@ -74,7 +77,8 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     path = Path(path)
     fmt = detect_format(path)
     if fmt not in KERAS_FORMATS:
-        raise ModelFileError(f"{path}: a Keras model (.keras, .h5 or SavedModel folder) is needed here, not {fmt}")
+        msg = f"{path}: a Keras model (.keras, .h5 or SavedModel folder) is needed here, not {fmt}"
+        raise ModelFileError(msg)
     if fmt is ModelFormat.KERAS:
         _check_lambda(path, unsafe)
     keras = import_keras()
@@ -85,10 +89,13 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     except ValueError as exc:
         text = str(exc)
         if "Lambda" in text and "safe_mode" in text:
-            raise InputError(f"{path}: the model has a Lambda layer, refused in safe mode; pass --unsafe-load only if you trust this file") from None
-        raise ModelFileError(f"{path}: cannot load the Keras model: {first_line(exc)}") from None
+            msg = f"{path}: the model has a Lambda layer, refused in safe mode; pass --unsafe-load only if you trust this file"
+            raise InputError(msg) from None
+        msg = f"{path}: cannot load the Keras model: {first_line(exc)}"
+        raise ModelFileError(msg) from None
     except (OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt") from None
+        msg = f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt"
+        raise ModelFileError(msg) from None
 
 
 def _load_saved_model(keras: Any, path: Path) -> Any:
@@ -98,10 +105,12 @@ def _load_saved_model(keras: Any, path: Path) -> Any:
     loaded = tf.saved_model.load(str(path))
     sig = loaded.signatures.get("serving_default")
     if sig is None:
-        raise ModelFileError(f"{path}: SavedModel has no 'serving_default' signature; export one")
+        msg = f"{path}: SavedModel has no 'serving_default' signature; export one"
+        raise ModelFileError(msg)
     specs = sig.structured_input_signature[1]
     if len(specs) != 1:
-        raise InputError(f"{path}: SavedModel with {len(specs)} inputs; only single-input SavedModels are supported")
+        msg = f"{path}: SavedModel with {len(specs)} inputs; only single-input SavedModels are supported"
+        raise InputError(msg)
     (in_name, spec), = specs.items()
     inp = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype.name, name=in_name)
     out_key = next(iter(sig.structured_outputs))

@@ -60,7 +60,8 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
         return Source(path, fmt, input_shape(model), keras_model=model)
     if fmt is ModelFormat.ONNX:
         return Source(path, fmt, _onnx_input_shape(path), onnx_path=path)
-    raise InputError(f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)")
+    msg = f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
+    raise InputError(msg)
 
 
 def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
@@ -72,9 +73,11 @@ def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
     init = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
     if len(inputs) != 1:
-        raise InputError(f"{path}: the model has {len(inputs)} inputs; edgeopt supports single-input models for now")
+        msg = f"{path}: the model has {len(inputs)} inputs; edgeopt supports single-input models for now"
+        raise InputError(msg)
     dims = inputs[0].type.tensor_type.shape.dim
     elem = inputs[0].type.tensor_type.elem_type
     if elem != onnx.TensorProto.FLOAT:
-        raise InputError(f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model")
+        msg = f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model"
+        raise InputError(msg)
     return tuple((d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None) for d in dims)

@@ -72,10 +72,12 @@ def measure_arena(model: Path, *, max_bytes: int = MAX_ARENA_BYTES) -> ArenaMeas
                 lo, lo_reason = mid, r.reason
         # The answer must work and the size just below must fail (bisection keeps both, but check).
         if not probe(hi).ok:
-            raise ModelFileError(f"{model}: TFLM arena measurement is not repeatable at {hi} bytes; rerun with EDGEOPT_DEBUG=1")
+            msg = f"{model}: TFLM arena measurement is not repeatable at {hi} bytes; rerun with EDGEOPT_DEBUG=1"
+            raise ModelFileError(msg)
         below = probe(hi - 1)
         if below.ok:
-            raise ModelFileError(f"{model}: TFLM accepts {hi - 1} bytes after rejecting it; arena success is not monotonic here")
+            msg = f"{model}: TFLM accepts {hi - 1} bytes after rejecting it; arena success is not monotonic here"
+            raise ModelFileError(msg)
         return ArenaMeasurement(arena_bytes=hi, probes=probes, crashes=session.crashes, failure_below=below.reason or lo_reason)
 
 

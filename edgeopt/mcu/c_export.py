@@ -10,6 +10,7 @@ the include path, so the header also builds on a host without TFLM).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -27,7 +28,7 @@ decltype default delete do double dynamic_cast else enum explicit export extern 
 inline int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private protected public
 register reinterpret_cast requires restrict return short signed sizeof static static_assert static_cast struct
 switch template this thread_local throw true try typedef typeid typename union unsigned using virtual void
-volatile wchar_t while xor xor_eq _Bool _Complex _Imaginary""".split())
+volatile wchar_t while xor xor_eq _Bool _Complex _Imaginary""".split())  # noqa: SIM905 - a word list reads best as text
 
 C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t",
            "float32": "float", "float16": "uint16_t", "bool": "bool", "uint16": "uint16_t", "uint32": "uint32_t"}
@@ -39,9 +40,11 @@ ELEMENT_BYTES = {"int8": 1, "uint8": 1, "bool": 1, "int16": 2, "uint16": 2, "flo
 
 def check_c_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or "") or name in C_KEYWORDS:
-        raise InputError(f"--name '{name}' is not a valid C identifier; use letters, digits and '_', not starting with a digit (e.g. g_model)")
+        msg = f"--name '{name}' is not a valid C identifier; use letters, digits and '_', not starting with a digit (e.g. g_model)"
+        raise InputError(msg)
     if name.startswith("__") or re.match(r"_[A-Z]", name):
-        raise InputError(f"--name '{name}' is reserved in C/C++ (leading '__' or '_' + capital); use e.g. g_model")
+        msg = f"--name '{name}' is reserved in C/C++ (leading '__' or '_' + capital); use e.g. g_model"
+        raise InputError(msg)
     return name
 
 
@@ -90,7 +93,8 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
     check_c_name(name)
     missing = tuple(o for o in graph.op_names if adder_for(o) is None)
     if missing:
-        raise UnsupportedOpError(f"{source_name}: TFLite Micro has no kernel for {', '.join(missing)}; no C export", missing)
+        msg = f"{source_name}: TFLite Micro has no kernel for {', '.join(missing)}; no C export"
+        raise UnsupportedOpError(msg, missing)
     adders = tuple(sorted({adder_for(o) or "" for o in graph.op_names}))
     prefix = name.upper()
     guard = f"EDGEOPT_{prefix}_H_"
@@ -160,31 +164,31 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
 
 
 def write_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
-    """Write all files or none: temp files in `out_dir`, fsync, then os.replace each."""
+    """Write all files or none: temp files in `out_dir`, fsync, then rename each over its target."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
-    temps: list[tuple[str, Path]] = []
+        msg = f"cannot create output folder {out_dir}: {exc.strerror or exc}"
+        raise OutputError(msg) from None
+    temps: list[tuple[Path, Path]] = []
     try:
         for fname, text in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{fname}.", suffix=".tmp", dir=out_dir)
-            temps.append((tmp, out_dir / fname))
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{fname}.", suffix=".tmp", dir=out_dir)
+            temps.append((Path(tmp_name), out_dir / fname))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(text.encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
         for tmp, dst in temps:
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dst)
+            tmp.chmod(0o644)
+            tmp.replace(dst)
     except OSError as exc:
         for tmp, _ in temps:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise OutputError(f"cannot write into {out_dir}: {exc.strerror or exc}; choose another --out or fix its permissions") from None
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        msg = f"cannot write into {out_dir}: {exc.strerror or exc}; choose another --out or fix its permissions"
+        raise OutputError(msg) from None
     return [dst for _, dst in temps]
 
 

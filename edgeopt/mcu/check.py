@@ -39,10 +39,12 @@ class Verified:
 def _read(path: Path) -> TfliteGraph:
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+        msg = f"model file not found: {path}"
+        raise ModelFileError(msg)
     fmt = detect_format(path)
     if fmt is not ModelFormat.TFLITE:
-        raise ModelFileError(f"{path}: a {fmt} model; TFLite Micro runs .tflite files (edgeopt build --target embedded-mcu makes one)")
+        msg = f"{path}: a {fmt} model; TFLite Micro runs .tflite files (edgeopt build --target embedded-mcu makes one)"
+        raise ModelFileError(msg)
     return read_tflite(path)
 
 
@@ -79,19 +81,23 @@ def measure(path: Path, profile: Profile, *, strict_io: bool = True) -> Verified
         dynamic = [t for t in graph.inputs if any(d < 0 for d in t.shape_signature)]
         if dynamic and "crash" in str(exc) and "SHAPE" in graph.op_names:
             t = dynamic[0]
-            raise ModelFileError(
+            msg = (
                 f"{path}: TFLite Micro crashed on the model: input '{t.name}' has a dynamic dimension "
                 f"{list(t.shape_signature)} and the graph computes shapes at run time (SHAPE op); "
-                "export with a fixed batch of 1 (edgeopt build does)") from None
+                "export with a fixed batch of 1 (edgeopt build does)"
+            )
+            raise ModelFileError(msg) from None
         tensors = graph.main.tensors
         tiny = [op for op in graph.main.operators if op.op in ("SOFTMAX", "LOGISTIC", "TANH") and op.inputs[0] >= 0
                 and tensors[op.inputs[0]].scale and tensors[op.inputs[0]].scale[0] < 1e-6]
         if tiny and "crash" in str(exc):
             t = tensors[tiny[0].inputs[0]]
-            raise ModelFileError(
+            msg = (
                 f"{path}: TFLite Micro aborted on {tiny[0].op}#{tiny[0].index}: its input scale {t.scale[0]:.3g} is degenerate "
                 "(near-constant activations, often untrained weights or calibration data that does not exercise the model); "
-                "calibrate on real samples") from None
+                "calibrate on real samples"
+            )
+            raise ModelFileError(msg) from None
         raise
     m = profile.mcu
     total = with_margin(arena.arena_bytes, m.arena_margin_percent, m.arena_margin_bytes)

@@ -57,19 +57,22 @@ def make_feeds(inputs: tuple[TensorInfo, ...], x: np.ndarray | None, count: int,
         rng = np.random.default_rng(seed)
         return [[random_input(info, rng) for info in inputs] for _ in range(count)]
     if len(inputs) != 1:
-        raise DataError(f"the model has {len(inputs)} inputs; sample data (one array x) fits single-input models only")
+        msg = f"the model has {len(inputs)} inputs; sample data (one array x) fits single-input models only"
+        raise DataError(msg)
     info = inputs[0]
     want = tuple(d if d > 0 else 1 for d in info.shape)
     feeds = []
     for i in range(min(count, int(x.shape[0]))):
         sample = x[i:i + 1]
         if sample.size != int(np.prod(want)):
-            raise DataError(f"sample {i} has shape {list(x.shape[1:])}; the model input wants {list(want[1:])}")
+            msg = f"sample {i} has shape {list(x.shape[1:])}; the model input wants {list(want[1:])}"
+            raise DataError(msg)
         sample = sample.reshape(want)
         if sample.dtype.kind == "f":
             feeds.append([to_model_input(sample, info)])
         elif np.dtype(sample.dtype) == np.dtype(info.dtype):
             feeds.append([sample])
         else:
-            raise DataError(f"sample data is {sample.dtype}; the model input is {info.dtype} (give float data or {info.dtype})")
+            msg = f"sample data is {sample.dtype}; the model input is {info.dtype} (give float data or {info.dtype})"
+            raise DataError(msg)
     return feeds

@@ -8,7 +8,6 @@ arena. A crashed child is reported as a failed probe and a fresh one is started.
 from __future__ import annotations
 
 import importlib.util
-import os
 import selectors
 import subprocess
 import sys
@@ -26,7 +25,8 @@ PROBE_TIMEOUT_S = 120.0
 
 def require_tflm() -> None:
     if importlib.util.find_spec("tflite_micro") is None:
-        raise RuntimeUnavailableError("TFLite Micro is not installed; install it with: pip install 'edgeopt[mcu]' (tflite-micro)")
+        msg = "TFLite Micro is not installed; install it with: pip install 'edgeopt[mcu]' (tflite-micro)"
+        raise RuntimeUnavailableError(msg)
 
 
 def _worker_cmd(*args: str) -> list[str]:
@@ -113,18 +113,21 @@ def run_tflm(model: Path, arena: int, feeds: list[list[np.ndarray]], timeout_s: 
     """Run each sample (a list of input arrays) through TFLM with `arena` bytes, in a child process."""
     require_tflm()
     with tempfile.TemporaryDirectory(prefix="edgeopt-tflm-") as tmp:
-        src, dst = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+        src, dst = str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz")
         np.savez(src, **{f"in{s}_{i}": x for s, sample in enumerate(feeds) for i, x in enumerate(sample)})  # type: ignore[arg-type]
         try:
             proc = subprocess.run(_worker_cmd("run", str(model), str(int(arena)), src, dst), capture_output=True,
                                   text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise ModelFileError(f"{model}: TFLite Micro did not finish {len(feeds)} inferences in {timeout_s:g} s") from None
+            msg = f"{model}: TFLite Micro did not finish {len(feeds)} inferences in {timeout_s:g} s"
+            raise ModelFileError(msg) from None
         answer = (proc.stdout.strip().splitlines() or [""])[-1]
         if proc.returncode < 0 or (answer != "ok" and not answer.startswith("fail")):
-            raise ModelFileError(f"{model}: the TFLite Micro interpreter crashed (exit {proc.returncode}) while running the samples")
+            msg = f"{model}: the TFLite Micro interpreter crashed (exit {proc.returncode}) while running the samples"
+            raise ModelFileError(msg)
         if answer != "ok":
-            raise ModelFileError(f"{model}: TFLite Micro cannot run the model: {answer.removeprefix('fail ')}")
+            msg = f"{model}: TFLite Micro cannot run the model: {answer.removeprefix('fail ')}"
+            raise ModelFileError(msg)
         with np.load(dst, allow_pickle=False) as z:
             n_out = sum(1 for k in z.files if k.startswith("out0_"))
             outputs = tuple(tuple(z[f"out{s}_{o}"] for o in range(n_out)) for s in range(len(feeds)))

@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ class _NativeLog:
     """Send fd 1 and 2 to a temp file; return what the native code printed."""
 
     def __init__(self) -> None:
-        self.file = tempfile.TemporaryFile()
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker: fds 1/2 are dup2'd onto it
         os.dup2(self.file.fileno(), 1)
         os.dup2(self.file.fileno(), 2)
 
@@ -82,7 +83,7 @@ def probe(model: bytes, arena: int) -> tuple[bool, str]:
 
 
 def _probe_loop(model_path: str, proto: Any) -> int:
-    model = open(model_path, "rb").read()
+    model = Path(model_path).read_bytes()
     log = _NativeLog()
     for line in sys.stdin:
         line = line.strip()
@@ -101,7 +102,7 @@ def _probe_loop(model_path: str, proto: Any) -> int:
 
 
 def _run(model_path: str, arena: int, in_path: str, out_path: str, proto: Any) -> int:
-    model = open(model_path, "rb").read()
+    model = Path(model_path).read_bytes()
     log = _NativeLog()
     try:
         it = _interpreter(model, arena)

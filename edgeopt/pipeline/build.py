@@ -161,12 +161,18 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
 
     converter = converter_for(profile.convert.format)
     if source.keras_model is None and not converter.from_onnx:
-        raise InputError(f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
-                         "an ONNX model can target an ONNX profile such as edge-server")
+        msg = (
+            f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
+            "an ONNX model can target an ONNX profile such as edge-server"
+        )
+        raise InputError(msg)
     if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None
                                        or profile.sparsity is not None):
-        raise InputError(f"profile '{profile.name}' prunes, sparsifies or clusters, which needs a Keras model; ONNX "
-                         "models can only be quantized (remove [prune]/[sparsity]/[cluster] from the profile)")
+        msg = (
+            f"profile '{profile.name}' prunes, sparsifies or clusters, which needs a Keras model; ONNX models "
+            "can only be quantized (remove [prune]/[sparsity]/[cluster] from the profile)"
+        )
+        raise InputError(msg)
 
 
 def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[np.ndarray | None, str]:
@@ -181,8 +187,11 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     if not needs:
         return None, "none"
     if not req.random_calibration:
-        raise InputError(f"scheme '{profile.quantize.scheme}' needs calibration data: give --calib data.npz "
-                         f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration")
+        msg = (
+            f"scheme '{profile.quantize.scheme}' needs calibration data: give --calib data.npz "
+            f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration"
+        )
+        raise InputError(msg)
     shape = tuple(1 if d is None else d for d in source.input_shape[1:])
     rng = np.random.default_rng(0)
     return rng.random((min(n, 100),) + shape, dtype=np.float32), "random"

@@ -76,7 +76,8 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
         from edgeopt.cluster.clusterer import ClusterSpec, cluster_model
 
         if cluster_cfg.epochs > 0 and (train is None or train.y is None):
-            raise InputError("[cluster] epochs > 0 needs training data with labels; give --train data.npz (x, y)")
+            msg = "[cluster] epochs > 0 needs training data with labels; give --train data.npz (x, y)"
+            raise InputError(msg)
         spec = ClusterSpec(clusters=cluster_cfg.clusters, layers=cluster_cfg.layers, init=cluster_cfg.init,
                            epochs=cluster_cfg.epochs, learning_rate=cluster_cfg.learning_rate)
         pairs = None if train is None or train.y is None or cluster_cfg.epochs == 0 else (train.x, train.y)

@@ -121,13 +121,16 @@ def write(stage: Any, inputs: dict[str, Any], artifacts: list[str], violations: 
 def load(out: Path) -> dict[str, Any]:
     path = Path(out) / MANIFEST
     if not path.is_file():
-        raise InputError(f"{path} not found; `edgeopt build ... --out {out}` writes it")
+        msg = f"{path} not found; `edgeopt build ... --out {out}` writes it"
+        raise InputError(msg)
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it") from None
+        msg = f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it"
+        raise InputError(msg) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("artifacts"), dict):
-        raise InputError(f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it")
+        msg = f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it"
+        raise InputError(msg)
     return data
 
 

@@ -34,8 +34,11 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
 
     finetuning = cfg.epochs > 0 and train is not None and train.y is not None
     if not finetuning and not (allow_no_finetune or cfg.allow_without_finetune):
-        raise InputError("pruning without fine-tuning loses accuracy: give training data (--train / --finetune data.npz "
-                         "with x and y) or allow it explicitly (--no-finetune, or prune.allow_without_finetune = true)")
+        msg = (
+            "pruning without fine-tuning loses accuracy: give training data (--train / --finetune data.npz "
+            "with x and y) or allow it explicitly (--no-finetune, or prune.allow_without_finetune = true)"
+        )
+        raise InputError(msg)
     spec = spec_from(cfg)
     before = None if evalset is None or evalset.y is None else keras_top1(model, evalset.x, evalset.y)
     result = prune_model(model, spec)
@@ -73,12 +76,17 @@ def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Pa
 
     fmt = detect_format(path)
     if fmt not in KERAS_FORMATS:
-        raise InputError(f"{path}: pruning needs a Keras model (.keras, .h5 or SavedModel), not a .{fmt}; "
-                         "prune before converting")
+        msg = (
+            f"{path}: pruning needs a Keras model (.keras, .h5 or SavedModel), not a .{fmt}; "
+            "prune before converting"
+        )
+        raise InputError(msg)
     if out.suffix != ".keras":
-        raise InputError(f"--out {out}: the pruned model is saved as Keras 3; use a .keras file name")
+        msg = f"--out {out}: the pruned model is saved as Keras 3; use a .keras file name"
+        raise InputError(msg)
     if not out.parent.exists() or not out.parent.is_dir():
-        raise InputError(f"--out {out}: folder {out.parent} does not exist")
+        msg = f"--out {out}: folder {out.parent} does not exist"
+        raise InputError(msg)
     model = load_keras(path, unsafe=unsafe_load)
     shape = input_shape(model)
     train = None if finetune_data is None else check_against_input(load_dataset(finetune_data, "train"), shape, "train")

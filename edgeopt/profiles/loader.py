@@ -78,14 +78,16 @@ def find_profile(target: str) -> Path:
     if _looks_like_path(target):
         p = Path(target)
         if not p.is_file():
-            raise ProfileError(f"profile file not found: {target}")
+            msg = f"profile file not found: {target}"
+            raise ProfileError(msg)
         return p
     for d in search_dirs():
         f = d / f"{target}.toml"
         if f.is_file():
             return f
     available = ", ".join(list_profiles()) or "none"
-    raise ProfileError(f"unknown target '{target}'; available: {available} (or give a path to a .toml file)")
+    msg = f"unknown target '{target}'; available: {available} (or give a path to a .toml file)"
+    raise ProfileError(msg)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -93,29 +95,36 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+        msg = f"{path}: not valid TOML: {exc}"
+        raise ProfileError(msg) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read profile: {exc}") from None
+        msg = f"{path}: cannot read profile: {exc}"
+        raise ProfileError(msg) from None
 
 
 def _resolve_extends(ref: str, origin: Path) -> Path:
     if ref.startswith("./"):
         rel = Path(ref[2:])
         if rel.is_absolute() or ".." in rel.parts or rel.suffix != ".toml":
-            raise ProfileError(f"{origin}: extends = '{ref}' must name a .toml file in the same folder, or a profile name")
+            msg = f"{origin}: extends = '{ref}' must name a .toml file in the same folder, or a profile name"
+            raise ProfileError(msg)
         target = origin.parent / rel
         if not target.is_file():
-            raise ProfileError(f"{origin}: extends = '{ref}': file not found")
+            msg = f"{origin}: extends = '{ref}': file not found"
+            raise ProfileError(msg)
         if target.resolve().parent != origin.parent.resolve():  # a symlink out of the folder
-            raise ProfileError(f"{origin}: extends = '{ref}' leads outside the profile's folder (symlink); refused")
+            msg = f"{origin}: extends = '{ref}' leads outside the profile's folder (symlink); refused"
+            raise ProfileError(msg)
         return target
     if _looks_like_path(ref):
-        raise ProfileError(f"{origin}: extends = '{ref}' must be a profile name or './file.toml' in the same folder")
+        msg = f"{origin}: extends = '{ref}' must be a profile name or './file.toml' in the same folder"
+        raise ProfileError(msg)
     try:
         return find_profile(ref)
     except ProfileError:
         available = ", ".join(list_profiles()) or "none"
-        raise ProfileError(f"{origin}: extends = '{ref}' is not a known profile; available: {available}") from None
+        msg = f"{origin}: extends = '{ref}' is not a known profile; available: {available}"
+        raise ProfileError(msg) from None
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -135,14 +144,17 @@ def _raw_chain(path: Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
     while current is not None:
         resolved = current.resolve()
         if resolved in chain:
-            raise ProfileError(f"{path}: extends forms a cycle through {current}")
+            msg = f"{path}: extends forms a cycle through {current}"
+            raise ProfileError(msg)
         if len(chain) >= MAX_EXTENDS_DEPTH:
-            raise ProfileError(f"{path}: extends chain deeper than {MAX_EXTENDS_DEPTH}")
+            msg = f"{path}: extends chain deeper than {MAX_EXTENDS_DEPTH}"
+            raise ProfileError(msg)
         chain.append(resolved)
         data = _read_toml(current)
         ext = data.pop("extends", None)
         if ext is not None and not isinstance(ext, str):
-            raise ProfileError(f"{current}: extends must be a string (a profile name)")
+            msg = f"{current}: extends must be a string (a profile name)"
+            raise ProfileError(msg)
         data.setdefault("name", current.stem) if not layers else data.pop("name", None)
         layers.append(data)
         current = _resolve_extends(ext, current) if ext else None

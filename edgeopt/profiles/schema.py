@@ -80,9 +80,11 @@ class QuantizeSection(Strict):
         for key in ("input_type", "output_type"):
             io = getattr(self, key)
             if io in (IOType.INT8, IOType.UINT8) and self.scheme is not Scheme.INT8:
-                raise ValueError(f"{key} = '{io}' needs scheme = 'int8' (got '{self.scheme}')")
+                msg = f"{key} = '{io}' needs scheme = 'int8' (got '{self.scheme}')"
+                raise ValueError(msg)
             if io is IOType.INT16 and self.scheme is not Scheme.INT16X8:
-                raise ValueError(f"{key} = 'int16' needs scheme = 'int16x8' (got '{self.scheme}')")
+                msg = f"{key} = 'int16' needs scheme = 'int16x8' (got '{self.scheme}')"
+                raise ValueError(msg)
         return self
 
 
@@ -150,7 +152,8 @@ class PruneSection(Strict):
     @model_validator(mode="after")
     def _one_target(self) -> PruneSection:
         if self.ratio and self.macs_reduction:
-            raise ValueError("set prune.ratio or prune.macs_reduction, not both")
+            msg = "set prune.ratio or prune.macs_reduction, not both"
+            raise ValueError(msg)
         return self
 
 
@@ -171,7 +174,8 @@ class ClusterSection(Strict):
             try:
                 re.compile(self.layers)
             except re.error as exc:
-                raise ValueError(f"cluster.layers = '{self.layers}' is not a valid regular expression ({exc})") from None
+                msg = f"cluster.layers = '{self.layers}' is not a valid regular expression ({exc})"
+                raise ValueError(msg) from None
         return self
 
 
@@ -195,12 +199,14 @@ class PartialSection(Strict):
         import re
 
         if self.keep_float and Fallback.FLOAT not in self.fallbacks:
-            raise ValueError("partial.keep_float needs 'float' in partial.fallbacks; add it, or empty keep_float")
+            msg = "partial.keep_float needs 'float' in partial.fallbacks; add it, or empty keep_float"
+            raise ValueError(msg)
         for p in self.keep_float:
             try:
                 re.compile(p)
             except re.error as exc:
-                raise ValueError(f"partial.keep_float pattern '{p}' is not a valid regular expression ({exc})") from None
+                msg = f"partial.keep_float pattern '{p}' is not a valid regular expression ({exc})"
+                raise ValueError(msg) from None
         return self
 
 
@@ -226,13 +232,17 @@ class Profile(Strict):
     def _runtime_fits_format(self) -> Profile:
         fmt, rt = self.convert.format, self.runtime.name
         if fmt is OutputFormat.ONNX and rt is not RuntimeChoice.ONNXRUNTIME:
-            raise ValueError(f"runtime.name = '{rt}' cannot run convert.format = 'onnx'; use 'onnxruntime'")
+            msg = f"runtime.name = '{rt}' cannot run convert.format = 'onnx'; use 'onnxruntime'"
+            raise ValueError(msg)
         if fmt is OutputFormat.TFLITE and rt is RuntimeChoice.ONNXRUNTIME:
-            raise ValueError("runtime.name = 'onnxruntime' cannot run convert.format = 'tflite'; use 'litert' or 'tflm'")
+            msg = "runtime.name = 'onnxruntime' cannot run convert.format = 'tflite'; use 'litert' or 'tflm'"
+            raise ValueError(msg)
         if fmt is OutputFormat.ONNX and self.quantize.scheme is Scheme.INT16X8:
-            raise ValueError("quantize.scheme = 'int16x8' is TFLite-only; use 'int8' for ONNX")
+            msg = "quantize.scheme = 'int16x8' is TFLite-only; use 'int8' for ONNX"
+            raise ValueError(msg)
         if fmt is OutputFormat.ONNX and (self.quantize.input_type is not IOType.FLOAT32 or self.quantize.output_type is not IOType.FLOAT32):
-            raise ValueError("ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'")
+            msg = "ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'"
+            raise ValueError(msg)
         return self
 
     @model_validator(mode="after")
@@ -242,15 +252,25 @@ class Profile(Strict):
         if part is None:
             return self
         if part.accuracy_control and self.budgets.max_accuracy_drop is None:
-            raise ValueError("[partial] accuracy_control needs budgets.max_accuracy_drop (the drop it keeps within); "
-                             "set it, or partial.accuracy_control = false")
+            msg = (
+                "[partial] accuracy_control needs budgets.max_accuracy_drop (the drop it keeps within); "
+                "set it, or partial.accuracy_control = false"
+            )
+            raise ValueError(msg)
         mcu = self.device_class is DeviceClass.EMBEDDED_MCU
         if mcu and Fallback.FLOAT in part.fallbacks:
-            raise ValueError("an MCU runs int8 kernels only and has no float fallback; set partial.fallbacks = "
-                             "['int16x8'] (with mcu.allow_int16x8 = true), or remove [partial]")
+            msg = (
+                "an MCU runs int8 kernels only and has no float fallback; set partial.fallbacks = "
+                "['int16x8'] (with mcu.allow_int16x8 = true), or remove [partial]"
+            )
+            raise ValueError(msg)
         if mcu and Fallback.INT16X8 in part.fallbacks and not self.mcu.allow_int16x8:
-            raise ValueError("partial.fallbacks allows 'int16x8' but mcu.allow_int16x8 is false; set "
-                             "mcu.allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback")
+            msg = (
+                "partial.fallbacks allows 'int16x8' but mcu.allow_int16x8 is false; set "
+                "mcu.allow_int16x8 = true if your TFLM kernels run int16x8, or drop the fallback"
+            )
+            raise ValueError(msg)
         if self.convert.format is OutputFormat.ONNX and Fallback.INT16X8 in part.fallbacks:
-            raise ValueError("int16x8 is TFLite-only; set partial.fallbacks = ['float'] for ONNX")
+            msg = "int16x8 is TFLite-only; set partial.fallbacks = ['float'] for ONNX"
+            raise ValueError(msg)
         return self

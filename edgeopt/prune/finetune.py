@@ -24,8 +24,11 @@ def _default_loss(model: Any, y: np.ndarray) -> Any:
     import keras
 
     if not np.issubdtype(np.asarray(y).dtype, np.integer):
-        raise InputError("the model has no compiled loss and the labels are not integer classes; "
-                         "compile the model with a loss or give integer labels")
+        msg = (
+            "the model has no compiled loss and the labels are not integer classes; "
+            "compile the model with a loss or give integer labels"
+        )
+        raise InputError(msg)
     last = model.layers[-1] if model.layers else None
     act = getattr(last, "activation", None)
     probs = getattr(act, "__name__", "") == "softmax" or isinstance(last, keras.layers.Softmax)
@@ -44,11 +47,14 @@ def finetune(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int = 5, batch
     import keras
 
     if len(x) != len(y):
-        raise DataError(f"fine-tuning data: {len(x)} inputs but {len(y)} labels; give one label per sample")
+        msg = f"fine-tuning data: {len(x)} inputs but {len(y)} labels; give one label per sample"
+        raise DataError(msg)
     if epochs < 1 or batch_size < 1 or not 0.0 <= validation_split < 1.0:
-        raise InputError("fine-tuning needs epochs >= 1, batch_size >= 1 and validation_split in [0, 1)")
+        msg = "fine-tuning needs epochs >= 1, batch_size >= 1 and validation_split in [0, 1)"
+        raise InputError(msg)
     if (eval_x is None) != (eval_y is None):
-        raise InputError("give both eval_x and eval_y, or neither")
+        msg = "give both eval_x and eval_y, or neither"
+        raise InputError(msg)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     loss = getattr(model, "loss", None) if getattr(model, "compiled", False) else None

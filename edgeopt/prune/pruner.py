@@ -39,29 +39,39 @@ class PruneSpec:
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.macs_reduction is None):
-            raise InputError("give exactly one of ratio or macs_reduction for pruning")
+            msg = "give exactly one of ratio or macs_reduction for pruning"
+            raise InputError(msg)
         for name in ("ratio", "macs_reduction"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v < 1.0):
-                raise InputError(f"pruning {name} must be in [0, 1), got {v!r}")
+                msg = f"pruning {name} must be in [0, 1), got {v!r}"
+                raise InputError(msg)
         try:
             object.__setattr__(self, "criterion", Criterion(self.criterion))
         except ValueError:
-            raise InputError(f"unknown pruning criterion {self.criterion!r}; choose one of "
-                             f"{', '.join(c.value for c in Criterion)}") from None
+            msg = (
+                f"unknown pruning criterion {self.criterion!r}; choose one of "
+                f"{', '.join(c.value for c in Criterion)}"
+            )
+            raise InputError(msg) from None
         try:
             object.__setattr__(self, "allocation", Allocation(self.allocation))
         except ValueError:
-            raise InputError(f"unknown allocation {self.allocation!r}; choose one of "
-                             f"{', '.join(a.value for a in Allocation)}") from None
+            msg = (
+                f"unknown allocation {self.allocation!r}; choose one of "
+                f"{', '.join(a.value for a in Allocation)}"
+            )
+            raise InputError(msg) from None
         if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
-            raise InputError(f"round_to must be an integer >= 1, got {self.round_to!r}")
+            msg = f"round_to must be an integer >= 1, got {self.round_to!r}"
+            raise InputError(msg)
         object.__setattr__(self, "ignore", tuple(self.ignore))
         for pattern in self.ignore:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise InputError(f"ignore pattern {pattern!r} is not a valid regular expression: {exc}") from None
+                msg = f"ignore pattern {pattern!r} is not a valid regular expression: {exc}"
+                raise InputError(msg) from None
 
 
 @dataclass(frozen=True)
@@ -195,9 +205,12 @@ class _Schedule:
 
         best = reduction(_MAX_RATIO)
         if target > best:
-            raise InputError(f"macs_reduction {target:g} is unreachable: the largest reachable MAC reduction is "
-                             f"{math.floor(best * 1000) / 1000:.3f} with round_to={self.spec.round_to} "
-                             f"({len(self.groups)} prunable groups); lower the target or ignore fewer layers")
+            msg = (
+                f"macs_reduction {target:g} is unreachable: the largest reachable MAC reduction is "
+                f"{math.floor(best * 1000) / 1000:.3f} with round_to={self.spec.round_to} "
+                f"({len(self.groups)} prunable groups); lower the target or ignore fewer layers"
+            )
+            raise InputError(msg)
         lo, hi = 0.0, _MAX_RATIO
         if reduction(lo) >= target:
             return lo
@@ -214,4 +227,5 @@ def _check_outputs(old: Any, new: Any) -> None:
     old_shapes = [tuple(t.shape[1:]) for t in old.outputs]
     new_shapes = [tuple(t.shape[1:]) for t in new.outputs]
     if old_shapes != new_shapes:
-        raise EdgeoptError(f"internal: pruning changed the output shapes {old_shapes} -> {new_shapes}; please report")
+        msg = f"internal: pruning changed the output shapes {old_shapes} -> {new_shapes}; please report"
+        raise EdgeoptError(msg)

@@ -57,7 +57,8 @@ class PruneRule:
 def register_rule(rules: dict[type, PruneRule], cls: type, rule: PruneRule) -> None:
     """Add `cls` to a rules table; refuses duplicates."""
     if cls in rules:
-        raise InputError(f"a pruning rule for {cls.__name__} is already registered; use another table or remove it first")
+        msg = f"a pruning rule for {cls.__name__} is already registered; use another table or remove it first"
+        raise InputError(msg)
     rules[cls] = rule
 
 

@@ -56,7 +56,8 @@ def rebuild(graph: DependencyGraph, keep: Mapping[int, np.ndarray], warnings: li
                 new_layer = type(layer).from_config(config)
             except Exception as exc:  # noqa: BLE001 - any failure means: reuse the instance
                 if plan is not None and (in_keep is not None or out_keep is not None):
-                    raise EdgeoptError(f"internal: cannot re-create pruned layer {layer.name!r}: {exc}") from None
+                    msg = f"internal: cannot re-create pruned layer {layer.name!r}: {exc}"
+                    raise EdgeoptError(msg) from None
                 warnings.append(f"layer {layer.name!r} ({type(layer).__name__}) cannot be re-created from its config; "
                                 "it is shared with the original model")
                 new_layer = layer

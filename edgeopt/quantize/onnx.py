@@ -67,11 +67,13 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
         elif recipe.scheme is Scheme.INT8:
             _static(src, dst, recipe, source.graph.input[0].name)
         else:
-            raise InputError(f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8")
+            msg = f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8"
+            raise InputError(msg)
     except (InputError, ConversionError):
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ConversionError(f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: {str(exc).strip()[:300]}") from None
+        msg = f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: {str(exc).strip()[:300]}"
+        raise ConversionError(msg) from None
     return dst
 
 
@@ -89,7 +91,8 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if recipe.calibration is None:
-        raise InputError("int8 needs calibration data; give --calib data.npz (or --random-calibration)")
+        msg = "int8 needs calibration data; give --calib data.npz (or --random-calibration)"
+        raise InputError(msg)
     method = {CalibrationMethod.MINMAX: CM.MinMax, CalibrationMethod.ENTROPY: CM.Entropy,
               CalibrationMethod.PERCENTILE: CM.Percentile}[recipe.calibration_method]
     with tempfile.TemporaryDirectory(prefix="edgeopt-q-") as tmp:

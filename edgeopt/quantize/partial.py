@@ -45,23 +45,28 @@ class PartialSettings:
 
     def __post_init__(self) -> None:
         if self.max_accuracy_drop < 0:
-            raise InputError(f"max accuracy drop must be >= 0 points, got {self.max_accuracy_drop}")
+            msg = f"max accuracy drop must be >= 0 points, got {self.max_accuracy_drop}"
+            raise InputError(msg)
         if not self.fallbacks:
-            raise InputError("partial quantization needs at least one fallback (float or int16x8)")
+            msg = "partial quantization needs at least one fallback (float or int16x8)"
+            raise InputError(msg)
         if self.keep_float and Fallback.FLOAT not in self.fallbacks:
-            raise ProfileError("partial.keep_float needs 'float' in partial.fallbacks")
+            msg = "partial.keep_float needs 'float' in partial.fallbacks"
+            raise ProfileError(msg)
         for p in self.keep_float:
             try:
                 re.compile(p)
             except re.error as exc:
-                raise InputError(f"keep_float pattern '{p}' is not a valid regular expression ({exc})") from None
+                msg = f"keep_float pattern '{p}' is not a valid regular expression ({exc})"
+                raise InputError(msg) from None
 
 
 def settings_from_profile(profile: Profile) -> PartialSettings:
     """PartialSettings for a profile with a [partial] section and budgets.max_accuracy_drop."""
     part = profile.partial
     if part is None or not part.accuracy_control:
-        raise ProfileError(f"profile '{profile.name}' has no [partial] section with accuracy_control = true")
+        msg = f"profile '{profile.name}' has no [partial] section with accuracy_control = true"
+        raise ProfileError(msg)
     drop = profile.budgets.max_accuracy_drop
     assert drop is not None  # the Profile validator requires it with accuracy_control
     q = profile.quantize
@@ -171,7 +176,8 @@ class _Evaluator:
 
 def _check_eval(eval_x: np.ndarray | None) -> None:
     if eval_x is None or np.asarray(eval_x).shape[0] == 0:
-        raise DataError("accuracy control needs eval data; give --eval data.npz (x, y)")
+        msg = "accuracy control needs eval data; give --eval data.npz (x, y)"
+        raise DataError(msg)
 
 
 def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | None, settings: PartialSettings,
@@ -318,7 +324,8 @@ def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndar
     _check_eval(eval_x)
     load_onnx(float_onnx)  # checked, external data confined, before onnxruntime's tools open it
     if Fallback.INT16X8 in settings.fallbacks and Fallback.FLOAT not in settings.fallbacks:
-        raise ProfileError("int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback")
+        msg = "int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback"
+        raise ProfileError(msg)
     with tempfile.TemporaryDirectory(prefix="edgeopt-partial-onnx-") as tmp:
         return control_accuracy(OnnxBackend(Path(float_onnx), np.asarray(calib_x, np.float32), settings, Path(tmp)),
                                 eval_x, eval_y, settings, "onnx")

@@ -81,7 +81,8 @@ SCHEMES: dict[Scheme, Callable[[Any, TfliteRecipe, Any], None]] = {
 def converter_setup(recipe: TfliteRecipe) -> Callable[[Any], None]:
     """A set-up function for edgeopt.convert.tflite.to_tflite."""
     if recipe.needs_calibration() and recipe.calibration is None:
-        raise InputError(f"scheme '{recipe.scheme}' needs calibration data; give --calib data.npz (or --random-calibration)")
+        msg = f"scheme '{recipe.scheme}' needs calibration data; give --calib data.npz (or --random-calibration)"
+        raise InputError(msg)
 
     def setup(conv: Any) -> None:
         import tensorflow as tf

@@ -16,20 +16,28 @@ def load_report(path: Path) -> Report:
     path = Path(path)
     file = path / "report.json" if path.is_dir() else path
     if not file.is_file():
-        raise InputError(f"no report found at {path} (give a build's --out folder or its report.json)")
+        msg = f"no report found at {path} (give a build's --out folder or its report.json)"
+        raise InputError(msg)
     try:
         data = json.loads(file.read_bytes())
     except ValueError as exc:
-        raise InputError(f"{file} is not valid JSON: {str(exc)[:120]}") from None
+        msg = f"{file} is not valid JSON: {str(exc)[:120]}"
+        raise InputError(msg) from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if isinstance(version, str) and version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-        raise InputError(f"{file} has report schema {version}; this edgeopt reads {SCHEMA_VERSION}: rebuild it "
-                         "(edgeopt build ... --force)")
+        msg = (
+            f"{file} has report schema {version}; this edgeopt reads {SCHEMA_VERSION}: rebuild it "
+            "(edgeopt build ... --force)"
+        )
+        raise InputError(msg)
     try:
         return Report.model_validate(data)
     except ValidationError as exc:
-        raise InputError(f"{file} is not an edgeopt report ({exc.error_count()} schema error(s); "
-                         f"first: {'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']})") from None
+        msg = (
+            f"{file} is not an edgeopt report ({exc.error_count()} schema error(s); "
+            f"first: {'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']})"
+        )
+        raise InputError(msg) from None
 
 
 COLUMNS = ["model", "target", "scheme", "float bytes", "bytes", "size x", "top-1 float", "top-1", "drop",

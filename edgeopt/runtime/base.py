@@ -20,7 +20,8 @@ THREADS_RULE = f"threads must be from 0 (all cores) to {MAX_THREADS}"
 def check_threads(n: int) -> int:
     """The one thread-count rule, for profiles, the CLI and the benchmark alike."""
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_THREADS:
-        raise InputError(f"{THREADS_RULE}, got {n!r}")
+        msg = f"{THREADS_RULE}, got {n!r}"
+        raise InputError(msg)
     return n
 
 

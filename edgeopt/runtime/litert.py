@@ -36,7 +36,8 @@ def _interpreter_module() -> tuple[Any, str, str]:
             version = "unknown"
         impl = modname.rsplit(".interpreter", 1)[0]
         return mod, impl, version
-    raise RuntimeUnavailableError("no TFLite runtime found; install one with: pip install ai-edge-litert")
+    msg = "no TFLite runtime found; install one with: pip install ai-edge-litert"
+    raise RuntimeUnavailableError(msg)
 
 
 def _info(d: dict[str, Any]) -> TensorInfo:

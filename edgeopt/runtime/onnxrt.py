@@ -31,7 +31,8 @@ class OnnxRuntimeRunner:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RuntimeUnavailableError("onnxruntime is not installed; install it with: pip install onnxruntime") from None
+            msg = "onnxruntime is not installed; install it with: pip install onnxruntime"
+            raise RuntimeUnavailableError(msg) from None
         self.version = ort.__version__
         so = ort.SessionOptions()
         so.intra_op_num_threads = options.threads

@@ -47,7 +47,7 @@ def _timeout() -> float:
 
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -59,7 +59,8 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
     try:
         key = (_digest(path), runtime, xnnpack, graph_optimization)  # thread count does not change what loads
     except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        msg = f"{path}: cannot read: {exc.strerror or exc}"
+        raise ModelFileError(msg) from None
     if key in _passed:
         return
     cmd = [sys.executable, "-m", CHILD_MODULE, runtime, str(path), str(threads), "1" if xnnpack else "0",
@@ -71,9 +72,12 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=env,
                               check=False)
     except subprocess.TimeoutExpired:
-        raise ModelFileError(f"{path}: {runtime} did not finish loading and running the model within {timeout:g} s "
-                             "(a corrupt file or a model too large for this machine; EDGEOPT_PROBE_TIMEOUT raises "
-                             "the limit)") from None
+        msg = (
+            f"{path}: {runtime} did not finish loading and running the model within {timeout:g} s "
+            "(a corrupt file or a model too large for this machine; EDGEOPT_PROBE_TIMEOUT raises "
+            "the limit)"
+        )
+        raise ModelFileError(msg) from None
     if proc.returncode < 0:
         sig = -proc.returncode
         if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C or kill reached the whole group
@@ -83,13 +87,19 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
         except ValueError:
             name = f"signal {sig}"
         why = "ran out of memory or was killed" if sig == signal.SIGKILL else "crashed"
-        raise ModelFileError(f"{path}: {runtime} {why} ({name}) while loading or running the model in a child "
-                             "process; the file is corrupt or malformed, re-export it")
+        msg = (
+            f"{path}: {runtime} {why} ({name}) while loading or running the model in a child "
+            "process; the file is corrupt or malformed, re-export it"
+        )
+        raise ModelFileError(msg)
     result = _result(proc.stdout)
     if result is None:
         tail = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1][:200]
-        raise ModelFileError(f"{path}: {runtime} failed while loading the model in a child process "
-                             f"(exit {proc.returncode}: {tail}); the file is corrupt or malformed")
+        msg = (
+            f"{path}: {runtime} failed while loading the model in a child process "
+            f"(exit {proc.returncode}: {tail}); the file is corrupt or malformed"
+        )
+        raise ModelFileError(msg)
     if not result.get("ok"):
         raise _error(result)
     _passed.add(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +40,8 @@ DEFAULT_RUNTIME: dict[ModelFormat, RuntimeName] = {
 def runtime_for(path: Path) -> RuntimeName:
     fmt = detect_format(path)
     if fmt not in DEFAULT_RUNTIME:
-        raise ModelFileError(f"{path}: a {fmt} model cannot run directly; give a .tflite or .onnx artifact (edgeopt build makes one)")
+        msg = f"{path}: a {fmt} model cannot run directly; give a .tflite or .onnx artifact (edgeopt build makes one)"
+        raise ModelFileError(msg)
     return DEFAULT_RUNTIME[fmt]
 
 
@@ -85,7 +87,5 @@ def import_runtime(name: RuntimeName) -> None:
 
         _interpreter_module()
     elif name is RuntimeName.ONNXRUNTIME:
-        try:
+        with contextlib.suppress(ImportError):  # opening the model raises the error that says what to install
             import onnxruntime  # noqa: F401
-        except ImportError:
-            pass  # opening the model raises the error that says what to install

@@ -32,16 +32,19 @@ def load_onnx(path: Path, *, check: bool = True, external_data: bool = False) ->
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, OSError, ValueError...
-        raise ModelFileError(f"{path}: not a readable ONNX model ({first_line(exc, 200)}); the file is corrupt or of another type") from None
+        msg = f"{path}: not a readable ONNX model ({first_line(exc, 200)}); the file is corrupt or of another type"
+        raise ModelFileError(msg) from None
     if not model.graph.node and not model.graph.output:
-        raise ModelFileError(f"{path}: the ONNX file has an empty graph; the file is corrupt or of another type")
+        msg = f"{path}: the ONNX file has an empty graph; the file is corrupt or of another type"
+        raise ModelFileError(msg)
     _check_external_data(path, model)
     external = _uses_external_data(model)
     if check:
         try:
             onnx.checker.check_model(str(path) if external or path.stat().st_size > 2**31 - 1 else model)
         except Exception as exc:  # noqa: BLE001 - onnx.checker.ValidationError and friends
-            raise ModelFileError(f"{path}: the ONNX checker rejects the model: {first_line(exc)}") from None
+            msg = f"{path}: the ONNX checker rejects the model: {first_line(exc)}"
+            raise ModelFileError(msg) from None
     if external_data and external:
         from onnx.external_data_helper import load_external_data_for_model
 
@@ -66,8 +69,14 @@ def _check_external_data(path: Path, model: Any) -> None:
         rel = Path(location)
         target = (folder / rel).resolve()
         if not location or rel.is_absolute() or ".." in rel.parts or folder not in target.parents:
-            raise ModelFileError(f"{path}: tensor '{tensor.name[:60]}' points its external data at '{location[:100]}', "
-                                 "outside the model's folder; refused")
+            msg = (
+                f"{path}: tensor '{tensor.name[:60]}' points its external data at '{location[:100]}', "
+                "outside the model's folder; refused"
+            )
+            raise ModelFileError(msg)
         if not target.is_file():
-            raise ModelFileError(f"{path}: external data file '{location[:100]}' of tensor '{tensor.name[:60]}' "
-                                 "is missing; copy it next to the model")
+            msg = (
+                f"{path}: external data file '{location[:100]}' of tensor '{tensor.name[:60]}' "
+                "is missing; copy it next to the model"
+            )
+            raise ModelFileError(msg)

@@ -41,7 +41,8 @@ def verify_tflite(path: Path | bytes) -> None:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise ModelFileError(f"{label}: cannot read: {exc.strerror or exc}") from None
+            msg = f"{label}: cannot read: {exc.strerror or exc}"
+            raise ModelFileError(msg) from None
     try:
         graph = read_tflite(data)
     except ModelFileError as exc:

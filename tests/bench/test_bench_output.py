@@ -12,12 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bench_models as bm
 import pytest
 from typer.testing import CliRunner
 
 from edgeopt.benchmark import render
 from edgeopt.cli.app import app
+from tests.bench import bench_models as bm
 
 ROOT = Path(__file__).resolve().parents[2]
 MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None

@@ -26,7 +26,7 @@ from edgeopt.benchmark.remote import RemoteSpec, run_remote
 from edgeopt.errors import InputError, RemoteError
 
 ROOT = Path(__file__).resolve().parents[2]
-SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
+SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if Path(p).exists()), None)
 pytestmark = pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
                                 reason="openssh-server/client not installed (apt-get install -y openssh-server openssh-client)")
 
@@ -44,7 +44,7 @@ def _keygen(path: Path) -> None:
 @pytest.fixture(scope="module")
 def device(tmp_path_factory):
     d = tmp_path_factory.mktemp("sshd")
-    os.chmod(d, 0o700)
+    d.chmod(0o700)
     for name in ("host_key", "user_key", "stranger_key"):
         _keygen(d / name)
     shutil.copy(d / "user_key.pub", d / "authorized_keys")
@@ -64,9 +64,10 @@ AllowUsers {user}
 LogLevel ERROR
 """)
     if os.geteuid() == 0:
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL,
-                            stderr=open(d / "sshd.log", "wb"))
+        Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # sshd's privilege separation folder
+    with (d / "sshd.log").open("wb") as log:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL,
+                                stderr=log)
     deadline = time.monotonic() + 10
     while True:
         try:

@@ -19,6 +19,7 @@ benchmarks/fuzz_long.py (10,000+).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -239,10 +240,8 @@ class Worker:
         self.proc.stdin.flush()
 
     def kill(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
 

@@ -43,7 +43,8 @@ def _wait_for(proc: subprocess.Popen, phase: str, limit: float = 180) -> str:
         seen += line
         if phase in line:
             return seen
-    raise AssertionError(f"phase {phase!r} never reached: {seen}")
+    msg = f"phase {phase!r} never reached: {seen}"
+    raise AssertionError(msg)
 
 
 @pytest.fixture()

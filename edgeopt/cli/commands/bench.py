@@ -27,9 +27,11 @@ def _threads(text: str) -> list[int]:
     try:
         counts = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise InputError(f"--threads {text!r}: give a number or a list like 1,2,4 (0 = all cores)") from None
+        msg = f"--threads {text!r}: give a number or a list like 1,2,4 (0 = all cores)"
+        raise InputError(msg) from None
     if not counts:
-        raise InputError("--threads needs at least one number")
+        msg = "--threads needs at least one number"
+        raise InputError(msg)
     from edgeopt.runtime.base import check_threads
 
     return list(dict.fromkeys(check_threads(t) for t in counts))
@@ -45,7 +47,8 @@ def _write(path: Path, text: str) -> None:
     try:
         write_text_atomic(path, text)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        msg = f"cannot write {path}: {exc.strerror or exc}"
+        raise OutputError(msg) from None
 
 
 def _to_stdout(json_out: bool, paths: list[Path | None]) -> bool:
@@ -54,8 +57,11 @@ def _to_stdout(json_out: bool, paths: list[Path | None]) -> bool:
 
     named = [p for p in paths if p is not None and str(p) == "-"]
     if len(named) + json_out > 1:
-        raise InputError("only one of --json, --save -, --csv - and --markdown - can write to stdout; "
-                         "give the others a file name")
+        msg = (
+            "only one of --json, --save -, --csv - and --markdown - can write to stdout; "
+            "give the others a file name"
+        )
+        raise InputError(msg)
     return bool(named) or json_out
 
 
@@ -66,12 +72,15 @@ def _check_outputs(paths: list[Path | None], plot: Path | None) -> None:
     from edgeopt.errors import InputError, OutputError, RuntimeUnavailableError
 
     if plot is not None and str(plot) == "-":
-        raise InputError("--plot needs a file name (.png, .svg or .pdf), not '-'")
+        msg = "--plot needs a file name (.png, .svg or .pdf), not '-'"
+        raise InputError(msg)
     for p in [*paths, plot]:
         if p is not None and str(p) != "-" and not Path(p).resolve().parent.is_dir():
-            raise OutputError(f"cannot write {p}: folder {Path(p).resolve().parent} does not exist")
+            msg = f"cannot write {p}: folder {Path(p).resolve().parent} does not exist"
+            raise OutputError(msg)
     if plot is not None and importlib.util.find_spec("matplotlib") is None:
-        raise RuntimeUnavailableError("--plot needs matplotlib; install it with: pip install 'edgeopt[plot]'")
+        msg = "--plot needs matplotlib; install it with: pip install 'edgeopt[plot]'"
+        raise RuntimeUnavailableError(msg)
 
 
 def register(app: typer.Typer) -> None:
@@ -111,11 +120,13 @@ def register(app: typer.Typer) -> None:
             stdout_taken = _to_stdout(json_out, [save, csv_out, md_out])
             if compare is not None:
                 if models:
-                    raise InputError("give either MODEL files or --compare OLD.json NEW.json, not both")
+                    msg = "give either MODEL files or --compare OLD.json NEW.json, not both"
+                    raise InputError(msg)
                 _compare(sink, compare, csv_out, md_out, stdout_taken)
                 return
             if not models:
-                raise InputError("give one or more .tflite / .onnx files (or --compare OLD.json NEW.json)")
+                msg = "give one or more .tflite / .onnx files (or --compare OLD.json NEW.json)"
+                raise InputError(msg)
             counts = _threads(threads)
 
             from edgeopt.benchmark.protocol import BenchSettings, run_interleaved

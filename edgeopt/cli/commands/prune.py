@@ -48,10 +48,12 @@ def register(app: typer.Typer) -> None:
             from edgeopt.profiles.schema import PruneSection
 
             if (ratio is None) == (macs_reduction is None):
-                raise InputError("give exactly one of --ratio or --macs-reduction")
+                msg = "give exactly one of --ratio or --macs-reduction"
+                raise InputError(msg)
             for name, v in (("--ratio", ratio), ("--macs-reduction", macs_reduction)):
                 if v is not None and not 0.0 <= v < 1.0:
-                    raise InputError(f"{name} must be in [0, 1), got {v}")
+                    msg = f"{name} must be in [0, 1), got {v}"
+                    raise InputError(msg)
             base = PruneSection()
             if target is not None:
                 from edgeopt.profiles import load_profile
@@ -66,7 +68,8 @@ def register(app: typer.Typer) -> None:
             except ValidationError as exc:
                 err = exc.errors()[0]
                 flag = {"learning_rate": "lr"}.get(str(err["loc"][0]), str(err["loc"][0]))
-                raise InputError(f"--{flag.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
+                msg = f"--{flag.replace('_', '-')}: {err['msg']} (got {err.get('input')!r})"
+                raise InputError(msg) from None
             sink = Sink(json_out)
             if ratio == 0.0 or macs_reduction == 0.0:
                 no_finetune = True  # nothing removed: fine-tuning is not needed

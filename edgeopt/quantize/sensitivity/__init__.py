@@ -31,10 +31,14 @@ def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = Fal
 
     fmt = detect_format(path)
     if fmt not in KERAS_FORMATS and fmt is not ModelFormat.ONNX:
-        raise InputError(f"{path}: sensitivity compares the float model with int8; give the float .keras, .h5, "
-                         "SavedModel or .onnx model, not a converted .tflite")
+        msg = (
+            f"{path}: sensitivity compares the float model with int8; give the float .keras, .h5, "
+            "SavedModel or .onnx model, not a converted .tflite"
+        )
+        raise InputError(msg)
     if calib is None:
-        raise DataError("--sensitivity needs calibration data: add --calib data.npz (array x)")
+        msg = "--sensitivity needs calibration data: add --calib data.npz (array x)"
+        raise DataError(msg)
     from edgeopt.load.source import open_source
 
     source = open_source(path, unsafe_load)

@@ -45,7 +45,8 @@ def snr_db(signal_power: float, noise_power: float) -> float:
 
 def check_calibration(calib_x: np.ndarray | None) -> np.ndarray:
     if calib_x is None or np.asarray(calib_x).shape[0] == 0:
-        raise DataError("sensitivity needs calibration data; give --calib data.npz (array x, a few hundred samples)")
+        msg = "sensitivity needs calibration data; give --calib data.npz (array x, a few hundred samples)"
+        raise DataError(msg)
     return np.asarray(calib_x, dtype=np.float32)
 
 

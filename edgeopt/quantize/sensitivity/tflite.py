@@ -59,7 +59,8 @@ class TfliteDebugSession:
                     converter=conv, debug_dataset=self.dataset,
                     debug_options=tf.lite.experimental.QuantizationDebugOptions(fully_quantize=fully_quantize))
         except Exception as exc:  # noqa: BLE001 - converter errors come in many types
-            raise ConversionError(f"int8 calibration for the quantization debugger failed: {first_line(exc)}") from None
+            msg = f"int8 calibration for the quantization debugger failed: {first_line(exc)}"
+            raise ConversionError(msg) from None
 
     def dataset(self) -> Iterator[list[np.ndarray]]:
         for i in range(self.calib_x.shape[0]):  # fixed order: deterministic
