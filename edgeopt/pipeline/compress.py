@@ -67,8 +67,11 @@ def compress(model: Any, profile: Profile, train: Dataset | None, evalset: Datas
 
         spec = sparsity_cfg.spec()
         if spec.finetune and (train is None or train.y is None):
-            raise InputError("[sparsity] epochs > 0 prunes while fine-tuning, which needs training data with labels; "
-                             "give --train data.npz (x, y), or set sparsity.epochs = 0 (one-shot)")
+            msg = (
+                "[sparsity] epochs > 0 prunes while fine-tuning, which needs training data with labels; "
+                             "give --train data.npz (x, y), or set sparsity.epochs = 0 (one-shot)"
+            )
+            raise InputError(msg)
         sparsified = sparsify_model(model, spec, None if train is None or train.y is None else (train.x, train.y),
                                     None if evalset is None else (evalset.x, evalset.y))
         steps.append(_step("sparsify", model, evalset))

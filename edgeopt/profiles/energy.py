@@ -45,7 +45,8 @@ class Constant(_Strict):
     @classmethod
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
-            raise ValueError("source is empty; name the datasheet (document, revision, table) the value comes from")
+            msg = "source is empty; name the datasheet (document, revision, table) the value comes from"
+            raise ValueError(msg)
         return v
 
     def in_mw(self) -> float:
@@ -54,20 +55,27 @@ class Constant(_Strict):
 
 def _needs_table(v: Any) -> Any:
     if isinstance(v, int | float) and not isinstance(v, bool):
-        raise ValueError(f"a bare number ({v}) has no unit or source; write {{ value = {v}, unit = \"...\", "
-                         "source = \"datasheet, table\" }")
+        msg = (
+            f"a bare number ({v}) has no unit or source; write {{ value = {v}, unit = \"...\", "
+                         "source = \"datasheet, table\" }"
+        )
+        raise ValueError(msg)
     if isinstance(v, dict):
         missing = [k for k in ("unit", "source") if k not in v]
         if missing:
-            raise ValueError(f"the constant has no {' or '.join(missing)}; every energy constant needs "
-                             "{ value, unit, source }")
+            msg = (
+                f"the constant has no {' or '.join(missing)}; every energy constant needs "
+                             "{ value, unit, source }"
+            )
+            raise ValueError(msg)
     return v
 
 
 def _of_kind(*units: EnergyUnit) -> Any:
     def check(c: Constant) -> Constant:
         if c.unit not in units:
-            raise ValueError(f"unit '{c.unit}' is not one of {', '.join(units)}")
+            msg = f"unit '{c.unit}' is not one of {', '.join(units)}"
+            raise ValueError(msg)
         return c
 
     return check

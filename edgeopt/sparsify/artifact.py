@@ -65,7 +65,8 @@ def weight_zeros(data: bytes) -> tuple[WeightZeros, ...]:
         model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
         sg = model.subgraphs[0]
     except Exception as exc:  # noqa: BLE001 - a corrupt flatbuffer fails in many ways
-        raise ModelFileError(f"the .tflite cannot be read ({type(exc).__name__}); re-convert it") from None
+        msg = f"the .tflite cannot be read ({type(exc).__name__}); re-convert it"
+        raise ModelFileError(msg) from None
     ops = _enum(schema, "BuiltinOperator")
     types = _enum(schema, "TensorType")
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]

@@ -63,11 +63,17 @@ def check_layout(layout: KernelLayout, pattern: Pattern) -> None:
     g = pattern.group_in
     if layout.in_channels % g:
         what = "1 input channel per filter (depthwise)" if layout.in_axis is None else f"{layout.in_channels} input channels"
-        raise InputError(f"pattern {pattern} needs input channels in multiples of {g}, but layer '{layout.layer}' "
-                         f"{layout.weight} has {what}; exclude it with --layers or use --pattern unstructured")
+        msg = (
+            f"pattern {pattern} needs input channels in multiples of {g}, but layer '{layout.layer}' "
+                         f"{layout.weight} has {what}; exclude it with --layers or use --pattern unstructured"
+        )
+        raise InputError(msg)
     if pattern.kind is PatternKind.BLOCK and layout.out_channels % pattern.rows:
-        raise InputError(f"pattern {pattern} needs output channels in multiples of {pattern.rows}, but layer "
-                         f"'{layout.layer}' has {layout.out_channels}; exclude it with --layers or use a 1xC block")
+        msg = (
+            f"pattern {pattern} needs output channels in multiples of {pattern.rows}, but layer "
+                         f"'{layout.layer}' has {layout.out_channels}; exclude it with --layers or use a 1xC block"
+        )
+        raise InputError(msg)
 
 
 def _scores(w: np.ndarray, layout: KernelLayout, pattern: Pattern) -> np.ndarray:

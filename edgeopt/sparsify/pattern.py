@@ -65,11 +65,14 @@ def parse_pattern(text: str) -> Pattern:
     if mt := _NM.match(t):
         n, m = int(mt.group(1)), int(mt.group(2))
         if not 0 < n < m:
-            raise InputError(f"--pattern {text}: N:M needs 0 < N < M (e.g. 2:4)")
+            msg = f"--pattern {text}: N:M needs 0 < N < M (e.g. 2:4)"
+            raise InputError(msg)
         return Pattern(PatternKind.N_M, n=n, m=m)
     if mt := _BLOCK.match(t):
         r, c = int(mt.group(1)), int(mt.group(2))
         if r < 1 or c < 1 or r * c < 2:
-            raise InputError(f"--pattern {text}: a block needs at least 2 weights (e.g. block:1x4)")
+            msg = f"--pattern {text}: a block needs at least 2 weights (e.g. block:1x4)"
+            raise InputError(msg)
         return Pattern(PatternKind.BLOCK, rows=r, cols=c)
-    raise InputError(f"--pattern '{text}' is not a sparsity pattern; use {HELP}")
+    msg = f"--pattern '{text}' is not a sparsity pattern; use {HELP}"
+    raise InputError(msg)

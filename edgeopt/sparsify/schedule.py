@@ -25,11 +25,17 @@ class PolynomialSchedule:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.initial_sparsity <= self.final_sparsity < 1.0:
-            raise InputError(f"schedule needs 0 <= initial <= final sparsity < 1, got {self.initial_sparsity} and "
-                             f"{self.final_sparsity}")
+            msg = (
+                f"schedule needs 0 <= initial <= final sparsity < 1, got {self.initial_sparsity} and "
+                             f"{self.final_sparsity}"
+            )
+            raise InputError(msg)
         if self.begin_step < 0 or self.end_step < self.begin_step or self.frequency < 1:
-            raise InputError(f"schedule needs 0 <= begin_step <= end_step and frequency >= 1, got "
-                             f"{self.begin_step}, {self.end_step}, {self.frequency}")
+            msg = (
+                f"schedule needs 0 <= begin_step <= end_step and frequency >= 1, got "
+                             f"{self.begin_step}, {self.end_step}, {self.frequency}"
+            )
+            raise InputError(msg)
 
     def sparsity(self, step: int) -> float:
         """Target sparsity at `step` (0 before begin_step)."""

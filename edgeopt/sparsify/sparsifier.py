@@ -22,7 +22,8 @@ UPDATES_PER_EPOCH = 4
 def check_sparsity(sparsity: float) -> float:
     """The one rule for a target sparsity: a fraction in [0, 1)."""
     if not (0.0 <= sparsity < 1.0):  # also refuses NaN
-        raise InputError(f"--sparsity {sparsity} is outside [0, 1); give the fraction of weights to zero, e.g. 0.8")
+        msg = f"--sparsity {sparsity} is outside [0, 1); give the fraction of weights to zero, e.g. 0.8"
+        raise InputError(msg)
     return float(sparsity)
 
 
@@ -45,18 +46,23 @@ class SparsifySpec:
         fixed = self.pattern.fixed_sparsity
         if self.sparsity is None:
             if fixed is None:
-                raise InputError(f"pattern {self.pattern} needs --sparsity (a fraction in [0, 1), e.g. 0.8)")
+                msg = f"pattern {self.pattern} needs --sparsity (a fraction in [0, 1), e.g. 0.8)"
+                raise InputError(msg)
             object.__setattr__(self, "sparsity", fixed)
         else:
             check_sparsity(self.sparsity)
             if fixed is not None and abs(self.sparsity - fixed) > 1e-9:
-                raise InputError(f"pattern {self.pattern} fixes the sparsity at {fixed:g}; drop --sparsity or give {fixed:g}")
+                msg = f"pattern {self.pattern} fixes the sparsity at {fixed:g}; drop --sparsity or give {fixed:g}"
+                raise InputError(msg)
         if fixed is not None and self.allocation is SparsityAllocation.GLOBAL:
-            raise InputError(f"pattern {self.pattern} is per group of weights; --allocation global does not apply to it")
+            msg = f"pattern {self.pattern} is per group of weights; --allocation global does not apply to it"
+            raise InputError(msg)
         if self.epochs < 1 and self.finetune:
-            raise InputError(f"--epochs must be >= 1 when fine-tuning, got {self.epochs} (or use --no-finetune)")
+            msg = f"--epochs must be >= 1 when fine-tuning, got {self.epochs} (or use --no-finetune)"
+            raise InputError(msg)
         if self.learning_rate <= 0 or self.batch_size < 1:
-            raise InputError("learning rate must be > 0 and batch size >= 1")
+            msg = "learning rate must be > 0 and batch size >= 1"
+            raise InputError(msg)
 
     @property
     def target(self) -> float:
@@ -131,13 +137,16 @@ def sparsify_model(model: Any, spec: SparsifySpec, train: tuple[np.ndarray, np.n
                    evaluate: tuple[np.ndarray, np.ndarray | None] | None = None) -> SparsifyResult:
     """Sparsify `model` in place. With `spec.finetune` the masks grow on the polynomial schedule while
     training on `train` (x, y); without it the target masks are applied once (one-shot)."""
-    from edgeopt.cluster.clusterer import keras_top1
     from edgeopt.sparsify.targets import select_kernels
     from edgeopt.sparsify.training import apply_masks, masks_at, prune_during_training
+    from edgeopt.validate.accuracy import keras_top1
 
     if spec.finetune and train is None:
-        raise InputError("sparsifying with fine-tuning needs training data; give --train data.npz (x, y) "
-                         "or prune one-shot with --no-finetune")
+        msg = (
+            "sparsifying with fine-tuning needs training data; give --train data.npz (x, y) "
+                         "or prune one-shot with --no-finetune"
+        )
+        raise InputError(msg)
     kernels, warnings = select_kernels(model, spec.layers)
     for k in kernels:
         check_layout(k.layout, spec.pattern)
@@ -173,23 +182,32 @@ def sparsify_keras_file(model_path: Path, out: Path, spec: SparsifySpec, train: 
     from edgeopt.load.keras_model import load_keras
 
     if spec.finetune and train is None:
-        raise InputError("sparsifying with fine-tuning needs training data; give --train data.npz (x, y) "
-                         "or prune one-shot with --no-finetune")
+        msg = (
+            "sparsifying with fine-tuning needs training data; give --train data.npz (x, y) "
+                         "or prune one-shot with --no-finetune"
+        )
+        raise InputError(msg)
     fmt = detect_format(Path(model_path))
     if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        raise ModelFileError(f"{model_path}: sparsifying needs the Keras model (.keras, .h5 or SavedModel), not a "
-                             f".{fmt.value} file; sparsify first, then convert with edgeopt build")
+        msg = (
+            f"{model_path}: sparsifying needs the Keras model (.keras, .h5 or SavedModel), not a "
+                             f".{fmt.value} file; sparsify first, then convert with edgeopt build"
+        )
+        raise ModelFileError(msg)
     if Path(out).suffix != ".keras":
-        raise InputError(f"--out {out}: the sparsified model is saved as Keras; give a path ending in .keras")
+        msg = f"--out {out}: the sparsified model is saved as Keras; give a path ending in .keras"
+        raise InputError(msg)
     if not Path(out).parent.is_dir():
-        raise InputError(f"--out {out}: folder {Path(out).parent} does not exist")
+        msg = f"--out {out}: folder {Path(out).parent} does not exist"
+        raise InputError(msg)
     model = load_keras(Path(model_path), unsafe=unsafe_load)
     shape = input_shape(model)
     tr = ev = None
     if train is not None and spec.finetune:
         ds = check_against_input(load_dataset(train, "train"), shape, "train")
         if ds.y is None:
-            raise DataError(f"train data {train} has no labels 'y'; save it with np.savez(path, x=..., y=...)")
+            msg = f"train data {train} has no labels 'y'; save it with np.savez(path, x=..., y=...)"
+            raise DataError(msg)
         tr = (ds.x, ds.y)
     if eval_data is not None:
         ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")

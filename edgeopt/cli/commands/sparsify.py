@@ -57,9 +57,11 @@ def register(app: typer.Typer) -> None:
             if measure and calib is None and model.exists():
                 calib = sibling(model, "calibration")
             if measure and calib is None:
-                raise _input_error("measuring the int8 .tflite needs calibration data; give --calib data.npz (or --no-measure)")
+                msg = "measuring the int8 .tflite needs calibration data; give --calib data.npz (or --no-measure)"
+                raise _input_error(msg)
             if artifacts is not None and not artifacts.is_dir():
-                raise _input_error(f"--artifacts {artifacts}: folder does not exist; create it first")
+                msg = f"--artifacts {artifacts}: folder does not exist; create it first"
+                raise _input_error(msg)
             with sink.progress("sparsifying"):
                 r = sparsify_keras_file(model, out, spec, train=train, eval_data=eval_data, unsafe_load=unsafe_load)
             for w in r.warnings:
