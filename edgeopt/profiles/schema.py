@@ -56,6 +56,14 @@ class QuantFormat(StrEnum):
     QOPERATOR = "qoperator"
 
 
+class OnnxActivations(StrEnum):
+    """Type of the int8 activations of an ONNX artifact (weights are always int8)."""
+
+    AUTO = "auto"  # measure S8S8 and U8S8, keep the faster that meets the accuracy budget
+    INT8 = "int8"  # S8S8
+    UINT8 = "uint8"  # U8S8, onnxruntime's recommendation on x86
+
+
 # The closed sets the CLI also offers live in edgeopt.vocabulary; profiles name the same classes.
 RuntimeChoice = RuntimeName
 GraphOpt = GraphOptimization
@@ -74,6 +82,8 @@ class QuantizeSection(Strict):
     calibration_samples: Annotated[int, Field(ge=1, le=100_000)] = 200
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     onnx_format: QuantFormat = QuantFormat.QDQ
+    onnx_activations: Annotated[OnnxActivations, Field(description="int8 ONNX activations: auto, int8 or uint8")] = \
+        OnnxActivations.AUTO
 
     @model_validator(mode="after")
     def _io_fits_scheme(self) -> QuantizeSection:
@@ -115,6 +125,7 @@ class BudgetsSection(Strict):
     max_model_kb: Annotated[float, Field(gt=0)] | None = None
     max_latency_ms: Annotated[float, Field(gt=0, description="limit on p90 latency")] | None = None
     max_accuracy_drop: Annotated[float, Field(ge=0, le=100, description="percentage points")] | None = None
+    max_latency_ratio: Annotated[float, Field(gt=0, description="optimized p50 / float baseline p50")] | None = None
     max_flash_kb: Annotated[float, Field(gt=0)] | None = None
     max_ram_kb: Annotated[float, Field(gt=0)] | None = None
 
@@ -134,6 +145,16 @@ class McuSection(Strict):
     arena_margin_bytes: Annotated[int, Field(ge=0)] = 1024
     allow_int16x8: bool = False
     sustained_macs_per_second: Annotated[float, Field(gt=0, description="int8 MAC/s the core sustains")] | None = None
+
+
+class FirmwareSection(Strict):
+    """Board facts for the real firmware image (`edgeopt mcu run`): executed instructions x cpi / clock
+    is the device latency estimate. Each constant carries its source."""
+
+    clock_mhz: Annotated[float, Field(gt=0, description="core clock the firmware runs at")] | None = None
+    clock_source: str = ""
+    cpi: Annotated[float, Field(gt=0, le=20, description="cycles per executed instruction, an estimate")] | None = None
+    cpi_source: str = ""
 
 
 class PruneSection(Strict):
@@ -226,6 +247,7 @@ class Profile(Strict):
     sparsity: SparsitySection | None = None  # [sparsity]: weight-level magnitude pruning; absent = off
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
     mcu: McuSection = McuSection()
+    firmware: FirmwareSection = FirmwareSection()  # [firmware]: clock and CPI for `edgeopt mcu run`
     energy: EnergySection | None = None  # [energy]: device power with sources; absent = no estimate
 
     @model_validator(mode="after")

@@ -340,6 +340,24 @@ class Composition(Frozen):
     steps: list[CompositionStep]
 
 
+class ActivationCandidate(Frozen):
+    activations: str  # "int8" or "uint8"
+    kind: str  # "S8S8" or "U8S8"
+    p50_ms: float | None  # None when not measured
+    latency_ratio: float | None  # p50 / float baseline p50
+    accuracy_drop: float | None  # points against the float model, None without eval data
+    within_budget: bool
+
+
+class OnnxActivationsStage(Frozen):
+    """int8 ONNX: which activation type was kept (quantize.onnx_activations), from which measured candidates."""
+
+    chosen: str  # "int8" (S8S8) or "uint8" (U8S8)
+    measured: bool  # False: fixed by the profile, or the benchmark was skipped
+    baseline_p50_ms: float | None
+    candidates: list[ActivationCandidate]
+
+
 class BatteryInfo(Frozen):
     battery: str
     capacity_mah: float
@@ -374,6 +392,7 @@ class Stages(Frozen):
     cluster: ClusterStage | None = None
     sparsity: SparsityStage | None = None
     partial: PartialStage | None = None
+    onnx_activations: OnnxActivationsStage | None = None
     mcu: McuStage | None = None
     composition: Composition | None = None
     energy: EnergyStage | None = None  # set in every build report

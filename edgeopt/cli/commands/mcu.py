@@ -10,6 +10,7 @@ import typer
 from edgeopt.cli.commands.options import JsonOpt, TargetOpt, TfliteModelArg
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
+from edgeopt.report.table import printable
 
 
 def _kb(b: int | None) -> str:
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
             def human(c):  # type: ignore[no-untyped-def]
                 r = report
-                c.print(f"{r.model}  target={r.profile}  core={r.core or '-'}  ops={', '.join(r.ops)}")
+                c.print(printable(f"{r.model}  target={r.profile}  core={r.core or '-'}  ops={', '.join(r.ops)}"))
                 exact = r.comparison_note()
                 rows = [
                     ["model", f"{r.model_bytes:,} B", ""],
@@ -73,4 +74,7 @@ def register(app: typer.Typer) -> None:
                 sink.warn(f"{finding}; measured as it is: the firmware must use the model's I/O types")
             report.enforce_budgets()
 
+    from edgeopt.cli.commands.mcu_run import register as register_run
+
+    register_run(sub)
     app.add_typer(sub, name="mcu")

@@ -1,0 +1,203 @@
+"""`edgeopt mcu run`: build the real firmware image for a board, run it under QEMU, compare with the host.
+
+Order: core and emulator (exit 2 before any work when QEMU cannot run the core), toolchain,
+TFLM tree, host checks and host arena (edgeopt.mcu.check), the cached TFLM library, the image
+(link-time fit: exit 3), the QEMU run, then host TFLM and LiteRT on the same samples.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import FirmwareMismatchError
+from edgeopt.firmware.cores import core_spec, emulator
+from edgeopt.firmware.elf import ElfFigures
+from edgeopt.firmware.image import build_image
+from edgeopt.firmware.library import Library, ensure_library
+from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, run_qemu
+from edgeopt.firmware.results import Agreement, DeviceReport, agree, parse_report, read_outputs, write_inputs
+from edgeopt.firmware.toolchain import find_qemu, find_toolchain
+from edgeopt.firmware.tree import find_tree
+from edgeopt.profiles.schema import Profile
+
+KB = 1024
+DEFAULT_SAMPLES = 8
+
+
+@dataclass(frozen=True)
+class LatencyEstimate:
+    """instructions x cpi / clock: an estimate (QEMU counts instructions, not cycles)."""
+
+    min_ms: float
+    median_ms: float
+    max_ms: float
+    cpi: float
+    clock_mhz: float
+    cpi_source: str
+    clock_source: str
+
+
+@dataclass(frozen=True)
+class FirmwareResult:
+    model: str
+    profile: str
+    core: str
+    machine: str
+    library: Library
+    elf: ElfFigures
+    flash_limit_bytes: int
+    ram_limit_bytes: int
+    device: DeviceReport
+    host_arena_bytes: int  # the host (64-bit) TFLM minimum, edgeopt.mcu.arena
+    samples: int
+    sample_source: str
+    vs_host_tflm: Agreement
+    vs_litert: Agreement
+    latency: LatencyEstimate | None
+    build_seconds: float  # harness + model compile and link (TFLM library compiles excluded)
+    qemu_seconds: float  # wall time of the emulation
+
+    def instructions(self) -> tuple[int, int, int]:
+        return self.device.instruction_stats()
+
+    def to_dict(self) -> dict[str, object]:
+        lo, med, hi = self.instructions()
+        d = self.device
+        return {
+            "model": self.model, "profile": self.profile, "core": self.core, "qemu_machine": self.machine,
+            "tflm_library": {"path": str(self.library.path), "cached": self.library.cached,
+                             "compile_seconds": round(self.library.seconds, 2), "objects": self.library.objects,
+                             "compiled_now": self.library.compiled},
+            "elf": self.elf.to_dict(), "flash_limit_bytes": self.flash_limit_bytes, "ram_limit_bytes": self.ram_limit_bytes,
+            "arena": {"target_bytes": d.arena_bytes, "target_minus_one_fails": d.arena_below_fails,
+                      "host_bytes": self.host_arena_bytes, "tflm_arena_used_bytes": d.arena_used_bytes,
+                      "reserved_bytes": d.arena_reserved_bytes, "trials": d.arena_trials},
+            "stack": {"used_bytes": d.stack_used_bytes, "reserved_bytes": d.stack_reserved_bytes},
+            "instructions_per_inference": {"min": lo, "median": med, "max": hi, "per_sample": list(d.instructions),
+                                           "systick_instructions_per_tick": d.instructions_per_tick,
+                                           "calibrated_instructions_per_tick": round(d.calibrated_instructions_per_tick, 4)},
+            "samples": self.samples, "sample_source": self.sample_source,
+            "vs_host_tflm": _agreement(self.vs_host_tflm), "vs_litert": _agreement(self.vs_litert),
+            "device_latency_estimate_ms": None if self.latency is None else {
+                "min": round(self.latency.min_ms, 4), "median": round(self.latency.median_ms, 4),
+                "max": round(self.latency.max_ms, 4), "label": "estimate: instructions x cpi / clock",
+                "cpi": self.latency.cpi, "cpi_source": self.latency.cpi_source,
+                "clock_mhz": self.latency.clock_mhz, "clock_source": self.latency.clock_source},
+            "build_seconds": round(self.build_seconds, 2), "qemu_seconds": round(self.qemu_seconds, 2),
+        }
+
+    def enforce(self) -> None:
+        """The device must match host TFLM bit for bit (same int8 arithmetic; CMSIS-NN is bit-exact by design)."""
+        if not self.vs_host_tflm.bit_exact:
+            msg = (
+                f"{self.model} on {self.core} ({self.machine}): the firmware output "
+                                        f"{self.vs_host_tflm.describe()}"
+            )
+            raise FirmwareMismatchError(msg)
+
+
+def _agreement(a: Agreement) -> dict[str, object]:
+    first = None if a.first is None else {"sample": a.first.sample, "output": a.first.output,
+                                           "element": list(a.first.element), "device": a.first.device,
+                                           "reference": a.first.reference}
+    return {"reference": a.reference, "bit_exact": a.bit_exact, "mismatched_elements": a.mismatched_elements,
+            "max_abs_diff": a.max_abs_diff, "first_difference": first}
+
+
+def _limits(profile: Profile, code_bytes: int, ram_bytes: int) -> tuple[int, int]:
+    """Linker regions: the tighter of the board and the budgets; the emulator's memory when neither says."""
+    m, b = profile.mcu, profile.budgets
+    flash = [int(k * KB) for k in (m.flash_kb, b.max_flash_kb) if k is not None]
+    ram = [int(k * KB) for k in (m.ram_kb, b.max_ram_kb) if k is not None]
+    return (min(flash) if flash else code_bytes), (min(ram) if ram else ram_bytes)
+
+
+def _latency(profile: Profile, instructions: tuple[int, int, int]) -> LatencyEstimate | None:
+    fw = profile.firmware
+    if fw.cpi is None or fw.clock_mhz is None:
+        return None
+    ms = tuple(n * fw.cpi / (fw.clock_mhz * 1e6) * 1000.0 for n in instructions)
+    return LatencyEstimate(ms[0], ms[1], ms[2], fw.cpi, fw.clock_mhz, fw.cpi_source, fw.clock_source)
+
+
+KEPT = ("app.elf", "app.map", "main.cc", "board.ld", "g_model.h", "g_model.cc")
+
+
+def _keep(work: Path, out: Path) -> None:
+    """Copy the image and its sources to `out`: each file to a temporary name there, then os.replace."""
+    import os
+    import shutil
+
+    from edgeopt.errors import OutputError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in KEPT:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+            os.close(fd)
+            shutil.copyfile(work / name, tmp)
+            Path(tmp).replace(out / name)
+    except OSError as exc:
+        msg = f"cannot write the firmware into {out}: {exc.strerror or exc}; choose another --out"
+        raise OutputError(msg) from None
+
+
+def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, samples: np.ndarray | None = None,
+                 sample_source: str = "", sample_count: int = DEFAULT_SAMPLES,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, out_dir: Path | None = None) -> FirmwareResult:
+    """Build, run and compare; with `out_dir`, the image and its sources are kept there (written atomically)."""
+    from edgeopt.mcu.c_export import render
+    from edgeopt.mcu.check import measure
+    from edgeopt.mcu.compare import litert_outputs, make_feeds
+    from edgeopt.mcu.tflm import run_tflm
+    from edgeopt.runtime import open_runner
+    from edgeopt.runtime.base import RunnerOptions
+
+    spec = core_spec(profile.mcu.core, profile.name)
+    machine = emulator(spec, profile.name)
+    tc = find_toolchain()
+    qemu = find_qemu()
+    tree = find_tree(tflm)
+    verified = measure(Path(model), profile)  # host checks: ops, int8, host arena
+
+    runner = open_runner(verified.path, RunnerOptions(threads=1, xnnpack=False))
+    feeds = make_feeds(runner.inputs, samples, sample_count)
+    if not sample_source:
+        sample_source = "random (seed 0)" if samples is None else "given samples"
+
+    cache = ensure_library(spec, tc, tree)
+    flash_limit, ram_limit = _limits(profile, machine.code_bytes, machine.ram_bytes)
+    from edgeopt import __version__
+
+    with tempfile.TemporaryDirectory(prefix="edgeopt-fw-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        header, source, _ = render(verified.path.read_bytes(), verified.graph, "g_model",
+                                   arena_bytes=verified.arena_with_margin, arena_measured=verified.arena.arena_bytes,
+                                   margin_note=verified.margin_note, source_name=verified.path.name, version=__version__)
+        (work / "g_model.h").write_text(header)
+        (work / "g_model.cc").write_text(source)
+        image = build_image(work, spec, tc, tree, cache, flash_bytes=flash_limit, ram_bytes=ram_limit, profile=profile.name)
+        build_s = time.perf_counter() - t0 - cache.seconds
+        lib = cache.library()
+        fig = image.figures
+        write_inputs(work / "in.bin", feeds)
+        run = run_qemu(qemu, machine, image.elf, work, timeout_s)
+        device = parse_report(run, machine, len(feeds))
+        outputs = read_outputs(work / "out.bin", runner.outputs, len(feeds))
+        if out_dir is not None:
+            _keep(work, Path(out_dir))
+
+    host = run_tflm(verified.path, verified.arena.arena_bytes, feeds)
+    _, lite = litert_outputs(verified.path, feeds)
+    return FirmwareResult(
+        model=str(model), profile=profile.name, core=str(spec.core), machine=machine.machine, library=lib, elf=fig,
+        flash_limit_bytes=flash_limit, ram_limit_bytes=ram_limit, device=device,
+        host_arena_bytes=verified.arena.arena_bytes, samples=len(feeds), sample_source=sample_source,
+        vs_host_tflm=agree(outputs, host.outputs, "host TFLM"), vs_litert=agree(outputs, lite, "LiteRT"),
+        latency=_latency(profile, device.instruction_stats()), build_seconds=build_s, qemu_seconds=run.seconds)

@@ -1,0 +1,184 @@
+"""`edgeopt mcu run`: the real firmware image (arm-none-eabi-g++, TFLM + CMSIS-NN) on QEMU, against host TFLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.firmware.conftest import SAMPLES, needs_toolchain
+
+SAMPLE_COUNT = 8
+BOARDS = {"nrf52840": "cortex-m4f", "stm32h7": "cortex-m7", "alif-e3": "cortex-m55"}
+
+
+def run_json(cli, model: Path, board: str, tflm: Path, *extra: str) -> dict:
+    data = SAMPLES / f"{model.stem}.eval.npz"
+    r = cli("mcu", "run", model, "--target", board, "--tflm", tflm, "--data", data, "--samples", str(SAMPLE_COUNT),
+            "--json", *extra)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+@needs_toolchain
+@pytest.mark.parametrize("board", list(BOARDS))
+@pytest.mark.parametrize("model_name", ["digits_cnn", "digits_dscnn"])
+def test_firmware_is_bit_exact_with_host_tflm(cli, int8_models, tflm, model_name, board):
+    model = int8_models[model_name]
+    d = run_json(cli, model, board, tflm)
+    assert d["core"] == BOARDS[board]
+    # Every output of every sample equals host TFLM bit for bit.
+    assert d["samples"] == SAMPLE_COUNT
+    assert d["vs_host_tflm"]["bit_exact"] is True and d["vs_host_tflm"]["mismatched_elements"] == 0
+    assert d["vs_litert"]["reference"] == "LiteRT"
+    # The 32-bit arena is exact (one byte less fails) and no larger than the host figure + margin reserved.
+    a = d["arena"]
+    assert a["target_minus_one_fails"] is True
+    assert 0 < a["target_bytes"] <= a["reserved_bytes"]
+    assert a["tflm_arena_used_bytes"] <= a["target_bytes"]  # TFLM's own figure never over-states it
+    assert a["target_bytes"] < a["host_bytes"]  # 32-bit structs are smaller than the 64-bit host's
+    # ELF figures: the model flatbuffer is in flash, the arena in RAM, the split adds up.
+    e = d["elf"]
+    size = model.stat().st_size
+    assert e["flash_split"]["model"] >= size and e["flash_bytes"] == sum(e["flash_split"].values())
+    assert e["ram_split"]["arena"] == a["reserved_bytes"] and e["ram_bytes"] == sum(e["ram_split"].values())
+    assert e["flash_split"]["tflm"] > 20_000 and e["text"] > 0 and e["rodata"] >= size and e["bss"] >= a["reserved_bytes"]
+    assert e["flash_bytes"] <= d["flash_limit_bytes"] and e["ram_bytes"] <= d["ram_limit_bytes"]
+    # Instructions per inference from SysTick; the estimate uses the board's CPI and clock.
+    ins = d["instructions_per_inference"]
+    assert 100_000 < ins["min"] <= ins["median"] <= ins["max"] and len(ins["per_sample"]) == SAMPLE_COUNT
+    # SysTick under -icount shift=0: 1e9 / clock instructions per tick (40 on MPS2 at 25 MHz, 31.25 on the AN547).
+    assert ins["systick_instructions_per_tick"] == (31.25 if board == "alif-e3" else 40.0)
+    assert ins["calibrated_instructions_per_tick"] == pytest.approx(ins["systick_instructions_per_tick"], rel=1e-3)
+    lat = d["device_latency_estimate_ms"]
+    assert lat["label"].startswith("estimate")
+    assert lat["median"] == pytest.approx(ins["median"] * lat["cpi"] / (lat["clock_mhz"] * 1e3), rel=1e-3)
+    assert 0 < d["stack"]["used_bytes"] < d["stack"]["reserved_bytes"]
+
+
+@needs_toolchain
+def test_helium_and_dsp_paths_differ(cli, int8_models, tflm):
+    """CMSIS-NN picks its code path from -mcpu: the M55 (MVE) needs far fewer instructions than the M4 (DSP)."""
+    model = int8_models["digits_cnn"]
+    m4 = run_json(cli, model, "nrf52840", tflm)["instructions_per_inference"]["median"]
+    m55 = run_json(cli, model, "alif-e3", tflm)["instructions_per_inference"]["median"]
+    assert m55 < 0.6 * m4
+
+
+@needs_toolchain
+def test_second_build_reuses_cached_library(cli, int8_models, tflm):
+    model = int8_models["digits_dscnn"]
+    first = run_json(cli, model, "nrf52840", tflm)
+    lib = Path(first["tflm_library"]["path"])
+    before = lib.stat()
+    second = run_json(cli, model, "nrf52840", tflm)
+    after = lib.stat()
+    assert second["tflm_library"]["cached"] is True and second["tflm_library"]["compiled_now"] == 0
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert second["tflm_library"]["path"] == str(lib)
+    # The same image gives the same numbers.
+    assert second["instructions_per_inference"] == first["instructions_per_inference"]
+    assert second["elf"] == first["elf"]
+
+
+@needs_toolchain
+def test_board_too_small_exits_3_with_elf_numbers(cli, int8_models, tflm, tmp_path):
+    # A Blue-Pill-sized board (stm32f103's 64 KB flash, 20 KB RAM) on the M4F core, whose library the other tests cache.
+    board = tmp_path / "tiny-m4.toml"
+    board.write_text('extends = "nrf52840"\n\n[mcu]\nflash_kb = 64\nram_kb = 20\n')
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", board, "--tflm", tflm, "--samples", "2")
+    assert r.exit_code == 3
+    err = r.stderr
+    assert "firmware flash (ELF, board 'tiny-m4')" in err and "> limit 64 KB" in err
+    assert "firmware RAM (ELF, board 'tiny-m4')" in err and "> limit 20 KB" in err
+    assert "ELF flash" in err and "model 127" in err  # the split, from the unlimited link
+    assert "region" not in err and "overflowed" not in err  # not a linker dump
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_toolchain_missing_names_the_apt_line(cli, int8_models, tflm, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "nrf52840", "--tflm", tflm)
+    assert r.exit_code == 2
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "arm-none-eabi-g++ not found" in line
+    assert "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm" in line
+
+
+@needs_toolchain
+def test_qemu_missing_names_the_apt_line(cli, int8_models, tflm, tmp_path, monkeypatch):
+    import shutil
+
+    for tool in ("arm-none-eabi-g++", "arm-none-eabi-gcc", "arm-none-eabi-ar", "arm-none-eabi-size", "arm-none-eabi-nm"):
+        (tmp_path / tool).symlink_to(str(shutil.which(tool)))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "nrf52840", "--tflm", tflm)
+    assert r.exit_code == 2 and "qemu-system-arm not found" in r.stderr and "apt-get install" in r.stderr
+
+
+@needs_toolchain
+def test_tflm_not_a_tree(cli, int8_models, tmp_path, monkeypatch):
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "nrf52840", "--tflm", tmp_path)
+    assert r.exit_code == 2 and "not a TFLite Micro tree" in r.stderr and "create_tflm_tree.py" in r.stderr
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "nrf52840", "--tflm", tmp_path / "nope")
+    assert r.exit_code == 2 and "not a folder" in r.stderr
+    monkeypatch.delenv("EDGEOPT_TFLM", raising=False)
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "nrf52840")
+    assert r.exit_code == 2 and "--tflm DIR or set $EDGEOPT_TFLM" in r.stderr
+
+
+def test_core_qemu_cannot_emulate(cli, int8_models, tflm):
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "rp2040", "--tflm", tflm)
+    assert r.exit_code == 2 and "QEMU cannot emulate cortex-m0plus" in r.stderr and "edgeopt mcu check" in r.stderr
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "esp32-s3", "--tflm", tflm)
+    assert r.exit_code == 2 and "no Xtensa emulator" in r.stderr
+
+
+def test_mismatch_names_sample_element_and_values():
+    from edgeopt.firmware.results import agree
+
+    dev = [[np.array([[1, 2, 3]], np.int8)], [np.array([[4, 5, 6]], np.int8)]]
+    ref = [[np.array([[1, 2, 3]], np.int8)], [np.array([[4, 7, 6]], np.int8)]]
+    a = agree(dev, ref, "host TFLM")
+    assert not a.bit_exact and a.mismatched_elements == 1 and a.max_abs_diff == 2
+    assert a.describe().endswith("first: sample 1, output 0, element [0, 1]: device 5, host TFLM 7")
+
+
+@needs_toolchain
+def test_hang_is_stopped_by_the_timeout_which_is_named(cli, int8_models, tflm):
+    # 360 samples of digits_cnn are ~6.7 G instructions: far more than QEMU emulates in one second.
+    model = int8_models["digits_cnn"]
+    r = cli("mcu", "run", model, "--target", "nrf52840", "--tflm", tflm, "--data", SAMPLES / "digits_cnn.eval.npz",
+            "--samples", "360", "--timeout", "1")
+    assert r.exit_code == 2
+    assert "did not finish on mps2-an386 within the 1 s limit" in r.stderr and "--timeout" in r.stderr
+
+
+@needs_toolchain
+def test_hard_fault_is_reported_with_the_pc(int8_models, tflm, tmp_path, monkeypatch):
+    """A harness that faults (a store to an unmapped address) is stopped by the HardFault handler, which names the PC."""
+    from edgeopt.errors import ModelFileError
+    from edgeopt.firmware import image
+    from edgeopt.firmware.cores import core_spec
+    from edgeopt.firmware.library import ensure_library
+    from edgeopt.firmware.qemu import run_qemu
+    from edgeopt.firmware.results import parse_report
+    from edgeopt.firmware.toolchain import find_qemu, find_toolchain
+    from edgeopt.firmware.tree import find_tree
+
+    build = int8_models["digits_cnn"].parent
+    for name in ("g_model.h", "g_model.cc"):
+        (tmp_path / name).write_bytes((build / name).read_bytes())
+    real = image.main_cc
+    monkeypatch.setattr(image, "main_cc", lambda device: real(device).replace(
+        "  RegisterDebugLogCallback(log_line);", "  *(volatile uint32_t*)0xF0000000u = 1;\n  RegisterDebugLogCallback(log_line);"))
+    spec, tc = core_spec("cortex-m4f"), find_toolchain()
+    tree = find_tree(tflm)
+    img = image.build_image(tmp_path, spec, tc, tree, ensure_library(spec, tc, tree), flash_bytes=1 << 20,
+                            ram_bytes=256 << 10, profile="test")
+    assert spec.qemu is not None
+    run = run_qemu(find_qemu(), spec.qemu, img.elf, tmp_path, 60)
+    with pytest.raises(ModelFileError, match=r"hard-faulted on mps2-an386 at pc=0x[0-9a-f]{8} .*CFSR=0x[0-9a-f]{8}"):
+        parse_report(run, spec.qemu, 1)
