@@ -5,10 +5,11 @@ from edgeopt.energy.figure import (
     EnergyFigure,
     LatencySource,
     estimate_energy,
+    firmware_energy,
     measured_energy,
 )
 from edgeopt.energy.rapl import RaplStatus, measure_rapl, rapl_status
 from edgeopt.vocabulary import EnergyMethod
 
-__all__ = ["BatteryLife", "EnergyFigure", "EnergyMethod", "LatencySource", "RaplStatus", "estimate_energy",
+__all__ = ["BatteryLife", "EnergyFigure", "EnergyMethod", "LatencySource", "RaplStatus", "estimate_energy", "firmware_energy",
            "measure_rapl", "measured_energy", "rapl_status"]

@@ -123,3 +123,9 @@ def measured_energy(m: Any, status_reason: str, energy: EnergySection | None = N
     return EnergyFigure(EnergyMethod.MEASURED, m.joules_per_inference, m.net_power_mw, status_reason, latency_ms,
                         f"mean over the {m.window_s:.2f} s window ({m.inferences} inferences)", bat,
                         note=f"idle baseline {m.idle_power_mw:.1f} mW subtracted from {m.active_power_mw:.1f} mW")
+
+
+def firmware_energy(energy: EnergySection | None, latency: Any) -> EnergyFigure:
+    """`edgeopt mcu run`: profile power x the firmware's instruction-count latency estimate (median)."""
+    ms = None if latency is None else float(latency.median_ms)
+    return estimate_energy(energy, ms, LatencySource.FIRMWARE_ESTIMATE if ms is not None else None)
