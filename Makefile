@@ -22,7 +22,9 @@ demo: $(STAMP)
 	@for t in mobile-cpu embedded-mcu edge-server; do \
 	  $(VENV)/bin/edgeopt build sample_models/digits_cnn.keras --target $$t --out demo-out/$$t || exit $$?; \
 	done
-	$(VENV)/bin/edgeopt build sample_models/digits_mlp.onnx --target edge-server --out demo-out/onnx-edge-server
+	@# exit 3 is an honest outcome here: int8 can be slower than float for a 10-microsecond MLP on x86
+	$(VENV)/bin/edgeopt build sample_models/digits_mlp.onnx --target edge-server --out demo-out/onnx-edge-server \
+	  || [ $$? -eq 3 ]
 	$(VENV)/bin/edgeopt compare demo-out/mobile-cpu demo-out/embedded-mcu demo-out/edge-server demo-out/onnx-edge-server
 
 test: lint

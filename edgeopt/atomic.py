@@ -17,15 +17,21 @@ a refused build leaves nothing behind.
 
 Temporary files are created 0600 and staging folders 0700 (mkstemp/mkdtemp);
 files moved into place get the usual mode of a new file (0666 & ~umask).
+
+Files edgeopt writes are its own: the lock file is opened O_NOFOLLOW and must be a
+regular file with one link; `Staging.commit` checks every destination before the
+first rename, moves each previous file aside, and puts them all back if a rename fails.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -58,11 +64,43 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
         if STAGING_PREFIX not in str(path.parent):
             tmp.chmod(_file_mode())  # a final file: the usual mode (staged files get it on commit)
         tmp.replace(path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space(path.parent, len(data)) from None
         raise
     return path
+
+
+def no_space(folder: Path, needed: int | None = None) -> OutputError:
+    """The one message for a full disk (or quota): the folder, and the bytes the write needed if known."""
+    folder = Path(folder)
+    if folder.name.startswith(STAGING_PREFIX):
+        folder = folder.parent  # name the --out the user gave, not our private folder in it
+    free = shutil.disk_usage(folder).free if folder.exists() else None
+    need = f" ({needed:,} bytes needed, {free:,} free)" if needed is not None and free is not None else ""
+    msg = f"no space left to write into {folder}{need}; free some space or choose another --out"
+    return OutputError(msg)
+
+
+def refuse_overwriting(out: Path, inputs: dict[str, Path | None]) -> None:
+    """OutputError if `out` is (or is a hard link of) one of `inputs` (role -> path): a result never replaces
+    what it was made from."""
+    try:
+        o = os.lstat(out)
+    except (OSError, ValueError):
+        return
+    for role, path in inputs.items():
+        if path is None:
+            continue
+        try:
+            st = Path(path).stat()
+        except (OSError, ValueError):
+            continue
+        if (st.st_dev, st.st_ino) == (o.st_dev, o.st_ino):
+            msg = f"--out {out} is the {role} {path}; write the result to another file"
+            raise OutputError(msg)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -107,7 +145,8 @@ def prepare_output(out: Path) -> Path:
         raise OutputError(msg)
     lock_output(out)  # before the sweep: another build's staging folder is not stale
     for stale in out.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.is_dir() and not stale.is_symlink():  # a planted link is never followed
+            shutil.rmtree(stale, ignore_errors=True)
     _created[out.resolve()] = new
     return out.resolve()
 
@@ -135,11 +174,7 @@ def lock_output(out: Path) -> None:
         return
     path = key / LOCK_NAME
     for _ in range(10):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            msg = f"cannot create the lock file {path}: {exc.strerror or exc}"
-            raise OutputError(msg) from None
+        fd = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -148,7 +183,7 @@ def lock_output(out: Path) -> None:
             who = f" (pid {holder})" if holder else ""
             msg = (
                 f"another edgeopt build is writing {out}{who}; wait for it to finish or choose "
-                "another --out"
+                              "another --out"
             )
             raise OutputError(msg) from None
         try:  # the holder may have removed the file between our open and flock: retry on the new one
@@ -163,6 +198,30 @@ def lock_output(out: Path) -> None:
         os.close(fd)
     msg = f"cannot lock {out}: the lock file keeps changing; is another build starting?"
     raise OutputError(msg)
+
+
+def _open_lock(path: Path) -> int:
+    """Open (or create) the lock file without following a symlink or blocking on a FIFO; it must be a
+    regular file with one link (a planted hard link would otherwise be truncated)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            msg = (
+                f"the lock file {path} is a symbolic link; refused (remove it: edgeopt creates its "
+                              "own)"
+            )
+            raise OutputError(msg) from None
+        msg = f"cannot create the lock file {path}: {exc.strerror or exc}"
+        raise OutputError(msg) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = "has other hard links" if stat.S_ISREG(st.st_mode) else "is not a regular file"
+        msg = f"the lock file {path} {what}; refused (remove it: edgeopt creates its own)"
+        raise OutputError(msg)
+    return fd
 
 
 def unlock_output(out: Path) -> None:
@@ -215,21 +274,59 @@ class Staging:
 
         Ctrl-C and SIGTERM are held back during the moves (a few renames), so an
         interrupt never leaves a mix of old and new files; SIGKILL can, and then
-        `edgeopt verify` names the files that differ from manifest.json.
+        `edgeopt verify` names the files that differ from manifest.json. A rename
+        that fails undoes the ones before it (OutputError, previous files back).
         """
         for name in names:  # everything exists before the first rename
             with (self.dir / name).open("rb") as fh:
                 os.fsync(fh.fileno())
-        moved = []
+        for name in names:  # every destination is checked before the first rename
+            self._check_destination(name)
+        backup = Path(tempfile.mkdtemp(prefix="backup-", dir=self.dir))
+        done: list[tuple[Path, Path | None]] = []  # (destination, its previous file in `backup`, if any)
         with _signals_deferred():
-            for name in names:
-                src = self.dir / name
-                dst = self.out / name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                src.chmod(_file_mode())
-                src.replace(dst)
-                moved.append(dst)
-        return moved
+            try:
+                for i, name in enumerate(names):
+                    src, dst = self.dir / name, self.out / name
+                    src.chmod(_file_mode())
+                    old: Path | None = None
+                    if os.path.lexists(dst):
+                        old = backup / str(i)
+                        dst.replace(old)
+                    done.append((dst, old))
+                    src.replace(dst)
+            except OSError as exc:
+                self._roll_back(done)
+                msg = (
+                    f"cannot move {name} into {self.out}: {exc.strerror or exc}; the previous "
+                                  "files were put back"
+                )
+                raise OutputError(msg) from None
+        return [dst for dst, _ in done]
+
+    def _check_destination(self, name: str) -> None:
+        dst = self.out / name
+        if dst.parent != self.out and (dst.parent.is_symlink() or not dst.parent.resolve().is_relative_to(
+                Path(self.out).resolve())):
+            msg = f"{dst.parent} is a symbolic link out of {self.out}; refused"
+            raise OutputError(msg)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_dir() and not dst.is_symlink():
+            msg = f"{dst} is a folder; the build would replace it with a file (move it away)"
+            raise OutputError(msg)
+        if not os.access(dst.parent, os.W_OK | os.X_OK):
+            msg = f"output folder {dst.parent} is not writable; choose another --out or fix its permissions"
+            raise OutputError(msg)
+
+    @staticmethod
+    def _roll_back(done: list[tuple[Path, Path | None]]) -> None:
+        """Undo the renames of a failed commit, newest first: each destination gets its previous file back."""
+        for dst, old in reversed(done):
+            with contextlib.suppress(OSError):
+                if old is not None:
+                    old.replace(dst)
+                elif os.path.lexists(dst):
+                    dst.unlink()
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -87,6 +87,22 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]
 
 
+def cause_of(exc: BaseException, limit: int = 600) -> str:
+    """One line from a third-party exception that keeps the part naming the cause.
+
+    onnxruntime and tf2onnx put the cause at the end of long messages, so a long
+    message keeps its start and its end, joined by " ... ", instead of being cut.
+    """
+    import re
+
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip()) or type(exc).__name__
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : ", "", text)
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head].rstrip()} ... {text[-(limit - head - 5):].lstrip()}"
+
+
 class FirmwareMismatchError(EdgeoptError):
     """The firmware on the emulated core disagrees with host TFLM (same model, same samples): a failed check."""
 

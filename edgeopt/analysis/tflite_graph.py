@@ -151,7 +151,8 @@ def _schema() -> Any:
         from ai_edge_litert import schema_py_generated as schema
     except ImportError:
         msg = "reading .tflite files needs ai-edge-litert (its flatbuffer schema); install it with: pip install ai-edge-litert"
-        raise RuntimeUnavailableError(msg) from None
+        raise RuntimeUnavailableError(
+            msg) from None
     return schema
 
 
@@ -179,9 +180,40 @@ def _need(cond: bool, what: str) -> None:
         raise _Corrupt(what)
 
 
-def _len(n: int, buflen: int, what: str, min_elem: int = 4) -> int:
-    _need(n >= 0 and n * min_elem <= buflen, f"{what} has an impossible length {n}")
+class _Work:
+    """What is left of the parse budget: bytes of vectors and strings read, at most WORK_FACTOR x the file.
+
+    In a well-formed file every vector is read once, so the total is below the file size; a file whose
+    table offsets alias one table (30,000 tensor slots pointing at one tensor with a long shape) would
+    otherwise cost (slots x vector length): quadratic in the file size.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.left = WORK_FACTOR * size + WORK_SLACK
+
+    def spend(self, nbytes: int, what: str) -> None:
+        self.left -= nbytes
+        _need(self.left >= 0, f"{what}: the tables read more data than the file holds ({self.size} bytes); "
+                              "offsets alias one table")
+
+
+WORK_FACTOR = 2
+MAX_ELEMENTS = 1 << 40  # a tensor of a trillion elements is a corrupt shape, not an edge model
+WORK_SLACK = 1 << 16
+
+
+def _len(n: int, work: _Work, what: str, min_elem: int = 4) -> int:
+    _need(n >= 0 and n * min_elem <= work.size, f"{what} has an impossible length {n}")
+    work.spend(n * min_elem + 4, what)
     return n
+
+
+def _text(raw: bytes | None, work: _Work, what: str) -> str | None:
+    if raw is None:
+        return None
+    work.spend(len(raw), what)
+    return raw.decode("utf-8", "replace")
 
 
 def _vector_span(table: Any, slot: int) -> tuple[int, int] | None:
@@ -230,16 +262,10 @@ def check_tflite(source: str | Path | bytes) -> None:
 def _load(source: str | Path | bytes) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source), "<bytes>"
+    from edgeopt.input_files import read_regular
+
     path = Path(source)
-    if not path.is_file():
-        msg = f"model file not found: {path}"
-        raise ModelFileError(msg)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        msg = f"{path}: cannot read: {exc.strerror or exc}"
-        raise ModelFileError(msg) from None
-    return data, str(path)
+    return read_regular(path, "model", ModelFileError), str(path)
 
 
 def _parse(buf: bytes, label: str) -> TfliteGraph:
@@ -256,19 +282,20 @@ def _parse(buf: bytes, label: str) -> TfliteGraph:
     root = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0)
     _need(8 <= root < n, f"root table offset {root} outside the file ({n} bytes)")
     model = schema.Model.GetRootAs(buf, 0)
+    work = _Work(n)
 
-    n_codes = _len(model.OperatorCodesLength(), n, "operator_codes")
+    n_codes = _len(model.OperatorCodesLength(), work, "operator_codes")
     codes: list[tuple[str, bool, int]] = []
     for i in range(n_codes):
         oc = model.OperatorCodes(i)
-        custom = oc.CustomCode()
+        custom = _text(oc.CustomCode(), work, f"operator code {i}")
         builtin = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         if custom is not None and builtin == schema.BuiltinOperator.CUSTOM:
-            codes.append((custom.decode("utf-8", "replace"), True, int(oc.Version())))
+            codes.append((custom, True, int(oc.Version())))
         else:
             codes.append((builtin_op_name(builtin), False, int(oc.Version())))
 
-    n_buffers = _len(model.BuffersLength(), n, "buffers")
+    n_buffers = _len(model.BuffersLength(), work, "buffers")
     buffer_bytes: list[int] = []
     for i in range(n_buffers):
         b = model.Buffers(i)
@@ -284,13 +311,13 @@ def _parse(buf: bytes, label: str) -> TfliteGraph:
             size = ext
         buffer_bytes.append(size)
 
-    n_sub = _len(model.SubgraphsLength(), n, "subgraphs")
+    n_sub = _len(model.SubgraphsLength(), work, "subgraphs")
     _need(n_sub >= 1, "the model has no subgraph")
-    subgraphs = tuple(_subgraph(schema, model.Subgraphs(s), s, codes, buffer_bytes, n) for s in range(n_sub))
-    desc = model.Description()
+    subgraphs = tuple(_subgraph(schema, model.Subgraphs(s), s, codes, buffer_bytes, work) for s in range(n_sub))
+    desc = _text(model.Description(), work, "description")
     param_bytes = sum(buffer_bytes[t.buffer] for t in {t.buffer: t for sg in subgraphs for t in sg.tensors if t.is_constant}.values())
     return TfliteGraph(path="" if label == "<bytes>" else label, size_bytes=n, schema_version=int(model.Version()),
-                       description=desc.decode("utf-8", "replace") if desc else "", subgraphs=subgraphs,
+                       description=desc or "", subgraphs=subgraphs,
                        param_bytes=param_bytes)
 
 
@@ -298,27 +325,27 @@ def _ints(getter: Any, length: int) -> tuple[int, ...]:
     return tuple(int(getter(j)) for j in range(length))
 
 
-def _subgraph(schema: Any, sg: Any, s: int, codes: list[tuple[str, bool, int]], buffer_bytes: list[int], n: int) -> TfliteSubgraph:
-    n_tensors = _len(sg.TensorsLength(), n, f"subgraph {s} tensors")
-    tensors = tuple(_tensor(sg.Tensors(i), i, s, buffer_bytes, n) for i in range(n_tensors))
+def _subgraph(schema: Any, sg: Any, s: int, codes: list[tuple[str, bool, int]], buffer_bytes: list[int], work: _Work) -> TfliteSubgraph:
+    n_tensors = _len(sg.TensorsLength(), work, f"subgraph {s} tensors")
+    tensors = tuple(_tensor(sg.Tensors(i), i, s, buffer_bytes, work) for i in range(n_tensors))
 
     def check_refs(refs: tuple[int, ...], what: str, optional: bool) -> None:
         for r in refs:
             _need(0 <= r < n_tensors or (optional and r == -1), f"subgraph {s} {what} names tensor {r} of {n_tensors}")
 
-    inputs = _ints(sg.Inputs, _len(sg.InputsLength(), n, "subgraph inputs"))
-    outputs = _ints(sg.Outputs, _len(sg.OutputsLength(), n, "subgraph outputs"))
+    inputs = _ints(sg.Inputs, _len(sg.InputsLength(), work, "subgraph inputs"))
+    outputs = _ints(sg.Outputs, _len(sg.OutputsLength(), work, "subgraph outputs"))
     check_refs(inputs, "input", False)
     check_refs(outputs, "output", False)
 
     ops = []
-    for i in range(_len(sg.OperatorsLength(), n, f"subgraph {s} operators")):
+    for i in range(_len(sg.OperatorsLength(), work, f"subgraph {s} operators")):
         o = sg.Operators(i)
         idx = int(o.OpcodeIndex())
         _need(0 <= idx < len(codes), f"operator {i} uses opcode {idx} of {len(codes)}")
         name, custom, version = codes[idx]
-        ins = _ints(o.Inputs, _len(o.InputsLength(), n, f"operator {i} inputs"))
-        outs = _ints(o.Outputs, _len(o.OutputsLength(), n, f"operator {i} outputs"))
+        ins = _ints(o.Inputs, _len(o.InputsLength(), work, f"operator {i} inputs"))
+        outs = _ints(o.Outputs, _len(o.OutputsLength(), work, f"operator {i} outputs"))
         check_refs(ins, f"operator {i} ({name}) input", True)
         check_refs(outs, f"operator {i} ({name}) output", True)
         in_t = [tensors[j] if j >= 0 else None for j in ins]
@@ -328,14 +355,17 @@ def _subgraph(schema: Any, sg: Any, s: int, codes: list[tuple[str, bool, int]], 
         ops.append(TfliteOp(index=i, op=name, custom=custom, version=version, inputs=ins, outputs=outs,
                             input_dtypes=tuple(t.dtype if t else "" for t in in_t),
                             output_dtypes=tuple(t.dtype if t else "" for t in out_t), macs=macs, params=params))
-    name = sg.Name()
-    return TfliteSubgraph(name=name.decode("utf-8", "replace") if name else "", tensors=tensors, operators=tuple(ops),
+    sg_name = _text(sg.Name(), work, f"subgraph {s} name")
+    return TfliteSubgraph(name=sg_name or "", tensors=tensors, operators=tuple(ops),
                           inputs=inputs, outputs=outputs)
 
 
-def _tensor(t: Any, i: int, s: int, buffer_bytes: list[int], n: int) -> TfliteTensor:
-    shape = _ints(t.Shape, _len(t.ShapeLength(), n, f"tensor {i} shape"))
-    sig = _ints(t.ShapeSignature, _len(t.ShapeSignatureLength(), n, f"tensor {i} shape_signature")) or shape
+def _tensor(t: Any, i: int, s: int, buffer_bytes: list[int], work: _Work) -> TfliteTensor:
+    shape = _ints(t.Shape, _len(t.ShapeLength(), work, f"tensor {i} shape"))
+    sig = _ints(t.ShapeSignature, _len(t.ShapeSignatureLength(), work, f"tensor {i} shape_signature")) or shape
+    elements = math.prod(max(d, 1) for d in shape) if shape else 1
+    _need(elements <= MAX_ELEMENTS, f"subgraph {s} tensor {i} has an impossible shape of rank {len(shape)} "
+                                    "(over 2**40 elements)")
     b = int(t.Buffer())
     _need(0 <= b < max(len(buffer_bytes), 1), f"subgraph {s} tensor {i} uses buffer {b} of {len(buffer_bytes)}")
     q = t.Quantization()
@@ -343,11 +373,11 @@ def _tensor(t: Any, i: int, s: int, buffer_bytes: list[int], n: int) -> TfliteTe
     zp: tuple[int, ...] = ()
     qdim = 0
     if q is not None:
-        scale = tuple(float(q.Scale(j)) for j in range(_len(q.ScaleLength(), n, f"tensor {i} scale")))
-        zp = _ints(q.ZeroPoint, _len(q.ZeroPointLength(), n, f"tensor {i} zero_point", 8))
+        scale = tuple(float(q.Scale(j)) for j in range(_len(q.ScaleLength(), work, f"tensor {i} scale")))
+        zp = _ints(q.ZeroPoint, _len(q.ZeroPointLength(), work, f"tensor {i} zero_point", 8))
         qdim = int(q.QuantizedDimension())
-    name = t.Name()
-    return TfliteTensor(index=i, name=name.decode("utf-8", "replace") if name else f"tensor_{i}", shape=shape,
+    name = _text(t.Name(), work, f"tensor {i} name")
+    return TfliteTensor(index=i, name=name or f"tensor_{i}", shape=shape,
                         shape_signature=sig, dtype=dtype_name(int(t.Type())), scale=scale, zero_point=zp,
                         quantized_dimension=qdim, buffer=b,
                         const_bytes=buffer_bytes[b] if buffer_bytes else 0, is_variable=bool(t.IsVariable()))

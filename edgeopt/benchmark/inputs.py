@@ -10,18 +10,19 @@ import numpy as np
 
 from edgeopt.errors import DataError
 from edgeopt.runtime.base import TensorInfo
-from edgeopt.runtime.tensors import random_input
+from edgeopt.runtime.shapes import Shapes, order_arrays, resolve_inputs
+from edgeopt.runtime.tensors import INT_RANGE, feed_dtype, random_input
 
 InputData = dict[str, np.ndarray] | list[np.ndarray]
 
 
 def load_input_file(path: Path) -> dict[str, np.ndarray]:
     """Arrays from a .npz (one per model input, by name or in order) or a single .npy. No pickle."""
-    path = Path(path)
-    if not path.is_file():
-        msg = f"input file not found: {path}"
-        raise DataError(msg)
     from edgeopt.data.npy_guard import check_npy_sizes
+    from edgeopt.input_files import regular_file
+
+    path = Path(path)
+    regular_file(path, "input file", DataError)
 
     check_npy_sizes(path, "input file")
     try:
@@ -38,24 +39,6 @@ def load_input_file(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _ordered(inputs: tuple[TensorInfo, ...], data: InputData) -> list[np.ndarray]:
-    if isinstance(data, dict):
-        if all(i.name in data for i in inputs):
-            return [data[i.name] for i in inputs]
-        # Keras names npz keys like "x"; take arrays in file order then, ignoring label arrays ("y").
-        arrays = [v for k, v in data.items() if k not in ("y", "labels")] if len(data) > len(inputs) else list(data.values())
-    else:
-        arrays = list(data)
-    if len(arrays) != len(inputs):
-        names = ", ".join(i.name for i in inputs)
-        msg = (
-            f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
-            "name the .npz arrays after the inputs"
-        )
-        raise DataError(msg)
-    return arrays
-
-
 def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
     want = info.shape
     if arr.ndim == len(want) - 1:
@@ -67,7 +50,12 @@ def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
     if x.shape[0] == 0:
         msg = f"input '{info.name}': the data has no samples"
         raise DataError(msg)
-    have, need = np.dtype(x.dtype), np.dtype(info.dtype)
+    have, need = np.dtype(x.dtype), feed_dtype(info)
+    if need.kind == "O":
+        if have.kind not in "OUS":
+            msg = f"input '{info.name}' is a string tensor but the data is {have.name}; give str arrays"
+            raise DataError(msg)
+        return np.ascontiguousarray(x.astype(object))
     if have != need:
         if need.kind in "iu" and have.kind == "f":
             msg = f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data"
@@ -86,9 +74,11 @@ def _check(info: TensorInfo, arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None) -> list[np.ndarray]:
-    """One sample per model input: the first row of `data`, or seeded random data of the right dtype."""
+def make_feeds(inputs: tuple[TensorInfo, ...], seed: int, data: InputData | None = None,
+               shapes: Shapes | None = None, int_range: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """One sample per model input: the first row of `data`, or seeded random data of the right dtype,
+    shaped by `shapes` (edgeopt.runtime.shapes) where the model's dimensions are symbolic."""
     if data is None:
         rng = np.random.default_rng(seed)
-        return [random_input(info, rng) for info in inputs]
-    return [_check(info, np.asarray(a)) for info, a in zip(inputs, _ordered(inputs, data), strict=True)]
+        return [random_input(info, rng, int_range=int_range or INT_RANGE) for info in resolve_inputs(inputs, shapes or {})]
+    return [_check(info, np.asarray(a)) for info, a in zip(inputs, order_arrays(inputs, data), strict=True)]

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeopt.benchmark.fingerprint import Fingerprint, collect
 from edgeopt.benchmark.inputs import InputData, make_feeds
 from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
@@ -42,6 +44,8 @@ class BenchSettings:
     max_seconds: float = 60.0  # stop measuring past this even if `runs` is not reached
     seed: int = 0
     graph_optimization: GraphOptimization = GraphOptimization.ALL  # onnxruntime only
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # random inputs: (input name, dims) for symbolic dims
+    int_range: tuple[int, int] | None = None  # random integer inputs (not quantized): inclusive; None = 0..3
 
     def __post_init__(self) -> None:
         check_threads(self.threads)
@@ -80,6 +84,7 @@ class BenchResult:
     device: str = "local"  # "local" or the ssh destination it ran on
     inputs: str = "random"  # "random (seed N)" or the data file
     interleaved: bool = False
+    input_shapes: str = ""  # what was fed, e.g. "image=1x3x640x640, scale=1"
     samples_ms: tuple[float, ...] = field(default=(), repr=False)
 
     @property
@@ -96,7 +101,7 @@ class BenchResult:
             "runtime_version": self.runtime_version, "delegate": self.delegate, "threads": self.threads,
             "init_ms": self.init_ms, "probe_ms": self.probe_ms, "first_ms": self.first_ms, "warmup": self.warmup,
             "latency": self.latency.to_dict(), "peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb,
-            "inputs": self.inputs, "interleaved": self.interleaved,
+            "inputs": self.inputs, "input_shapes": self.input_shapes, "interleaved": self.interleaved,
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
         }
         if samples:
@@ -114,6 +119,7 @@ class BenchResult:
             latency=LatencyStats.from_dict(d["latency"]), peak_rss_mb=d.get("peak_rss_mb"),
             rss_delta_mb=d.get("rss_delta_mb"), fingerprint=Fingerprint.from_dict(fp) if fp else None,
             device=d.get("device", "local"), inputs=d.get("inputs", "random"), interleaved=bool(d.get("interleaved", False)),
+            input_shapes=str(d.get("input_shapes", "")),
             samples_ms=tuple(float(s) for s in d.get("samples_ms", ())),
         )
 
@@ -132,6 +138,7 @@ class _Live:
     warmup: int
     warm_mean_s: float
     rss_delta_mb: float | None
+    shapes: str = ""  # what was fed, e.g. "image=1x3x640x640"
     samples: list[float] = field(default_factory=list)
     measured_s: float = 0.0
 
@@ -143,14 +150,15 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     clock = time.perf_counter
     options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
     t0 = clock()
-    name = check_model_file(Path(path), options)  # may start a child process: timed apart from init
+    name = check_model_file(Path(path), options, dict(settings.shapes), data, settings.int_range)  # may start a child
     probe_ms = (clock() - t0) * 1e3
     import_runtime(name)
     rss0 = rss_now_mb()
     t0 = clock()
     runner = RUNTIMES[name](Path(path), options)
     init_ms = (clock() - t0) * 1e3
-    runner.set_inputs(make_feeds(runner.inputs, settings.seed, data))  # first row of `data`, else seeded random
+    feeds = make_feeds(runner.inputs, settings.seed, data, dict(settings.shapes), settings.int_range)
+    runner.set_inputs(feeds)  # first row of `data`, else seeded random
     invoke = runner.invoke
 
     t = clock()
@@ -166,6 +174,8 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     warm_s = clock() - start
     rss1 = rss_now_mb()
     return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, probe_ms=probe_ms, init_ms=init_ms,
+                 shapes=", ".join(f"{i.name}={'x'.join(map(str, np.shape(f))) or 'scalar'}"
+                                  for i, f in zip(runner.inputs, feeds, strict=True)),
                  first_ms=first_ms, warmup=warm, warm_mean_s=(warm_s / warm) if warm else first_ms / 1e3,
                  rss_delta_mb=None if rss0 is None or rss1 is None else rss1 - rss0)
 
@@ -200,7 +210,7 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
         warmup=live.warmup,
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
-        inputs=inputs, interleaved=interleaved, samples_ms=_thin(live.samples),
+        inputs=inputs, interleaved=interleaved, input_shapes=live.shapes, samples_ms=_thin(live.samples),
     )
 
 

@@ -176,7 +176,10 @@ def bench_args(settings: BenchSettings, threads: Sequence[int] | None = None) ->
     return ["--json", "--threads", counts, "--runs", str(settings.runs), "--min-seconds", repr(settings.min_seconds),
             "--warmup-runs", str(settings.warmup_runs), "--warmup-seconds", repr(settings.warmup_seconds),
             "--max-seconds", repr(settings.max_seconds), "--seed", str(settings.seed),
-            "--xnnpack" if settings.xnnpack else "--no-xnnpack", "--graph-opt", str(settings.graph_optimization)]
+            "--xnnpack" if settings.xnnpack else "--no-xnnpack", "--graph-opt", str(settings.graph_optimization),
+            *[a for name, dims in settings.shapes for a in ("--shape", f"{name}={'x'.join(map(str, dims))}" if name
+                                                            else "x".join(map(str, dims)))],
+            *(["--int-range", f"{settings.int_range[0]}:{settings.int_range[1]}"] if settings.int_range else [])]
 
 
 def run_remote(paths: Sequence[Path], settings: BenchSettings, remote: RemoteSpec, threads: Sequence[int] | None = None,
@@ -214,7 +217,7 @@ def run_remote(paths: Sequence[Path], settings: BenchSettings, remote: RemoteSpe
         raise RemoteError(msg)
     try:
         report = parse_report(json.loads(out), f"answer from {remote.host}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         msg = (
             f"{remote.host}: edgeopt bench printed no JSON; is edgeopt there recent enough? "
             f"(reinstall it: {INSTALL_HINT})"

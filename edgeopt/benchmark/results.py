@@ -6,7 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.benchmark.protocol import BenchResult, baseline_ratios
 from edgeopt.errors import InputError
@@ -32,6 +34,73 @@ class BenchReport:
         return json.dumps(self.to_dict(samples), indent=2) + "\n"
 
 
+Ms = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=4096)]
+Count = Annotated[int, Field(ge=0, le=2**31)]
+
+
+class _In(BaseModel):
+    """A result file or a device's answer is untrusted: every field typed, bounded and finite before use."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class _LatencyIn(_In):
+    p50: Ms
+    p90: Ms
+    p95: Ms
+    p99: Ms
+    mean: Ms
+    std: Ms
+    min: Ms
+    max: Ms
+    iqr: Ms
+    runs: Count
+
+
+class _FingerprintIn(_In):
+    host: Text
+    cpu: Text
+    cores: Count
+    arch: Text
+    os: Text
+    python: Text
+    runtime: Text
+    runtime_version: Text
+    implementation: Text
+    threads: Count
+    delegate: Text
+    graph_optimization: Text | None = None
+
+
+class _ResultIn(_In):
+    model: Text
+    runtime: Text
+    implementation: Text | None = None
+    runtime_version: Text = "unknown"
+    delegate: Text = ""
+    threads: Annotated[int, Field(ge=0, le=4096)]
+    init_ms: Ms = 0.0
+    probe_ms: Ms | None = None
+    first_ms: Ms = 0.0
+    warmup: Count = 0
+    latency: _LatencyIn
+    peak_rss_mb: Ms | None = None
+    rss_delta_mb: Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)] | None = None
+    fingerprint: _FingerprintIn | None = None
+    device: Text = "local"
+    inputs: Text = "random"
+    interleaved: bool = False
+    samples_ms: list[Ms] = []
+
+
+def _result(d: Any) -> BenchResult:
+    checked = _ResultIn.model_validate(d).model_dump()
+    if checked["implementation"] is None:
+        checked["implementation"] = checked["runtime"]
+    return BenchResult.from_dict(checked)
+
+
 def parse_report(data: Any, source: str) -> BenchReport:
     """Accept what `edgeopt bench --json` prints, a list of results, or one result."""
     if isinstance(data, dict) and "results" in data:
@@ -44,11 +113,19 @@ def parse_report(data: Any, source: str) -> BenchReport:
         msg = f"{source}: no benchmark results; give a file written by `edgeopt bench --json`"
         raise InputError(msg)
     try:
-        return BenchReport(tuple(BenchResult.from_dict(d) for d in items))
+        return BenchReport(tuple(_result(d) for d in items))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        msg = (
+            f"{source}: not an edgeopt bench result ({where}: {err['msg'][:120]}); "
+                         "give a file written by `edgeopt bench --json`"
+        )
+        raise InputError(msg) from None
     except (KeyError, TypeError, ValueError) as exc:
         msg = (
-            f"{source}: not an edgeopt bench result (missing or bad field {exc}); "
-            "give a file written by `edgeopt bench --json`"
+            f"{source}: not an edgeopt bench result (missing or bad field {str(exc)[:120]}); "
+                         "give a file written by `edgeopt bench --json`"
         )
         raise InputError(msg) from None
 
@@ -65,6 +142,9 @@ def load_report(path: Path) -> BenchReport:
         raise InputError(msg) from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        msg = f"{path} is nested too deeply to be an edgeopt bench result"
+        raise InputError(msg) from None
     except json.JSONDecodeError as exc:
         msg = f"{path} is not JSON ({exc.msg} at line {exc.lineno}); give a file written by `edgeopt bench --json`"
         raise InputError(msg) from None

@@ -7,6 +7,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import typer
 
@@ -26,10 +27,15 @@ def debug_enabled() -> bool:
 
 def one_line(text: str) -> str:
     """Escape control and unprintable characters (names from corrupt files) so a message stays one line."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    from edgeopt.report.table import printable
+
+    return printable(text)
 
 
 def _print_err(text: str) -> None:
+    from edgeopt.cli.output import tolerant_streams
+
+    tolerant_streams()  # a name the terminal cannot encode must not turn the error into a crash
     sys.stderr.write(text.rstrip("\n") + "\n")
     sys.stderr.flush()
 
@@ -52,12 +58,27 @@ def handled() -> Iterator[None]:
     except Terminated:
         _print_err("terminated; earlier outputs are untouched")
         raise typer.Exit(EXIT_TERMINATED) from None
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _internal(exc)
+        if debug_enabled():
+            traceback.print_exc()
+        where = f" ({exc.filename})" if exc.filename else ""
+        _print_err(f"error: no space left on the device{where}; free some space or choose another --out")
+        raise typer.Exit(2) from None
     except MemoryError:
         _print_err("error: out of memory; try a smaller model, fewer samples or a machine with more RAM")
         raise typer.Exit(1) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence
-        if debug_enabled():
-            traceback.print_exc()
-        first = one_line((str(exc).strip().splitlines() or [""])[0][:300])
-        _print_err(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)")
-        raise typer.Exit(1) from None
+        _internal(exc)
+
+
+def _internal(exc: BaseException) -> NoReturn:
+    """An exception nothing expected: one line, exit 1 (a bug to report)."""
+    if debug_enabled():
+        traceback.print_exception(exc)
+    first = one_line((str(exc).strip().splitlines() or [""])[0][:300])
+    _print_err(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)")
+    raise typer.Exit(1) from None

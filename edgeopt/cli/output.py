@@ -6,21 +6,36 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
-from edgeopt.report.table import table
+from edgeopt.report.table import printable, table
 
 __all__ = ["PIPE_WIDTH", "Sink", "table"]
 
 PIPE_WIDTH = 200  # columns when writing to a pipe or CI log (rich would assume 80 and squeeze tables)
 
 
+def tolerant_streams() -> None:
+    """Characters the output encoding lacks (bench's ΔRSS under PYTHONIOENCODING=latin-1, a tensor named 'Δ'
+    under LANG=C) print as '?' on stdout and as a \\u escape on stderr, instead of a UnicodeEncodeError after
+    the work is done."""
+    for stream, errors in ((sys.stdout, "replace"), (sys.stderr, "backslashreplace")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") in ("strict", "surrogateescape"):
+            with suppress(Exception):  # a stream that cannot be reconfigured keeps its behaviour
+                reconfigure(errors=errors)
+
+
 def _console(stderr: bool = False) -> Console:
-    c = Console(stderr=stderr, highlight=False)
+    """Markup and emoji codes are off: names from models, paths and profiles print as they are ('[/x]' is not
+    a closing tag, '[link=...]' not a link, ':smile:' not an emoji). Styles are given as rich Text."""
+    tolerant_streams()
+    c = Console(stderr=stderr, highlight=False, markup=False, emoji=False)
     if not c.is_terminal and "COLUMNS" not in os.environ:
         c.width = PIPE_WIDTH
     return c
@@ -41,10 +56,10 @@ class Sink:
 
     def info(self, text: str) -> None:
         """Progress and notes go to stderr so stdout stays parseable."""
-        self.err.print(text)
+        self.err.print(printable(text))
 
     def warn(self, text: str) -> None:
-        self.err.print(f"[yellow]warning:[/yellow] {text}")
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", printable(text)))
 
     @contextmanager
     def steps(self) -> Iterator[Callable[[str], None]]:
@@ -53,10 +68,10 @@ class Sink:
             yield lambda _text: None
             return
         if not self.err.is_terminal:
-            yield lambda text: self.err.print(f"[dim]{text}...[/dim]")
+            yield lambda text: self.err.print(Text(f"{text}...", style="dim"))
             return
-        with _terminal(self.err) as con, con.status("starting") as status:
-            yield lambda text: status.update(f"{text}...")
+        with _terminal(self.err) as con, con.status(Text("starting")) as status:
+            yield lambda text: status.update(Text(f"{text}..."))
 
     @contextmanager
     def progress(self, description: str) -> Iterator[None]:
@@ -64,7 +79,7 @@ class Sink:
         if self.as_json or not self.err.is_terminal:
             yield
             return
-        with _terminal(self.err) as con, con.status(description):
+        with _terminal(self.err) as con, con.status(Text(description)):
             yield
 
 
@@ -81,5 +96,5 @@ def _terminal(console: Console) -> Iterator[Console]:
         yield console
         return
     with os.fdopen(fd, "w") as fh:
-        yield Console(file=fh, highlight=False, force_terminal=True, width=console.width)
+        yield Console(file=fh, highlight=False, markup=False, emoji=False, force_terminal=True, width=console.width)
 

@@ -116,7 +116,7 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
         if t.size < spec.clusters:
             msg = (
                 f"layer '{t.layer}' {t.weight} has {t.size} weights, fewer than --clusters {spec.clusters}; "
-                f"use fewer clusters or exclude it with --layers"
+                             f"use fewer clusters or exclude it with --layers"
             )
             raise InputError(msg)
     acc_before = keras_top1(model, *evaluate) if evaluate is not None else None
@@ -147,9 +147,9 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
 def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
     """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
-    from edgeopt.atomic import write_bytes_atomic
-    from edgeopt.convert.savedmodel import input_shape
-    from edgeopt.data.datasets import check_against_input, load_dataset
+    from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
+    from edgeopt.convert.savedmodel import input_shape, output_width
+    from edgeopt.data.datasets import check_against_input, check_labels, load_dataset
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import load_keras
 
@@ -157,9 +157,10 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
     if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
         msg = (
             f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
-            "artifact; cluster first, then convert with edgeopt build"
+                             "artifact; cluster first, then convert with edgeopt build"
         )
         raise ModelFileError(msg)
+    refuse_overwriting(Path(out), {"model": Path(model_path), "fine-tuning data": finetune, "eval data": eval_data})
     if Path(out).suffix != ".keras":
         msg = f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras"
         raise InputError(msg)
@@ -170,7 +171,8 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
     shape = input_shape(model)
     train = ev = None
     if finetune is not None:
-        ds = check_against_input(load_dataset(finetune, "train"), shape, "train")
+        ds = check_labels(check_against_input(load_dataset(finetune, "train", shape), shape, "train"),
+                          output_width(model), "train")
         if ds.y is None:
             msg = f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)"
             raise DataError(msg)
@@ -179,7 +181,8 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
         msg = f"--epochs {spec.epochs} needs training data; give --finetune data.npz"
         raise InputError(msg)
     if eval_data is not None:
-        ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
+        ds = check_labels(check_against_input(load_dataset(eval_data, "eval", shape), shape, "eval"),
+                          output_width(model), "eval")
         ev = (ds.x, ds.y)
     result = cluster_model(model, spec, train, ev)
     with tempfile.TemporaryDirectory(prefix="edgeopt-cl-") as tmp:

@@ -1,4 +1,14 @@
-"""Keras -> ONNX with tf2onnx, with an explicit input signature (dynamic batch)."""
+"""Keras -> ONNX with tf2onnx, with an explicit input signature (dynamic batch).
+
+Two gaps of tf2onnx with Keras 3 are closed here:
+- tensors a layer holds as constants (a `Normalization` layer's mean and
+  variance) are captured by the traced function and left by tf2onnx as extra
+  graph inputs; they are folded back into initializers with their values;
+- Keras runs grouped convolutions (`groups > 1`) through an XLA-compiled inner
+  function, which tf2onnx leaves as an opaque `StatefulPartitionedCall` node;
+  while tracing for export the convolution is emitted as a plain TF Conv2D,
+  which tf2onnx converts to an ONNX `Conv` with `group`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +17,11 @@ import io
 import logging
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from edgeopt.convert.savedmodel import input_shape
-from edgeopt.errors import ConversionError, RuntimeUnavailableError, first_line
+from edgeopt.errors import ConversionError, RuntimeUnavailableError, cause_of
 
 
 def keras_to_onnx(model: Any, opset: int) -> bytes:
@@ -34,12 +45,78 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
     try:
         from edgeopt.runtime.quiet import native_quiet
 
-        with native_quiet(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with native_quiet(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                _grouped_conv_without_xla():
+            captured = _captured_constants(forward.get_concrete_function(spec))
             proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
     except Exception as exc:  # noqa: BLE001
-        msg = f"ONNX export failed: {type(exc).__name__}: {first_line(exc)}"
+        msg = f"ONNX export failed: {type(exc).__name__}: {cause_of(exc)}"
         raise ConversionError(msg) from None
+    _fold_captured_inputs(proto, captured)
     return normalize_onnx(proto).SerializeToString()
+
+
+def _captured_constants(concrete: Any) -> dict[str, Any]:
+    """Placeholder name -> value of the constant tensors the traced function captured (not variables)."""
+    import tensorflow as tf
+
+    out = {}
+    for external, internal in concrete.graph.captures:
+        if internal.dtype != tf.resource and hasattr(external, "numpy"):
+            out[internal.name] = external.numpy()
+    return out
+
+
+def _fold_captured_inputs(proto: Any, captured: dict[str, Any]) -> None:
+    """Turn graph inputs that are captured constants into initializers; the model keeps only its data input."""
+    from onnx import numpy_helper
+
+    g = proto.graph
+    extra = [v for v in g.input if v.name in captured]
+    if not extra:
+        return
+    keep = [v for v in g.input if v.name not in captured]
+    del g.input[:]
+    g.input.extend(keep)
+    used = {x for n in g.node for x in n.input}  # tf2onnx may have folded some of them away already
+    g.initializer.extend(numpy_helper.from_array(captured[v.name], v.name) for v in extra if v.name in used)
+
+
+@contextlib.contextmanager
+def _grouped_conv_without_xla() -> Iterator[None]:
+    """While tracing, emit grouped convolutions as one TF Conv2D instead of Keras's XLA-compiled inner function.
+
+    Keras 3 (TensorFlow backend) wraps grouped convolutions in `tf.function(jit_compile=True)` because TF's CPU
+    kernel lacks them; the export only traces the graph, never runs it on TF, so the plain op is what we want.
+    This replaces `keras.src.backend.tensorflow.nn.conv` for the duration; if Keras moves it, nothing is patched
+    and the onnxruntime check after export names the unconverted node.
+    """
+    try:
+        from keras.src.backend.tensorflow import nn as tf_nn
+    except ImportError:
+        yield
+        return
+    original = getattr(tf_nn, "conv", None)
+    if original is None:
+        yield
+        return
+
+    def conv(inputs: Any, kernel: Any, strides: Any = 1, padding: str = "valid", data_format: Any = None,
+             dilation_rate: Any = 1) -> Any:
+        import tensorflow as tf
+
+        fmt = tf_nn.backend.standardize_data_format(data_format)
+        channels = inputs.shape[-1] if fmt == "channels_last" else inputs.shape[1]
+        if len(inputs.shape) != 4 or channels is None or channels == kernel.shape[-2]:
+            return original(inputs, kernel, strides, padding, data_format, dilation_rate)
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(),
+                                 data_format=tf_nn._convert_data_format(fmt, 4), dilations=dilation_rate)
+
+    tf_nn.conv = conv
+    try:
+        yield
+    finally:
+        tf_nn.conv = original
 
 
 def normalize_onnx(proto: Any) -> Any:

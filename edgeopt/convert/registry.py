@@ -49,8 +49,11 @@ def _tflite_float(saved_model: Path) -> bytes:
 
 def _onnx_file(model: Any, dest: Path, settings: ConvertSection) -> Path:
     from edgeopt.convert.onnx import keras_to_onnx
+    from edgeopt.convert.onnx_check import Origin, check_onnx
 
-    return write_bytes_atomic(dest.with_suffix(".onnx"), keras_to_onnx(model, settings.opset))
+    path = write_bytes_atomic(dest.with_suffix(".onnx"), keras_to_onnx(model, settings.opset))
+    check_onnx(path, Origin.EXPORTED)  # checker + onnxruntime before anything quantizes it
+    return path
 
 
 CONVERTERS.register(OutputFormat.TFLITE, Converter("TFLite", ".tflite", from_onnx=False, export=_saved_model, float_bytes=_tflite_float))

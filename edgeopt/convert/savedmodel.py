@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,15 @@ def input_shape(model: Any) -> tuple[int | None, ...]:
         msg = f"the model has {len(inputs)} inputs ({names}); edgeopt supports single-input models for now"
         raise InputError(msg)
     return tuple(None if d is None else int(d) for d in inputs[0].shape)
+
+
+def output_width(model: Any) -> int | None:
+    """Values per sample of the first output (the class count of a classifier); None if a dimension is dynamic."""
+    outputs = getattr(model, "outputs", None) or []
+    dims = tuple(getattr(outputs[0], "shape", (None, None)))[1:] if outputs else (None,)
+    if any(d is None for d in dims):
+        return None
+    return math.prod(int(d) for d in dims)
 
 
 def export_saved_model(model: Any, directory: Path, batch: int | None = 1) -> Path:

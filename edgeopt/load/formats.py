@@ -6,14 +6,17 @@ native runtime sees the file, so a text file named .tflite gets a clear message.
 
 from __future__ import annotations
 
+import stat
 import zipfile
 import zlib
 from enum import StrEnum
 from pathlib import Path
 
 from edgeopt.errors import ModelFileError
+from edgeopt.input_files import not_regular, open_regular, regular_file
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MAX_KERAS_BYTES = 4 << 30  # uncompressed; a TFLite flatbuffer cannot exceed 2 GB anyway
 
 
 class ModelFormat(StrEnum):
@@ -28,26 +31,47 @@ SUFFIXES = {".keras": ModelFormat.KERAS, ".h5": ModelFormat.H5, ".hdf5": ModelFo
             ".tflite": ModelFormat.TFLITE, ".onnx": ModelFormat.ONNX}
 
 
-def detect_format(path: Path) -> ModelFormat:
-    """Return the format of `path`, or raise ModelFileError naming what is wrong."""
+def check_model_path(path: Path) -> ModelFormat:
+    """The format `path`'s name claims, once it is known to be a regular file or a SavedModel folder.
+
+    Nothing is opened: a FIFO, a device or a large folder given as a model is refused before anything reads
+    or hashes it. `detect_format` then checks the bytes.
+    """
     path = Path(path)
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         msg = f"model not found: {path} (check the path)"
-        raise ModelFileError(msg)
-    if path.is_dir():
-        if (path / "saved_model.pb").is_file():
-            return ModelFormat.SAVED_MODEL
-        msg = f"{path} is a folder without saved_model.pb; give a .keras, .h5, .tflite, .onnx file or a SavedModel folder"
-        raise ModelFileError(msg)
+        raise ModelFileError(msg) from None
+    except OSError as exc:
+        msg = f"model {path} cannot be read: {exc.strerror or exc}"
+        raise ModelFileError(msg) from None
+    if stat.S_ISDIR(st.st_mode):
+        pb = path / "saved_model.pb"
+        if not pb.is_file():
+            msg = f"{path} is a folder without saved_model.pb; give a .keras, .h5, .tflite, .onnx file or a SavedModel folder"
+            raise ModelFileError(msg)
+        regular_file(pb, "SavedModel graph", ModelFileError)
+        return ModelFormat.SAVED_MODEL
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(not_regular(path, "model", st.st_mode))
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         msg = f"{path}: unknown model type '{path.suffix}'; expected .keras, .h5, .tflite, .onnx or a SavedModel folder"
         raise ModelFileError(msg)
-    size = path.stat().st_size
-    if size == 0:
+    if st.st_size == 0:
         msg = f"{path} is empty (0 bytes); re-export the model"
         raise ModelFileError(msg)
-    with path.open("rb") as fh:
+    return fmt
+
+
+def detect_format(path: Path) -> ModelFormat:
+    """Return the format of `path`, or raise ModelFileError naming what is wrong."""
+    path = Path(path)
+    fmt = check_model_path(path)
+    if fmt is ModelFormat.SAVED_MODEL:
+        return fmt
+    with open_regular(path, "model", ModelFileError) as fh:
         head = fh.read(16)
     if fmt is ModelFormat.TFLITE and (len(head) < 8 or head[4:8] != b"TFL3"):
         msg = f"{path} is not a TFLite flatbuffer (no TFL3 identifier); the file is corrupt or of another type"
@@ -62,6 +86,13 @@ def detect_format(path: Path) -> ModelFormat:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = set(zf.namelist())
+                declared = sum(i.file_size for i in zf.infolist())
+                if declared > MAX_KERAS_BYTES:
+                    msg = (
+                        f"{path}: the Keras archive declares {declared:,} bytes uncompressed, over "
+                                         f"the {MAX_KERAS_BYTES >> 30} GB an edge model can be; the file is corrupt or a zip bomb"
+                    )
+                    raise ModelFileError(msg)
                 bad = zf.testzip()
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
             msg = f"{path} is a corrupt Keras archive: {exc}"

@@ -11,6 +11,7 @@ from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError, 
 from edgeopt.load.formats import ModelFormat, detect_format
 
 KERAS_FORMATS = (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVED_MODEL)
+MAX_CONFIG_BYTES = 64 << 20
 
 
 def import_keras() -> Any:
@@ -59,17 +60,29 @@ def _check_lambda(path: Path, unsafe: bool) -> None:
         return
     try:
         with zipfile.ZipFile(path) as zf:
-            config = json.loads(zf.read("config.json"))
+            info = zf.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                msg = (
+                    f"{path}: config.json is {info.file_size:,} bytes, over the "
+                                     f"{MAX_CONFIG_BYTES >> 20} MB a Keras config can need; the file is corrupt or hostile"
+                )
+                raise ModelFileError(msg)
+            config = json.loads(zf.read(info))
+        names = _lambda_layers(config)
     except (KeyError, ValueError, zipfile.BadZipFile) as exc:
         msg = f"{path}: unreadable Keras config: {exc}"
         raise ModelFileError(msg) from None
-    names = _lambda_layers(config)
+    except RecursionError:
+        msg = f"{path}: config.json is nested too deeply to be a Keras model; the file is corrupt"
+        raise ModelFileError(msg) from None
     if names:
         msg = (
             f"{path}: Lambda layer(s) {', '.join(names)} run arbitrary Python code and are refused in safe mode; "
             "pass --unsafe-load only if you trust this file"
         )
-        raise InputError(msg)
+        raise InputError(
+            msg
+        )
 
 
 def load_keras(path: Path, unsafe: bool = False) -> Any:
@@ -82,6 +95,10 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     if fmt is ModelFormat.KERAS:
         _check_lambda(path, unsafe)
     keras = import_keras()
+    if fmt is ModelFormat.SAVED_MODEL and not unsafe:
+        from edgeopt.load.saved_model_ops import check_saved_model
+
+        check_saved_model(path)  # before TensorFlow loads (and runs the init op of) the graph
     try:
         if fmt is ModelFormat.SAVED_MODEL:
             return _load_saved_model(keras, path)
@@ -95,6 +112,12 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
         raise ModelFileError(msg) from None
     except (OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
         msg = f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt"
+        raise ModelFileError(msg) from None
+    except (RecursionError, MemoryError) as exc:
+        msg = (
+            f"{path}: cannot load the Keras model ({type(exc).__name__}: nested too deeply or too "
+                             "large); the file is corrupt or hostile"
+        )
         raise ModelFileError(msg) from None
 
 

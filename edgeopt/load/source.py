@@ -20,13 +20,16 @@ class Source:
     input_shape: tuple[int | None, ...]
     keras_model: Any = None  # keras.Model for Keras sources
     onnx_path: Path | None = None  # for ONNX sources
+    output_width: int | None = None  # values per sample of the first output (classes); None if dynamic
+    input_dtype: str = "float32"  # numpy name of the first input's element type
 
     @property
     def reference_name(self) -> str:
         return "keras float (TensorFlow)" if self.keras_model is not None else "onnx float (onnxruntime)"
 
-    def params_and_macs(self) -> tuple[int, int]:
-        """Parameters and multiply-accumulates per sample of the float source model."""
+    def params_and_macs(self, shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[int, int]:
+        """Parameters and multiply-accumulates per sample of the float source model (ONNX: for `shapes`, the sizes
+        of symbolic input dims, edgeopt.runtime.shapes)."""
         if self.keras_model is not None:
             from edgeopt.analysis.keras_stats import keras_model_stats
 
@@ -35,7 +38,7 @@ class Source:
         from edgeopt.analysis.onnx_graph import read_onnx
 
         assert self.onnx_path is not None
-        g = read_onnx(self.onnx_path)
+        g = read_onnx(self.onnx_path, shapes)
         return int(g.params), int(g.macs)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -54,17 +57,28 @@ class Source:
 def open_source(path: Path, unsafe_load: bool) -> Source:
     fmt = detect_format(path)
     if fmt in KERAS_FORMATS:
-        from edgeopt.convert.savedmodel import input_shape
+        from edgeopt.convert.savedmodel import input_shape, output_width
 
         model = load_keras(path, unsafe=unsafe_load)
-        return Source(path, fmt, input_shape(model), keras_model=model)
+        inputs = getattr(model, "inputs", None) or []
+        dtype = getattr(inputs[0], "dtype", "float32") if inputs else "float32"
+        return Source(path, fmt, input_shape(model), keras_model=model, output_width=output_width(model),
+                      input_dtype=str(getattr(dtype, "name", dtype)))
     if fmt is ModelFormat.ONNX:
-        return Source(path, fmt, _onnx_input_shape(path), onnx_path=path)
+        shape, out_dims = _onnx_shapes(path)
+        return Source(path, fmt, shape, onnx_path=path, output_width=_width(out_dims[1:]))
     msg = f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
     raise InputError(msg)
 
 
-def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
+def _width(dims: tuple[Any, ...]) -> int | None:
+    if any(d is None for d in dims):
+        return None
+    return int(np.prod([int(d) for d in dims])) if dims else 1
+
+
+def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+    """(input shape, first output shape), batch first, None for dynamic dimensions."""
     import onnx
 
     from edgeopt.runtime.verify_onnx import verify_onnx
@@ -80,4 +94,9 @@ def _onnx_input_shape(path: Path) -> tuple[int | None, ...]:
     if elem != onnx.TensorProto.FLOAT:
         msg = f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model"
         raise InputError(msg)
+    out = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
+    return _dims(dims), _dims(out)
+
+
+def _dims(dims: Any) -> tuple[int | None, ...]:
     return tuple((d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None) for d in dims)

@@ -37,10 +37,7 @@ class Verified:
 
 def _read(path: Path) -> TfliteGraph:
     path = Path(path)
-    if not path.is_file():
-        msg = f"model file not found: {path}"
-        raise ModelFileError(msg)
-    fmt = detect_format(path)
+    fmt = detect_format(path)  # a missing, non-regular or mislabelled file is refused here
     if fmt is not ModelFormat.TFLITE:
         msg = f"{path}: a {fmt} model; TFLite Micro runs .tflite files (edgeopt build --target embedded-mcu makes one)"
         raise ModelFileError(msg)
@@ -85,7 +82,8 @@ def measure(path: Path, profile: Profile, *, strict_io: bool = True) -> Verified
                 f"{list(t.shape_signature)} and the graph computes shapes at run time (SHAPE op); "
                 "export with a fixed batch of 1 (edgeopt build does)"
             )
-            raise ModelFileError(msg) from None
+            raise ModelFileError(
+                msg) from None
         tensors = graph.main.tensors
         tiny = [op for op in graph.main.operators if op.op in ("SOFTMAX", "LOGISTIC", "TANH") and op.inputs[0] >= 0
                 and tensors[op.inputs[0]].scale and tensors[op.inputs[0]].scale[0] < 1e-6]
@@ -96,7 +94,8 @@ def measure(path: Path, profile: Profile, *, strict_io: bool = True) -> Verified
                 "(near-constant activations, often untrained weights or calibration data that does not exercise the model); "
                 "calibrate on real samples"
             )
-            raise ModelFileError(msg) from None
+            raise ModelFileError(
+                msg) from None
         raise
     m = profile.mcu
     total = with_margin(arena.arena_bytes, m.arena_margin_percent, m.arena_margin_bytes)

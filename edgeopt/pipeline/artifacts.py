@@ -9,6 +9,7 @@ replaced by the accuracy-controlled partial quantization.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from edgeopt.load.source import Source
 from edgeopt.profiles.schema import Profile, Scheme
 
 if TYPE_CHECKING:
+    from edgeopt.quantize.onnx_activations import Measure, Score
     from edgeopt.quantize.partial import PartialResult
     from edgeopt.validate.accuracy import AccuracyResult
 
@@ -31,26 +33,36 @@ class Artifacts:
     scheme: str  # what the optimized artifact is, e.g. "int8" or "int8+float(2 ops)"
     partial: PartialResult | None = None  # the accuracy-control steps, when used (met or not)
     note: str | None = None  # for the report, e.g. why accuracy control was not needed
+    notes: tuple[str, ...] = ()  # for the report: what preparing the model changed (opset upgrade, ...)
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
+    activations: dict[str, Any] | None = None  # int8 ONNX: how S8S8 / U8S8 was chosen (report stage)
 
 
-def _stem(source: Source) -> str:
-    return source.path.stem if source.path.is_file() else source.path.name
+def artifact_names(model: Path, fmt: Any) -> tuple[str, str]:
+    """(baseline, optimized) file names a build of `model` writes for output format `fmt`."""
+    from edgeopt.convert.registry import converter_for
+
+    path = Path(model)
+    stem = path.name if path.is_dir() else path.stem
+    suffix = converter_for(fmt).suffix
+    return f"{stem}.float{suffix}", f"{stem}{suffix}"
 
 
 def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging) -> Artifacts:
-    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against).
+                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging,
+                   measure: Measure | None = None) -> Artifacts:
+    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against);
+    `measure`: times models on the benchmark device (None when the benchmark is skipped).
 
     The converter and quantizer come from the registries by the profile's output format.
     """
     from edgeopt.convert.registry import converter_for
-    from edgeopt.quantize.registry import quantizer_for
+    from edgeopt.quantize.registry import QuantizeContext, quantizer_for
 
     fmt = profile.convert.format
     conv, quant = converter_for(fmt), quantizer_for(fmt)
-    stem, q = _stem(source), profile.quantize
-    base, opt = f"{stem}.float{conv.suffix}", f"{stem}{conv.suffix}"
+    q = profile.quantize
+    base, opt = artifact_names(source.path, fmt)
     work = stage.dir / "_work"
     work.mkdir(exist_ok=True)
     if source.keras_model is not None:
@@ -60,18 +72,24 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarr
         assert source.onnx_path is not None and conv.from_onnx  # build checks the source fits the format
         float_base = write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())  # tools work on the copy
     float_opt = float_base if model is source.keras_model else conv.export(model, work / "optimized", profile.convert)
-    write_bytes_atomic(stage.path(opt), quant.quantize(float_opt, q, calib, work))
+    ctx = QuantizeContext(baseline=stage.path(base), measure=measure, score=_scorer(source, evalset, reference),
+                          max_accuracy_drop=profile.budgets.max_accuracy_drop,
+                          user_model=source.keras_model is None, label=str(source.path))
+    done = quant.quantize(float_opt, q, calib, work, ctx)
+    write_bytes_atomic(stage.path(opt), done.data)
+    plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
-        plain = _plain_within_budget(source, profile, evalset, reference, stage, Artifacts(base, opt, str(fmt), str(q.scheme)))
-        if plain is not None:
-            return plain
+        within = _plain_within_budget(source, profile, evalset, reference, stage, plain, done.accuracy)
+        if within is not None:
+            return within
         from edgeopt.quantize.partial import settings_from_profile
 
-        result = quant.partial(model, float_opt, calib, evalset.x, evalset.y, settings_from_profile(profile))
+        settings = replace(settings_from_profile(profile), **done.partial_overrides)
+        result = quant.partial(model, done.partial_source or float_opt, calib, evalset.x, evalset.y, settings)
         write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
-        return Artifacts(base, opt, str(fmt), result.chosen_step.scheme, result, result.shortfall())
-    return Artifacts(base, opt, str(fmt), str(q.scheme))
+        return replace(plain, scheme=result.chosen_step.scheme, partial=result, note=result.shortfall())
+    return replace(plain, optimized_accuracy=done.accuracy)
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
@@ -81,16 +99,24 @@ def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
 
 
 def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, reference: np.ndarray | None,
-                         stage: Staging, arts: Artifacts) -> Artifacts | None:
+                         stage: Staging, arts: Artifacts, measured: AccuracyResult | None = None) -> Artifacts | None:
     """`arts` with its measured accuracy when the plain artifact meets max_accuracy_drop, else None."""
     from edgeopt.validate.accuracy import compare, predict
 
     if reference is None:
         return None
-    res = compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y, source.reference_name)
+    res = measured or compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y, source.reference_name)
     limit = profile.budgets.max_accuracy_drop
     if res.drop is None or limit is None or res.drop > limit + 1e-9:
         return None
     note = f"accuracy control ([partial]) not needed: plain {arts.scheme} drops {res.drop:.2f} points (budget {limit:g} points)"
     return replace(arts, note=note, optimized_accuracy=res)
 
+
+def _scorer(source: Source, evalset: Dataset | None, reference: np.ndarray | None) -> Score | None:
+    """Accuracy of an artifact file against the float reference, or None without eval data."""
+    if evalset is None or reference is None:
+        return None
+    from edgeopt.validate.accuracy import compare, predict
+
+    return lambda path: compare(predict(path, evalset.x), reference, evalset.y, source.reference_name)

@@ -8,7 +8,8 @@ writes the artifacts and the report (the CLI then exits 3).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeopt.atomic import Staging, prepare_output, write_bytes_atomic
-from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
-from edgeopt.errors import BudgetViolation, InputError
+from edgeopt.data.datasets import (
+    Dataset,
+    check_against_input,
+    check_data_path,
+    check_labels,
+    load_dataset,
+    sibling,
+)
+from edgeopt.errors import BudgetViolation, EdgeoptError, InputError
+from edgeopt.load.formats import check_model_path
 from edgeopt.load.source import Source, open_source
 from edgeopt.pipeline import manifest
 from edgeopt.pipeline.artifacts import Artifacts, make_artifacts
@@ -78,6 +87,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     resolved = load_profile(req.target)
     profile = resolved.profile
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
+    _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
+    _check_outputs(req, profile)  # no artifact may replace an input
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     unchanged = None if cached is None else _unchanged(req.out, *cached)
@@ -95,7 +106,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
-    with Staging(out) as stage:  # a failure from here on removes an --out it created
+    with Staging(out) as stage, _staging_paths_hidden(stage):  # a failure from here on removes an --out it created
         reference = None if evalset is None else source.predict(evalset.x)
         model = source.keras_model
         compressed = None
@@ -104,7 +115,11 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
             model = compressed.model
         progress("converting and quantizing")
-        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage)
+        shapes = _data_shapes(source, calib, evalset, notes) if req.benchmark else ()
+        measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
+            if req.benchmark else None
+        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure)
+        notes.extend(arts.notes)
         if arts.note:
             notes.append(arts.note)
         progress("validating accuracy")
@@ -112,7 +127,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         latency = None
         if req.benchmark:
             progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
-            latency = _latency(stage, arts, profile, req)
+            latency = _latency(stage, arts, profile, req, shapes)
             notes.extend(_refusals(latency, (arts.baseline, arts.optimized)))
         extra_files: list[str] = []
         mcu = None
@@ -124,7 +139,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             calibration_samples=0 if calib is None else int(calib.shape[0]),
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
             latency=latency, compressed=compressed, mcu=mcu, notes=tuple(notes),
-            build_seconds=time.perf_counter() - started))
+            build_seconds=time.perf_counter() - started, data_sample_shape=_sample_shape(calib, evalset),
+            data_origin="eval" if evalset is not None else "calibration"))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
         from edgeopt.report.render import to_markdown
 
@@ -136,17 +152,80 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     return BuildResult(report, out, tuple(files), violations)
 
 
-def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResult | None:
-    """The build already in OUT, or None when its report.json is of another schema version (rebuild it)."""
-    from pydantic import ValidationError
+@contextmanager
+def _staging_paths_hidden(stage: Staging) -> Iterator[None]:
+    """An error from a stage names a file by its artifact name, never by the private staging folder."""
+    try:
+        yield
+    except EdgeoptError as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            text = exc.args[0]
+            for folder in {str(stage.dir), str(stage.dir.resolve())}:
+                text = text.replace(f"{folder}/_work/", "").replace(f"{folder}/", "")
+            exc.args = (text, *exc.args[1:])
+        raise
 
+
+def _unchanged(out: Path, data: dict[str, Any], files: list[Path]) -> BuildResult | None:
+    """The build already in OUT, or None when its report.json is of another schema version or unreadable
+    (rebuild it)."""
     try:
         report = rs.Report.model_validate_json((Path(out) / "report.json").read_text("utf-8"))
-    except ValidationError:
+    except (OSError, ValueError):  # pydantic's ValidationError and UnicodeDecodeError are ValueErrors
         return None
     violations = tuple(BudgetViolation(v["name"], v["limit"], v["actual"], v["unit"])
                        for v in data.get("budget_violations", ()))
     return BuildResult(report, Path(out).resolve(), tuple(files), violations, skipped=True)
+
+
+def _check_paths(req: BuildRequest) -> None:
+    check_model_path(req.model)
+    for given, role in ((req.calib, "calibration"), (req.eval, "eval"), (req.train, "train")):
+        if given is not None:
+            check_data_path(given, role)
+
+
+def planned_outputs(req: BuildRequest, profile: Profile) -> list[str]:
+    """Every file name a build writes into OUT (manifest last)."""
+    from edgeopt.pipeline.artifacts import artifact_names
+
+    names = list(artifact_names(req.model, profile.convert.format))
+    if profile.device_class == DeviceClass.EMBEDDED_MCU:
+        names += [f"{req.c_name}.h", f"{req.c_name}.cc"]
+    return names + ["report.md", "report.json", manifest.MANIFEST]
+
+
+def _check_outputs(req: BuildRequest, profile: Profile) -> None:
+    """Refuse a build whose artifact would replace (or be a hard link of) an input, before any work."""
+    import os
+
+    inputs = [(req.model, "model"), *((p, role) for p, role in (
+        (req.calib or sibling(req.model, "calibration"), "calibration data"),
+        (req.eval or sibling(req.model, "eval"), "eval data"),
+        (req.train or sibling(req.model, "train"), "train data")) if p is not None)]
+    ids = {}
+    for path, role in inputs:
+        try:
+            st = Path(path).stat()
+        except (OSError, ValueError):
+            continue
+        ids[(st.st_dev, st.st_ino)] = (path, role)
+    model_dir = Path(req.model).resolve() if Path(req.model).is_dir() else None
+    for name in planned_outputs(req, profile):
+        dst = Path(req.out) / name
+        try:
+            st = os.lstat(dst)
+        except (OSError, ValueError):
+            continue
+        hit = ids.get((st.st_dev, st.st_ino))
+        if hit is None and model_dir is not None and model_dir in dst.resolve().parents:
+            hit = (req.model, "model")
+        if hit is not None:
+            msg = (
+                f"--out {req.out}: the build would write {name} over the {hit[1]} {hit[0]}; choose "
+                             "another --out, e.g. --out build"
+            )
+            raise InputError(msg)
 
 
 def _check_format_fits(source: Source, profile: Profile) -> None:
@@ -156,13 +235,13 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
     if source.keras_model is None and not converter.from_onnx:
         msg = (
             f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
-            "an ONNX model can target an ONNX profile such as edge-server"
+                         "an ONNX model can target an ONNX profile such as edge-server"
         )
         raise InputError(msg)
     if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
         msg = (
             f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
-            "can only be quantized (remove [prune]/[cluster] from the profile)"
+                         "can only be quantized (remove [prune]/[cluster] from the profile)"
         )
         raise InputError(msg)
 
@@ -171,8 +250,15 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     needs = profile.quantize.scheme in (Scheme.INT8, Scheme.INT16X8)
     path = req.calib or sibling(req.model, "calibration")
     n = profile.quantize.calibration_samples
+    if needs and source.input_dtype not in ("float32", "float16", "float64"):
+        msg = (
+            f"{req.model}: the model's input is {source.input_dtype} (token ids, e.g. an Embedding); "
+                         f"scheme '{profile.quantize.scheme}' calibrates with float samples, which such a model "
+                         "cannot take: use a float16 profile, or a model whose input is float"
+        )
+        raise InputError(msg)
     if path is not None:
-        ds = check_against_input(load_dataset(path, "calibration"), source.input_shape, "calibration")
+        ds = check_against_input(load_dataset(path, "calibration", source.input_shape), source.input_shape, "calibration")
         if ds.count < n:
             notes.append(f"calibration used all {ds.count} samples given (profile asks for {n})")
         return ds.x[:n], str(path)
@@ -181,10 +267,18 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     if not req.random_calibration:
         msg = (
             f"scheme '{profile.quantize.scheme}' needs calibration data: give --calib data.npz "
-            f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration"
+                         f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration"
         )
         raise InputError(msg)
-    shape = tuple(1 if d is None else d for d in source.input_shape[1:])
+    if any(d is None for d in source.input_shape[1:]):
+        dims = ", ".join("?" if d is None else str(d) for d in source.input_shape[1:])
+        msg = (
+            f"{req.model}: the input shape (N, {dims}) has dynamic dimensions, so random calibration "
+                         "does not know what size to make: give --calib data of the size you deploy, or export the "
+                         "model with a fixed input shape"
+        )
+        raise InputError(msg)
+    shape = tuple(int(d) for d in source.input_shape[1:] if d is not None)
     rng = np.random.default_rng(0)
     return rng.random((min(n, 100),) + shape, dtype=np.float32), "random"
 
@@ -193,7 +287,8 @@ def _dataset(given: Path | None, model: Path, role: str, source: Source) -> Data
     path = given or sibling(model, role)
     if path is None:
         return None
-    return check_against_input(load_dataset(path, role), source.input_shape, role)
+    ds = check_against_input(load_dataset(path, role, source.input_shape), source.input_shape, role)
+    return check_labels(ds, source.output_width, role)
 
 
 def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset | None,
@@ -208,21 +303,56 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     return base, opt
 
 
-def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest) -> tuple[BenchResult, BenchResult]:
-    from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
+def _sample_shape(calib: np.ndarray | None, evalset: Dataset | None) -> tuple[int, ...] | None:
+    """One eval (else calibration) sample's shape, batch 1."""
+    x = evalset.x if evalset is not None else calib
+    return None if x is None else (1, *(int(d) for d in x.shape[1:]))
+
+
+def _data_shapes(source: Source, calib: np.ndarray | None, evalset: Dataset | None,
+                 notes: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Sizes for the latency stage when the model's input has symbolic dims beyond the batch: one sample of the
+    eval data, else of the calibration data (what the model is used on), never a silent 1."""
+    dims = source.input_shape[1:]
+    if all(d is not None for d in dims):
+        return ()
+    x, origin = (evalset.x, "eval data") if evalset is not None else (calib, "calibration data")
+    if x is None:
+        notes.append(f"latency measured with the input's symbolic dimensions as 1 ({list(source.input_shape)}): "
+                     "no data gave their size")
+        return ()
+    shape = (1, *(int(d) for d in x.shape[1:]))
+    notes.append(f"latency measured at input shape {'x'.join(map(str, shape))} (from the {origin}; the model's "
+                 f"input is {['?' if d is None else d for d in source.input_shape]})")
+    return (("", shape),)
+
+
+def _bench_settings(profile: Profile, req: BuildRequest, shapes: tuple[tuple[str, tuple[int, ...]], ...] = (),
+                    quick: bool = False) -> Any:
+    """The profile's protocol; `quick`: a shorter one for choosing between candidate artifacts."""
+    from edgeopt.benchmark.protocol import BenchSettings
 
     b = profile.benchmark
-    settings = BenchSettings(threads=profile.runtime.threads if req.threads is None else req.threads,
-                             xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
-                             warmup_runs=b.warmup_runs, warmup_seconds=b.warmup_seconds, runs=b.runs,
-                             min_seconds=b.min_seconds)
-    paths = [stage.path(arts.baseline), stage.path(arts.optimized)]
+    return BenchSettings(shapes=shapes, threads=profile.runtime.threads if req.threads is None else req.threads,
+                         xnnpack=profile.runtime.xnnpack, graph_optimization=profile.runtime.graph_optimization,
+                         warmup_runs=b.warmup_runs, warmup_seconds=min(b.warmup_seconds, 0.25) if quick else b.warmup_seconds,
+                         runs=min(b.runs, 30) if quick else b.runs, min_seconds=min(b.min_seconds, 0.5) if quick else b.min_seconds)
+
+
+def _time(paths: list[Path], settings: Any, req: BuildRequest) -> list[BenchResult]:
+    """Time `paths` interleaved, locally or on the --remote device."""
     if req.remote is not None:
         from edgeopt.benchmark.remote import run_remote
 
-        results = run_remote(paths, settings, req.remote)
-    else:
-        results = run_interleaved(paths, settings)
+        return list(run_remote(paths, settings, req.remote))
+    from edgeopt.benchmark.protocol import run_interleaved
+
+    return run_interleaved(paths, settings)
+
+
+def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest,
+             shapes: tuple[tuple[str, tuple[int, ...]], ...]) -> tuple[BenchResult, BenchResult]:
+    results = _time([stage.path(arts.baseline), stage.path(arts.optimized)], _bench_settings(profile, req, shapes), req)
     return results[0], results[1]
 
 

@@ -17,29 +17,51 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import stat
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import InputError
+from edgeopt.input_files import open_regular, read_regular
 
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 << 20
 SCHEMA = "edgeopt.manifest/1"
 # Distribution names whose version can change an artifact or a number in the report.
 DISTRIBUTIONS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy")
 
 
+def _folder_files(folder: Path) -> list[Path]:
+    """Regular files under `folder`, sorted; symlinked folders are not followed, FIFOs and devices skipped."""
+    found = []
+    for root, _dirs, names in os.walk(folder, followlinks=False):
+        for name in names:
+            p = Path(root) / name
+            if stat.S_ISREG(os.lstat(p).st_mode):
+                found.append(p)
+    return sorted(found)
+
+
 def sha256_path(path: Path) -> str:
-    """sha256 of a file, or of a folder (relative names and contents, in sorted order)."""
+    """sha256 of a regular file, or of a SavedModel folder (relative names and contents, in sorted order).
+
+    Anything else (a FIFO, a device, a folder that is not a SavedModel) raises InputError instead of
+    blocking or walking it: manifest paths are not trusted.
+    """
     h = hashlib.sha256()
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
+    is_dir = path.is_dir()
+    if is_dir and not (path / "saved_model.pb").is_file():
+        msg = f"{path} is a folder but not a SavedModel; not hashed"
+        raise InputError(msg)
+    for f in _folder_files(path) if is_dir else [path]:
+        if is_dir:
             h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        with f.open("rb") as fh:
+        with open_regular(f, "input") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
@@ -57,15 +79,16 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
-def _file(path: Path | None) -> dict[str, str | None] | None:
-    """Path and hash of an input; a missing or unreadable one hashes as None (the build then says why)."""
+def _file(path: Path | None, out: Path) -> dict[str, str | None] | None:
+    """Path (relative to OUT, so `verify` works from any folder) and hash of an input; a missing or unreadable
+    one hashes as None (the build then says why)."""
     if path is None:
         return None
     try:
         digest: str | None = sha256_path(path) if Path(path).exists() else None
-    except OSError:
+    except (OSError, InputError):
         digest = None
-    return {"path": str(path), "sha256": digest}
+    return {"path": os.path.relpath(Path(path).absolute(), Path(out).absolute()), "sha256": digest}
 
 
 def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
@@ -74,12 +97,12 @@ def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
 
     remote = getattr(req, "remote", None)
     return {
-        "model": _file(req.model),
+        "model": _file(req.model, req.out),
         "profile": {"name": resolved.name, "sha256": resolved.sha256, "files": [str(p) for p in resolved.chain],
                     "resolved": resolved.profile.model_dump(mode="json")},
-        "calibration": _file(req.calib or sibling(req.model, "calibration")),
-        "eval": _file(req.eval or sibling(req.model, "eval")),
-        "train": _file(req.train or sibling(req.model, "train")),
+        "calibration": _file(req.calib or sibling(req.model, "calibration"), req.out),
+        "eval": _file(req.eval or sibling(req.model, "eval"), req.out),
+        "train": _file(req.train or sibling(req.model, "train"), req.out),
         "options": {"random_calibration": req.random_calibration, "allow_no_finetune": req.allow_no_finetune,
                     "unsafe_load": req.unsafe_load, "threads": req.threads, "benchmark": req.benchmark,
                     "c_name": req.c_name, "remote": None if remote is None else str(getattr(remote, "host", remote))},
@@ -124,14 +147,25 @@ def load(out: Path) -> dict[str, Any]:
         msg = f"{path} not found; `edgeopt build ... --out {out}` writes it"
         raise InputError(msg)
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+        data = json.loads(read_regular(path, "manifest", limit=MAX_MANIFEST_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         msg = f"{path} cannot be read ({str(exc)[:120]}); rebuild to rewrite it"
         raise InputError(msg) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("artifacts"), dict):
         msg = f"{path} is not an edgeopt manifest ({SCHEMA}); rebuild to rewrite it"
         raise InputError(msg)
+    inputs = data.get("inputs")
+    violations = data.get("budget_violations", [])
+    if not (inputs is None or isinstance(inputs, dict) and all(v is None or isinstance(v, dict) for v in inputs.values())) \
+            or not isinstance(violations, list) or not all(_violation(v) for v in violations):
+        msg = f"{path} is a malformed edgeopt manifest (inputs or budget_violations); rebuild to rewrite it"
+        raise InputError(msg)
     return data
+
+
+def _violation(v: Any) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("name"), str) and isinstance(v.get("unit"), str) and \
+        all(isinstance(v.get(k), int | float) and not isinstance(v.get(k), bool) for k in ("limit", "actual"))
 
 
 @dataclass(frozen=True)
@@ -141,36 +175,67 @@ class Finding:
     detail: str
 
     def describe(self) -> str:
-        return f"{self.problem}: {self.name}" + (f" ({self.detail})" if self.detail else "")
+        from edgeopt.report.table import printable
+
+        return printable(f"{self.problem}: {self.name}" + (f" ({self.detail})" if self.detail else ""))
 
 
 def check(out: Path) -> tuple[dict[str, Any], list[Finding], list[Finding]]:
     """(manifest, artifact problems, input notes). Artifact problems make `edgeopt verify` fail."""
-    out = Path(out)
     data = load(out)
+    return data, _artifact_problems(Path(out), data), _input_notes(data, Path(out))
+
+
+def _artifact_problems(out: Path, data: dict[str, Any]) -> list[Finding]:
     problems = []
     for name, info in sorted(data["artifacts"].items()):
-        p = (out / name).resolve()
+        if not isinstance(info, dict):
+            problems.append(Finding(name, "changed", "the manifest entry is not an object"))
+            continue
+        try:
+            p = (out / name).resolve()
+        except (OSError, RuntimeError, ValueError):  # a NUL byte, a symlink loop
+            p = out.resolve()
         if out.resolve() not in p.parents:
             problems.append(Finding(name, "changed", "the manifest names a file outside the folder"))
             continue
         if not p.is_file():
             problems.append(Finding(name, "missing", ""))
             continue
-        got = sha256_path(p)
+        try:
+            got = sha256_path(p)
+        except (OSError, InputError) as exc:
+            problems.append(Finding(name, "changed", str(exc)[:120]))
+            continue
         if got != info.get("sha256"):
             problems.append(Finding(name, "changed", f"sha256 {got[:12]}..., manifest has {str(info.get('sha256'))[:12]}..."))
+    return problems
+
+
+def _input_notes(data: dict[str, Any], out: Path) -> list[Finding]:
+    """Inputs named by the manifest that are gone or changed. The paths come from a file in OUT, so only
+    regular files and SavedModel folders are hashed (see sha256_path)."""
     notes = []
     for role in ("model", "calibration", "eval", "train"):
         entry = (data.get("inputs") or {}).get(role)
         if not isinstance(entry, dict) or "path" not in entry:
             continue
-        p = Path(entry["path"])
-        if not p.exists():
-            notes.append(Finding(str(p), "input missing", role))
-        elif sha256_path(p) != entry.get("sha256"):
-            notes.append(Finding(str(p), "input changed", f"{role}; rebuild to update the artifacts"))
-    return data, problems, notes
+        p = Path(out) / str(entry["path"])  # relative to OUT (an absolute path stays as it is)
+        try:
+            exists = p.exists()
+        except (OSError, ValueError):
+            exists = False
+        if not exists:
+            notes.append(Finding(os.path.normpath(p)[:200], "input missing", role))
+            continue
+        try:
+            digest = sha256_path(p)
+        except (OSError, InputError):
+            notes.append(Finding(os.path.normpath(p), "input changed", f"{role}; not a regular file or SavedModel any more"))
+            continue
+        if digest != entry.get("sha256"):
+            notes.append(Finding(os.path.normpath(p), "input changed", f"{role}; rebuild to update the artifacts"))
+    return notes
 
 
 def up_to_date(out: Path, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[Path]] | None:
@@ -179,7 +244,9 @@ def up_to_date(out: Path, inputs: dict[str, Any]) -> tuple[dict[str, Any], list[
     if not (out / MANIFEST).is_file():
         return None
     try:
-        data, problems, _ = check(out)
+        data = load(out)
+        # The inputs were hashed from the command line (input_key); the paths the manifest names are never read.
+        problems = _artifact_problems(out, data)
     except InputError:
         return None
     if problems or data.get("input_key") != input_key(inputs):

@@ -36,7 +36,7 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
     if not finetuning and not (allow_no_finetune or cfg.allow_without_finetune):
         msg = (
             "pruning without fine-tuning loses accuracy: give training data (--train / --finetune data.npz "
-            "with x and y) or allow it explicitly (--no-finetune, or prune.allow_without_finetune = true)"
+                         "with x and y) or allow it explicitly (--no-finetune, or prune.allow_without_finetune = true)"
         )
         raise InputError(msg)
     spec = spec_from(cfg)
@@ -69,7 +69,7 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
 def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
                      allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
     """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict."""
-    from edgeopt.atomic import write_bytes_atomic
+    from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
     from edgeopt.convert.savedmodel import input_shape
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
@@ -78,9 +78,10 @@ def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Pa
     if fmt not in KERAS_FORMATS:
         msg = (
             f"{path}: pruning needs a Keras model (.keras, .h5 or SavedModel), not a .{fmt}; "
-            "prune before converting"
+                         "prune before converting"
         )
         raise InputError(msg)
+    refuse_overwriting(out, {"model": path, "fine-tuning data": finetune_data, "eval data": eval_data})
     if out.suffix != ".keras":
         msg = f"--out {out}: the pruned model is saved as Keras 3; use a .keras file name"
         raise InputError(msg)
@@ -89,9 +90,15 @@ def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Pa
         raise InputError(msg)
     model = load_keras(path, unsafe=unsafe_load)
     shape = input_shape(model)
-    train = None if finetune_data is None else check_against_input(load_dataset(finetune_data, "train"), shape, "train")
+    from edgeopt.convert.savedmodel import output_width
+    from edgeopt.data.datasets import check_labels
+
+    classes = output_width(model)
+    train = None if finetune_data is None else check_labels(
+        check_against_input(load_dataset(finetune_data, "train", shape), shape, "train"), classes, "train")
     eval_path = eval_data or (sibling(path, "eval") if fmt is ModelFormat.KERAS else None)
-    evalset = None if eval_path is None else check_against_input(load_dataset(eval_path, "eval"), shape, "eval")
+    evalset = None if eval_path is None else check_labels(
+        check_against_input(load_dataset(eval_path, "eval", shape), shape, "eval"), classes, "eval")
     outcome = prune_and_finetune(model, cfg, train, evalset, allow_no_finetune)
     import tempfile
 

@@ -46,6 +46,8 @@ class BuildOutcome:
     mcu: McuReport | None  # embedded-mcu targets
     notes: tuple[str, ...]
     build_seconds: float
+    data_sample_shape: tuple[int, ...] | None = None  # one eval (else calibration) sample, batch 1
+    data_origin: str = ""  # "eval" or "calibration"
 
 
 def assemble_report(outcome: BuildOutcome) -> rs.Report:
@@ -64,12 +66,12 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
                           latency_ms=_lat_info(base_lat))
     optimized = rs.Variant(artifact=_artifact(o.folder, arts.optimized, arts.format, arts.scheme),
                            accuracy=_acc_info(opt_acc), latency_ms=_lat_info(opt_lat))
-    budgets, budget_notes = _budgets(profile, optimized, o.mcu)
-    notes += budget_notes
-    params, macs = o.source.params_and_macs()
     ratios = rs.Ratios(size=optimized.artifact.bytes / baseline.artifact.bytes,
                        latency_p50=None if base_lat is None or opt_lat is None
                        else opt_lat.latency.p50 / base_lat.latency.p50)
+    budgets, budget_notes = _budgets(profile, optimized, o.mcu, ratios.latency_p50)
+    notes += budget_notes
+    params, macs = o.source.params_and_macs(_macs_shapes(o.source, o.data_sample_shape, o.data_origin, notes))
     if ratios.latency_verdict == "slower":
         assert baseline.latency_ms is not None and optimized.latency_ms is not None
         where = "on the build host (LiteRT, not the microcontroller)" if o.mcu is not None else \
@@ -82,6 +84,7 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
         prune=None if c is None else c.prune,
         cluster=None if c is None or c.cluster is None else _cluster(c.cluster),
         partial=None if arts.partial is None else _partial(arts.partial),
+        onnx_activations=None if arts.activations is None else rs.OnnxActivationsStage.model_validate(arts.activations),
         mcu=None if o.mcu is None else _mcu(o.mcu, arts.optimized),
         composition=_composition(c.steps, params, baseline, optimized) if c is not None and c.steps else None,
     )
@@ -131,11 +134,18 @@ def _lat_info(r: BenchResult | None) -> rs.LatencyInfo | None:
                           fingerprint=_fingerprint(r.fingerprint))
 
 
-def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None) -> tuple[list[rs.Budget], list[str]]:
+def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None,
+             lat_ratio: float | None = None) -> tuple[list[rs.Budget], list[str]]:
     """The budgets checked, and a note for each one that could not be."""
     b = profile.budgets
     out: list[rs.Budget] = []
     notes: list[str] = []
+    if b.max_latency_ratio is not None:
+        if lat_ratio is None:
+            notes.append("max_latency_ratio not checked: the benchmark was skipped")
+        out.append(rs.Budget(name="max_latency_ratio", limit=b.max_latency_ratio,
+                             actual=None if lat_ratio is None else round(lat_ratio, 4), unit="x float p50",
+                             ok=None if lat_ratio is None else lat_ratio <= b.max_latency_ratio))
     if b.max_model_kb is not None:
         kb = opt.artifact.bytes / 1024
         out.append(rs.Budget(name="max_model_kb", limit=b.max_model_kb, actual=round(kb, 3), unit="KiB", ok=kb <= b.max_model_kb))
@@ -160,6 +170,18 @@ def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None) -> tuple[
             if limit and not any(name in f for f in failed):
                 out.append(rs.Budget(name=f"max_{name}_bytes", limit=limit, actual=used, unit="bytes", ok=True))
     return out, notes
+
+
+def _macs_shapes(source: Source, sample: tuple[int, ...] | None, origin: str,
+                 notes: list[str]) -> dict[str, tuple[int, ...]] | None:
+    """An ONNX source with symbolic dims beyond the batch counts MACs at the size of one eval/calibration sample."""
+    if source.onnx_path is None or all(d is not None for d in source.input_shape[1:]):
+        return None
+    if sample is None:
+        notes.append("input MACs count the model's symbolic dimensions as 1: a lower bound")
+        return None
+    notes.append(f"input MACs are for input shape {'x'.join(map(str, sample))} (one sample of the {origin} data)")
+    return {"": sample}
 
 
 def _cluster(r: ClusterResult) -> rs.ClusterStage:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import Profile
 
 MAX_EXTENDS_DEPTH = 8
+MAX_NAME = 64
+PROFILE_NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
+MAX_TOML_DEPTH = 8  # [section.subsection] and a list of lists is 4
+MAX_PROFILE_BYTES = 1 << 20
 
 
 def builtin_dir() -> Path:
@@ -74,13 +79,33 @@ def _looks_like_path(target: str) -> bool:
     return target.endswith(".toml") or "/" in target or os.sep in target
 
 
+def check_profile_name(name: str, where: str = "target") -> str:
+    """A profile name is a short file stem: letters, digits, '.', '_', '-' (so it maps to NAME.toml safely)."""
+    if not PROFILE_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        msg = (
+            f"{where} {shown!r} is not a profile name (1-{MAX_NAME} letters, digits, '.', '_' or '-'); "
+                           "give a name from `edgeopt targets list` or a path to a .toml file"
+        )
+        raise ProfileError(msg)
+    return name
+
+
 def find_profile(target: str) -> Path:
     if _looks_like_path(target):
+        from edgeopt.input_files import regular_file
+
         p = Path(target)
-        if not p.is_file():
+        try:
+            os.lstat(p)
+        except FileNotFoundError:
             msg = f"profile file not found: {target}"
-            raise ProfileError(msg)
+            raise ProfileError(msg) from None
+        except (OSError, ValueError):
+            pass  # regular_file names the problem (name too long, NUL byte, ...)
+        regular_file(p, "profile", ProfileError)
         return p
+    check_profile_name(target)
     for d in search_dirs():
         f = d / f"{target}.toml"
         if f.is_file():
@@ -90,16 +115,42 @@ def find_profile(target: str) -> Path:
     raise ProfileError(msg)
 
 
+def _depth(node: Any) -> int:
+    """Nesting depth of tables and arrays (iterative: no recursion on hostile input)."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        item, d = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_TOML_DEPTH:
+            break
+        todo.extend((c, d + 1) for c in children)
+    return deepest
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    from edgeopt.input_files import read_regular
+
+    raw = read_regular(path, "profile", ProfileError, limit=MAX_PROFILE_BYTES)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         msg = f"{path}: not valid TOML: {exc}"
         raise ProfileError(msg) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         msg = f"{path}: cannot read profile: {exc}"
         raise ProfileError(msg) from None
+    except RecursionError:
+        data = None
+    if data is None or _depth(data) > MAX_TOML_DEPTH:
+        msg = (
+            f"{path}: tables or arrays nested deeper than {MAX_TOML_DEPTH} levels; a profile "
+                           "needs at most 3"
+        )
+        raise ProfileError(msg)
+    return data
 
 
 def _resolve_extends(ref: str, origin: Path) -> Path:
@@ -117,8 +168,9 @@ def _resolve_extends(ref: str, origin: Path) -> Path:
             raise ProfileError(msg)
         return target
     if _looks_like_path(ref):
-        msg = f"{origin}: extends = '{ref}' must be a profile name or './file.toml' in the same folder"
+        msg = f"{origin}: extends = '{ref[:100]}' must be a profile name or './file.toml' in the same folder"
         raise ProfileError(msg)
+    check_profile_name(ref, f"{origin}: extends =")
     try:
         return find_profile(ref)
     except ProfileError:

@@ -54,6 +54,14 @@ class QuantFormat(StrEnum):
     QOPERATOR = "qoperator"
 
 
+class OnnxActivations(StrEnum):
+    """Type of the int8 activations of an ONNX artifact (weights are always int8)."""
+
+    AUTO = "auto"  # measure S8S8 and U8S8, keep the faster that meets the accuracy budget
+    INT8 = "int8"  # S8S8
+    UINT8 = "uint8"  # U8S8, onnxruntime's recommendation on x86
+
+
 # The closed sets the CLI also offers live in edgeopt.vocabulary; profiles name the same classes.
 RuntimeChoice = RuntimeName
 GraphOpt = GraphOptimization
@@ -72,6 +80,8 @@ class QuantizeSection(Strict):
     calibration_samples: Annotated[int, Field(ge=1, le=100_000)] = 200
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     onnx_format: QuantFormat = QuantFormat.QDQ
+    onnx_activations: Annotated[OnnxActivations, Field(description="int8 ONNX activations: auto, int8 or uint8")] = \
+        OnnxActivations.AUTO
 
     @model_validator(mode="after")
     def _io_fits_scheme(self) -> QuantizeSection:
@@ -113,6 +123,7 @@ class BudgetsSection(Strict):
     max_model_kb: Annotated[float, Field(gt=0)] | None = None
     max_latency_ms: Annotated[float, Field(gt=0, description="limit on p90 latency")] | None = None
     max_accuracy_drop: Annotated[float, Field(ge=0, le=100, description="percentage points")] | None = None
+    max_latency_ratio: Annotated[float, Field(gt=0, description="optimized p50 / float baseline p50")] | None = None
     max_flash_kb: Annotated[float, Field(gt=0)] | None = None
     max_ram_kb: Annotated[float, Field(gt=0)] | None = None
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.errors import ConversionError, InputError
+from edgeopt.errors import ConversionError, InputError, cause_of
 from edgeopt.profiles.schema import CalibrationMethod, QuantFormat, Scheme
 from edgeopt.runtime.verify_onnx import load_onnx
 
@@ -25,6 +25,7 @@ class OnnxRecipe:
     quant_format: QuantFormat = QuantFormat.QDQ
     calibration: np.ndarray | None = None
     nodes_to_exclude: tuple[str, ...] = ()
+    unsigned_activations: bool = False  # int8 only: U8S8 (uint8 activations) instead of S8S8
 
 
 class _Reader:
@@ -65,16 +66,25 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
                 quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
                                  nodes_to_exclude=list(recipe.nodes_to_exclude))
         elif recipe.scheme is Scheme.INT8:
-            _static(src, dst, recipe, source.graph.input[0].name)
+            weights = {t.name for t in source.graph.initializer}  # IR-3 models list them as inputs too
+            _static(src, dst, recipe, next(v.name for v in source.graph.input if v.name not in weights))
         else:
             msg = f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8"
             raise InputError(msg)
     except (InputError, ConversionError):
         raise
     except Exception as exc:  # noqa: BLE001
-        msg = f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: {str(exc).strip()[:300]}"
+        msg = f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: {_without_paths(cause_of(exc), src)}"
         raise ConversionError(msg) from None
     return dst
+
+
+def _without_paths(text: str, src: Path) -> str:
+    """Name our private files by the model's name: a staging or temporary path means nothing to the user."""
+    import re
+
+    text = text.replace(str(src), src.name).replace(str(src.parent) + "/", "")
+    return re.sub(r"\S*edgeopt-(q|partial-onnx)-[^/\s]*/", "", text)
 
 
 @contextlib.contextmanager
@@ -105,7 +115,8 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str) -> None:
             quantize_static(
                 str(pre), str(dst), _Reader(name, recipe.calibration),
                 quant_format=QF.QDQ if recipe.quant_format is QuantFormat.QDQ else QF.QOperator,
-                per_channel=recipe.per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                per_channel=recipe.per_channel, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8 if recipe.unsigned_activations else QuantType.QInt8,
                 calibrate_method=method, nodes_to_exclude=list(recipe.nodes_to_exclude),
                 extra_options={"CalibTensorRangeSymmetric": False},
             )

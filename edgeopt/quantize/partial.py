@@ -40,6 +40,7 @@ class PartialSettings:
     int8_io: bool = False  # int8 input/output (fully quantized; TFLite only)
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX  # ONNX only
     quant_format: QuantFormat = QuantFormat.QDQ  # ONNX only
+    unsigned_activations: bool = False  # ONNX only: U8S8 instead of S8S8
     benchmark: bool = True  # p50 latency per step
     threads: int = 1
 
@@ -290,7 +291,8 @@ class OnnxBackend:
         s = self._settings
         quantize_onnx(self._src, dst, OnnxRecipe(Scheme.INT8, per_channel=s.per_channel,
                                                  calibration_method=s.calibration_method, quant_format=s.quant_format,
-                                                 calibration=self._calib, nodes_to_exclude=self._expand(float_nodes)))
+                                                 calibration=self._calib, nodes_to_exclude=self._expand(float_nodes),
+                                                 unsigned_activations=s.unsigned_activations))
         return dst.read_bytes()
 
     def int16x8(self) -> bytes | None:

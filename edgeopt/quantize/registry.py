@@ -8,7 +8,7 @@ runs accuracy-controlled partial quantization ([partial]).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,15 +19,40 @@ from edgeopt.profiles.schema import OutputFormat, QuantizeSection
 from edgeopt.registry import Registry
 
 if TYPE_CHECKING:
+    from edgeopt.quantize.onnx_activations import Measure, Score
     from edgeopt.quantize.partial import PartialResult, PartialSettings
+    from edgeopt.validate.accuracy import AccuracyResult
 
 # (keras model or None, intermediate, calibration, eval x, eval y, settings) -> result
 Partial = Callable[[Any, Path, np.ndarray, np.ndarray, "np.ndarray | None", "PartialSettings"], "PartialResult"]
 
 
 @dataclass(frozen=True)
+class QuantizeContext:
+    """What a quantizer may use beyond its section (all optional)."""
+
+    baseline: Path | None = None  # the float artifact, to time candidates against
+    measure: Measure | None = None  # times models on the benchmark device; None when the benchmark is skipped
+    score: Score | None = None  # accuracy of an artifact file on the eval data; None without eval data
+    max_accuracy_drop: float | None = None
+    user_model: bool = False  # the float model is the user's file (its faults are bad input), not our export
+    label: str = ""  # how messages name the model
+
+
+@dataclass(frozen=True)
+class Quantized:
+    data: bytes
+    notes: tuple[str, ...] = ()  # for the report: what the quantizer changed or chose, and why
+    stage: dict[str, Any] | None = None  # report stage "onnx_activations": the candidates and the choice
+    accuracy: AccuracyResult | None = None  # measured on the eval data while choosing
+    partial_source: Path | None = None  # the float model accuracy control starts from (else the intermediate)
+    partial_overrides: dict[str, Any] = field(default_factory=dict)  # PartialSettings fields fixed by the choice
+
+
+@dataclass(frozen=True)
 class Quantizer:
-    quantize: Callable[[Path, QuantizeSection, np.ndarray | None, Path], bytes]  # (intermediate, section, calib, work dir)
+    # (intermediate, section, calib, work dir, context) -> artifact
+    quantize: Callable[[Path, QuantizeSection, np.ndarray | None, Path, QuantizeContext], Quantized]
     partial: Partial
 
 
@@ -39,11 +64,12 @@ def quantizer_for(fmt: OutputFormat) -> Quantizer:
     return QUANTIZERS.get(fmt)
 
 
-def _tflite(saved_model: Path, q: QuantizeSection, calib: np.ndarray | None, work: Path) -> bytes:
+def _tflite(saved_model: Path, q: QuantizeSection, calib: np.ndarray | None, work: Path, ctx: QuantizeContext) -> Quantized:
     from edgeopt.convert.tflite import to_tflite
     from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
 
-    return to_tflite(saved_model, converter_setup(TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)))
+    recipe = TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)
+    return Quantized(to_tflite(saved_model, converter_setup(recipe)))
 
 
 def _tflite_partial(model: Any, saved_model: Path, calib: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
@@ -53,12 +79,27 @@ def _tflite_partial(model: Any, saved_model: Path, calib: np.ndarray, eval_x: np
     return partial_quantize_tflite(model, calib, eval_x, eval_y, settings)  # the Keras model: op labels use its layer names
 
 
-def _onnx(float_onnx: Path, q: QuantizeSection, calib: np.ndarray | None, work: Path) -> bytes:
+def _onnx(float_onnx: Path, q: QuantizeSection, calib: np.ndarray | None, work: Path, ctx: QuantizeContext) -> Quantized:
+    """Prepare the model (opset >= 13, IR-3 inputs), then quantize; int8 chooses S8S8 / U8S8 (quantize.onnx_activations)."""
+    from edgeopt.convert.onnx_check import Origin
+    from edgeopt.profiles.schema import OnnxActivations, Scheme
     from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+    from edgeopt.quantize.onnx_activations import quantize_with_activations
+    from edgeopt.quantize.onnx_prepare import prepare_onnx
 
+    origin = Origin.USER if ctx.user_model else Origin.EXPORTED
+    prepared = prepare_onnx(float_onnx, work / "prepared.onnx", origin, q.per_channel, ctx.label)
+    per_channel = q.per_channel and prepared.per_channel
+    recipe = OnnxRecipe(q.scheme, per_channel, q.calibration_method, q.onnx_format, calib)
     dst = work / "quantized.onnx"
-    quantize_onnx(float_onnx, dst, OnnxRecipe(q.scheme, q.per_channel, q.calibration_method, q.onnx_format, calib))
-    return dst.read_bytes()
+    if q.scheme is not Scheme.INT8:
+        quantize_onnx(prepared.path, dst, recipe)
+        return Quantized(dst.read_bytes(), prepared.notes, partial_source=prepared.path)
+    choice = quantize_with_activations(prepared.path, dst, recipe, q.onnx_activations, ctx.baseline or float_onnx,
+                                       ctx.measure, ctx.score, ctx.max_accuracy_drop)
+    return Quantized(dst.read_bytes(), (*prepared.notes, choice.note), choice.to_dict(), choice.chosen.accuracy,
+                     prepared.path, {"per_channel": per_channel,
+                                     "unsigned_activations": choice.chosen.activations is OnnxActivations.UINT8})
 
 
 def _onnx_partial(model: Any, float_onnx: Path, calib: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,

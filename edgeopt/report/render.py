@@ -6,7 +6,7 @@ from rich.console import Console
 
 from edgeopt.report import schema as rs
 from edgeopt.report.schema import Report, Variant
-from edgeopt.report.table import table
+from edgeopt.report.table import printable, table
 from edgeopt.vocabulary import DeviceClass
 
 
@@ -93,16 +93,17 @@ def _device_line(report: Report) -> str | None:
 
 def to_console(report: Report, console: Console) -> None:
     console.print(table(f"{report.input.path} -> {report.target.name}", _columns(report), _rows(report)))
-    console.print(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}", markup=False)
+    console.print(printable(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}"),
+                  markup=False)
     for line in (_device_line(report), _fingerprint_line(report)):
         if line:
-            console.print(line, markup=False)
+            console.print(printable(line), markup=False)
     if report.budgets:
         console.print(table("budgets", ["budget", "limit", "actual", "unit", "ok"],
                             [[b.name, b.limit, b.actual, b.unit, {True: "ok", False: "FAIL", None: "unchecked"}[b.ok]]
                              for b in report.budgets]))
     for note in report.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(printable(f"note: {note}"), markup=False)
 
 
 def _md_cell(v: object) -> str:
@@ -174,6 +175,11 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
         out += _table(["step", "scheme", "bytes", "top-1 %", "drop", "p50 ms", "out of int8"],
                       [[s.step, s.scheme, s.size_bytes, s.accuracy, s.accuracy_drop, s.latency_p50_ms,
                         ", ".join(s.layers) or "-"] for s in q.steps])
+    if (a := stages.onnx_activations) is not None:
+        how = "measured, interleaved with the float baseline" if a.measured else "not measured"
+        out += ["", "## int8 activations (ONNX)", "", f"Kept {a.chosen} ({how}).", ""]
+        out += _table(["activations", "p50 ms", "ratio to float", "accuracy drop", "within budget"],
+                      [[c.kind, c.p50_ms, c.latency_ratio, c.accuracy_drop, c.within_budget] for c in a.candidates])
     if (m := stages.mcu) is not None:
         d = m.device_latency
         out += ["", "## Microcontroller (TFLite Micro)", ""]

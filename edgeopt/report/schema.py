@@ -308,12 +308,31 @@ class Composition(Frozen):
     steps: list[CompositionStep]
 
 
+class ActivationCandidate(Frozen):
+    activations: str  # "int8" or "uint8"
+    kind: str  # "S8S8" or "U8S8"
+    p50_ms: float | None  # None when not measured
+    latency_ratio: float | None  # p50 / float baseline p50
+    accuracy_drop: float | None  # points against the float model, None without eval data
+    within_budget: bool
+
+
+class OnnxActivationsStage(Frozen):
+    """int8 ONNX: which activation type was kept (quantize.onnx_activations), from which measured candidates."""
+
+    chosen: str  # "int8" (S8S8) or "uint8" (U8S8)
+    measured: bool  # False: fixed by the profile, or the benchmark was skipped
+    baseline_p50_ms: float | None
+    candidates: list[ActivationCandidate]
+
+
 class Stages(Frozen):
     """Optional stages; a section is null when the build did not run that stage."""
 
     prune: PruneStage | None = None
     cluster: ClusterStage | None = None
     partial: PartialStage | None = None
+    onnx_activations: OnnxActivationsStage | None = None
     mcu: McuStage | None = None
     composition: Composition | None = None
 

@@ -31,7 +31,7 @@ class FitTable:
     rows: tuple[tuple[str, ...], ...]
 
     def _table(self, cols: Sequence[int], title: str | None) -> Table:
-        t = Table(title=None if title is None else Text(title, style="italic"), title_justify="left")
+        t = Table(title=None if title is None else Text(printable(title), style="italic"), title_justify="left")
         for i in cols:  # Text, not markup: a file named "a[/b].onnx" is shown as it is
             t.add_column(Text(self.columns[i]), justify="left" if i == 0 else "right")
         for r in self.rows:
@@ -84,6 +84,12 @@ class FitTable:
                 yield Text(f"  {name}: {value}")
 
 
+def printable(text: str) -> str:
+    """Control and unprintable characters (names from corrupt or hostile files) as escapes: output cannot be
+    restyled by ANSI codes, cleared, or split into fake lines."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def fmt(v: Any) -> str:
     """One cell: '-' for None, 4 significant digits for floats, thousands separators for ints."""
     if v is None:
@@ -92,4 +98,4 @@ def fmt(v: Any) -> str:
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
     if isinstance(v, int) and not isinstance(v, bool):
         return f"{v:,}"
-    return str(v)
+    return printable(str(v))

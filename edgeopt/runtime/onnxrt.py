@@ -10,16 +10,20 @@ import numpy as np
 from edgeopt.errors import ModelFileError, RuntimeUnavailableError, UnsupportedOpError, first_line
 from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName, TensorInfo
 
-ORT_TYPES = {
+ORT_TYPES = {  # the onnxruntime tensor types numpy can feed, by their numpy name ("string": str/object arrays)
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
-    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16", "tensor(uint16)": "uint16",
+    "tensor(int32)": "int32", "tensor(uint32)": "uint32", "tensor(int64)": "int64", "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool", "tensor(string)": "string",
 }
 
 
 def _info(arg) -> TensorInfo:  # type: ignore[no-untyped-def]
-    shape = tuple(d if isinstance(d, int) else -1 for d in arg.shape)
-    return TensorInfo(name=arg.name, shape=shape, dtype=ORT_TYPES.get(arg.type, "float32"))
+    """Other types keep onnxruntime's name ("bfloat16", "float8e4m3fn", "seq(tensor(float))"): refused when fed."""
+    shape = tuple(d if isinstance(d, int) else -1 for d in (arg.shape or ()))
+    kind = str(arg.type)
+    dtype = ORT_TYPES.get(kind) or (kind[len("tensor("):-1] if kind.startswith("tensor(") else kind)
+    return TensorInfo(name=arg.name, shape=shape, dtype=dtype)
 
 
 class OnnxRuntimeRunner:

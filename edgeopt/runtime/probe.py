@@ -19,30 +19,49 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeopt import errors
-from edgeopt.errors import ModelFileError
+from edgeopt.errors import InputError, ModelFileError
 
 DEFAULT_TIMEOUT = 120.0
 CHILD_MODULE = "edgeopt.runtime.probe_child"  # imports the runtime registry; this module does not
-_passed: set[tuple[str, str, bool, str]] = set()
+_passed: set[tuple[Any, ...]] = set()
 
 
 def enabled() -> bool:
     return os.environ.get("EDGEOPT_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+MAX_TIMEOUT = 86400.0
+
+
 def _timeout() -> float:
-    try:
-        return float(os.environ.get("EDGEOPT_PROBE_TIMEOUT", DEFAULT_TIMEOUT))
-    except ValueError:
+    """EDGEOPT_PROBE_TIMEOUT in seconds: a finite number in (0, one day]; anything else is exit 2."""
+    raw = os.environ.get("EDGEOPT_PROBE_TIMEOUT", "").strip()
+    if not raw:
         return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT):
+        msg = (
+            f"EDGEOPT_PROBE_TIMEOUT={raw[:40]!r} is not a time in seconds (0 < t <= {MAX_TIMEOUT:g}); "
+                         f"unset it for {DEFAULT_TIMEOUT:g}"
+        )
+        raise InputError(msg)
+    return value
 
 
 def _digest(path: Path) -> str:
@@ -53,18 +72,49 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str) -> None:
-    """Load `path` in `runtime` and invoke once in a child; raise the child's error or ModelFileError on a crash."""
+def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str,
+          shapes: Mapping[str, tuple[int, ...]] | None = None, data: Any = None,
+          int_range: tuple[int, int] | None = None) -> None:
+    """Load `path` in `runtime` and invoke once in a child; raise the child's error or ModelFileError on a crash.
+
+    The child feeds random inputs shaped like `data` (arrays by input name or in order, first row used, as the
+    benchmark feeds them) or by `shapes` (edgeopt.runtime.shapes) where the model's dimensions are symbolic.
+    """
     path = Path(path)
-    try:
-        key = (_digest(path), runtime, xnnpack, graph_optimization)  # thread count does not change what loads
+    arrays = _arrays(data)
+    layout = tuple((k, tuple(np.shape(v)), str(np.asarray(v).dtype)) for k, v in arrays.items())
+    try:  # thread count does not change what loads
+        key = (_digest(path), runtime, xnnpack, graph_optimization, tuple(sorted((shapes or {}).items())), layout,
+               int_range)
     except OSError as exc:
         msg = f"{path}: cannot read: {exc.strerror or exc}"
         raise ModelFileError(msg) from None
     if key in _passed:
         return
+    with tempfile.TemporaryDirectory(prefix="edgeopt-probe-") as tmp:
+        feeds = ""
+        if arrays:
+            feeds = str(Path(tmp) / "feeds.npz")
+            rows: dict[str, Any] = {k: np.asarray(v)[:1] if np.ndim(v) else np.asarray(v) for k, v in arrays.items()}
+            np.savez(feeds, **rows)
+        _probe_child(path, runtime, threads, xnnpack, graph_optimization, json.dumps(dict(shapes or {})), feeds,
+                     "" if int_range is None else f"{int_range[0]},{int_range[1]}")
+    _passed.add(key)
+
+
+def _arrays(data: Any) -> dict[str, Any]:
+    """`data` as named arrays in order (a list becomes arr_0, arr_1, ...: matched by position)."""
+    if data is None:
+        return {}
+    if isinstance(data, dict):
+        return dict(data)
+    return {f"arr_{i}": a for i, a in enumerate(data)}
+
+
+def _probe_child(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimization: str, shapes: str,
+                 feeds: str, int_range: str) -> None:
     cmd = [sys.executable, "-m", CHILD_MODULE, runtime, str(path), str(threads), "1" if xnnpack else "0",
-           graph_optimization]
+           graph_optimization, shapes, feeds, int_range]
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     timeout = _timeout()
@@ -102,7 +152,6 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
         raise ModelFileError(msg)
     if not result.get("ok"):
         raise _error(result)
-    _passed.add(key)
 
 
 def _result(stdout: bytes) -> dict[str, Any] | None:

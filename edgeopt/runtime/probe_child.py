@@ -1,7 +1,9 @@
-"""The probe's child process: `python -m edgeopt.runtime.probe_child RUNTIME PATH THREADS XNNPACK GRAPHOPT`.
+"""The probe's child process: `python -m edgeopt.runtime.probe_child RUNTIME PATH THREADS XNNPACK GRAPHOPT
+[SHAPES_JSON FEEDS_NPZ INT_RANGE]`.
 
 Opens the model with the runtime registry and invokes it once on seeded random
-inputs; prints one JSON line on stdout ({"ok": true} or the error's class and
+inputs (shaped like the caller's arrays in FEEDS_NPZ, or by SHAPES_JSON for
+symbolic dims; integers from INT_RANGE "LO,HI"); prints one JSON line on stdout ({"ok": true} or the error's class and
 message) for edgeopt.runtime.probe to read. Its own module, so the registry (which
 calls the probe) and the probe do not import each other.
 """
@@ -20,10 +22,14 @@ from edgeopt import errors
 def main(argv: list[str]) -> int:
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answer
-    runtime, path, threads, xnnpack, graph_opt = argv
+    runtime, path, threads, xnnpack, graph_opt = argv[:5]
+    shapes, feeds, ints = (argv[5], argv[6], argv[7]) if len(argv) >= 8 else ("{}", "", "")
     answer: dict[str, Any]
     try:
-        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt)
+        lo_hi = tuple(int(v) for v in ints.split(",")) if ints else None
+        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt,
+                         {k: tuple(v) for k, v in json.loads(shapes).items()}, feeds,
+                         (lo_hi[0], lo_hi[1]) if lo_hi else None)
         answer = {"ok": True}
     except errors.EdgeoptError as exc:
         answer = {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
@@ -35,17 +41,38 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str) -> None:
+def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str,
+                     shapes: dict[str, tuple[int, ...]] | None = None, feeds: str = "",
+                     int_range: tuple[int, int] | None = None) -> None:
     import numpy as np
 
     from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
     from edgeopt.runtime.registry import RUNTIMES
-    from edgeopt.runtime.tensors import random_input
+    from edgeopt.runtime.shapes import describe_shapes, resolve_inputs, shaped_like
+    from edgeopt.runtime.tensors import INT_RANGE, random_input
 
     options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
     runner = RUNTIMES[RuntimeName(runtime)](path, options)
     rng = np.random.default_rng(0)
-    runner.run([random_input(t, rng) for t in runner.inputs])
+    if feeds:  # random values in the shapes of the caller's arrays
+        with np.load(feeds, allow_pickle=False) as npz:
+            infos = shaped_like(runner.inputs, {k: npz[k] for k in npz.files})
+    else:
+        infos = resolve_inputs(runner.inputs, shapes or {})
+    try:
+        runner.run([random_input(t, rng, int_range=int_range or INT_RANGE) for t in infos])
+    except errors.EdgeoptError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - say when the size we guessed may be the cause
+        unsized = [t for t in infos if any(d <= 0 for d in t.shape)]
+        if not unsized:
+            raise
+        msg = (
+            f"{path}: {runtime} cannot run the model with its symbolic dimensions fed as 1 "
+            f"({describe_shapes(tuple(unsized))}): {errors.first_line(exc)}; give the real "
+            "size with --shape NAME=1x3x640x640 or data with --input"
+        )
+        raise errors.ModelFileError(msg) from None
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import edgeopt.runtime.probe as probe
 from edgeopt.errors import ModelFileError
@@ -52,18 +53,21 @@ def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
     return RUNTIMES[check_model_file(path, options)](path, options)
 
 
-def check_model_file(path: Path, options: RunnerOptions) -> RuntimeName:
+def check_model_file(path: Path, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]] | None = None,
+                     data: Any = None, int_range: tuple[int, int] | None = None) -> RuntimeName:
     """Everything before the runtime opens `path` in this process; returns the runtime to open it with.
 
     The file is checked first (edgeopt.runtime.verify_*: structure, then semantics)
     and, unless EDGEOPT_PROBE=0, loaded and invoked once in a child process
-    (edgeopt.runtime.probe), so a malformed file cannot crash this process.
+    (edgeopt.runtime.probe), so a malformed file cannot crash this process. The probe feeds inputs shaped like
+    `data` (the arrays the caller will feed) or by `shapes`, so a model that cannot run at 1x1 is not refused.
     """
     path = Path(path)
     name = runtime_for(path)
     verify_model_file(path, name)
     if probe.enabled():
-        probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization))
+        probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization), shapes, data,
+                    int_range)
     return name
 
 

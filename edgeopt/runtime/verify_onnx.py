@@ -67,16 +67,27 @@ def _check_external_data(path: Path, model: Any) -> None:
             continue
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
         rel = Path(location)
-        target = (folder / rel).resolve()
-        if not location or rel.is_absolute() or ".." in rel.parts or folder not in target.parents:
+        try:
+            target = (folder / rel).resolve()
+            target.stat()  # a NUL byte raises ValueError here
+        except FileNotFoundError:
+            pass
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+            msg = (
+                f"{path}: tensor '{tensor.name[:60]}' points its external data at "
+                                 f"{location[:100]!r}, which is not a usable file name (symlink loop or NUL byte); "
+                                 "refused"
+            )
+            raise ModelFileError(msg) from None
+        if not location or "\0" in location or rel.is_absolute() or ".." in rel.parts or folder not in target.parents:
             msg = (
                 f"{path}: tensor '{tensor.name[:60]}' points its external data at '{location[:100]}', "
-                "outside the model's folder; refused"
+                                 "outside the model's folder; refused"
             )
             raise ModelFileError(msg)
         if not target.is_file():
             msg = (
                 f"{path}: external data file '{location[:100]}' of tensor '{tensor.name[:60]}' "
-                "is missing; copy it next to the model"
+                                 "is missing; copy it next to the model"
             )
             raise ModelFileError(msg)

@@ -37,12 +37,10 @@ def verify_tflite(path: Path | bytes) -> None:
     if isinstance(path, bytes):
         data, label = path, "<bytes>"
     else:
+        from edgeopt.input_files import read_regular
+
         label = str(path)
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            msg = f"{label}: cannot read: {exc.strerror or exc}"
-            raise ModelFileError(msg) from None
+        data = read_regular(Path(path), "model", ModelFileError)
     try:
         graph = read_tflite(data)
     except ModelFileError as exc:

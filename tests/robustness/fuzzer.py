@@ -28,11 +28,13 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,11 +65,86 @@ def mutate_bytes(data: bytes, rng: random.Random, other: bytes = b"") -> tuple[s
     return kind, bytes(b)
 
 
+def _tflite_vectors(data: bytes) -> list[tuple[int, int, bool]]:
+    """(start, length, holds_offsets) of the vectors of a .tflite: tables of tables, and int vectors."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAs(data, 0)
+    found: list[tuple[int, int, bool]] = []
+
+    def vec(tab, slot: int, offsets: bool) -> None:
+        o = tab.Offset(slot)
+        if o:
+            found.append((tab.Vector(o), tab.VectorLen(o), offsets))
+
+    vec(m._tab, 6, True)  # operator_codes
+    vec(m._tab, 8, True)  # subgraphs
+    vec(m._tab, 12, True)  # buffers
+    for s in range(m.SubgraphsLength()):
+        sg = m.Subgraphs(s)
+        vec(sg._tab, 4, True)  # tensors
+        vec(sg._tab, 6, False)  # inputs
+        vec(sg._tab, 8, False)  # outputs
+        vec(sg._tab, 10, True)  # operators
+        for i in range(min(sg.TensorsLength(), 64)):
+            vec(sg.Tensors(i)._tab, 4, False)  # shape
+        for i in range(min(sg.OperatorsLength(), 64)):
+            vec(sg.Operators(i)._tab, 6, False)  # op inputs
+    return found
+
+
+def mutate_tflite(data: bytes, rng: random.Random, other: bytes = b"") -> tuple[str, bytes]:
+    """Structure-aware: alias every entry of a table vector to one table, or inflate a vector's length."""
+    kind = rng.choice(("bytes", "bytes", "alias", "inflate"))
+    vectors = [] if kind == "bytes" else _tflite_vectors(data)
+    if kind == "alias":
+        vectors = [v for v in vectors if v[2] and v[1] > 1]
+    if not vectors:
+        return mutate_bytes(data, rng, other)
+    b = bytearray(data)
+    start, length, _ = rng.choice(vectors)
+    if kind == "alias":  # every slot points at the table of slot k (uoffsets are relative to the slot)
+        k = rng.randrange(length)
+        target = start + 4 * k + int.from_bytes(b[start + 4 * k:start + 4 * k + 4], "little")
+        for i in range(length):
+            b[start + 4 * i:start + 4 * i + 4] = (target - (start + 4 * i)).to_bytes(4, "little", signed=True)
+    else:  # the length word before the vector: just past the file, far past, or absurd
+        new = rng.choice((length + 1, length * 1000 + 7, (len(b) - start) // 4, 0x7FFFFFFF, 0xFFFFFFFF))
+        b[start - 4:start] = (new & 0xFFFFFFFF).to_bytes(4, "little")
+    return kind, bytes(b)
+
+
+def mutate_onnx(data: bytes, rng: random.Random, other: bytes = b"", workdir: Path | None = None) -> tuple[str, bytes]:
+    """Structure-aware: point an initializer's external data at hostile places."""
+    if rng.random() < 0.6 or workdir is None:
+        return mutate_bytes(data, rng, other)
+    import onnx
+
+    model = onnx.load_from_string(data)
+    inits = list(model.graph.initializer)
+    if not inits:
+        return mutate_bytes(data, rng, other)
+    t = rng.choice(inits)
+    location = rng.choice(("../../../../etc/passwd", "/etc/hosts", "/dev/zero", "zero.bin", "fifo.bin", "loop.bin",
+                           "missing.bin", "sub/../../x.bin", "", "weights.bin", "weights.bin\x00.txt"))
+    for field_ in ("float_data", "int32_data", "int64_data", "double_data", "raw_data"):
+        t.ClearField(field_)
+    t.data_location = onnx.TensorProto.EXTERNAL
+    del t.external_data[:]
+    for key, value in (("location", location), ("offset", str(rng.choice((0, 4, 2**40, -1)))),
+                       ("length", str(rng.choice((4, 2**31, 2**62, 0))))):
+        e = t.external_data.add()
+        e.key, e.value = key, value
+    return f"external:{location or 'empty'}", model.SerializeToString()
+
+
 def mutate_npz(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     """Byte mutations of the archive, or valid archives holding hostile arrays."""
-    kind = rng.choice(("bytes", "bytes", "shape", "nan", "dtype", "header", "nox", "labels"))
+    kind = rng.choice(("bytes", "bytes", "shape", "nan", "dtype", "header", "nox", "labels", "bomb", "ylabels"))
     if kind == "bytes":
         return mutate_bytes(data, rng)
+    if kind == "bomb":  # a member declaring gigabytes (as a zip bomb does) in a 5 KB file
+        return kind, npz_declaring(rng.choice((1 << 31, 3 << 30, 0xFFFFFFF0)))
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     x = arrays["x"]
@@ -83,6 +160,10 @@ def mutate_npz(data: bytes, rng: random.Random) -> tuple[str, bytes]:
         arrays = {"data": x}
     elif kind == "labels":
         arrays["y"] = np.arange(rng.randint(0, 3))
+    elif kind == "ylabels":  # labels of the right count but wrong type, sign, range or rank
+        n = x.shape[0]
+        arrays["y"] = rng.choice((np.zeros(n, np.float32), -np.ones(n, np.int64), np.full(n, 10**6),
+                                  np.zeros((n, 10), np.int64), np.full(n, 2**62, np.int64)))
     if kind == "header":  # a .npy header claiming a huge shape
         buf = io.BytesIO()
         np.save(buf, x)
@@ -102,10 +183,31 @@ TOML_LINES = ('extends = "../../../etc/passwd"', 'extends = "/etc/hosts"', 'exte
               "max_model_kb = -5", "opset = 999", "[budgets]\nmax_latency_ms = nan", "= = =", "[[x]]", "\x00\xff")
 
 
+def npz_declaring(declared: int) -> bytes:
+    """A small .npz whose x.npy member declares `declared` uncompressed bytes (central directory and local header)."""
+    import struct
+
+    hdr = io.BytesIO()
+    np.lib.format.write_array_header_1_0(hdr, {"descr": "<f4", "fortran_order": False,
+                                               "shape": (declared // 256, 8, 8, 1)})
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("x.npy", hdr.getvalue() + bytes(4096))
+    data = bytearray(out.getvalue())
+    struct.pack_into("<I", data, data.find(b"PK\x03\x04") + 22, declared)
+    struct.pack_into("<I", data, data.find(b"PK\x01\x02") + 24, declared)
+    return bytes(data)
+
+
 def mutate_toml(data: bytes, rng: random.Random) -> tuple[str, bytes]:
-    kind = rng.choice(("bytes", "line", "line", "delete", "number"))
+    kind = rng.choice(("bytes", "line", "line", "delete", "number", "deep"))
     if kind == "bytes":
         return mutate_bytes(data, rng)
+    if kind == "deep":  # nesting that recursive parsers and validators cannot take
+        depth = rng.choice((9, 100, 1000, 5000, 50_000))
+        body = rng.choice(("x = " + "[" * depth + "]" * depth, "[" + ".".join(["a"] * depth) + "]\nk = 1",
+                           "[" + ".".join(["runtime"] * depth) + "]\nk = 1", "x = " + "{a = " * depth + "1" + "}" * depth))
+        return kind, data + b"\n" + body.encode() + b"\n"
     lines = data.decode("utf-8", "replace").splitlines()
     if kind == "line":
         lines.insert(rng.randrange(len(lines) + 1), rng.choice(TOML_LINES))
@@ -148,18 +250,29 @@ PLANS = {
     "onnx": (18, (("bench", "{f}", *BENCH_FAST), ("inspect", "{f}"))),
     "keras": (12, (("inspect", "{f}"), ("build", "{f}", "--target", "mobile-cpu", "--out", "{out}"))),
     "npz": (14, (("bench", "{tflite}", "--input", "{f}", *BENCH_FAST),
-                 ("build", "{keras}", "--target", "mobile-cpu", "--calib", "{f}", "--out", "{out}"))),
+                 ("build", "{keras}", "--target", "mobile-cpu", "--calib", "{f}", "--out", "{out}"),
+                 ("build", "{keras}", "--target", "mobile-cpu", "--eval", "{f}", "--out", "{out}"))),
     "toml": (26, (("targets", "show", "{f}"), ("targets", "show", "{f}", "--json"),
                   ("build", "{keras}", "--target", "{f}", "--out", "{out}"))),
 }
 
 
-def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0) -> list[Case]:
-    """n mutated cases numbered from `first`; a long run passes a new `first` per batch so kept files never clash."""
+def _light(template: tuple[str, ...]) -> bool:
+    """Commands that never import TensorFlow (about 1 s in a fresh process)."""
+    return template[0] in ("bench", "inspect", "targets") and not template[1].startswith("{keras}")
+
+
+def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0, light: bool = False) -> list[Case]:
+    """n mutated cases numbered from `first`; a long run passes a new `first` per batch so kept files never clash.
+
+    `light` keeps only the commands that do not import TensorFlow (for fresh-process runs in the test suite).
+    """
     rng = random.Random(seed)
+    plans = {k: (w, tuple(t for t in ts if _light(t) and k != "keras") if light else ts) for k, (w, ts) in PLANS.items()}
+    plans = {k: v for k, v in plans.items() if v[1]}
     originals = {k: getattr(corpus, k).read_bytes() for k in PLANS}
-    names = list(PLANS)
-    weights = [PLANS[k][0] for k in names]
+    names = list(plans)
+    weights = [plans[k][0] for k in names]
     out_file = corpus.workdir / "out-is-a-file"
     out_file.write_bytes(b"")
     cases = []
@@ -170,13 +283,16 @@ def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0) -> list[Case]:
             mutation, mutated = mutate_npz(data, rng)
         elif target == "toml":
             mutation, mutated = mutate_toml(data, rng)
+        elif target == "tflite":
+            mutation, mutated = mutate_tflite(data, rng, originals[rng.choice(names)])
+        elif target == "onnx":
+            mutation, mutated = mutate_onnx(data, rng, originals[rng.choice(names)], corpus.workdir)
         else:
-            other = originals[rng.choice(names)]
-            mutation, mutated = mutate_bytes(data, rng, other)
+            mutation, mutated = mutate_bytes(data, rng, originals[rng.choice(names)])
         suffix = {"tflite": ".tflite", "onnx": ".onnx", "keras": ".keras", "npz": ".npz", "toml": ".toml"}[target]
         path = corpus.workdir / f"case{i:06d}{suffix}"
         path.write_bytes(mutated)
-        template = rng.choice(PLANS[target][1])
+        template = rng.choice(plans[target][1])
         args = tuple(a.format(f=path, out=out_file, tflite=corpus.tflite, keras=corpus.keras) for a in template)
         cases.append(Case(i, target, mutation, args))
     return cases
@@ -327,11 +443,55 @@ def run_cases(cases: list[Case], workers: int = 2, timeout: float = 60.0, first_
     return run
 
 
+def run_fresh(cases: list[Case], workers: int = 2, timeout: float = 60.0, progress: bool = False) -> Run:
+    """Run each case in a fresh `python -m edgeopt` process: a signal is the process's own death, a hang is real."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.pop("EDGEOPT_DEBUG", None)
+    todo = list(reversed(cases))
+    running: list[tuple[Case, subprocess.Popen[bytes], float, Any]] = []
+    run = Run()
+    while todo or running:
+        while todo and len(running) < workers:
+            case = todo.pop()
+            err = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the case ends; a pipe could fill up and stall the child
+            proc = subprocess.Popen([sys.executable, "-m", "edgeopt", *case.args], stdout=subprocess.DEVNULL,
+                                    stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True, cwd=Path(__file__).resolve().parents[2])
+            running.append((case, proc, time.monotonic(), err))
+        time.sleep(0.05)
+        for item in list(running):
+            case, proc, started, err = item
+            elapsed = time.monotonic() - started
+            if proc.poll() is None and elapsed <= timeout:
+                continue
+            running.remove(item)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                err.close()
+                run.outcomes.append(Outcome(case, "hang", None, f"no answer in {timeout:g} s", elapsed))
+                continue
+            err.seek(0)
+            stderr = err.read().decode("utf-8", "replace")
+            err.close()
+            code = proc.returncode
+            outcome = "crash" if code < 0 else classify(case.args[0], code, stderr)
+            run.outcomes.append(Outcome(case, outcome, code, stderr[-2000:], elapsed))
+        if progress and run.outcomes and len(run.outcomes) % 50 == 0:
+            print(f"\r{len(run.outcomes)}/{len(cases)} {dict(run.counts)}", end="", file=sys.stderr, flush=True)
+    return run
+
+
 def build_corpus(workdir: Path, tflite: Path) -> Corpus:
     """Seed files: a built .tflite, the sample ONNX/Keras models, calibration data and a profile."""
     root = Path(__file__).resolve().parents[2]
     samples = root / "sample_models"
     workdir.mkdir(parents=True, exist_ok=True)
+    # targets for the ONNX external-data mutations: a device, a FIFO, a symlink loop, a small regular file
+    for name, make in (("zero.bin", lambda p: p.symlink_to("/dev/zero")), ("fifo.bin", os.mkfifo),
+                       ("loop.bin", lambda p: p.symlink_to(p)), ("weights.bin", lambda p: p.write_bytes(bytes(16)))):
+        if not (workdir / name).is_symlink() and not (workdir / name).exists():
+            make(workdir / name)
     return Corpus(tflite=tflite, onnx=samples / "digits_mlp.onnx", keras=samples / "digits_dscnn.keras",
                   npz=samples / "digits_dscnn.calib.npz", toml=root / "targets" / "raspberry-pi-4.toml",
                   workdir=workdir)

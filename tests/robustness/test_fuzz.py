@@ -1,22 +1,23 @@
 """Fuzz: mutated .tflite/.onnx/.keras/.npz/.toml files end in exit 0 or a one-line exit 2, never a crash.
 
-A few hundred cases through long-lived worker processes (see fuzzer.py);
-benchmarks/fuzz_long.py runs the same fuzzer for 10,000+ cases.
+A few hundred cases through long-lived worker processes, and a few dozen TensorFlow-free cases in a fresh
+process each (see fuzzer.py); benchmarks/fuzz_long.py runs the same fuzzer for 10,000+ cases (--fresh for
+a process per case). Mutations are byte-level and structure-aware: flatbuffer offset aliasing and vector
+length inflation, ONNX external-data references, TOML nesting depth, .npz size bombs and bad labels.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 
-from tests.robustness.fuzzer import BAD, build_corpus, make_cases, run_cases
+from tests.robustness.fuzzer import BAD, build_corpus, make_cases, run_cases, run_fresh
 
 CASES = int(os.environ.get("EDGEOPT_FUZZ_CASES", "240"))
+FRESH_CASES = int(os.environ.get("EDGEOPT_FUZZ_FRESH_CASES", "40"))
 
 
-def test_fuzz_cli_never_crashes(mobile_build, tmp_path):
-    corpus = build_corpus(tmp_path / "fuzz", mobile_build / "digits_dscnn.tflite")
-    cases = make_cases(corpus, CASES, seed=20240601)
-    run = run_cases(cases, workers=2, timeout=60)
+def _report(run, cases) -> Counter[str]:
     counts = run.counts
     print("fuzz outcomes:", dict(counts))
     assert len(run.outcomes) == len(cases)
@@ -26,3 +27,20 @@ def test_fuzz_cli_never_crashes(mobile_build, tmp_path):
     # the fuzzer reached both ends: files still accepted and files rejected with a message
     assert counts["ok"] > 0 and counts["rejected"] > 0
     assert all(k not in counts for k in BAD)
+    return counts
+
+
+def test_fuzz_cli_never_crashes(mobile_build, tmp_path):
+    corpus = build_corpus(tmp_path / "fuzz", mobile_build / "digits_dscnn.tflite")
+    cases = make_cases(corpus, CASES, seed=20240601)
+    structural = Counter(c.mutation.split(":")[0] for c in cases)
+    assert structural["alias"] and structural["inflate"] and structural["external"] and structural["deep"]
+    _report(run_cases(cases, workers=2, timeout=60), cases)
+
+
+def test_fuzz_fresh_process_per_case(mobile_build, tmp_path):
+    """Each case in its own `python -m edgeopt`: a signal or a hang is the command's own, not a worker's."""
+    corpus = build_corpus(tmp_path / "fresh", mobile_build / "digits_dscnn.tflite")
+    cases = make_cases(corpus, FRESH_CASES, seed=20261201, light=True)
+    assert all(c.args[0] != "build" for c in cases)
+    _report(run_fresh(cases, workers=2, timeout=60), cases)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt
+from edgeopt.cli.commands.options import JsonOpt, ShapeOpt
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 from edgeopt.vocabulary import GraphOptimization
@@ -95,8 +95,10 @@ def register(app: typer.Typer) -> None:
         warmup_seconds: Annotated[float, typer.Option("--warmup-seconds", metavar="S", help="Minimum warmup time (s).")] = 0.5,
         xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT XNNPACK delegate.")] = True,
         graph_opt: Annotated[GraphOptimization, typer.Option("--graph-opt", help="onnxruntime graph optimization level.")] = GraphOptimization.ALL,
-        seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the random inputs.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", metavar="N", min=0, max=2**32 - 1, help="Seed of the random inputs.")] = 0,
         input_file: Annotated[Path | None, typer.Option("--input", metavar="FILE", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
+        int_range: Annotated[str | None, typer.Option("--int-range", metavar="LO:HI", help="Values of random integer inputs that are not quantized: LO:HI, inclusive (default 0:3).")] = None,
+        shape: ShapeOpt = None,
         compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", metavar="OLD.json NEW.json", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
         save: Annotated[Path | None, typer.Option("--save", metavar="FILE", help="Write the JSON result to this file (for --compare later).")] = None,
         csv_out: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write a CSV table to this file ('-' = stdout).")] = None,
@@ -131,10 +133,15 @@ def register(app: typer.Typer) -> None:
 
             from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
             from edgeopt.benchmark.results import report_of
+            from edgeopt.runtime.shapes import parse_shape_specs
 
+            if shape and input_file is not None:
+                msg_0 = "--shape sizes random inputs; with --input the data's shapes are used: give one"
+                raise InputError(msg_0)
             settings = BenchSettings(threads=counts[0], xnnpack=xnnpack, warmup_runs=warmup_runs,
                                      warmup_seconds=warmup_seconds, runs=runs, min_seconds=min_seconds,
-                                     max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt)
+                                     max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt,
+                                     shapes=tuple(parse_shape_specs(shape or ()).items()), int_range=_int_range(int_range))
             if remote is not None:
                 from edgeopt.benchmark.remote import RemoteSpec, run_remote
 
@@ -157,6 +164,22 @@ def register(app: typer.Typer) -> None:
                                               data_source=str(input_file) if input_file else None)
             report = report_of(results)
             _emit(sink, report, save, csv_out, md_out, plot, stdout_taken)
+
+
+def _int_range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    from edgeopt.errors import InputError
+
+    try:
+        lo, hi = (int(v) for v in text.replace(",", ":").split(":"))
+    except ValueError:
+        msg = f"--int-range {text!r}: write LO:HI, e.g. 0:15"
+        raise InputError(msg) from None
+    if lo > hi:
+        msg = f"--int-range {text!r}: LO is above HI"
+        raise InputError(msg)
+    return lo, hi
 
 
 def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_out: Path | None, plot: Path | None,
@@ -188,6 +211,8 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
                 "load in a child process before it")
         for line in render.fingerprints(report):
             c.print(f"device {line}")
+        for name, shapes in dict.fromkeys((r.name, r.input_shapes) for r in report.results if r.input_shapes):
+            c.print(f"inputs of {name}: {shapes}")
 
     _result(sink, report.to_dict(), human, stdout_taken)
 

@@ -19,6 +19,7 @@ from edgeopt.cli.commands.options import (
 )
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink
+from edgeopt.report.table import printable
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
 
             def human(c):  # type: ignore[no-untyped-def]
                 to_console(result.report, c)
-                c.print(f"{done} {result.out}")
+                c.print(printable(f"{done} {result.out}"))
 
             sink.result(result.report.model_dump(mode="json"), human)
             if result.violations:

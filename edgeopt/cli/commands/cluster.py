@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int | None, typer.Option("--epochs", metavar="N", help=f"Centroid fine-tuning epochs (default {DEFAULT_FINETUNE_EPOCHS} with --finetune).")] = None,
         learning_rate: Annotated[float, typer.Option("--lr", metavar="X", help="Centroid learning rate (Adam).")] = 1e-4,
         eval_data: EvalOpt = None,
-        seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of k-means++ and of fine-tuning.")] = 0,
+        seed: Annotated[int, typer.Option("--seed", metavar="N", min=0, max=2**32 - 1, help="Seed of k-means++ and of fine-tuning.")] = 0,
         unsafe_load: UnsafeLoadOpt = False,
         json_out: JsonOpt = False,
     ) -> None:
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
             if eval_data is None and model.exists():
                 eval_data = sibling(model, "eval")
                 if eval_data is not None:
-                    sink.info(f"[dim]eval data: {eval_data}[/dim]")
+                    sink.info(f"eval data: {eval_data}")
             with sink.progress("clustering"):
                 r = cluster_keras_file(model, out, spec, finetune=finetune, eval_data=eval_data, unsafe_load=unsafe_load)
             for w in r.warnings:

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt, UnsafeLoadOpt
+from edgeopt.cli.commands.options import JsonOpt, ShapeOpt, UnsafeLoadOpt
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
+from edgeopt.report.table import printable
 
 
 def register(app: typer.Typer) -> None:
@@ -19,6 +20,7 @@ def register(app: typer.Typer) -> None:
         sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Per-layer int8 error (RMSE, SNR) of a float model.")] = False,
         calib: Annotated[Path | None, typer.Option("--calib", metavar="FILE", help="Calibration data .npz for --sensitivity.")] = None,
         unsafe_load: UnsafeLoadOpt = False,
+        shape: ShapeOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Show inputs, outputs, ops, params and MACs of a model (--sensitivity: per-layer int8 error)."""
@@ -27,19 +29,23 @@ def register(app: typer.Typer) -> None:
                 _sensitivity(model, calib, unsafe_load, json_out)
                 return
             from edgeopt.analysis.inspect import inspect_model
+            from edgeopt.runtime.shapes import parse_shape_specs
 
-            info = inspect_model(model)
+            info = inspect_model(model, parse_shape_specs(shape or ()))
 
             def human(c):  # type: ignore[no-untyped-def]
-                c.print(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  MACs={info.macs:,}")
+                c.print(printable(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  "
+                                  f"MACs={info.macs:,}"))
                 if info.details:
-                    c.print("  ".join(f"{k}={v}" for k, v in info.details.items() if v not in ("", None)))
+                    c.print(printable("  ".join(f"{k}={v}" for k, v in info.details.items() if v not in ("", None))))
                 c.print(table("inputs / outputs", ["name", "kind", "shape", "dtype", "scale", "zero point"],
                               [[t.name, kind, str(list(t.shape)), t.dtype, t.scale or None, t.zero_point if t.scale else None]
                                for kind, ts in (("input", info.inputs), ("output", info.outputs)) for t in ts]))
                 c.print(table("layers", ["name", "op", "output shape", "params", "MACs"],
                               [[x.name, x.op, str(list(x.output_shape)), x.params, x.macs] for x in info.layers]))
                 c.print(table("op counts", ["op", "count"], sorted(info.op_counts.items())))
+                for note in info.notes:
+                    c.print(f"note: {note}")
 
             Sink(json_out).result(info.to_dict(), human)
 

@@ -10,6 +10,7 @@ import typer
 from edgeopt.cli.commands.options import JsonOpt, TargetOpt, TfliteModelArg
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
+from edgeopt.report.table import printable
 
 
 def _kb(b: int | None) -> str:
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
 
             def human(c):  # type: ignore[no-untyped-def]
                 r = report
-                c.print(f"{r.model}  target={r.profile}  core={r.core or '-'}  ops={', '.join(r.ops)}")
+                c.print(printable(f"{r.model}  target={r.profile}  core={r.core or '-'}  ops={', '.join(r.ops)}"))
                 exact = r.comparison_note()
                 rows = [
                     ["model", f"{r.model_bytes:,} B", ""],

@@ -21,6 +21,10 @@ ThreadsOpt = Annotated[int | None, typer.Option("--threads", metavar="N",
 CalibOpt = Annotated[Path | None, typer.Option("--calib", metavar="FILE", help="Calibration data .npz (x) or .npy.")]
 EvalOpt = Annotated[Path | None, typer.Option("--eval", metavar="FILE", help="Eval data .npz (x, y): top-1 accuracy.")]
 FinetuneOpt = Annotated[Path | None, typer.Option("--finetune", metavar="FILE", help="Training data .npz (x, y) for fine-tuning.")]
-UnsafeLoadOpt = Annotated[bool, typer.Option("--unsafe-load", help="Allow Lambda layers (runs code from the model file).")]
+UnsafeLoadOpt = Annotated[bool, typer.Option("--unsafe-load", help="Trust the model file: allow Lambda layers and "
+                                             "SavedModel ops that touch files (runs code from the model file).")]
 KerasModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help=".keras, .h5 or SavedModel folder")]
 TfliteModelArg = Annotated[Path, typer.Argument(metavar="MODEL", help="int8 .tflite model")]
+ShapeOpt = Annotated[list[str] | None, typer.Option(
+    "--shape", metavar="NAME=1x3x640x640",
+    help="Size of an input's symbolic dims (repeatable; without NAME= for a single-input model).")]

@@ -18,14 +18,20 @@ def register(app: typer.Typer) -> None:
     def list_cmd(json_out: JsonOpt = False) -> None:
         """List the profiles found, with where each comes from."""
         with handled():
+            from edgeopt.errors import ProfileError
             from edgeopt.profiles import list_profiles, load_profile
 
+            sink = Sink(json_out)
             rows = []
             for name, path in list_profiles().items():
-                p = load_profile(str(path)).profile
+                try:
+                    p = load_profile(str(path)).profile
+                except ProfileError as exc:  # one broken file in a search folder does not hide the others
+                    sink.warn(f"skipped {name}: {exc}")
+                    continue
                 rows.append({"name": name, "device_class": str(p.device_class), "format": str(p.convert.format),
                              "scheme": str(p.quantize.scheme), "runtime": str(p.runtime.name), "path": str(path)})
-            Sink(json_out).result(rows, lambda c: c.print(table(
+            sink.result(rows, lambda c: c.print(table(
                 "target profiles", ["name", "device class", "format", "scheme", "runtime", "file"],
                 [[r["name"], r["device_class"], r["format"], r["scheme"], r["runtime"], r["path"]] for r in rows])))
 

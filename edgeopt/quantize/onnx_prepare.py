@@ -1,0 +1,82 @@
+"""Make a float ONNX model fit for onnxruntime's int8 quantizer, and say what was changed.
+
+    prepared = prepare_onnx(src, dst, origin="exported")
+    prepared.per_channel, prepared.notes
+
+- Initializers listed as graph inputs (IR version 3, classic opset-9 exports) are
+  removed from the inputs: the data inputs are the graph inputs that are not
+  initializers, and the quantizer sees the weights as constants.
+- Below opset 13 the model is upgraded with onnx.version_converter, because
+  per-channel DequantizeLinear(axis) needs opset 13; where the upgrade fails or
+  the upgraded model no longer checks or loads, the model stays as it was and is
+  quantized per tensor.
+- The result is checked with onnx.checker and loaded by onnxruntime, so a graph
+  onnxruntime cannot run is refused here with the cause, not later as a
+  quantization failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeopt.convert.onnx_check import Origin, check_model, loads
+from edgeopt.errors import cause_of
+
+PER_CHANNEL_OPSET = 13  # DequantizeLinear gets `axis` (per-channel) in opset 13
+
+
+@dataclass(frozen=True)
+class PreparedOnnx:
+    path: Path
+    per_channel: bool  # False when the opset stayed below 13
+    notes: tuple[str, ...]  # for the report: what was changed and why
+
+
+def _default_opset(model: Any) -> int:
+    return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel: bool = True,
+                 label: str = "") -> PreparedOnnx:
+    """Write the prepared model to `dst`. `per_channel`: whether the profile asks for it (only then upgrade);
+    `label`: how messages name the model (the user's path, not a staging copy)."""
+    import onnx
+    from onnx import helper, version_converter
+
+    from edgeopt.runtime.verify_onnx import load_onnx
+
+    model = load_onnx(src, check=False, external_data=True)  # external data confined; checked below
+    g, notes = model.graph, []
+    inits = {t.name for t in g.initializer}
+    listed = [v for v in g.input if v.name in inits]
+    if listed:
+        data = [v for v in g.input if v.name not in inits]
+        del g.input[:]
+        g.input.extend(data)
+        names = ", ".join(f"'{v.name}'" for v in data)
+        notes.append(f"{len(listed)} initializers listed as graph inputs (IR version {model.ir_version}) were taken as "
+                     f"weights; data input{'s' if len(data) != 1 else ''}: {names}")
+        model.ir_version = max(int(model.ir_version), 4)  # IR 4 lets initializers stay out of the inputs
+    opset = _default_opset(model)
+    if per_channel and 0 < opset < PER_CHANNEL_OPSET:
+        try:
+            upgraded = version_converter.convert_version(model, PER_CHANNEL_OPSET)
+            upgraded.ir_version = max(int(upgraded.ir_version), helper.find_min_ir_version_for(
+                list(upgraded.opset_import), ignore_unknown=True))
+            loads(upgraded)
+        except Exception as exc:  # noqa: BLE001 - the converter raises many types; per-tensor still works
+            per_channel = False
+            notes.append(f"opset {opset} could not be upgraded to {PER_CHANNEL_OPSET} with onnx.version_converter "
+                         f"({cause_of(exc, 200)}); int8 weights are quantized per tensor")
+        else:
+            model = upgraded
+            notes.append(f"opset {opset} was upgraded to {PER_CHANNEL_OPSET} with onnx.version_converter for "
+                         "per-channel int8 (the float baseline keeps the original model)")
+    elif 0 < opset < PER_CHANNEL_OPSET:
+        per_channel = False
+    check_model(model, origin, label or src.name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))
+    return PreparedOnnx(dst, per_channel, tuple(notes))

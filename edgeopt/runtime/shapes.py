@@ -1,0 +1,134 @@
+"""Concrete input shapes for models with symbolic dimensions: from --shape NAME=1x3x640x640 or from data arrays.
+
+    shapes = parse_shape_specs(["image=1x3x640x640"])        # {"image": (1, 3, 640, 640)}
+    infos = resolve_inputs(runner.inputs, shapes)            # TensorInfo with those dims
+    describe_shapes(shapes)                                  # "image=1x3x640x640"
+
+A spec may name an input or, for a single-input model, leave the name out ("1x3x640x640"). A name that is not an
+input, a rank that differs, or a value that contradicts a fixed dimension is bad input (InputError, exit 2).
+Dimensions still symbolic after resolution are fed as 1 (batch) or 1, and callers say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import DataError, InputError
+from edgeopt.runtime.base import TensorInfo
+
+Shapes = Mapping[str, tuple[int, ...]]  # input name ("" = the only input) -> dims
+
+
+def parse_shape_specs(specs: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """`NAME=1x3x640x640` (or `1x3x640x640` for the only input) -> {NAME: (1, 3, 640, 640)}."""
+    out: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        name, _, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+        except ValueError:
+            shape = ()
+        if not shape or any(d < 1 for d in shape):
+            msg = f"--shape '{spec}': write NAME=1x3x640x640 (positive sizes joined by 'x')"
+            raise InputError(msg)
+        if name in out:
+            msg = f"--shape gives input '{name or '(the input)'}' twice"
+            raise InputError(msg)
+        out[name] = shape
+    return out
+
+
+def resolve_inputs(inputs: tuple[TensorInfo, ...], shapes: Shapes) -> tuple[TensorInfo, ...]:
+    """`inputs` with the dims of `shapes`; InputError for unknown names or contradictions."""
+    if not shapes:
+        return inputs
+    by_name = dict(shapes)
+    if "" in by_name:
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs)
+            msg = (
+                f"--shape without a name fits single-input models; this one has {len(inputs)} ({names}): "
+                "write NAME=..."
+            )
+            raise InputError(msg)
+        by_name[inputs[0].name] = by_name.pop("")
+    unknown = [n for n in by_name if n not in {i.name for i in inputs}]
+    if unknown:
+        names = ", ".join(i.name for i in inputs)
+        msg = f"--shape names input '{unknown[0]}', which the model does not have (inputs: {names})"
+        raise InputError(msg)
+    out = []
+    for info in inputs:
+        shape = by_name.get(info.name)
+        if shape is None:
+            out.append(info)
+            continue
+        if info.shape and len(shape) != len(info.shape):
+            msg = (
+                f"input '{info.name}' has {len(info.shape)} dimensions {_fmt(info.shape)}; "
+                f"the shape given has {len(shape)} ({_fmt(shape)})"
+            )
+            raise InputError(msg)
+        for i, (fixed, given) in enumerate(zip(info.shape, shape, strict=False)):
+            if fixed > 0 and fixed != given:
+                msg = (
+                    f"input '{info.name}' has a fixed dimension {i} of {fixed} ({_fmt(info.shape)}); "
+                    f"the shape given says {given}"
+                )
+                raise InputError(msg)
+        out.append(replace(info, shape=shape))
+    return tuple(out)
+
+
+def order_arrays(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[Any]) -> list[Any]:
+    """The arrays of `data` in input order: by input name when every input is named, else in file order."""
+    if isinstance(data, Mapping):
+        if all(i.name in data for i in inputs):
+            return [data[i.name] for i in inputs]
+        # Keras names npz keys like "x"; take arrays in file order then, ignoring label arrays ("y").
+        arrays = [v for k, v in data.items() if k not in ("y", "labels")] if len(data) > len(inputs) else list(data.values())
+    else:
+        arrays = list(data)
+    if len(arrays) != len(inputs):
+        names = ", ".join(i.name for i in inputs)
+        msg = (
+            f"model has {len(inputs)} input(s) ({names}) but the data has {len(arrays)} array(s); "
+            "name the .npz arrays after the inputs"
+        )
+        raise DataError(msg)
+    return arrays
+
+
+def shaped_like(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[Any]) -> tuple[TensorInfo, ...]:
+    """`inputs` with the shape of one sample of `data` (its first row), as the benchmark feeds it.
+
+    DataError, with the benchmark's wording, when the data contradicts a fixed dimension.
+    """
+    out = []
+    for info, arr in zip(inputs, order_arrays(inputs, data), strict=True):
+        want, shape = info.shape, tuple(int(d) for d in np.shape(arr))
+        if len(shape) == len(want) - 1:
+            shape = (1, *shape)
+        if len(shape) != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], shape[1:], strict=True)):
+            msg = f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(shape)}"
+            raise DataError(msg)
+        out.append(replace(info, shape=(min(shape[0], 1), *shape[1:]) if shape else shape))
+    return tuple(out)
+
+
+def symbolic(inputs: tuple[TensorInfo, ...]) -> list[str]:
+    """Names of inputs with a dynamic dimension beyond the batch."""
+    return [i.name for i in inputs if any(d <= 0 for d in i.shape[1:])]
+
+
+def describe_shapes(inputs: tuple[TensorInfo, ...]) -> str:
+    """`a=1x3x64x64, b=1` (dynamic dims shown as 1, the size they are fed with)."""
+    return ", ".join(f"{i.name}={'x'.join(str(d if d > 0 else 1) for d in i.shape) or 'scalar'}" for i in inputs)
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join("?" if d <= 0 else str(d) for d in shape) + "]"
