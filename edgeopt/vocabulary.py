@@ -49,3 +49,18 @@ class PruneAllocation(StrEnum):
 class ClusterInit(StrEnum):
     LINEAR = "linear"  # evenly spaced between min and max (keeps the large weights)
     KMEANS_PP = "kmeans++"  # D^2 sampling (k-means++), seeded
+
+
+class SparsityAllocation(StrEnum):
+    """How a target sparsity is spread over the selected kernels (edgeopt.sparsify)."""
+
+    PER_LAYER = "per-layer"  # every kernel reaches the target sparsity
+    GLOBAL = "global"  # one magnitude threshold over all selected kernels
+
+
+class EnergyMethod(StrEnum):
+    """How an energy-per-inference figure was obtained (edgeopt.energy, report stages.energy)."""
+
+    MEASURED = "measured"  # an energy counter (RAPL) over the benchmark window, idle subtracted
+    ESTIMATE = "estimate"  # profile power x a latency figure
+    UNAVAILABLE = "unavailable"  # neither a readable counter nor profile constants

@@ -75,10 +75,22 @@ def test_every_sample_builds_with_report(builds, model, target):
     assert data["ok"] is res.ok is all(b["ok"] for b in data["budgets"])
     assert any(n.startswith("the optimized artifact is slower") for n in data["notes"]) is \
         (round(data["ratios"]["latency_p50"], 2) > 1.0)
-    assert set(data["stages"]) == {"prune", "cluster", "partial", "qat", "onnx_activations", "mcu", "composition"}
+    assert set(data["stages"]) == {"prune", "cluster", "sparsity", "partial", "qat", "onnx_activations", "mcu",
+                                   "composition", "energy"}
+    assert data["stages"]["sparsity"] is None
     assert (data["stages"]["onnx_activations"] is None) == (target != "edge-server")
     assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
-    assert data["stages"]["composition"] is None
+    comp = data["stages"]["composition"]  # ratios are in every report
+    assert comp["pruning_ratio"] == 1.0 and comp["params_before"] == comp["params_after"] == data["input"]["params"]
+    assert comp["compression_ratio"] == pytest.approx(
+        data["baseline"]["artifact"]["bytes"] / data["optimized"]["artifact"]["bytes"])
+    if data["optimized"]["artifact"]["format"] == "tflite":  # zeros read back from the artifact
+        assert comp["kernel_weights"] > 0 and 0 <= comp["sparsity"] < 0.05
+    else:
+        assert comp["sparsity"] is None
+    energy = data["stages"]["energy"]  # in every report, labelled; here no counter and no [energy] section
+    assert energy["method"] == "unavailable" and "[energy] active_power" in energy["note"]
+    assert "## Energy per inference" in md and "sparsity" in md
     assert (data["stages"]["mcu"] is None) == (target != "embedded-mcu")
     if target != "embedded-mcu":  # [partial] is on, and plain int8 meets the budget
         assert any(n.startswith("accuracy control ([partial]) not needed") for n in data["notes"]), data["notes"]

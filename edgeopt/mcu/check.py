@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt.analysis.tflite_graph import TfliteGraph, read_tflite
+from edgeopt.energy.figure import EnergyFigure
 from edgeopt.errors import ModelFileError, UnsupportedOpError
 from edgeopt.load.formats import ModelFormat, detect_format
 from edgeopt.mcu.arena import ArenaMeasurement, measure_arena, with_margin
@@ -137,6 +138,7 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
             sample_source = "random (seed 0)" if samples is None else "given samples"
 
     rate = profile.mcu.sustained_macs_per_second
+    device_ms = (graph.macs / rate * 1000.0) if rate and graph.macs else None
     return McuReport(
         model=str(path), profile=profile.name, core=profile.mcu.core, model_bytes=graph.size_bytes,
         ops=graph.op_names, op_counts=graph.op_counts, unsupported_ops=(), macs=graph.macs, params=graph.params,
@@ -151,8 +153,18 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         mismatched_elements=comparison.mismatched_elements if comparison else None,
         reference_kernels_bit_exact=ref_exact,
         host_tflm_latency_ms=host_ms,
-        estimated_device_latency_ms=(graph.macs / rate * 1000.0) if rate and graph.macs else None,
+        estimated_device_latency_ms=device_ms,
         macs_per_second=rate if rate and graph.macs else None,
         violations=budget.violations,
         io_findings=v.io_findings,
+        energy=mcu_energy(profile, device_ms),
     )
+
+
+def mcu_energy(profile: Profile, device_ms: float | None) -> EnergyFigure:
+    """The device's energy per inference: profile active power x the MAC-rate latency estimate (labelled).
+
+    A host energy counter says nothing about the microcontroller, so an MCU figure is always an estimate."""
+    from edgeopt.energy import LatencySource, estimate_energy
+
+    return estimate_energy(profile.energy, device_ms, LatencySource.MAC_RATE if device_ms is not None else None)

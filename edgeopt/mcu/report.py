@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from edgeopt.energy.figure import EnergyFigure
 from edgeopt.errors import BudgetExceededError, BudgetViolation
 from edgeopt.mcu.compare import DiffLocation
 
@@ -46,6 +47,7 @@ class McuReport:
     io_findings: tuple[str, ...] = ()
     c_header: str | None = None
     c_source: str | None = None
+    energy: EnergyFigure | None = None  # profile power x the device latency estimate (edgeopt.energy)
 
     @property
     def ok(self) -> bool:
@@ -69,6 +71,7 @@ class McuReport:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["comparison_note"] = self.comparison_note()
+        d["energy"] = None if self.energy is None else self.energy.to_dict()
         d["latency_note"] = "host_tflm_latency_ms is measured on the host CPU; estimated_device_latency_ms = MACs / sustained MAC/s"
         return d
 

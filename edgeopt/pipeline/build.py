@@ -154,13 +154,20 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         if profile.device_class is DeviceClass.EMBEDDED_MCU and profile.convert.format is OutputFormat.TFLITE:
             progress("verifying in TFLite Micro")
             mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
+        energy = None
+        if mcu is None:  # an MCU's figure comes with its check (device estimate); here: this host or the remote device
+            from edgeopt.energy.artifact import artifact_energy
+
+            energy = artifact_energy(stage.path(arts.optimized), profile,
+                                     None if latency is None else latency[1].latency.p50, remote=req.remote is not None,
+                                     threads=profile.runtime.threads or 1, progress=progress)
         report = assemble_report(BuildOutcome(
             model=req.model, resolved=resolved, source=source, calibration=calib_source,
             calibration_samples=0 if calib is None else int(calib.shape[0]),
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
             latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, notes=tuple(notes),
             build_seconds=time.perf_counter() - started, data_sample_shape=_sample_shape(calib, evalset),
-            data_origin="eval" if evalset is not None else "calibration"))
+            data_origin="eval" if evalset is not None else "calibration", energy=energy))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
         from edgeopt.report.render import to_markdown
 
@@ -258,16 +265,18 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
                          "an ONNX model can target an ONNX profile such as edge-server"
         )
         raise InputError(msg)
-    if source.qat_model is not None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
+    if source.qat_model is not None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None
+                                         or profile.sparsity is not None):
         msg_0 = (
             f"{source.path} was trained with fake quantization (edgeopt qat); prune/cluster the float model "
-                         "first, then run QAT (or use a profile without [prune]/[cluster])"
+                         "first, then run QAT (or use a profile without [prune]/[sparsity]/[cluster])"
         )
         raise InputError(msg_0)
-    if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None):
+    if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None
+                                       or profile.sparsity is not None):
         msg = (
-            f"profile '{profile.name}' prunes or clusters, which needs a Keras model; ONNX models "
-                         "can only be quantized (remove [prune]/[cluster] from the profile)"
+            f"profile '{profile.name}' prunes, sparsifies or clusters, which needs a Keras model; ONNX models "
+            "can only be quantized (remove [prune]/[sparsity]/[cluster] from the profile)"
         )
         raise InputError(msg)
 

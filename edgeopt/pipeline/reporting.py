@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from edgeopt.benchmark.fingerprint import Fingerprint
     from edgeopt.benchmark.protocol import BenchResult
     from edgeopt.cluster.clusterer import ClusterResult
+    from edgeopt.energy.figure import EnergyFigure
     from edgeopt.mcu.report import McuReport
     from edgeopt.quantize.partial import PartialResult
+    from edgeopt.sparsify.sparsifier import SparsifyResult
     from edgeopt.validate.accuracy import AccuracyResult
 
 
@@ -49,6 +51,7 @@ class BuildOutcome:
     qat: rs.QatStage | None = None  # quantization-aware training, direct or as the ladder's last rung
     data_sample_shape: tuple[int, ...] | None = None  # one eval (else calibration) sample, batch 1
     data_origin: str = ""  # "eval" or "calibration"
+    energy: EnergyFigure | None = None  # the optimized artifact's energy per inference (edgeopt.energy)
 
 
 def assemble_report(outcome: BuildOutcome) -> rs.Report:
@@ -84,11 +87,14 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
     stages = rs.Stages(
         prune=None if c is None else c.prune,
         cluster=None if c is None or c.cluster is None else _cluster(c.cluster),
+        sparsity=None if c is None or c.sparsity is None else _sparsity(c.sparsity),
         partial=None if arts.partial is None else _partial(arts.partial),
         qat=o.qat,
         onnx_activations=None if arts.activations is None else rs.OnnxActivationsStage.model_validate(arts.activations),
         mcu=None if o.mcu is None else _mcu(o.mcu, arts.optimized),
-        composition=_composition(c.steps, params, baseline, optimized) if c is not None and c.steps else None,
+        composition=_composition(c.steps if c is not None else (), params, baseline, optimized,
+                                 o.folder / arts.optimized),
+        energy=_energy(o.energy if o.energy is not None else None if o.mcu is None else o.mcu.energy),
     )
     return rs.Report(
         tool=rs.Tool(version=__version__),
@@ -201,6 +207,16 @@ def _cluster(r: ClusterResult) -> rs.ClusterStage:
         finetune_epochs=r.finetune_epochs, loss_history=list(r.loss_history))
 
 
+def _sparsity(r: SparsifyResult) -> rs.SparsityStage:
+    s = r.spec
+    return rs.SparsityStage(
+        sparsity=s.target, pattern=str(s.pattern), allocation=str(s.allocation), layers_regex=s.layers,
+        layers=[rs.SparsityLayer(layer=x.layer, weight=x.weight, params=x.params, zeros_before=x.zeros_before,
+                                 zeros_after=x.zeros_after) for x in r.layers],
+        achieved=r.sparsity, accuracy_before=r.accuracy_before, accuracy_after=r.accuracy_after,
+        finetune_epochs=r.finetune_epochs, mask_updates=r.mask_updates, warnings=list(r.warnings))
+
+
 def _partial(r: PartialResult) -> rs.PartialStage:
     return rs.PartialStage(
         backend=r.backend, max_accuracy_drop=r.max_accuracy_drop, float_accuracy=r.float_accuracy,
@@ -233,13 +249,41 @@ def _mcu(m: McuReport, artifact: str) -> rs.McuStage:
 QUANT_BITS = {"int8": 8, "int16x8": 8, "float16": 16, "dynamic": 8, "none": 32}  # weight bits per scheme
 
 
-def _composition(steps: tuple[rs.CompositionStep, ...], params: int, baseline: rs.Variant,
-                 optimized: rs.Variant) -> rs.Composition:
-    """Each step's share: compression = original/final bytes, pruning = params ratio, quantization bit ratio."""
+def _composition(steps: tuple[rs.CompositionStep, ...], params: int | None, baseline: rs.Variant,
+                 optimized: rs.Variant, artifact: Path) -> rs.Composition:
+    """Each step's share: compression = original/final bytes, pruning = params ratio, quantization bit ratio,
+    and the zeros of the final artifact's filters (read back; zeros are not removed parameters)."""
+    if not steps:
+        steps = (rs.CompositionStep(stage="float", params=params or 0,
+                                    accuracy=None if baseline.accuracy is None else baseline.accuracy.value),)
     final_params = steps[-1].params
+    before = steps[0].params
     bits = QUANT_BITS.get(optimized.artifact.scheme.split("+")[0], 8)
     quantized = rs.CompositionStep(stage="quantize", params=final_params,
                                    accuracy=None if optimized.accuracy is None else optimized.accuracy.value)
+    weights = zeros = None
+    if optimized.artifact.format == "tflite":
+        from edgeopt.sparsify.artifact import weight_zeros
+
+        found = weight_zeros(artifact.read_bytes())
+        weights, zeros = sum(w.elements for w in found), sum(w.zeros for w in found)
     return rs.Composition(compression_ratio=baseline.artifact.bytes / optimized.artifact.bytes,
-                          pruning_ratio=params / final_params if final_params else None,
-                          quantization_bit_ratio=f"32/{bits}", steps=[*steps, quantized])
+                          pruning_ratio=before / final_params if final_params else None,
+                          quantization_bit_ratio=f"32/{bits}", params_before=before or None,
+                          params_after=final_params or None, kernel_weights=weights, zero_weights=zeros,
+                          sparsity=None if not weights or zeros is None else zeros / weights,
+                          steps=[*steps, quantized])
+
+
+def _energy(f: EnergyFigure | None) -> rs.EnergyStage | None:
+    if f is None:
+        return None
+    b = f.battery
+    return rs.EnergyStage(
+        method=f.method, joules_per_inference=f.joules_per_inference, millijoules_per_inference=f.millijoules_per_inference,
+        inferences_per_joule=f.inferences_per_joule, power_mw=f.power_mw, power_source=f.power_source,
+        latency_ms=f.latency_ms, latency_source=f.latency_source, note=f.note,
+        battery=None if b is None else rs.BatteryInfo(
+            battery=b.battery, capacity_mah=b.capacity_mah, voltage_v=b.voltage_v,
+            inferences_per_second=b.inferences_per_second, average_power_mw=b.average_power_mw, hours=b.hours,
+            days=b.days, label=b.label))

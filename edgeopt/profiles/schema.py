@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from edgeopt.errors import InputError
+from edgeopt.profiles.energy import EnergySection
+from edgeopt.profiles.sparsity import SparsitySection
 from edgeopt.runtime.base import MAX_THREADS, THREADS_RULE, check_threads
 from edgeopt.vocabulary import (
     ClusterInit,
@@ -266,10 +268,12 @@ class Profile(Strict):
     budgets: BudgetsSection = BudgetsSection()
     prune: PruneSection = PruneSection()  # [prune]: off unless ratio or macs_reduction > 0
     cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
+    sparsity: SparsitySection | None = None  # [sparsity]: weight-level magnitude pruning; absent = off
     partial: PartialSection | None = None  # [partial]: accuracy-controlled partial quantization; absent = off
     qat: QatSection | None = None  # [qat]: quantization-aware training settings (with --train); absent = off
     mcu: McuSection = McuSection()
     firmware: FirmwareSection = FirmwareSection()  # [firmware]: clock and CPI for `edgeopt mcu run`
+    energy: EnergySection | None = None  # [energy]: device power with sources; absent = no estimate
 
     @model_validator(mode="after")
     def _runtime_fits_format(self) -> Profile:

@@ -148,10 +148,30 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
     """Optional stages (composition, prune, cluster, partial quantization, MCU) as Markdown sections."""
     out: list[str] = []
     if (c := stages.composition) is not None:
+        zeros = "not read" if c.sparsity is None else (
+            f"{100 * c.sparsity:.1f}% ({c.zero_weights:,} of {c.kernel_weights:,} filter weights are zero; "
+            "zeros are not removed parameters)")
         out += ["", "## Composition", "",
-                f"Compression ratio (float bytes / final bytes) {_md_cell(c.compression_ratio)}, pruning ratio "
-                f"(params before / after) {_md_cell(c.pruning_ratio)}, quantization {c.quantization_bit_ratio}.", ""]
+                f"Compression ratio (float bytes / final bytes) {_md_cell(c.compression_ratio)}, structured pruning "
+                f"ratio (params before / after) {_md_cell(c.pruning_ratio)}, quantization {c.quantization_bit_ratio}, "
+                f"sparsity {zeros}.", ""]
         out += _table(["after step", "params", "top-1 %"], [[s.stage, s.params, s.accuracy] for s in c.steps])
+    if (e := stages.energy) is not None:
+        out += ["", "## Energy per inference", ""]
+        if e.joules_per_inference is None:
+            out += [f"{e.method}: {e.note}"]
+        else:
+            how = (f"{_md_cell(e.power_mw)} mW ({e.power_source}) x {_md_cell(e.latency_ms)} ms ({e.latency_source})"
+                   if e.method == "estimate" else f"net {_md_cell(e.power_mw)} mW over the window ({e.power_source}; {e.note})")
+            out += [f"**{_md_cell(e.millijoules_per_inference)} mJ** per inference ({e.method}): {how}; "
+                    f"{_md_cell(e.inferences_per_joule)} inferences per joule."]
+            if e.battery is not None:
+                b = e.battery
+                out += ["", f"Battery life ({b.label}): {b.battery} ({_md_cell(b.capacity_mah)} mAh, "
+                        f"{_md_cell(b.voltage_v)} V) at {_md_cell(b.inferences_per_second)} inference/s: "
+                        f"{_md_cell(b.days)} days (average {_md_cell(b.average_power_mw)} mW)."]
+            if e.method == "estimate" and e.note:
+                out += ["", f"Not measured: {e.note}."]
     if (p := stages.prune) is not None:
         out += ["", "## Pruning", "",
                 f"{p.criterion}, {p.allocation}, round_to {p.round_to}: MACs {p.macs_before:,} -> "
@@ -161,6 +181,13 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
         out += _table(["layers", "channels before", "after"],
                       [[", ".join(g.layers), g.channels_before, g.channels_after] for g in p.groups])
         out += [f"- left unpruned: {u.layer} ({u.reason})" for u in p.unprunable]
+    if (z := stages.sparsity) is not None:
+        out += ["", "## Sparsity (weight-level magnitude pruning)", "",
+                f"{z.pattern}, {z.allocation}, target {100 * z.sparsity:.0f}%: {100 * z.achieved:.2f}% of the selected "
+                f"kernel weights are zero ({z.finetune_epochs} fine-tuning epochs); top-1 {_md_cell(z.accuracy_before)} -> "
+                f"{_md_cell(z.accuracy_after)}. Zeros are not removed parameters (shapes unchanged).", ""]
+        out += _table(["layer", "weights", "zeros", "sparsity %"],
+                      [[x.layer, x.params, x.zeros_after, 100 * x.zeros_after / max(1, x.params)] for x in z.layers])
     if (k := stages.cluster) is not None:
         out += ["", "## Weight sharing", "",
                 f"{k.spec.clusters} clusters ({k.spec.init}), top-1 {_md_cell(k.accuracy_before)} -> "

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgeopt.vocabulary import DeviceClass
+from edgeopt.vocabulary import DeviceClass, EnergyMethod
 
-SCHEMA_VERSION = "2.0"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate
+SCHEMA_VERSION = "2.1"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios
 
 
 class Frozen(BaseModel):
@@ -308,18 +308,50 @@ class McuStage(Frozen):
     c_source: str | None
 
 
+class SparsityLayer(Frozen):
+    layer: str
+    weight: str
+    params: int
+    zeros_before: int
+    zeros_after: int
+
+
+class SparsityStage(Frozen):
+    """Weight-level magnitude pruning ([sparsity]): zeros in the Keras kernels; the artifact's are in composition."""
+
+    sparsity: float  # target (N:M: set by the pattern)
+    pattern: str
+    allocation: str
+    layers_regex: str | None
+    layers: list[SparsityLayer]
+    achieved: float  # zeros / weights over the sparsified kernels
+    accuracy_before: float | None
+    accuracy_after: float | None
+    finetune_epochs: int
+    mask_updates: int
+    warnings: list[str]
+
+
 class CompositionStep(Frozen):
-    stage: str  # "float", "prune", "cluster", "quantize"
+    stage: str  # "float", "prune", "sparsify", "cluster", "quantize"
     params: int
     accuracy: float | None  # top-1 percent after this step
 
 
 class Composition(Frozen):
-    """Each step's share when a build prunes and/or clusters before quantizing."""
+    """Each step's share (formulas in the README, "Ratios"); in every report.
+
+    Structured pruning removes parameters; zeros (unstructured sparsity) do not: they are counted apart.
+    """
 
     compression_ratio: float  # float bytes / final bytes
-    pruning_ratio: float | None  # params before / after
+    pruning_ratio: float | None  # params before / after structured pruning (1.0 without it)
     quantization_bit_ratio: str  # e.g. "32/8"
+    params_before: int | None = Field(description="parameters of the float model given")
+    params_after: int | None = Field(description="parameters after structured pruning (zeros still count)")
+    kernel_weights: int | None = Field(description="weights of the final artifact's Conv/Depthwise/FC filters")
+    zero_weights: int | None = Field(description="of those, exactly zero (read back from the artifact)")
+    sparsity: float | None = Field(description="zero_weights / kernel_weights; None when not read (ONNX)")
     steps: list[CompositionStep]
 
 
@@ -341,16 +373,45 @@ class OnnxActivationsStage(Frozen):
     candidates: list[ActivationCandidate]
 
 
+class BatteryInfo(Frozen):
+    battery: str
+    capacity_mah: float
+    voltage_v: float
+    inferences_per_second: float  # the profile's duty cycle
+    average_power_mw: float
+    hours: float
+    days: float
+    label: str  # always an estimate
+
+
+class EnergyStage(Frozen):
+    """Energy per inference, labelled: measured (RAPL, idle subtracted), estimate (profile power x a named
+    latency figure) or unavailable (with the reason)."""
+
+    method: EnergyMethod
+    joules_per_inference: float | None
+    millijoules_per_inference: float | None
+    inferences_per_joule: float | None
+    power_mw: float | None  # estimate: the profile's active power; measured: net power over the window
+    power_source: str  # the profile constant's source, or the counter read
+    latency_ms: float | None
+    latency_source: str | None  # which latency figure the estimate used
+    battery: BatteryInfo | None  # MCU boards with a [energy] battery
+    note: str
+
+
 class Stages(Frozen):
     """Optional stages; a section is null when the build did not run that stage."""
 
     prune: PruneStage | None = None
     cluster: ClusterStage | None = None
+    sparsity: SparsityStage | None = None
     partial: PartialStage | None = None
     qat: QatStage | None = None
     onnx_activations: OnnxActivationsStage | None = None
     mcu: McuStage | None = None
     composition: Composition | None = None
+    energy: EnergyStage | None = None  # set in every build report
 
 
 class Report(Frozen):

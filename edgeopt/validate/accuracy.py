@@ -27,9 +27,9 @@ class AccuracyResult:
     samples: int
 
 
-def predict(path: Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
+def predict(path: Path, x: np.ndarray, threads: int = 1, xnnpack: bool = True) -> np.ndarray:
     """First output of the artifact for every sample, as float32 (dequantized)."""
-    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=True))
+    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=xnnpack))
     info, out_info = runner.inputs[0], runner.outputs[0]
     fixed = info.shape[0] not in (-1, 0)
     step = info.shape[0] if fixed else BATCH

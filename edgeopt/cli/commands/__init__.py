@@ -16,6 +16,7 @@ from edgeopt.cli.commands import (
     mcu,
     prune,
     qat,
+    sparsify,
     targets,
     verify,
 )
@@ -30,6 +31,7 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     prune.register,
     cluster.register,
     qat.register,
+    sparsify.register,
     mcu.register,
     export_c.register,
 )

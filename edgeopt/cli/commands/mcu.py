@@ -64,6 +64,8 @@ def register(app: typer.Typer) -> None:
                     ["I/O types vs profile", "differ" if r.io_findings else "as profile", "; ".join(r.io_findings)],
                 ]
                 c.print(table("TFLite Micro check", ["", "value", "note"], rows))
+                if r.energy is not None:
+                    c.print(r.energy.describe())
 
             sink.result(report.to_dict(), human)
             if report.bit_exact is False:

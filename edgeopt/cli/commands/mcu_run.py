@@ -43,6 +43,9 @@ def register(sub: typer.Typer) -> None:
             with sink.progress("building the firmware and running it under QEMU"):
                 r = run_firmware(model, profile, tflm=tflm, samples=x, sample_source=source, sample_count=samples,
                                  timeout_s=timeout, out_dir=out)
+            from edgeopt.energy import firmware_energy
+
+            energy = firmware_energy(profile.energy, r.latency)
 
             def human(c):  # type: ignore[no-untyped-def]
                 lo, med, hi = r.instructions()
@@ -66,8 +69,9 @@ def register(sub: typer.Typer) -> None:
                     ["QEMU run", f"{r.qemu_seconds:.1f} s", f"samples: {r.sample_source}"],
                 ]
                 c.print(table("Firmware on the emulated board", ["", "value", "note"], rows))
+                c.print(energy.describe())
 
-            sink.result(r.to_dict(), human)
+            sink.result({**r.to_dict(), "energy": energy.to_dict()}, human)
             if not r.vs_litert.bit_exact:
                 sink.warn(f"firmware vs LiteRT: {r.vs_litert.describe()}")
             r.enforce()
