@@ -75,7 +75,8 @@ def test_every_sample_builds_with_report(builds, model, target):
     assert data["ok"] is res.ok is all(b["ok"] for b in data["budgets"])
     assert any(n.startswith("the optimized artifact is slower") for n in data["notes"]) is \
         (round(data["ratios"]["latency_p50"], 2) > 1.0)
-    assert set(data["stages"]) == {"prune", "cluster", "partial", "onnx_activations", "mcu", "composition"}
+    assert set(data["stages"]) == {"prune", "cluster", "partial", "onnx_activations", "mcu", "firmware", "composition"}
+    assert data["stages"]["firmware"] is None  # off unless [firmware] run or --firmware
     assert (data["stages"]["onnx_activations"] is None) == (target != "edge-server")
     assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
     assert data["stages"]["composition"] is None
