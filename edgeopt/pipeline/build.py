@@ -93,6 +93,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
     _check_outputs(req, profile)  # no artifact may replace an input
+    if firmware_on(req, profile):
+        _check_firmware(req, profile)  # emulator, toolchain and TFLM tree: exit 2 before any work
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     unchanged = None if cached is None else _unchanged(req.out, *cached)
@@ -388,6 +390,17 @@ def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, e
 def firmware_on(req: BuildRequest, profile: Profile) -> bool:
     """The firmware stage runs for an MCU profile when its [firmware] run is true or --firmware asks for it."""
     return profile.device_class is DeviceClass.EMBEDDED_MCU and (req.firmware or profile.firmware.run)
+
+
+def _check_firmware(req: BuildRequest, profile: Profile) -> None:
+    from edgeopt.firmware.cores import core_spec, emulator
+    from edgeopt.firmware.toolchain import find_qemu, find_toolchain
+    from edgeopt.firmware.tree import find_tree
+
+    emulator(core_spec(profile.mcu.core, profile.name), profile.name)
+    find_toolchain()
+    find_qemu()
+    find_tree(req.tflm)
 
 
 def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,

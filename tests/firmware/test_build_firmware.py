@@ -95,3 +95,31 @@ def test_firmware_run_needs_an_mcu_profile(tmp_path):
     p.write_text('extends = "mobile-cpu"\n\n[firmware]\nrun = true\n')
     with pytest.raises(EdgeoptError, match="firmware.run = true needs device_class = 'embedded-mcu'"):
         load_profile(str(p))
+
+
+def test_build_firmware_on_a_board_qemu_cannot_emulate_exits_2_before_any_work(cli, tflm, tmp_path):
+    out = tmp_path / "out"
+    r = cli("build", SAMPLES / "digits_cnn.keras", "--target", "esp32-s3", "--out", out, "--no-bench", "--firmware",
+            "--tflm", tflm)
+    assert r.exit_code == 2
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "esp32-s3" in line
+    assert not out.exists()  # refused before the model was even loaded
+
+
+def test_an_image_too_big_for_the_board_is_a_broken_elf_budget():
+    """A firmware link that does not fit (the stage's BudgetExceededError) becomes failed budgets with the ELF
+    numbers, in place of the model + runtime_flash_kb figures."""
+    from edgeopt.errors import BudgetViolation
+    from edgeopt.pipeline.reporting import _budgets
+    from edgeopt.profiles import load_profile
+    from edgeopt.report import schema as rs
+
+    profile = load_profile("nrf52840").profile
+    art = rs.ArtifactInfo(path="m.tflite", format="tflite", scheme="int8", bytes=10_000, sha256="0" * 64)
+    opt = rs.Variant(artifact=art, accuracy=None, latency_ms=None)
+    broke = (BudgetViolation("firmware flash (ELF, board 'tiny')", 64.0, 151.2, "KB"),)
+    budgets, _ = _budgets(profile, opt, None, None, None, broke)
+    failed = [b for b in budgets if b.ok is False]
+    assert [(b.name, b.limit, b.actual, b.unit) for b in failed] == [("firmware flash (ELF, board 'tiny')", 64.0, 151.2, "KB")]
+    assert not any(b.name.startswith("max_flash") for b in budgets)  # no runtime_flash_kb-based figure beside it
