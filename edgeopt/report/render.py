@@ -113,11 +113,22 @@ def _device_line(report: Report) -> str | None:
             f"[mcu] sustained_macs_per_second), not measured; {host}")
 
 
+def _firmware_line(report: Report) -> str | None:
+    """The firmware stage in one line: the image's flash/RAM, the 32-bit arena and the host comparison."""
+    f = report.stages.firmware
+    if f is None:
+        return None
+    e, a = f.elf, f.arena
+    return (f"firmware on {f.core} ({f.qemu_machine}): ELF flash {e.flash_bytes / 1024:.1f} KiB, RAM "
+            f"{e.ram_bytes / 1024:.1f} KiB; arena {a.target_bytes:,} B on the 32-bit target (host {a.host_bytes:,} B); "
+            f"{f.instructions.median:,} instructions per inference; {f.vs_host_tflm.description}")
+
+
 def to_console(report: Report, console: Console) -> None:
     console.print(table(f"{report.input.path} -> {report.target.name}", _columns(report), _rows(report)))
     console.print(printable(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}"),
                   markup=False)
-    for line in (_device_line(report), _fingerprint_line(report)):
+    for line in (_device_line(report), _firmware_line(report), _fingerprint_line(report)):
         if line:
             console.print(printable(line), markup=False)
     if report.budgets:

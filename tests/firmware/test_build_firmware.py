@@ -78,6 +78,9 @@ def test_build_firmware_estimate_is_the_primary_device_latency(fw_build):
     shown = f"{f.device_latency.median_ms:.4g} ms, a firmware instruction-count estimate"
     console = " ".join(r.stdout.split())
     assert f"device latency: {shown}" in console
+    assert (f"firmware on cortex-m4f (mps2-an386): ELF flash {f.elf.flash_bytes / 1024:.1f} KiB" in console
+            and f"arena {f.arena.target_bytes:,} B on the 32-bit target (host {f.arena.host_bytes:,} B)" in console
+            and f"bit-exact with host TFLM on {f.samples} samples" in console)
     md = (out / "report.md").read_text()
     assert f"Device latency: {shown}" in md and "## Firmware (emulated Cortex-M)" in md
     assert f"median {f.instructions.median:,}" in md and f"{f.arena.target_bytes:,} B (one byte less fails: yes)" in md
