@@ -76,8 +76,9 @@ def test_every_sample_builds_with_report(builds, model, target):
     assert any(n.startswith("the optimized artifact is slower") for n in data["notes"]) is \
         (round(data["ratios"]["latency_p50"], 2) > 1.0)
     assert set(data["stages"]) == {"prune", "cluster", "sparsity", "partial", "qat", "onnx_activations", "mcu",
-                                   "composition", "energy"}
+                                   "firmware", "composition", "energy"}
     assert data["stages"]["sparsity"] is None
+    assert data["stages"]["firmware"] is None  # off unless [firmware] run or --firmware
     assert (data["stages"]["onnx_activations"] is None) == (target != "edge-server")
     assert data["stages"]["prune"] is None and data["stages"]["cluster"] is None
     comp = data["stages"]["composition"]  # ratios are in every report

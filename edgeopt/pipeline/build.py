@@ -39,6 +39,7 @@ from edgeopt.vocabulary import DeviceClass
 
 if TYPE_CHECKING:
     from edgeopt.benchmark.protocol import BenchResult
+    from edgeopt.firmware.run import FirmwareResult
     from edgeopt.mcu.report import McuReport
     from edgeopt.validate.accuracy import AccuracyResult
 
@@ -63,6 +64,9 @@ class BuildRequest:
     c_name: str = "g_model"  # C array name for MCU targets
     command_line: tuple[str, ...] = ()
     force: bool = False  # rebuild even when OUT/manifest.json shows the same inputs
+    firmware: bool = False  # run the firmware stage even when the profile's [firmware] run is false
+    firmware_samples: int = 8  # eval (else calibration) samples fed to the firmware
+    tflm: Path | None = None  # the TFLM tree for the firmware stage (default: $EDGEOPT_TFLM)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
     _check_outputs(req, profile)  # no artifact may replace an input
+    if firmware_on(req, profile):
+        _check_firmware(req, profile)  # emulator, toolchain and TFLM tree: exit 2 before any work
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     unchanged = None if cached is None else _unchanged(req.out, *cached)
@@ -161,11 +167,17 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             energy = artifact_energy(stage.path(arts.optimized), profile,
                                      None if latency is None else latency[1].latency.p50, remote=req.remote is not None,
                                      threads=profile.runtime.threads or 1, progress=progress)
+        firmware: FirmwareResult | None = None
+        firmware_violations: tuple[BudgetViolation, ...] = ()
+        if mcu is not None and firmware_on(req, profile):
+            progress("building the firmware and running it under QEMU")
+            firmware, firmware_violations = _firmware(stage, arts, profile, req, evalset, calib)
         report = assemble_report(BuildOutcome(
             model=req.model, resolved=resolved, source=source, calibration=calib_source,
             calibration_samples=0 if calib is None else int(calib.shape[0]),
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
-            latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, notes=tuple(notes),
+            latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, firmware=firmware,
+            firmware_violations=firmware_violations, notes=tuple(notes),
             build_seconds=time.perf_counter() - started, data_sample_shape=_sample_shape(calib, evalset),
             data_origin="eval" if evalset is not None else "calibration", energy=energy))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
@@ -408,3 +420,37 @@ def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, e
     report = deliver(stage.path(arts.optimized), profile, samples, stage.dir, name=req.c_name, sample_source=source)
     files = [Path(p).name for p in (report.c_header, report.c_source) if p]
     return report, files
+
+
+def firmware_on(req: BuildRequest, profile: Profile) -> bool:
+    """The firmware stage runs for an MCU profile when its [firmware] run is true or --firmware asks for it."""
+    return profile.device_class is DeviceClass.EMBEDDED_MCU and (req.firmware or profile.firmware.run)
+
+
+def _check_firmware(req: BuildRequest, profile: Profile) -> None:
+    from edgeopt.firmware.cores import core_spec, emulator
+    from edgeopt.firmware.toolchain import find_qemu, find_toolchain
+    from edgeopt.firmware.tree import find_tree
+
+    emulator(core_spec(profile.mcu.core, profile.name), profile.name)
+    find_toolchain()
+    find_qemu()
+    find_tree(req.tflm)
+
+
+def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,
+              calib: np.ndarray | None) -> tuple[FirmwareResult | None, tuple[BudgetViolation, ...]]:
+    """The same image `edgeopt mcu run` builds, on the built int8 artifact; an image that does not fit the board
+    is a broken budget (reported with the ELF numbers, exit 3), not a failed build."""
+    from edgeopt.errors import BudgetExceededError
+    from edgeopt.firmware.run import run_firmware
+
+    n = req.firmware_samples
+    samples = evalset.x[:n] if evalset is not None else (calib[:n] if calib is not None else None)
+    source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
+    try:
+        result = run_firmware(stage.path(arts.optimized), profile, tflm=req.tflm, samples=samples,
+                              sample_source=source, sample_count=n)
+    except BudgetExceededError as exc:
+        return None, exc.violations
+    return result, ()

@@ -105,7 +105,10 @@ def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
         "train": _file(req.train or sibling(req.model, "train"), req.out),
         "options": {"random_calibration": req.random_calibration, "allow_no_finetune": req.allow_no_finetune,
                     "unsafe_load": req.unsafe_load, "threads": req.threads, "benchmark": req.benchmark,
-                    "c_name": req.c_name, "remote": None if remote is None else str(getattr(remote, "host", remote))},
+                    "c_name": req.c_name, "remote": None if remote is None else str(getattr(remote, "host", remote)),
+                    "firmware": bool(getattr(req, "firmware", False)) or resolved.profile.firmware.run,
+                    "firmware_samples": getattr(req, "firmware_samples", None),
+                    "tflm": str(getattr(req, "tflm", None) or os.environ.get("EDGEOPT_TFLM", ""))},
         "versions": tool_versions(),
     }
 

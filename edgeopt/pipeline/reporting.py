@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from edgeopt.benchmark.protocol import BenchResult
     from edgeopt.cluster.clusterer import ClusterResult
     from edgeopt.energy.figure import EnergyFigure
+    from edgeopt.errors import BudgetViolation
+    from edgeopt.firmware.results import Agreement
+    from edgeopt.firmware.run import FirmwareResult
     from edgeopt.mcu.report import McuReport
     from edgeopt.quantize.partial import PartialResult
     from edgeopt.sparsify.sparsifier import SparsifyResult
@@ -52,6 +55,8 @@ class BuildOutcome:
     data_sample_shape: tuple[int, ...] | None = None  # one eval (else calibration) sample, batch 1
     data_origin: str = ""  # "eval" or "calibration"
     energy: EnergyFigure | None = None  # the optimized artifact's energy per inference (edgeopt.energy)
+    firmware: FirmwareResult | None = None  # the firmware stage: the image on the emulated core
+    firmware_violations: tuple[BudgetViolation, ...] = ()  # the image did not fit the board (no firmware then)
 
 
 def assemble_report(outcome: BuildOutcome) -> rs.Report:
@@ -73,7 +78,7 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
     ratios = rs.Ratios(size=optimized.artifact.bytes / baseline.artifact.bytes,
                        latency_p50=None if base_lat is None or opt_lat is None
                        else opt_lat.latency.p50 / base_lat.latency.p50)
-    budgets, budget_notes = _budgets(profile, optimized, o.mcu, ratios.latency_p50)
+    budgets, budget_notes = _budgets(profile, optimized, o.mcu, ratios.latency_p50, o.firmware, o.firmware_violations)
     notes += budget_notes
     params, macs = o.source.params_and_macs(_macs_shapes(o.source, o.data_sample_shape, o.data_origin, notes))
     if ratios.latency_verdict == "slower":
@@ -95,6 +100,7 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
         composition=_composition(c.steps if c is not None else (), params, baseline, optimized,
                                  o.folder / arts.optimized),
         energy=_energy(o.energy if o.energy is not None else None if o.mcu is None else o.mcu.energy),
+        firmware=None if o.firmware is None else _firmware(o.firmware, arts.optimized),
     )
     return rs.Report(
         tool=rs.Tool(version=__version__),
@@ -104,7 +110,8 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
         calibration=rs.Calibration(source=o.calibration, samples=o.calibration_samples),
         eval_data=None if o.eval_data is None else str(o.eval_data),
         baseline=baseline, optimized=optimized, ratios=ratios, budgets=budgets, stages=stages, notes=notes,
-        build_seconds=round(o.build_seconds, 3), ok=all(b.ok is not False for b in budgets),
+        build_seconds=round(o.build_seconds, 3),
+        ok=all(b.ok is not False for b in budgets) and (stages.firmware is None or stages.firmware.bit_exact),
     )
 
 
@@ -142,9 +149,11 @@ def _lat_info(r: BenchResult | None) -> rs.LatencyInfo | None:
                           fingerprint=_fingerprint(r.fingerprint))
 
 
-def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None,
-             lat_ratio: float | None = None) -> tuple[list[rs.Budget], list[str]]:
-    """The budgets checked, and a note for each one that could not be."""
+def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None, lat_ratio: float | None = None,
+             firmware: FirmwareResult | None = None,
+             firmware_violations: tuple[BudgetViolation, ...] = ()) -> tuple[list[rs.Budget], list[str]]:
+    """The budgets checked, and a note for each one that could not be. When the firmware stage ran (or its image
+    did not fit), flash and RAM are the linked ELF's, replacing the model + runtime_flash_kb figures."""
     b = profile.budgets
     out: list[rs.Budget] = []
     notes: list[str] = []
@@ -169,7 +178,16 @@ def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None,
             notes.append("max_accuracy_drop not checked: no eval data")
         out.append(rs.Budget(name="max_accuracy_drop", limit=b.max_accuracy_drop, actual=drop, unit="points",
                              ok=None if drop is None else drop <= b.max_accuracy_drop))
-    if mcu is not None:
+    if firmware is not None or firmware_violations:
+        for v in firmware_violations:
+            out.append(rs.Budget(name=v.name, limit=v.limit, actual=v.actual, unit=v.unit, ok=False))
+        if firmware is not None:
+            e = firmware.elf
+            for part, elf_bytes, linker_limit in (("flash", e.flash_bytes, firmware.flash_limit_bytes),
+                                                  ("ram", e.ram_bytes, firmware.ram_limit_bytes)):
+                out.append(rs.Budget(name=f"max_{part}_bytes", limit=linker_limit, actual=elf_bytes,
+                                     unit="bytes (firmware ELF)", ok=elf_bytes <= linker_limit))
+    elif mcu is not None:
         failed = {v.name for v in mcu.violations}
         for v in mcu.violations:
             out.append(rs.Budget(name=v.name, limit=v.limit, actual=v.actual, unit=v.unit, ok=False))
@@ -244,6 +262,33 @@ def _mcu(m: McuReport, artifact: str) -> rs.McuStage:
         comparison_note=m.comparison_note(), host_tflm_latency_ms=m.host_tflm_latency_ms, device_latency=device,
         c_header=None if m.c_header is None else Path(m.c_header).name,
         c_source=None if m.c_source is None else Path(m.c_source).name)
+
+
+def _agreement(a: Agreement) -> rs.FirmwareAgreement:
+    return rs.FirmwareAgreement(reference=a.reference, bit_exact=a.bit_exact, mismatched_elements=a.mismatched_elements,
+                                max_abs_diff=a.max_abs_diff, description=a.describe())
+
+
+def _firmware(f: FirmwareResult, artifact: str) -> rs.FirmwareStage:
+    e, d, lat = f.elf, f.device, f.latency
+    lo, med, hi = f.instructions()
+    return rs.FirmwareStage(
+        model=artifact, core=f.core, qemu_machine=f.machine, samples=f.samples, sample_source=f.sample_source,
+        elf=rs.FirmwareElf(text=e.text, rodata=e.rodata, data=e.data, bss=e.bss, heap=e.heap, stack=e.stack,
+                           flash_bytes=e.flash_bytes, ram_bytes=e.ram_bytes, flash_split=dict(e.flash_split),
+                           ram_split=dict(e.ram_split)),
+        flash_limit_bytes=f.flash_limit_bytes, ram_limit_bytes=f.ram_limit_bytes,
+        arena=rs.FirmwareArena(target_bytes=d.arena_bytes, target_minus_one_fails=d.arena_below_fails,
+                               host_bytes=f.host_arena_bytes, tflm_arena_used_bytes=d.arena_used_bytes,
+                               reserved_bytes=d.arena_reserved_bytes, trials=d.arena_trials),
+        stack_used_bytes=d.stack_used_bytes, stack_reserved_bytes=d.stack_reserved_bytes,
+        instructions=rs.InstructionCounts(min=lo, median=med, max=hi, per_sample=list(d.instructions)),
+        device_latency=None if lat is None else rs.FirmwareLatency(
+            min_ms=round(lat.min_ms, 4), median_ms=round(lat.median_ms, 4), max_ms=round(lat.max_ms, 4), cpi=lat.cpi,
+            cpi_source=lat.cpi_source, clock_mhz=lat.clock_mhz, clock_source=lat.clock_source),
+        bit_exact=f.vs_host_tflm.bit_exact, vs_host_tflm=_agreement(f.vs_host_tflm), vs_litert=_agreement(f.vs_litert),
+        tflm_library_cached=f.library.cached, build_seconds=round(f.build_seconds, 2),
+        qemu_seconds=round(f.qemu_seconds, 2))
 
 
 QUANT_BITS = {"int8": 8, "int16x8": 8, "float16": 16, "dynamic": 8, "none": 32}  # weight bits per scheme

@@ -149,7 +149,10 @@ class McuSection(Strict):
 
 class FirmwareSection(Strict):
     """Board facts for the real firmware image (`edgeopt mcu run`): executed instructions x cpi / clock
-    is the device latency estimate. Each constant carries its source."""
+    is the device latency estimate. Each constant carries its source. `run = true` makes `edgeopt build`
+    build and run that image as its firmware stage (also `edgeopt build --firmware`)."""
+
+    run: bool = False  # off by default: the stage compiles and emulates (seconds to minutes)
 
     clock_mhz: Annotated[float, Field(gt=0, description="core clock the firmware runs at")] | None = None
     clock_source: str = ""
@@ -289,6 +292,13 @@ class Profile(Strict):
             raise ValueError(msg)
         if fmt is OutputFormat.ONNX and (self.quantize.input_type is not IOType.FLOAT32 or self.quantize.output_type is not IOType.FLOAT32):
             msg = "ONNX artifacts keep float32 input/output; set quantize.input_type/output_type = 'float32'"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _firmware_fits_target(self) -> Profile:
+        if self.firmware.run and self.device_class is not DeviceClass.EMBEDDED_MCU:
+            msg = "firmware.run = true needs device_class = 'embedded-mcu' (it builds a Cortex-M image); remove it"
             raise ValueError(msg)
         return self
 

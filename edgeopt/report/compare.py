@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from edgeopt.errors import InputError
-from edgeopt.report.render import device_estimate_ms, latency_ratio_text
+from edgeopt.report.render import device_estimate_method, device_estimate_ms, latency_ratio_text
 from edgeopt.report.schema import SCHEMA_VERSION, Report
 
 
@@ -41,8 +41,9 @@ def load_report(path: Path) -> Report:
 
 
 COLUMNS = ["model", "target", "scheme", "float bytes", "bytes", "size x", "top-1 float", "top-1", "drop",
-           "device ms (est.)", "measured on", "p50 float ms", "p50 ms", "latency x", "ok"]
-TITLE = ("builds side by side (ratios: optimized / float; device ms: an MCU's latency, estimated as MACs / MAC rate; "
+           "device ms (est.)", "device est. by", "measured on", "p50 float ms", "p50 ms", "latency x", "ok"]
+TITLE = ("builds side by side (ratios: optimized / float; device ms: an MCU's latency, estimated from the firmware's "
+         "instruction count when the firmware stage ran, else as MACs / MAC rate ('device est. by'); "
          "p50: measured where 'measured on' says)")
 
 
@@ -60,7 +61,7 @@ def records(reports: list[Report]) -> list[dict[str, object]]:
         b, o = r.baseline, r.optimized
         values = [Path(r.input.path).name, r.target.name, o.artifact.scheme, b.artifact.bytes, o.artifact.bytes,
                   r.ratios.size, b.accuracy.value if b.accuracy else None, o.accuracy.value if o.accuracy else None,
-                  o.accuracy.drop if o.accuracy else None, device_estimate_ms(r), _measured_on(r),
+                  o.accuracy.drop if o.accuracy else None, device_estimate_ms(r), device_estimate_method(r), _measured_on(r),
                   b.latency_ms.p50 if b.latency_ms else None, o.latency_ms.p50 if o.latency_ms else None,
                   r.ratios.latency_p50, "ok" if r.ok else "FAIL"]
         out.append(dict(zip(COLUMNS, values, strict=True)) | {"latency verdict": r.ratios.latency_verdict})

@@ -22,9 +22,25 @@ def latency_ratio_text(ratios: rs.Ratios) -> str | None:
     return f"{ratios.latency_p50:.2f}x ({ratios.latency_verdict})"
 
 
+FIRMWARE_METHOD = "firmware instruction count"  # instructions x [firmware] cpi / clock, from the emulated image
+MAC_RATE_METHOD = "MAC rate"  # MACs / [mcu] sustained_macs_per_second
+
+
 def device_estimate_ms(report: Report) -> float | None:
+    """The primary device latency estimate: the firmware's when that stage ran, else MACs / MAC rate."""
+    f = report.stages.firmware
+    if f is not None and f.device_latency is not None:
+        return f.device_latency.median_ms
     m = report.stages.mcu
     return None if m is None or m.device_latency is None else m.device_latency.estimate_ms
+
+
+def device_estimate_method(report: Report) -> str | None:
+    """What `device_estimate_ms` is: FIRMWARE_METHOD, MAC_RATE_METHOD or None (no estimate)."""
+    if device_estimate_ms(report) is None:
+        return None
+    f = report.stages.firmware
+    return FIRMWARE_METHOD if f is not None and f.device_latency is not None else MAC_RATE_METHOD
 
 
 def _row(label: str, v: Variant) -> list[object]:
@@ -83,6 +99,12 @@ def _device_line(report: Report) -> str | None:
         return None
     where = _measured_where(report)
     host = f"{where} p50/p90 are LiteRT on {'the build host' if where == 'host' else where}, not the microcontroller"
+    f = report.stages.firmware
+    if f is not None and f.device_latency is not None:
+        fl, ins = f.device_latency, f.instructions
+        return (f"device latency: {fl.median_ms:.4g} ms, a firmware instruction-count estimate ({ins.median:,} "
+                f"instructions per inference on {f.core} under QEMU x {fl.cpi:g} CPI / {fl.clock_mhz:g} MHz, "
+                f"[firmware] cpi and clock_mhz), not measured; {host}")
     m = report.stages.mcu
     if m is None or m.device_latency is None:
         return f"device latency: not estimated (set [mcu] sustained_macs_per_second in the profile); {host}"
@@ -91,11 +113,22 @@ def _device_line(report: Report) -> str | None:
             f"[mcu] sustained_macs_per_second), not measured; {host}")
 
 
+def _firmware_line(report: Report) -> str | None:
+    """The firmware stage in one line: the image's flash/RAM, the 32-bit arena and the host comparison."""
+    f = report.stages.firmware
+    if f is None:
+        return None
+    e, a = f.elf, f.arena
+    return (f"firmware on {f.core} ({f.qemu_machine}): ELF flash {e.flash_bytes / 1024:.1f} KiB, RAM "
+            f"{e.ram_bytes / 1024:.1f} KiB; arena {a.target_bytes:,} B on the 32-bit target (host {a.host_bytes:,} B); "
+            f"{f.instructions.median:,} instructions per inference; {f.vs_host_tflm.description}")
+
+
 def to_console(report: Report, console: Console) -> None:
     console.print(table(f"{report.input.path} -> {report.target.name}", _columns(report), _rows(report)))
     console.print(printable(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}"),
                   markup=False)
-    for line in (_device_line(report), _fingerprint_line(report)):
+    for line in (_device_line(report), _firmware_line(report), _fingerprint_line(report)):
         if line:
             console.print(printable(line), markup=False)
     if report.budgets:
@@ -226,4 +259,33 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
              else f"{_md_cell(d.estimate_ms)} ms ({d.macs:,} MACs / {d.macs_per_second:,.0f} MAC/s)"],
             ["host TFLM latency (build host CPU, not the device)", f"{_md_cell(m.host_tflm_latency_ms)} ms"],
             ["C files", f"{m.c_header}, {m.c_source}" if m.c_header else "-"]])
+    if (f := stages.firmware) is not None:
+        out += _firmware_markdown(f)
+    return out
+
+
+def _kib(b: int) -> str:
+    return f"{b:,} B ({b / 1024:.1f} KiB)"
+
+
+def _firmware_markdown(f: rs.FirmwareStage) -> list[str]:
+    e, a, ins, lat = f.elf, f.arena, f.instructions, f.device_latency
+    split = ", ".join(f"{k} {v:,}" for k, v in e.flash_split.items())
+    rsplit = ", ".join(f"{k} {v:,}" for k, v in e.ram_split.items())
+    out = ["", "## Firmware (emulated Cortex-M)", "",
+           f"{f.model} compiled with TFLite Micro + CMSIS-NN for {f.core}, run on QEMU {f.qemu_machine} "
+           f"({f.samples} samples, {f.sample_source or 'random'}).", ""]
+    out += _table(["", "value"], [
+        ["flash (ELF)", f"{_kib(e.flash_bytes)} of {f.flash_limit_bytes:,}: {split}"],
+        ["RAM (ELF)", f"{_kib(e.ram_bytes)} of {f.ram_limit_bytes:,}: {rsplit}"],
+        ["text / rodata / data / bss", f"{e.text:,} / {e.rodata:,} / {e.data:,} / {e.bss:,} B"],
+        ["arena, 32-bit target (exact)", f"{a.target_bytes:,} B (one byte less fails: "
+                                         f"{'yes' if a.target_minus_one_fails else 'NO'})"],
+        ["arena, host TFLM (64-bit)", f"{a.host_bytes:,} B"],
+        ["instructions / inference", f"median {ins.median:,} (min {ins.min:,}, max {ins.max:,})"],
+        ["device latency (firmware instruction-count estimate)",
+         "not estimated (no [firmware] cpi and clock_mhz)" if lat is None else
+         f"{_md_cell(lat.median_ms)} ms = instructions x {lat.cpi:g} CPI ({lat.cpi_source}) / {lat.clock_mhz:g} MHz "
+         f"({lat.clock_source})"],
+        ["vs host TFLM", f.vs_host_tflm.description], ["vs LiteRT", f.vs_litert.description]])
     return out

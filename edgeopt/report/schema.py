@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.vocabulary import DeviceClass, EnergyMethod
 
-SCHEMA_VERSION = "2.1"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios
+SCHEMA_VERSION = "2.1"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware
 
 
 class Frozen(BaseModel):
@@ -332,6 +332,85 @@ class SparsityStage(Frozen):
     warnings: list[str]
 
 
+class FirmwareElf(Frozen):
+    """Sizes of the linked image (`arm-none-eabi-size -A` + the linker map), bytes."""
+
+    text: int
+    rodata: int
+    data: int
+    bss: int
+    heap: int
+    stack: int
+    flash_bytes: int  # every allocated flash section + the load image of .data
+    ram_bytes: int  # .data + .bss + heap + stack
+    flash_split: dict[str, int]  # model, tflm, libc, rest
+    ram_split: dict[str, int]  # arena, tflm, libc, stack, heap, rest
+
+
+class FirmwareArena(Frozen):
+    target_bytes: int  # smallest arena with which AllocateTensors() and Invoke() succeed on the emulated core
+    target_minus_one_fails: bool  # target_bytes - 1 was tried there and failed
+    host_bytes: int  # the same minimum in the host (64-bit) TFLM interpreter
+    tflm_arena_used_bytes: int  # TFLM's arena_used_bytes() (under-reports, tflite-micro#2738)
+    reserved_bytes: int  # the static tensor_arena in the image
+    trials: int
+
+
+class InstructionCounts(Frozen):
+    """Executed instructions per Invoke(), from SysTick under qemu -icount shift=0."""
+
+    min: int
+    median: int
+    max: int
+    per_sample: list[int]
+
+
+class FirmwareLatency(Frozen):
+    """Device latency, estimated (not measured): executed instructions x [firmware] cpi / clock_mhz."""
+
+    min_ms: float
+    median_ms: float
+    max_ms: float
+    cpi: float
+    cpi_source: str
+    clock_mhz: float
+    clock_source: str
+    method: str = "estimate: executed instructions x [firmware] cpi / clock_mhz"
+
+
+class FirmwareAgreement(Frozen):
+    reference: str  # "host TFLM" or "LiteRT"
+    bit_exact: bool
+    mismatched_elements: int
+    max_abs_diff: float
+    description: str  # names the first differing sample, output, element and values
+
+
+class FirmwareStage(Frozen):
+    """The real firmware image (TFLM + CMSIS-NN, arm-none-eabi-g++) run on an emulated Cortex-M under QEMU."""
+
+    model: str  # the artifact compiled in (file name in the output folder)
+    core: str
+    qemu_machine: str
+    samples: int
+    sample_source: str
+    elf: FirmwareElf
+    flash_limit_bytes: int  # the linker's regions: the tighter of the board and the budgets
+    ram_limit_bytes: int
+    arena: FirmwareArena
+    stack_used_bytes: int
+    stack_reserved_bytes: int
+    instructions: InstructionCounts
+    device_latency: FirmwareLatency | None = Field(
+        description="estimated device latency; None when the profile gives no [firmware] cpi and clock_mhz")
+    bit_exact: bool  # every output of every sample equals host TFLM
+    vs_host_tflm: FirmwareAgreement
+    vs_litert: FirmwareAgreement
+    tflm_library_cached: bool  # the compiled TFLM library came from the user's cache
+    build_seconds: float  # harness + model compile and link
+    qemu_seconds: float
+
+
 class CompositionStep(Frozen):
     stage: str  # "float", "prune", "sparsify", "cluster", "quantize"
     params: int
@@ -410,6 +489,7 @@ class Stages(Frozen):
     qat: QatStage | None = None
     onnx_activations: OnnxActivationsStage | None = None
     mcu: McuStage | None = None
+    firmware: FirmwareStage | None = None
     composition: Composition | None = None
     energy: EnergyStage | None = None  # set in every build report
 

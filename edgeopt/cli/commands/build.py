@@ -43,6 +43,9 @@ def register(app: typer.Typer) -> None:
         ssh_config: Annotated[Path | None, typer.Option("--ssh-config", metavar="FILE", help="ssh config file (ssh -F).")] = None,
         known_hosts: Annotated[Path | None, typer.Option("--known-hosts", metavar="FILE", help="known_hosts file for the device.")] = None,
         ssh_port: Annotated[int | None, typer.Option("--ssh-port", metavar="PORT", help="SSH port.")] = None,
+        firmware: Annotated[bool, typer.Option("--firmware", help="MCU profiles: also build the firmware image (TFLM + CMSIS-NN) and run it under QEMU (as `mcu run`); on when the profile's [firmware] run = true.")] = False,
+        firmware_samples: Annotated[int, typer.Option("--firmware-samples", min=1, metavar="N", help="Eval (else calibration) samples fed to the firmware.")] = 8,
+        tflm: Annotated[Path | None, typer.Option("--tflm", metavar="DIR", help="Folder with the TFLM tree/ and device/ for the firmware stage (default: $EDGEOPT_TFLM).")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json."""
@@ -65,7 +68,8 @@ def register(app: typer.Typer) -> None:
             req = BuildRequest(remote=spec, model=model, target=target, out=out, calib=calib, eval=eval_data, train=train,
                                random_calibration=random_calibration, allow_no_finetune=no_finetune,
                                unsafe_load=unsafe_load, threads=threads, c_name=c_name,
-                               benchmark=not no_bench, command_line=tuple(sys.argv), force=force)
+                               benchmark=not no_bench, command_line=tuple(sys.argv), force=force,
+                               firmware=firmware, firmware_samples=firmware_samples, tflm=tflm)
             with sink.steps() as step:
                 result = build(req, progress=step)
             if result.skipped:
@@ -78,5 +82,12 @@ def register(app: typer.Typer) -> None:
                 c.print(printable(f"{done} {result.out}"))
 
             sink.result(result.report.model_dump(mode="json"), human)
+            fw = result.report.stages.firmware
+            if fw is not None and not fw.bit_exact:
+                from edgeopt.errors import FirmwareMismatchError
+
+                msg = (f"{fw.model} on {fw.core} ({fw.qemu_machine}): the firmware output {fw.vs_host_tflm.description} "
+                       f"(report: {result.out / 'report.json'})")
+                raise FirmwareMismatchError(msg)
             if result.violations:
                 raise BudgetExceededError(result.violations, f"report: {result.out / 'report.json'}")
