@@ -45,9 +45,17 @@ for register in COMMANDS:
 
 
 def _terminate(signum: int, frame: object) -> None:
-    from edgeopt.cli.errors import Terminated
+    from edgeopt.cli import errors
 
-    raise Terminated()
+    errors.signal_seen = signum
+    raise errors.Terminated()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    from edgeopt.cli import errors
+
+    errors.signal_seen = signum
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -55,6 +63,8 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored (nohup, &)
+        signal.signal(signal.SIGINT, _interrupt)
     # `--debug` is accepted anywhere on the line, not only before the command.
     argv = sys.argv[1:]
     if "--debug" in argv[1:]:

@@ -21,6 +21,24 @@ class Terminated(BaseException):
     """Raised by the SIGTERM handler (edgeopt.cli.app.main) so cleanup runs as for Ctrl-C."""
 
 
+# The signal the CLI's handlers saw, if any. Native code (TensorFlow's pybind11 layer) can
+# swallow the KeyboardInterrupt/Terminated raised in its frames and re-raise something else
+# (e.g. "RuntimeError: MISMATCH of original and normalized active exception types"); the
+# error handler consults this so Ctrl-C still exits 130 and SIGTERM 143.
+signal_seen: int | None = None
+
+
+def _signalled() -> None:
+    import signal
+
+    if signal_seen == signal.SIGINT:
+        _print_err("interrupted; earlier outputs are untouched")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if signal_seen == signal.SIGTERM:
+        _print_err("terminated; earlier outputs are untouched")
+        raise typer.Exit(EXIT_TERMINATED) from None
+
+
 def debug_enabled() -> bool:
     return os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false")
 
@@ -48,6 +66,7 @@ def handled() -> Iterator[None]:
     except typer.Exit:
         raise
     except EdgeoptError as exc:
+        _signalled()
         if debug_enabled():
             traceback.print_exc()
         _print_err(f"error: {one_line(str(exc))}")
@@ -61,6 +80,7 @@ def handled() -> Iterator[None]:
     except OSError as exc:
         import errno
 
+        _signalled()
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             _internal(exc)
         if debug_enabled():
@@ -72,6 +92,7 @@ def handled() -> Iterator[None]:
         _print_err("error: out of memory; try a smaller model, fewer samples or a machine with more RAM")
         raise typer.Exit(1) from None
     except Exception as exc:  # noqa: BLE001 - the last line of defence
+        _signalled()
         _internal(exc)
 
 

@@ -114,3 +114,27 @@ def test_two_builds_into_one_folder(earlier):
     assert first.returncode == 0, err
     assert not [p for p in earlier.iterdir() if p.name.startswith(".edgeopt-")]
     assert edgeopt("verify", earlier).returncode == 0
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                   (signal.SIGTERM, 143, "terminated")])
+def test_signal_mangled_by_native_code_still_exits_as_signal(monkeypatch, capsys, sig, code, word):
+    """TF's pybind11 layer can turn the KeyboardInterrupt into a RuntimeError that the converter
+    wraps as ConversionError (seen in CI: 'MISMATCH of original and normalized active exception
+    types'); once the CLI's handler has seen the signal, any error still exits as that signal."""
+    import typer
+
+    from edgeopt.cli import errors
+    from edgeopt.errors import ConversionError
+
+    monkeypatch.setattr(errors, "signal_seen", sig)
+    with pytest.raises(typer.Exit) as exit_info, errors.handled():
+        msg = "SavedModel export failed: RuntimeError: pybind11::error_already_set"
+        raise ConversionError(msg)
+    assert exit_info.value.exit_code == code
+    assert capsys.readouterr().err == f"{word}; earlier outputs are untouched\n"
+    monkeypatch.setattr(errors, "signal_seen", None)
+    with pytest.raises(typer.Exit) as exit_info, errors.handled():
+        msg = "a real conversion failure"
+        raise ConversionError(msg)
+    assert exit_info.value.exit_code == ConversionError.exit_code
