@@ -93,6 +93,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
     _check_outputs(req, profile)  # no artifact may replace an input
+    if req.firmware and profile.device_class is not DeviceClass.EMBEDDED_MCU:
+        msg = (f"--firmware builds a Cortex-M image, but target {profile.name!r} is {profile.device_class.value}; "
+               "use an embedded-mcu target (edgeopt targets list) or drop --firmware")
+        raise InputError(msg)
     if firmware_on(req, profile):
         _check_firmware(req, profile)  # emulator, toolchain and TFLM tree: exit 2 before any work
     inputs = manifest.build_inputs(req, resolved)

@@ -110,6 +110,16 @@ def test_build_firmware_on_a_board_qemu_cannot_emulate_exits_2_before_any_work(c
     assert not out.exists()  # refused before the model was even loaded
 
 
+def test_build_firmware_with_a_non_mcu_target_exits_2_before_any_work(cli, tmp_path):
+    """--firmware used to be ignored silently for a phone or server target."""
+    out = tmp_path / "out"
+    r = cli("build", SAMPLES / "digits_cnn.keras", "--target", "mobile-cpu", "--out", out, "--no-bench", "--firmware")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == ("error: --firmware builds a Cortex-M image, but target 'mobile-cpu' is mobile-cpu; "
+                                "use an embedded-mcu target (edgeopt targets list) or drop --firmware")
+    assert not out.exists()
+
+
 def test_an_image_too_big_for_the_board_is_a_broken_elf_budget():
     """A firmware link that does not fit (the stage's BudgetExceededError) becomes failed budgets with the ELF
     numbers, in place of the model + runtime_flash_kb figures."""
