@@ -60,8 +60,20 @@ def run_qat(model: Any, profile: Profile, train: Dataset, evalset: Dataset | Non
     spec = spec_from_profile(profile)
     if clustered and profile.qat is not None and profile.qat.layers is None:
         spec = replace(spec, frozen=clustered)
+    if profile.sparsity is not None:
+        spec = replace(spec, masks=_sparsity_masks(model, profile.sparsity.layers))
     return train_qat(model, spec, train.x, train.y,
                      None if evalset is None else evalset.x, None if evalset is None else evalset.y)
+
+
+def _sparsity_masks(model: Any, layers: str | None) -> tuple[tuple[str, str, Any], ...]:
+    """Zero masks of the sparsified kernels, so QAT fine-tuning keeps the zeros [sparsity] made."""
+    import numpy as np
+
+    from edgeopt.sparsify.targets import select_kernels
+
+    kernels, _ = select_kernels(model, layers)
+    return tuple((k.layout.layer, k.layout.weight, (k.numpy() != 0).astype(np.float32)) for k in kernels)
 
 
 def qat_report(result: Any, role: str) -> rs.QatStage:

@@ -28,6 +28,7 @@ class QatSpec:
     per_channel: bool = True  # Conv/Depthwise weights per output channel (Dense is per tensor, see __init__)
     range_decay: float = 0.999
     frozen: tuple[str, ...] = ()  # layer names whose weights stay (e.g. clustered kernels keep their shared values)
+    masks: tuple[tuple[str, str, Any], ...] = ()  # (layer, weight, 0/1 mask): sparsified zeros stay zero in training
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -104,6 +105,30 @@ def _set_bn_frozen(qmodel: Any, frozen: bool) -> None:
             layer.bn_frozen.assign(1.0 if frozen else 0.0)
 
 
+def _masked_kernels(qmodel: Any, masks: tuple[tuple[str, str, Any], ...]) -> list[tuple[Any, Any]]:
+    """(kernel variable in the fake-quant model, 0/1 mask) for each (layer, weight, mask) of the float model.
+
+    A wrapped layer (QuantConv, `source` = the float layer's name) holds any kernel as `kernel`; a layer QAT
+    copies keeps its own weight names. A mask that matches nothing is refused: its zeros would not survive.
+    """
+    import keras
+
+    wrapped = {getattr(lay, "source", None): lay for lay in qmodel.layers if hasattr(lay, "source")}
+    plain = {lay.name: lay for lay in qmodel.layers if not hasattr(lay, "source")}
+    found, missing = [], []
+    for name, weight, mask in masks:
+        var = getattr(wrapped[name], "kernel", None) if name in wrapped else getattr(plain.get(name), weight, None)
+        if var is None or tuple(var.shape) != tuple(mask.shape):
+            missing.append(name)
+            continue
+        found.append((var, keras.ops.convert_to_tensor(mask, dtype=var.dtype)))
+    if missing:
+        msg = (f"QAT cannot keep the sparsity of layer(s) {', '.join(sorted(set(missing)))}: their kernels do not map "
+               "onto the fake-quantized model; narrow [sparsity] layers to Conv/Dense layers")
+        raise InputError(msg)
+    return found
+
+
 def train_qat(model: Any, spec: QatSpec, x: np.ndarray, y: np.ndarray, eval_x: np.ndarray | None = None,
               eval_y: np.ndarray | None = None) -> QatResult:
     """Quantization-aware fine-tuning of `model` (untouched); returns the trained fake-quantized model."""
@@ -128,6 +153,7 @@ def train_qat(model: Any, spec: QatSpec, x: np.ndarray, y: np.ndarray, eval_x: n
     if spec.layers and not trained:
         msg = f"QAT layers pattern '{spec.layers}' matches no layer with weights"
         raise InputError(msg)
+    masked = _masked_kernels(qmodel, spec.masks)
     loss = pick_loss(model, x, y)
     yy = y.astype(np.int32) if y.dtype.kind in "iu" else y.astype(np.float32)
     _set_bn_frozen(qmodel, spec.freeze_bn_after == 0)
@@ -138,9 +164,14 @@ def train_qat(model: Any, spec: QatSpec, x: np.ndarray, y: np.ndarray, eval_x: n
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             _set_bn_frozen(qmodel, epoch >= spec.freeze_bn_after)
 
+    class _KeepZeros(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            for var, mask in masked:
+                var.assign(var * mask)
+
     started = time.perf_counter()
     hist = qmodel.fit(x, yy, batch_size=spec.batch_size, epochs=spec.epochs, shuffle=True, verbose=0,
-                      callbacks=[_FreezeBn()])
+                      callbacks=[_FreezeBn(), _KeepZeros()] if masked else [_FreezeBn()])
     seconds = time.perf_counter() - started
     _set_bn_frozen(qmodel, True)
     qmodel.compile(loss=loss)  # keeps the loss, drops optimizer state from the saved file
