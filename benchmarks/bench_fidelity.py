@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SIZE = 224
@@ -238,18 +240,6 @@ def render(m: dict, threads: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    from edgeopt.atomic import write_text_atomic
-
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    write_text_atomic(RESULTS, new)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,7 +265,7 @@ def main() -> None:
                         "--rounds", str(args.rounds)], check=True)
         m = json.loads((work / "measured.json").read_text())
     text = render(m, args.threads)
-    write_section(text)
+    replace_section(RESULTS, BEGIN, END, text)
     print(text)
     worst = max(f["ratio"] for k, f in m["fidelity"].items() if k != "small_int8")
     print(f"protocol overhead on MobileNetV2: x{worst:.3f} ({'OK' if worst <= 1.03 else 'ABOVE 3%'})", file=sys.stderr)

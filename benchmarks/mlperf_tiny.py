@@ -31,6 +31,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HE = "he_normal"
 DW_STD = (2 / 9) ** 0.5  # He for a 3x3 depthwise kernel (Keras' he_normal counts all channels as fan-in)
 
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- mlperf-tiny:begin -->", "<!-- mlperf-tiny:end -->"
 
 # Published reference figures. int8 model sizes: MLPerf Tiny v0.5 announcement as summarised by
@@ -208,18 +210,6 @@ def render(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(path: Path, section: str) -> None:
-    from edgeopt.atomic import write_text_atomic
-
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    write_text_atomic(path, text)
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -228,7 +218,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlperf-tiny-") as tmp:
         rows = measure_all(Path(tmp))
     section = render(rows)
-    replace_section(args.out, section)
+    replace_section(args.out, BEGIN, END, section)
     print(section)
     return 0
 

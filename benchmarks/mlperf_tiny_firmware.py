@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- mlperf-tiny-firmware:begin -->", "<!-- mlperf-tiny-firmware:end -->"
 BOARD_MHZ = 120.0  # NUCLEO-L4R5ZI-P, the published figures' board
 PUBLISHED_V13 = {"kws_dscnn": 43.4, "vww_mobilenetv1_025": 89.4}
@@ -109,24 +111,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlperf-fw-") as tmp:
         rows = measure(Path(tmp), tflm)
     section = render(rows)
-    replace_section(args.out, section)
+    replace_section(args.out, BEGIN, END, section)
     print(section)
     return 0
 
-
-def replace_section(path: Path, section: str) -> None:
-    """Swap this script's section of RESULTS.md (or append it); written to a temporary file, then os.replace."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    Path(tmp).replace(path)
 
 
 if __name__ == "__main__":

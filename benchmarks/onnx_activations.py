@@ -23,6 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_models"
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- onnx-activations:begin -->", "<!-- onnx-activations:end -->"
 
 
@@ -35,18 +37,6 @@ def float_onnx(model: Path, out: Path) -> Path:
     out.write_bytes(keras_to_onnx(load_keras(model), 17))
     return out
 
-
-def write_section(path: Path, body: str) -> None:
-    body = f"{BEGIN}\n{body}\n{END}\n"
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + body.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
 
 
 def main() -> None:
@@ -91,7 +81,7 @@ def main() -> None:
                 print(row, flush=True)
     lines += ["", f"Total benchmark time {time.time() - started:.0f} s."]
     text = "\n".join(lines)
-    write_section(args.out, text)
+    replace_section(args.out, BEGIN, END, text)
     print(text)
 
 

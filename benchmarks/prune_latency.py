@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- prune:begin -->", "<!-- prune:end -->"
 TARGETS = (0.3, 0.5, 0.7)
 
@@ -145,18 +147,6 @@ def load_models(keras, samples: bool):
                 print(f"skip {path.name}: {exc}", file=sys.stderr)
 
 
-def write_section(path: Path, text: str) -> None:
-    body = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + body.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + body
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -193,7 +183,7 @@ def main() -> None:
                 print(row, flush=True)
     lines += ["", f"Total benchmark time {time.time() - started:.0f} s."]
     text = "\n".join(lines)
-    write_section(args.out, text)
+    replace_section(args.out, BEGIN, END, text)
     print(text)
 
 

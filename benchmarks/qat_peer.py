@@ -25,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- qat-peer:begin -->", "<!-- qat-peer:end -->"
 EPOCHS, BATCH, LR = 3, 32, 1e-4
 
@@ -122,17 +124,6 @@ def run_case(case: str, peer_path: str | None, tmp: Path) -> dict[str, Any]:
     return row
 
 
-def write_section(path: Path, body: str) -> None:
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + BEGIN + "\n" + body.rstrip("\n") + "\n" + END + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + BEGIN + "\n" + body.rstrip("\n") + "\n" + END + "\n"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(path)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,7 +158,7 @@ def main() -> None:
             print(lines[-1], flush=True)
     lines += ["", "TF-MOT quantizes Dense weights per tensor and Conv/Depthwise per channel; edgeopt uses per channel "
               "for all three (Dense patched into the flatbuffer, see edgeopt/qat/fc_channels.py)."]
-    write_section(args.out, "\n".join(lines))
+    replace_section(args.out, BEGIN, END, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- sparsity:begin -->", "<!-- sparsity:end -->"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SAMPLES = ROOT / "sample_models"
@@ -166,18 +168,6 @@ def render(rows: list[dict[str, Any]], mlperf: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    from edgeopt.atomic import write_text_atomic
-
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    write_text_atomic(RESULTS, new)
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -189,7 +179,7 @@ def main() -> int:
         for level in (float(v) for v in args.levels.split(",")):
             rows.append(measure(name, level))
             print(f"{name} {level:.0%}: done", flush=True)
-    write_section(render(rows, mlperf_rows()))
+    replace_section(RESULTS, BEGIN, END, render(rows, mlperf_rows()))
     print(f"wrote {RESULTS}")
     return 0
 
