@@ -12,7 +12,7 @@ import numpy as np
 from edgeopt.cluster.kmeans import Init, kmeans_1d
 from edgeopt.cluster.layers import compile_pattern, select_targets
 from edgeopt.cluster.sizes import CompressedSize, compressed_size
-from edgeopt.errors import DataError, InputError, ModelFileError
+from edgeopt.errors import DataError, InputError
 from edgeopt.validate.accuracy import keras_top1
 
 MAX_CLUSTERS = 65536
@@ -147,43 +147,22 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
 def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
     """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
-    from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
-    from edgeopt.convert.savedmodel import input_shape, output_width
-    from edgeopt.data.datasets import check_against_input, check_labels, load_dataset
-    from edgeopt.load.formats import ModelFormat, detect_format
-    from edgeopt.load.keras_model import load_keras
+    from edgeopt.atomic import write_bytes_atomic
+    from edgeopt.load.keras_job import open_keras_job
 
-    fmt = detect_format(Path(model_path))
-    if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        msg = (
-            f"{model_path}: clustering needs the Keras model (.keras, .h5 or SavedModel), not a .{fmt.value} file "
-                             "artifact; cluster first, then convert with edgeopt build"
-        )
-        raise ModelFileError(msg)
-    refuse_overwriting(Path(out), {"model": Path(model_path), "fine-tuning data": finetune, "eval data": eval_data})
-    if Path(out).suffix != ".keras":
-        msg = f"--out {out}: the clustered model is saved as Keras; give a path ending in .keras"
-        raise InputError(msg)
-    if not Path(out).parent.is_dir():
-        msg = f"--out {out}: folder {Path(out).parent} does not exist"
-        raise InputError(msg)
-    model = load_keras(Path(model_path), unsafe=unsafe_load)
-    shape = input_shape(model)
+    job = open_keras_job(Path(model_path), Path(out), "clustering", finetune, eval_data, unsafe_load)
+    model = job.model
     train = ev = None
-    if finetune is not None:
-        ds = check_labels(check_against_input(load_dataset(finetune, "train", shape), shape, "train"),
-                          output_width(model), "train")
-        if ds.y is None:
+    if job.train is not None:
+        if job.train.y is None:
             msg = f"train data {finetune} has no labels 'y'; save it with np.savez(path, x=..., y=...)"
             raise DataError(msg)
-        train = (ds.x, ds.y)
+        train = (job.train.x, job.train.y)
     elif spec.epochs > 0:
         msg = f"--epochs {spec.epochs} needs training data; give --finetune data.npz"
         raise InputError(msg)
-    if eval_data is not None:
-        ds = check_labels(check_against_input(load_dataset(eval_data, "eval", shape), shape, "eval"),
-                          output_width(model), "eval")
-        ev = (ds.x, ds.y)
+    if job.eval is not None:
+        ev = (job.eval.x, job.eval.y)
     result = cluster_model(model, spec, train, ev)
     with tempfile.TemporaryDirectory(prefix="edgeopt-cl-") as tmp:
         p = Path(tmp) / "clustered.keras"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeopt.data.datasets import Dataset, check_against_input, load_dataset, sibling
+from edgeopt.data.datasets import Dataset, sibling
 from edgeopt.errors import InputError
 from edgeopt.profiles.schema import PruneSection
 from edgeopt.report import schema as rs
@@ -69,36 +69,14 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
 def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
                      allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
     """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict."""
-    from edgeopt.atomic import refuse_overwriting, write_bytes_atomic
-    from edgeopt.convert.savedmodel import input_shape
+    from edgeopt.atomic import write_bytes_atomic
     from edgeopt.load.formats import ModelFormat, detect_format
-    from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
+    from edgeopt.load.keras_job import open_keras_job
 
-    fmt = detect_format(path)
-    if fmt not in KERAS_FORMATS:
-        msg = (
-            f"{path}: pruning needs a Keras model (.keras, .h5 or SavedModel), not a .{fmt}; "
-                         "prune before converting"
-        )
-        raise InputError(msg)
-    refuse_overwriting(out, {"model": path, "fine-tuning data": finetune_data, "eval data": eval_data})
-    if out.suffix != ".keras":
-        msg = f"--out {out}: the pruned model is saved as Keras 3; use a .keras file name"
-        raise InputError(msg)
-    if not out.parent.exists() or not out.parent.is_dir():
-        msg = f"--out {out}: folder {out.parent} does not exist"
-        raise InputError(msg)
-    model = load_keras(path, unsafe=unsafe_load)
-    shape = input_shape(model)
-    from edgeopt.convert.savedmodel import output_width
-    from edgeopt.data.datasets import check_labels
-
-    classes = output_width(model)
-    train = None if finetune_data is None else check_labels(
-        check_against_input(load_dataset(finetune_data, "train", shape), shape, "train"), classes, "train")
-    eval_path = eval_data or (sibling(path, "eval") if fmt is ModelFormat.KERAS else None)
-    evalset = None if eval_path is None else check_labels(
-        check_against_input(load_dataset(eval_path, "eval", shape), shape, "eval"), classes, "eval")
+    keras_file = detect_format(path) is ModelFormat.KERAS
+    eval_path = eval_data or (sibling(path, "eval") if keras_file else None)
+    job = open_keras_job(path, out, "pruning", finetune_data, eval_path, unsafe_load)
+    model, train, evalset = job.model, job.train, job.eval
     outcome = prune_and_finetune(model, cfg, train, evalset, allow_no_finetune)
     import tempfile
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.errors import InputError, ModelFileError
+from edgeopt.errors import InputError
 from edgeopt.profiles.schema import IOType
 from edgeopt.qat.train import QatResult, QatSpec, check_training_data
 
@@ -49,11 +49,9 @@ def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: Q
                    eval_path: Path | None = None, unsafe_load: bool = False) -> QatFileResult:
     """Train `model_path` with fake quantization and write the QAT model (.keras) to `out` atomically."""
     from edgeopt.atomic import write_bytes_atomic
-    from edgeopt.convert.savedmodel import export_saved_model, input_shape
+    from edgeopt.convert.savedmodel import export_saved_model
     from edgeopt.convert.tflite import to_tflite
-    from edgeopt.data.datasets import check_against_input, load_dataset
-    from edgeopt.load.formats import ModelFormat, detect_format
-    from edgeopt.load.keras_model import load_keras
+    from edgeopt.load.keras_job import open_keras_job
     from edgeopt.profiles.schema import Scheme
     from edgeopt.qat.export import qat_tflite
     from edgeopt.qat.train import train_qat
@@ -63,21 +61,11 @@ def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: Q
         msg = "QAT needs training data; give --train train.npz (arrays x and y)"
         raise InputError(msg)
     out = Path(out)
-    if out.suffix != ".keras":
-        msg = f"--out {out}: the QAT model is saved as Keras; give a path ending in .keras"
-        raise InputError(msg)
-    if not out.parent.is_dir():
-        msg = f"--out {out}: folder {out.parent} does not exist"
-        raise InputError(msg)
-    if detect_format(Path(model_path)) in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        msg = f"{model_path}: QAT needs the Keras model (.keras, .h5 or SavedModel), not a converted artifact"
-        raise ModelFileError(msg)
-    model = load_keras(Path(model_path), unsafe=unsafe_load)
-    shape = input_shape(model)
-    train = check_against_input(load_dataset(train_path, "train"), shape, "train")
+    job = open_keras_job(Path(model_path), out, "QAT", train_path, eval_path, unsafe_load)
+    model, train, ev = job.model, job.train, job.eval
+    assert train is not None
     check_training_data(train.x, train.y)
     assert train.y is not None
-    ev = check_against_input(load_dataset(eval_path, "eval"), shape, "eval") if eval_path is not None else None
     result = train_qat(model, spec, train.x, train.y, None if ev is None else ev.x, None if ev is None else ev.y)
     with tempfile.TemporaryDirectory(prefix="edgeopt-qat-") as tmp:
         t = Path(tmp)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.errors import DataError, InputError, ModelFileError
+from edgeopt.errors import DataError, InputError
 from edgeopt.sparsify.masks import check_layout
 from edgeopt.sparsify.pattern import Pattern, PatternKind, parse_pattern
 from edgeopt.sparsify.schedule import PolynomialSchedule
@@ -176,10 +176,7 @@ def sparsify_keras_file(model_path: Path, out: Path, spec: SparsifySpec, train: 
                         eval_data: Path | None = None, unsafe_load: bool = False) -> SparsifyResult:
     """Load a Keras model, sparsify it and write it to `out` (.keras) atomically."""
     from edgeopt.atomic import write_bytes_atomic
-    from edgeopt.convert.savedmodel import input_shape
-    from edgeopt.data.datasets import check_against_input, load_dataset
-    from edgeopt.load.formats import ModelFormat, detect_format
-    from edgeopt.load.keras_model import load_keras
+    from edgeopt.load.keras_job import open_keras_job
 
     if spec.finetune and train is None:
         msg = (
@@ -187,31 +184,16 @@ def sparsify_keras_file(model_path: Path, out: Path, spec: SparsifySpec, train: 
                          "or prune one-shot with --no-finetune"
         )
         raise InputError(msg)
-    fmt = detect_format(Path(model_path))
-    if fmt in (ModelFormat.TFLITE, ModelFormat.ONNX):
-        msg = (
-            f"{model_path}: sparsifying needs the Keras model (.keras, .h5 or SavedModel), not a "
-                             f".{fmt.value} file; sparsify first, then convert with edgeopt build"
-        )
-        raise ModelFileError(msg)
-    if Path(out).suffix != ".keras":
-        msg = f"--out {out}: the sparsified model is saved as Keras; give a path ending in .keras"
-        raise InputError(msg)
-    if not Path(out).parent.is_dir():
-        msg = f"--out {out}: folder {Path(out).parent} does not exist"
-        raise InputError(msg)
-    model = load_keras(Path(model_path), unsafe=unsafe_load)
-    shape = input_shape(model)
-    tr = ev = None
-    if train is not None and spec.finetune:
-        ds = check_against_input(load_dataset(train, "train"), shape, "train")
-        if ds.y is None:
+    job = open_keras_job(Path(model_path), Path(out), "sparsifying", train if spec.finetune else None, eval_data,
+                         unsafe_load)
+    model = job.model
+    tr = None
+    if job.train is not None:
+        if (labels := job.train.y) is None:
             msg = f"train data {train} has no labels 'y'; save it with np.savez(path, x=..., y=...)"
             raise DataError(msg)
-        tr = (ds.x, ds.y)
-    if eval_data is not None:
-        ds = check_against_input(load_dataset(eval_data, "eval"), shape, "eval")
-        ev = (ds.x, ds.y)
+        tr = (job.train.x, labels)
+    ev = None if job.eval is None else (job.eval.x, job.eval.y)
     result = sparsify_model(model, spec, tr, ev)
     with tempfile.TemporaryDirectory(prefix="edgeopt-sp-") as tmp:
         p = Path(tmp) / "sparse.keras"

@@ -50,7 +50,7 @@ def test_prune_command_and_bad_input(cli, tmp_path: Path, samples: Path):
     r = cli("prune", model, "--macs-reduction", "0.99", "--round-to", "32", "--no-finetune", "--out", out)
     assert r.exit_code == 2 and "largest reachable" in r.stderr and not out.exists()
     r = cli("prune", samples / "digits_mlp.onnx", "--ratio", "0.5", "--out", out)
-    assert r.exit_code == 2 and "needs a Keras model" in r.stderr
+    assert r.exit_code == 2 and "pruning needs the Keras model" in r.stderr
     r = cli("prune", model, "--ratio", "0.5", "--out", out)
     assert r.exit_code == 2 and "--no-finetune" in r.stderr and not out.exists()
     r = cli("prune", model, "--ratio", "0.25", "--ignore", "nothing_.*", "--no-finetune", "--round-to", "8",

@@ -86,6 +86,26 @@ def test_prune_and_cluster_refuse_out_equal_to_the_model(tmp_path):
     assert _sha(model) == before
 
 
+def test_sparsify_and_qat_refuse_out_equal_to_an_input(tmp_path):
+    """sparsify and qat wrote their .keras over the input model (or its data) before the shared Keras-job checks."""
+    import numpy as np
+
+    model = tmp_path / "m.keras"
+    shutil.copy(SAMPLES / "digits_cnn.keras", model)
+    train = tmp_path / "t.keras"  # a data path named like a model, to be overwritten by --out
+    np.savez(tmp_path / "t.npz", x=np.zeros((4, 8, 8, 1), np.float32), y=np.zeros(4, np.int64))
+    (tmp_path / "t.npz").rename(train)
+    before = _sha(model), _sha(train)
+    for args in (("sparsify", model, "--out", model, "--sparsity", "0.5", "--no-finetune", "--no-measure"),
+                 ("qat", model, "--train", train, "--out", model),
+                 ("qat", model, "--train", train, "--out", train)):
+        r = edgeopt(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        line = _one_line(r)
+        assert "is the model" in line or "is the training data" in line, line
+    assert (_sha(model), _sha(train)) == before
+
+
 def _chattr(flag: str, path) -> bool:
     return shutil.which("chattr") is not None and subprocess.run(["chattr", flag, str(path)],
                                                                   capture_output=True).returncode == 0
