@@ -45,8 +45,11 @@ def _positions(shape: Shape) -> int:
     return math.prod(int(d) for d in shape[1:-1] if d is not None)
 
 
-def layer_macs(layer: Any, in_shape: Shape, out_shape: Shape) -> int:
-    """MACs of one call of `layer` mapping `in_shape` to `out_shape` (batch axis included in both)."""
+def layer_macs(layer: Any, in_shape: Shape, out_shape: Shape, groups: int | None = None) -> int:
+    """MACs of one call of `layer` mapping `in_shape` to `out_shape` (batch axis included in both).
+
+    `groups` overrides a grouped convolution's group count (the pruner's estimate for fewer groups).
+    """
     import keras
 
     L = keras.layers
@@ -60,7 +63,7 @@ def layer_macs(layer: Any, in_shape: Shape, out_shape: Shape) -> int:
     if isinstance(layer, (L.DepthwiseConv1D, L.DepthwiseConv2D)):
         return _positions(out_shape) * math.prod(layer.kernel_size) * c_out
     if isinstance(layer, (L.Conv1D, L.Conv2D, L.Conv3D)):
-        return _positions(out_shape) * math.prod(layer.kernel_size) * (c_in // max(1, layer.groups)) * c_out
+        return _positions(out_shape) * math.prod(layer.kernel_size) * (c_in // max(1, groups or layer.groups)) * c_out
     if isinstance(layer, (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)):
         return _positions(in_shape) * math.prod(layer.kernel_size) * c_in * c_out
     if isinstance(layer, L.Dense):

@@ -2,10 +2,13 @@
 
 Every tensor's channel (last) axis is described by a `Layout`: a sequence of segments, each a slice
 of one channel group, repeated over `spatial` positions once a feature map is flattened. Producers
-(Conv, Dense, SeparableConv) open a new group; channel-wise layers (BN, depthwise) and pass-through
-layers carry the layout; element-wise merges unite the operands' groups; Concatenate joins layouts
-with offsets; Flatten multiplies positions. Anything else blocks the groups it touches, and so do the
-model inputs and outputs. Blocked groups are never pruned.
+(Conv, Dense, SeparableConv) open a new group; channel-wise layers (BN, LayerNorm, LayerScale, depthwise
+and grouped convs) and pass-through layers carry the layout; element-wise merges unite the operands'
+groups; Concatenate joins layouts with offsets; Flatten multiplies positions. Element-wise Keras ops
+(`x + 3.0`, `ops.relu6`, `a * b`) pass or merge like layers when their constants broadcast over the
+channels. A grouped conv makes its group prune in whole convolution groups (`Group.unit`). Anything
+else blocks the groups it touches, naming the layer or op and why, and so do the model inputs and
+outputs. Blocked groups are never pruned.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Kind(StrEnum):
 
     PASS = "pass"
     MERGE = "merge"
+    ELEMENTWISE = "elementwise"  # a Keras op: tensors merge, constants must broadcast over the channels
     CONCAT = "concat"
     FLATTEN = "flatten"
     RESHAPE = "reshape"
@@ -60,6 +64,7 @@ class Group:
     size: int
     members: tuple[Member, ...]
     reasons: tuple[str, ...]  # why it is blocked; empty if prunable
+    unit: int = 1  # channels go in aligned blocks of this many (whole groups of a grouped conv)
 
     @property
     def prunable(self) -> bool:
@@ -140,7 +145,27 @@ def _structural() -> dict[type, Kind]:
     table[L.Concatenate] = Kind.CONCAT
     table[L.Flatten] = Kind.FLATTEN
     table[L.Reshape] = Kind.RESHAPE
+    table[L.Rescaling] = Kind.PASS  # checked: scalar scale and offset only
+    table.update(dict.fromkeys(_elementwise_ops(), Kind.ELEMENTWISE))
     return table
+
+
+# Element-wise Keras ops as they appear as nodes of a Keras 3 functional graph (`x + 3.0` is a
+# keras.src.ops.numpy.Add operation, not keras.layers.Add). Unary ones keep the channels; binary ones
+# unite their tensor operands like keras.layers.Add and take constants that broadcast over channels.
+_NN_OPS = ["Relu", "Relu6", "Sigmoid", "HardSigmoid", "HardSilu", "Silu", "Gelu", "Elu", "Selu", "Celu", "LeakyRelu",
+           "Softplus", "Softsign", "HardTanh", "HardShrink", "SoftShrink", "TanhShrink", "LogSigmoid", "SparsePlus",
+           "SparseSigmoid", "Squareplus", "Threshold"]
+_NUMPY_OPS = ["Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power", "Abs", "Absolute",
+              "Negative", "Square", "Sqrt", "Exp", "Expm1", "Log", "Log1p", "Tanh", "Sin", "Cos", "Sign", "Clip",
+              "Round", "Floor", "Ceil", "Reciprocal", "Fabs", "Cbrt", "Trunc", "Copy"]
+
+
+def _elementwise_ops() -> list[type]:
+    from keras.src.ops import nn, numpy
+
+    return [getattr(mod, name) for mod, names in ((nn, _NN_OPS), (numpy, _NUMPY_OPS)) for name in names
+            if hasattr(mod, name)]
 
 
 class _Builder:
@@ -149,6 +174,7 @@ class _Builder:
         self.size: list[int] = []
         self.members: list[list[Member]] = []
         self.reasons: list[list[str]] = []
+        self.unit: list[int] = []
 
     def new(self, size: int, reason: str | None = None) -> int:
         g = len(self.parent)
@@ -156,6 +182,7 @@ class _Builder:
         self.size.append(size)
         self.members.append([])
         self.reasons.append([reason] if reason else [])
+        self.unit.append(1)
         return g
 
     def find(self, g: int) -> int:
@@ -171,6 +198,11 @@ class _Builder:
         self.parent[b] = a
         self.members[a] += self.members[b]
         self.reasons[a] += self.reasons[b]
+        self.unit[a] = math.lcm(self.unit[a], self.unit[b])
+
+    def require_unit(self, g: int, unit: int) -> None:
+        r = self.find(g)
+        self.unit[r] = math.lcm(self.unit[r], unit)
 
     def add(self, g: int, member: Member) -> None:
         self.members[self.find(g)].append(member)
@@ -204,14 +236,18 @@ def build_graph(model: Any, rules: Mapping[type, PruneRule]) -> DependencyGraph:
         reason = _generic_reason(layer, node, in_shapes, out_shapes, calls)
         if reason is None and cls in rules:
             rule = rules[cls]
+            if rule.specialise is not None:
+                rule = rule.specialise(layer)
             reason = rule.check(layer, in_shapes[0])
             if reason is None:
                 reason = _apply_rule(b, layer, rule, ins[0], in_shapes[0], out_shapes[0], node, layouts, plans)
         elif reason is None and cls in structural:
             reason = _apply_structural(b, structural[cls], ins, in_shapes, out_shapes, node, layouts)
         elif reason is None:
-            reason = f"unknown layer type {cls.__name__}"
+            reason = _unknown(layer)
         if reason is not None:
+            if not reason.startswith("unknown "):
+                reason = f"{_what(layer)}: {reason}"  # name the class: keras op Add is not keras.layers.Add
             unprunable.append((layer.name, reason))
             text = f"{layer.name}: {reason}"
             for lay in ins:
@@ -222,6 +258,26 @@ def build_graph(model: Any, rules: Mapping[type, PruneRule]) -> DependencyGraph:
     for k in flat.outputs:
         b.block(layouts[k], "model output")
     return _finish(model.name, flat, b, layouts, plans, layers, unprunable)
+
+
+def _is_op(layer: Any) -> bool:
+    import keras
+
+    return not isinstance(layer, keras.layers.Layer)
+
+
+def _what(layer: Any) -> str:
+    """`layer Conv2D` or `keras op Multiply` (a keras.src.ops operation in the graph, not a keras.layers layer)."""
+    return f"{'keras op' if _is_op(layer) else 'layer'} {type(layer).__name__}"
+
+
+def _unknown(layer: Any) -> str:
+    name = type(layer).__name__
+    if _is_op(layer):
+        return (f"unknown keras op {name} (keras.ops.{layer.name.rstrip('0123456789').rstrip('_')}): "
+                "not an element-wise op the pruner can follow channels through")
+    return (f"unknown layer type {name} ({type(layer).__module__}): no pruning rule for it; "
+            "register one with edgeopt.prune.rules.register_rule")
 
 
 def _last(shape: tuple) -> int:
@@ -247,6 +303,14 @@ def _apply_rule(b: _Builder, layer: Any, rule: PruneRule, lay: Layout, in_shape:
     if lay.spatial > 1 and not (rule.accepts_flat and len(in_shape) == 2):
         return "consumes a flattened feature map"
     name = layer.name
+    unit = rule.unit(layer, in_shape)
+    if unit > 1:
+        sizes = [n for _, n in lay.segments]
+        if any(n % unit for n in sizes):
+            return (f"prunes in whole blocks of {unit} channels (one convolution group each), but its input joins "
+                    f"channel groups of {sizes} channels that do not split into such blocks")
+        for g, _n in lay.segments:
+            b.require_unit(g, unit)
     if rule.role == Role.PRODUCER:
         total = lay.channels
         for off, (g, _n) in zip(_offsets(lay), lay.segments, strict=True):
@@ -281,7 +345,13 @@ def _apply_structural(b: _Builder, kind: Kind, ins: list[Layout], in_shapes: lis
     out_key, out_shape = node.outputs[0], out_shapes[0]
     if any(lay.dim() != s[-1] for lay, s in zip(ins, in_shapes, strict=True)):
         return "input channels do not match the traced layout"
+    if kind == Kind.ELEMENTWISE:
+        reason = _constants_reason(node)
+        return reason or _merge(b, ins, in_shapes, out_shape, out_key, layouts)
     if kind == Kind.PASS:
+        reason = _pass_reason(node.layer)
+        if reason is not None:
+            return reason
         if len(ins) != 1 or out_shape[-1] != in_shapes[0][-1]:
             return "changes the channel axis"
         if ins[0].spatial > 1 and len(out_shape) != 2:
@@ -307,6 +377,34 @@ def _apply_structural(b: _Builder, kind: Kind, ins: list[Layout], in_shapes: lis
             layouts[out_key] = Layout(lay.segments, positions)
             return None
     return "reshape that moves channels" if kind == Kind.RESHAPE else "flattens an unknown shape"
+
+
+def _broadcasts(value: Any) -> bool:
+    """A constant that broadcasts over the channel axis (a scalar or a trailing axis of 1) needs no slicing."""
+    shape = tuple(getattr(value, "shape", np.shape(value)))
+    return not shape or shape[-1] == 1
+
+
+def _constants_reason(node: Any) -> str | None:
+    import keras
+
+    args = keras.tree.flatten((node.arguments.args, node.arguments.kwargs))
+    for v in args:
+        if v is None or isinstance(v, (str, bool, keras.KerasTensor)):
+            continue
+        if not _broadcasts(v):
+            shape = tuple(getattr(v, "shape", np.shape(v)))
+            return (f"combines the channels with a constant of shape {shape}, which would have to be sliced "
+                    "with them (make it a weight of a layer, or ignore this group)")
+    return None
+
+
+def _pass_reason(layer: Any) -> str | None:
+    import keras
+
+    if isinstance(layer, keras.layers.Rescaling) and not (_broadcasts(layer.scale) and _broadcasts(layer.offset)):
+        return "per-channel scale or offset (not sliced with the channels)"
+    return None
 
 
 def _concat_on_channels(layer: Any, out_shape: tuple) -> bool:
@@ -338,7 +436,7 @@ def _finish(name: str, flat: FlatGraph, b: _Builder, layouts: dict[int, Layout],
     def remap(lay: Layout) -> Layout:
         return Layout(tuple((index[b.find(g)], n) for g, n in lay.segments), lay.spatial)
 
-    groups = tuple(Group(index[r], b.size[r], tuple(b.members[r]), tuple(dict.fromkeys(b.reasons[r])))
+    groups = tuple(Group(index[r], b.size[r], tuple(b.members[r]), tuple(dict.fromkeys(b.reasons[r])), b.unit[r])
                    for r in roots)
     new_layouts = {k: remap(v) for k, v in layouts.items()}
     new_plans = {lid: Plan(rule, remap(i), remap(o)) for lid, (_, rule, i, o) in plans.items()}

@@ -126,8 +126,7 @@ def prune_model(model: Any, spec: PruneSpec, *, rules: Mapping[type, PruneRule] 
     schedule = _Schedule(graph, candidates, scores, spec)
     ratio = spec.ratio if spec.ratio is not None else schedule.search(spec.macs_reduction or 0.0, before.macs)
     counts = schedule.counts(ratio)
-    keep = {g: np.sort(np.argsort(-scores[g], kind="stable")[:n]) for g, n in counts.items()
-            if n < graph.groups[g].size}
+    keep = {g: _keep(scores[g], n, graph.groups[g].unit) for g, n in counts.items() if n < graph.groups[g].size}
     new_model = rebuild(graph, keep, warnings)
     _check_outputs(model, new_model)
     if getattr(model, "compiled", False):
@@ -155,6 +154,14 @@ def _ignored_groups(graph: DependencyGraph, patterns: tuple[str, ...], warnings:
             for layer in dict.fromkeys(m.layer for m in g.members if m.axis == Axis.OUT):
                 unprunable.append(Unprunable(layer, f"ignored: group contains {hits[0][0]!r} (pattern {hits[0][1]!r})"))
     return ignored
+
+
+def _keep(scores: np.ndarray, n: int, unit: int) -> np.ndarray:
+    """The `n` best channels, taken in aligned blocks of `unit` (whole groups of a grouped conv) by summed score."""
+    if unit == 1:
+        return np.sort(np.argsort(-scores, kind="stable")[:n])
+    blocks = np.sort(np.argsort(-scores.reshape(-1, unit).sum(axis=1), kind="stable")[: n // unit])
+    return (blocks[:, None] * unit + np.arange(unit)[None, :]).reshape(-1)
 
 
 def _rounded(n: int, raw_keep: float, round_to: int) -> int:
@@ -187,15 +194,19 @@ class _Schedule:
         if not self.groups:
             return {}
         if self.spec.allocation == Allocation.UNIFORM:
-            return {g.index: _rounded(g.size, g.size * (1.0 - ratio), rt) for g in self.groups}
+            return {g.index: _rounded(g.size, g.size * (1.0 - ratio), math.lcm(rt, g.unit)) for g in self.groups}
         removed = np.bincount(self.global_order[: int(ratio * len(self.global_order))],
                               minlength=len(self.graph.groups))
-        return {g.index: _rounded(g.size, g.size - int(removed[g.index]), rt) for g in self.groups}
+        return {g.index: _rounded(g.size, g.size - int(removed[g.index]), math.lcm(rt, g.unit)) for g in self.groups}
 
     def macs(self, counts: Mapping[int, int]) -> int:
         total = 0
         for layer, in_shape, out_shape, lin, lout in self.nodes:
-            total += layer_macs(layer, (*in_shape[:-1], lin.dim(counts)), (*out_shape[:-1], lout.dim(counts)))
+            c_in = lin.dim(counts)
+            groups = getattr(layer, "groups", 1)
+            per_group = int(in_shape[-1] or 0) // groups if groups > 1 else 0  # whole groups go: channels/group stay
+            total += layer_macs(layer, (*in_shape[:-1], c_in), (*out_shape[:-1], lout.dim(counts)),
+                                groups=c_in // per_group if per_group else None)
         return total
 
     def search(self, target: float, macs_before: int) -> float:

@@ -8,7 +8,7 @@ class, so a subclass with its own `call` is never mistaken for its parent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -43,6 +43,8 @@ class PruneRule:
     rows(weights, axis) -> array (channels, k): the parameters of each channel, for importance.
     config(config, out_channels) -> config of the smaller layer (producers only).
     check(layer, in_shape) -> a reason string when this instance cannot be pruned, else None.
+    unit(layer, in_shape) -> channels are removed in aligned blocks of this many (a grouped conv's group).
+    specialise(layer) -> the rule for this instance, when one class needs two (a grouped Conv is channel-wise).
     """
 
     role: Role
@@ -52,6 +54,8 @@ class PruneRule:
     check: Callable[[Any, tuple], str | None] = lambda layer, in_shape: None
     scale: str | None = None  # weight holding a per-channel scale (BN gamma), for Criterion.BN_SCALE
     accepts_flat: bool = False  # input may be a flattened feature map (Dense after Flatten)
+    unit: Callable[[Any, tuple], int] = lambda layer, in_shape: 1
+    specialise: Callable[[Any], PruneRule] | None = None
 
 
 def register_rule(rules: dict[type, PruneRule], cls: type, rule: PruneRule) -> None:
@@ -89,10 +93,43 @@ def _set(key: str) -> Callable[[dict[str, Any], int], dict[str, Any]]:
     return update
 
 
-def _conv_check(layer: Any, in_shape: tuple) -> str | None:
-    if getattr(layer, "groups", 1) != 1:
-        return f"grouped convolution (groups={layer.groups})"
+def _per_group(layer: Any, in_shape: tuple) -> tuple[int, int]:
+    """(input, output) channels per group of a grouped convolution."""
+    g = int(layer.groups)
+    return int(in_shape[-1]) // g, int(layer.filters) // g
+
+
+def _grouped_check(layer: Any, in_shape: tuple) -> str | None:
+    a, b = _per_group(layer, in_shape)
+    if a != b:
+        return (f"grouped convolution (groups={layer.groups}) maps {a} input to {b} output channels per group; "
+                "whole groups are pruned only when the two counts are equal")
     return None
+
+
+def _prune_grouped(w: Weights, in_keep: Keep, out_keep: Keep) -> Weights:
+    """Whole groups go: the kernel's per-group input axis stays, its output axis follows the kept channels."""
+    out = dict(w)
+    out["kernel"] = _take(w["kernel"], in_keep, -1)
+    if "bias" in w:
+        out["bias"] = _take(w["bias"], in_keep, 0)
+    return out
+
+
+def _grouped_config(config: dict[str, Any], n: int) -> dict[str, Any]:
+    per_group = int(config["filters"]) // int(config["groups"])
+    return {**config, "filters": int(n), "groups": int(n) // per_group}
+
+
+_GROUPED = PruneRule(Role.CHANNELWISE, _prune_grouped, lambda w, a: _kernel_rows(w, Axis.OUT), _grouped_config,
+                     _grouped_check, unit=lambda layer, in_shape: _per_group(layer, in_shape)[0])
+
+
+_CONV = PruneRule(Role.PRODUCER, _prune_kernel_bias, _kernel_rows, _set("filters"))
+
+
+def _conv_variant(layer: Any) -> PruneRule:
+    return _GROUPED if getattr(layer, "groups", 1) != 1 else _CONV
 
 
 def _dense_check(layer: Any, in_shape: tuple) -> str | None:
@@ -151,6 +188,19 @@ def _prune_per_channel(w: Weights, in_keep: Keep, out_keep: Keep) -> Weights:
     return {k: _take(v, in_keep, -1) for k, v in w.items()}
 
 
+def _norm_axes(axis: Any, rank: int) -> list[int] | None:
+    axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+    if not all(isinstance(a, int) for a in axes):
+        return None
+    return sorted(a % rank for a in axes)
+
+
+def _ln_check(layer: Any, in_shape: tuple) -> str | None:
+    if _norm_axes(layer.axis, len(in_shape)) != [len(in_shape) - 1]:
+        return f"normalises axes {layer.axis}, not the channel axis alone"
+    return None
+
+
 def _bn_rows(w: Weights, axis: Axis) -> np.ndarray:
     if "gamma" in w:
         return w["gamma"][:, None]
@@ -174,19 +224,39 @@ def default_rules() -> dict[type, PruneRule]:
     import keras
 
     L = keras.layers
-    conv = PruneRule(Role.PRODUCER, _prune_kernel_bias, _kernel_rows, _set("filters"), _conv_check)
+    conv = replace(_CONV, specialise=_conv_variant)
     dense = PruneRule(Role.PRODUCER, _prune_kernel_bias, _kernel_rows, _set("units"), _dense_check, accepts_flat=True)
     sep = PruneRule(Role.PRODUCER, _prune_separable, _separable_rows, _set("filters"))
     dw = PruneRule(Role.CHANNELWISE, _prune_depthwise, lambda w, a: _kernel_rows(w, Axis.IN), check=_depthwise_check)
     bn = PruneRule(Role.CHANNELWISE, _prune_per_channel, _bn_rows, check=_bn_check, scale="gamma")
     prelu = PruneRule(Role.CHANNELWISE, _prune_per_channel, _last_axis_rows, check=_prelu_check)
+    # LayerNormalization over the channels: gamma/beta shrink with them (its statistics then cover the kept ones).
+    ln = PruneRule(Role.CHANNELWISE, _prune_per_channel, _bn_rows, check=_ln_check)
     rules: dict[type, PruneRule] = {}
     for cls, rule in [(L.Conv1D, conv), (L.Conv2D, conv), (L.Conv3D, conv), (L.Dense, dense),
                       (L.SeparableConv1D, sep), (L.SeparableConv2D, sep),
                       (L.DepthwiseConv1D, dw), (L.DepthwiseConv2D, dw),
-                      (L.BatchNormalization, bn), (L.PReLU, prelu)]:
+                      (L.BatchNormalization, bn), (L.PReLU, prelu), (L.LayerNormalization, ln)]:
         register_rule(rules, cls, rule)
+    layer_scale = _layer_scale_class()
+    if layer_scale is not None:
+        register_rule(rules, layer_scale, PruneRule(Role.CHANNELWISE, _prune_per_channel, _vector_rows,
+                                                    _set("projection_dim")))
     return rules
+
+
+def _layer_scale_class() -> type | None:
+    """keras.applications ConvNeXt's LayerScale (x * gamma, one value per channel), where this Keras has it."""
+    try:
+        from keras.src.applications.convnext import LayerScale
+    except ImportError:
+        return None
+    return LayerScale
+
+
+def _vector_rows(w: Weights, axis: Axis) -> np.ndarray:
+    (v,) = w.values()
+    return np.moveaxis(v, -1, 0).reshape(v.shape[-1], -1)
 
 
 def layer_weights(layer: Any) -> Weights:

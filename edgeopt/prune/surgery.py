@@ -69,8 +69,9 @@ def rebuild(graph: DependencyGraph, keep: Mapping[int, np.ndarray], warnings: li
         if new_layer is not layer and layer.weights:
             if plan is not None:
                 sliced = plan.rule.prune(layer_weights(layer), in_keep, out_keep)
-                for v in new_layer.weights:
-                    v.assign(sliced[v.name])
+                # same class, same build order; auto-named variables ("variable_3") differ between instances
+                for v, old in zip(new_layer.weights, layer.weights, strict=True):
+                    v.assign(sliced[old.name])
             else:
                 new_layer.set_weights(layer.get_weights())
     outputs = [new[k] for k in flat.outputs]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers as L
 
 
@@ -153,6 +154,64 @@ def sequential():
     return model, {"c1": 4, "bn": 4, "c2": 4}
 
 
+def hard_swish_block():
+    """MobileNetV3-style: expand -> hard-swish as keras.ops arithmetic -> depthwise -> SE with hard-sigmoid -> project."""
+    i = keras.Input((8, 8, 3))
+    x = L.Conv2D(16, 1, name="expand")(i)
+    x = L.BatchNormalization(name="expand_bn")(x)
+    x = x * keras.ops.relu6(x + 3.0) / 6.0  # Add(x, 3.0), Relu6, Multiply(x, .), TrueDivide(., 6.0) ops
+    x = L.DepthwiseConv2D(3, padding="same", name="dw")(x)
+    x = L.Activation("hard_swish")(x)
+    s = L.GlobalAveragePooling2D(keepdims=True)(x)
+    s = L.Conv2D(4, 1, activation="relu", name="se_reduce")(s)
+    s = L.Conv2D(16, 1, name="se_expand")(s)
+    s = L.ReLU(6.0)(s + 3.0) * (1.0 / 6.0)  # keras.applications' hard_sigmoid
+    x = L.Multiply(name="se")([x, s])
+    x = keras.ops.hard_swish(x) - np.float32(0.5)
+    x = L.Conv2D(8, 1, name="project")(x)
+    x = L.Activation("hard_sigmoid")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(i, _head(x)), {"expand": 8, "expand_bn": 8, "dw": 8, "se_reduce": 2, "se_expand": 8,
+                                      "project": 4}
+
+
+def layer_scale():
+    """ConvNeXt-style block: grouped depthwise conv -> Dense MLP -> LayerScale -> residual Add."""
+    from keras.src.applications.convnext import LayerScale
+
+    i = keras.Input((8, 8, 3))
+    x = L.Conv2D(16, 3, padding="same", name="stem")(i)
+    y = L.Conv2D(16, 3, padding="same", groups=16, name="dwg")(x)
+    y = L.Dense(32, name="pw1")(y)
+    y = L.Activation("gelu")(y)
+    y = L.Dense(16, name="pw2")(y)
+    y = LayerScale(0.5, 16, name="ls")(y)
+    x = L.Add()([x, y])
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(i, _head(x)), {"stem": 8, "dwg": 8, "pw1": 16, "pw2": 8}
+
+
+def grouped_conv():
+    """A grouped conv with 4 channels per group: whole groups go, with their input and output channels."""
+    i = keras.Input((8, 8, 3))
+    x = L.Conv2D(16, 1, name="c1")(i)
+    x = L.Conv2D(16, 3, padding="same", groups=4, name="g")(x)
+    x = L.BatchNormalization(name="g_bn")(x)
+    x = L.ReLU()(x)
+    x = L.Conv2D(8, 1, name="c2")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(i, _head(x)), {"c1": 8, "g": 8, "g_bn": 8, "c2": 4}
+
+
+def layer_norm():
+    i = keras.Input((8, 8, 3))
+    x = L.Conv2D(16, 3, padding="same", name="c1")(i)
+    x = L.LayerNormalization(name="ln", beta_initializer="random_normal", gamma_initializer="random_normal")(x)
+    x = L.Conv2D(8, 1, name="c2")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(i, _head(x)), {"c1": 8, "ln": 8, "c2": 4}
+
+
 def zoo():
     """Residual + SE + concat + separable + depthwise + flatten, for the export tests."""
     i = keras.Input((12, 12, 3), name="input")
@@ -178,4 +237,5 @@ def zoo():
 
 
 COUPLINGS = {f.__name__: f for f in [conv_chain, batchnorm, depthwise, residual, squeeze_excite, concatenate,
-                                      flatten_dense, reshape, separable, conv1d, nested, custom_layer, sequential]}
+                                      flatten_dense, reshape, separable, conv1d, nested, custom_layer, sequential,
+                                      hard_swish_block, layer_scale, grouped_conv]}

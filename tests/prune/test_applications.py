@@ -28,3 +28,11 @@ def test_mobilenet_v2(keras, tmp_path):
 def test_resnet50(keras, tmp_path):
     model = keras.applications.ResNet50(input_shape=(64, 64, 3), weights=None)
     _check(model, tmp_path, round_to=1)
+
+
+@pytest.mark.slow
+def test_mobilenet_v3_small_prunes_through_its_keras_ops_hard_swish(keras, tmp_path):
+    """hard_sigmoid is `ReLU(6)(x + 3.0) * (1 / 6)`: keras.ops Add/Multiply nodes that used to block 19 of 37 groups."""
+    model = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), alpha=0.75, weights=None)
+    result = _check(model, tmp_path, round_to=8)
+    assert len(result.groups) >= 27 and sum(g.channels_after < g.channels_before for g in result.groups) >= 20

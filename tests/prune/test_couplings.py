@@ -22,8 +22,10 @@ def _kill(model, rng):
     for g in graph.groups:
         if not g.prunable:
             continue
-        n_kill = g.size - int(np.floor(g.size * 0.5 + 0.5))
-        dead = np.sort(rng.choice(g.size, n_kill, replace=False))
+        blocks = g.size // g.unit  # a grouped conv's group loses whole convolution groups
+        n_kill = blocks - int(np.floor(blocks * 0.5 + 0.5))
+        dead_blocks = np.sort(rng.choice(blocks, n_kill, replace=False))
+        dead = (dead_blocks[:, None] * g.unit + np.arange(g.unit)).reshape(-1)
         killed[g.index] = dead
         for m in g.members:
             layer = graph.layers[m.layer_id]
@@ -42,6 +44,12 @@ def _kill(model, rng):
                     arr["pointwise_kernel"][..., rows, :] = 0
                 else:
                     arr["kernel"][..., idx, :] = 0
+            elif getattr(layer, "groups", 1) > 1:  # grouped conv: its output channels
+                arr["kernel"][..., idx] = 0
+                arr["bias"][idx] = 0
+            elif type(layer).__name__ == "LayerScale":
+                for k in arr:
+                    arr[k][idx] = 0
             else:
                 for k in ("gamma", "beta", "bias"):
                     if k in arr:
