@@ -231,26 +231,36 @@ class Spread:
 
 
 def spread_svg(spreads: Sequence[Spread]) -> str:
-    """One horizontal box per variant: whisker min..max, box p50..p90, tick at p99, diamond at the mean."""
-    row, label_w = 54, 130
-    hi = max((s.max for s in spreads), default=1.0) or 1.0
+    """One horizontal box per variant: whisker min..max, box p50..p90, tick at p99, diamond at the mean.
+
+    A max far beyond p99 (one slow run) would squash the boxes into a line: the axis then ends at 1.3 x p99
+    and the whisker is cut there, with the max written at its end.
+    """
+    row, label_w, max_w = 54, 130, 110
+    ends = [s.max if s.max <= 1.5 * s.p99 else 1.3 * s.p99 for s in spreads]
+    hi = max([*ends, *(s.mean for s in spreads)], default=1.0) or 1.0
     h = row * len(spreads) + 40
-    sx = Scale(0.0, hi * 1.05, label_w, W - RIGHT)
+    sx = Scale(0.0, hi * 1.05, label_w, W - RIGHT - max_w)
     out = [f'<svg class="chart spread" viewBox="0 0 {W} {h}" xmlns="http://www.w3.org/2000/svg">']
     for t in nice_ticks(sx.lo, sx.hi):
         x = sx(t)
         out.append(f'<line class="grid" x1="{x:.1f}" y1="4" x2="{x:.1f}" y2="{h - 30}"/>'
                    f'<text class="tick" x="{x:.1f}" y="{h - 14}" text-anchor="middle">{esc(fmt(t))} ms</text>')
-    for i, s in enumerate(spreads):
+    for i, (s, end) in enumerate(zip(spreads, ends, strict=True)):
         y = 10 + i * row
         mid = y + 18
+        cut = end < s.max
+        x2 = sx(end)
         out.append(f'<text class="bar-label" x="{label_w - 10}" y="{mid + 5}" text-anchor="end">{esc(s.label)}</text>'
-                   f'<line class="whisker" x1="{sx(s.min):.1f}" y1="{mid}" x2="{sx(s.max):.1f}" y2="{mid}"/>'
+                   f'<line class="whisker" x1="{sx(s.min):.1f}" y1="{mid}" x2="{x2:.1f}" y2="{mid}"/>'
                    f'<rect class="box" x="{sx(s.p50):.1f}" y="{mid - 10}" width="{max(1.5, sx(s.p90) - sx(s.p50)):.1f}" '
                    f'height="20"/>'
                    f'<line class="p50" x1="{sx(s.p50):.1f}" y1="{mid - 12}" x2="{sx(s.p50):.1f}" y2="{mid + 12}"/>'
                    f'<line class="p99" x1="{sx(s.p99):.1f}" y1="{mid - 8}" x2="{sx(s.p99):.1f}" y2="{mid + 8}"/>')
-        mx = sx(s.mean)
+        if cut:
+            out.append(f'<path class="cut" d="M{x2:.1f},{mid - 5} l6,5 l-6,5"/>'
+                       f'<text class="bar-text" x="{x2 + 10:.1f}" y="{mid + 4}">max {esc(fmt(s.max))} ms</text>')
+        mx = sx(min(s.mean, hi * 1.05))
         out.append(f'<path class="mean" d="M{mx:.1f},{mid - 5} l5,5 l-5,5 l-5,-5 z"/>'
                    f'<text class="bar-text" x="{sx(s.p50):.1f}" y="{mid + 26}" text-anchor="middle">'
                    f"p50 {esc(fmt(s.p50))}</text>")

@@ -48,6 +48,8 @@ table { border-collapse: collapse; width: 100%; background: #fff; font-variant-n
 th, td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line); vertical-align: top;
          overflow-wrap: anywhere; }
 th { background: var(--soft); font-weight: 600; font-size: 13px; }
+table.variants td, table.variants th { white-space: nowrap; overflow-wrap: normal; padding: 5px 7px; font-size: 13px; }
+.scroll { overflow-x: auto; }
 td.n, th.n { text-align: right; white-space: nowrap; overflow-wrap: normal; }
 tr.front td { background: #eff6ff; }
 a { color: var(--accent); }
@@ -58,6 +60,10 @@ a { color: var(--accent); }
 .sw.infeasible { background: #fff; border: 2px solid var(--bad); }
 .sw.line { width: 22px !important; height: 0 !important; border-radius: 0 !important; border-top: 2px solid var(--accent); }
 .sw.budget { width: 22px !important; height: 0 !important; border-radius: 0 !important; border-top: 2px dashed var(--bad); }
+.sw.p99 { width: 3px !important; border-radius: 0 !important; background: var(--bad); }
+.sw.mean { width: 9px !important; height: 9px !important; border-radius: 0 !important; background: #111827;
+           transform: rotate(45deg); }
+.sw.whisker { width: 22px !important; height: 0 !important; border-radius: 0 !important; border-top: 2px solid #6b7280; }
 .sw.box { border-radius: 2px !important; background: #bfdbfe; border: 1px solid var(--accent); }
 .note { color: var(--muted); }
 ul.notes li { margin: 3px 0; overflow-wrap: anywhere; }
@@ -82,7 +88,7 @@ svg .bar.ok { fill: var(--good); }
 svg .bar-text { fill: #374151; } svg .bar-text.na { fill: var(--muted); font-style: italic; }
 svg .whisker { stroke: #6b7280; stroke-width: 1.5; } svg .box { fill: #bfdbfe; stroke: var(--accent); }
 svg .p50 { stroke: #1e3a8a; stroke-width: 2.5; } svg .p99 { stroke: var(--bad); stroke-width: 2; }
-svg .mean { fill: #111827; }
+svg .mean { fill: #111827; } svg .cut { fill: none; stroke: #6b7280; stroke-width: 1.5; }
 footer { color: var(--muted); font-size: 12px; margin-top: 32px; }
 """
 
@@ -215,20 +221,24 @@ def _tiles(r: rs.Report) -> str:
     return '<div class="tiles">' + "".join(tiles) + "</div>"
 
 
-def _variants(r: rs.Report) -> str:
-    header = ["", "artifact", "scheme", "bytes", "top-1 %", "agree %", "SNR dB", "p50 ms", "p90 ms", "p99 ms",
-              "mean ms", "min ms", "max ms", "runs"]
+def _variants(r: rs.Report) -> list[str]:
+    header = ["", "scheme", "bytes", "top-1 %", "agree %", "SNR dB", "p50 ms", "p90 ms", "p99 ms", "mean ms",
+              "min ms", "max ms", "runs"]
     rows = []
     for name, v in (("baseline", r.baseline), ("optimized", r.optimized)):
         a, lat = v.accuracy, v.latency_ms
-        rows.append([name, v.artifact.path, v.artifact.scheme, v.artifact.bytes,
+        rows.append([name, v.artifact.scheme, v.artifact.bytes,
                      None if a is None else a.value, None if a is None else a.agreement,
                      None if a is None else a.snr_db,
                      *((None,) * 7 if lat is None else (lat.p50, lat.p90, lat.p99, lat.mean, lat.min, lat.max,
                                                         lat.runs))])
-    rows.append(["ratio (optimized / baseline)", "", "", f"{r.ratios.size:.3g}x", None, None, None,
-                 latency_ratio_text(r.ratios), None, None, None, None, None, None])
-    return _table(header, rows, numeric=[False, False, False] + [True] * 11)
+    rows.append(["ratio", "", f"{r.ratios.size:.3g}x", None, None, None, latency_ratio_text(r.ratios), None, None,
+                 None, None, None, None])
+    where = "LiteRT on the build host, not the device; " if is_mcu(r) else ""
+    return ['<div class="scroll">' + _table(header, rows, numeric=[False, False] + [True] * 11, cls="variants")
+            + "</div>",
+            f'<p class="note">{esc(where)}baseline {esc(r.baseline.artifact.path)}, optimized '
+            f"{esc(r.optimized.artifact.path)}; ratio = optimized / baseline.</p>"]
 
 
 def _size_and_latency(r: rs.Report) -> list[str]:
@@ -251,8 +261,8 @@ def _size_and_latency(r: rs.Report) -> list[str]:
         return out
     lat = o.latency_ms or b.latency_ms
     assert lat is not None
-    out += ['<div class="card">', _legend([("box", "p50 to p90"), ("line", "min to max (whisker)"),
-                                           ("budget", "p99 (red tick); diamond: mean")]),
+    out += ['<div class="card">', _legend([("box", "p50 to p90"), ("whisker", "min to max"), ("p99", "p99"),
+                                           ("mean", "mean")]),
             spread_svg(spreads), f'<p class="note">{esc(_measured_line(lat))}</p>', "</div>"]
     return out
 
@@ -376,7 +386,7 @@ def build_page(report: rs.Report) -> str:
            f"{fmt(r.input.macs)} MACs, calibration {r.calibration.source} ({r.calibration.samples} samples), "
            f"eval {r.eval_data or 'none'}, built in {r.build_seconds:.1f} s")
     body = [f"<h1>{esc(title)} {_ok_badge(r.ok).replace('>ok<', '>budgets ok<').replace('>FAIL<', '>FAILED<')}</h1>",
-            f'<p class="sub">{esc(sub)}</p>', _tiles(r), "<h2>Baseline vs optimized</h2>", _variants(r)]
+            f'<p class="sub">{esc(sub)}</p>', _tiles(r), "<h2>Baseline vs optimized</h2>", *_variants(r)]
     body += _size_and_latency(r)
     if r.stages.composition is not None:
         body += _composition(r.stages.composition)
