@@ -219,3 +219,19 @@ def test_report_page_renders_in_chromium(onnx_build, tmp_path):
     png = tmp_path / "report.png"
     _chromium(tmp_path, html, f"--screenshot={png}", "--window-size=1200,900", "--hide-scrollbars")
     _check_screenshot(png)
+
+
+def test_a_build_without_report_html_is_rebuilt_not_skipped(tmp_path, samples: Path):
+    """An OUT written before report.html existed is not "up to date": the next build writes the page."""
+    import json
+
+    req = BuildRequest(model=samples / "digits_mlp.onnx", target="edge-server", out=tmp_path / "out", benchmark=False)
+    build(req)
+    assert build(req).skipped  # unchanged: skipped
+    (req.out / "report.html").unlink()
+    m = json.loads((req.out / "manifest.json").read_text())
+    del m["artifacts"]["report.html"]
+    (req.out / "manifest.json").write_text(json.dumps(m))
+    again = build(req)
+    assert not again.skipped and (req.out / "report.html").is_file()
+    assert "report.html" in json.loads((req.out / "manifest.json").read_text())["artifacts"]
