@@ -209,7 +209,8 @@ def _tiles(r: rs.Report) -> str:
     where = "host " if is_mcu(r) else ""
     if lat is not None:
         tiles.append(_tile(f"{where}latency p50", f"{lat.p50:.3g} ms",
-                           f"p90 {lat.p90:.3g}, p99 {lat.p99:.3g} ms; {latency_ratio_text(r.ratios) or ''}"))
+                           f"p90 {lat.p90:.3g}, p99 {lat.p99:.3g} ms" + (
+                               f"; {ratio} vs baseline" if (ratio := latency_ratio_text(r.ratios)) else "")))
     else:
         tiles.append(_tile("latency", "not measured", "benchmark skipped"))
     dev = device_estimate_ms(r)
@@ -385,7 +386,8 @@ def build_page(report: rs.Report) -> str:
     sub = (f"{r.target.device_class}, edgeopt {r.tool.version}, input {fmt(r.input.params)} params / "
            f"{fmt(r.input.macs)} MACs, calibration {r.calibration.source} ({r.calibration.samples} samples), "
            f"eval {r.eval_data or 'none'}, built in {r.build_seconds:.1f} s")
-    body = [f"<h1>{esc(title)} {_ok_badge(r.ok).replace('>ok<', '>budgets ok<').replace('>FAIL<', '>FAILED<')}</h1>",
+    verdict = '<span class="badge ok">budgets ok</span>' if r.ok else '<span class="badge fail">FAILED</span>'
+    body = [f"<h1>{esc(title)} {verdict}</h1>",
             f'<p class="sub">{esc(sub)}</p>', _tiles(r), "<h2>Baseline vs optimized</h2>", *_variants(r)]
     body += _size_and_latency(r)
     if r.stages.composition is not None:
