@@ -119,6 +119,13 @@ def test_search_page_one_point_equal_values_and_not_measured():
         search_page("t", [], "x", "y", None, None, ["trial"], [["a"], ["b"]], [None])
 
 
+def test_search_page_many_points():
+    page, pts = _search(n=400)
+    dom = Dom(page)
+    _inside(dom, 400)
+    assert dom.count("tr") == 401 and dom.count("circle", "front") == sum(p.on_front for p in pts)
+
+
 def test_search_page_far_budget_is_named_not_squashing_the_points():
     page, _ = _search(x_budget=10_000.0)
     assert "the budget on size (KiB) (10k) lies beyond the plotted range" in page
@@ -165,6 +172,30 @@ def test_report_page_every_optional_stage_absent_and_hostile_strings(onnx_build)
     assert dom.count("script") == 0 and dom.count("img") == 0 and "<script>" not in page
     assert "Latency not measured" in page and "No budgets in the profile." in page and "Composition" not in page
     assert HOSTILE in "".join(dom.text)
+
+
+def _poison(v):
+    """Every plain string field of a report replaced by HOSTILE (enums kept: they are closed sets)."""
+    from enum import Enum
+
+    from pydantic import BaseModel
+
+    if isinstance(v, BaseModel):
+        return v.model_copy(update={k: _poison(getattr(v, k)) for k in type(v).model_fields})
+    if isinstance(v, str) and not isinstance(v, Enum):
+        return HOSTILE
+    if isinstance(v, list):
+        return [_poison(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _poison(x) for k, x in v.items()}
+    return v
+
+
+def test_report_page_every_string_field_hostile(onnx_build):
+    page = build_page(_poison(onnx_build.report))
+    dom = Dom(page)
+    assert dom.count("script") == 0 and dom.count("img") == 0 and "<script>" not in page
+    assert "".join(dom.text).count(HOSTILE) >= 10  # shown as text where the strings go
 
 
 # ------------------------------------------------------------------------------------------ Chromium
