@@ -101,6 +101,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         _check_firmware(req, profile)  # emulator, toolchain and TFLM tree: exit 2 before any work
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
+    if cached is not None and not set(planned_outputs(req, profile)[:-1]) <= set(cached[0].get("artifacts", ())):
+        cached = None  # written by an edgeopt that did not write every output (e.g. report.html): rebuild
     unchanged = None if cached is None else _unchanged(req.out, *cached)
     if unchanged is not None:
         return unchanged
@@ -185,11 +187,13 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             build_seconds=time.perf_counter() - started, data_sample_shape=_sample_shape(calib, evalset),
             data_origin="eval" if evalset is not None else "calibration", energy=energy))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
+        from edgeopt.report.html import build_page
         from edgeopt.report.render import to_markdown
 
         write_bytes_atomic(stage.path("report.md"), to_markdown(report).encode())
+        write_bytes_atomic(stage.path("report.html"), build_page(report).encode())
         write_bytes_atomic(stage.path("report.json"), (report.model_dump_json(indent=2) + "\n").encode())
-        names = [arts.optimized, arts.baseline, *extra_files, "report.md", "report.json"]
+        names = [arts.optimized, arts.baseline, *extra_files, "report.md", "report.html", "report.json"]
         names.append(manifest.write(stage, inputs, names, violations, req.command_line))
         files = stage.commit(names)  # manifest.json last: it only ever describes complete files
     return BuildResult(report, out, tuple(files), violations)
@@ -235,7 +239,7 @@ def planned_outputs(req: BuildRequest, profile: Profile) -> list[str]:
     names = list(artifact_names(req.model, profile.convert.format))
     if profile.device_class == DeviceClass.EMBEDDED_MCU:
         names += [f"{req.c_name}.h", f"{req.c_name}.cc"]
-    return names + ["report.md", "report.json", manifest.MANIFEST]
+    return names + ["report.md", "report.html", "report.json", manifest.MANIFEST]
 
 
 def _check_outputs(req: BuildRequest, profile: Profile) -> None:

@@ -23,7 +23,8 @@ def test_manifest_records_inputs_versions_and_artifacts(mobile_build):
     assert "build" in m["command_line"]
     for name, info in m["artifacts"].items():
         assert hashlib.sha256((mobile_build / name).read_bytes()).hexdigest() == info["sha256"]
-    assert set(m["artifacts"]) == {"digits_dscnn.tflite", "digits_dscnn.float.tflite", "report.json", "report.md"}
+    assert set(m["artifacts"]) == {"digits_dscnn.tflite", "digits_dscnn.float.tflite", "report.json", "report.md",
+                                  "report.html"}
 
 
 def test_verify_names_the_changed_file(mobile_build, tmp_path):

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         tflm: Annotated[Path | None, typer.Option("--tflm", metavar="DIR", help="Folder with the TFLM tree/ and device/ for the firmware stage (default: $EDGEOPT_TFLM).")] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json."""
+        """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json, report.md and report.html."""
         with handled():
             from edgeopt.errors import BudgetExceededError
             from edgeopt.pipeline.build import BuildRequest, build
