@@ -205,9 +205,13 @@ def _chromium(tmp: Path, page: Path, *args: str) -> subprocess.CompletedProcess:
     assert CHROMIUM is not None
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage",
+           "--disable-dev-shm-usage", "--run-all-compositor-stages-before-draw",
            f"--user-data-dir={tmp / 'chromium-profile'}", *args, page.resolve().as_uri()]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp)
+    # One retry: a browser start that dies on a loaded CI machine says nothing about the page.
+    for _ in range(2):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp)
+        if r.returncode == 0:
+            break
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     return r
 
