@@ -74,9 +74,10 @@ def _reason(exc: Exception, log: str) -> str:
         # A kernel's Prepare failed: the kernel's own message is the line(s) TFLM printed just before
         # "Node OP (number N) failed to prepare", whatever their wording; allocator lines stay (arena.py
         # tells a memory shortage from a kernel refusal by them).
-        memory = [ln for ln in lines[:node] if ln.startswith(("Failed to", "Unable to allocate"))]
+        memory = [ln for ln in lines[:node]
+                  if any(m in ln for m in ("Failed to", "Unable to allocate", "too small", "ut of memory", "Couldn't allocate"))]
         kernel = [ln for ln in lines[max(0, node - 2):node] if ln not in memory]
-        keep = [*memory[-1:], *kernel, lines[node]]
+        return f"{str(exc).strip()}: {' | '.join([*memory[-1:], *kernel, lines[node]])}".replace("\n", " ")[:600]
     text = " | ".join((keep or lines)[-3:]) or str(exc)
     return f"{str(exc).strip()}: {text}".replace("\n", " ")[:600]
 
