@@ -41,6 +41,19 @@ class UnsupportedOpError(InputError):
         self.ops = ops
 
 
+class KernelPrepareError(UnsupportedOpError):
+    """A runtime kernel refused the model in Prepare (a tensor type, shape or quantization it does not take).
+
+    Not a memory shortage: `op` and `node` name the kernel, `detail` is the runtime's own message.
+    """
+
+    def __init__(self, message: str, op: str, node: int, detail: str) -> None:
+        super().__init__(message, (op,))
+        self.op = op
+        self.node = node
+        self.detail = detail
+
+
 class RuntimeUnavailableError(InputError):
     """A runtime or optional dependency is not installed."""
 

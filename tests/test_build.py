@@ -59,8 +59,24 @@ def test_every_sample_builds_with_report(builds, model, target):
         assert fp["threads"] == data[variant]["latency_ms"]["threads"] and fp["os"] and fp["arch"] == platform.machine()
         acc = data[variant]["accuracy"]
         assert acc["metric"] == "top1" and acc["samples"] >= 300
+        # CPU time beside wall time, the host's cores and load, the shape fed (item 10, item 1)
+        lat = data[variant]["latency_ms"]
+        assert lat["cpu_ms"] > 0 and lat["cores"] == len(os.sched_getaffinity(0)) and lat["load_1m"] >= 0
+        assert lat["load_above_cores"] is (lat["load_1m"] > lat["cores"])
+        assert lat["threads_above_cores"] is (lat["threads"] > lat["cores"])
+        assert [dims for _, dims in lat["input_shapes"]] == [[1, 16, 16, 1]]
+    assert data["schema_version"] == "2.2"
+    lat = data["optimized"]["latency_ms"]
+    threads_note = [n for n in data["notes"] if "runtime threads on" in n]
+    assert bool(threads_note) is lat["threads_above_cores"]  # mobile-cpu's 4 threads on a 2-core host: said so
+    if threads_note:
+        assert threads_note[0].startswith(f"latency: {lat['threads']} runtime threads on {lat['cores']} core(s) "
+                                          "(the profile's [runtime] threads)")
+    assert any("1-minute load average" in n for n in data["notes"]) is \
+        (lat["load_above_cores"] or data["baseline"]["latency_ms"]["load_above_cores"])
     md = (res.out / "report.md").read_text()
     assert md.startswith("# edgeopt report")
+    assert f"Timing: CPU time per invoke {lat['cpu_ms']:.4g} ms optimized" in md and "inputs " in md
     fp = data["optimized"]["latency_ms"]["fingerprint"]
     assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
     assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md

@@ -4,6 +4,12 @@ Warmup until both `warmup_runs` and `warmup_seconds` are met, then measure until
 both `runs` and `min_seconds` are met. Each timed call is one bare invoke on
 inputs set once, so the loop adds as little as a Python loop can.
 
+Beside the wall time of each invoke, the process CPU time over the timed loops is
+recorded (per invoke: all threads of the process, so a multi-threaded runtime's
+workers count), with the host's usable cores and 1-minute load average
+(edgeopt.benchmark.host_load), so a result says when it was measured on a busy or
+oversubscribed host.
+
 Several models (or thread counts) are measured interleaved: in rounds, each
 variant runs a block of about `BLOCK_SECONDS`, so slow drift (clock scaling,
 heat, background load) hits every variant alike and cancels in the ratios.
@@ -21,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.benchmark.fingerprint import Fingerprint, collect
+from edgeopt.benchmark.host_load import HostLoad, load_average, merge, usable_cores
 from edgeopt.benchmark.inputs import InputData, make_feeds
 from edgeopt.benchmark.memory import peak_rss_mb, rss_now_mb
 from edgeopt.benchmark.stats import LatencyStats, ratios, summarize
@@ -86,6 +93,25 @@ class BenchResult:
     interleaved: bool = False
     input_shapes: str = ""  # what was fed, e.g. "image=1x3x640x640, scale=1"
     samples_ms: tuple[float, ...] = field(default=(), repr=False)
+    input_dims: tuple[tuple[str, tuple[int, ...]], ...] = ()  # the same, typed: (input name, dims) in input order
+    cpu_ms: float | None = None  # process CPU time per invoke over the timed runs (all threads); None: not recorded
+    cores: int | None = None  # cores the measuring process could use
+    load_1m: float | None = None  # 1-minute load average around the timed runs (the higher reading)
+
+    @property
+    def host_load(self) -> HostLoad | None:
+        return None if self.cores is None else HostLoad(cores=self.cores, load_1m=self.load_1m, threads=self.threads)
+
+    @property
+    def cpu_per_wall(self) -> float | None:
+        """CPU time / wall time of an invoke: about the cores kept busy (1.0 = one core for the whole call)."""
+        if self.cpu_ms is None or self.latency.mean <= 0:
+            return None
+        return self.cpu_ms / self.latency.mean
+
+    def warnings(self, threads_from: str = "--threads") -> tuple[str, ...]:
+        load = self.host_load
+        return () if load is None else load.warnings(threads_from)
 
     @property
     def name(self) -> str:
@@ -101,7 +127,10 @@ class BenchResult:
             "runtime_version": self.runtime_version, "delegate": self.delegate, "threads": self.threads,
             "init_ms": self.init_ms, "probe_ms": self.probe_ms, "first_ms": self.first_ms, "warmup": self.warmup,
             "latency": self.latency.to_dict(), "peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb,
-            "inputs": self.inputs, "input_shapes": self.input_shapes, "interleaved": self.interleaved,
+            "inputs": self.inputs, "input_shapes": self.input_shapes,
+            "input_dims": [{"name": n, "dims": list(d)} for n, d in self.input_dims], "interleaved": self.interleaved,
+            "cpu_ms": self.cpu_ms, "cpu_per_wall": self.cpu_per_wall, "cores": self.cores, "load_1m": self.load_1m,
+            "warnings": list(self.warnings()),
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
         }
         if samples:
@@ -121,6 +150,10 @@ class BenchResult:
             device=d.get("device", "local"), inputs=d.get("inputs", "random"), interleaved=bool(d.get("interleaved", False)),
             input_shapes=str(d.get("input_shapes", "")),
             samples_ms=tuple(float(s) for s in d.get("samples_ms", ())),
+            input_dims=tuple((str(i["name"]), tuple(int(x) for x in i["dims"])) for i in d.get("input_dims") or ()),
+            cpu_ms=None if d.get("cpu_ms") is None else float(d["cpu_ms"]),
+            cores=None if d.get("cores") is None else int(d["cores"]),
+            load_1m=None if d.get("load_1m") is None else float(d["load_1m"]),
         )
 
 
@@ -139,8 +172,11 @@ class _Live:
     warm_mean_s: float
     rss_delta_mb: float | None
     shapes: str = ""  # what was fed, e.g. "image=1x3x640x640"
+    dims: tuple[tuple[str, tuple[int, ...]], ...] = ()
     samples: list[float] = field(default_factory=list)
     measured_s: float = 0.0
+    cpu_s: float = 0.0  # process CPU time over the timed loops
+    load_1m: float | None = None
 
     def done(self, s: BenchSettings) -> bool:
         return (len(self.samples) >= s.runs and self.measured_s >= s.min_seconds) or self.measured_s > s.max_seconds
@@ -176,17 +212,20 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, probe_ms=probe_ms, init_ms=init_ms,
                  shapes=", ".join(f"{i.name}={'x'.join(map(str, np.shape(f))) or 'scalar'}"
                                   for i, f in zip(runner.inputs, feeds, strict=True)),
+                 dims=tuple((i.name, tuple(int(d) for d in np.shape(f))) for i, f in zip(runner.inputs, feeds, strict=True)),
                  first_ms=first_ms, warmup=warm, warm_mean_s=(warm_s / warm) if warm else first_ms / 1e3,
                  rss_delta_mb=None if rss0 is None or rss1 is None else rss1 - rss0)
 
 
 def _measure(live: _Live, settings: BenchSettings, budget: int | None = None) -> None:
     """Timed invokes: until done (budget None) or `budget` more samples."""
-    clock = time.perf_counter
+    clock, cpu = time.perf_counter, time.process_time
     invoke, samples = live.invoke, live.samples
     append = samples.append
-    n, start = 0, clock()
+    live.load_1m = merge(live.load_1m, load_average())
     base = live.measured_s
+    cpu0 = cpu()
+    n, start = 0, clock()
     while True:
         t = clock()
         invoke()
@@ -199,6 +238,8 @@ def _measure(live: _Live, settings: BenchSettings, budget: int | None = None) ->
         elif (len(samples) >= settings.runs and base + elapsed >= settings.min_seconds) or base + elapsed > settings.max_seconds:
             break
     live.measured_s = base + (clock() - start)
+    live.cpu_s += cpu() - cpu0
+    live.load_1m = merge(live.load_1m, load_average())
 
 
 def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool) -> BenchResult:
@@ -211,6 +252,7 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),
         inputs=inputs, interleaved=interleaved, input_shapes=live.shapes, samples_ms=_thin(live.samples),
+        input_dims=live.dims, cpu_ms=live.cpu_s * 1e3 / len(live.samples), cores=usable_cores(), load_1m=live.load_1m,
     )
 
 

@@ -11,11 +11,15 @@ from edgeopt.benchmark.compare import Comparison
 from edgeopt.benchmark.results import BenchReport
 
 COLUMNS = ("model", "device", "runtime", "threads", "delegate", "init_ms", "probe_ms", "first_ms", "p50", "p90", "p95",
-           "p99", "mean", "std", "min", "max", "iqr", "runs", "throughput", "peak_rss_mb", "rss_delta_mb", "ratio_p50")
+           "p99", "mean", "std", "min", "max", "iqr", "runs", "throughput", "cpu_ms", "cpu_per_wall", "cores", "load_1m",
+           "peak_rss_mb", "rss_delta_mb", "ratio_p50", "input_shapes")
 # Ratios everywhere are candidate / baseline (optimized / baseline in `build`): < 1 is faster.
 RATIO_HEADER = "p50 ratio (this/first)"
 HEADERS = ("model", "device", "runtime", "threads", "delegate", "init ms", "probe ms", "first ms", "p50", "p90", "p95",
-           "p99", "mean", "std", "min", "max", "IQR", "runs", "inf/s", "peak RSS MB", "ΔRSS MB", RATIO_HEADER)
+           "p99", "mean", "std", "min", "max", "IQR", "runs", "inf/s", "CPU ms", "CPU/wall", "cores", "load 1m",
+           "peak RSS MB", "ΔRSS MB", RATIO_HEADER, "input shapes")
+# CPU ms: process CPU time per invoke (all threads), beside the wall-time statistics; CPU/wall about the cores
+# kept busy; load 1m: the host's 1-minute load average while measuring (above `cores`: other work competed).
 COMPARE_HEADERS = ("old", "new", "old p50 ms", "new p50 ms", "p50 ratio (new/old)", "p90 ratio (new/old)",
                    "p99 ratio (new/old)", "mean ratio (new/old)", "notes")
 
@@ -25,8 +29,8 @@ def rows(report: BenchReport) -> list[list[Any]]:
     for r, q in zip(report.results, report.ratios, strict=True):
         s = r.latency
         out.append([r.name, r.device, r.runtime, r.threads, r.delegate, r.init_ms, r.probe_ms, r.first_ms, s.p50, s.p90, s.p95, s.p99,
-                    s.mean, s.std, s.min, s.max, s.iqr, s.runs, s.throughput, r.peak_rss_mb, r.rss_delta_mb,
-                    None if q is None else q["p50"]])
+                    s.mean, s.std, s.min, s.max, s.iqr, s.runs, s.throughput, r.cpu_ms, r.cpu_per_wall, r.cores,
+                    r.load_1m, r.peak_rss_mb, r.rss_delta_mb, None if q is None else q["p50"], r.input_shapes or None])
     return out
 
 
@@ -60,13 +64,24 @@ def _md(v: Any) -> str:
     return str(v).replace("|", "\\|")
 
 
-def to_markdown(header: Sequence[str], table: Sequence[Sequence[Any]], fingerprints: Sequence[str] = ()) -> str:
+def to_markdown(header: Sequence[str], table: Sequence[Sequence[Any]], fingerprints: Sequence[str] = (),
+                notes: Sequence[str] = ()) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in table]
-    if fingerprints:
+    if fingerprints or notes:
         lines.append("")
-        lines += [f"- {f}" for f in fingerprints]
+        lines += [f"- {f}" for f in fingerprints] + [f"- warning: {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def warnings(report: BenchReport) -> list[str]:
+    """Each distinct reason a measurement is biased (load above the cores, threads above the cores), with the
+    models it applies to."""
+    seen: dict[str, list[str]] = {}
+    for r in report.results:
+        for w in r.warnings():
+            seen.setdefault(w, []).append(r.label())
+    return [f"{w} ({', '.join(labels)})" for w, labels in seen.items()]
 
 
 def fingerprints(report: BenchReport) -> list[str]:

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeopt.benchmark.protocol import BenchResult, baseline_ratios
 from edgeopt.errors import InputError
 
-SCHEMA = "edgeopt.bench/1"
+SCHEMA = "edgeopt.bench/1.1"  # 1.1: cpu_ms, cores, load_1m, warnings, input_dims (all optional when read)
+READABLE = frozenset({"edgeopt.bench/1", SCHEMA})  # files and device answers this version reads
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class _FingerprintIn(_In):
     graph_optimization: Text | None = None
 
 
+class _DimsIn(_In):
+    name: Text
+    dims: Annotated[list[Annotated[int, Field(ge=0, le=2**31)]], Field(max_length=64)]
+
+
 class _ResultIn(_In):
     model: Text
     runtime: Text
@@ -91,6 +97,11 @@ class _ResultIn(_In):
     device: Text = "local"
     inputs: Text = "random"
     interleaved: bool = False
+    input_shapes: Text = ""
+    input_dims: Annotated[list[_DimsIn], Field(max_length=1024)] = []
+    cpu_ms: Ms | None = None
+    cores: Annotated[int, Field(ge=1, le=2**20)] | None = None
+    load_1m: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
     samples_ms: list[Ms] = []
 
 
@@ -104,6 +115,11 @@ def _result(d: Any) -> BenchResult:
 def parse_report(data: Any, source: str) -> BenchReport:
     """Accept what `edgeopt bench --json` prints, a list of results, or one result."""
     if isinstance(data, dict) and "results" in data:
+        schema = data.get("schema", SCHEMA)
+        if schema not in READABLE:
+            msg = (f"{source}: bench result schema {str(schema)[:40]!r} is not one this edgeopt reads "
+                   f"({', '.join(sorted(READABLE))}); use the same edgeopt version on both sides")
+            raise InputError(msg)
         items = data["results"]
     elif isinstance(data, dict):
         items = [data]

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.errors import InputError, ModelFileError
+from edgeopt.errors import InputError, KernelPrepareError, ModelFileError
 from edgeopt.firmware.cores import QemuMachine
 from edgeopt.firmware.qemu import QemuRun
+from edgeopt.mcu.tflm import prepare_failure
 from edgeopt.runtime.base import TensorInfo
 
 CALIBRATION_TOLERANCE = 0.01  # measured instructions per tick vs 1e9 / clock
@@ -66,6 +67,11 @@ def parse_report(run: QemuRun, machine: QemuMachine, samples: int) -> DeviceRepo
             raise ModelFileError(msg)
         if ln.startswith("EDGEOPT arena_too_small"):
             f = _fields(ln)
+            refusal = prepare_failure(" | ".join(tflm))
+            if refusal is not None:  # a kernel (e.g. CMSIS-NN) refused the model: no arena size helps
+                msg = (f"the firmware's {refusal.op} kernel refused the model in Prepare on {machine.machine} "
+                       f"(operator {refusal.node}): {refusal.message.rstrip('.')}; this is not an arena shortage")
+                raise KernelPrepareError(msg, refusal.op, refusal.node, refusal.message)
             msg = (
                 f"the model does not allocate and invoke on {machine.machine} even with the full "
                                  f"{f.get('reserved')}-byte arena{said}"

@@ -23,6 +23,7 @@ class Source:
     qat_model: Any = None  # a model written by `edgeopt qat`: keras_model is then its float (stripped) twin
     output_width: int | None = None  # values per sample of the first output (classes); None if dynamic
     input_dtype: str = "float32"  # numpy name of the first input's element type
+    input_name: str = ""  # the (first) input's name in the source model
 
     @property
     def reference_name(self) -> str:
@@ -71,10 +72,11 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
 
             qat_model, model = model, strip_model(model)
         return Source(path, fmt, input_shape(model), keras_model=model, output_width=output_width(model),
-                      input_dtype=str(getattr(dtype, "name", dtype)), qat_model=qat_model)
+                      input_dtype=str(getattr(dtype, "name", dtype)), qat_model=qat_model,
+                      input_name=str(getattr(inputs[0], "name", "") or "") if inputs else "")
     if fmt is ModelFormat.ONNX:
-        shape, out_dims = _onnx_shapes(path)
-        return Source(path, fmt, shape, onnx_path=path, output_width=_width(out_dims[1:]))
+        shape, out_dims, name = _onnx_shapes(path)
+        return Source(path, fmt, shape, onnx_path=path, output_width=_width(out_dims[1:]), input_name=name)
     msg = f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
     raise InputError(msg)
 
@@ -85,8 +87,8 @@ def _width(dims: tuple[Any, ...]) -> int | None:
     return int(np.prod([int(d) for d in dims])) if dims else 1
 
 
-def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
-    """(input shape, first output shape), batch first, None for dynamic dimensions."""
+def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, ...], str]:
+    """(input shape, first output shape, input name), batch first, None for dynamic dimensions."""
     import onnx
 
     from edgeopt.runtime.verify_onnx import verify_onnx
@@ -103,7 +105,7 @@ def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, 
         msg = f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model"
         raise InputError(msg)
     out = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
-    return _dims(dims), _dims(out)
+    return _dims(dims), _dims(out), inputs[0].name
 
 
 def _dims(dims: Any) -> tuple[int | None, ...]:

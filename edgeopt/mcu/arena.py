@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeopt.errors import ModelFileError, UnsupportedOpError
-from edgeopt.mcu.tflm import ProbeResult, ProbeSession
+from edgeopt.errors import KernelPrepareError, ModelFileError, UnsupportedOpError
+from edgeopt.mcu.tflm import PrepareFailure, ProbeResult, ProbeSession, prepare_failure
 
 ALIGNMENT = 16
 START_BYTES = 16 * 1024
@@ -57,6 +57,14 @@ def measure_arena(model: Path, *, max_bytes: int = MAX_ARENA_BYTES) -> ArenaMeas
 
         hi = START_BYTES
         first = probe(hi)
+        if not first.ok and prepare_failure(first.reason) is not None:
+            # A kernel refused the model: no arena size helps, so no search. One probe at the largest size
+            # confirms it is not a shortage the log did not name.
+            hi = max_bytes
+            first = probe(hi)
+            refusal = None if first.ok else prepare_failure(first.reason)
+            if refusal is not None:
+                raise _prepare_error(model, refusal)
         while not first.ok and hi < max_bytes:
             hi = min(hi * 4, max_bytes)
             first = probe(hi)
@@ -79,6 +87,12 @@ def measure_arena(model: Path, *, max_bytes: int = MAX_ARENA_BYTES) -> ArenaMeas
             msg = f"{model}: TFLM accepts {hi - 1} bytes after rejecting it; arena success is not monotonic here"
             raise ModelFileError(msg)
         return ArenaMeasurement(arena_bytes=hi, probes=probes, crashes=session.crashes, failure_below=below.reason or lo_reason)
+
+
+def _prepare_error(model: Path, f: PrepareFailure) -> KernelPrepareError:
+    msg = (f"{model}: TFLite Micro's {f.op} kernel refused the model in Prepare (operator {f.node}): {f.message.rstrip('.')}; "
+           f"this is not an arena shortage: re-convert so {f.op} gets the tensor types and quantization TFLM supports")
+    return KernelPrepareError(msg, f.op, f.node, f.message)
 
 
 def _not_runnable(model: Path, r: ProbeResult, max_bytes: int) -> Exception:

@@ -8,6 +8,7 @@ arena. A crashed child is reported as a failed probe and a fresh one is started.
 from __future__ import annotations
 
 import importlib.util
+import re
 import selectors
 import subprocess
 import sys
@@ -39,6 +40,33 @@ class ProbeResult:
     arena: int
     ok: bool
     reason: str  # "" when ok; "crash (signal N)" when the interpreter killed the process
+
+
+# TFLM's allocator messages: an AllocateTensors failure with one of these is a memory shortage, even when a
+# kernel's Prepare then fails too (a temp buffer it could not get); without them a Prepare failure is the kernel's.
+_MEMORY = re.compile(r"Failed to (resize buffer|allocate|populate)|Unable to allocate|[Aa]rena size is too small|"
+                     r"Couldn't allocate|[Oo]ut of memory")
+_PREPARE = re.compile(r"Node (\S+) \(number (\d+)\) failed to prepare with status (-?\d+)")
+
+
+@dataclass(frozen=True)
+class PrepareFailure:
+    """A kernel refused the model in Prepare, as TFLM logged it: not about the arena size."""
+
+    op: str  # the builtin op name, e.g. CONV_2D
+    node: int  # the operator index in the subgraph
+    message: str  # the kernel's own message (a failed check or its log line)
+
+
+def prepare_failure(reason: str) -> PrepareFailure | None:
+    """The Prepare failure in a probe's reason (the TFLM log), or None when it is not one or memory ran out."""
+    log = reason.split(": ", 1)[1] if reason.startswith("TFLM failed") and ": " in reason else reason  # the native part
+    m = _PREPARE.search(log)
+    if m is None or _MEMORY.search(log):
+        return None
+    before = log[:m.start()].rstrip(" |")
+    message = " | ".join(part.strip() for part in before.split(" | ") if part.strip())
+    return PrepareFailure(op=m.group(1), node=int(m.group(2)), message=message or f"status {m.group(3)}")
 
 
 class ProbeSession:

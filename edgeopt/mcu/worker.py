@@ -69,6 +69,15 @@ def _reason(exc: Exception, log: str) -> str:
     # The most specific native line first; the Python message is generic ("failed to allocate tensors").
     keep = [ln for ln in lines if "Didn't find op" in ln or "not supported" in ln.lower() or "unsupported" in ln.lower()
             or "Failed to" in ln or "failed to" in ln or "Missing" in ln or "was not true" in ln]
+    node = next((i for i, ln in enumerate(lines) if "failed to prepare" in ln), None)
+    if node is not None:
+        # A kernel's Prepare failed: the kernel's own message is the line(s) TFLM printed just before
+        # "Node OP (number N) failed to prepare", whatever their wording; allocator lines stay (arena.py
+        # tells a memory shortage from a kernel refusal by them).
+        memory = [ln for ln in lines[:node]
+                  if any(m in ln for m in ("Failed to", "Unable to allocate", "too small", "ut of memory", "Couldn't allocate"))]
+        kernel = [ln for ln in lines[max(0, node - 2):node] if ln not in memory]
+        return f"{str(exc).strip()}: {' | '.join([*memory[-1:], *kernel, lines[node]])}".replace("\n", " ")[:600]
     text = " | ".join((keep or lines)[-3:]) or str(exc)
     return f"{str(exc).strip()}: {text}".replace("\n", " ")[:600]
 

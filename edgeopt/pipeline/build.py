@@ -67,6 +67,7 @@ class BuildRequest:
     firmware: bool = False  # run the firmware stage even when the profile's [firmware] run is false
     firmware_samples: int = 8  # eval (else calibration) samples fed to the firmware
     tflm: Path | None = None  # the TFLM tree for the firmware stage (default: $EDGEOPT_TFLM)
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --shape: (input name or "", dims) for symbolic dims
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
+    given_shape = _given_shape(req, source)  # --shape checked against the model: exit 2 before any work
     notes: list[str] = []
     calib, calib_source = _calibration(req, source, profile, notes)
     evalset = _dataset(req.eval, req.model, "eval", source)
@@ -147,7 +149,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
                     compressed = replace(compressed, steps=(*compressed.steps, rs.CompositionStep(
                         stage="qat", params=int(model.count_params()), accuracy=trained.qat_accuracy)))
         progress("converting and quantizing")
-        shapes = _data_shapes(source, calib, evalset, notes) if req.benchmark else ()
+        shapes = _data_shapes(source, calib, evalset, notes, given_shape) if req.benchmark else ()
         measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
             if req.benchmark else None
         arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure, train, qat_model)
@@ -184,8 +186,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
             latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, firmware=firmware,
             firmware_violations=firmware_violations, notes=tuple(notes),
-            build_seconds=time.perf_counter() - started, data_sample_shape=_sample_shape(calib, evalset),
-            data_origin="eval" if evalset is not None else "calibration", energy=energy))
+            threads_from="the profile's [runtime] threads" if req.threads is None else "--threads",
+            build_seconds=time.perf_counter() - started,
+            data_sample_shape=given_shape or _sample_shape(calib, evalset),
+            data_origin="--shape" if given_shape else "eval" if evalset is not None else "calibration", energy=energy))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
         from edgeopt.report.html import build_page
         from edgeopt.report.render import to_markdown
@@ -364,11 +368,29 @@ def _sample_shape(calib: np.ndarray | None, evalset: Dataset | None) -> tuple[in
     return None if x is None else (1, *(int(d) for d in x.shape[1:]))
 
 
+def _given_shape(req: BuildRequest, source: Source) -> tuple[int, ...] | None:
+    """The --shape dims of the model's input, checked as `bench` and `inspect` check them (a name the model does
+    not have, another rank or a contradicted fixed dimension is InputError), or None without --shape."""
+    if not req.shapes:
+        return None
+    from edgeopt.runtime.base import TensorInfo
+    from edgeopt.runtime.shapes import resolve_inputs
+
+    info = TensorInfo(name=source.input_name or "input", shape=tuple(-1 if d is None else int(d) for d in source.input_shape),
+                      dtype=source.input_dtype)
+    return resolve_inputs((info,), dict(req.shapes))[0].shape
+
+
 def _data_shapes(source: Source, calib: np.ndarray | None, evalset: Dataset | None,
-                 notes: list[str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """Sizes for the latency stage when the model's input has symbolic dims beyond the batch: one sample of the
-    eval data, else of the calibration data (what the model is used on), never a silent 1."""
+                 notes: list[str], given: tuple[int, ...] | None = None) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Sizes for the latency stage when the model's input has symbolic dims beyond the batch: --shape, else one
+    sample of the eval data, else of the calibration data (what the model is used on), never a silent 1."""
     dims = source.input_shape[1:]
+    if given is not None:
+        if any(d is None for d in dims):
+            notes.append(f"latency measured at input shape {'x'.join(map(str, given))} (from --shape; the model's "
+                         f"input is {['?' if d is None else d for d in source.input_shape]})")
+        return (("", given),)  # the only input, whatever the converter named it in the artifacts
     if all(d is not None for d in dims):
         return ()
     x, origin = (evalset.x, "eval data") if evalset is not None else (calib, "calibration data")

@@ -53,10 +53,11 @@ class BuildOutcome:
     build_seconds: float
     qat: rs.QatStage | None = None  # quantization-aware training, direct or as the ladder's last rung
     data_sample_shape: tuple[int, ...] | None = None  # one eval (else calibration) sample, batch 1
-    data_origin: str = ""  # "eval" or "calibration"
+    data_origin: str = ""  # "eval", "calibration" or "--shape"
     energy: EnergyFigure | None = None  # the optimized artifact's energy per inference (edgeopt.energy)
     firmware: FirmwareResult | None = None  # the firmware stage: the image on the emulated core
     firmware_violations: tuple[BudgetViolation, ...] = ()  # the image did not fit the board (no firmware then)
+    threads_from: str = "the profile's [runtime] threads"  # where the runtime's thread count came from
 
 
 def assemble_report(outcome: BuildOutcome) -> rs.Report:
@@ -78,6 +79,7 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
     ratios = rs.Ratios(size=optimized.artifact.bytes / baseline.artifact.bytes,
                        latency_p50=None if base_lat is None or opt_lat is None
                        else opt_lat.latency.p50 / base_lat.latency.p50)
+    notes += _timing_notes(o.latency, o.threads_from)
     budgets, budget_notes = _budgets(profile, optimized, o.mcu, ratios.latency_p50, o.firmware, o.firmware_violations)
     notes += budget_notes
     params, macs = o.source.params_and_macs(_macs_shapes(o.source, o.data_sample_shape, o.data_origin, notes))
@@ -146,7 +148,18 @@ def _lat_info(r: BenchResult | None) -> rs.LatencyInfo | None:
     return rs.LatencyInfo(p50=s.p50, p90=s.p90, p99=s.p99, mean=s.mean, std=s.std, min=s.min, max=s.max, runs=s.runs,
                           warmup=r.warmup, threads=r.threads, runtime=r.runtime, runtime_version=r.runtime_version,
                           delegate=r.delegate, init_ms=r.init_ms, where=r.device or "local",
-                          fingerprint=_fingerprint(r.fingerprint))
+                          fingerprint=_fingerprint(r.fingerprint), cpu_ms=r.cpu_ms, cores=r.cores, load_1m=r.load_1m,
+                          load_above_cores=None if r.host_load is None or r.load_1m is None else r.host_load.overloaded,
+                          threads_above_cores=None if r.host_load is None else r.host_load.oversubscribed,
+                          input_shapes=r.input_dims)
+
+
+def _timing_notes(results: tuple[BenchResult, BenchResult] | None, threads_from: str) -> list[str]:
+    """Why the measured latencies may be biased (host load, threads above the cores), once each."""
+    if results is None:
+        return []
+    where = "" if results[1].device == "local" else f" on {results[1].device}"
+    return [f"latency{where}: {w}" for w in dict.fromkeys(w for r in results for w in r.warnings(threads_from))]
 
 
 def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None, lat_ratio: float | None = None,
@@ -206,7 +219,8 @@ def _macs_shapes(source: Source, sample: tuple[int, ...] | None, origin: str,
     if sample is None:
         notes.append("input MACs count the model's symbolic dimensions as 1: a lower bound")
         return None
-    notes.append(f"input MACs are for input shape {'x'.join(map(str, sample))} (one sample of the {origin} data)")
+    where = "from --shape" if origin == "--shape" else f"one sample of the {origin} data"
+    notes.append(f"input MACs are for input shape {'x'.join(map(str, sample))} ({where})")
     return {"": sample}
 
 

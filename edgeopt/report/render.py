@@ -93,6 +93,24 @@ def _fingerprint_line(report: Report) -> str | None:
             f"{f.implementation} {f.runtime_version}, {f.threads} thread(s), delegate {f.delegate}{opt}")
 
 
+def _timing_line(report: Report) -> str | None:
+    """CPU time beside wall time, the input shapes timed and the host's load, in one line."""
+    opt, base = report.optimized.latency_ms, report.baseline.latency_ms
+    if opt is None or base is None:
+        return None
+    parts = []
+    if opt.cpu_ms is not None and base.cpu_ms is not None:
+        parts.append(f"CPU time per invoke {opt.cpu_ms:.4g} ms optimized, {base.cpu_ms:.4g} ms baseline "
+                     f"(wall mean {opt.mean:.4g} / {base.mean:.4g} ms; all threads of the process)")
+    if opt.input_shapes:
+        parts.append("inputs " + ", ".join(f"{n}={'x'.join(map(str, d)) or 'scalar'}" for n, d in opt.input_shapes))
+    if opt.cores is not None:
+        load = "" if opt.load_1m is None else f", 1-minute load {opt.load_1m:.2f}"
+        busy = " (busy: see notes)" if opt.load_above_cores or opt.threads_above_cores else ""
+        parts.append(f"{opt.threads} thread(s) on {opt.cores} usable core(s){load}{busy}")
+    return ("timing: " + "; ".join(parts)) if parts else None
+
+
 def _device_line(report: Report) -> str | None:
     """For an MCU build: the device latency estimate and what the host figures are."""
     if not is_mcu(report):
@@ -128,7 +146,7 @@ def to_console(report: Report, console: Console) -> None:
     console.print(table(f"{report.input.path} -> {report.target.name}", _columns(report), _rows(report)))
     console.print(printable(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}"),
                   markup=False)
-    for line in (_device_line(report), _firmware_line(report), _fingerprint_line(report)):
+    for line in (_device_line(report), _firmware_line(report), _fingerprint_line(report), _timing_line(report)):
         if line:
             console.print(printable(line), markup=False)
     if report.budgets:
@@ -157,7 +175,7 @@ def to_markdown(report: Report) -> str:
              f"calibration: {report.calibration.source} ({report.calibration.samples} samples), "
              f"eval: {report.eval_data or 'none'}, build {report.build_seconds:.1f} s.", ""]
     lines += _table([c or "variant" for c in columns], _rows(report))
-    for line in (_device_line(report), _fingerprint_line(report)):
+    for line in (_device_line(report), _fingerprint_line(report), _timing_line(report)):
         if line:
             lines += ["", line[0].upper() + line[1:] + "."]
     if report.budgets:

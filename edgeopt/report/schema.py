@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.vocabulary import DeviceClass, EnergyMethod
 
-SCHEMA_VERSION = "2.1"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware
+SCHEMA_VERSION = "2.2"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware; 2.2: latency CPU time, host load, input shapes
 
 
 class Frozen(BaseModel):
@@ -85,6 +85,12 @@ class LatencyInfo(Frozen):
     init_ms: float
     where: str  # "local" (this host) or the ssh destination it ran on
     fingerprint: Fingerprint | None  # None only for results that did not record one
+    cpu_ms: float | None = None  # process CPU time per invoke (all threads) over the timed runs; None: not recorded
+    cores: int | None = None  # cores the measuring process could use
+    load_1m: float | None = None  # the host's 1-minute load average while measuring
+    load_above_cores: bool | None = None  # load_1m > cores: other work competed, latencies and ratios are biased
+    threads_above_cores: bool | None = None  # more runtime threads than cores: latency worse than the host can give
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (input name, dims) fed while timing, input order
 
 
 class Variant(Frozen):

@@ -112,6 +112,9 @@ def test_remote_benchmark_api(device, models) -> None:
     assert r.device == "device" and r.model == str(models.tflite_int8)
     assert r.latency.runs >= 5 and r.latency.p50 > 0
     assert r.fingerprint is not None and r.fingerprint.runtime == "litert" and r.fingerprint.cores >= 1
+    # the device measured CPU time and its load; the answer carries them through the validated protocol
+    assert r.cpu_ms is not None and r.cpu_ms > 0 and r.cores is not None and r.cores >= 1
+    assert r.load_1m is not None and r.load_1m >= 0 and r.input_dims == (("input", (1, 64)),)
 
 
 def test_remote_cli_several_models(cli, device, models, fast, tmp_path) -> None:

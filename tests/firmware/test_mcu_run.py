@@ -204,3 +204,35 @@ def test_hard_fault_is_reported_with_the_pc(int8_models, tflm, tmp_path, monkeyp
     run = run_qemu(find_qemu(), spec.qemu, img.elf, tmp_path, 60)
     with pytest.raises(ModelFileError, match=r"hard-faulted on mps2-an386 at pc=0x[0-9a-f]{8} .*CFSR=0x[0-9a-f]{8}"):
         parse_report(run, spec.qemu, 1)
+
+
+@needs_toolchain
+def test_kernel_prepare_refusal_on_the_device_is_named(int8_models, tflm, tmp_path):
+    """A model CMSIS-NN's conv refuses in Prepare, run on the device: the kernel and its message, not "arena too small"."""
+    from edgeopt.analysis.tflite_graph import read_tflite
+    from edgeopt.errors import KernelPrepareError
+    from edgeopt.firmware import image
+    from edgeopt.firmware.cores import core_spec
+    from edgeopt.firmware.library import ensure_library
+    from edgeopt.firmware.qemu import run_qemu
+    from edgeopt.firmware.results import parse_report
+    from edgeopt.firmware.toolchain import find_qemu, find_toolchain
+    from edgeopt.firmware.tree import find_tree
+    from edgeopt.mcu.c_export import render
+    from tests.mcu.models import wrong_per_channel_scales
+
+    bad = wrong_per_channel_scales(int8_models["digits_cnn"], tmp_path / "bad.tflite")
+    header, source, _ = render(bad.read_bytes(), read_tflite(bad), "g_model", arena_bytes=64 << 10, arena_measured=0,
+                               margin_note="test", source_name=bad.name, version="0")
+    (tmp_path / "g_model.h").write_text(header)
+    (tmp_path / "g_model.cc").write_text(source)
+    spec, tc = core_spec("cortex-m4f"), find_toolchain()
+    tree = find_tree(tflm)
+    img = image.build_image(tmp_path, spec, tc, tree, ensure_library(spec, tc, tree), flash_bytes=1 << 20,
+                            ram_bytes=256 << 10, profile="test")
+    assert spec.qemu is not None
+    run = run_qemu(find_qemu(), spec.qemu, img.elf, tmp_path, 60)
+    assert "EDGEOPT arena_too_small" in run.stdout  # the harness tried the full arena only: no bisection
+    with pytest.raises(KernelPrepareError, match=r"firmware's CONV_2D kernel refused the model in Prepare on "
+                                                 r"mps2-an386 \(operator 0\): .*scale->size.*not an arena shortage"):
+        parse_report(run, spec.qemu, 1)

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def mcu_models(tmp_path_factory) -> dict[str, Path]:
     import keras
 
-    from tests.mcu.models import convert, small_cnn
+    from tests.mcu.models import convert, small_cnn, wrong_per_channel_scales
 
     keras.utils.set_random_seed(0)
     work = tmp_path_factory.mktemp("mcu_models")
@@ -24,13 +24,15 @@ def mcu_models(tmp_path_factory) -> dict[str, Path]:
     topk = keras.Model(inp, vals)
     img = keras.Input((8, 8, 3))  # a bare int8 conv: LiteRT's optimized kernel rounds differently from TFLM
     bare = keras.Model(img, keras.layers.Conv2D(8, 3, padding="same")(img))
+    bare_int8 = convert(bare, work, "bare_conv_int8")
     return {
         "int8": convert(cnn, work, "cnn_int8"),
         "float_io": convert(cnn, work, "cnn_float_io", io="float32"),
         "float": convert(cnn, work, "cnn_float", int8=False),
         "topk": convert(topk, work, "topk_float", int8=False),
         "int16x8": convert(cnn, work, "cnn_int16x8", io="int16"),
-        "bare_conv": convert(bare, work, "bare_conv_int8"),
+        "bare_conv": bare_int8,
+        "bad_scales": wrong_per_channel_scales(bare_int8, work / "bad_scales_int8.tflite"),  # TFLM Prepare refuses it
         "uint8_out": convert(cnn, work, "cnn_uint8_out", output_io="uint8"),  # as many deployed TFLM models are
     }
 

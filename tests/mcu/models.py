@@ -49,3 +49,20 @@ def convert(model, workdir: Path, name: str, *, int8: bool = True, io: str = "in
     out = workdir / f"{name}.tflite"
     out.write_bytes(conv.convert())
     return out
+
+
+def wrong_per_channel_scales(src: Path, dst: Path, keep: int = 3) -> Path:
+    """`src` with the first CONV_2D filter's per-channel scales cut to `keep` entries (fewer than its channels).
+
+    TFLM's conv kernel refuses this in Prepare (scale size must be 1 or the output channels), at any arena size.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(src))
+    sub = model.subgraphs[0]
+    conv = next(op for op in sub.operators if model.operatorCodes[op.opcodeIndex].builtinCode == 3)  # CONV_2D
+    q = sub.tensors[conv.inputs[1]].quantization
+    assert len(q.scale) > keep
+    q.scale, q.zeroPoint = q.scale[:keep], q.zeroPoint[:keep]
+    flatbuffer_utils.write_model(model, str(dst))
+    return dst

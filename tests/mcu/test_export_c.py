@@ -65,3 +65,61 @@ def test_render_refuses_unsupported_ops(mcu_models):
     with pytest.raises(UnsupportedOpError, match="TOPK_V2"):
         render(model.read_bytes(), read_tflite(model), "g_model", arena_bytes=1, arena_measured=1,
                margin_note="", source_name=model.name, version="0")
+
+
+_MAIN_C = """#include <stdint.h>
+#include <stdio.h>
+#include "g_model.h"
+
+int main(void) {
+  /* the array is 16-byte aligned, its length is the file's, the shape macros expand in C */
+  static const int shape[] = G_MODEL_INPUT0_SHAPE;
+  G_MODEL_INPUT0_CTYPE first = 0;
+  printf("%u %d %d %d\\n", g_model_len, (int)((uintptr_t)g_model % 16), (int)shape[1], (int)sizeof first);
+  return g_model_len == G_MODEL_LEN ? 0 : 1;
+}
+"""
+
+
+@pytest.mark.parametrize(("compiler", "flags"), [
+    ("gcc", ["-std=c11", "-x", "c"]),
+    ("g++", ["-std=c++17", "-x", "c++"]),
+    ("arm-none-eabi-gcc", ["-std=c11", "-x", "c", "-mcpu=cortex-m4", "-mthumb"]),
+])
+def test_header_and_data_compile_as_c11_and_cpp(mcu_models, tmp_path: Path, compiler: str, flags: list[str]):
+    """g_model.h and g_model.cc compile with -Wall -Werror as C11 (for C firmware) and as C++."""
+    import shutil
+    import subprocess
+
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed")
+    _export(mcu_models["int8"], tmp_path)
+    (tmp_path / "main.c").write_text(_MAIN_C)
+    for src in ("main.c", "g_model.cc"):
+        proc = subprocess.run([compiler, *flags, "-Wall", "-Wextra", "-Werror", "-pedantic", "-c", src,
+                               "-o", f"{src}.o"], cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    if compiler.startswith("arm-"):
+        return
+    link = subprocess.run([compiler, "main.c.o", "g_model.cc.o", "-o", "app"], cwd=tmp_path, capture_output=True, text=True)
+    assert link.returncode == 0, link.stderr
+    run = subprocess.run([str(tmp_path / "app")], capture_output=True, text=True)
+    n = mcu_models["int8"].stat().st_size
+    assert run.returncode == 0 and run.stdout.split() == [str(n), "0", "16", "1"]
+
+
+def test_c_link_with_cpp_data(mcu_models, tmp_path: Path):
+    """A C main links against the data compiled as C++ (the .cc as shipped): the array has C linkage."""
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None or shutil.which("g++") is None:
+        pytest.skip("gcc/g++ are not installed")
+    _export(mcu_models["int8"], tmp_path)
+    (tmp_path / "main.c").write_text(_MAIN_C)
+    for cmd in (["gcc", "-std=c11", "-Wall", "-Werror", "-c", "main.c"],
+                ["g++", "-std=c++17", "-Wall", "-Werror", "-c", "g_model.cc"],
+                ["g++", "main.o", "g_model.o", "-o", "app"]):
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([str(tmp_path / "app")], capture_output=True).returncode == 0

@@ -17,7 +17,8 @@ from edgeopt.cli.output import Sink, table
 from edgeopt.vocabulary import GraphOptimization
 
 # Header names of edgeopt.benchmark.render.HEADERS (literal so --help imports nothing heavy).
-LATENCY_COLUMNS = ("model", "runtime", "threads", "p50", "p90", "p99", "mean", "std", "inf/s", "p50 ratio (this/first)")
+LATENCY_COLUMNS = ("model", "runtime", "threads", "p50", "p90", "p99", "mean", "std", "CPU ms", "inf/s",
+                   "p50 ratio (this/first)")
 STARTUP_COLUMNS = ("model", "threads", "init ms", "probe ms", "first ms", "IQR", "runs", "peak RSS MB", "ΔRSS MB")
 
 
@@ -192,11 +193,14 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
     if csv_out is not None:
         _write(csv_out, render.to_csv(header, body))
     if md_out is not None:
-        _write(md_out, render.to_markdown(header, body, render.fingerprints(report)))
+        _write(md_out, render.to_markdown(header, body, render.fingerprints(report), render.warnings(report)))
     if plot is not None:
         from edgeopt.benchmark.plot import plot_latency
 
         plot_latency(report, plot)
+
+    for line in render.warnings(report):  # on stderr, with JSON or tables on stdout too
+        sink.warn(line)
 
     def human(c: Any) -> None:
         remote = sorted({r.device for r in report.results if r.device != "local"})
@@ -208,7 +212,7 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
             c.print("measured interleaved in rounds; ratio = p50 / p50 of the first model at the same thread count "
                     "(< 1 is faster)")
         c.print("init = the runtime opening the model in this process; probe = file checks and the crash-isolating "
-                "load in a child process before it")
+                "load in a child process before it; CPU ms = process CPU time per invoke (all threads)")
         for line in render.fingerprints(report):
             c.print(f"device {line}")
         for name, shapes in dict.fromkeys((r.name, r.input_shapes) for r in report.results if r.input_shapes):

@@ -13,6 +13,7 @@ from edgeopt.cli.commands.options import (
     EvalOpt,
     JsonOpt,
     OutDirOpt,
+    ShapeOpt,
     TargetOpt,
     ThreadsOpt,
     UnsafeLoadOpt,
@@ -46,6 +47,7 @@ def register(app: typer.Typer) -> None:
         firmware: Annotated[bool, typer.Option("--firmware", help="MCU profiles: also build the firmware image (TFLM + CMSIS-NN) and run it under QEMU (as `mcu run`); on when the profile's [firmware] run = true.")] = False,
         firmware_samples: Annotated[int, typer.Option("--firmware-samples", min=1, metavar="N", help="Eval (else calibration) samples fed to the firmware.")] = 8,
         tflm: Annotated[Path | None, typer.Option("--tflm", metavar="DIR", help="Folder with the TFLM tree/ and device/ for the firmware stage (default: $EDGEOPT_TFLM).")] = None,
+        shape: ShapeOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json, report.md and report.html."""
@@ -53,6 +55,7 @@ def register(app: typer.Typer) -> None:
             from edgeopt.errors import BudgetExceededError
             from edgeopt.pipeline.build import BuildRequest, build
             from edgeopt.report.render import to_console
+            from edgeopt.runtime.shapes import parse_shape_specs
 
             sink = Sink(json_out)
             if threads is not None:
@@ -69,7 +72,8 @@ def register(app: typer.Typer) -> None:
                                random_calibration=random_calibration, allow_no_finetune=no_finetune,
                                unsafe_load=unsafe_load, threads=threads, c_name=c_name,
                                benchmark=not no_bench, command_line=tuple(sys.argv), force=force,
-                               firmware=firmware, firmware_samples=firmware_samples, tflm=tflm)
+                               firmware=firmware, firmware_samples=firmware_samples, tflm=tflm,
+                               shapes=tuple(parse_shape_specs(shape or ()).items()))
             with sink.steps() as step:
                 result = build(req, progress=step)
             if result.skipped:
