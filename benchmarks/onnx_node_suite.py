@@ -52,6 +52,8 @@ FAST = ("--runs", "1", "--min-seconds", "0", "--warmup-runs", "0", "--warmup-sec
 
 def _npz_array(value: Any) -> np.ndarray | None:
     """The test's input as an array np.load(allow_pickle=False) gives back, or None (sequence, optional, ...)."""
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
     if not isinstance(value, np.ndarray):
         return None
     if value.dtype == object:  # string tensors: store as unicode
