@@ -105,7 +105,7 @@ FEED_BYTES = 256 << 20  # data up to this size goes to the child whole; larger s
 FEED_ROWS = 256
 
 
-def _rows(arrays: dict[str, Any]) -> dict[str, np.ndarray]:
+def _rows(arrays: dict[str, Any]) -> dict[str, Any]:
     """The arrays the child needs to pick the benchmark's sample (runtime.shapes.data_sample) exactly as we will."""
     out = {k: np.asarray(v) for k, v in arrays.items()}
     if sum(a.nbytes for a in out.values()) > FEED_BYTES:
