@@ -120,8 +120,8 @@ def data_sample(info: TensorInfo, arr: Any) -> np.ndarray:
         if x.ndim != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], x.shape[1:], strict=True)):
             msg = f"input '{info.name}' expects shape {_fmt(want)} (batch first), the data has {list(x.shape)}"
             raise DataError(msg)
-        rows = want[0] if want[0] > 0 else 1
-        if x.shape[0] < rows or x.shape[0] == 0:
+        rows = want[0] if want[0] >= 0 else 1  # a fixed 0 is an empty tensor; only -1 is dynamic
+        if x.shape[0] < rows or (x.shape[0] == 0 and rows):
             have = "no samples" if x.shape[0] == 0 else f"{x.shape[0]} row(s)"
             msg = f"input '{info.name}' expects shape {_fmt(want)}; the data has {have} ({list(x.shape)})"
             raise DataError(msg)
