@@ -14,7 +14,7 @@ a worker killed by a signal is recorded as `signal`. Workers run under an addres
 (--memory-gb) so a probe that tries to allocate tens of GB fails instead of taking the machine.
 
     python benchmarks/onnx_node_suite.py --work /tmp/nodesuite [--repo TREE] [--label after]
-        [--ops Add,Loop] [--limit N] [--timeout 30] [--workers 2] [--results]
+        [--ops Add,Loop] [--limit N] [--every K] [--timeout 30] [--workers 2] [--results]
 
 --repo runs another checkout's edgeopt (e.g. a worktree of the commit before a fix) with this
 script; --results writes the counts to the section of benchmarks/RESULTS.md between
@@ -66,7 +66,7 @@ def _npz_array(value: Any) -> np.ndarray | None:
     return value
 
 
-def write_cases(work: Path, ops: set[str] | None, limit: int | None) -> list[dict[str, Any]]:
+def write_cases(work: Path, ops: set[str] | None, limit: int | None, every: int = 1) -> list[dict[str, Any]]:
     """Write each node test's model.onnx (+ inputs.npz where every input is a plain array); return their index."""
     import onnx
     from onnx.backend.test.case.node import collect_testcases
@@ -75,7 +75,7 @@ def write_cases(work: Path, ops: set[str] | None, limit: int | None) -> list[dic
         warnings.simplefilter("ignore")
         cases = [c for c in collect_testcases() if c.kind == "node"]
     index = []
-    for case in sorted(cases, key=lambda c: c.name):
+    for case in sorted(cases, key=lambda c: c.name)[::every]:
         op = case.model.graph.node[0].op_type if case.model.graph.node else ""
         if ops and op not in ops:
             continue
@@ -359,6 +359,7 @@ def main() -> int:
     p.add_argument("--note", default="", help="one line under the table (commit, conditions)")
     p.add_argument("--ops", default="", help="only these op types (comma-separated)")
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--every", type=int, default=1, help="every K-th test by name (a sample the same in every run)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per case")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--memory-gb", type=float, default=6.0, help="address-space limit of each worker (0 = none)")
@@ -369,7 +370,7 @@ def main() -> int:
     import onnxruntime
 
     ops = {o.strip() for o in args.ops.split(",") if o.strip()} or None
-    index = write_cases(args.work, ops, args.limit or None)
+    index = write_cases(args.work, ops, args.limit or None, args.every)
     print(f"{len(index)} node tests in {args.work}", file=sys.stderr)
     rows = run_suite(index, args.repo.resolve(), args.workers, args.timeout, args.memory_gb)
     s = summarize(rows)
