@@ -83,3 +83,13 @@ def test_dynamic_batch_and_spatial_input_reports_the_datas_shape(tmp_path) -> No
     row = json.loads(res.stdout)["results"][0]
     assert row["input_shapes"] == "x=1x3x224x224" and row["inputs"] == str(tmp_path / "in.npz")
     assert row["latency"]["p50"] > 0
+
+
+def test_fixed_empty_dimension_takes_empty_data(tmp_path) -> None:
+    """test_..._empty cases: a first dimension fixed at 0 is an empty tensor, not a batch with no samples."""
+    model = node_model(tmp_path / "id.onnx", helper.make_node("Identity", ["x"], ["y"]), [("x", F, [0, 3])],
+                       [("y", F, [0, 3])])
+    np.savez(tmp_path / "in.npz", x=np.zeros((0, 3), np.float32))
+    res = bench(model, "--input", tmp_path / "in.npz")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["input_shapes"] == "x=0x3"
