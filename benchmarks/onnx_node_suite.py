@@ -17,7 +17,8 @@ a worker killed by a signal is recorded as `signal`. Workers run under an addres
         [--ops Add,Loop] [--limit N] [--every K] [--timeout 30] [--workers 2] [--results]
 
 --repo runs another checkout's edgeopt (e.g. a worktree of the commit before a fix) with this
-script; --results writes the counts to the section of benchmarks/RESULTS.md between
+script; --rows/--restrict-to re-summarize an earlier run (e.g. the full "after" on the
+tests of a sampled "before"); --results writes the counts to the section of benchmarks/RESULTS.md between
 <!-- nodesuite:begin --> and <!-- nodesuite:end -->, one table per --label.
 """
 
@@ -364,15 +365,23 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--memory-gb", type=float, default=6.0, help="address-space limit of each worker (0 = none)")
     p.add_argument("--results", action="store_true", help="write the table to benchmarks/RESULTS.md")
+    p.add_argument("--rows", type=Path, help="summarize the rows of an earlier run's results JSON instead of running")
+    p.add_argument("--restrict-to", type=Path, help="only the tests of this results JSON (compare on the same sample)")
     args = p.parse_args()
 
     import onnx
     import onnxruntime
 
-    ops = {o.strip() for o in args.ops.split(",") if o.strip()} or None
-    index = write_cases(args.work, ops, args.limit or None, args.every)
-    print(f"{len(index)} node tests in {args.work}", file=sys.stderr)
-    rows = run_suite(index, args.repo.resolve(), args.workers, args.timeout, args.memory_gb)
+    if args.rows:
+        rows = json.loads(args.rows.read_text())["rows"]
+    else:
+        ops = {o.strip() for o in args.ops.split(",") if o.strip()} or None
+        index = write_cases(args.work, ops, args.limit or None, args.every)
+        print(f"{len(index)} node tests in {args.work}", file=sys.stderr)
+        rows = run_suite(index, args.repo.resolve(), args.workers, args.timeout, args.memory_gb)
+    if args.restrict_to:
+        keep = {r["name"] for r in json.loads(args.restrict_to.read_text())["rows"]}
+        rows = [r for r in rows if r["name"] in keep]
     s = summarize(rows)
     s.update(onnx=onnx.__version__, ort=onnxruntime.__version__, label=args.label)
     out = args.work / f"results-{args.label}.json"
