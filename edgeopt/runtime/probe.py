@@ -3,7 +3,7 @@
 LiteRT and onnxruntime are C++: on some malformed files they die with SIGSEGV
 instead of raising (fuzzing found LiteRT crashes on files that pass every
 structural check, e.g. a RESHAPE whose shape input is marked "omitted").
-`probe()` runs `open_runner` + one invoke on seeded random inputs in a fresh
+`probe()` runs `open_runner` + one invoke (on the caller's data, else seeded random inputs) in a fresh
 `python -m edgeopt.runtime.probe_child` child with a timeout; a signal death or a hang
 becomes `ModelFileError` (exit 2), an error raised in the child is re-raised
 here with its own class and message, and success is remembered for the
@@ -77,8 +77,8 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
           int_range: tuple[int, int] | None = None) -> None:
     """Load `path` in `runtime` and invoke once in a child; raise the child's error or ModelFileError on a crash.
 
-    The child feeds random inputs shaped like `data` (arrays by input name or in order, first row used, as the
-    benchmark feeds them) or by `shapes` (edgeopt.runtime.shapes) where the model's dimensions are symbolic.
+    The child feeds the sample of `data` the benchmark will feed (arrays by input name or in order, one batch:
+    edgeopt.runtime.shapes.data_sample), or seeded random inputs sized by `shapes` where dimensions are symbolic.
     """
     path = Path(path)
     arrays = _arrays(data)
@@ -95,11 +95,22 @@ def probe(path: Path, runtime: str, threads: int, xnnpack: bool, graph_optimizat
         feeds = ""
         if arrays:
             feeds = str(Path(tmp) / "feeds.npz")
-            rows: dict[str, Any] = {k: np.asarray(v)[:1] if np.ndim(v) else np.asarray(v) for k, v in arrays.items()}
-            np.savez(feeds, **rows)
+            np.savez(feeds, **_rows(arrays))
         _probe_child(path, runtime, threads, xnnpack, graph_optimization, json.dumps(dict(shapes or {})), feeds,
                      "" if int_range is None else f"{int_range[0]},{int_range[1]}")
     _passed.add(key)
+
+
+FEED_BYTES = 256 << 20  # data up to this size goes to the child whole; larger sets only their first rows
+FEED_ROWS = 256
+
+
+def _rows(arrays: dict[str, Any]) -> dict[str, Any]:
+    """The arrays the child needs to pick the benchmark's sample (runtime.shapes.data_sample) exactly as we will."""
+    out = {k: np.asarray(v) for k, v in arrays.items()}
+    if sum(a.nbytes for a in out.values()) > FEED_BYTES:
+        out = {k: a[:FEED_ROWS] if a.ndim else a for k, a in out.items()}
+    return out
 
 
 def _arrays(data: Any) -> dict[str, Any]:

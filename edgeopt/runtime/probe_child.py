@@ -1,9 +1,9 @@
 """The probe's child process: `python -m edgeopt.runtime.probe_child RUNTIME PATH THREADS XNNPACK GRAPHOPT
 [SHAPES_JSON FEEDS_NPZ INT_RANGE]`.
 
-Opens the model with the runtime registry and invokes it once on seeded random
-inputs (shaped like the caller's arrays in FEEDS_NPZ, or by SHAPES_JSON for
-symbolic dims; integers from INT_RANGE "LO,HI"); prints one JSON line on stdout ({"ok": true} or the error's class and
+Opens the model with the runtime registry and invokes it once on the caller's
+data (FEEDS_NPZ, the sample the benchmark feeds), else on seeded random inputs
+(SHAPES_JSON for symbolic dims; integers from INT_RANGE "LO,HI"); prints one JSON line on stdout ({"ok": true} or the error's class and
 message) for edgeopt.runtime.probe to read. Its own module, so the registry (which
 calls the probe) and the probe do not import each other.
 """
@@ -48,17 +48,19 @@ def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, grap
 
     from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
     from edgeopt.runtime.registry import RUNTIMES
-    from edgeopt.runtime.shapes import describe_shapes, resolve_inputs, shaped_like
+    from edgeopt.runtime.shapes import data_sample, describe_shapes, order_arrays, resolve_inputs
     from edgeopt.runtime.tensors import INT_RANGE, random_input
 
     options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
     runner = RUNTIMES[RuntimeName(runtime)](path, options)
     rng = np.random.default_rng(0)
-    if feeds:  # random values in the shapes of the caller's arrays
+    if feeds:  # the caller's data, as the benchmark will feed it
         with np.load(feeds, allow_pickle=False) as npz:
-            infos = shaped_like(runner.inputs, {k: npz[k] for k in npz.files})
-    else:
-        infos = resolve_inputs(runner.inputs, shapes or {})
+            data = {k: npz[k] for k in npz.files}
+        values = [data_sample(t, a) for t, a in zip(runner.inputs, order_arrays(runner.inputs, data), strict=True)]
+        runner.run(values)
+        return
+    infos = resolve_inputs(runner.inputs, shapes or {})
     try:
         runner.run([random_input(t, rng, int_range=int_range or INT_RANGE) for t in infos])
     except errors.EdgeoptError:

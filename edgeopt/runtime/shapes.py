@@ -103,21 +103,65 @@ def order_arrays(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[
     return arrays
 
 
-def shaped_like(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[Any]) -> tuple[TensorInfo, ...]:
-    """`inputs` with the shape of one sample of `data` (its first row), as the benchmark feeds it.
+def data_sample(info: TensorInfo, arr: Any) -> np.ndarray:
+    """What the benchmark feeds `info` from the user's array: one batch, in the input's dtype.
 
-    DataError, with the benchmark's wording, when the data contradicts a fixed dimension.
+    A fixed first dimension N takes the first N rows (a 1-D input of length 5 is fed whole); a dynamic one takes the
+    first row; an array one rank short gets a batch axis of 1; a scalar (or rank-unknown) input is fed as given.
+    DataError, one line, when the data contradicts a fixed dimension or cannot be cast to the input's dtype.
     """
-    out = []
-    for info, arr in zip(inputs, order_arrays(inputs, data), strict=True):
-        want, shape = info.shape, tuple(int(d) for d in np.shape(arr))
-        if len(shape) == len(want) - 1:
-            shape = (1, *shape)
-        if len(shape) != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], shape[1:], strict=True)):
-            msg = f"input '{info.name}' expects shape {list(want)} (batch first), the data has {list(shape)}"
+    from edgeopt.runtime.tensors import feed_dtype
+
+    x = np.asarray(arr)
+    want = info.shape
+    if want:
+        if x.ndim == len(want) - 1:
+            x = x[None]
+        if x.ndim != len(want) or any(w > 0 and w != a for w, a in zip(want[1:], x.shape[1:], strict=True)):
+            msg = f"input '{info.name}' expects shape {_fmt(want)} (batch first), the data has {list(x.shape)}"
             raise DataError(msg)
-        out.append(replace(info, shape=(min(shape[0], 1), *shape[1:]) if shape else shape))
-    return tuple(out)
+        rows = want[0] if want[0] >= 0 else 1  # a fixed 0 is an empty tensor; only -1 is dynamic
+        if x.shape[0] < rows or (x.shape[0] == 0 and rows):
+            have = "no samples" if x.shape[0] == 0 else f"{x.shape[0]} row(s)"
+            msg = f"input '{info.name}' expects shape {_fmt(want)}; the data has {have} ({list(x.shape)})"
+            raise DataError(msg)
+        x = x[:rows]
+    return np.require(_cast(info, x, feed_dtype(info)), requirements="C")  # ascontiguousarray makes 0-d 1-d
+
+
+def _cast(info: TensorInfo, x: np.ndarray, need: np.dtype) -> np.ndarray:
+    have = np.dtype(x.dtype)
+    if need.kind == "O":
+        if have.kind not in "OUS":
+            msg = f"input '{info.name}' is a string tensor but the data is {have.name}; give str arrays"
+            raise DataError(msg)
+        return x.astype(object)
+    if have == need:
+        return x
+    if need.kind in "iu" and have.kind == "f" and info.quantized:
+        msg = f"input '{info.name}' is {need.name} (quantized) but the data is {have.name}; give {need.name} data"
+        raise DataError(msg)
+    if need.kind in "fc" and have.kind in "biuf":
+        return x.astype(need)
+    if need.kind in "iu" and have.kind in "biu":
+        lim = np.iinfo(need)
+        if x.size and (int(x.min()) < lim.min or int(x.max()) > lim.max):
+            msg = (
+                f"input '{info.name}' is {need.name} but the data ({have.name}) has values outside "
+                f"[{lim.min}, {lim.max}]"
+            )
+            raise DataError(msg)
+        return x.astype(need)
+    if need.kind == "b" and have.kind in "biu" and (not x.size or bool(np.isin(x, (0, 1)).all())):
+        return x.astype(need)
+    msg = f"input '{info.name}' is {need.name} but the data is {have.name}; give {need.name} data"
+    raise DataError(msg)
+
+
+def shaped_like(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[Any]) -> tuple[TensorInfo, ...]:
+    """`inputs` with the shape of the sample of `data` the benchmark feeds (data_sample); DataError as there."""
+    return tuple(replace(info, shape=data_sample(info, arr).shape)
+                 for info, arr in zip(inputs, order_arrays(inputs, data), strict=True))
 
 
 def symbolic(inputs: tuple[TensorInfo, ...]) -> list[str]:

@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         xnnpack: Annotated[bool, typer.Option("--xnnpack/--no-xnnpack", help="LiteRT XNNPACK delegate.")] = True,
         graph_opt: Annotated[GraphOptimization, typer.Option("--graph-opt", help="onnxruntime graph optimization level.")] = GraphOptimization.ALL,
         seed: Annotated[int, typer.Option("--seed", metavar="N", min=0, max=2**32 - 1, help="Seed of the random inputs.")] = 0,
-        input_file: Annotated[Path | None, typer.Option("--input", metavar="FILE", help=".npz (one array per input, by name or in order) or .npy; first sample is used.")] = None,
+        input_file: Annotated[Path | None, typer.Option("--input", metavar="FILE", help=".npz (one array per input, by name or in order) or .npy; one batch is fed: the first row (the first N rows for a fixed first dimension N).")] = None,
         int_range: Annotated[str | None, typer.Option("--int-range", metavar="LO:HI", help="Values of random integer inputs that are not quantized: LO:HI, inclusive (default 0:3).")] = None,
         shape: ShapeOpt = None,
         compare: Annotated[tuple[Path, Path] | None, typer.Option("--compare", metavar="OLD.json NEW.json", help="Compare two saved results: OLD.json NEW.json (ratios new/old).", show_default=False)] = None,
