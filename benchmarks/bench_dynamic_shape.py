@@ -25,6 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- dynshape:begin -->", "<!-- dynshape:end -->"
 
 
@@ -127,15 +129,7 @@ def main() -> None:
         f"| bare `InferenceSession.run` | {b:.3f} | {', '.join(f'{v:.2f}' for v in bare)} |", "",
         f"Ratio edgeopt / bare: **{o / b:.3f}** (target within 10%). Shape reported by `bench --json` "
         f"(`input_shapes`): `{', '.join(sorted(shapes))}`.", END, ""])
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + text.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    from edgeopt.atomic import write_text_atomic
-
-    write_text_atomic(RESULTS, new)
+    replace_section(RESULTS, BEGIN, END, text)
     print(text)
 
 
