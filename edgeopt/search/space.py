@@ -67,7 +67,8 @@ class Space:
         return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()
 
     def needs_training(self) -> bool:
-        return any(d.name in (MACS, CLUSTERS, QAT) and any(d.choices) for d in self.dimensions)
+        """Pruning and QAT trials fine-tune (clustering only with [cluster] epochs, which the build checks)."""
+        return any(d.name in (MACS, QAT) and any(d.choices) for d in self.dimensions)
 
     def needs_ranking(self) -> bool:
         return any(d.name == KEEP_FLOAT and any(d.choices) for d in self.dimensions)

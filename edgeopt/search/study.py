@@ -29,7 +29,14 @@ def optuna_module() -> Any:
     except ImportError:
         msg = "edgeopt search needs Optuna: pip install 'edgeopt[search]'"
         raise RuntimeUnavailableError(msg) from None
+    import warnings
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats, the retry callback and constraints_func work in Optuna 4 and 5; 5 flags them as experimental or
+    # renamed. The user cannot act on that, so it is not printed.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna(\.|$)")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(RetryFailedTrialCallback|constraints_func|failed_trial_callback).*")
     return optuna
 
 
@@ -101,15 +108,17 @@ class StudyIdentity:
         return {"model_sha256": self.model_sha256, "space_sha256": self.space_sha256, "target": self.target}
 
 
-def make_sampler(name: SamplerName, space: Space, seed: int | None, constraints: bool = True) -> Any:
+def make_sampler(name: SamplerName, space: Space, seed: int | None, trials: int) -> Any:
+    """NSGA-II (generations of a few trials), multi-objective TPE, or the grid; budgets are constraints."""
     optuna = optuna_module()
 
     def constraints_func(trial: Any) -> list[float]:
         return list(trial.user_attrs.get("constraints", [0.0]))
 
-    cf = constraints_func if constraints else None
+    cf = constraints_func
     if name is SamplerName.NSGA2:
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf, population_size=max(4, min(20, space.size)))
+        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf,
+                                             population_size=max(2, min(10, trials // 3, space.size)))
     if name is SamplerName.TPE:
         return optuna.samplers.TPESampler(seed=seed, constraints_func=cf, multivariate=True, n_startup_trials=4)
     return optuna.samplers.GridSampler(space.grid(), seed=seed)
