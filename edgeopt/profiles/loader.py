@@ -212,6 +212,8 @@ def _raw_chain(path: Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
         current = _resolve_extends(ext, current) if ext else None
     merged: dict[str, Any] = {}
     for layer in reversed(layers):
+        if isinstance(layer.get("search"), dict):  # a search space is one thing: a child's [search] replaces its parent's
+            merged.pop("search", None)
         merged = _deep_merge(merged, layer)
     return merged, tuple(chain)
 

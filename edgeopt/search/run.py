@@ -142,7 +142,7 @@ def _context(req: SearchRequest, profile: Profile, space: Space) -> TrialContext
         raise InputError(msg)
     train = req.train or sibling(req.model, "train")
     if train is None and space.needs_training():
-        msg = (f"the [search] space of '{profile.name}' prunes, clusters or trains (QAT): give --train data.npz (x, y) "
+        msg = (f"the [search] space of '{profile.name}' prunes or trains (QAT): give --train data.npz (x, y) "
                "for the fine-tuning")
         raise InputError(msg)
     return TrialContext(model=Path(req.model).resolve(), target=req.target if not str(req.target).endswith(".toml")

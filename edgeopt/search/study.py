@@ -72,12 +72,13 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     if not url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
         msg = f"--storage {shown_url(url)}: not a SQLAlchemy URL Optuna can use; give sqlite:///FILE or postgresql://USER@HOST/DB"
         raise InputError(msg)
+    url = _with_driver(url)
     try:
         return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                           failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
                           engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
     except ImportError as exc:
-        msg = f"--storage {shown_url(url)}: the database driver is missing ({exc.name}); pip install 'edgeopt[search]'"
+        msg = f"--storage {shown_url(url)}: the database driver is missing ({exc}); pip install 'edgeopt[search]'"
         raise RuntimeUnavailableError(msg) from None
     except Exception as exc:  # noqa: BLE001 - sqlalchemy's OperationalError and friends
         cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -87,6 +88,18 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         del optuna
         msg = f"cannot reach the study storage at {_host(url)} ({cause[:200]}); check the host, port and credentials"
         raise InputError(msg) from None
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` means psycopg (3) in SQLAlchemy 2.1 and psycopg2 before; use the driver that is installed
+    (the [search] extra brings psycopg2-binary)."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def _password(url: str) -> str | None:
