@@ -32,7 +32,7 @@ from edgeopt.search.study import (
     optuna_module,
     shown_url,
 )
-from edgeopt.search.trial import SURPLUS, TrialContext, trial_dir
+from edgeopt.search.trial import SURPLUS, TrialContext
 from edgeopt.search.worker import WorkerSpec, run_worker, too_many_failures
 from edgeopt.vocabulary import SamplerName
 
@@ -238,7 +238,7 @@ def _run_workers(spec: WorkerSpec, workers: int, study: Any, progress: Callable[
             seed = None if spec.seed is None else spec.seed + i
             path = write_text_atomic(logs / f"worker-{i}.json", replace(spec, seed=seed).to_json())
             log = logs / f"worker-{i}.log"
-            with open(log, "wb") as fh:
+            with log.open("wb") as fh:
                 procs.append((subprocess.Popen([sys.executable, "-m", "edgeopt.search.worker", str(path)],
                                                stdout=fh, stderr=subprocess.STDOUT, env=_child_env()), log))
         seen: set[int] = set()

@@ -69,7 +69,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     optuna = optuna_module()
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
-    if not url.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql"):
+    if url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql", "mysql"):
         msg = f"--storage {shown_url(url)}: not a SQLAlchemy URL Optuna can use; give sqlite:///FILE or postgresql://USER@HOST/DB"
         raise InputError(msg)
     url = _with_driver(url)

@@ -96,7 +96,8 @@ def run_trial(trial: Any, ctx: TrialContext, space: Space, base: Profile, lock: 
              if t.number < mine]
     if len(taken) >= ctx.trials:  # another worker took the last slot first: this one is never built
         trial.set_user_attr(SURPLUS, True)
-        raise optuna.TrialPruned(f"the study already has {ctx.trials} trials")
+        msg = f"the study already has {ctx.trials} trials"
+        raise optuna.TrialPruned(msg)
     params = suggest(trial, space)
     profile = apply(base, params, ctx.ranking)
     folder = trial_dir(ctx.out, mine)

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,30 +56,26 @@ def _pg_bin(name: str) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres() -> Iterator[str]:
     """A real PostgreSQL server on 127.0.0.1 (initdb into tmp, pg_ctl start), as the `postgres` user when run as root
     (PostgreSQL refuses root). Yields a postgresql:// URL with a password."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.fail("PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)")
-    base = tmp_path_factory.mktemp("pg")
+    base = Path(tempfile.mkdtemp(prefix="edgeopt-pg-"))  # in /tmp, reachable by the postgres user
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     pw = base / "pw"
     pw.write_text("s3cret-pw\n")
     as_user: list[str] = []
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the postgres user
         as_user = ["runuser", "-u", "postgres", "--"]
         for p in (base, sock, pw):
             shutil.chown(p, "postgres", "postgres")
-        base.chmod(0o755)
-        for parent in base.parents:  # the postgres user must reach the folder
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
     port = _free_port()
-    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "edgeopt", "--pwfile", str(pw), "-A", "scram-sha-256",
-                    "--no-sync"], check=True, capture_output=True)
+    r = subprocess.run([*as_user, initdb, "-D", str(data), "-U", "edgeopt", "--pwfile", str(pw), "-A", "scram-sha-256",
+                        "--no-sync"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     log = base / "log"
     subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
                     f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off", "start"], check=True,
@@ -96,3 +93,4 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
