@@ -145,6 +145,13 @@ def _context(req: SearchRequest, profile: Profile, space: Space) -> TrialContext
         msg = (f"the [search] space of '{profile.name}' prunes or trains (QAT): give --train data.npz (x, y) "
                "for the fine-tuning")
         raise InputError(msg)
+    from edgeopt.search.space import INT_SCHEMES, SCHEME
+
+    schemes = next((d.choices for d in space.dimensions if d.name == SCHEME), (profile.quantize.scheme,))
+    if any(s in INT_SCHEMES for s in schemes) and (req.calib or sibling(req.model, "calibration")) is None:
+        msg = (f"the [search] space of '{profile.name}' has integer schemes ({', '.join(map(str, schemes))}), which "
+               "calibrate: give --calib data.npz (array x)")
+        raise InputError(msg)
     return TrialContext(model=Path(req.model).resolve(), target=req.target if not str(req.target).endswith(".toml")
                         else str(Path(req.target).resolve()), out=Path(req.out).resolve(),
                         train=None if req.train is None else Path(req.train).resolve(),

@@ -54,6 +54,9 @@ def test_pruning_space_needs_train(cli, tmp_path: Path, profile, tiny_data):
     prof = profile("p", 'extends = "mobile-cpu"\n[search]\nmacs_reduction = [0.0, 0.3]\n')
     line = _one_line(cli("search", model, "-t", prof, "--trials", "2", "--eval", ev, "--out", tmp_path / "o"))
     assert "give --train data.npz" in line
+    prof = profile("q", SPACE)
+    line = _one_line(cli("search", model, "-t", prof, "--trials", "2", "--eval", ev, "--out", tmp_path / "o"))
+    assert "has integer schemes (int8, float16), which calibrate: give --calib" in line
 
 
 def test_unreachable_storage_names_host_not_password(cli, tmp_path: Path, profile, tiny_data):
