@@ -5,6 +5,7 @@ Optuna is imported here only (and lazily by callers), so the base install never 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,9 +75,15 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         raise InputError(msg)
     url = _with_driver(url)
     try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
-                          engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+        for attempt in range(5):
+            try:
+                return _rdb(RDBStorage, RetryFailedTrialCallback, url)
+            except Exception as exc:
+                # Two workers starting at once both create Optuna's tables; the loser sees a duplicate key. Retry.
+                if type(exc).__name__ != "IntegrityError" and "duplicate key" not in str(exc):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        return _rdb(RDBStorage, RetryFailedTrialCallback, url)
     except ImportError as exc:
         msg = f"--storage {shown_url(url)}: the database driver is missing ({exc}); pip install 'edgeopt[search]'"
         raise RuntimeUnavailableError(msg) from None
@@ -88,6 +95,12 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         del optuna
         msg = f"cannot reach the study storage at {_host(url)} ({cause[:200]}); check the host, port and credentials"
         raise InputError(msg) from None
+
+
+def _rdb(storage_cls: Any, retry_cls: Any, url: str) -> Any:
+    return storage_cls(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                       failed_trial_callback=retry_cls(max_retry=2),
+                       engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
 
 
 def _with_driver(url: str) -> str:

@@ -40,6 +40,7 @@ def _env() -> dict[str, str]:
 def test_mobile_search_two_workers(cli, tmp_path: Path, profile, tiny_data):
     _, ev, calib = tiny_data
     prof = profile("mob", 'extends = "mobile-cpu"\n' + BENCH + "[budgets]\nmax_accuracy_drop = 5.0\n"
+                   "[partial]\naccuracy_control = false\n"
                    '[search]\nobjectives = ["accuracy_drop", "bytes", "p50_latency"]\n'
                    'schemes = ["int8", "float16", "dynamic"]\nclusters = [0, 8]\n')
     out = tmp_path / "o"
