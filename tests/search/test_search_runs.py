@@ -94,8 +94,11 @@ def test_mcu_board_search(cli, tmp_path: Path, profile, tiny_data):
 
 
 def _sqlite_states(db: Path) -> list[tuple[int, str]]:
-    with sqlite3.connect(db) as con:
-        return list(con.execute("SELECT number, state FROM trials ORDER BY number"))
+    try:
+        with sqlite3.connect(db) as con:
+            return list(con.execute("SELECT number, state FROM trials ORDER BY number"))
+    except sqlite3.OperationalError:  # Optuna has not created its tables yet
+        return []
 
 
 def test_sigkill_then_resume(tmp_path: Path, profile, tiny_data):
