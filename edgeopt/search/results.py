@@ -31,7 +31,7 @@ class SpaceInfo(Frozen):
 
 class TrialRecord(Frozen):
     number: int
-    state: str  # COMPLETE, FAIL, PRUNED (surplus: asked after the study had its trials; never built), RUNNING
+    state: str  # COMPLETE, FAIL, PRUNED (surplus or a grid repeat: never built), RUNNING
     params: dict[str, ParamValue]
     values: dict[str, float] | None  # objective -> value (COMPLETE only)
     feasible: bool | None  # every budget of its build met
@@ -82,7 +82,8 @@ class Counts(Frozen):
     requested: int
     complete: int
     failed: int
-    surplus: int
+    surplus: int  # asked after the study had its N trials; never built
+    repeats: int  # grid points that were a finished trial's build again; never built
     running: int
 
 

@@ -157,7 +157,7 @@ def _context(req: SearchRequest, profile: Profile, space: Space) -> TrialContext
                         train=None if req.train is None else Path(req.train).resolve(),
                         eval=None if req.eval is None else Path(req.eval).resolve(),
                         calib=None if req.calib is None else Path(req.calib).resolve(), trials=req.trials,
-                        unsafe_load=req.unsafe_load)
+                        unsafe_load=req.unsafe_load, skip_repeats=req.sampler is SamplerName.GRID)
 
 
 def _model_sha256(model: Path) -> str:
@@ -227,6 +227,8 @@ def trial_line(t: Any, objectives: tuple[Objective, ...]) -> str:
         return f"trial {t.number:04d} done: {params} -> {vals} ({ok})"
     if t.user_attrs.get(SURPLUS):
         return f"trial {t.number:04d} not run: the study already had its trials"
+    if t.user_attrs.get("repeat_of") is not None:
+        return f"trial {t.number:04d} not run: {params} is trial {t.user_attrs['repeat_of']:04d} again"
     return f"trial {t.number:04d} {t.state.name.lower()}: {params}: {t.user_attrs.get('error', 'error')}"
 
 
@@ -304,6 +306,8 @@ def _finish(req: SearchRequest, out: Path, profile: Profile, space: Space, study
         raise InputError(msg) if failed else EdgeoptError(msg)
     if len(complete) < req.trials and too_many_failures(len(failed), req.trials):
         notes.append(f"stopped after {len(failed)} failed trials with {len(complete)} of {req.trials} complete")
+    elif len(complete) < req.trials:
+        notes.append(f"the grid ran out of distinct points after {len(complete)} of {req.trials} trials")
     points = [Point(t.number, tuple(t.values), bool(t.user_attrs.get("feasible"))) for t in complete]
     front = pareto_front(points)
     best = choose(points)
@@ -332,6 +336,7 @@ def _finish(req: SearchRequest, out: Path, profile: Profile, space: Space, study
         space=sr.SpaceInfo(objectives=list(objectives), dimensions=space.grid(), points=space.size),
         counts=sr.Counts(requested=req.trials, complete=len(complete), failed=len(failed),
                          surplus=sum(bool(t.user_attrs.get(SURPLUS)) for t in trials),
+                         repeats=sum(t.user_attrs.get("repeat_of") is not None for t in trials),
                          running=sum(t.state is TrialState.RUNNING for t in trials)),
         trials=records, front=front_rows, chosen=chosen,
         latency=sr.LatencyMethod(trials=how, final_round=final, lock=str(lock) if bench else None),

@@ -14,6 +14,7 @@ from edgeopt.report import schema as rs
 from edgeopt.search.space import SCHEME, Space, apply, bench_needed
 
 SURPLUS = "surplus"  # user attr of a trial asked after the study already had its N trials (pruned, never built)
+REPEAT = "repeat_of"  # user attr of a grid point whose effective choices a finished trial already built (pruned)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class TrialContext:
     trials: int  # COMPLETE trials the study stops at
     ranking: tuple[str, ...] = ()  # tensor names, most int8-sensitive first (keep_float_top)
     unsafe_load: bool = False
+    skip_repeats: bool = False  # grid: a point whose choices equal a finished trial's is not built again
 
 
 def trial_dir(out: Path, number: int) -> Path:
@@ -99,6 +101,13 @@ def run_trial(trial: Any, ctx: TrialContext, space: Space, base: Profile, lock: 
         msg = f"the study already has {ctx.trials} trials"
         raise optuna.TrialPruned(msg)
     params = suggest(trial, space)
+    if ctx.skip_repeats:  # a grid dimension that does not apply to the scheme makes grid points that are the same build
+        same = next((t.number for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                     if t.params == params), None)
+        if same is not None:
+            trial.set_user_attr(REPEAT, same)
+            msg = f"the same choices as trial {same}"
+            raise optuna.TrialPruned(msg)
     profile = apply(base, params, ctx.ranking)
     folder = trial_dir(ctx.out, mine)
     trial.set_user_attr("folder", str(folder.resolve()))

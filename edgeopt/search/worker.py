@@ -37,7 +37,8 @@ class WorkerSpec:
         c = d["ctx"]
         opt = {k: (None if c[k] is None else Path(c[k])) for k in ("train", "eval", "calib")}
         ctx = TrialContext(model=Path(c["model"]), target=c["target"], out=Path(c["out"]), trials=int(c["trials"]),
-                           ranking=tuple(c["ranking"]), unsafe_load=bool(c["unsafe_load"]), **opt)
+                           ranking=tuple(c["ranking"]), unsafe_load=bool(c["unsafe_load"]),
+                           skip_repeats=bool(c["skip_repeats"]), **opt)
         return WorkerSpec(ctx, d["storage"], d["study"], SamplerName(d["sampler"]), d["seed"], Path(d["lock"]))
 
 
