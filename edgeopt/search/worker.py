@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,20 +63,36 @@ def run_worker(spec: WorkerSpec, after_trial: Callable[[Any], None] | None = Non
     study = optuna.load_study(study_name=spec.study, storage=storage,
                               sampler=make_sampler(spec.sampler, space, spec.seed, spec.ctx.trials))
 
-    def stop_when_done(study: Any, trial: Any) -> None:
+    stopped_as_surplus = [False]
+
+    def counts() -> tuple[int, int, int]:
         trials = study.get_trials(deepcopy=False)
         complete = sum(t.state is TrialState.COMPLETE for t in trials)
+        running = sum(t.state is TrialState.RUNNING for t in trials)
         failed = sum(t.state is TrialState.FAIL and not str(t.user_attrs.get("error", "")).startswith("abandoned")
                      for t in trials)
+        return complete, running, failed
+
+    def stop_when_done(study: Any, trial: Any) -> None:
+        complete, _, failed = counts()
         if after_trial is not None:
             after_trial(trial)
+        if trial.user_attrs.get(SURPLUS):
+            stopped_as_surplus[0] = True
         if complete >= spec.ctx.trials or trial.user_attrs.get(SURPLUS) or too_many_failures(failed, spec.ctx.trials):
             study.stop()
 
-    if sum(t.state is TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) >= spec.ctx.trials:
-        return
-    study.optimize(lambda t: run_trial(t, spec.ctx, space, base, spec.lock), n_trials=None, catch=(EdgeoptError,),
-                   callbacks=[stop_when_done], gc_after_trial=True)
+    while counts()[0] < spec.ctx.trials:
+        stopped_as_surplus[0] = False
+        study.optimize(lambda t: run_trial(t, spec.ctx, space, base, spec.lock), n_trials=None, catch=(EdgeoptError,),
+                       callbacks=[stop_when_done], gc_after_trial=True)
+        if not stopped_as_surplus[0]:
+            return  # N complete, too many failures, or the grid ran out
+        # Other workers hold the last trials: wait for them (a dead one's trial is failed by its heartbeat), and run
+        # again if one of them failed, so the study still reaches N.
+        while (c := counts())[0] < spec.ctx.trials and c[1] > 0:
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(2.0)
 
 
 def main(argv: list[str]) -> int:
