@@ -119,8 +119,10 @@ def search(req: SearchRequest, progress: Callable[[SearchStatus], None] = _noop)
         study = open_study(storage, name, identity, len(space.objectives),
                            make_sampler(req.sampler, space, req.seed, req.trials), create=not (local and req.resume))
         notes: list[str] = []
-        if local and req.resume and (n := fail_abandoned(study, storage)):
-            notes.append(f"--resume: {n} trial(s) left running by a process that died were marked FAIL and retried")
+        if local and req.resume and (abandoned := fail_abandoned(study, storage))[0]:
+            n, again = abandoned
+            notes.append(f"--resume: {n} trial(s) left running by a process that died were marked FAIL; {again} "
+                         "retried with the same choices (the others had not drawn theirs yet)")
         ctx = _ranking(study, ctx, space, req)
         lock = out / TIMING_LOCK
         spec = WorkerSpec(ctx, url, name, req.sampler, req.seed, lock)

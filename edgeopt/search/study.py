@@ -183,18 +183,19 @@ def open_study(storage: Any, name: str, identity: StudyIdentity, n_objectives: i
     return study
 
 
-def fail_abandoned(study: Any, storage: Any) -> int:
+def fail_abandoned(study: Any, storage: Any) -> tuple[int, int]:
     """Trials left RUNNING by a process that is gone (this --out's lock is ours): FAIL them and enqueue their
-    choices again, so a resumed search retries them. Returns how many."""
+    choices again (when it had drawn them), so a resumed search retries them. Returns (failed, enqueued again)."""
     optuna = optuna_module()
     from optuna.trial import TrialState
 
-    n = 0
+    n = again = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(t._trial_id, "error", "abandoned: its process died; retried on --resume")
         storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         if t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            again += 1
         n += 1
     del optuna
-    return n
+    return n, again
