@@ -120,3 +120,9 @@ class FirmwareMismatchError(EdgeoptError):
     """The firmware on the emulated core disagrees with host TFLM (same model, same samples): a failed check."""
 
     exit_code = 3
+
+
+class NoFeasibleCandidateError(EdgeoptError):
+    """A search finished and no candidate met every budget (search.json still written)."""
+
+    exit_code = 3

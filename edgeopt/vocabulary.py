@@ -64,3 +64,11 @@ class EnergyMethod(StrEnum):
     MEASURED = "measured"  # an energy counter (RAPL) over the benchmark window, idle subtracted
     ESTIMATE = "estimate"  # profile power x a latency figure
     UNAVAILABLE = "unavailable"  # neither a readable counter nor profile constants
+
+
+class SamplerName(StrEnum):
+    """Optuna samplers `edgeopt search --sampler` offers."""
+
+    NSGA2 = "nsga2"  # NSGA-II: multi-objective genetic search (default)
+    TPE = "tpe"  # multi-objective Tree-structured Parzen Estimator
+    GRID = "grid"  # every point of the space, in Optuna's grid order

@@ -141,6 +141,14 @@ def test_targets_cli(cli):
     assert schema["$defs"]["QuantizeSection"]["additionalProperties"] is False
 
 
+def test_published_search_schema_is_current():
+    from edgeopt.search.results import SearchResult
+
+    root = Path(__file__).resolve().parents[1]
+    published = json.loads((root / "docs" / "search.schema.json").read_text())
+    assert published == SearchResult.model_json_schema(), "regenerate docs/search.schema.json (see README: edgeopt search)"
+
+
 def test_published_report_schema_is_current():
     from edgeopt.report.schema import Report
 

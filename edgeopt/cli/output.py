@@ -74,6 +74,31 @@ class Sink:
             yield lambda text: status.update(Text(f"{text}..."))
 
     @contextmanager
+    def trials(self, total: int) -> Iterator[Callable[[int, int, int, str | None, str | None], None]]:
+        """Progress of a search: a live bar (done / running / failed, best so far) on a terminal, one line per
+        finished trial otherwise, nothing in --json. Yields update(done, running, failed, best, finished_line)."""
+        if self.as_json:
+            yield lambda *_a: None
+            return
+        if not self.err.is_terminal:
+            def line(done: int, running: int, failed: int, best: str | None, finished: str | None) -> None:
+                if finished:
+                    self.err.print(printable(f"[{done}/{total}] {finished}"))
+            yield line
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with _terminal(self.err) as con, Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                                                  TextColumn("{task.description}"), TimeElapsedColumn(),
+                                                  console=con, transient=False) as bar:
+            task = bar.add_task("", total=total)
+
+            def update(done: int, running: int, failed: int, best: str | None, finished: str | None) -> None:
+                text = f"running {running}, failed {failed}" + (f", best {best}" if best else "")
+                bar.update(task, completed=min(done, total), description=printable(text))
+            yield update
+
+    @contextmanager
     def progress(self, description: str) -> Iterator[None]:
         """A spinner on stderr for a long step (silent in --json mode or off a terminal)."""
         if self.as_json or not self.err.is_terminal:

@@ -68,6 +68,8 @@ class BuildRequest:
     firmware_samples: int = 8  # eval (else calibration) samples fed to the firmware
     tflm: Path | None = None  # the TFLM tree for the firmware stage (default: $EDGEOPT_TFLM)
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --shape: (input name or "", dims) for symbolic dims
+    profile: Profile | None = None  # used instead of the target's own (edgeopt search: a trial's choices applied)
+    timing_lock: Path | None = None  # a file held locked while latency is measured (parallel search trials)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ def _noop(_: str) -> None:
 def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     started = time.perf_counter()
     resolved = load_profile(req.target)
+    if req.profile is not None:
+        from edgeopt.profiles.loader import with_profile
+
+        resolved = with_profile(resolved, req.profile)
     profile = resolved.profile
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
@@ -417,14 +423,18 @@ def _bench_settings(profile: Profile, req: BuildRequest, shapes: tuple[tuple[str
 
 
 def _time(paths: list[Path], settings: Any, req: BuildRequest) -> list[BenchResult]:
-    """Time `paths` interleaved, locally or on the --remote device."""
-    if req.remote is not None:
-        from edgeopt.benchmark.remote import run_remote
+    """Time `paths` interleaved, locally or on the --remote device; with `req.timing_lock`, only while no other
+    process holding that lock times anything."""
+    from edgeopt.benchmark.exclusive import exclusive
 
-        return list(run_remote(paths, settings, req.remote))
-    from edgeopt.benchmark.protocol import run_interleaved
+    with exclusive(req.timing_lock):
+        if req.remote is not None:
+            from edgeopt.benchmark.remote import run_remote
 
-    return run_interleaved(paths, settings)
+            return list(run_remote(paths, settings, req.remote))
+        from edgeopt.benchmark.protocol import run_interleaved
+
+        return run_interleaved(paths, settings)
 
 
 def _latency(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest,

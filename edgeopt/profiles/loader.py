@@ -212,6 +212,8 @@ def _raw_chain(path: Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
         current = _resolve_extends(ext, current) if ext else None
     merged: dict[str, Any] = {}
     for layer in reversed(layers):
+        if isinstance(layer.get("search"), dict):  # a search space is one thing: a child's [search] replaces its parent's
+            merged.pop("search", None)
         merged = _deep_merge(merged, layer)
     return merged, tuple(chain)
 
@@ -249,6 +251,17 @@ def _allowed_keys(section: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+def profile_sha256(profile: Profile) -> str:
+    """The hash of a resolved profile: sha256 of its canonical JSON."""
+    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def with_profile(resolved: ResolvedProfile, profile: Profile) -> ResolvedProfile:
+    """`resolved` with `profile` in place of its own (an `edgeopt search` trial: the target with its choices)."""
+    return ResolvedProfile(profile, resolved.path, resolved.chain, profile_sha256(profile))
+
+
 def load_profile(target: str | Path) -> ResolvedProfile:
     """Resolve `target` (name or path) into a validated, frozen profile."""
     path = find_profile(str(target))
@@ -257,5 +270,4 @@ def load_profile(target: str | Path) -> ResolvedProfile:
         profile = Profile.model_validate(merged)
     except ValidationError as exc:
         raise ProfileError(format_validation_error(path, exc)) from None
-    canonical = json.dumps(profile.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return ResolvedProfile(profile, path, chain, hashlib.sha256(canonical.encode()).hexdigest())
+    return ResolvedProfile(profile, path, chain, profile_sha256(profile))

@@ -258,6 +258,82 @@ class QatSection(Strict):
         return self
 
 
+class Objective(StrEnum):
+    """What `edgeopt search` minimises, measured in each trial's build report."""
+
+    ACCURACY_DROP = "accuracy_drop"  # points lost against the float model (100 - agreement without labels)
+    BYTES = "bytes"  # artifact size
+    P50_LATENCY = "p50_latency"  # ms, median on this host's runtime
+    ARENA = "arena"  # TFLM tensor arena, bytes (embedded-mcu)
+    FLASH = "flash"  # model + runtime flash, bytes (embedded-mcu)
+    DEVICE_LATENCY = "device_latency"  # ms, estimated on the board (embedded-mcu with a MAC rate or [firmware])
+
+
+MCU_OBJECTIVES = frozenset({Objective.ARENA, Objective.FLASH, Objective.DEVICE_LATENCY})
+
+
+class FloatRange(Strict):
+    """`{ low = 0.0, high = 0.6, step = 0.2 }`: low, low+step, ... up to high."""
+
+    low: Annotated[float, Field(ge=0, lt=1)]
+    high: Annotated[float, Field(ge=0, lt=1)]
+    step: Annotated[float, Field(gt=0, lt=1)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        if self.high < self.low:
+            msg = f"range high = {self.high} is below low = {self.low}; swap them"
+            raise ValueError(msg)
+        return self
+
+    def values(self) -> tuple[float, ...]:
+        n = int(round((self.high - self.low) / self.step + 1e-9))
+        return tuple(round(self.low + i * self.step, 6) for i in range(n + 1))
+
+
+class SearchSection(Strict):
+    """The space `edgeopt search` explores; every dimension is optional (absent = the profile's own value).
+
+    Budgets are the profile's [budgets]; the first objective is the one the chosen candidate is best on.
+    """
+
+    objectives: Annotated[tuple[Objective, ...], Field(min_length=1, description="minimised; the first is primary")] = (
+        Objective.ACCURACY_DROP, Objective.BYTES)
+    macs_reduction: Annotated[tuple[Annotated[float, Field(ge=0, lt=1)], ...] | FloatRange | None,
+                              Field(description="prune: fractions of MACs to remove (list or range); 0 = off")] = None
+    clusters: Annotated[tuple[Annotated[int, Field(ge=0, le=65536)], ...] | None,
+                        Field(description="weight sharing: cluster counts; 0 = off")] = None
+    schemes: Annotated[tuple[Scheme, ...] | None, Field(description="quantization schemes")] = None
+    per_channel: Annotated[tuple[bool, ...] | None, Field(description="int8/int16x8 per-channel weights on/off")] = None
+    calibration_methods: Annotated[tuple[CalibrationMethod, ...] | None,
+                                   Field(description="ONNX static int8 calibration methods")] = None
+    keep_float_top: Annotated[tuple[Annotated[int, Field(ge=0, le=64)], ...] | None,
+                              Field(description="int8: keep the N most int8-sensitive layers in float (0 = none)")] = None
+    qat: Annotated[tuple[bool, ...] | None, Field(description="int8: quantization-aware training on/off (needs --train)")] = None
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> SearchSection:
+        if len(set(self.objectives)) != len(self.objectives):
+            msg = "search.objectives names an objective twice; list each once"
+            raise ValueError(msg)
+        for key in ("macs_reduction", "clusters", "schemes", "per_channel", "calibration_methods", "keep_float_top", "qat"):
+            v = getattr(self, key)
+            if isinstance(v, tuple) and not v:
+                msg = f"search.{key} is an empty list; give at least one value, or remove the key"
+                raise ValueError(msg)
+            if isinstance(v, tuple) and len(set(v)) != len(v):
+                msg = f"search.{key} lists a value twice; list each once"
+                raise ValueError(msg)
+        if self.clusters is not None and 1 in self.clusters:
+            msg = "search.clusters = 1 would share one value per kernel; use 0 (off) or 2 and more"
+            raise ValueError(msg)
+        return self
+
+    def macs_values(self) -> tuple[float, ...] | None:
+        v = self.macs_reduction
+        return v.values() if isinstance(v, FloatRange) else v
+
+
 class Profile(Strict):
     """A resolved target profile (after `extends`)."""
 
@@ -277,6 +353,7 @@ class Profile(Strict):
     mcu: McuSection = McuSection()
     firmware: FirmwareSection = FirmwareSection()  # [firmware]: clock and CPI for `edgeopt mcu run`
     energy: EnergySection | None = None  # [energy]: device power with sources; absent = no estimate
+    search: SearchSection | None = None  # [search]: the space and objectives of `edgeopt search`; absent = none
 
     @model_validator(mode="after")
     def _runtime_fits_format(self) -> Profile:
@@ -343,5 +420,56 @@ class Profile(Strict):
             raise ValueError(msg)
         if self.qat is not None and self.quantize.scheme is not Scheme.INT8:
             msg = f"[qat] trains for int8; it needs quantize.scheme = 'int8' (got '{self.quantize.scheme}')"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _search_fits_target(self) -> Profile:
+        """[search] against the device class and the format: a dimension the target cannot take is refused by name."""
+        sr = self.search
+        if sr is None:
+            return self
+        mcu = self.device_class is DeviceClass.EMBEDDED_MCU
+        onnx = self.convert.format is OutputFormat.ONNX
+        schemes = sr.schemes or (self.quantize.scheme,)
+        for s in sr.schemes or ():
+            if mcu and s in (Scheme.FLOAT16, Scheme.DYNAMIC, Scheme.NONE):
+                msg = (f"search.schemes: '{s}' is not allowed for device class 'embedded-mcu' (TFLite Micro runs "
+                       "int8 kernels); use 'int8' (or 'int16x8' with mcu.allow_int16x8 = true)")
+                raise ValueError(msg)
+            if mcu and s is Scheme.INT16X8 and not self.mcu.allow_int16x8:
+                msg = "search.schemes: 'int16x8' needs mcu.allow_int16x8 = true on this board; set it or drop 'int16x8'"
+                raise ValueError(msg)
+            if onnx and s is Scheme.INT16X8:
+                msg = "search.schemes: 'int16x8' is TFLite-only; drop it for an ONNX target"
+                raise ValueError(msg)
+        for o in sr.objectives:
+            if o in MCU_OBJECTIVES and not mcu:
+                msg = (f"search.objectives: '{o}' is measured for device class 'embedded-mcu' only (this profile is "
+                       f"'{self.device_class}'); use accuracy_drop, bytes or p50_latency")
+                raise ValueError(msg)
+        if Objective.DEVICE_LATENCY in sr.objectives and self.mcu.sustained_macs_per_second is None and not (
+                self.firmware.run and self.firmware.cpi and self.firmware.clock_mhz):
+            msg = ("search.objectives: 'device_latency' needs mcu.sustained_macs_per_second (or [firmware] run with "
+                   "cpi and clock_mhz); set it or drop the objective")
+            raise ValueError(msg)
+        if sr.calibration_methods is not None and not onnx:
+            msg = "search.calibration_methods applies to ONNX targets only (convert.format = 'onnx'); remove it"
+            raise ValueError(msg)
+        if sr.calibration_methods is not None and Scheme.INT8 not in schemes:
+            msg = "search.calibration_methods needs 'int8' among the schemes searched; add it or remove the key"
+            raise ValueError(msg)
+        if sr.keep_float_top is not None and any(sr.keep_float_top):
+            if mcu:
+                msg = "search.keep_float_top: an MCU has no float fallback; remove it (or use [0])"
+                raise ValueError(msg)
+            if Scheme.INT8 not in schemes:
+                msg = "search.keep_float_top needs 'int8' among the schemes searched; add it or remove the key"
+                raise ValueError(msg)
+        if sr.qat is not None and True in sr.qat and Scheme.INT8 not in schemes:
+            msg = "search.qat = [true] trains for int8 but no scheme searched is 'int8'; add 'int8' or drop qat"
+            raise ValueError(msg)
+        if sr.per_channel is not None and not {Scheme.INT8, Scheme.INT16X8} & set(schemes):
+            msg = "search.per_channel applies to int8 / int16x8 only and no such scheme is searched; remove it"
             raise ValueError(msg)
         return self

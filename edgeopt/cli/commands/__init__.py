@@ -16,6 +16,7 @@ from edgeopt.cli.commands import (
     mcu,
     prune,
     qat,
+    search,
     sparsify,
     targets,
     verify,
@@ -23,6 +24,7 @@ from edgeopt.cli.commands import (
 
 COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     build.register,
+    search.register,
     verify.register,
     compare.register,
     bench.register,

@@ -1,0 +1,27 @@
+"""One timing at a time: a file lock held while latency is measured, shared by processes on this host.
+
+`edgeopt search` runs trials in parallel; their builds and accuracy checks overlap, their timings do not.
+The kernel releases an flock when its holder dies (even on SIGKILL), so a killed trial never blocks the rest.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def exclusive(lock: Path | None) -> Iterator[None]:
+    """Hold `lock` (created if missing) for the block; None: no lock, time at once."""
+    if lock is None:
+        yield
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process times
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -1,0 +1,137 @@
+"""One trial = one real build (edgeopt.pipeline.build, the same code path as `edgeopt build`) in OUT/trials/NNNN/."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import EdgeoptError
+from edgeopt.pipeline.build import BuildRequest, build
+from edgeopt.profiles.schema import Objective, Profile
+from edgeopt.report import schema as rs
+from edgeopt.search.space import SCHEME, Space, apply, bench_needed
+
+SURPLUS = "surplus"  # user attr of a trial asked after the study already had its N trials (pruned, never built)
+REPEAT = "repeat_of"  # user attr of a grid point whose effective choices a finished trial already built (pruned)
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """Everything a worker needs to run trials (picklable: it crosses to worker processes as JSON)."""
+
+    model: Path
+    target: str
+    out: Path
+    train: Path | None
+    eval: Path | None
+    calib: Path | None
+    trials: int  # COMPLETE trials the study stops at
+    ranking: tuple[str, ...] = ()  # tensor names, most int8-sensitive first (keep_float_top)
+    unsafe_load: bool = False
+    skip_repeats: bool = False  # grid: a point whose choices equal a finished trial's is not built again
+
+
+def trial_dir(out: Path, number: int) -> Path:
+    return Path(out) / "trials" / f"{number:04d}"
+
+
+def suggest(trial: Any, space: Space) -> dict[str, Any]:
+    """The trial's choices: the scheme first, then the dimensions that apply to it (define-by-run)."""
+    params: dict[str, Any] = {}
+    dims = sorted(space.dimensions, key=lambda d: d.name != SCHEME)
+    scheme = space.base_scheme
+    for d in dims:
+        if d.name != SCHEME and not d.applies(scheme):
+            continue
+        params[d.name] = trial.suggest_categorical(d.name, [space.grid()[d.name][i] for i in range(len(d.choices))])
+        if d.name == SCHEME:
+            from edgeopt.profiles.schema import Scheme
+
+            scheme = Scheme(params[d.name])
+    return params
+
+
+def objective_value(report: rs.Report, objective: Objective) -> float:
+    """One objective of a build, from its typed report; a figure the build did not measure is an internal error."""
+    opt = report.optimized
+    mcu = report.stages.mcu
+    value: float | None = None
+    if objective is Objective.ACCURACY_DROP and opt.accuracy is not None:
+        value = opt.accuracy.drop if opt.accuracy.drop is not None else 100.0 - opt.accuracy.agreement
+    elif objective is Objective.BYTES:
+        value = float(opt.artifact.bytes)
+    elif objective is Objective.P50_LATENCY and opt.latency_ms is not None:
+        value = opt.latency_ms.p50
+    elif objective is Objective.ARENA and mcu is not None:
+        value = float(mcu.arena_bytes)
+    elif objective is Objective.FLASH and mcu is not None:
+        value = float(mcu.flash_bytes)
+    elif objective is Objective.DEVICE_LATENCY:
+        fw = report.stages.firmware
+        if fw is not None and fw.device_latency is not None:
+            value = fw.device_latency.median_ms
+        elif mcu is not None and mcu.device_latency is not None:
+            value = mcu.device_latency.estimate_ms
+    if value is None:
+        msg = f"the build did not measure {objective} (see its report.json notes)"
+        raise EdgeoptError(msg)
+    return float(value)
+
+
+def constraints(report: rs.Report) -> list[float]:
+    """Optuna's constraint values: > 0 breaks a budget (actual over limit, relative), <= 0 within it."""
+    out = [((b.actual - b.limit) / b.limit if b.limit else b.actual) for b in report.budgets
+           if b.ok is not None and b.actual is not None]
+    return out or [0.0]
+
+
+def run_trial(trial: Any, ctx: TrialContext, space: Space, base: Profile, lock: Path) -> tuple[float, ...]:
+    """Build the trial's profile into OUT/trials/NNNN/ and return its objectives. Budget failures still complete
+    (they are constraints); a build that cannot be made raises (the trial FAILs, its error kept)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    mine = trial.number
+    taken = [t for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+             if t.number < mine]
+    if len(taken) >= ctx.trials:  # another worker took the last slot first: this one is never built
+        trial.set_user_attr(SURPLUS, True)
+        msg = f"the study already has {ctx.trials} trials"
+        raise optuna.TrialPruned(msg)
+    params = suggest(trial, space)
+    if ctx.skip_repeats:  # a grid dimension that does not apply to the scheme makes grid points that are the same build
+        same = next((t.number for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                     if t.params == params), None)
+        if same is not None:
+            trial.set_user_attr(REPEAT, same)
+            msg = f"the same choices as trial {same}"
+            raise optuna.TrialPruned(msg)
+    profile = apply(base, params, ctx.ranking)
+    folder = trial_dir(ctx.out, mine)
+    trial.set_user_attr("folder", str(folder.resolve()))
+    trial.set_user_attr("host", socket.gethostname())
+    try:
+        result = build(BuildRequest(model=ctx.model, target=ctx.target, out=folder, calib=ctx.calib, eval=ctx.eval,
+                                    train=ctx.train, unsafe_load=ctx.unsafe_load, profile=profile,
+                                    benchmark=bench_needed(base, space.objectives), timing_lock=lock, force=True,
+                                    command_line=("edgeopt", "search", f"trial {mine}")))
+    except EdgeoptError as exc:
+        from edgeopt.errors import first_line
+
+        trial.set_user_attr("error", first_line(exc))
+        raise
+    report = result.report
+    values = tuple(objective_value(report, o) for o in space.objectives)
+    trial.set_user_attr("constraints", constraints(report))
+    trial.set_user_attr("feasible", result.ok)
+    trial.set_user_attr("violations", [v.describe() for v in result.violations])
+    trial.set_user_attr("bytes", report.optimized.artifact.bytes)
+    trial.set_user_attr("artifact", report.optimized.artifact.path)
+    trial.set_user_attr("baseline_artifact", report.baseline.artifact.path)
+    acc = report.optimized.accuracy
+    trial.set_user_attr("accuracy", None if acc is None else acc.value)
+    lat = report.optimized.latency_ms
+    trial.set_user_attr("p50_ms", None if lat is None else lat.p50)
+    return values
