@@ -64,3 +64,14 @@ class EnergyMethod(StrEnum):
     MEASURED = "measured"  # an energy counter (RAPL) over the benchmark window, idle subtracted
     ESTIMATE = "estimate"  # profile power x a latency figure
     UNAVAILABLE = "unavailable"  # neither a readable counter nor profile constants
+
+
+class AccuracyMetric(StrEnum):
+    """How an output of an artifact is scored against the float model (edgeopt.validate.metrics)."""
+
+    AUTO = "auto"  # agreement (top1 with labels) for class scores (N, classes >= 2), snr for the others
+    TOP1 = "top1"  # top-1 accuracy against integer labels, percent (class scores)
+    AGREEMENT = "agreement"  # percent of samples whose top-1 equals the float model's (class scores)
+    SNR = "snr"  # signal-to-noise ratio against the float model's output, dB (regression, maps, sequences)
+    COSINE = "cosine"  # mean cosine similarity per sample with the float model's output
+    MAX_ABS = "max-abs"  # largest absolute difference from the float model's output
