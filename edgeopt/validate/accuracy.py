@@ -13,6 +13,7 @@ from edgeopt.data.tensors import Batch, IOSpec, batch_count
 from edgeopt.errors import DataError
 from edgeopt.runtime import RunnerOptions, open_runner
 from edgeopt.runtime.base import TensorInfo
+from edgeopt.runtime.shapes import plain_name
 from edgeopt.runtime.tensors import from_model_output, to_model_input
 from edgeopt.validate.metrics import (
     SNR_CAP_DB,
@@ -93,7 +94,7 @@ def _feed_order(keys: Sequence[str], infos: Sequence[TensorInfo], x: Batch) -> l
     by_name = dict(x)
     out = []
     for key, info in zip(keys, infos, strict=True):
-        hit = next((by_name[c] for c in (key, info.name, _plain(info.name)) if c in by_name), None)
+        hit = next((by_name[c] for c in (key, info.name, plain_name(info.name)) if c in by_name), None)
         if hit is None:
             break
         out.append(hit)
@@ -103,12 +104,6 @@ def _feed_order(keys: Sequence[str], infos: Sequence[TensorInfo], x: Batch) -> l
         return list(by_name.values())
     msg = f"the artifact's inputs ({', '.join(keys)}) do not match the data's arrays ({', '.join(by_name)})"
     raise DataError(msg)
-
-
-def _plain(tensor_name: str) -> str:
-    """`serving_default_image:0` -> `image`."""
-    name = tensor_name.split(":")[0]
-    return name.removeprefix("serving_default_")
 
 
 def output_order(keys: Sequence[str], shapes: Sequence[tuple[int, ...]], want: Sequence[IOSpec]) -> list[int]:
