@@ -99,7 +99,8 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
             return within
         from edgeopt.quantize.partial import settings_from_profile
 
-        settings = replace(settings_from_profile(profile), **done.partial_overrides)
+        settings = replace(settings_from_profile(profile), **done.partial_overrides, target=target,
+                           outputs=source.outputs)
         result = quant.partial(model, done.partial_source or float_opt, calib, evalset.x, evalset.y, settings)
         qat = None
         from edgeopt.pipeline.qat_stage import qat_in_ladder, qat_rung
@@ -124,9 +125,11 @@ def _partial_unsupported(source: Source, target: AccuracyTarget | None) -> str |
 
     if len(source.inputs) > 1:
         return "accuracy control ([partial]) skipped: it handles single-input models only; plain int8 was kept"
-    if target is not None and target.metrics and target.metrics[0] not in CLASS_METRICS:
-        return (f"accuracy control ([partial]) skipped: output '{target.names[0]}' is scored by "
-                f"{target.metrics[0]}, and accuracy control works on top1/agreement only; plain int8 was kept")
+    if target is not None and target.metrics and target.metrics[0] not in CLASS_METRICS and not target.checked:
+        from edgeopt.validate.metrics import BUDGETS
+
+        return (f"accuracy control ([partial]) skipped: output '{target.names[0]}' is scored by {target.metrics[0]} "
+                f"and no budget applies to it; set budgets.{BUDGETS[target.metrics[0]][0]}; plain int8 was kept")
     return None
 
 
@@ -141,7 +144,14 @@ def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, ref
     res = measured or compare(predict_outputs(stage.path(arts.optimized), evalset.batch, source.outputs), reference,
                               evalset.y, source.reference_name, target=target)
     limit = profile.budgets.max_accuracy_drop
-    if res.drop is None or limit is None or res.drop > limit + 1e-9 or res.met is False:
+    if res.met is not None:
+        if not res.met:
+            return None
+        p = res.primary
+        what = f"{p.metric} {p.figure:.4g}" if p is not None and p.drop is None else f"drops {res.drop:.2f} points"
+        note = f"accuracy control ([partial]) not needed: plain {arts.scheme} meets every accuracy budget ({what})"
+        return replace(arts, note=note, optimized_accuracy=res)
+    if res.drop is None or limit is None or res.drop > limit + 1e-9:
         return None
     note = f"accuracy control ([partial]) not needed: plain {arts.scheme} drops {res.drop:.2f} points (budget {limit:g} points)"
     return replace(arts, note=note, optimized_accuracy=res)

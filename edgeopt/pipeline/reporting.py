@@ -292,7 +292,8 @@ def _partial(r: PartialResult) -> rs.PartialStage:
         sensitivity=[rs.SensitivityRow.model_validate(x, from_attributes=True) for x in r.sensitivity],
         steps=[rs.PartialStep(step=s.step, scheme=s.scheme, out_of_int8=list(s.out_of_int8), layers=list(s.layers),
                               size_bytes=s.size_bytes, accuracy=s.accuracy, accuracy_drop=s.accuracy_drop,
-                              latency_p50_ms=s.latency_p50_ms, within_budget=s.within_budget) for s in r.steps],
+                              latency_p50_ms=s.latency_p50_ms, within_budget=s.within_budget, metric=s.metric,
+                              figure=s.figure) for s in r.steps],
         chosen=r.chosen, met=r.met)
 
 

@@ -250,6 +250,8 @@ class PartialStep(Frozen):
     accuracy_drop: float  # points vs the float model (100 - agreement without labels)
     latency_p50_ms: float | None
     within_budget: bool
+    metric: str = ""  # the primary output's metric (top1, agreement, snr, cosine, max-abs); "" in older reports
+    figure: float | None = None  # its budget figure: points lost (top1/agreement), dB (snr), similarity, abs error
 
 
 class PartialStage(Frozen):
