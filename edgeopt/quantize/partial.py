@@ -187,7 +187,7 @@ class _Evaluator:
         outs = self._predict(path)
         outs[0] = outs[0].reshape(outs[0].shape[0], -1)
         res = compare(outs, self.reference, self.y, "float", target=self.settings.target)
-        drop = float(res.drop if res.drop is not None else 100.0 - res.agreement)
+        drop = float(res.drop if res.drop is not None else 100.0 - (res.agreement or 0.0))
         within = drop <= self.settings.max_accuracy_drop + 1e-9 if res.met is None else res.met
         p = res.primary if self.settings.target is not None else None
         p50 = None

@@ -66,7 +66,7 @@ class AccuracyInfo(Frozen):
     value: float | None  # top-1 accuracy, percent
     reference_value: float | None  # the float model's top-1, percent
     drop: float | None  # percentage points lost against the float model
-    agreement: float  # percent of samples with the same top-1 as the float model
+    agreement: float | None  # percent of samples with the same top-1 as the float model; None: not class scores
     snr_db: float  # output SNR against the float model (capped at 200 dB)
     samples: int
     outputs: list[OutputAccuracy] = Field(default_factory=list)  # every output, in the source model's order

@@ -41,7 +41,7 @@ class AccuracyResult:
     value: float | None  # top-1 accuracy in percent (None unless the metric is top1)
     reference_value: float | None  # the float model's top-1 in percent
     drop: float | None  # percentage points lost against the float model (top1 / agreement)
-    agreement: float  # percent of samples whose top-1 equals the float model's
+    agreement: float | None  # percent of samples whose top-1 equals the float model's; None: not class scores
     snr_db: float  # output signal-to-noise ratio against the float model
     samples: int
     outputs: tuple[OutputScore, ...] = ()
@@ -170,7 +170,7 @@ def compare(outputs: np.ndarray | Sequence[np.ndarray], reference: np.ndarray | 
     scores = tuple(score(s.name, m, o, r, labels if m is AccuracyMetric.TOP1 else None)
                    for s, m, o, r in zip(specs, metrics, outs, refs, strict=True))
     p = scores[0]
-    agree = p.agreement if p.agreement is not None else (p.value if p.metric is AccuracyMetric.AGREEMENT else 0.0)
+    agree = p.agreement if p.agreement is not None else (p.value if p.metric is AccuracyMetric.AGREEMENT else None)
     return AccuracyResult(str(p.metric), reference_name, p.value if p.metric is AccuracyMetric.TOP1 else None,
-                          p.reference_value, p.drop, float(agree), p.snr_db, int(outs[0].shape[0]), scores,
+                          p.reference_value, p.drop, agree, p.snr_db, int(outs[0].shape[0]), scores,
                           None if target is None else met(scores, target))

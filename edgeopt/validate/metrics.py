@@ -127,7 +127,8 @@ class OutputScore:
 def score(name: str, metric: AccuracyMetric, out: np.ndarray, ref: np.ndarray, labels: np.ndarray | None) -> OutputScore:
     n = out.shape[0]
     o, r = out.reshape(n, -1).astype(np.float64), ref.reshape(n, -1).astype(np.float64)
-    agree = float(100.0 * np.mean(o.argmax(1) == r.argmax(1))) if o.shape[1] > 1 else None
+    # top-1 agreement means something for (N, k) scores only, not for a flattened map or sequence
+    agree = float(100.0 * np.mean(o.argmax(1) == r.argmax(1))) if out.ndim == 2 and o.shape[1] > 1 else None
     snr, cos, mx = snr_db(r, o), cosine(r, o), max_abs(r, o)
     if metric is AccuracyMetric.TOP1:
         assert labels is not None
