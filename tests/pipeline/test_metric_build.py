@@ -70,3 +70,15 @@ def test_top1_on_a_map_is_refused(cli, models: Path, tmp_path: Path) -> None:
     lines = [ln for ln in res.output.strip().splitlines() if ln.startswith("error")]
     assert len(lines) == 1 and "metric top1 does not fit output" in lines[0] and "(N, 8, 8, 3)" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_accuracy_control_works_on_the_snr_of_a_regression_output(models: Path) -> None:
+    prof = models / "snr.toml"
+    prof.write_text('extends = "edge-server"\nname = "snr"\n[budgets]\nmin_snr_db = 70.0\n')
+    res, acc = _outputs(models, "reg.keras", str(prof), "reg-partial")
+    part = res.report.stages.partial
+    assert part is not None and part.steps[0].metric == "snr" and part.steps[0].within_budget is False
+    assert part.steps[0].figure is not None and part.steps[0].figure < 70  # plain int8 misses the budget
+    chosen = part.steps[part.chosen]
+    assert part.met and chosen.within_budget and chosen.out_of_int8 and (chosen.figure or 0) >= 70
+    assert acc.outputs[0].value >= 70 and {b.name: b.ok for b in res.report.budgets}["min_snr_db"] is True
