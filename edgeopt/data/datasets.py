@@ -277,3 +277,27 @@ def check_labels(ds: Dataset, classes: int | None, role: str) -> Dataset:
             )
             raise DataError(msg)
     return ds
+
+
+def load_samples(path: Path, role: str = "sample") -> Batch:
+    """Samples for a converted model (`mcu check --data`): `x` (or a .npy), else every array but the labels `y`
+    by name (a model with several inputs; matched to its inputs by name, else in order)."""
+    path = check_data_path(path, role)
+    if path.suffix.lower() == ".npy":
+        return load_dataset(path, role).x
+    from edgeopt.data.npy_guard import read_headers
+
+    read_headers(path, f"{role} data", None)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = [f for f in z.files if f != LABELS]
+            if "x" in files or len(files) <= 1:
+                return load_dataset(path, role).x
+            arrays = {f: z[f] for f in files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
+        raise DataError(msg) from None
+    for a in arrays.values():
+        _validate(Dataset(path, a, None), role)
+    return arrays
+

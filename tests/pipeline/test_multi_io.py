@@ -112,7 +112,7 @@ def test_small_eval_set_is_noted(two: Path, tmp_path: Path) -> None:
     assert "20 samples" in note and "5 points" in note and "max_accuracy_drop 1" in note and "100 eval samples" in note
 
 
-def test_mcu_check_of_a_multi_input_int8_model(two: Path) -> None:
+def test_mcu_check_of_a_multi_input_int8_model(cli, two: Path) -> None:
     from edgeopt.mcu.check import check_model
     from edgeopt.profiles import load_profile
 
@@ -126,3 +126,8 @@ def test_mcu_check_of_a_multi_input_int8_model(two: Path) -> None:
         samples = {"image": z["image"][:4], "extra": z["extra"][:4]}
     report = check_model(res.out / "two.tflite", load_profile("embedded-mcu").profile, samples=samples, sample_count=4)
     assert report.samples_compared == 4
+    res_cli = cli("mcu", "check", res.out / "two.tflite", "--target", "embedded-mcu", "--data", two / "eval.npz",
+                  "--samples", "3", "--json")  # arrays by input name, labels y ignored
+    assert res_cli.exit_code == 0, res_cli.output
+    data = json.loads(res_cli.output)
+    assert data["samples_compared"] == 3 and data["bit_exact"] is not False
