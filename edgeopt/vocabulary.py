@@ -72,3 +72,14 @@ class SamplerName(StrEnum):
     NSGA2 = "nsga2"  # NSGA-II: multi-objective genetic search (default)
     TPE = "tpe"  # multi-objective Tree-structured Parzen Estimator
     GRID = "grid"  # every point of the space, in Optuna's grid order
+
+
+class AccuracyMetric(StrEnum):
+    """How an output of an artifact is scored against the float model (edgeopt.validate.metrics)."""
+
+    AUTO = "auto"  # agreement (top1 with labels) for class scores (N, classes >= 2), snr for the others
+    TOP1 = "top1"  # top-1 accuracy against integer labels, percent (class scores)
+    AGREEMENT = "agreement"  # percent of samples whose top-1 equals the float model's (class scores)
+    SNR = "snr"  # signal-to-noise ratio against the float model's output, dB (regression, maps, sequences)
+    COSINE = "cosine"  # mean cosine similarity per sample with the float model's output
+    MAX_ABS = "max-abs"  # largest absolute difference from the float model's output

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from edgeopt.convert.savedmodel import input_shape
+from edgeopt.convert.savedmodel import input_specs, output_specs
 from edgeopt.errors import ConversionError, RuntimeUnavailableError, cause_of
 
 
@@ -35,25 +35,26 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
         msg = "ONNX export needs tf2onnx; install it with: pip install 'edgeopt[convert]'"
         raise RuntimeUnavailableError(msg) from None
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    shape = (None,) + input_shape(model)[1:]
-    spec = tf.TensorSpec(shape, tf.float32, name="input")
+    ins = input_specs(model)
+    specs = [tf.TensorSpec((None, *s.shape[1:]), tf.as_dtype(s.dtype), name=s.name) for s in ins]
 
     @tf.function
-    def forward(x: Any) -> Any:
-        return model(x, training=False)
+    def forward(*xs: Any) -> Any:
+        return model(xs[0] if len(xs) == 1 else list(xs), training=False)
 
     try:
         from edgeopt.runtime.quiet import native_quiet
 
         with native_quiet(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
                 _grouped_conv_without_xla():
-            captured = _captured_constants(forward.get_concrete_function(spec))
-            proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
+            captured = _captured_constants(forward.get_concrete_function(*specs))
+            proto, _ = tf2onnx.convert.from_function(forward, input_signature=specs, opset=opset)
     except Exception as exc:  # noqa: BLE001
         msg = f"ONNX export failed: {type(exc).__name__}: {cause_of(exc)}"
         raise ConversionError(msg) from None
     _fold_captured_inputs(proto, captured)
-    return normalize_onnx(proto).SerializeToString()
+    outs = output_specs(model)
+    return normalize_onnx(proto, [o.name for o in outs] if len(outs) > 1 else None).SerializeToString()
 
 
 def _captured_constants(concrete: Any) -> dict[str, Any]:
@@ -119,8 +120,9 @@ def _grouped_conv_without_xla() -> Iterator[None]:
         tf_nn.conv = original
 
 
-def normalize_onnx(proto: Any) -> Any:
-    """Make the output names and metadata stable so the bytes are reproducible."""
+def normalize_onnx(proto: Any, output_names: list[str] | None = None) -> Any:
+    """Make the output names and metadata stable so the bytes are reproducible: one output is `output`,
+    several take `output_names` (the Keras output names, in the traced function's order) when given."""
     proto.producer_name = "edgeopt+tf2onnx"
     proto.producer_version = ""
     proto.doc_string = ""
@@ -132,9 +134,23 @@ def normalize_onnx(proto: Any) -> Any:
                 node.output[:] = ["output" if o == old else o for o in node.output]
                 node.input[:] = ["output" if i == old else i for i in node.input]
             proto.graph.output[0].name = "output"
+    elif output_names is not None and len(output_names) == len(proto.graph.output):
+        for value, new in zip(proto.graph.output, output_names, strict=True):
+            _rename(proto, value.name, new)
     _canonical_names(proto)
     _canonical_dims(proto)
     return proto
+
+
+def _rename(proto: Any, old: str, new: str) -> None:
+    if old == new:
+        return
+    for node in proto.graph.node:
+        node.output[:] = [new if o == old else o for o in node.output]
+        node.input[:] = [new if i == old else i for i in node.input]
+    for value in proto.graph.output:
+        if value.name == old:
+            value.name = new
 
 
 def _canonical_dims(proto: Any) -> None:

@@ -1,11 +1,14 @@
-"""Load and check user data against a model's input.
+"""Load and check user data against a model's inputs.
 
-`.npz` holds `x` (samples) and optionally `y` (integer labels or targets);
-`.npy` holds `x` only. Files are read with allow_pickle=False.
+`.npz` holds `x` (samples) and optionally `y` (integer labels or targets); `.npy` holds `x` only. A model with
+several inputs takes one array per input name (`np.savez(path, image=..., extra=..., y=...)`), or, when the
+arrays keep numpy's default names (`arr_0`, `arr_1`, ... or `x_0`, `input_0`, ...) and their count matches, one
+per input in the model's order. Files are read with allow_pickle=False.
 """
 
 from __future__ import annotations
 
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -13,19 +16,29 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch, IOSpec
 from edgeopt.errors import DataError
 from edgeopt.input_files import regular_file
+
+LABELS = "y"
+_DEFAULT_NAME = re.compile(r"(?:arr|x|inputs?)_?(\d+)")
 
 
 @dataclass(frozen=True)
 class Dataset:
     path: Path
-    x: np.ndarray
+    x: np.ndarray  # the first (or only) input's samples
     y: np.ndarray | None
+    inputs: tuple[tuple[str, np.ndarray], ...] = ()  # several inputs: (model input name, samples), model order
 
     @property
     def count(self) -> int:
         return int(self.x.shape[0])
+
+    @property
+    def batch(self) -> Batch:
+        """What a runner or Keras is fed: the array, or (several inputs) arrays by input name."""
+        return self.x if len(self.inputs) <= 1 else dict(self.inputs)
 
 
 SUFFIXES = (".npz", ".npy")
@@ -44,12 +57,17 @@ def check_data_path(path: Path, role: str) -> Path:
     return path
 
 
-def load_dataset(path: Path, role: str, input_shape: tuple[int | None, ...] | None = None) -> Dataset:
+def load_dataset(path: Path, role: str, input_shape: tuple[int | None, ...] | None = None,
+                 inputs: tuple[IOSpec, ...] | None = None) -> Dataset:
     """Read `path` for `role` ("calibration", "eval", "train"); raise DataError on bad content.
 
-    With `input_shape` (the model's, batch first) the array headers are checked against it before
-    anything is inflated. Labels are read only for eval and train data.
+    With `input_shape` (the model's, batch first) or `inputs` (every model input) the array headers are checked
+    against it before anything is inflated. Labels are read only for eval and train data.
     """
+    if inputs is not None and len(inputs) > 1:
+        return _load_several(check_data_path(path, role), role, inputs)
+    if inputs is not None and input_shape is None:
+        input_shape = inputs[0].shape
     path = check_data_path(path, role)
     from edgeopt.data.npy_guard import read_headers
 
@@ -64,10 +82,8 @@ def load_dataset(path: Path, role: str, input_shape: tuple[int | None, ...] | No
             x = np.load(path, allow_pickle=False)
         else:
             with np.load(path, allow_pickle=False) as z:
-                if "x" not in z.files:
-                    msg = f"{role} data {path} has no array 'x' (found: {', '.join(z.files) or 'none'}); save with np.savez(path, x=..., y=...)"
-                    raise DataError(msg)
-                x = z["x"]
+                key = _single_key(path, role, z.files, None if inputs is None else inputs[0].name)
+                x = z[key]
                 y = z["y"] if "y" in names and "y" in z.files else None
     except DataError:
         raise
@@ -78,6 +94,71 @@ def load_dataset(path: Path, role: str, input_shape: tuple[int | None, ...] | No
         msg = f"{role} data {path}: 'x' is not an array; save with np.savez(path, x=..., y=...)"
         raise DataError(msg)
     return _validate(Dataset(path, x, y), role)
+
+
+def _single_key(path: Path, role: str, files: list[str], input_name: str | None) -> str:
+    """The array of a single-input model: `x`, else the input's name, else the one unlabelled array."""
+    if "x" in files:
+        return "x"
+    if input_name is not None and input_name in files:
+        return input_name
+    rest = [f for f in files if f != LABELS]
+    if len(rest) == 1 and _DEFAULT_NAME.fullmatch(rest[0]):
+        return rest[0]
+    msg = f"{role} data {path} has no array 'x' (found: {', '.join(files) or 'none'}); save with np.savez(path, x=..., y=...)"
+    raise DataError(msg)
+
+
+def match_arrays(path: Path, role: str, files: list[str], inputs: tuple[IOSpec, ...]) -> list[str]:
+    """The .npz member for each model input: by input name; else, when every array keeps a default name
+    (arr_0.., x_0.., input_0..) and the counts match, in order. DataError naming what matches nothing."""
+    wanted = [s.name for s in inputs]
+    arrays = [f for f in files if f != LABELS]
+    if all(n in arrays for n in wanted) and len(arrays) == len(wanted):
+        return wanted
+    if len(arrays) == len(wanted) and all(_DEFAULT_NAME.fullmatch(a) for a in arrays):
+        return sorted(arrays, key=lambda a: int(_DEFAULT_NAME.fullmatch(a).group(1)))  # type: ignore[union-attr]
+    stray = [a for a in arrays if a not in wanted]
+    missing = [n for n in wanted if n not in arrays]
+    example = ", ".join(f"{n}=..." for n in wanted)
+    what = (f"array(s) {', '.join(stray)} match no model input" if stray else
+            f"no array for input(s) {', '.join(missing)}")
+    msg = (f"{role} data {path}: {what} (the model's inputs: {', '.join(wanted)}); save one array per input "
+           f"name: np.savez(path, {example}{', y=...' if role != 'calibration' else ''})")
+    raise DataError(msg)
+
+
+def _load_several(path: Path, role: str, inputs: tuple[IOSpec, ...]) -> Dataset:
+    names = ", ".join(s.name for s in inputs)
+    if path.suffix.lower() == ".npy":
+        msg = (f"{role} data {path}: a .npy holds one array and the model has {len(inputs)} inputs ({names}); "
+               "save an .npz with one array per input name")
+        raise DataError(msg)
+    from edgeopt.data.npy_guard import read_headers
+
+    headers = read_headers(path, f"{role} data", None)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = match_arrays(path, role, list(z.files), inputs)
+            for key, spec in zip(keys, inputs, strict=True):
+                if key in headers:
+                    _check_shape(path, role, headers[key].shape, spec.shape, spec.name)
+            arrays = [z[k] for k in keys]
+            y = z[LABELS] if role != "calibration" and LABELS in z.files else None
+    except DataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
+        raise DataError(msg) from None
+    counts = {int(a.shape[0]) if a.ndim else 0 for a in arrays}
+    if len(counts) != 1:
+        got = ", ".join(f"{s.name}: {a.shape[0] if a.ndim else 0}" for s, a in zip(inputs, arrays, strict=True))
+        msg = f"{role} data {path}: the inputs hold different sample counts ({got}); give the same count for each"
+        raise DataError(msg)
+    for a in arrays:
+        _validate(Dataset(path, a, None), role)
+    ds = Dataset(path, arrays[0], y, tuple((s.name, a) for s, a in zip(inputs, arrays, strict=True)))
+    return _validate(ds, role)
 
 
 def _validate(ds: Dataset, role: str) -> Dataset:
@@ -103,32 +184,53 @@ def _validate(ds: Dataset, role: str) -> Dataset:
     return ds
 
 
-def _check_shape(path: Path, role: str, got_shape: tuple[int, ...], shape: tuple[int | None, ...]) -> None:
+def _check_shape(path: Path, role: str, got_shape: tuple[int, ...], shape: tuple[int | None, ...],
+                 input_name: str | None = None) -> None:
     want = tuple(shape[1:])
     got = tuple(got_shape[1:])
     ok = len(got_shape) >= 1 and len(want) == len(got) and all(w is None or w == g for w, g in zip(want, got, strict=True))
     if not ok:
         pretty = "(N, " + ", ".join("?" if w is None else str(w) for w in want) + ")"
-        msg = f"{role} data {path} has shape {tuple(got_shape)}; the model expects {pretty}"
+        which = "" if input_name is None else f" for input '{input_name}'"
+        msg = f"{role} data {path} has shape {tuple(got_shape)}{which}; the model expects {pretty}"
         raise DataError(msg)
 
 
-def check_against_input(ds: Dataset, shape: tuple[int | None, ...], role: str) -> Dataset:
-    """Check samples fit a model input of `shape` (batch dim first, None = any); returns float32 data."""
+def check_against_input(ds: Dataset, shape: tuple[int | None, ...], role: str,
+                        inputs: tuple[IOSpec, ...] | None = None) -> Dataset:
+    """Check samples fit a model input of `shape` (batch dim first, None = any); returns float32 data.
+
+    With several `inputs`, every array is checked against its input; integer inputs (token ids) keep integers."""
+    if inputs is not None and len(inputs) > 1 and ds.inputs:
+        arrays = []
+        for spec, (name, a) in zip(inputs, ds.inputs, strict=True):
+            _check_shape(ds.path, role, tuple(a.shape), spec.shape, name)
+            arrays.append(_as_input(ds.path, role, a, spec.dtype, name))
+        return Dataset(ds.path, arrays[0], ds.y, tuple((s.name, a) for s, a in zip(inputs, arrays, strict=True)))
     _check_shape(ds.path, role, tuple(ds.x.shape), shape)
-    if ds.x.dtype.kind not in "fiu" or ds.x.dtype.kind == "b":
-        msg = f"{role} data {ds.path}: x has dtype {ds.x.dtype}; expected float samples"
+    return Dataset(ds.path, _as_input(ds.path, role, ds.x, "float32", None), ds.y)
+
+
+def _as_input(path: Path, role: str, a: np.ndarray, dtype: str, name: str | None) -> np.ndarray:
+    what = "x" if name is None else f"input '{name}'"
+    if a.dtype.kind not in "fiu" or a.dtype.kind == "b":
+        msg = f"{role} data {path}: {what} has dtype {a.dtype}; expected float samples"
         raise DataError(msg)
+    if np.dtype(dtype).kind in "iu":
+        if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+            msg = f"{role} data {path}: {what} holds fractions; the model's input is {dtype} (give integers)"
+            raise DataError(msg)
+        return a.astype(dtype, copy=False)
     with np.errstate(over="ignore", invalid="ignore"):
-        x = ds.x.astype(np.float32, copy=False)
+        x = a.astype(np.float32, copy=False)
     if not np.isfinite(x).all():  # finite in float64 can overflow float32 (and crashed the calibrator)
         bad = int((~np.isfinite(x)).sum())
         msg = (
-            f"{role} data {ds.path}: {bad} value(s) of x overflow float32 (|x| > 3.4e38), the model's "
+            f"{role} data {path}: {bad} value(s) of {what} overflow float32 (|x| > 3.4e38), the model's "
                         "input type; scale the data"
         )
         raise DataError(msg)
-    return Dataset(ds.path, x, ds.y)
+    return x
 
 
 def sibling(model: Path, role: str) -> Path | None:
@@ -175,3 +277,27 @@ def check_labels(ds: Dataset, classes: int | None, role: str) -> Dataset:
             )
             raise DataError(msg)
     return ds
+
+
+def load_samples(path: Path, role: str = "sample") -> Batch:
+    """Samples for a converted model (`mcu check --data`): `x` (or a .npy), else every array but the labels `y`
+    by name (a model with several inputs; matched to its inputs by name, else in order)."""
+    path = check_data_path(path, role)
+    if path.suffix.lower() == ".npy":
+        return load_dataset(path, role).x
+    from edgeopt.data.npy_guard import read_headers
+
+    read_headers(path, f"{role} data", None)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = [f for f in z.files if f != LABELS]
+            if "x" in files or len(files) <= 1:
+                return load_dataset(path, role).x
+            arrays = {f: z[f] for f in files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
+        raise DataError(msg) from None
+    for a in arrays.values():
+        _validate(Dataset(path, a, None), role)
+    return arrays
+

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch, IOSpec
 from edgeopt.errors import InputError
 from edgeopt.load.formats import ModelFormat, detect_format
 from edgeopt.load.keras_model import KERAS_FORMATS, load_keras
@@ -23,7 +24,13 @@ class Source:
     qat_model: Any = None  # a model written by `edgeopt qat`: keras_model is then its float (stripped) twin
     output_width: int | None = None  # values per sample of the first output (classes); None if dynamic
     input_dtype: str = "float32"  # numpy name of the first input's element type
-    input_name: str = ""  # the (first) input's name in the source model
+    inputs: tuple[IOSpec, ...] = ()  # every input, by the name data and artifacts use for it
+    outputs: tuple[IOSpec, ...] = ()  # every output, in the source's order (reference outputs follow it)
+
+    @property
+    def input_name(self) -> str:
+        """The (first) input's name in the source model."""
+        return self.inputs[0].name if self.inputs else ""
 
     @property
     def reference_name(self) -> str:
@@ -43,27 +50,25 @@ class Source:
         g = read_onnx(self.onnx_path, shapes)
         return int(g.params), int(g.macs)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Float reference outputs (first output), batch first, flattened per sample."""
+    def predict(self, x: Batch) -> list[np.ndarray]:
+        """Float reference outputs, one float32 array (batch first) per output in `outputs` order."""
         if self.keras_model is not None:
-            out = self.keras_model.predict(x, batch_size=64, verbose=0)
-            out = out[0] if isinstance(out, list | tuple) else out
-            out = next(iter(out.values())) if isinstance(out, dict) else out
-            return np.asarray(out, np.float32).reshape(x.shape[0], -1)
-        from edgeopt.validate.accuracy import predict
+            feed = x if isinstance(x, np.ndarray) else list(x.values())
+            out = self.keras_model.predict(feed, batch_size=64, verbose=0)
+            outs = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, list | tuple) else [out]
+            return [np.asarray(o, np.float32) for o in outs]
+        from edgeopt.validate.accuracy import predict_outputs
 
         assert self.onnx_path is not None
-        return predict(self.onnx_path, x)
+        return predict_outputs(self.onnx_path, x, self.outputs)
 
 
 def open_source(path: Path, unsafe_load: bool) -> Source:
     fmt = detect_format(path)
     if fmt in KERAS_FORMATS:
-        from edgeopt.convert.savedmodel import input_shape, output_width
+        from edgeopt.convert.savedmodel import input_specs, output_specs
 
         model = load_keras(path, unsafe=unsafe_load)
-        inputs = getattr(model, "inputs", None) or []
-        dtype = getattr(inputs[0], "dtype", "float32") if inputs else "float32"
         from edgeopt.qat.export import is_qat_model
 
         qat_model = None
@@ -71,14 +76,24 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
             from edgeopt.qat.wrap import strip_model
 
             qat_model, model = model, strip_model(model)
-        return Source(path, fmt, input_shape(model), keras_model=model, output_width=output_width(model),
-                      input_dtype=str(getattr(dtype, "name", dtype)), qat_model=qat_model,
-                      input_name=str(getattr(inputs[0], "name", "") or "") if inputs else "")
+        ins, outs = input_specs(model), output_specs(model)
+        return Source(path, fmt, ins[0].shape, keras_model=model, output_width=label_width(outs),
+                      input_dtype=ins[0].dtype, qat_model=qat_model, inputs=ins, outputs=outs)
     if fmt is ModelFormat.ONNX:
-        shape, out_dims, name = _onnx_shapes(path)
-        return Source(path, fmt, shape, onnx_path=path, output_width=_width(out_dims[1:]), input_name=name)
+        ins, outs = _onnx_specs(path)
+        return Source(path, fmt, ins[0].shape, onnx_path=path, output_width=label_width(outs),
+                      input_dtype=ins[0].dtype, inputs=ins, outputs=outs)
     msg = f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
     raise InputError(msg)
+
+
+def label_width(outputs: tuple[IOSpec, ...]) -> int | None:
+    """Values per sample of the output labels score (the first class-score output, else the first); None when
+    a dimension is dynamic."""
+    from edgeopt.validate.metrics import looks_like_classes
+
+    chosen = next((o for o in outputs if looks_like_classes(o.shape)), outputs[0] if outputs else None)
+    return None if chosen is None else _width(chosen.shape[1:])
 
 
 def _width(dims: tuple[Any, ...]) -> int | None:
@@ -87,8 +102,8 @@ def _width(dims: tuple[Any, ...]) -> int | None:
     return int(np.prod([int(d) for d in dims])) if dims else 1
 
 
-def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, ...], str]:
-    """(input shape, first output shape, input name), batch first, None for dynamic dimensions."""
+def _onnx_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
+    """(inputs, outputs) of a float ONNX model, batch first, None for dynamic dimensions."""
     import onnx
 
     from edgeopt.runtime.verify_onnx import verify_onnx
@@ -96,16 +111,25 @@ def _onnx_shapes(path: Path) -> tuple[tuple[int | None, ...], tuple[int | None, 
     model = verify_onnx(path)
     init = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
-    if len(inputs) != 1:
-        msg = f"{path}: the model has {len(inputs)} inputs; edgeopt supports single-input models for now"
+    if not inputs:
+        msg = f"{path}: the model has no data input; give a model that takes an input"
         raise InputError(msg)
-    dims = inputs[0].type.tensor_type.shape.dim
-    elem = inputs[0].type.tensor_type.elem_type
-    if elem != onnx.TensorProto.FLOAT:
-        msg = f"{path}: input '{inputs[0].name}' is not float32; give a float ONNX model"
-        raise InputError(msg)
-    out = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []
-    return _dims(dims), _dims(out), inputs[0].name
+    specs = []
+    for value in inputs:
+        elem = value.type.tensor_type.elem_type
+        if elem == onnx.TensorProto.FLOAT:
+            dtype = "float32"
+        elif elem in _INT_TYPES and len(inputs) > 1:
+            dtype = _INT_TYPES[elem]
+        else:
+            msg = f"{path}: input '{value.name}' is not float32; give a float ONNX model"
+            raise InputError(msg)
+        specs.append(IOSpec(value.name, _dims(value.type.tensor_type.shape.dim), dtype))
+    outs = tuple(IOSpec(o.name, _dims(o.type.tensor_type.shape.dim)) for o in model.graph.output)
+    return tuple(specs), outs
+
+
+_INT_TYPES = {6: "int32", 7: "int64"}  # onnx.TensorProto.INT32 / INT64: ids or sizes beside a float input
 
 
 def _dims(dims: Any) -> tuple[int | None, ...]:

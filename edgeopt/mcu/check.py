@@ -7,9 +7,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from edgeopt.analysis.tflite_graph import TfliteGraph, read_tflite
+from edgeopt.data.tensors import Batch
 from edgeopt.energy.figure import EnergyFigure
 from edgeopt.errors import ModelFileError, UnsupportedOpError
 from edgeopt.load.formats import ModelFormat, detect_format
@@ -104,7 +103,7 @@ def measure(path: Path, profile: Profile, *, strict_io: bool = True) -> Verified
     return Verified(Path(path), graph, arena, total, note, findings)
 
 
-def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = None, sample_source: str = "",
+def check_model(path: Path, profile: Profile, *, samples: Batch | None = None, sample_source: str = "",
                 sample_count: int = DEFAULT_SAMPLES, compare: bool = True, verified: Verified | None = None) -> McuReport:
     """Run every MCU check on `path` for `profile`; budgets are reported in `violations`, not raised.
 
@@ -125,8 +124,8 @@ def check_model(path: Path, profile: Profile, *, samples: np.ndarray | None = No
         from edgeopt.runtime import open_runner
         from edgeopt.runtime.base import RunnerOptions
 
-        inputs = open_runner(v.path, RunnerOptions(threads=1, xnnpack=False)).inputs
-        feeds = make_feeds(inputs, samples, sample_count)
+        runner = open_runner(v.path, RunnerOptions(threads=1, xnnpack=False))
+        feeds = make_feeds(runner.inputs, samples, sample_count, keys=runner.input_keys)
         n = len(feeds)
         tflm = run_tflm(v.path, v.arena.arena_bytes, feeds)  # the exact minimum, on real data
         _, ref = litert_outputs(v.path, feeds)

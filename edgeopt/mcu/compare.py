@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch
 from edgeopt.errors import DataError
 from edgeopt.runtime.base import RunnerOptions, TensorInfo
 from edgeopt.runtime.tensors import random_input, to_model_input
@@ -51,28 +52,44 @@ def compare(tflm: tuple[tuple[np.ndarray, ...], ...], ref: list[list[np.ndarray]
                       mismatched_elements=mismatched)
 
 
-def make_feeds(inputs: tuple[TensorInfo, ...], x: np.ndarray | None, count: int, seed: int = 0) -> list[list[np.ndarray]]:
-    """Samples as model inputs: float data is quantized with each input's scale; None -> seeded random."""
+def make_feeds(inputs: tuple[TensorInfo, ...], x: Batch | None, count: int, seed: int = 0,
+               keys: tuple[str, ...] = ()) -> list[list[np.ndarray]]:
+    """Samples as model inputs: float data is quantized with each input's scale; None -> seeded random.
+
+    A model with several inputs takes arrays by input name (`keys`: the runner's signature keys)."""
     if x is None:
         rng = np.random.default_rng(seed)
         return [[random_input(info, rng) for info in inputs] for _ in range(count)]
-    if len(inputs) != 1:
-        msg = f"the model has {len(inputs)} inputs; sample data (one array x) fits single-input models only"
-        raise DataError(msg)
-    info = inputs[0]
-    want = tuple(d if d > 0 else 1 for d in info.shape)
-    feeds = []
-    for i in range(min(count, int(x.shape[0]))):
-        sample = x[i:i + 1]
-        if sample.size != int(np.prod(want)):
-            msg = f"sample {i} has shape {list(x.shape[1:])}; the model input wants {list(want[1:])}"
+    if isinstance(x, np.ndarray):
+        if len(inputs) != 1:
+            msg = (f"the model has {len(inputs)} inputs; sample data (one array x) fits single-input models only: "
+                   "give an .npz with one array per input name")
             raise DataError(msg)
-        sample = sample.reshape(want)
-        if sample.dtype.kind == "f":
-            feeds.append([to_model_input(sample, info)])
-        elif np.dtype(sample.dtype) == np.dtype(info.dtype):
-            feeds.append([sample])
+        arrays = [x]
+    else:
+        names = keys or tuple(i.name for i in inputs)
+        missing = [k for k in names if k not in x]
+        if missing and len(x) == len(inputs):
+            arrays = list(x.values())
+        elif missing:
+            msg = f"sample data has no array for input(s) {', '.join(missing)} (arrays: {', '.join(x)})"
+            raise DataError(msg)
         else:
-            msg = f"sample data is {sample.dtype}; the model input is {info.dtype} (give float data or {info.dtype})"
-            raise DataError(msg)
-    return feeds
+            arrays = [x[k] for k in names]
+    n = min(count, *(int(a.shape[0]) for a in arrays))
+    return [[_one(a, i, info) for a, info in zip(arrays, inputs, strict=True)] for i in range(n)]
+
+
+def _one(x: np.ndarray, i: int, info: TensorInfo) -> np.ndarray:
+    want = tuple(d if d > 0 else 1 for d in info.shape)
+    sample = x[i:i + 1]
+    if sample.size != int(np.prod(want)):
+        msg = f"sample {i} has shape {list(x.shape[1:])}; the model input {info.name} wants {list(want[1:])}"
+        raise DataError(msg)
+    sample = sample.reshape(want)
+    if sample.dtype.kind == "f":
+        return to_model_input(sample, info)
+    if np.dtype(sample.dtype) == np.dtype(info.dtype):
+        return sample
+    msg = f"sample data is {sample.dtype}; the model input is {info.dtype} (give float data or {info.dtype})"
+    raise DataError(msg)

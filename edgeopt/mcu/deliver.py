@@ -6,8 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from edgeopt.data.tensors import Batch, batch_count
 from edgeopt.mcu.c_export import check_c_name, export_c
 from edgeopt.mcu.check import DEFAULT_SAMPLES, check_model, measure
 from edgeopt.mcu.report import McuReport
@@ -16,7 +15,7 @@ from edgeopt.profiles.schema import Profile
 DEFAULT_NAME = "g_model"
 
 
-def deliver(tflite_path: Path, profile: Profile | Any, samples: np.ndarray | None = None,
+def deliver(tflite_path: Path, profile: Profile | Any, samples: Batch | None = None,
             out_dir: Path | None = None, *, name: str = DEFAULT_NAME, sample_source: str = "") -> McuReport:
     """Verify `tflite_path` for the MCU `profile` and write `<name>.h` / `<name>.cc` beside it (or in `out_dir`).
 
@@ -30,7 +29,7 @@ def deliver(tflite_path: Path, profile: Profile | Any, samples: np.ndarray | Non
     check_c_name(name)
     tflite_path = Path(tflite_path)
     verified = measure(tflite_path, profile)
-    count = int(samples.shape[0]) if samples is not None else DEFAULT_SAMPLES  # compare on every sample given
+    count = batch_count(samples) if samples is not None else DEFAULT_SAMPLES  # compare on every sample given
     report = check_model(tflite_path, profile, samples=samples, sample_source=sample_source, sample_count=count,
                          verified=verified)
     files = export_c(tflite_path, verified.graph, Path(out_dir) if out_dir else tflite_path.parent, name,

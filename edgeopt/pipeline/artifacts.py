@@ -18,6 +18,7 @@ import numpy as np
 
 from edgeopt.atomic import Staging, write_bytes_atomic
 from edgeopt.data.datasets import Dataset
+from edgeopt.data.tensors import Batch
 from edgeopt.load.source import Source
 from edgeopt.profiles.schema import Profile, Scheme
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from edgeopt.quantize.partial import PartialResult
     from edgeopt.report.schema import QatStage
     from edgeopt.validate.accuracy import AccuracyResult
+    from edgeopt.validate.metrics import AccuracyTarget
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,12 @@ def artifact_names(model: Path, fmt: Any) -> tuple[str, str]:
     return f"{stem}.float{suffix}", f"{stem}{suffix}"
 
 
-def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarray | None,
-                   evalset: Dataset | None, reference: np.ndarray | None, stage: Staging,
-                   measure: Measure | None = None, train: Dataset | None = None, qat_model: Any = None) -> Artifacts:
-    """`reference`: the source model's outputs on the eval data (what accuracy drop is measured against);
+def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | None,
+                   evalset: Dataset | None, reference: list[np.ndarray] | None, stage: Staging,
+                   measure: Measure | None = None, train: Dataset | None = None, qat_model: Any = None,
+                   target: AccuracyTarget | None = None) -> Artifacts:
+    """`reference`: the source model's outputs on the eval data (what accuracy is measured against), one array per
+    output; `target`: each output's metric and budget (edgeopt.validate.metrics);
     `measure`: times models on the benchmark device (None when the benchmark is skipped);
     `train`: for the QAT rung of the ladder; `qat_model`: a trained fake-quant model, exported as is.
 
@@ -79,20 +83,24 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: np.ndarr
     if qat_model is not None:
         return _qat_artifact(qat_model, profile, stage, base, opt)
     float_opt = float_base if model is source.keras_model else conv.export(model, work / "optimized", profile.convert)
-    ctx = QuantizeContext(baseline=stage.path(base), measure=measure, score=_scorer(source, evalset, reference),
+    ctx = QuantizeContext(baseline=stage.path(base), measure=measure, score=_scorer(source, evalset, reference, target),
                           max_accuracy_drop=profile.budgets.max_accuracy_drop,
                           user_model=source.keras_model is None, label=str(source.path))
     done = quant.quantize(float_opt, q, calib, work, ctx)
     write_bytes_atomic(stage.path(opt), done.data)
     plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
+    skip = _partial_unsupported(source, target) if _use_partial(profile, evalset) else None
+    if skip:
+        return replace(plain, optimized_accuracy=done.accuracy, notes=(*plain.notes, skip))
     if _use_partial(profile, evalset):
-        assert evalset is not None and calib is not None
-        within = _plain_within_budget(source, profile, evalset, reference, stage, plain, done.accuracy)
+        assert evalset is not None and calib is not None and isinstance(calib, np.ndarray)
+        within = _plain_within_budget(source, profile, evalset, reference, stage, plain, done.accuracy, target)
         if within is not None:
             return within
         from edgeopt.quantize.partial import settings_from_profile
 
-        settings = replace(settings_from_profile(profile), **done.partial_overrides)
+        settings = replace(settings_from_profile(profile), **done.partial_overrides, target=target,
+                           outputs=source.outputs)
         result = quant.partial(model, done.partial_source or float_opt, calib, evalset.x, evalset.y, settings)
         qat = None
         from edgeopt.pipeline.qat_stage import qat_in_ladder, qat_rung
@@ -111,28 +119,53 @@ def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
         profile.quantize.scheme is Scheme.INT8 and profile.budgets.max_accuracy_drop is not None
 
 
-def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, reference: np.ndarray | None,
-                         stage: Staging, arts: Artifacts, measured: AccuracyResult | None = None) -> Artifacts | None:
+def _partial_unsupported(source: Source, target: AccuracyTarget | None) -> str | None:
+    """Why accuracy control cannot run on this model (a note), or None."""
+    from edgeopt.validate.metrics import CLASS_METRICS
+
+    if len(source.inputs) > 1:
+        return "accuracy control ([partial]) skipped: it handles single-input models only; plain int8 was kept"
+    if target is not None and target.metrics and target.metrics[0] not in CLASS_METRICS and not target.checked:
+        from edgeopt.validate.metrics import BUDGETS
+
+        return (f"accuracy control ([partial]) skipped: output '{target.names[0]}' is scored by {target.metrics[0]} "
+                f"and no budget applies to it; set budgets.{BUDGETS[target.metrics[0]][0]}; plain int8 was kept")
+    return None
+
+
+def _plain_within_budget(source: Source, profile: Profile, evalset: Dataset, reference: list[np.ndarray] | None,
+                         stage: Staging, arts: Artifacts, measured: AccuracyResult | None = None,
+                         target: AccuracyTarget | None = None) -> Artifacts | None:
     """`arts` with its measured accuracy when the plain artifact meets max_accuracy_drop, else None."""
-    from edgeopt.validate.accuracy import compare, predict
+    from edgeopt.validate.accuracy import compare, predict_outputs
 
     if reference is None:
         return None
-    res = measured or compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y, source.reference_name)
+    res = measured or compare(predict_outputs(stage.path(arts.optimized), evalset.batch, source.outputs), reference,
+                              evalset.y, source.reference_name, target=target)
     limit = profile.budgets.max_accuracy_drop
+    if res.met is not None:
+        if not res.met:
+            return None
+        p = res.primary
+        what = f"{p.metric} {p.figure:.4g}" if p is not None and p.drop is None else f"drops {res.drop:.2f} points"
+        note = f"accuracy control ([partial]) not needed: plain {arts.scheme} meets every accuracy budget ({what})"
+        return replace(arts, note=note, optimized_accuracy=res)
     if res.drop is None or limit is None or res.drop > limit + 1e-9:
         return None
     note = f"accuracy control ([partial]) not needed: plain {arts.scheme} drops {res.drop:.2f} points (budget {limit:g} points)"
     return replace(arts, note=note, optimized_accuracy=res)
 
 
-def _scorer(source: Source, evalset: Dataset | None, reference: np.ndarray | None) -> Score | None:
-    """Accuracy of an artifact file against the float reference, or None without eval data."""
+def _scorer(source: Source, evalset: Dataset | None, reference: list[np.ndarray] | None,
+            target: AccuracyTarget | None) -> Score | None:
+    """Accuracy of an artifact file against the float reference (every output), or None without eval data."""
     if evalset is None or reference is None:
         return None
-    from edgeopt.validate.accuracy import compare, predict
+    from edgeopt.validate.accuracy import compare, predict_outputs
 
-    return lambda path: compare(predict(path, evalset.x), reference, evalset.y, source.reference_name)
+    return lambda path: compare(predict_outputs(path, evalset.batch, source.outputs), reference, evalset.y,
+                                source.reference_name, target=target)
 
 
 def _qat_artifact(qat_model: Any, profile: Profile, stage: Staging, base: str, opt: str) -> Artifacts:

@@ -25,6 +25,7 @@ from edgeopt.data.datasets import (
     load_dataset,
     sibling,
 )
+from edgeopt.data.tensors import Batch, IOSpec, batch_count, batch_first, batch_head
 from edgeopt.errors import BudgetViolation, EdgeoptError, InputError
 from edgeopt.load.formats import check_model_path
 from edgeopt.load.source import Source, open_source
@@ -35,13 +36,14 @@ from edgeopt.pipeline.reporting import BuildOutcome, assemble_report
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 from edgeopt.report import schema as rs
-from edgeopt.vocabulary import DeviceClass
+from edgeopt.vocabulary import AccuracyMetric, DeviceClass
 
 if TYPE_CHECKING:
     from edgeopt.benchmark.protocol import BenchResult
     from edgeopt.firmware.run import FirmwareResult
     from edgeopt.mcu.report import McuReport
     from edgeopt.validate.accuracy import AccuracyResult
+    from edgeopt.validate.metrics import AccuracyTarget
 
 Progress = Callable[[str], None]
 NO_LABELS_NOTE = "eval data has no labels: top-1 not measured; agreement with the float model is reported"
@@ -70,6 +72,7 @@ class BuildRequest:
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # --shape: (input name or "", dims) for symbolic dims
     profile: Profile | None = None  # used instead of the target's own (edgeopt search: a trial's choices applied)
     timing_lock: Path | None = None  # a file held locked while latency is measured (parallel search trials)
+    metric: tuple[str, ...] = ()  # --metric: METRIC for every output, or NAME=METRIC; overrides [validate] metric
 
 
 @dataclass(frozen=True)
@@ -128,13 +131,24 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     from edgeopt.pipeline.qat_stage import check_qat_inputs
 
     check_qat_inputs(profile, train)  # [qat] without labelled training data is bad input, found before any work
-    if evalset is not None and evalset.y is None:
-        notes.append(NO_LABELS_NOTE)
+    from edgeopt.validate.metrics import metric_setting, resolve_metrics, small_eval_note, target_for
+
+    setting = metric_setting(req.metric) if req.metric else profile.validation.metric
+    # without eval data nothing is scored, but a metric that cannot fit an output is still bad input
+    metrics = resolve_metrics(setting, source.outputs, evalset is None or evalset.y is not None)
+    target = target_for(source.outputs, metrics, profile.budgets)
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
     out = prepare_output(req.out)  # only once every input is known to be good
     with Staging(out) as stage, _staging_paths_hidden(stage):  # a failure from here on removes an --out it created
-        reference = None if evalset is None else source.predict(evalset.x)
+        reference = None if evalset is None else source.predict(evalset.batch)
+        if reference is not None:  # auto asks the float outputs whether an (N, k) output holds probabilities
+            metrics = resolve_metrics(setting, source.outputs, evalset is None or evalset.y is not None, reference)
+            target = target_for(source.outputs, metrics, profile.budgets)
+        if evalset is not None and evalset.y is None and any(m is AccuracyMetric.AGREEMENT for m in metrics):
+            notes.append(NO_LABELS_NOTE)
+        if evalset is not None and (small := small_eval_note(evalset.count, target)):
+            notes.append(small)
         model = source.keras_model
         compressed = None
         if model is not None and (enabled := compression_stages(profile)):
@@ -158,12 +172,13 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         shapes = _data_shapes(source, calib, evalset, notes, given_shape) if req.benchmark else ()
         measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
             if req.benchmark else None
-        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure, train, qat_model)
+        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure, train, qat_model,
+                              target)
         notes.extend(arts.notes)
         if arts.note:
             notes.append(arts.note)
         progress("validating accuracy")
-        accuracy = _accuracy(source, stage, arts, evalset, reference)
+        accuracy = _accuracy(source, stage, arts, evalset, reference, target)
         latency = None
         if req.benchmark:
             progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
@@ -188,14 +203,15 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             firmware, firmware_violations = _firmware(stage, arts, profile, req, evalset, calib)
         report = assemble_report(BuildOutcome(
             model=req.model, resolved=resolved, source=source, calibration=calib_source,
-            calibration_samples=0 if calib is None else int(calib.shape[0]),
+            calibration_samples=0 if calib is None else batch_count(calib),
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
             latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, firmware=firmware,
             firmware_violations=firmware_violations, notes=tuple(notes),
             threads_from="the profile's [runtime] threads" if req.threads is None else "--threads",
             build_seconds=time.perf_counter() - started,
             data_sample_shape=given_shape or _sample_shape(calib, evalset),
-            data_origin="--shape" if given_shape else "eval" if evalset is not None else "calibration", energy=energy))
+            data_origin="--shape" if given_shape else "eval" if evalset is not None else "calibration", energy=energy,
+            target=target))
         violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
         from edgeopt.report.html import build_page
         from edgeopt.report.render import to_markdown
@@ -311,11 +327,11 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
         raise InputError(msg)
 
 
-def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[np.ndarray | None, str]:
+def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[Batch | None, str]:
     needs = profile.quantize.scheme in (Scheme.INT8, Scheme.INT16X8) and source.qat_model is None  # QAT: trained scales
     path = req.calib or sibling(req.model, "calibration")
     n = profile.quantize.calibration_samples
-    if needs and source.input_dtype not in ("float32", "float16", "float64"):
+    if needs and len(source.inputs) <= 1 and source.input_dtype not in ("float32", "float16", "float64"):
         msg = (
             f"{req.model}: the model's input is {source.input_dtype} (token ids, e.g. an Embedding); "
                          f"scheme '{profile.quantize.scheme}' calibrates with float samples, which such a model "
@@ -323,10 +339,11 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
         )
         raise InputError(msg)
     if path is not None:
-        ds = check_against_input(load_dataset(path, "calibration", source.input_shape), source.input_shape, "calibration")
+        ds = check_against_input(load_dataset(path, "calibration", source.input_shape, source.inputs),
+                                 source.input_shape, "calibration", source.inputs)
         if ds.count < n:
             notes.append(f"calibration used all {ds.count} samples given (profile asks for {n})")
-        return ds.x[:n], str(path)
+        return batch_head(ds.batch, n), str(path)
     if not needs:
         return None, "none"
     if not req.random_calibration:
@@ -335,42 +352,53 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
                          f"(array x), put {req.model.stem}.calib.npz next to the model, or pass --random-calibration"
         )
         raise InputError(msg)
-    if any(d is None for d in source.input_shape[1:]):
-        dims = ", ".join("?" if d is None else str(d) for d in source.input_shape[1:])
-        msg = (
-            f"{req.model}: the input shape (N, {dims}) has dynamic dimensions, so random calibration "
-                         "does not know what size to make: give --calib data of the size you deploy, or export the "
-                         "model with a fixed input shape"
-        )
-        raise InputError(msg)
-    shape = tuple(int(d) for d in source.input_shape[1:] if d is not None)
+    specs = source.inputs or (IOSpec("input", source.input_shape, source.input_dtype),)
+    for spec in specs:
+        if any(d is None for d in spec.shape[1:]):
+            dims = ", ".join("?" if d is None else str(d) for d in spec.shape[1:])
+            msg = (
+                f"{req.model}: the input shape (N, {dims}) has dynamic dimensions, so random calibration "
+                             "does not know what size to make: give --calib data of the size you deploy, or export the "
+                             "model with a fixed input shape"
+            )
+            raise InputError(msg)
     rng = np.random.default_rng(0)
-    return rng.random((min(n, 100),) + shape, dtype=np.float32), "random"
+    arrays = {}
+    for spec in specs:
+        shape = (min(n, 100), *(int(d) for d in spec.shape[1:] if d is not None))
+        kind = np.dtype(spec.dtype).kind
+        arrays[spec.name] = rng.integers(0, 3, shape, endpoint=True).astype(spec.dtype) if kind in "iu" else \
+            rng.random(shape, dtype=np.float32)
+    return (next(iter(arrays.values())) if len(arrays) == 1 else arrays), "random"
 
 
 def _dataset(given: Path | None, model: Path, role: str, source: Source) -> Dataset | None:
     path = given or sibling(model, role)
     if path is None:
         return None
-    ds = check_against_input(load_dataset(path, role, source.input_shape), source.input_shape, role)
+    ds = check_against_input(load_dataset(path, role, source.input_shape, source.inputs), source.input_shape, role,
+                             source.inputs)
     return check_labels(ds, source.output_width, role)
 
 
 def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset | None,
-              reference: np.ndarray | None) -> tuple[AccuracyResult, AccuracyResult] | None:
+              reference: list[np.ndarray] | None, target: AccuracyTarget) -> tuple[AccuracyResult, AccuracyResult] | None:
     if evalset is None or reference is None:
         return None
-    from edgeopt.validate.accuracy import compare, predict
+    from edgeopt.validate.accuracy import compare, predict_outputs
 
-    base = compare(predict(stage.path(arts.baseline), evalset.x), reference, evalset.y, source.reference_name)
-    opt = arts.optimized_accuracy or compare(predict(stage.path(arts.optimized), evalset.x), reference, evalset.y,
-                                             source.reference_name)
+    def score(name: str) -> AccuracyResult:
+        outs = predict_outputs(stage.path(name), evalset.batch, source.outputs)
+        return compare(outs, reference, evalset.y, source.reference_name, target=target)
+
+    base = score(arts.baseline)
+    opt = arts.optimized_accuracy or score(arts.optimized)
     return base, opt
 
 
-def _sample_shape(calib: np.ndarray | None, evalset: Dataset | None) -> tuple[int, ...] | None:
-    """One eval (else calibration) sample's shape, batch 1."""
-    x = evalset.x if evalset is not None else calib
+def _sample_shape(calib: Batch | None, evalset: Dataset | None) -> tuple[int, ...] | None:
+    """One eval (else calibration) sample's shape (the first input's), batch 1."""
+    x = evalset.x if evalset is not None else (None if calib is None else batch_first(calib))
     return None if x is None else (1, *(int(d) for d in x.shape[1:]))
 
 
@@ -387,7 +415,7 @@ def _given_shape(req: BuildRequest, source: Source) -> tuple[int, ...] | None:
     return resolve_inputs((info,), dict(req.shapes))[0].shape
 
 
-def _data_shapes(source: Source, calib: np.ndarray | None, evalset: Dataset | None,
+def _data_shapes(source: Source, calib: Batch | None, evalset: Dataset | None,
                  notes: list[str], given: tuple[int, ...] | None = None) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """Sizes for the latency stage when the model's input has symbolic dims beyond the batch: --shape, else one
     sample of the eval data, else of the calibration data (what the model is used on), never a silent 1."""
@@ -399,7 +427,8 @@ def _data_shapes(source: Source, calib: np.ndarray | None, evalset: Dataset | No
         return (("", given),)  # the only input, whatever the converter named it in the artifacts
     if all(d is not None for d in dims):
         return ()
-    x, origin = (evalset.x, "eval data") if evalset is not None else (calib, "calibration data")
+    x, origin = (evalset.x, "eval data") if evalset is not None else \
+        (None if calib is None else batch_first(calib), "calibration data")
     if x is None:
         notes.append(f"latency measured with the input's symbolic dimensions as 1 ({list(source.input_shape)}): "
                      "no data gave their size")
@@ -452,10 +481,10 @@ def _refusals(results: tuple[BenchResult, BenchResult], names: tuple[str, str]) 
 
 
 def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,
-         calib: np.ndarray | None) -> tuple[McuReport, list[str]]:
+         calib: Batch | None) -> tuple[McuReport, list[str]]:
     from edgeopt.mcu.deliver import deliver
 
-    samples = evalset.x[:32] if evalset is not None else (calib[:32] if calib is not None else None)
+    samples = batch_head(evalset.batch, 32) if evalset is not None else (batch_head(calib, 32) if calib is not None else None)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
     report = deliver(stage.path(arts.optimized), profile, samples, stage.dir, name=req.c_name, sample_source=source)
     files = [Path(p).name for p in (report.c_header, report.c_source) if p]
@@ -479,14 +508,14 @@ def _check_firmware(req: BuildRequest, profile: Profile) -> None:
 
 
 def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,
-              calib: np.ndarray | None) -> tuple[FirmwareResult | None, tuple[BudgetViolation, ...]]:
+              calib: Batch | None) -> tuple[FirmwareResult | None, tuple[BudgetViolation, ...]]:
     """The same image `edgeopt mcu run` builds, on the built int8 artifact; an image that does not fit the board
     is a broken budget (reported with the ELF numbers, exit 3), not a failed build."""
     from edgeopt.errors import BudgetExceededError
     from edgeopt.firmware.run import run_firmware
 
     n = req.firmware_samples
-    samples = evalset.x[:n] if evalset is not None else (calib[:n] if calib is not None else None)
+    samples = evalset.x[:n] if evalset is not None else (batch_first(calib)[:n] if calib is not None else None)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
     try:
         result = run_firmware(stage.path(arts.optimized), profile, tflm=req.tflm, samples=samples,

@@ -108,6 +108,7 @@ def build_inputs(req: Any, resolved: Any) -> dict[str, Any]:
                     "c_name": req.c_name, "remote": None if remote is None else str(getattr(remote, "host", remote)),
                     "firmware": bool(getattr(req, "firmware", False)) or resolved.profile.firmware.run,
                     "firmware_samples": getattr(req, "firmware_samples", None),
+                    "metric": list(getattr(req, "metric", ())),
                     "tflm": str(getattr(req, "tflm", None) or os.environ.get("EDGEOPT_TFLM", "")),
                     **({"shapes": [[n, list(d)] for n, d in req.shapes]} if getattr(req, "shapes", ()) else {})},
         "versions": tool_versions(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgeopt import __version__
 from edgeopt.load.source import Source
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from edgeopt.quantize.partial import PartialResult
     from edgeopt.sparsify.sparsifier import SparsifyResult
     from edgeopt.validate.accuracy import AccuracyResult
+    from edgeopt.validate.metrics import AccuracyTarget
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class BuildOutcome:
     firmware: FirmwareResult | None = None  # the firmware stage: the image on the emulated core
     firmware_violations: tuple[BudgetViolation, ...] = ()  # the image did not fit the board (no firmware then)
     threads_from: str = "the profile's [runtime] threads"  # where the runtime's thread count came from
+    target: AccuracyTarget | None = None  # each output's metric and budget limit
 
 
 def assemble_report(outcome: BuildOutcome) -> rs.Report:
@@ -72,15 +74,16 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
     if o.calibration == "random":
         notes.append("calibrated on random data: int8 ranges do not reflect real inputs"
                      + ("; accuracy is unknown" if o.eval_data is None else "; see the measured accuracy"))
-    baseline = rs.Variant(artifact=_artifact(o.folder, arts.baseline, arts.format, "none"), accuracy=_acc_info(base_acc),
+    baseline = rs.Variant(artifact=_artifact(o.folder, arts.baseline, arts.format, "none"), accuracy=_acc_info(base_acc, None),
                           latency_ms=_lat_info(base_lat))
     optimized = rs.Variant(artifact=_artifact(o.folder, arts.optimized, arts.format, arts.scheme),
-                           accuracy=_acc_info(opt_acc), latency_ms=_lat_info(opt_lat))
+                           accuracy=_acc_info(opt_acc, o.target), latency_ms=_lat_info(opt_lat))
     ratios = rs.Ratios(size=optimized.artifact.bytes / baseline.artifact.bytes,
                        latency_p50=None if base_lat is None or opt_lat is None
                        else opt_lat.latency.p50 / base_lat.latency.p50)
     notes += _timing_notes(o.latency, o.threads_from)
-    budgets, budget_notes = _budgets(profile, optimized, o.mcu, ratios.latency_p50, o.firmware, o.firmware_violations)
+    budgets, budget_notes = _budgets(profile, optimized, o.mcu, ratios.latency_p50, o.firmware, o.firmware_violations,
+                                     o.target)
     notes += budget_notes
     params, macs = o.source.params_and_macs(_macs_shapes(o.source, o.data_sample_shape, o.data_origin, notes))
     if ratios.latency_verdict == "slower":
@@ -126,11 +129,61 @@ def _artifact(folder: Path, name: str, fmt: str, scheme: str) -> rs.ArtifactInfo
     return rs.ArtifactInfo(path=name, format=fmt, scheme=scheme, bytes=p.stat().st_size, sha256=sha256_path(p))
 
 
-def _acc_info(a: AccuracyResult | None) -> rs.AccuracyInfo | None:
+def _acc_info(a: AccuracyResult | None, target: AccuracyTarget | None) -> rs.AccuracyInfo | None:
+    """`target`: the budgets checked per output (the optimized artifact's); None for the baseline."""
     if a is None:
         return None
+    from edgeopt.validate.metrics import BUDGETS, meets
+
+    outs = []
+    for i, s in enumerate(a.outputs):
+        limit = None if target is None or i >= len(target.limits) else target.limits[i]
+        outs.append(rs.OutputAccuracy(name=s.name, metric=s.metric, value=s.value, reference_value=s.reference_value,
+                                      drop=s.drop, agreement=s.agreement, snr_db=s.snr_db, cosine=s.cosine,
+                                      max_abs=s.max_abs, budget=None if limit is None else BUDGETS[s.metric][0],
+                                      ok=None if limit is None else meets(s, limit)))
     return rs.AccuracyInfo(metric=a.metric, reference=a.reference, value=a.value, reference_value=a.reference_value,
-                           drop=a.drop, agreement=a.agreement, snr_db=a.snr_db, samples=a.samples)
+                           drop=a.drop, agreement=a.agreement, snr_db=a.snr_db, samples=a.samples, outputs=outs)
+
+
+def _accuracy_budgets(b: Any, opt: rs.Variant, target: AccuracyTarget | None) -> tuple[list[rs.Budget], list[str]]:
+    """One row per accuracy budget and output it applies to (by the output's metric: max_accuracy_drop for
+    top1/agreement, min_snr_db for snr, min_cosine, max_abs_error); a budget no output is scored by is noted."""
+    from edgeopt.validate.metrics import BUDGETS
+
+    out: list[rs.Budget] = []
+    notes: list[str] = []
+    metrics = target.metrics if target is not None else ()
+    names = target.names if target is not None else ()
+    scored = {o.name: o for o in (opt.accuracy.outputs if opt.accuracy is not None else [])}
+    for key in dict.fromkeys(k for k, _, _ in BUDGETS.values()):
+        limit = getattr(b, key, None)
+        if limit is None:
+            continue
+        unit, at_most = next((u, m) for k, u, m in BUDGETS.values() if k == key)
+        applies = [n for n, m in zip(names, metrics, strict=True) if BUDGETS[m][0] == key]
+        if not applies and key == "max_accuracy_drop" and not metrics:
+            applies = [""]  # no target known (older callers): the primary output
+        if not applies:
+            used = ", ".join(f"'{n}' by {m}" for n, m in zip(names, metrics, strict=True))
+            notes.append(f"{key} not checked: no output is scored by its metric ({used})")
+            continue
+        for name in applies:
+            s = scored.get(name)
+            actual = None if opt.accuracy is None else (opt.accuracy.drop if s is None else
+                                                       (s.drop if s.drop is not None else s.value))
+            if actual is None:
+                notes.append(f"{key} not checked: no eval data")
+            ok = None if actual is None else (actual <= limit + 1e-9 if at_most else actual >= limit - 1e-9)
+            label = key if len(applies) == 1 else f"{key} ({name})"
+            out.append(rs.Budget(name=label, limit=limit, actual=actual, unit=unit, ok=ok))
+    if b.max_accuracy_drop is not None and target is not None:
+        for n, m in zip(names, metrics, strict=True):
+            key = BUDGETS[m][0]
+            if getattr(b, key, None) is None:
+                notes.append(f"output '{n}' is scored by {m}, which max_accuracy_drop does not apply to: set "
+                             f"budgets.{key} to check it")
+    return out, list(dict.fromkeys(notes))
 
 
 def _fingerprint(f: Fingerprint | None) -> rs.Fingerprint | None:
@@ -164,7 +217,8 @@ def _timing_notes(results: tuple[BenchResult, BenchResult] | None, threads_from:
 
 def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None, lat_ratio: float | None = None,
              firmware: FirmwareResult | None = None,
-             firmware_violations: tuple[BudgetViolation, ...] = ()) -> tuple[list[rs.Budget], list[str]]:
+             firmware_violations: tuple[BudgetViolation, ...] = (),
+             target: AccuracyTarget | None = None) -> tuple[list[rs.Budget], list[str]]:
     """The budgets checked, and a note for each one that could not be. When the firmware stage ran (or its image
     did not fit), flash and RAM are the linked ELF's, replacing the model + runtime_flash_kb figures."""
     b = profile.budgets
@@ -185,12 +239,9 @@ def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None, lat_ratio
             notes.append("max_latency_ms not checked: the benchmark was skipped")
         out.append(rs.Budget(name="max_latency_ms", limit=b.max_latency_ms, actual=p90, unit="ms (p90)",
                              ok=None if p90 is None else p90 <= b.max_latency_ms))
-    if b.max_accuracy_drop is not None:
-        drop = None if opt.accuracy is None else opt.accuracy.drop
-        if drop is None:
-            notes.append("max_accuracy_drop not checked: no eval data")
-        out.append(rs.Budget(name="max_accuracy_drop", limit=b.max_accuracy_drop, actual=drop, unit="points",
-                             ok=None if drop is None else drop <= b.max_accuracy_drop))
+    acc_rows, acc_notes = _accuracy_budgets(b, opt, target)
+    out += acc_rows
+    notes += acc_notes
     if firmware is not None or firmware_violations:
         for v in firmware_violations:
             out.append(rs.Budget(name=v.name, limit=v.limit, actual=v.actual, unit=v.unit, ok=False))
@@ -255,7 +306,8 @@ def _partial(r: PartialResult) -> rs.PartialStage:
         sensitivity=[rs.SensitivityRow.model_validate(x, from_attributes=True) for x in r.sensitivity],
         steps=[rs.PartialStep(step=s.step, scheme=s.scheme, out_of_int8=list(s.out_of_int8), layers=list(s.layers),
                               size_bytes=s.size_bytes, accuracy=s.accuracy, accuracy_drop=s.accuracy_drop,
-                              latency_p50_ms=s.latency_p50_ms, within_budget=s.within_budget) for s in r.steps],
+                              latency_p50_ms=s.latency_p50_ms, within_budget=s.within_budget, metric=s.metric,
+                              figure=s.figure) for s in r.steps],
         chosen=r.chosen, met=r.met)
 
 

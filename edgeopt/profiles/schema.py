@@ -12,6 +12,7 @@ from edgeopt.profiles.energy import EnergySection
 from edgeopt.profiles.sparsity import SparsitySection
 from edgeopt.runtime.base import MAX_THREADS, THREADS_RULE, check_threads
 from edgeopt.vocabulary import (
+    AccuracyMetric,
     ClusterInit,
     DeviceClass,
     GraphOptimization,
@@ -128,6 +129,16 @@ class BudgetsSection(Strict):
     max_latency_ratio: Annotated[float, Field(gt=0, description="optimized p50 / float baseline p50")] | None = None
     max_flash_kb: Annotated[float, Field(gt=0)] | None = None
     max_ram_kb: Annotated[float, Field(gt=0)] | None = None
+    # for outputs scored by snr / cosine / max-abs ([validate] metric); max_accuracy_drop is for top1 / agreement
+    min_snr_db: Annotated[float, Field(description="least output SNR against the float model, dB")] | None = None
+    min_cosine: Annotated[float, Field(ge=-1, le=1, description="least mean cosine similarity")] | None = None
+    max_abs_error: Annotated[float, Field(ge=0, description="largest absolute output error")] | None = None
+
+
+class ValidateSection(Strict):
+    """How each output is scored: one metric for all, a list (one per output) or a table by output name."""
+
+    metric: AccuracyMetric | tuple[AccuracyMetric, ...] | dict[str, AccuracyMetric] = AccuracyMetric.AUTO
 
 
 class McuSection(Strict):
@@ -337,6 +348,9 @@ class SearchSection(Strict):
 class Profile(Strict):
     """A resolved target profile (after `extends`)."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, populate_by_name=True,
+                              serialize_by_alias=True)  # dumps say [validate], as profiles are written
+
     name: str
     description: str = ""
     device_class: DeviceClass = DeviceClass.MOBILE_CPU
@@ -345,6 +359,8 @@ class Profile(Strict):
     runtime: RuntimeSection = RuntimeSection()
     benchmark: BenchmarkSection = BenchmarkSection()
     budgets: BudgetsSection = BudgetsSection()
+    # [validate]: the accuracy metric per output (`validate` itself would shadow pydantic's BaseModel.validate)
+    validation: ValidateSection = Field(ValidateSection(), alias="validate")
     prune: PruneSection = PruneSection()  # [prune]: off unless ratio or macs_reduction > 0
     cluster: ClusterSection | None = None  # [cluster]: weight sharing; absent = off
     sparsity: SparsitySection | None = None  # [sparsity]: weight-level magnitude pruning; absent = off

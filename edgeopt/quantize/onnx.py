@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch, batch_count
 from edgeopt.errors import ConversionError, InputError, cause_of
 from edgeopt.profiles.schema import CalibrationMethod, QuantFormat, Scheme
 from edgeopt.runtime.verify_onnx import load_onnx
@@ -23,23 +24,26 @@ class OnnxRecipe:
     per_channel: bool = True
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     quant_format: QuantFormat = QuantFormat.QDQ
-    calibration: np.ndarray | None = None
+    calibration: Batch | None = None  # one array (single input) or arrays by input name
     nodes_to_exclude: tuple[str, ...] = ()
     unsigned_activations: bool = False  # int8 only: U8S8 (uint8 activations) instead of S8S8
 
 
 class _Reader:
-    """CalibrationDataReader over a float32 array, one sample at a time, fixed order."""
+    """CalibrationDataReader: one sample at a time, fixed order, a dict by input name (every input of the model;
+    a single array feeds the only input `name`)."""
 
-    def __init__(self, name: str, x: np.ndarray) -> None:
-        self._name, self._x, self._i = name, x, 0
+    def __init__(self, name: str, x: Batch) -> None:
+        self._arrays = {name: x} if isinstance(x, np.ndarray) else dict(x)
+        self._n, self._i = batch_count(x), 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._i >= self._x.shape[0]:
+        if self._i >= self._n:
             return None
-        s = self._x[self._i : self._i + 1].astype(np.float32)
+        i = self._i
         self._i += 1
-        return {self._name: s}
+        return {k: v[i : i + 1].astype(np.float32) if v.dtype.kind == "f" else v[i : i + 1]
+                for k, v in self._arrays.items()}
 
     def rewind(self) -> None:
         self._i = 0

@@ -109,8 +109,18 @@ def pick(cands: Sequence[Candidate]) -> tuple[Candidate, str]:
 
 
 def _within(accuracy: AccuracyResult | None, max_drop: float | None) -> bool:
+    """Within the budgets of every output's metric when the score checked them; else within max_drop."""
+    if accuracy is not None and accuracy.met is not None:
+        return accuracy.met
     return accuracy is None or accuracy.drop is None or max_drop is None or accuracy.drop <= max_drop + 1e-9
 
 
 def _drop(c: Candidate) -> float:
-    return float("inf") if c.accuracy is None or c.accuracy.drop is None else c.accuracy.drop
+    """How far from the float model, on the primary output's metric (larger is worse)."""
+    if c.accuracy is None:
+        return float("inf")
+    if c.accuracy.primary is not None:
+        from edgeopt.validate.metrics import badness
+
+        return badness(c.accuracy.primary)
+    return float("inf") if c.accuracy.drop is None else c.accuracy.drop

@@ -18,14 +18,18 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from edgeopt.data.tensors import IOSpec
 from edgeopt.errors import DataError, InputError, ProfileError
 from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
 from edgeopt.runtime.verify_onnx import load_onnx
+
+if TYPE_CHECKING:
+    from edgeopt.validate.metrics import AccuracyTarget
 
 ALL_LAYERS = "*"  # out_of_int8 marker for a whole-model int16x8 step
 
@@ -43,6 +47,10 @@ class PartialSettings:
     unsigned_activations: bool = False  # ONNX only: U8S8 instead of S8S8
     benchmark: bool = True  # p50 latency per step
     threads: int = 1
+    # the metric and budget of every output (edgeopt.validate.metrics); None: top-1 / agreement of the first output
+    # against max_accuracy_drop. `outputs` names and shapes them, to match the artifact's outputs.
+    target: AccuracyTarget | None = None
+    outputs: tuple[IOSpec, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_accuracy_drop < 0:
@@ -90,6 +98,8 @@ class PartialStep:
     accuracy_drop: float  # points vs the float model (100 - agreement without labels)
     latency_p50_ms: float | None
     within_budget: bool
+    metric: str = ""  # the primary output's metric, when a target chose it (top1, agreement, snr, ...)
+    figure: float | None = None  # its budget figure: points lost (top1/agreement), dB (snr), cosine, max abs error
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,10 @@ class PartialResult:
         if self.met:
             return None
         best = self.chosen_step
+        if best.metric and best.metric not in ("top1", "agreement") and best.figure is not None:
+            return (f"accuracy control ([partial]) did not meet the {best.metric} budget: {len(self.steps)} variant(s) "
+                    f"tried; kept the best (step {best.step}, {best.scheme}, {len(best.layers)} op(s) out of int8), "
+                    f"{best.metric} {best.figure:.4g}")
         return (f"accuracy control ([partial]) did not meet max_accuracy_drop {self.max_accuracy_drop:g} points: "
                 f"{len(self.steps)} variant(s) tried; kept the best (step {best.step}, {best.scheme}, "
                 f"{len(best.layers)} op(s) out of int8), which drops {best.accuracy_drop:.2f} points")
@@ -142,16 +156,24 @@ class _Evaluator:
     y: np.ndarray | None
     settings: PartialSettings
     tmp: Path
-    reference: np.ndarray = field(init=False)
+    reference: list[np.ndarray] = field(init=False)
     float_accuracy: float | None = field(init=False)
 
     def __post_init__(self) -> None:
-        from edgeopt.validate.accuracy import predict, top1
+        from edgeopt.validate.accuracy import top1
 
         ref_path = self._write(self.backend.float_model, "float")
-        self.reference = predict(ref_path, self.x, self.settings.threads)
+        self.reference = self._predict(ref_path)
+        self.reference[0] = self.reference[0].reshape(self.reference[0].shape[0], -1)
         labels = self.y is not None and self.y.dtype.kind in "iu"
-        self.float_accuracy = top1(self.reference, self.y) if labels and self.y is not None else None
+        self.float_accuracy = top1(self.reference[0], self.y) if labels and self.y is not None else None
+
+    def _predict(self, path: Path) -> list[np.ndarray]:
+        from edgeopt.validate.accuracy import predict, predict_outputs
+
+        if self.settings.target is None:
+            return [predict(path, self.x, self.settings.threads)]
+        return predict_outputs(path, self.x, self.settings.outputs or None, self.settings.threads)
 
     def _write(self, data: bytes, name: str) -> Path:
         p = self.tmp / f"{name}{self.backend.suffix}"
@@ -159,11 +181,15 @@ class _Evaluator:
         return p
 
     def measure(self, step: int, scheme: str, data: bytes, out: tuple[str, ...], labels: tuple[str, ...]) -> PartialStep:
-        from edgeopt.validate.accuracy import compare, predict
+        from edgeopt.validate.accuracy import compare
 
         path = self._write(data, f"step{step}")
-        res = compare(predict(path, self.x, self.settings.threads), self.reference, self.y, "float")
-        drop = float(res.drop if res.drop is not None else 100.0 - res.agreement)
+        outs = self._predict(path)
+        outs[0] = outs[0].reshape(outs[0].shape[0], -1)
+        res = compare(outs, self.reference, self.y, "float", target=self.settings.target)
+        drop = float(res.drop if res.drop is not None else 100.0 - (res.agreement or 0.0))
+        within = drop <= self.settings.max_accuracy_drop + 1e-9 if res.met is None else res.met
+        p = res.primary if self.settings.target is not None else None
         p50 = None
         if self.settings.benchmark:
             from edgeopt.benchmark.protocol import BenchSettings, run_benchmark
@@ -171,8 +197,15 @@ class _Evaluator:
             bench = run_benchmark(path, BenchSettings(threads=self.settings.threads, warmup_runs=2, warmup_seconds=0.0,
                                                       runs=20, min_seconds=0.05, max_seconds=5.0))
             p50 = float(bench.latency.p50)
-        return PartialStep(step, scheme, out, labels, len(data), res.value, round(drop, 6), p50,
-                           drop <= self.settings.max_accuracy_drop + 1e-9)
+        return PartialStep(step, scheme, out, labels, len(data), res.value, round(drop, 6), p50, within,
+                           "" if p is None else str(p.metric), None if p is None else round(p.figure, 6))
+
+
+def _badness(step: PartialStep) -> float:
+    """Larger is worse: points lost, or (a metric that must stay high, snr / cosine) its negative."""
+    if step.figure is None or step.metric in ("", "top1", "agreement", "max-abs"):
+        return step.accuracy_drop if step.figure is None else step.figure
+    return -step.figure
 
 
 def _check_eval(eval_x: np.ndarray | None) -> None:
@@ -213,7 +246,7 @@ def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | 
             data16 = backend.int16x8()
             if data16 is not None:
                 done = attempt("int16x8", data16, (ALL_LAYERS,))
-    chosen = len(steps) - 1 if done else min(range(len(steps)), key=lambda i: (steps[i].accuracy_drop, i))
+    chosen = len(steps) - 1 if done else min(range(len(steps)), key=lambda i: (_badness(steps[i]), i))
     return PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
                          chosen, done, models[chosen])
 

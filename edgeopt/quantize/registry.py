@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch
 from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import OutputFormat, QuantizeSection
 from edgeopt.registry import Registry
@@ -52,7 +53,7 @@ class Quantized:
 @dataclass(frozen=True)
 class Quantizer:
     # (intermediate, section, calib, work dir, context) -> artifact
-    quantize: Callable[[Path, QuantizeSection, np.ndarray | None, Path, QuantizeContext], Quantized]
+    quantize: Callable[[Path, QuantizeSection, Batch | None, Path, QuantizeContext], Quantized]
     partial: Partial
 
 
@@ -64,7 +65,7 @@ def quantizer_for(fmt: OutputFormat) -> Quantizer:
     return QUANTIZERS.get(fmt)
 
 
-def _tflite(saved_model: Path, q: QuantizeSection, calib: np.ndarray | None, work: Path, ctx: QuantizeContext) -> Quantized:
+def _tflite(saved_model: Path, q: QuantizeSection, calib: Batch | None, work: Path, ctx: QuantizeContext) -> Quantized:
     from edgeopt.convert.tflite import to_tflite
     from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
 
@@ -79,7 +80,7 @@ def _tflite_partial(model: Any, saved_model: Path, calib: np.ndarray, eval_x: np
     return partial_quantize_tflite(model, calib, eval_x, eval_y, settings)  # the Keras model: op labels use its layer names
 
 
-def _onnx(float_onnx: Path, q: QuantizeSection, calib: np.ndarray | None, work: Path, ctx: QuantizeContext) -> Quantized:
+def _onnx(float_onnx: Path, q: QuantizeSection, calib: Batch | None, work: Path, ctx: QuantizeContext) -> Quantized:
     """Prepare the model (opset >= 13, IR-3 inputs), then quantize; int8 chooses S8S8 / U8S8 (quantize.onnx_activations)."""
     from edgeopt.convert.onnx_check import Origin
     from edgeopt.profiles.schema import OnnxActivations, Scheme

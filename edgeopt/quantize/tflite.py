@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch, batch_count
 from edgeopt.errors import InputError
 from edgeopt.profiles.schema import IOType, Scheme
 
@@ -18,16 +19,22 @@ class TfliteRecipe:
     input_type: IOType = IOType.FLOAT32
     output_type: IOType = IOType.FLOAT32
     per_channel: bool = True
-    calibration: np.ndarray | None = None  # float32 samples, batch first
+    calibration: Batch | None = None  # float32 samples, batch first; several inputs: arrays by input name
 
     def needs_calibration(self) -> bool:
         return self.scheme in (Scheme.INT8, Scheme.INT16X8)
 
 
-def _dataset(x: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    def gen() -> Iterator[list[np.ndarray]]:
-        for i in range(x.shape[0]):  # fixed order: deterministic calibration
-            yield [x[i : i + 1].astype(np.float32)]
+def _dataset(x: Batch) -> Callable[[], Iterator[list[np.ndarray] | dict[str, np.ndarray]]]:
+    """One sample per step, fixed order (deterministic calibration). Several inputs are yielded as a dict by
+    signature input name: the converter orders the tensors its own way (a list in Keras order fed `extra`'s data
+    into `image`), the signature keys are the SavedModel's input names."""
+    def gen() -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
+        for i in range(batch_count(x)):
+            if isinstance(x, np.ndarray):
+                yield [x[i : i + 1].astype(np.float32)]
+            else:
+                yield {k: v[i : i + 1].astype(np.float32) if v.dtype.kind == "f" else v[i : i + 1] for k, v in x.items()}
 
     return gen
 

@@ -142,11 +142,45 @@ def _firmware_line(report: Report) -> str | None:
             f"{f.instructions.median:,} instructions per inference; {f.vs_host_tflm.description}")
 
 
+def _metric_text(o: rs.OutputAccuracy) -> str:
+    if o.metric == "top1":
+        return f"top-1 {o.value:.2f}% (float model {o.reference_value:.2f}%)"
+    if o.metric == "agreement":
+        return f"{o.value:.2f}% agree with the float model"
+    if o.metric == "snr":
+        return f"{o.value:.1f} dB"
+    return f"{o.value:.4g}"
+
+
+def _output_pairs(report: Report) -> list[tuple[rs.OutputAccuracy, rs.OutputAccuracy | None]]:
+    """(optimized, baseline) per output, when there is more to say than the table: several outputs or a metric
+    other than top-1 / agreement."""
+    opt, base = report.optimized.accuracy, report.baseline.accuracy
+    if opt is None or not opt.outputs:
+        return []
+    if len(opt.outputs) == 1 and opt.outputs[0].metric in ("top1", "agreement"):
+        return []
+    by_name = {o.name: o for o in (base.outputs if base is not None else [])}
+    return [(o, by_name.get(o.name)) for o in opt.outputs]
+
+
+def _output_lines(report: Report) -> list[str]:
+    """One line per output: its metric on the optimized artifact (and the float baseline artifact)."""
+    lines = []
+    for o, b in _output_pairs(report):
+        check = "" if o.ok is None else f"; {o.budget} {'ok' if o.ok else 'FAILED'}"
+        base = "" if b is None else f" (float artifact {_metric_text(b)})"
+        lines.append(f"output '{o.name}' by {o.metric}: {_metric_text(o)}{base}; SNR {o.snr_db:.1f} dB, "
+                     f"cosine {o.cosine:.4f}, max abs {o.max_abs:.3g}{check}")
+    return lines
+
+
 def to_console(report: Report, console: Console) -> None:
     console.print(table(f"{report.input.path} -> {report.target.name}", _columns(report), _rows(report)))
     console.print(printable(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}"),
                   markup=False)
-    for line in (_device_line(report), _firmware_line(report), _fingerprint_line(report), _timing_line(report)):
+    for line in (*_output_lines(report), _device_line(report), _firmware_line(report), _fingerprint_line(report),
+                 _timing_line(report)):
         if line:
             console.print(printable(line), markup=False)
     if report.budgets:
@@ -178,6 +212,11 @@ def to_markdown(report: Report) -> str:
     for line in (_device_line(report), _fingerprint_line(report), _timing_line(report)):
         if line:
             lines += ["", line[0].upper() + line[1:] + "."]
+    if pairs := _output_pairs(report):
+        lines += ["", "## Accuracy per output", ""]
+        lines += _table(["output", "metric", "float artifact", "optimized", "SNR dB", "cosine", "max abs", "budget"],
+                        [[o.name, o.metric, None if b is None else b.value, o.value, o.snr_db, o.cosine, o.max_abs,
+                          "-" if o.ok is None else f"{o.budget} {'ok' if o.ok else 'FAILED'}"] for o, b in pairs])
     if report.budgets:
         lines += ["", "## Budgets", "", "| budget | limit | actual | unit | ok |", "|---|---|---|---|---|"]
         for b in report.budgets:

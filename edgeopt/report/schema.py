@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgeopt.vocabulary import DeviceClass, EnergyMethod
+from edgeopt.vocabulary import AccuracyMetric, DeviceClass, EnergyMethod
 
-SCHEMA_VERSION = "2.2"  # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware; 2.2: latency CPU time, host load, input shapes
+# 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware;
+# 2.2: latency CPU time, host load, input shapes; 2.3: accuracy per output (accuracy.outputs) with its metric
+# (top1, agreement, snr, cosine, max-abs)
+SCHEMA_VERSION = "2.3"
 
 
 class Frozen(BaseModel):
@@ -40,15 +43,34 @@ class ArtifactInfo(Frozen):
     sha256: str
 
 
+class OutputAccuracy(Frozen):
+    """One output of the artifact against the float model's, scored by its metric."""
+
+    name: str
+    metric: AccuracyMetric
+    value: float  # top-1 %, agreement %, SNR dB, mean cosine similarity or max absolute error, by `metric`
+    reference_value: float | None  # top1: the float model's top-1 %
+    drop: float | None  # top1 / agreement: percentage points lost against the float model
+    agreement: float | None  # percent of samples with the float model's top-1 (outputs with 2+ values per sample)
+    snr_db: float  # against the float model's output (capped at 200 dB)
+    cosine: float  # mean cosine similarity per sample
+    max_abs: float  # largest absolute difference
+    budget: str | None  # the [budgets] key checked on it (max_accuracy_drop, min_snr_db, ...); None: not checked
+    ok: bool | None  # within that budget; None when not checked
+
+
 class AccuracyInfo(Frozen):
-    metric: str  # "top1" (labels given) or "agreement" (no labels)
+    """The top-level fields are the first (primary) output's; `outputs` scores every output."""
+
+    metric: str  # the primary output's metric: "top1" (labels given), "agreement", "snr", "cosine", "max-abs"
     reference: str  # the float model it is compared with
     value: float | None  # top-1 accuracy, percent
     reference_value: float | None  # the float model's top-1, percent
     drop: float | None  # percentage points lost against the float model
-    agreement: float  # percent of samples with the same top-1 as the float model
+    agreement: float | None  # percent of samples with the same top-1 as the float model; None: not class scores
     snr_db: float  # output SNR against the float model (capped at 200 dB)
     samples: int
+    outputs: list[OutputAccuracy] = Field(default_factory=list)  # every output, in the source model's order
 
 
 class Fingerprint(Frozen):
@@ -235,6 +257,8 @@ class PartialStep(Frozen):
     accuracy_drop: float  # points vs the float model (100 - agreement without labels)
     latency_p50_ms: float | None
     within_budget: bool
+    metric: str = ""  # the primary output's metric (top1, agreement, snr, cosine, max-abs); "" in older reports
+    figure: float | None = None  # its budget figure: points lost (top1/agreement), dB (snr), similarity, abs error
 
 
 class PartialStage(Frozen):

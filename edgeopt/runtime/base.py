@@ -53,6 +53,8 @@ class Runner(Protocol):
     delegate: str  # "xnnpack", "none", "CPUExecutionProvider"
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
+    input_keys: tuple[str, ...]  # the names the model's interface gives them (LiteRT: its signature's keys)
+    output_keys: tuple[str, ...]
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
         """Run one inference with arrays matching `inputs`; return copies of the outputs."""

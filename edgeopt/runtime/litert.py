@@ -76,6 +76,8 @@ class LiteRTRunner:
         self._in_idx = [d["index"] for d in self._it.get_input_details()]
         self._out_idx = [d["index"] for d in self._it.get_output_details()]
         self._shapes = [tuple(int(s) for s in d["shape"]) for d in self._it.get_input_details()]
+        self.input_keys, self.output_keys = _signature_keys(self._it, self._in_idx, self._out_idx, self.inputs,
+                                                            self.outputs)
         # The interpreter's own bound method: the benchmark loop adds no Python frame of ours.
         self.invoke = self._it.invoke
 
@@ -92,6 +94,26 @@ class LiteRTRunner:
                 it.allocate_tensors()
                 self._shapes[i] = tuple(x.shape)
             it.set_tensor(idx, x)
+
+
+def _signature_keys(it: Any, in_idx: list[int], out_idx: list[int], inputs: tuple[TensorInfo, ...],
+                    outputs: tuple[TensorInfo, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The name of every input and output as the model's only signature names it (the converter reorders
+    tensors, the signature keeps the SavedModel's names: input names, `output_0`, `output_1`, ... in Keras
+    order); the tensor names when there is no single signature."""
+    plain = tuple(t.name for t in inputs), tuple(t.name for t in outputs)
+    try:
+        sigs = it._get_full_signature_list()  # {key: {"inputs": {name: tensor index}, "outputs": {...}}}
+    except Exception:  # noqa: BLE001 - an implementation without signatures
+        return plain
+    if not isinstance(sigs, dict) or len(sigs) != 1:
+        return plain
+    sig = next(iter(sigs.values()))
+    by_in = {int(v): k for k, v in sig.get("inputs", {}).items()}
+    by_out = {int(v): k for k, v in sig.get("outputs", {}).items()}
+    if set(by_in) != set(in_idx) or set(by_out) != set(out_idx):
+        return plain
+    return tuple(by_in[i] for i in in_idx), tuple(by_out[i] for i in out_idx)
 
 
 def _open(mod: Any, kwargs: dict[str, Any]) -> Any:

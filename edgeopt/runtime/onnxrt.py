@@ -55,6 +55,8 @@ class OnnxRuntimeRunner:
         self.inputs = tuple(_info(a) for a in self._sess.get_inputs())
         self.outputs = tuple(_info(a) for a in self._sess.get_outputs())
         self._names = [i.name for i in self.inputs]
+        self.input_keys = tuple(self._names)
+        self.output_keys = tuple(o.name for o in self.outputs)
         self._feeds: dict[str, np.ndarray] = {}
 
     def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:

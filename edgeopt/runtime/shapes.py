@@ -84,11 +84,18 @@ def resolve_inputs(inputs: tuple[TensorInfo, ...], shapes: Shapes) -> tuple[Tens
     return tuple(out)
 
 
+def plain_name(tensor_name: str) -> str:
+    """The SavedModel input name of a converted TFLite tensor: `serving_default_image:0` -> `image`."""
+    return tensor_name.split(":")[0].removeprefix("serving_default_")
+
+
 def order_arrays(inputs: tuple[TensorInfo, ...], data: Mapping[str, Any] | list[Any]) -> list[Any]:
     """The arrays of `data` in input order: by input name when every input is named, else in file order."""
     if isinstance(data, Mapping):
         if all(i.name in data for i in inputs):
             return [data[i.name] for i in inputs]
+        if all(plain_name(i.name) in data for i in inputs):  # a .tflite from a SavedModel: serving_default_NAME:0
+            return [data[plain_name(i.name)] for i in inputs]
         # Keras names npz keys like "x"; take arrays in file order then, ignoring label arrays ("y").
         arrays = [v for k, v in data.items() if k not in ("y", "labels")] if len(data) > len(inputs) else list(data.values())
     else:

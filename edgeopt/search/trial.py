@@ -59,7 +59,8 @@ def objective_value(report: rs.Report, objective: Objective) -> float:
     mcu = report.stages.mcu
     value: float | None = None
     if objective is Objective.ACCURACY_DROP and opt.accuracy is not None:
-        value = opt.accuracy.drop if opt.accuracy.drop is not None else 100.0 - opt.accuracy.agreement
+        acc = opt.accuracy  # no labels: points of top-1 agreement lost; an output scored by SNR has neither
+        value = acc.drop if acc.drop is not None else None if acc.agreement is None else 100.0 - acc.agreement
     elif objective is Objective.BYTES:
         value = float(opt.artifact.bytes)
     elif objective is Objective.P50_LATENCY and opt.latency_ms is not None:

@@ -2,67 +2,134 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch, IOSpec, batch_count
+from edgeopt.errors import DataError
 from edgeopt.runtime import RunnerOptions, open_runner
+from edgeopt.runtime.base import TensorInfo
+from edgeopt.runtime.shapes import plain_name
 from edgeopt.runtime.tensors import from_model_output, to_model_input
+from edgeopt.validate.metrics import (
+    SNR_CAP_DB,
+    AccuracyTarget,
+    OutputScore,
+    met,
+    resolve_metrics,
+    score,
+    snr_db,
+    top1,
+)
+from edgeopt.vocabulary import AccuracyMetric
 
-SNR_CAP_DB = 200.0  # identical outputs report this instead of infinity
+__all__ = ["SNR_CAP_DB", "AccuracyResult", "compare", "keras_top1", "predict", "predict_outputs", "snr_db", "top1"]
+
 BATCH = 64
 
 
 @dataclass(frozen=True)
 class AccuracyResult:
-    metric: str  # "top1" with labels, else "agreement"
+    """Every output scored (`outputs`); the top-level fields are the first (primary) output's, as before."""
+
+    metric: str  # the primary output's metric: "top1" (labels), "agreement", "snr", "cosine", "max-abs"
     reference: str  # what the artifact is compared with
-    value: float | None  # top-1 accuracy in percent (None without labels)
+    value: float | None  # top-1 accuracy in percent (None unless the metric is top1)
     reference_value: float | None  # the float model's top-1 in percent
-    drop: float | None  # percentage points lost against the float model
-    agreement: float  # percent of samples whose top-1 equals the float model's
+    drop: float | None  # percentage points lost against the float model (top1 / agreement)
+    agreement: float | None  # percent of samples whose top-1 equals the float model's; None: not class scores
     snr_db: float  # output signal-to-noise ratio against the float model
     samples: int
+    outputs: tuple[OutputScore, ...] = ()
+    met: bool | None = None  # every output within its budget (AccuracyTarget); None when none was checked
+
+    @property
+    def primary(self) -> OutputScore | None:
+        return self.outputs[0] if self.outputs else None
 
 
-def predict(path: Path, x: np.ndarray, threads: int = 1, xnnpack: bool = True) -> np.ndarray:
-    """First output of the artifact for every sample, as float32 (dequantized)."""
+def predict_outputs(path: Path, x: Batch, outputs: Sequence[IOSpec] | None = None, threads: int = 1,
+                    xnnpack: bool = True) -> list[np.ndarray]:
+    """Every output of the artifact for every sample, float32 (dequantized), batch first, in the order of
+    `outputs` (the source model's: matched by name, signature key, then shape; the runtime's order otherwise)."""
     runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=xnnpack))
-    info, out_info = runner.inputs[0], runner.outputs[0]
-    fixed = info.shape[0] not in (-1, 0)
-    step = info.shape[0] if fixed else BATCH
-    outs = []
-    for i in range(0, x.shape[0], step):
-        chunk = x[i : i + step]
-        if fixed and chunk.shape[0] != step:
-            pad = np.zeros((step - chunk.shape[0],) + chunk.shape[1:], chunk.dtype)
-            y = runner.run([to_model_input(np.concatenate([chunk, pad]), info)])[0][: chunk.shape[0]]
-        else:
-            y = runner.run([to_model_input(chunk, info)])[0]
-        outs.append(from_model_output(y, out_info))
-    return np.concatenate(outs).reshape(x.shape[0], -1)
+    infos = list(runner.inputs)
+    arrays = _feed_order(runner.input_keys, infos, x)
+    fixed = infos[0].shape[0] not in (-1, 0) if infos[0].shape else False
+    step = infos[0].shape[0] if fixed else BATCH
+    n = batch_count(x)
+    outs: list[list[np.ndarray]] = [[] for _ in runner.outputs]
+    for i in range(0, n, step):
+        chunks = [a[i : i + step] for a in arrays]
+        got = chunks[0].shape[0]
+        if fixed and got != step:
+            chunks = [np.concatenate([c, np.zeros((step - got, *c.shape[1:]), c.dtype)]) for c in chunks]
+        ys = runner.run([to_model_input(c, info) for c, info in zip(chunks, infos, strict=True)])
+        for k, (y, info) in enumerate(zip(ys, runner.outputs, strict=True)):
+            outs[k].append(from_model_output(y[:got], info))
+    results = [np.concatenate(o) for o in outs]
+    if outputs is None:
+        return results
+    order = output_order(runner.output_keys, [r.shape for r in results], outputs)
+    return [results[j] for j in order]
 
 
-def snr_db(reference: np.ndarray, actual: np.ndarray) -> float:
-    ref = reference.astype(np.float64).ravel()
-    err = ref - actual.astype(np.float64).ravel()
-    noise = float(np.sum(err * err))
-    signal = float(np.sum(ref * ref))
-    if noise == 0.0:
-        return SNR_CAP_DB
-    if signal == 0.0:
-        return -SNR_CAP_DB
-    return float(min(SNR_CAP_DB, 10.0 * np.log10(signal / noise)))
+def predict(path: Path, x: Batch, threads: int = 1, xnnpack: bool = True) -> np.ndarray:
+    """First output of the artifact for every sample, as float32 (dequantized), flattened per sample."""
+    first = predict_outputs(path, x, None, threads, xnnpack)[0]
+    return first.reshape(first.shape[0], -1)
 
 
-def top1(outputs: np.ndarray, labels: np.ndarray) -> float:
-    if outputs.shape[1] == 1:  # binary classifier with one logit/probability
-        pred = (outputs[:, 0] > (0.5 if outputs.min() >= 0 else 0.0)).astype(np.int64)
+def _feed_order(keys: Sequence[str], infos: Sequence[TensorInfo], x: Batch) -> list[np.ndarray]:
+    """The arrays of `x` in the runner's input order: by name (signature key or tensor name), else in order."""
+    if isinstance(x, np.ndarray):
+        if len(infos) != 1:
+            msg = f"the model has {len(infos)} inputs ({', '.join(keys)}); give one array per input name"
+            raise DataError(msg)
+        return [x]
+    by_name = dict(x)
+    out = []
+    for key, info in zip(keys, infos, strict=True):
+        hit = next((by_name[c] for c in (key, info.name, plain_name(info.name)) if c in by_name), None)
+        if hit is None:
+            break
+        out.append(hit)
     else:
-        pred = outputs.argmax(axis=1)
-    return float(100.0 * np.mean(pred == labels.reshape(-1).astype(np.int64)))
+        return out
+    if len(by_name) == len(infos):
+        return list(by_name.values())
+    msg = f"the artifact's inputs ({', '.join(keys)}) do not match the data's arrays ({', '.join(by_name)})"
+    raise DataError(msg)
+
+
+def output_order(keys: Sequence[str], shapes: Sequence[tuple[int, ...]], want: Sequence[IOSpec]) -> list[int]:
+    """For each wanted output, the index of the artifact output that is it: by name, by the SavedModel signature
+    key `output_<i>`, by a per-sample shape no other output has, then in order."""
+    taken: set[int] = set()
+    chosen: list[int | None] = [None] * len(want)
+    for i, spec in enumerate(want):
+        for j, key in enumerate(keys):
+            if j not in taken and key in (spec.name, f"output_{i}"):
+                chosen[i] = j
+                taken.add(j)
+                break
+    for i, spec in enumerate(want):
+        if chosen[i] is not None:
+            continue
+        fits = [j for j in range(len(keys)) if j not in taken and _same_shape(shapes[j], spec.shape)]
+        if len(fits) == 1:
+            chosen[i] = fits[0]
+            taken.add(fits[0])
+    rest = iter(j for j in range(len(keys)) if j not in taken)
+    return [c if c is not None else next(rest) for c in chosen]
+
+
+def _same_shape(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
+    return len(got) == len(want) and all(w is None or w == g for g, w in zip(got[1:], want[1:], strict=True))
 
 
 def keras_top1(model: Any, x: np.ndarray, y: np.ndarray | None, batch_size: int = 256) -> float | None:
@@ -86,17 +153,24 @@ def keras_top1(model: Any, x: np.ndarray, y: np.ndarray | None, batch_size: int 
     return top1(pred, labels)
 
 
-def compare(outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray | None, reference_name: str) -> AccuracyResult:
-    """Score `outputs` against `reference` (the float model) and optional integer labels."""
-    outputs = outputs.reshape(outputs.shape[0], -1)
-    reference = reference.reshape(reference.shape[0], -1)
-    agree = float(100.0 * np.mean(outputs.argmax(1) == reference.argmax(1))) if outputs.shape[1] > 1 else \
-        float(100.0 * np.mean(np.isclose(outputs, reference, rtol=0.05, atol=0.05)))
-    classification = labels is not None and labels.dtype.kind in "iu" and labels.reshape(-1).shape[0] == outputs.shape[0]
-    if classification:
-        assert labels is not None
-        value, ref_value = top1(outputs, labels), top1(reference, labels)
-        return AccuracyResult("top1", reference_name, value, ref_value, round(ref_value - value, 6), agree,
-                              snr_db(reference, outputs), int(outputs.shape[0]))
-    return AccuracyResult("agreement", reference_name, None, None, round(100.0 - agree, 6), agree,
-                          snr_db(reference, outputs), int(outputs.shape[0]))
+def compare(outputs: np.ndarray | Sequence[np.ndarray], reference: np.ndarray | Sequence[np.ndarray],
+            labels: np.ndarray | None, reference_name: str, metrics: Sequence[AccuracyMetric] | None = None,
+            names: Sequence[str] = (), target: AccuracyTarget | None = None) -> AccuracyResult:
+    """Score every output against the float model's (`reference`, same order) with `metrics` (one per output;
+    None: `auto` on the arrays' shapes) and optional integer labels (for the top1 output); `target` (its metrics
+    win over `metrics`) also says whether every output is within its budget."""
+    if target is not None:
+        metrics, names = target.metrics, target.names
+    outs = [outputs] if isinstance(outputs, np.ndarray) else list(outputs)
+    refs = [reference] if isinstance(reference, np.ndarray) else list(reference)
+    labelled = labels is not None and labels.dtype.kind in "iu" and labels.reshape(-1).shape[0] == outs[0].shape[0]
+    specs = [IOSpec(names[k] if k < len(names) else f"output_{k}", (None, *r.shape[1:])) for k, r in enumerate(refs)]
+    if metrics is None:
+        metrics = resolve_metrics(AccuracyMetric.AUTO, specs, labelled, refs)
+    scores = tuple(score(s.name, m, o, r, labels if m is AccuracyMetric.TOP1 else None)
+                   for s, m, o, r in zip(specs, metrics, outs, refs, strict=True))
+    p = scores[0]
+    agree = p.agreement if p.agreement is not None else (p.value if p.metric is AccuracyMetric.AGREEMENT else None)
+    return AccuracyResult(str(p.metric), reference_name, p.value if p.metric is AccuracyMetric.TOP1 else None,
+                          p.reference_value, p.drop, agree, p.snr_db, int(outs[0].shape[0]), scores,
+                          None if target is None else met(scores, target))

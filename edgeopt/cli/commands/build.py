@@ -21,6 +21,7 @@ from edgeopt.cli.commands.options import (
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink
 from edgeopt.report.table import printable
+from edgeopt.vocabulary import AccuracyMetric
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
         firmware_samples: Annotated[int, typer.Option("--firmware-samples", min=1, metavar="N", help="Eval (else calibration) samples fed to the firmware.")] = 8,
         tflm: Annotated[Path | None, typer.Option("--tflm", metavar="DIR", help="Folder with the TFLM tree/ and device/ for the firmware stage (default: $EDGEOPT_TFLM).")] = None,
         shape: ShapeOpt = None,
+        metric: Annotated[list[str] | None, typer.Option("--metric", metavar="[OUTPUT=]METRIC", help=f"How outputs are scored: {', '.join(m.value for m in AccuracyMetric)}; one for every output, or OUTPUT=METRIC (repeatable); overrides the profile's [validate] metric.")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json, report.md and report.html."""
@@ -73,7 +75,8 @@ def register(app: typer.Typer) -> None:
                                unsafe_load=unsafe_load, threads=threads, c_name=c_name,
                                benchmark=not no_bench, command_line=tuple(sys.argv), force=force,
                                firmware=firmware, firmware_samples=firmware_samples, tflm=tflm,
-                               shapes=tuple(parse_shape_specs(shape or ()).items()))
+                               shapes=tuple(parse_shape_specs(shape or ()).items()),
+                               metric=tuple(metric or ()))
             with sink.steps() as step:
                 result = build(req, progress=step)
             if result.skipped:

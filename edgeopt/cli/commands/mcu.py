@@ -40,9 +40,9 @@ def register(app: typer.Typer) -> None:
             profile = load_profile(target).profile
             x, source = None, ""
             if data is not None:
-                from edgeopt.data.datasets import load_dataset
+                from edgeopt.data.datasets import load_samples
 
-                x, source = load_dataset(data, "sample").x, str(data)
+                x, source = load_samples(data), str(data)
             with sink.progress("measuring the arena and running TFLite Micro"):
                 report = check_model(model, profile, samples=x, sample_source=source, sample_count=samples)
 

@@ -42,6 +42,10 @@ def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = Fal
     from edgeopt.load.source import open_source
 
     source = open_source(path, unsafe_load)
+    if len(source.inputs) > 1:
+        names = ", ".join(i.name for i in source.inputs)
+        msg = f"{path}: --sensitivity handles single-input models for now; this one has {len(source.inputs)} ({names})"
+        raise InputError(msg)
     data = check_against_input(load_dataset(calib, "calibration"), source.input_shape, "calibration")
     if source.keras_model is not None:
         return sensitivity_tflite(source.keras_model, data.x[:200])
