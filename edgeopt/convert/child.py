@@ -1,0 +1,25 @@
+"""The converter's child process: `python -m edgeopt.convert.child` (see edgeopt.convert.isolated).
+
+Reads jobs on stdin and answers on the original stdout; native output (fd 1 and 2) goes to the log file
+the parent gave as stderr. Ctrl-C kills it at once (default SIGINT): the parent reports the interrupt.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # stray native prints must not corrupt the protocol
+    from edgeopt.convert.isolated import serve
+
+    return serve(sys.stdin.buffer, proto)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
