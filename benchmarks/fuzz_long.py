@@ -40,6 +40,7 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="a fresh (forked) process per case")
     ap.add_argument("--exec", action="store_true", help="a fresh `python -m edgeopt` per case")
     ap.add_argument("--compare-fresh", type=int, metavar="N", help="N cases forked and exec'd; list differences")
+    ap.add_argument("--results", type=Path, help="write the closing counts as a section of this file (RESULTS.md)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="edgeopt-fuzz-"))
     tflite = args.tflite
@@ -80,12 +81,58 @@ def main() -> int:
         rate = done / (time.monotonic() - t0)
         totals = {k: v for k, v in counts.items() if "/" not in k}
         print(f"{done} cases, {rate:.1f}/s: {totals}", flush=True)
+        print("  by file and outcome:", {k: v for k, v in sorted(counts.items()) if "/" in k and ":" not in k},
+              flush=True)
     (work / "bad.txt").write_text("\n".join(bad_lines) + "\n")
     print("by outcome:", {k: v for k, v in sorted(counts.items()) if "/" not in k})
     print("by file and outcome:", {k: v for k, v in sorted(counts.items()) if "/" in k and ":" not in k})
     print("by mutation and outcome:", {k: v for k, v in sorted(counts.items()) if ":" in k})
     print(f"{len(bad_lines)} bad cases; details in {work / 'bad.txt'}; {time.monotonic() - t0:.0f} s")
+    if args.results:
+        mode = "forked fresh process per case" if args.fresh else "exec'd fresh process per case" if args.exec \
+            else "long-lived workers"
+        replace_section(args.results, render(counts, bad_lines, args, mode, time.monotonic() - t0))
     return 1 if bad_lines else 0
+
+
+BEGIN, END = "<!-- fuzz-long:begin -->", "<!-- fuzz-long:end -->"
+
+
+def render(counts: dict[str, int], bad_lines: list[str], args: argparse.Namespace, mode: str, seconds: float) -> str:
+    """The RESULTS.md section: totals, the table by input kind and mutation, every bad case."""
+    outcomes = ("ok", "rejected", "budget", "internal", "crash", "hang")
+    total = sum(v for k, v in counts.items() if "/" not in k)
+    lines = [BEGIN, "## Long fuzz run of the CLI (structure-aware mutations)", "",
+             f"`python benchmarks/fuzz_long.py --cases {args.cases} --workers {args.workers} --seed {args.seed}"
+             f"{' --fresh' if args.fresh else ' --exec' if args.exec else ''}`: {total} cases, {mode}, "
+             f"{seconds:.0f} s ({total / max(seconds, 1e-9):.1f} cases/s). Outcomes: "
+             + ", ".join(f"{o} {counts.get(o, 0)}" for o in outcomes) + ".", "",
+             "| input kind / mutation | " + " | ".join(outcomes) + " |", "|---|" + "---:|" * len(outcomes)]
+    kinds = sorted({k.split("/")[0] for k in counts if ":" in k})
+    for target in sorted({k.split(":")[0] for k in kinds}):
+        lines.append(f"| **{target}** | " + " | ".join(str(counts.get(f"{target}/{o}", 0)) for o in outcomes) + " |")
+        for kind in (k for k in kinds if k.startswith(target + ":")):
+            lines.append(f"| {kind} | " + " | ".join(str(counts.get(f"{kind}/{o}", 0)) for o in outcomes) + " |")
+    lines += ["", f"Bad cases (internal, crash, hang): {len(bad_lines)}."]
+    lines += [f"- `{b.splitlines()[0][:300]}`" for b in bad_lines]
+    return "\n".join([*lines, END]) + "\n"
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Swap this script's section of RESULTS.md (or append it); written to a temporary file, then os.replace."""
+    import os
+
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    Path(tmp).replace(path)
 
 
 def compare(corpus, n: int, seed: int, workers: int, timeout: float) -> int:

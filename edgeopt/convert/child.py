@@ -29,6 +29,8 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray native prints must not corrupt the protocol
+    import tensorflow  # noqa: F401 - every job needs it; imported while the parent loads its model (prewarm)
+
     from edgeopt.convert.isolated import serve
 
     return serve(sys.stdin.buffer, proto)

@@ -144,8 +144,8 @@ class _Worker:
             with contextlib.suppress(OSError):
                 assert self.proc.stdin is not None
                 self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=5 if self.idle else 0.1)
+            try:  # nothing in the child is worth waiting for: a prewarmed one may still be importing TF
+                self.proc.wait(timeout=1 if self.idle and self.jobs else 0.05)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -157,6 +157,13 @@ class _Worker:
 
 
 _worker: _Worker | None = None
+
+
+def prewarm() -> None:
+    """Start the worker now, so its TensorFlow import overlaps the caller's own work (a build loading its model)."""
+    global _worker
+    if enabled() and (_worker is None or _worker.proc.poll() is not None):
+        _worker = _Worker()
 
 
 def close() -> None:
