@@ -1,4 +1,4 @@
-"""The converter's child process: `python -m edgeopt.convert.child` (see edgeopt.convert.isolated).
+"""The converter's child process: `python -m edgeopt.convert.child [--private-log]` (see edgeopt.convert.isolated).
 
 Reads jobs on stdin and answers on the original stdout; native output (fd 1 and 2) goes to the log file
 the parent gave as stderr. Ctrl-C kills it at once (default SIGINT): the parent reports the interrupt.
@@ -33,7 +33,7 @@ def main() -> int:
 
     from edgeopt.convert.isolated import serve
 
-    return serve(sys.stdin.buffer, proto)
+    return serve(sys.stdin.buffer, proto, private_log=sys.argv[1:] == ["--private-log"])
 
 
 if __name__ == "__main__":

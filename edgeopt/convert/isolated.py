@@ -74,7 +74,10 @@ def run(function: str, stage: Stage, params: dict[str, Any], arrays: dict[str, n
     if not enabled():
         return resolve(function)(params, dict(arrays or {}), _STATE)
     global _worker
-    if _worker is None or _worker.proc.poll() is not None:
+    if _worker is not None and _worker.proc.poll() is not None:  # died between jobs
+        _worker.close()
+        _worker = None
+    if _worker is None:
         _worker = _Worker()
     worker = _worker
     try:
@@ -92,9 +95,12 @@ class _Worker:
         self.log_path = self.dir / "child.log"
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        debug = os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false")  # --debug: native logs on our stderr
         with self.log_path.open("ab") as log:  # O_APPEND: the child truncates it at each job
-            self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
+            self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, *([] if debug else ["--private-log"])],
+                                         stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=None if debug else log, env=env,
+                                         close_fds=True)
         self.idle = True
         self.jobs = 0
 
@@ -211,16 +217,20 @@ def _error(result: dict[str, Any]) -> BaseException:
     return RuntimeError(f"{name}: {message} (in the converter's child process)")
 
 
-def serve(stdin: IO[bytes], proto: IO[str]) -> int:
-    """The child's loop (edgeopt.convert.child): one JSON job per stdin line, one JSON answer per line."""
+def serve(stdin: IO[bytes], proto: IO[str], private_log: bool) -> int:
+    """The child's loop (edgeopt.convert.child): one JSON job per stdin line, one JSON answer per line.
+
+    `private_log`: fd 2 is the parent's log file of this child (truncated at each job), not a user's stderr.
+    """
     state: dict[str, Any] = {}
     crash_stage = os.environ.get("EDGEOPT_TEST_CRASH_STAGE", "")
     for raw in stdin:
         if not raw.strip():
             continue
         job = json.loads(raw)
-        with contextlib.suppress(OSError):
-            os.ftruncate(2, 0)  # the log holds the current job's native lines only
+        if private_log:
+            with contextlib.suppress(OSError):
+                os.ftruncate(2, 0)  # the log holds the current job's native lines only
         if crash_stage and crash_stage == job.get("stage"):
             os.kill(os.getpid(), signal.SIGSEGV)  # test only: a real native-style death in this stage
         answer: dict[str, Any]
