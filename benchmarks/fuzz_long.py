@@ -1,9 +1,13 @@
 """Long fuzzing run of the edgeopt CLI (same fuzzer as tests/robustness/test_fuzz.py).
 
-    python benchmarks/fuzz_long.py --cases 10000 --workers 2 [--tflite built.tflite] [--seed 1] [--fresh]
+    python benchmarks/fuzz_long.py --cases 10000 --workers 2 [--tflite built.tflite] [--seed 1] [--fresh | --exec]
+    python benchmarks/fuzz_long.py --compare-fresh 300      # forked and exec'd fresh processes agree?
 
---fresh runs every case in its own `python -m edgeopt` process (signals and hangs are the command's own;
-about 3 s a case on 2 cores), instead of long-lived workers that load TensorFlow once.
+--fresh runs every case in a process of its own, forked from a server that has imported the CLI, the
+runtimes and TensorFlow once (tests/robustness/fuzzer.py run_forked): signals and hangs are the command's
+own, at the cost of a fork. --exec starts a new `python -m edgeopt` per case instead (about 3.5 s a case
+here). Without either, cases run in long-lived workers that invoke the CLI in-process.
+--compare-fresh N runs N cases both forked and exec'd and lists every case whose outcome or exit code differs.
 
 Builds the seed .tflite (sample DS-CNN for mobile-cpu) unless --tflite is given,
 prints the count by outcome, and writes every bad case (internal / crash / hang)
@@ -22,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.robustness.fuzzer import build_corpus, make_cases, run_cases, run_fresh  # noqa: E402
+from tests.robustness.fuzzer import build_corpus, make_cases, run_cases, run_forked, run_fresh  # noqa: E402
 
 
 def main() -> int:
@@ -33,7 +37,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--tflite", type=Path)
     ap.add_argument("--workdir", type=Path)
-    ap.add_argument("--fresh", action="store_true", help="a fresh process per case")
+    ap.add_argument("--fresh", action="store_true", help="a fresh (forked) process per case")
+    ap.add_argument("--exec", action="store_true", help="a fresh `python -m edgeopt` per case")
+    ap.add_argument("--compare-fresh", type=int, metavar="N", help="N cases forked and exec'd; list differences")
+    ap.add_argument("--results", type=Path, help="write the closing counts as a section of this file (RESULTS.md)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="edgeopt-fuzz-"))
     tflite = args.tflite
@@ -44,6 +51,8 @@ def main() -> int:
                        capture_output=True)
         tflite = out / "digits_dscnn.tflite"
     corpus = build_corpus(work / "cases", tflite)
+    if args.compare_fresh:
+        return compare(corpus, args.compare_fresh, args.seed, args.workers, args.timeout)
     t0 = time.monotonic()
     done = 0
     counts: dict[str, int] = {}
@@ -52,8 +61,8 @@ def main() -> int:
     while done < args.cases:
         n = min(batch, args.cases - done)
         cases = make_cases(corpus, n, seed=args.seed * 1_000_003 + done, first=done)
-        run = (run_fresh(cases, workers=args.workers, timeout=args.timeout) if args.fresh
-               else run_cases(cases, workers=args.workers, timeout=args.timeout))
+        runner = run_forked if args.fresh else run_fresh if args.exec else run_cases
+        run = runner(cases, workers=args.workers, timeout=args.timeout)
         for o in run.outcomes:
             key = f"{o.outcome}"
             counts[key] = counts.get(key, 0) + 1
@@ -72,12 +81,79 @@ def main() -> int:
         rate = done / (time.monotonic() - t0)
         totals = {k: v for k, v in counts.items() if "/" not in k}
         print(f"{done} cases, {rate:.1f}/s: {totals}", flush=True)
+        print("  by file and outcome:", {k: v for k, v in sorted(counts.items()) if "/" in k and ":" not in k},
+              flush=True)
     (work / "bad.txt").write_text("\n".join(bad_lines) + "\n")
     print("by outcome:", {k: v for k, v in sorted(counts.items()) if "/" not in k})
     print("by file and outcome:", {k: v for k, v in sorted(counts.items()) if "/" in k and ":" not in k})
     print("by mutation and outcome:", {k: v for k, v in sorted(counts.items()) if ":" in k})
     print(f"{len(bad_lines)} bad cases; details in {work / 'bad.txt'}; {time.monotonic() - t0:.0f} s")
+    if args.results:
+        mode = "forked fresh process per case" if args.fresh else "exec'd fresh process per case" if args.exec \
+            else "long-lived workers"
+        replace_section(args.results, render(counts, bad_lines, args, mode, time.monotonic() - t0))
     return 1 if bad_lines else 0
+
+
+BEGIN, END = "<!-- fuzz-long:begin -->", "<!-- fuzz-long:end -->"
+
+
+def render(counts: dict[str, int], bad_lines: list[str], args: argparse.Namespace, mode: str, seconds: float) -> str:
+    """The RESULTS.md section: totals, the table by input kind and mutation, every bad case."""
+    outcomes = ("ok", "rejected", "budget", "internal", "crash", "hang")
+    total = sum(v for k, v in counts.items() if "/" not in k)
+    lines = [BEGIN, "## Long fuzz run of the CLI (structure-aware mutations)", "",
+             f"`python benchmarks/fuzz_long.py --cases {args.cases} --workers {args.workers} --seed {args.seed}"
+             f"{' --fresh' if args.fresh else ' --exec' if args.exec else ''}`: {total} cases, {mode}, "
+             f"{seconds:.0f} s ({total / max(seconds, 1e-9):.1f} cases/s). Outcomes: "
+             + ", ".join(f"{o} {counts.get(o, 0)}" for o in outcomes) + ".", "",
+             "| input kind / mutation | " + " | ".join(outcomes) + " |", "|---|" + "---:|" * len(outcomes)]
+    kinds = sorted({k.split("/")[0] for k in counts if ":" in k})
+    for target in sorted({k.split(":")[0] for k in kinds}):
+        lines.append(f"| **{target}** | " + " | ".join(str(counts.get(f"{target}/{o}", 0)) for o in outcomes) + " |")
+        for kind in (k for k in kinds if k.startswith(target + ":")):
+            lines.append(f"| {kind} | " + " | ".join(str(counts.get(f"{kind}/{o}", 0)) for o in outcomes) + " |")
+    lines += ["", f"Bad cases (internal, crash, hang): {len(bad_lines)}."]
+    lines += [f"- `{b.splitlines()[0][:300]}`" for b in bad_lines]
+    return "\n".join([*lines, END]) + "\n"
+
+
+def replace_section(path: Path, section: str) -> None:
+    """Swap this script's section of RESULTS.md (or append it); written to a temporary file, then os.replace."""
+    import os
+
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    Path(tmp).replace(path)
+
+
+def compare(corpus, n: int, seed: int, workers: int, timeout: float) -> int:
+    """The same n cases forked and exec'd: every case must end the same way (outcome and exit code)."""
+    cases = make_cases(corpus, n, seed=seed * 1_000_003)
+    t0 = time.monotonic()
+    forked = run_forked(cases, workers=workers, timeout=timeout)
+    t1 = time.monotonic()
+    execd = run_fresh(cases, workers=workers, timeout=timeout)
+    t2 = time.monotonic()
+    a = {o.case.id: o for o in forked.outcomes}
+    b = {o.case.id: o for o in execd.outcomes}
+    diff = [c for c in cases if (a[c.id].outcome, a[c.id].code) != (b[c.id].outcome, b[c.id].code)]
+    for c in diff:
+        print(f"differs: case {c.id} {' '.join(c.args)} [{c.target}/{c.mutation}]\n"
+              f"    forked {a[c.id].outcome} exit={a[c.id].code}: {a[c.id].stderr.strip()[-300:]}\n"
+              f"    exec'd {b[c.id].outcome} exit={b[c.id].code}: {b[c.id].stderr.strip()[-300:]}")
+    print(f"forked: {dict(forked.counts)} in {t1 - t0:.0f} s ({n / (t1 - t0):.2f} cases/s)")
+    print(f"exec'd: {dict(execd.counts)} in {t2 - t1:.0f} s ({n / (t2 - t1):.2f} cases/s)")
+    print(f"{n - len(diff)}/{n} cases end the same way; {len(diff)} differ")
+    return 1 if diff else 0
 
 
 if __name__ == "__main__":

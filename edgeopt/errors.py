@@ -70,6 +70,12 @@ class ConversionError(EdgeoptError):
     """A converter failed on a model we believed valid (internal)."""
 
 
+class ConversionCrashed(ConversionError):
+    """The TFLite converter or calibrator died (a signal) in its child process: the model, not us (exit 2)."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class BudgetViolation:
     name: str

@@ -42,9 +42,9 @@ def _saved_model(model: Any, dest: Path, settings: ConvertSection) -> Path:
 
 
 def _tflite_float(saved_model: Path) -> bytes:
-    from edgeopt.convert.tflite import to_tflite
+    from edgeopt.convert.tflite import float_tflite
 
-    return to_tflite(saved_model)
+    return float_tflite(saved_model)
 
 
 def _onnx_file(model: Any, dest: Path, settings: ConvertSection) -> Path:

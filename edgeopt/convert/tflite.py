@@ -1,4 +1,8 @@
-"""SavedModel -> TFLite flatbuffer bytes, with an optional quantization recipe."""
+"""SavedModel -> TFLite flatbuffer bytes, with an optional quantization recipe.
+
+`to_tflite` converts in this process; `float_tflite` (and edgeopt.quantize.tflite.quantized_tflite) run it in
+the converter's child process (edgeopt.convert.isolated), which is what builds use.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgeopt.convert.isolated import Stage, run
 from edgeopt.errors import ConversionError, UnsupportedOpError, first_line
 
 ConverterSetup = Callable[[Any], None]
+
+FLOAT_STAGE = Stage("TFLite conversion", "convert",
+                    "the converter cannot handle this model's graph; re-export it (or simplify the layers named "
+                    "with --debug) and report the model")
+
+
+def float_tflite(saved_model: Path) -> bytes:
+    """The float .tflite of a SavedModel, converted in the converter's child process."""
+    return bytes(run("edgeopt.convert.tflite:job_float", FLOAT_STAGE, {"saved_model": str(saved_model)}))
+
+
+def job_float(params: dict[str, Any], arrays: dict[str, Any], state: dict[str, Any]) -> bytes:
+    """In the child: float conversion."""
+    return to_tflite(Path(params["saved_model"]))
 
 
 def to_tflite(saved_model: Path, setup: ConverterSetup | None = None) -> bytes:

@@ -121,6 +121,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
 
         check_qat_inputs(profile, None)  # refused before TensorFlow loads
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
+    if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() != ".onnx":
+        from edgeopt.convert.isolated import prewarm
+
+        prewarm()  # the converter's child imports TensorFlow while this process loads the model
     source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     given_shape = _given_shape(req, source)  # --shape checked against the model: exit 2 before any work

@@ -268,13 +268,12 @@ class TfliteBackend:
         return self._session.quantized(float_nodes)
 
     def int16x8(self) -> bytes | None:
-        from edgeopt.convert.tflite import to_tflite
         from edgeopt.profiles.schema import Scheme
-        from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
+        from edgeopt.quantize.tflite import TfliteRecipe, quantized_tflite
 
         io = IOType.INT16 if self._settings.int8_io else IOType.FLOAT32
         recipe = TfliteRecipe(Scheme.INT16X8, io, io, self._settings.per_channel, self._calib)
-        return to_tflite(self._sm, converter_setup(recipe))
+        return quantized_tflite(self._sm, recipe)
 
 
 def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,

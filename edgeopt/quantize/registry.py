@@ -66,11 +66,10 @@ def quantizer_for(fmt: OutputFormat) -> Quantizer:
 
 
 def _tflite(saved_model: Path, q: QuantizeSection, calib: Batch | None, work: Path, ctx: QuantizeContext) -> Quantized:
-    from edgeopt.convert.tflite import to_tflite
-    from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
+    from edgeopt.quantize.tflite import TfliteRecipe, quantized_tflite
 
     recipe = TfliteRecipe(q.scheme, q.input_type, q.output_type, q.per_channel, calib)
-    return Quantized(to_tflite(saved_model, converter_setup(recipe)))
+    return Quantized(quantized_tflite(saved_model, recipe))
 
 
 def _tflite_partial(model: Any, saved_model: Path, calib: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,

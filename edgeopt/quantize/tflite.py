@@ -1,13 +1,20 @@
-"""TFLite quantization schemes as converter set-ups (one function per scheme)."""
+"""TFLite quantization schemes as converter set-ups (one function per scheme).
+
+`quantized_tflite` converts with a recipe in the converter's child process (edgeopt.convert.isolated): a
+native crash of the calibrator is one line naming the stage, not the end of edgeopt.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeopt.convert.isolated import Stage, run
+from edgeopt.convert.tflite import FLOAT_STAGE, to_tflite
 from edgeopt.data.tensors import Batch, batch_count
 from edgeopt.errors import InputError
 from edgeopt.profiles.schema import IOType, Scheme
@@ -97,3 +104,41 @@ def converter_setup(recipe: TfliteRecipe) -> Callable[[Any], None]:
         SCHEMES[recipe.scheme](conv, recipe, tf)
 
     return setup
+
+
+_CALIBRATION_HINT = ("this model's ops (LSTM, GRU, custom or control-flow layers) may not support {scheme} calibration; "
+                     "try [quantize] scheme = {others}")
+STAGES: dict[Scheme, Stage] = {
+    Scheme.NONE: FLOAT_STAGE,
+    Scheme.FLOAT16: Stage("float16 conversion", "convert", "try [quantize] scheme = \"dynamic\" or \"none\""),
+    Scheme.DYNAMIC: Stage("dynamic-range quantization", "convert", "try [quantize] scheme = \"float16\" or \"none\""),
+    Scheme.INT8: Stage("int8 calibration", "calibrate",
+                       _CALIBRATION_HINT.format(scheme="int8", others='"float16", "dynamic" or "int16x8"')),
+    Scheme.INT16X8: Stage("int16x8 calibration", "calibrate",
+                          _CALIBRATION_HINT.format(scheme="int16x8", others='"float16" or "dynamic"')),
+}
+
+
+def quantized_tflite(saved_model: Path, recipe: TfliteRecipe) -> bytes:
+    """Convert `saved_model` with `recipe` in the converter's child process (calibration arrays go as .npy)."""
+    converter_setup(recipe)  # refuses a calibrated scheme without data, here rather than in the child
+    params = {"saved_model": str(saved_model), "scheme": str(recipe.scheme), "input_type": str(recipe.input_type),
+              "output_type": str(recipe.output_type), "per_channel": recipe.per_channel}
+    cal = recipe.calibration
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(cal, np.ndarray):
+        arrays = {"calibration": np.asarray(cal, np.float32)}
+    elif cal is not None:  # several inputs: by position in the job (names are not file names), names in params
+        params["calibration_inputs"] = list(cal)
+        arrays = {f"calibration_{i}": np.asarray(v) for i, v in enumerate(cal.values())}
+    return bytes(run("edgeopt.quantize.tflite:job_quantize", STAGES[recipe.scheme], params, arrays))
+
+
+def job_quantize(params: dict[str, Any], arrays: dict[str, np.ndarray], state: dict[str, Any]) -> bytes:
+    """In the child: the recipe rebuilt from its parameters, then the conversion."""
+    names = params.get("calibration_inputs")
+    calibration: Batch | None = arrays.get("calibration") if names is None else \
+        {name: arrays[f"calibration_{i}"] for i, name in enumerate(names)}
+    recipe = TfliteRecipe(Scheme(params["scheme"]), IOType(params["input_type"]), IOType(params["output_type"]),
+                          bool(params["per_channel"]), calibration)
+    return to_tflite(Path(params["saved_model"]), converter_setup(recipe))

@@ -482,6 +482,189 @@ def run_fresh(cases: list[Case], workers: int = 2, timeout: float = 60.0, progre
     return run
 
 
+# --------------------------------------------------------------------------- fork server
+
+# Imported once by the fork server so a case's process starts warm. TensorFlow is imported but never run
+# (no op, no thread pool) before forking; the only threads at fork time are idle BLAS/runtime workers.
+ZYGOTE_PRELOAD = ("edgeopt.cli.app", "edgeopt.cli.errors", "edgeopt.runtime.litert", "edgeopt.runtime.onnxrt",
+                  "ai_edge_litert.interpreter", "onnxruntime", "onnx", "tensorflow", "keras",
+                  "edgeopt.load.keras_model", "edgeopt.pipeline.build")
+
+
+def _zygote_child(case: dict[str, Any], proto_fd: int) -> None:
+    """In the forked child: own session, stdio and argv, then the real `edgeopt` entry point; never returns."""
+    code = 1
+    try:
+        os.close(proto_fd)
+        os.setsid()  # its own process group: the parent kills a hung case with everything it started
+        err = os.open(case["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.dup2(err, 2)
+        os.close(err)
+        os.close(null)
+        random.seed()  # a fresh process seeds from the OS, not from the server's state
+        np.random.seed()
+        sys.argv = ["edgeopt", *case["args"]]
+        from edgeopt.cli.app import main
+
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                sys.stderr.write(exc.code + "\n")
+        import atexit
+
+        atexit._run_exitfuncs()  # what interpreter shutdown would run
+    except BaseException:  # noqa: BLE001 - reported as the process's own traceback and exit 1, like python -m
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _zygote() -> int:
+    """Fork server: import the CLI and runtimes once, then fork one process per case (JSON lines on stdin).
+
+    Answers on stdout: {"id", "pid"} when a case's process starts, {"id", "status"} (os.waitstatus_to_exitcode:
+    negative = killed by that signal) when it ends. Native output of the server itself goes to /dev/null.
+    """
+    import importlib
+
+    proto_fd = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    for name in ZYGOTE_PRELOAD:
+        importlib.import_module(name)
+
+    def say(obj: dict[str, Any] | str) -> None:
+        os.write(proto_fd, ((obj if isinstance(obj, str) else json.dumps(obj)) + "\n").encode())
+
+    say("ready")
+    children: dict[int, int] = {}
+    buf, open_ = b"", True
+    while open_ or children:
+        ready, _, _ = select.select([0] if open_ else [], [], [], 0.02)
+        if ready:
+            data = os.read(0, 1 << 16)
+            open_ = bool(data)
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                case = json.loads(line)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _zygote_child(case, proto_fd)
+                children[pid] = case["id"]
+                say({"id": case["id"], "pid": pid})
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            say({"id": children.pop(pid), "status": os.waitstatus_to_exitcode(status)})
+    return 0
+
+
+def run_forked(cases: list[Case], workers: int = 2, timeout: float = 60.0, progress: bool = False) -> Run:
+    """Like run_fresh (a new process per case, real signals and hangs) but forked from a warm server.
+
+    The server (`fuzzer.py --zygote`) has imported the CLI, the runtimes and TensorFlow once; each case is a
+    fork of it that runs `edgeopt.cli.app.main` with the case's argv, so exit codes, signal handlers and
+    stderr are those of `python -m edgeopt`, without the 1-9 s of imports per case.
+    """
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(root))
+    env.pop("EDGEOPT_DEBUG", None)
+    errdir = Path(tempfile.mkdtemp(prefix="edgeopt-zygote-"))
+    server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--zygote"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=root,
+                              start_new_session=True)
+    assert server.stdin is not None and server.stdout is not None
+    out_fd = server.stdout.fileno()
+    pending = b""
+
+    def lines(wait: float) -> list[str]:
+        nonlocal pending
+        ready, _, _ = select.select([out_fd], [], [], wait)
+        if not ready:
+            return []
+        data = os.read(out_fd, 1 << 16)
+        if not data:
+            why = f"the fork server died ({server.wait()})"
+            raise RuntimeError(why)
+        pending += data
+        *done, pending = pending.split(b"\n")
+        return [d.decode() for d in done]
+
+    deadline = time.monotonic() + 300
+    while "ready" not in lines(1.0):
+        if time.monotonic() > deadline:
+            server.kill()
+            why = "the fork server did not start"
+            raise RuntimeError(why)
+    todo = list(reversed(cases))
+    by_id: dict[int, Case] = {}
+    started: dict[int, float] = {}
+    pids: dict[int, int] = {}
+    hung: set[int] = set()
+    run = Run()
+    try:
+        while todo or by_id:
+            while todo and len(by_id) < workers:
+                case = todo.pop()
+                by_id[case.id] = case
+                started[case.id] = time.monotonic()
+                msg = {"id": case.id, "args": list(case.args), "stderr": str(errdir / f"{case.id}.err")}
+                server.stdin.write((json.dumps(msg) + "\n").encode())
+                server.stdin.flush()
+            for line in lines(0.05):
+                a = json.loads(line)
+                if "pid" in a:
+                    pids[a["id"]] = a["pid"]
+                    continue
+                case = by_id.pop(a["id"])
+                elapsed = time.monotonic() - started.pop(case.id)
+                pids.pop(case.id, None)
+                err = errdir / f"{case.id}.err"
+                stderr = err.read_text("utf-8", "replace") if err.exists() else ""
+                err.unlink(missing_ok=True)
+                code = a["status"]
+                if case.id in hung:
+                    run.outcomes.append(Outcome(case, "hang", None, f"no answer in {timeout:g} s", elapsed))
+                    continue
+                outcome = "crash" if code < 0 else classify(case.args[0], code, stderr)
+                run.outcomes.append(Outcome(case, outcome, code, stderr[-2000:], elapsed))
+            now = time.monotonic()
+            for cid, t0 in started.items():
+                if cid not in hung and cid in pids and now - t0 > timeout:
+                    hung.add(cid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pids[cid], signal.SIGKILL)
+            if progress and run.outcomes and len(run.outcomes) % 50 == 0:
+                print(f"\r{len(run.outcomes)}/{len(cases)} {dict(run.counts)}", end="", file=sys.stderr, flush=True)
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        import shutil
+
+        shutil.rmtree(errdir, ignore_errors=True)
+    return run
+
+
 def build_corpus(workdir: Path, tflite: Path) -> Corpus:
     """Seed files: a built .tflite, the sample ONNX/Keras models, calibration data and a profile."""
     root = Path(__file__).resolve().parents[2]
@@ -499,3 +682,5 @@ def build_corpus(workdir: Path, tflite: Path) -> Corpus:
 
 if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
     sys.exit(_serve())
+if __name__ == "__main__" and sys.argv[1:] == ["--zygote"]:
+    sys.exit(_zygote())

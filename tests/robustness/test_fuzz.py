@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from tests.robustness.fuzzer import BAD, build_corpus, make_cases, run_cases, run_fresh
+from tests.robustness.fuzzer import BAD, build_corpus, make_cases, run_cases, run_forked, run_fresh
 
 CASES = int(os.environ.get("EDGEOPT_FUZZ_CASES", "240"))
 FRESH_CASES = int(os.environ.get("EDGEOPT_FUZZ_FRESH_CASES", "40"))
+FORKED_CASES = int(os.environ.get("EDGEOPT_FUZZ_FORKED_CASES", "80"))
 
 
 def _report(run, cases) -> Counter[str]:
@@ -44,3 +45,21 @@ def test_fuzz_fresh_process_per_case(mobile_build, tmp_path):
     cases = make_cases(corpus, FRESH_CASES, seed=20261201, light=True)
     assert all(c.args[0] != "build" for c in cases)
     _report(run_fresh(cases, workers=2, timeout=60), cases)
+
+
+def test_fuzz_forked_process_per_case(mobile_build, tmp_path):
+    """Every kind of case, builds included, each in a process forked from a warm server (run_forked)."""
+    corpus = build_corpus(tmp_path / "forked", mobile_build / "digits_dscnn.tflite")
+    cases = make_cases(corpus, FORKED_CASES, seed=20261202)
+    assert any(c.args[0] == "build" for c in cases)
+    _report(run_forked(cases, workers=2, timeout=60), cases)
+
+
+def test_forked_and_execd_processes_agree(mobile_build, tmp_path):
+    """The fork server changes the cost of a fresh process, not what a case does: same outcome, same exit code."""
+    corpus = build_corpus(tmp_path / "agree", mobile_build / "digits_dscnn.tflite")
+    cases = make_cases(corpus, 16, seed=20261203, light=True)
+    forked = {o.case.id: (o.outcome, o.code) for o in run_forked(cases, workers=2, timeout=60).outcomes}
+    execd = {o.case.id: (o.outcome, o.code) for o in run_fresh(cases, workers=2, timeout=60).outcomes}
+    assert forked == execd
+    assert {o for o, _ in forked.values()} >= {"ok", "rejected"}

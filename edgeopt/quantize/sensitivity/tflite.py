@@ -9,6 +9,8 @@ signal power for the SNR. MAC shares come from edgeopt.analysis.tflite_graph.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import math
 import re
 import warnings
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.convert.isolated import Stage, run
 from edgeopt.errors import ConversionError, first_line
 from edgeopt.quantize.sensitivity.common import LayerSensitivity, check_calibration, quiet, snr_db
 
@@ -31,12 +34,69 @@ def layer_label(tensor_name: str, layer_names: tuple[str, ...]) -> str:
     return "+".join(found) if found else tensor_name
 
 
+DEBUG_STAGE = Stage("int8 calibration for the quantization debugger", "debug",
+                    "this model's ops (LSTM, GRU, custom or control-flow layers) may not support int8 calibration; "
+                    "drop [partial] and try [quantize] scheme = \"float16\", \"dynamic\" or \"int16x8\"")
+
+
 class TfliteDebugSession:
     """One calibration of a SavedModel, then any number of int8 variants with chosen ops kept float.
 
     Variants are cheap: the calibrated model is re-quantized with `denylisted_nodes` (op output
-    tensor names, as in `LayerSensitivity.name`), no re-calibration.
+    tensor names, as in `LayerSensitivity.name`), no re-calibration. The debugger lives in the
+    converter's child process (edgeopt.convert.isolated); this object holds its key there.
     """
+
+    def __init__(self, saved_model: Path, calib_x: np.ndarray, per_channel: bool = True,
+                 fully_quantize: bool = False, layer_names: tuple[str, ...] = ()) -> None:
+        self.calib_x = check_calibration(calib_x)
+        self.layer_names = layer_names
+        self._key = f"debug-{next(_KEYS)}"
+        params = {"key": self._key, "saved_model": str(saved_model), "per_channel": per_channel,
+                  "fully_quantize": fully_quantize, "layer_names": list(layer_names)}
+        self.float_model: bytes = bytes(run(f"{__name__}:job_open", DEBUG_STAGE, params, {"calib": self.calib_x}))
+
+    def quantized(self, float_nodes: tuple[str, ...] = ()) -> bytes:
+        """int8 model bytes with the ops producing `float_nodes` kept in float."""
+        return bytes(run(f"{__name__}:job_quantized", DEBUG_STAGE, {"key": self._key, "float_nodes": list(float_nodes)}))
+
+    def sensitivity(self) -> tuple[LayerSensitivity, ...]:
+        """Per-op local error of the plain int8 model (nothing denylisted), in graph order."""
+        rows = run(f"{__name__}:job_sensitivity", DEBUG_STAGE, {"key": self._key})
+        return tuple(LayerSensitivity(**row) for row in rows)
+
+
+_KEYS = itertools.count()
+
+
+def _session(params: dict[str, Any], state: dict[str, Any]) -> _DebugSession:
+    session = state.get(params["key"])
+    if session is None:  # the worker restarted after an earlier job died
+        msg = "the quantization debugger's session is gone (its child process ended); rerun the build"
+        raise ConversionError(msg)
+    return session  # type: ignore[no-any-return]
+
+
+def job_open(params: dict[str, Any], arrays: dict[str, np.ndarray], state: dict[str, Any]) -> bytes:
+    """In the child: calibrate once, keep the debugger under `key`; the float model comes back."""
+    for key in [k for k in state if k.startswith("debug-")]:  # one session at a time: a build opens one
+        del state[key]
+    session = _DebugSession(Path(params["saved_model"]), arrays["calib"], bool(params["per_channel"]),
+                            bool(params["fully_quantize"]), tuple(params["layer_names"]))
+    state[params["key"]] = session
+    return session.float_model
+
+
+def job_quantized(params: dict[str, Any], arrays: dict[str, np.ndarray], state: dict[str, Any]) -> bytes:
+    return _session(params, state).quantized(tuple(params["float_nodes"]))
+
+
+def job_sensitivity(params: dict[str, Any], arrays: dict[str, np.ndarray], state: dict[str, Any]) -> list[Any]:
+    return [dataclasses.asdict(row) for row in _session(params, state).sensitivity()]
+
+
+class _DebugSession:
+    """The QuantizationDebugger itself (in the converter's child process)."""
 
     def __init__(self, saved_model: Path, calib_x: np.ndarray, per_channel: bool = True,
                  fully_quantize: bool = False, layer_names: tuple[str, ...] = ()) -> None:
