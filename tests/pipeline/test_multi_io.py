@@ -90,7 +90,7 @@ def test_bench_runs_the_multi_input_artifacts_with_named_data(cli, built, two: P
     res = cli("bench", *paths, "--runs", "3", "--min-seconds", "0.01", "--warmup-seconds", "0", "--input",
               two / "calib.npz", "--json")
     assert res.exit_code == 0, res.output
-    results = json.loads(res.output)["results"]
+    results = json.loads(res.stdout)["results"]
     shapes = {Path(r["model"]).name: r["input_shapes"] for r in results}
     assert "1x8x8x1" in shapes["two.tflite"] and "1x4" in shapes["two.tflite"]
     assert shapes["two.onnx"] == "image=1x8x8x1, extra=1x4"
