@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from edgeopt.data.npy_guard import ARCHIVE_ERRORS
 from edgeopt.errors import DataError
 from edgeopt.runtime.base import TensorInfo
 from edgeopt.runtime.shapes import Shapes, data_sample, order_arrays, resolve_inputs
@@ -30,7 +29,7 @@ def load_input_file(path: Path) -> dict[str, np.ndarray]:
             return {"": np.load(path, allow_pickle=False)}
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # zlib: corrupt deflate data
+    except ARCHIVE_ERRORS as exc:
         msg = f"{path}: not a readable .npz/.npy file without pickled objects ({exc})"
         raise DataError(msg) from None
     if not arrays:

@@ -9,13 +9,12 @@ per input in the model's order. Files are read with allow_pickle=False.
 from __future__ import annotations
 
 import re
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgeopt.data.npy_guard import ARCHIVE_ERRORS
 from edgeopt.data.tensors import Batch, IOSpec
 from edgeopt.errors import DataError
 from edgeopt.input_files import regular_file
@@ -87,7 +86,7 @@ def load_dataset(path: Path, role: str, input_shape: tuple[int | None, ...] | No
                 y = z["y"] if "y" in names and "y" in z.files else None
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
+    except ARCHIVE_ERRORS as exc:
         msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
         raise DataError(msg) from None
     if not isinstance(x, np.ndarray):
@@ -147,7 +146,7 @@ def _load_several(path: Path, role: str, inputs: tuple[IOSpec, ...]) -> Dataset:
             y = z[LABELS] if role != "calibration" and LABELS in z.files else None
     except DataError:
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except ARCHIVE_ERRORS as exc:
         msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
         raise DataError(msg) from None
     counts = {int(a.shape[0]) if a.ndim else 0 for a in arrays}
@@ -294,7 +293,7 @@ def load_samples(path: Path, role: str = "sample") -> Batch:
             if "x" in files or len(files) <= 1:
                 return load_dataset(path, role).x
             arrays = {f: z[f] for f in files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except ARCHIVE_ERRORS as exc:
         msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
         raise DataError(msg) from None
     for a in arrays.values():

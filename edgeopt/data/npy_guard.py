@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -22,6 +23,12 @@ from edgeopt.errors import DataError, InputError
 
 MAX_DATA_MB = 1024
 ENV = "EDGEOPT_MAX_DATA_MB"
+
+# What reading a corrupt .npz/.npy (or any zip) raises. zlib.error: corrupt deflate data;
+# NotImplementedError: a member flagged with an unsupported compression or "strong encryption"
+# (a flipped flag bit, found by the long fuzz run); RuntimeError: an encrypted member needs a password.
+ARCHIVE_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                                                   NotImplementedError, RuntimeError)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import stat
 import zipfile
-import zlib
 from enum import StrEnum
 from pathlib import Path
 
+from edgeopt.data.npy_guard import ARCHIVE_ERRORS
 from edgeopt.errors import ModelFileError
 from edgeopt.input_files import not_regular, open_regular, regular_file
 
@@ -94,7 +94,7 @@ def detect_format(path: Path) -> ModelFormat:
                     )
                     raise ModelFileError(msg)
                 bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # zlib: corrupt deflate data
+        except ARCHIVE_ERRORS as exc:
             msg = f"{path} is a corrupt Keras archive: {exc}"
             raise ModelFileError(msg) from None
         if bad is not None:
