@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
 from edgeopt.search.results import SearchResult  # noqa: E402
 
 BEGIN, END = "<!-- search:begin -->", "<!-- search:end -->"
@@ -81,16 +83,6 @@ def section(results: list[tuple[str, SearchResult, float, int]], trials: int, wo
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    old = path.read_text("utf-8") if path.is_file() else "# Benchmark results\n"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(new, "utf-8")
-    tmp.replace(path)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -105,7 +97,7 @@ def main() -> None:
         res, wall, code = run_search(target, base / target, args.trials, args.workers)
         print(f"{target}: {res.counts.complete} trials, {len(res.front)} on the front, {wall:.0f} s", flush=True)
         results.append((target, res, wall, code))
-    write_section(RESULTS, section(results, args.trials, args.workers))
+    replace_section(RESULTS, BEGIN, END, section(results, args.trials, args.workers))
     print(f"wrote {RESULTS}")
 
 
