@@ -92,7 +92,10 @@ def write_cases(work: Path, ops: set[str] | None, limit: int | None, every: int 
         has_npz = len(arrays) == len(names) and all(a is not None for a in arrays)
         if has_npz and not npz.exists():
             np.savez(npz, **{n: a for n, a in zip(names, arrays, strict=True)})
-        index.append({"name": case.name, "op": op, "dir": str(d), "npz": has_npz, "inputs": len(names)})
+        floats = all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in case.model.graph.input) and \
+            all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in case.model.graph.output)
+        index.append({"name": case.name, "op": op, "dir": str(d), "npz": has_npz, "inputs": len(names),
+                      "float": bool(names) and floats})
         if limit and len(index) >= limit:
             break
     return index
@@ -258,7 +261,8 @@ def outcome(a: dict[str, Any]) -> str:
     return f"exit {code}"
 
 
-def run_suite(index: list[dict[str, Any]], repo: Path, workers: int, timeout: float, memory_gb: float) -> list[dict[str, Any]]:
+def run_suite(index: list[dict[str, Any]], repo: Path, workers: int, timeout: float, memory_gb: float,
+              builds: bool = False) -> list[dict[str, Any]]:
     ids = iter(range(1 << 30))
     phase1: list[dict[str, Any]] = []
     for t in index:
@@ -289,6 +293,20 @@ def run_suite(index: list[dict[str, Any]], repo: Path, workers: int, timeout: fl
                 a = a2[t.pop(f"{key}_id")]
                 t[key], t[f"{key}_err"] = outcome(a), a.get("stderr", "")[-300:]
         t.pop("ort_id"), t.pop("inspect_id")
+    if builds:  # float models that run on their own data: a whole edge-server build at the data's shapes
+        phase3: list[dict[str, Any]] = []
+        for t in index:
+            if t.get("float") and t.get("runs_own") and t.get("input") == "exit 0":
+                d = Path(t["dir"])
+                t["build_id"] = next(ids)
+                phase3.append({"id": t["build_id"], "kind": "cli", "args": [
+                    "build", str(d / "model.onnx"), "--target", "edge-server", "--calib", str(d / "inputs.npz"),
+                    "--eval", str(d / "inputs.npz"), "--out", str(d / "build"), "--no-bench", "--force", "--json"]})
+        a3 = run_cases(phase3, repo, workers, timeout, memory_gb)
+        for t in index:
+            if "build_id" in t:
+                a = a3[t.pop("build_id")]
+                t["build"], t["build_err"] = outcome(a), a.get("stderr", "")[-300:]
     return index
 
 
@@ -306,6 +324,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "bench_refused_but_ort_runs_own": sum(1 for r in runs_own if r["bench"] != "exit 0"),
         "bench_input": dict(Counter(r["input"] for r in with_npz)),
         "bench_input_on_runs_own": dict(Counter(r["input"] for r in runs_own)),
+        "float_runs_own": sum(1 for r in runs_own if r.get("float")),
+        "build": dict(Counter(r["build"] for r in rows if "build" in r)),
     }
 
 
@@ -328,6 +348,9 @@ def table(label: str, s: dict[str, Any], note: str) -> str:
         f"| `bench --input inputs.npz`, of those | {_counts(s['bench_input'])} |",
         f"| onnxruntime runs the test's own data | {s['ort_runs_own_data']} |",
         f"| `bench --input`, of those | {_counts(s['bench_input_on_runs_own'])} |",
+        *([f"| float in and out, of those | {s['float_runs_own']} |",
+           f"| `build --target edge-server --calib/--eval inputs.npz`, of those benched with --input | "
+           f"{_counts(s['build'])} |"] if s.get("build") else []),
         "",
     ])
 
@@ -365,6 +388,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--memory-gb", type=float, default=6.0, help="address-space limit of each worker (0 = none)")
     p.add_argument("--results", action="store_true", help="write the table to benchmarks/RESULTS.md")
+    p.add_argument("--build", action="store_true", help="also build the float models for edge-server (their own data)")
     p.add_argument("--rows", type=Path, help="summarize the rows of an earlier run's results JSON instead of running")
     p.add_argument("--restrict-to", type=Path, help="only the tests of this results JSON (compare on the same sample)")
     args = p.parse_args()
@@ -378,7 +402,7 @@ def main() -> int:
         ops = {o.strip() for o in args.ops.split(",") if o.strip()} or None
         index = write_cases(args.work, ops, args.limit or None, args.every)
         print(f"{len(index)} node tests in {args.work}", file=sys.stderr)
-        rows = run_suite(index, args.repo.resolve(), args.workers, args.timeout, args.memory_gb)
+        rows = run_suite(index, args.repo.resolve(), args.workers, args.timeout, args.memory_gb, args.build)
     if args.restrict_to:
         keep = {r["name"] for r in json.loads(args.restrict_to.read_text())["rows"]}
         rows = [r for r in rows if r["name"] in keep]
