@@ -83,3 +83,13 @@ def test_the_checks_see_imports() -> None:
     assert "edgeopt.pipeline.build" in edges["edgeopt.cli.commands.build"]
     assert "edgeopt.runtime.probe" in edges["edgeopt.runtime.registry"]
     assert "edgeopt.runtime.registry" in edges["edgeopt.runtime.probe_child"]
+
+
+def test_test_modules_outside_packages_have_unique_names() -> None:
+    """pytest imports a test file of a folder without __init__.py by its bare name: two such files with one
+    basename make the whole run fail at collection ("import file mismatch"), as a merge once did."""
+    tests = Path(__file__).resolve().parent
+    bare = [p for p in tests.rglob("test_*.py") if not (p.parent / "__init__.py").exists()]
+    names = [p.name for p in bare]
+    assert len(bare) > 10
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -414,9 +414,17 @@ def _given_shape(req: BuildRequest, source: Source) -> tuple[int, ...] | None:
     from edgeopt.runtime.base import TensorInfo
     from edgeopt.runtime.shapes import resolve_inputs
 
-    info = TensorInfo(name=source.input_name or "input", shape=tuple(-1 if d is None else int(d) for d in source.input_shape),
+    name = source.input_name or "input"
+    shapes = dict(req.shapes)
+    if source.keras_model is not None and len(source.inputs) == 1:  # messages name the Keras input; both names work
+        keras_name = str(getattr(source.keras_model.inputs[0], "name", "") or "")
+        if keras_name and keras_name != name:
+            if name in shapes:
+                shapes[keras_name] = shapes.pop(name)
+            name = keras_name
+    info = TensorInfo(name=name, shape=tuple(-1 if d is None else int(d) for d in source.input_shape),
                       dtype=source.input_dtype)
-    return resolve_inputs((info,), dict(req.shapes))[0].shape
+    return resolve_inputs((info,), shapes)[0].shape
 
 
 def _data_shapes(source: Source, calib: Batch | None, evalset: Dataset | None,
