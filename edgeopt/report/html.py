@@ -200,8 +200,13 @@ def _tiles(r: rs.Report) -> str:
     tiles = [_tile("size", _kib(o.artifact.bytes), f"{_kib(b.artifact.bytes)} baseline, {r.ratios.size:.3g}x")]
     acc = o.accuracy
     if acc is not None:
-        value = f"{acc.value:.2f}%" if acc.value is not None else f"{acc.agreement:.2f}% agree"
-        drop = f"drop {acc.drop:.2f} points" if acc.drop is not None else f"agreement with {acc.reference}"
+        if acc.value is not None:
+            value = f"{acc.value:.2f}%"
+        elif acc.agreement is not None:
+            value = f"{acc.agreement:.2f}% agree"
+        else:  # not class scores (regression, maps): scored by SNR against the float model
+            value = f"{acc.snr_db:.1f} dB SNR"
+        drop = f"drop {acc.drop:.2f} points" if acc.drop is not None else f"against {acc.reference}"
         tiles.append(_tile(f"accuracy ({acc.metric})", value, f"{drop}, {acc.samples:,} samples"))
     else:
         tiles.append(_tile("accuracy", "not measured", "no eval data"))
