@@ -137,11 +137,21 @@ def test_lambda_refused_without_unsafe_load(cli, tmp_path: Path):
     assert r.exit_code == 0, r.stderr
 
 
-def test_multi_input_refused_clearly(cli, tmp_path: Path):
+def test_multi_input_builds_with_random_calibration(cli, tmp_path: Path):
+    """Refused until several inputs went through the whole path (#13): random calibration now feeds every input."""
+    import json
+
+    from ai_edge_litert.interpreter import Interpreter
+
     path = tmp_path / "two.keras"
     _keras_model("two").save(path)
-    r = cli("build", path, "--target", "mobile-cpu", "--out", tmp_path / "o", "--no-bench", "--random-calibration")
-    _fails(r, "has 2 inputs", tmp_path / "o")
+    r = cli("build", path, "--target", "mobile-cpu", "--out", tmp_path / "o", "--no-bench", "--random-calibration",
+            "--json")
+    assert r.exit_code == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["optimized"]["artifact"]["scheme"] == "int8"
+    it = Interpreter(model_path=str(tmp_path / "o" / rep["optimized"]["artifact"]["path"]))
+    assert len(it.get_input_details()) == 2
 
 
 def test_debug_shows_traceback(cli, tmp_path: Path, monkeypatch):
