@@ -97,10 +97,16 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         raise InputError(msg) from None
 
 
+SQLITE_LOCK_SECONDS = 300
+
+
 def _rdb(storage_cls: Any, retry_cls: Any, url: str) -> Any:
     return storage_cls(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                        failed_trial_callback=retry_cls(max_retry=2),
-                       engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
+                       # SQLite: wait for the file lock instead of failing after sqlite3's default 5 s, which
+                       # parallel workers on a loaded host exceeded ("StorageInternalError ... during the commit")
+                       engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else
+                       {"connect_args": {"timeout": SQLITE_LOCK_SECONDS}})
 
 
 def _with_driver(url: str) -> str:
