@@ -14,7 +14,7 @@ from edgeopt.search.space import apply, space_of
 def test_builtin_spaces_and_their_hash():
     mob = space_of(load_profile("mobile-cpu").profile)
     assert [d.name for d in mob.dimensions] == ["macs_reduction", "clusters", "scheme", "keep_float_top"]
-    assert mob.size == 3 * 2 * 3 * 2 and str(mob.objectives[0]) == "accuracy_drop"
+    assert mob.size == 5 * 2 * 3 * 2 and str(mob.objectives[0]) == "accuracy_drop"
     assert mob.sha256() == space_of(load_profile("mobile-cpu").profile).sha256()
     assert mob.sha256() != space_of(load_profile("edge-server").profile).sha256()
     mcu = space_of(load_profile("nrf52840").profile)
