@@ -16,22 +16,26 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.data.tensors import batch_count, feed_unit, take_feed
 from edgeopt.quantize.sensitivity.common import SNR_CAP_DB, LayerSensitivity, check_calibration, quiet, snr_db
 from edgeopt.runtime.verify_onnx import load_onnx
 
 
-def _reader(input_name: str, x: np.ndarray) -> Any:
+def _reader(input_name: str, x: np.ndarray, unit: int) -> Any:
+    """One sample per call; `unit`: rows per sample (data.tensors.feed_unit)."""
     from onnxruntime.quantization import CalibrationDataReader
+
+    n = batch_count(x, (unit,))
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self.i = 0
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.i >= x.shape[0]:
+            if self.i >= n:
                 return None
             self.i += 1
-            return {input_name: x[self.i - 1 : self.i]}
+            return {input_name: take_feed(x, unit, self.i - 1)}
 
     return Reader()
 
@@ -61,7 +65,11 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
     calib = check_calibration(calib_x)
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     float_onnx = Path(float_onnx)
-    input_name = load_onnx(float_onnx).graph.input[0].name
+    graph = load_onnx(float_onnx).graph
+    weights_in = {t.name for t in graph.initializer}
+    first = next(v for v in graph.input if v.name not in weights_in)  # IR-3 models list weights as inputs too
+    input_name = first.name
+    unit = feed_unit([d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim])
     with tempfile.TemporaryDirectory(prefix="edgeopt-sens-") as tmp:
         t = Path(tmp)
         qdq = t / "qdq.onnx"
@@ -71,7 +79,7 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
             quantize_onnx(float_onnx, qdq, OnnxRecipe(Scheme.INT8, per_channel=per_channel, calibration=calib))
         with quiet(), contextlib.redirect_stderr(io.StringIO()):
             modify_model_output_intermediate_tensors(str(float_onnx), str(t / "f_aug.onnx"))
-            f_act = collect_activations(str(t / "f_aug.onnx"), _reader(input_name, calib))
+            f_act = collect_activations(str(t / "f_aug.onnx"), _reader(input_name, calib, unit))
             weights = create_weight_matching(str(float_onnx), str(qdq))
         q = load_onnx(qdq, check=False, external_data=True)
     inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
