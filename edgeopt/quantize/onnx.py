@@ -128,10 +128,12 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str, units: dict[str
                 calibrate_method=method, nodes_to_exclude=list(recipe.nodes_to_exclude),
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
-        if recipe.nodes_to_exclude:
-            model = load_onnx(dst, check=False, external_data=True)
-            if _keep_float(model, recipe.nodes_to_exclude):
-                onnx.save(model, str(dst))
+        model = load_onnx(dst, check=False, external_data=True)
+        kept = _keep_float(model, recipe.nodes_to_exclude) if recipe.nodes_to_exclude else 0
+        order = [tuple(n.output) for n in model.graph.node]
+        _topological(model)  # quantize_static can leave inlined function nodes after their users
+        if kept or order != [tuple(n.output) for n in model.graph.node]:
+            onnx.save(model, str(dst))
 
 
 _FLOAT_WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm")
@@ -193,8 +195,19 @@ def _output_channels(op: str, attrs: dict[str, Any], w: tuple[int, ...]) -> int:
     return int(w[0])
 
 
+def _uses(node: Any) -> set[str]:
+    """The names a node reads: its inputs and, for If/Loop/Scan, every name its bodies read (outer-scope values)."""
+    names = set(node.input)
+    for a in node.attribute:
+        for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+            for n in g.node:
+                names |= _uses(n)
+    return names
+
+
 def _topological(model: Any) -> Any:
-    """Order nodes so every input is produced before use (the float16 pass appends its input casts last).
+    """Order nodes so every input is produced before use (the float16 pass appends its input casts last;
+    onnxruntime's int8 pass can put a value a Scan body reads after the Scan).
 
     Kahn's algorithm, taking ready nodes in their original order.
     """
@@ -206,7 +219,7 @@ def _topological(model: Any) -> Any:
     waiting = [0] * len(nodes)
     consumers: dict[int, list[int]] = {}
     for i, n in enumerate(nodes):
-        deps = {producer[x] for x in n.input if x in producer and producer[x] != i}
+        deps = {producer[x] for x in _uses(n) if x in producer and producer[x] != i}
         waiting[i] = len(deps)
         for d in deps:
             consumers.setdefault(d, []).append(i)

@@ -56,7 +56,9 @@ def predict_outputs(path: Path, x: Batch, outputs: Sequence[IOSpec] | None = Non
                     xnnpack: bool = True) -> list[np.ndarray]:
     """Every output of the artifact for every sample, float32 (dequantized), batch first, in the order of
     `outputs` (the source model's: matched by name, signature key, then shape; the runtime's order otherwise)."""
-    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=xnnpack))
+    # ONNX: the crash probe runs this data, not random inputs (a Resize's scales, a OneHot's depth are inputs)
+    probe_data = (([x] if isinstance(x, np.ndarray) else x) if Path(path).suffix.lower() == ".onnx" else None)
+    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=xnnpack), data=probe_data)
     infos = list(runner.inputs)
     arrays = _feed_order(runner.input_keys, infos, x)
     units = units_of([i.shape for i in infos])

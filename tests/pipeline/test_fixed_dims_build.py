@@ -80,3 +80,36 @@ def test_scalar_output_of_a_1d_matmul(tmp_path) -> None:
     res, rep = build(tmp_path, model, tmp_path / "m.npz", "mm")
     assert res.exit_code in (0, 3), res.output
     assert rep["calibration"]["samples"] == 1 and rep["optimized"]["accuracy"]["samples"] == 1
+
+
+def test_the_probe_runs_the_users_data(tmp_path) -> None:
+    """test_resize_upsample_scales_nearest: the scales are an input; the crash probe of every artifact fed random
+    ones and refused the model ("Scale value should be greater than 0"), although the data holds valid scales."""
+    model = node_model(tmp_path / "resize.onnx", [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")],
+                       [("x", F, [1, 1, 2, 2]), ("scales", F, [4])], [("y", F, [1, 1, 4, 6])])
+    np.savez(tmp_path / "r.npz", x=np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2),
+             scales=np.array([1.0, 1.0, 2.0, 3.0], np.float32))
+    res, rep = build(tmp_path, model, tmp_path / "r.npz", "resize")
+    assert res.exit_code == 0, res.output
+    assert rep["optimized"]["accuracy"]["snr_db"] > 20
+
+
+def test_values_a_scan_body_reads_are_ordered_before_it() -> None:
+    """onnxruntime's int8 pass left a value that a Scan body reads (LinearAttention's ScaleFactor, opset 27) after
+    the Scan; the checker refused the artifact. The topological order counts what bodies read."""
+    from edgeopt.quantize.onnx import _topological
+
+    body = helper.make_graph([helper.make_node("Mul", ["s_in", "k"], ["s_out"])], "body",
+                             [helper.make_tensor_value_info("s_in", F, [1])], [helper.make_tensor_value_info("s_out", F, [1])])
+    nodes = [helper.make_node("Scan", ["s0"], ["s_end"], body=body, num_scan_inputs=0),
+             helper.make_node("Identity", ["c"], ["k"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("s0", F, [1]), helper.make_tensor_value_info("c", F, [1])],
+                          [helper.make_tensor_value_info("s_end", F, [1])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    try:
+        onnx.checker.check_model(model)
+        raise AssertionError("the checker accepted a Scan before the value its body reads")
+    except onnx.checker.ValidationError as exc:
+        assert "topologically sorted" in str(exc)
+    onnx.checker.check_model(_topological(model))
+    assert [n.op_type for n in model.graph.node] == ["Identity", "Scan"]
