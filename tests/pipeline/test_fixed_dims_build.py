@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
@@ -106,10 +107,7 @@ def test_values_a_scan_body_reads_are_ordered_before_it() -> None:
     g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("s0", F, [1]), helper.make_tensor_value_info("c", F, [1])],
                           [helper.make_tensor_value_info("s_end", F, [1])])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    try:
-        onnx.checker.check_model(model)
-        raise AssertionError("the checker accepted a Scan before the value its body reads")
-    except onnx.checker.ValidationError as exc:
-        assert "topologically sorted" in str(exc)
+    with pytest.raises(onnx.checker.ValidationError, match="topologically sorted"):
+        onnx.checker.check_model(model)  # as onnxruntime's int8 pass wrote it
     onnx.checker.check_model(_topological(model))
     assert [n.op_type for n in model.graph.node] == ["Identity", "Scan"]
