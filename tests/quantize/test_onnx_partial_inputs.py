@@ -49,3 +49,16 @@ def test_accuracy_control_feeds_both_inputs(tmp_path: Path) -> None:
     names = {r["name"].split("/")[0] for r in part["sensitivity"]}  # onnxruntime fuses mm_z with the Add
     assert names >= {"mm_x", "mm_z", "head"}  # every MatMul ranked, the one on z too
     assert rep["optimized"]["accuracy"]["snr_db"] >= 60
+
+
+def test_inspect_sensitivity_of_a_two_input_onnx_model(tmp_path: Path) -> None:
+    """`inspect --sensitivity` ranks every layer of a model with two inputs (it refused: "single-input models")."""
+    model = two_input_model(tmp_path / "two.onnx")
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "c.npz", x=rng.standard_normal((32, 16)).astype(np.float32),
+             z=rng.standard_normal((32, 8)).astype(np.float32))
+    res = CliRunner().invoke(app, ["inspect", str(model), "--sensitivity", "--calib", str(tmp_path / "c.npz"), "--json"])
+    assert res.exit_code == 0, res.output
+    layers = json.loads(res.stdout)["layers"]
+    assert {r["name"].split("/")[0] for r in layers} == {"mm_x", "mm_z", "head"}
+    assert all(20 < r["snr_db"] < 80 and r["macs_share"] > 0 for r in layers)
