@@ -3,7 +3,10 @@
 `.npz` holds `x` (samples) and optionally `y` (integer labels or targets); `.npy` holds `x` only. A model with
 several inputs takes one array per input name (`np.savez(path, image=..., extra=..., y=...)`), or, when the
 arrays keep numpy's default names (`arr_0`, `arr_1`, ... or `x_0`, `input_0`, ...) and their count matches, one
-per input in the model's order. Files are read with allow_pickle=False.
+per input in the model's order (an input named `y` takes the array `y`, and such a model has no labels).
+An input with a fixed first dimension N takes N rows per sample (k x N rows, or an array of shape (k, N, ...));
+a 0-d input takes a scalar or a 1-D array of them (see `data.tensors.feed_unit`). Files are read with
+allow_pickle=False.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt.data.npy_guard import ARCHIVE_ERRORS
-from edgeopt.data.tensors import Batch, IOSpec
+from edgeopt.data.tensors import Batch, IOSpec, feed_unit
 from edgeopt.errors import DataError
 from edgeopt.input_files import regular_file
 
@@ -74,7 +77,7 @@ def load_dataset(path: Path, role: str, input_shape: tuple[int | None, ...] | No
     headers = read_headers(path, f"{role} data", names)
     x_head = headers.get("x", headers.get(""))
     if input_shape is not None and x_head is not None:
-        _check_shape(path, role, x_head.shape, input_shape)
+        _check_shape(path, role, rows_shape(path, role, x_head.shape, input_shape), input_shape)
     y = None
     try:
         if path.suffix.lower() == ".npy":
@@ -92,7 +95,35 @@ def load_dataset(path: Path, role: str, input_shape: tuple[int | None, ...] | No
     if not isinstance(x, np.ndarray):
         msg = f"{role} data {path}: 'x' is not an array; save with np.savez(path, x=..., y=...)"
         raise DataError(msg)
+    if input_shape is not None:
+        x = x.reshape(rows_shape(path, role, x.shape, input_shape))
     return _validate(Dataset(path, x, y), role)
+
+
+def rows_shape(path: Path, role: str, got: tuple[int, ...], want: tuple[int | None, ...],
+               name: str | None = None) -> tuple[int, ...]:
+    """The shape of `got` as rows for an input of shape `want` (batch first): a scalar for a 0-d input becomes one
+    row, and (k, N, ...) for a fixed first dimension N becomes k x N rows. DataError when the rows cannot split
+    into whole samples."""
+    got = tuple(int(g) for g in got)
+    which = "x" if name is None else f"input '{name}'"
+    unit = feed_unit(want)
+    if unit == 0:
+        if len(got) <= 1:
+            return got or (1,)
+        msg = (f"{role} data {path}: {which} is a scalar (0-d) in the model; give a scalar or a 1-D array of them "
+               f"(one per sample), not shape {got}")
+        raise DataError(msg)
+    if want[0] is None:
+        return got
+    if len(got) == len(want) + 1 and all(w is None or w == g for w, g in zip(want, got[1:], strict=True)):
+        return (got[0] * got[1], *got[2:])  # (k, N, ...): k samples of N rows
+    if len(got) == len(want) and got and got[0] % unit:
+        dims = ", ".join("?" if w is None else str(w) for w in want)
+        msg = (f"{role} data {path}: {which} has a fixed first dimension {unit} (shape ({dims})), and the data's "
+               f"{got[0]} rows are not a multiple of it; give k x {unit} rows, or an array of shape (k, {dims})")
+        raise DataError(msg)
+    return got
 
 
 def _single_key(path: Path, role: str, files: list[str], input_name: str | None) -> str:
@@ -112,7 +143,7 @@ def match_arrays(path: Path, role: str, files: list[str], inputs: tuple[IOSpec, 
     """The .npz member for each model input: by input name; else, when every array keeps a default name
     (arr_0.., x_0.., input_0..) and the counts match, in order. DataError naming what matches nothing."""
     wanted = [s.name for s in inputs]
-    arrays = [f for f in files if f != LABELS]
+    arrays = [f for f in files if f != LABELS or LABELS in wanted]
     if all(n in arrays for n in wanted) and len(arrays) == len(wanted):
         return wanted
     if len(arrays) == len(wanted) and all(_DEFAULT_NAME.fullmatch(a) for a in arrays):
@@ -141,17 +172,22 @@ def _load_several(path: Path, role: str, inputs: tuple[IOSpec, ...]) -> Dataset:
             keys = match_arrays(path, role, list(z.files), inputs)
             for key, spec in zip(keys, inputs, strict=True):
                 if key in headers:
-                    _check_shape(path, role, headers[key].shape, spec.shape, spec.name)
-            arrays = [z[k] for k in keys]
-            y = z[LABELS] if role != "calibration" and LABELS in z.files else None
+                    _check_shape(path, role, rows_shape(path, role, headers[key].shape, spec.shape, spec.name),
+                                 spec.shape, spec.name)
+            arrays = [z[k].reshape(rows_shape(path, role, z[k].shape, s.shape, s.name))
+                      for k, s in zip(keys, inputs, strict=True)]
+            labelled = role != "calibration" and LABELS in z.files and LABELS not in keys
+            y = z[LABELS] if labelled else None
     except DataError:
         raise
     except ARCHIVE_ERRORS as exc:
         msg = f"{role} data {path} cannot be read ({str(exc)[:150]}); save it with numpy (no pickled objects)"
         raise DataError(msg) from None
-    counts = {int(a.shape[0]) if a.ndim else 0 for a in arrays}
-    if len(counts) != 1:
-        got = ", ".join(f"{s.name}: {a.shape[0] if a.ndim else 0}" for s, a in zip(inputs, arrays, strict=True))
+    units = [max(feed_unit(s.shape), 1) for s in inputs]
+    samples = [int(a.shape[0]) // u for a, u in zip(arrays, units, strict=True)]
+    if len(set(samples)) != 1:
+        got = ", ".join(f"{s.name}: {n}" + (f" ({n * u} rows of {u})" if u > 1 else "")
+                        for s, n, u in zip(inputs, samples, units, strict=True))
         msg = f"{role} data {path}: the inputs hold different sample counts ({got}); give the same count for each"
         raise DataError(msg)
     for a in arrays:

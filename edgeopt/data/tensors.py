@@ -3,10 +3,15 @@
 A `Batch` is the samples of a single-input model as one array, or of a model with several inputs as a dict from
 input name to array, in the model's input order (the form Keras `predict`, onnxruntime feeds, an ONNX
 `CalibrationDataReader` and a TFLite signature-keyed representative dataset all take).
+
+Arrays are rows, batch first. One *sample* is what one run of the model takes: for an input with a dynamic first
+dimension one row, for a fixed first dimension N (an ONNX model exported at batch 3, a Gemm's 5x4 `b`) N rows,
+and for a 0-d input one element of a 1-D array (its "unit" is 0). `feed_unit` gives that per input shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,16 +30,43 @@ class IOSpec:
         return "(N, " + ", ".join("?" if d is None else str(d) for d in self.shape[1:]) + ")"
 
 
-def batch_count(batch: Batch) -> int:
+Units = tuple[int, ...]  # rows per sample of each input, in the batch's input order (see feed_unit)
+
+
+def feed_unit(shape: Sequence[int | None]) -> int:
+    """Rows of the data that one run takes for an input of `shape` (None or -1 = dynamic): the fixed first
+    dimension, 1 when it is dynamic, 0 for a 0-d input (each element of a 1-D array is one scalar feed)."""
+    if not shape:
+        return 0
+    d = shape[0]
+    return int(d) if d is not None and int(d) > 0 else 1
+
+
+def units_of(shapes: Sequence[Sequence[int | None]]) -> Units:
+    return tuple(feed_unit(s) for s in shapes)
+
+
+def batch_count(batch: Batch, units: Units | None = None) -> int:
+    """Samples in `batch`: rows of the first input over its unit (rows when `units` is None)."""
     first = batch if isinstance(batch, np.ndarray) else next(iter(batch.values()))
-    return int(first.shape[0])
+    rows = int(first.shape[0]) if first.ndim else 1
+    u = units[0] if units else 1
+    return rows // u if u > 1 else rows
 
 
-def batch_head(batch: Batch, n: int) -> Batch:
+def batch_head(batch: Batch, n: int, units: Units | None = None) -> Batch:
     """The first `n` samples of every input."""
     if isinstance(batch, np.ndarray):
-        return batch[:n]
-    return {k: v[:n] for k, v in batch.items()}
+        return batch[: n * max(units[0], 1) if units else n]
+    us = units or (1,) * len(batch)
+    return {k: v[: n * max(u, 1)] for (k, v), u in zip(batch.items(), us, strict=True)}
+
+
+def take_feed(a: np.ndarray, unit: int, i: int, count: int = 1) -> np.ndarray:
+    """Samples i .. i+count-1 of one input's rows, as the model takes them (a 0-d element for unit 0)."""
+    if unit == 0:
+        return np.asarray(a[i]) if a.ndim else a
+    return a[i * unit: (i + count) * unit]
 
 
 def batch_arrays(batch: Batch) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ from edgeopt.atomic import Staging, write_bytes_atomic
 from edgeopt.data.datasets import Dataset
 from edgeopt.data.tensors import Batch
 from edgeopt.load.source import Source
-from edgeopt.profiles.schema import Profile, Scheme
+from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
 
 if TYPE_CHECKING:
     from edgeopt.quantize.onnx_activations import Measure, Score
@@ -89,11 +89,11 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     done = quant.quantize(float_opt, q, calib, work, ctx)
     write_bytes_atomic(stage.path(opt), done.data)
     plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
-    skip = _partial_unsupported(source, target) if _use_partial(profile, evalset) else None
+    skip = _partial_unsupported(source, target, fmt) if _use_partial(profile, evalset) else None
     if skip:
         return replace(plain, optimized_accuracy=done.accuracy, notes=(*plain.notes, skip))
     if _use_partial(profile, evalset):
-        assert evalset is not None and calib is not None and isinstance(calib, np.ndarray)
+        assert evalset is not None and calib is not None
         within = _plain_within_budget(source, profile, evalset, reference, stage, plain, done.accuracy, target)
         if within is not None:
             return within
@@ -101,7 +101,7 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
 
         settings = replace(settings_from_profile(profile), **done.partial_overrides, target=target,
                            outputs=source.outputs)
-        result = quant.partial(model, done.partial_source or float_opt, calib, evalset.x, evalset.y, settings)
+        result = quant.partial(model, done.partial_source or float_opt, calib, evalset.batch, evalset.y, settings)
         qat = None
         from edgeopt.pipeline.qat_stage import qat_in_ladder, qat_rung
 
@@ -119,12 +119,13 @@ def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
         profile.quantize.scheme is Scheme.INT8 and profile.budgets.max_accuracy_drop is not None
 
 
-def _partial_unsupported(source: Source, target: AccuracyTarget | None) -> str | None:
+def _partial_unsupported(source: Source, target: AccuracyTarget | None, fmt: OutputFormat) -> str | None:
     """Why accuracy control cannot run on this model (a note), or None."""
     from edgeopt.validate.metrics import CLASS_METRICS
 
-    if len(source.inputs) > 1:
-        return "accuracy control ([partial]) skipped: it handles single-input models only; plain int8 was kept"
+    if len(source.inputs) > 1 and fmt is OutputFormat.TFLITE:
+        return ("accuracy control ([partial]) skipped: for TFLite it handles single-input models only (LiteRT's "
+                "quantization debugger ranks the ops of one input); plain int8 was kept")
     if target is not None and target.metrics and target.metrics[0] not in CLASS_METRICS and not target.checked:
         from edgeopt.validate.metrics import BUDGETS
 

@@ -25,7 +25,16 @@ from edgeopt.data.datasets import (
     load_dataset,
     sibling,
 )
-from edgeopt.data.tensors import Batch, IOSpec, batch_count, batch_first, batch_head
+from edgeopt.data.tensors import (
+    Batch,
+    IOSpec,
+    Units,
+    batch_count,
+    batch_first,
+    batch_head,
+    feed_unit,
+    units_of,
+)
 from edgeopt.errors import BudgetViolation, EdgeoptError, InputError
 from edgeopt.load.formats import check_model_path
 from edgeopt.load.source import Source, open_source
@@ -207,7 +216,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
             firmware, firmware_violations = _firmware(stage, arts, profile, req, evalset, calib)
         report = assemble_report(BuildOutcome(
             model=req.model, resolved=resolved, source=source, calibration=calib_source,
-            calibration_samples=0 if calib is None else batch_count(calib),
+            calibration_samples=0 if calib is None else batch_count(calib, _units(source)),
             eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
             latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, firmware=firmware,
             firmware_violations=firmware_violations, notes=tuple(notes),
@@ -331,6 +340,11 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
         raise InputError(msg)
 
 
+def _units(source: Source) -> Units:
+    """Rows per sample of each model input (data.tensors.feed_unit)."""
+    return units_of([s.shape for s in source.inputs] or [source.input_shape])
+
+
 def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[Batch | None, str]:
     needs = profile.quantize.scheme in (Scheme.INT8, Scheme.INT16X8) and source.qat_model is None  # QAT: trained scales
     path = req.calib or sibling(req.model, "calibration")
@@ -345,9 +359,10 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     if path is not None:
         ds = check_against_input(load_dataset(path, "calibration", source.input_shape, source.inputs),
                                  source.input_shape, "calibration", source.inputs)
-        if ds.count < n:
-            notes.append(f"calibration used all {ds.count} samples given (profile asks for {n})")
-        return batch_head(ds.batch, n), str(path)
+        units = _units(source)
+        if (have := batch_count(ds.batch, units)) < n:
+            notes.append(f"calibration used all {have} samples given (profile asks for {n})")
+        return batch_head(ds.batch, n, units), str(path)
     if not needs:
         return None, "none"
     if not req.random_calibration:
@@ -369,7 +384,8 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
     rng = np.random.default_rng(0)
     arrays = {}
     for spec in specs:
-        shape = (min(n, 100), *(int(d) for d in spec.shape[1:] if d is not None))
+        rows = min(n, 100) * max(feed_unit(spec.shape), 1)  # whole samples of a fixed-size input
+        shape = (rows, *(int(d) for d in spec.shape[1:] if d is not None))
         kind = np.dtype(spec.dtype).kind
         arrays[spec.name] = rng.integers(0, 3, shape, endpoint=True).astype(spec.dtype) if kind in "iu" else \
             rng.random(shape, dtype=np.float32)

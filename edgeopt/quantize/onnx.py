@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data.tensors import Batch, batch_count
+from edgeopt.data.tensors import Batch, batch_count, feed_unit, take_feed
 from edgeopt.errors import ConversionError, InputError, cause_of
 from edgeopt.profiles.schema import CalibrationMethod, QuantFormat, Scheme
 from edgeopt.runtime.verify_onnx import load_onnx
@@ -31,19 +31,20 @@ class OnnxRecipe:
 
 class _Reader:
     """CalibrationDataReader: one sample at a time, fixed order, a dict by input name (every input of the model;
-    a single array feeds the only input `name`)."""
+    a single array feeds the only input `name`). `units`: rows per sample by input name (data.tensors.feed_unit)."""
 
-    def __init__(self, name: str, x: Batch) -> None:
+    def __init__(self, name: str, x: Batch, units: dict[str, int]) -> None:
         self._arrays = {name: x} if isinstance(x, np.ndarray) else dict(x)
-        self._n, self._i = batch_count(x), 0
+        self._units = {k: units.get(k, 1) for k in self._arrays}
+        self._n, self._i = batch_count(x, (next(iter(self._units.values())),)), 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._i >= self._n:
             return None
         i = self._i
         self._i += 1
-        return {k: v[i : i + 1].astype(np.float32) if v.dtype.kind == "f" else v[i : i + 1]
-                for k, v in self._arrays.items()}
+        feeds = {k: take_feed(v, self._units[k], i) for k, v in self._arrays.items()}
+        return {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in feeds.items()}
 
     def rewind(self) -> None:
         self._i = 0
@@ -71,7 +72,10 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
                                  nodes_to_exclude=list(recipe.nodes_to_exclude))
         elif recipe.scheme is Scheme.INT8:
             weights = {t.name for t in source.graph.initializer}  # IR-3 models list them as inputs too
-            _static(src, dst, recipe, next(v.name for v in source.graph.input if v.name not in weights))
+            data = [v for v in source.graph.input if v.name not in weights]
+            units = {v.name: feed_unit([d.dim_value if d.HasField("dim_value") else None
+                                        for d in v.type.tensor_type.shape.dim]) for v in data}
+            _static(src, dst, recipe, data[0].name, units)
         else:
             msg = f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8"
             raise InputError(msg)
@@ -97,7 +101,7 @@ def _quiet() -> Any:
         yield
 
 
-def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str) -> None:
+def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str, units: dict[str, int]) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod as CM
     from onnxruntime.quantization import QuantFormat as QF
@@ -117,17 +121,19 @@ def _static(src: Path, dst: Path, recipe: OnnxRecipe, name: str) -> None:
             except Exception:  # noqa: BLE001 - pre-processing is an optimisation, not required
                 pre.write_bytes(src.read_bytes())
             quantize_static(
-                str(pre), str(dst), _Reader(name, recipe.calibration),
+                str(pre), str(dst), _Reader(name, recipe.calibration, units),
                 quant_format=QF.QDQ if recipe.quant_format is QuantFormat.QDQ else QF.QOperator,
                 per_channel=recipe.per_channel, weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8 if recipe.unsigned_activations else QuantType.QInt8,
                 calibrate_method=method, nodes_to_exclude=list(recipe.nodes_to_exclude),
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
-        if recipe.nodes_to_exclude:
-            model = load_onnx(dst, check=False, external_data=True)
-            if _keep_float(model, recipe.nodes_to_exclude):
-                onnx.save(model, str(dst))
+        model = load_onnx(dst, check=False, external_data=True)
+        kept = _keep_float(model, recipe.nodes_to_exclude) if recipe.nodes_to_exclude else 0
+        order = [tuple(n.output) for n in model.graph.node]
+        _topological(model)  # quantize_static can leave inlined function nodes after their users
+        if kept or order != [tuple(n.output) for n in model.graph.node]:
+            onnx.save(model, str(dst))
 
 
 _FLOAT_WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm")
@@ -189,8 +195,19 @@ def _output_channels(op: str, attrs: dict[str, Any], w: tuple[int, ...]) -> int:
     return int(w[0])
 
 
+def _uses(node: Any) -> set[str]:
+    """The names a node reads: its inputs and, for If/Loop/Scan, every name its bodies read (outer-scope values)."""
+    names = set(node.input)
+    for a in node.attribute:
+        for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+            for n in g.node:
+                names |= _uses(n)
+    return names
+
+
 def _topological(model: Any) -> Any:
-    """Order nodes so every input is produced before use (the float16 pass appends its input casts last).
+    """Order nodes so every input is produced before use (the float16 pass appends its input casts last;
+    onnxruntime's int8 pass can put a value a Scan body reads after the Scan).
 
     Kahn's algorithm, taking ready nodes in their original order.
     """
@@ -202,7 +219,7 @@ def _topological(model: Any) -> Any:
     waiting = [0] * len(nodes)
     consumers: dict[int, list[int]] = {}
     for i, n in enumerate(nodes):
-        deps = {producer[x] for x in n.input if x in producer and producer[x] != i}
+        deps = {producer[x] for x in _uses(n) if x in producer and producer[x] != i}
         waiting[i] = len(deps)
         for d in deps:
             consumers.setdefault(d, []).append(i)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from edgeopt.data.tensors import IOSpec
+from edgeopt.data.tensors import Batch, IOSpec, batch_count
 from edgeopt.errors import DataError, InputError, ProfileError
 from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
@@ -152,7 +152,7 @@ def _matches(row: LayerSensitivity, patterns: tuple[str, ...]) -> bool:
 @dataclass
 class _Evaluator:
     backend: Backend
-    x: np.ndarray
+    x: Batch
     y: np.ndarray | None
     settings: PartialSettings
     tmp: Path
@@ -208,13 +208,20 @@ def _badness(step: PartialStep) -> float:
     return -step.figure
 
 
-def _check_eval(eval_x: np.ndarray | None) -> None:
-    if eval_x is None or np.asarray(eval_x).shape[0] == 0:
+def _check_eval(eval_x: Batch | None) -> None:
+    if eval_x is None or batch_count(eval_x) == 0:
         msg = "accuracy control needs eval data; give --eval data.npz (x, y)"
         raise DataError(msg)
 
 
-def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | None, settings: PartialSettings,
+def _floats(x: Batch) -> Batch:
+    """Float inputs as float32; integer inputs (ids, sizes beside a float input) keep their dtype."""
+    if isinstance(x, np.ndarray):
+        return np.asarray(x, np.float32)
+    return {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in x.items()}
+
+
+def control_accuracy(backend: Backend, eval_x: Batch, eval_y: np.ndarray | None, settings: PartialSettings,
                      backend_name: str) -> PartialResult:
     """Run the accuracy-control loop on `backend`. When no variant meets the budget, `met` is False and the
     best variant is chosen; deciding what that means (the build's max_accuracy_drop budget) is the caller's."""
@@ -226,7 +233,7 @@ def control_accuracy(backend: Backend, eval_x: np.ndarray, eval_y: np.ndarray | 
     steps: list[PartialStep] = []
     models: list[bytes] = []
     with tempfile.TemporaryDirectory(prefix="edgeopt-partial-") as tmp:
-        ev = _Evaluator(backend, np.asarray(eval_x, np.float32), eval_y, settings, Path(tmp))
+        ev = _Evaluator(backend, _floats(eval_x), eval_y, settings, Path(tmp))
 
         def attempt(scheme: str, data: bytes, out: tuple[str, ...]) -> bool:
             labels = ("all",) if out == (ALL_LAYERS,) else tuple(label.get(n, n) for n in out)
@@ -296,7 +303,7 @@ def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray,
 class OnnxBackend:
     suffix = ".onnx"
 
-    def __init__(self, float_onnx: Path, calib_x: np.ndarray, settings: PartialSettings, tmp: Path) -> None:
+    def __init__(self, float_onnx: Path, calib_x: Batch, settings: PartialSettings, tmp: Path) -> None:
         self._src, self._calib, self._settings, self._tmp = Path(float_onnx), calib_x, settings, tmp
         self.float_model = self._src.read_bytes()
         self._n = 0
@@ -352,7 +359,7 @@ def _activation_followers(src: Path, tmp: Path) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in follow.items()}
 
 
-def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
+def partial_quantize_onnx(float_onnx: Path, calib_x: Batch, eval_x: Batch, eval_y: np.ndarray | None,
                           settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled QDQ int8 .onnx from a float .onnx; `result.model` is the artifact."""
     _check_eval(eval_x)
@@ -361,5 +368,5 @@ def partial_quantize_onnx(float_onnx: Path, calib_x: np.ndarray, eval_x: np.ndar
         msg = "int16x8 is TFLite-only; ONNX partial quantization needs the 'float' fallback"
         raise ProfileError(msg)
     with tempfile.TemporaryDirectory(prefix="edgeopt-partial-onnx-") as tmp:
-        return control_accuracy(OnnxBackend(Path(float_onnx), np.asarray(calib_x, np.float32), settings, Path(tmp)),
+        return control_accuracy(OnnxBackend(Path(float_onnx), _floats(calib_x), settings, Path(tmp)),
                                 eval_x, eval_y, settings, "onnx")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeopt.data.tensors import Batch
-from edgeopt.errors import ProfileError
+from edgeopt.errors import InputError, ProfileError
 from edgeopt.profiles.schema import OutputFormat, QuantizeSection
 from edgeopt.registry import Registry
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from edgeopt.validate.accuracy import AccuracyResult
 
 # (keras model or None, intermediate, calibration, eval x, eval y, settings) -> result
-Partial = Callable[[Any, Path, np.ndarray, np.ndarray, "np.ndarray | None", "PartialSettings"], "PartialResult"]
+Partial = Callable[[Any, Path, Batch, Batch, "np.ndarray | None", "PartialSettings"], "PartialResult"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,13 @@ def _tflite(saved_model: Path, q: QuantizeSection, calib: Batch | None, work: Pa
     return Quantized(quantized_tflite(saved_model, recipe))
 
 
-def _tflite_partial(model: Any, saved_model: Path, calib: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
+def _tflite_partial(model: Any, saved_model: Path, calib: Batch, eval_x: Batch, eval_y: np.ndarray | None,
                     settings: PartialSettings) -> PartialResult:
     from edgeopt.quantize.partial import partial_quantize_tflite
 
+    if not isinstance(calib, np.ndarray) or not isinstance(eval_x, np.ndarray):  # the build skips these with a note
+        msg = "TFLite accuracy control handles single-input models only; set [partial] accuracy_control = false"
+        raise InputError(msg)
     return partial_quantize_tflite(model, calib, eval_x, eval_y, settings)  # the Keras model: op labels use its layer names
 
 
@@ -102,7 +105,7 @@ def _onnx(float_onnx: Path, q: QuantizeSection, calib: Batch | None, work: Path,
                                      "unsigned_activations": choice.chosen.activations is OnnxActivations.UINT8})
 
 
-def _onnx_partial(model: Any, float_onnx: Path, calib: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
+def _onnx_partial(model: Any, float_onnx: Path, calib: Batch, eval_x: Batch, eval_y: np.ndarray | None,
                   settings: PartialSettings) -> PartialResult:
     from edgeopt.quantize.partial import partial_quantize_onnx
 

@@ -46,11 +46,12 @@ def runtime_for(path: Path) -> RuntimeName:
     return DEFAULT_RUNTIME[fmt]
 
 
-def open_runner(path: Path, options: RunnerOptions | None = None) -> Runner:
-    """Open `path` (.tflite or .onnx) in its runtime with `options`, after `check_model_file`."""
+def open_runner(path: Path, options: RunnerOptions | None = None, data: Any = None) -> Runner:
+    """Open `path` (.tflite or .onnx) in its runtime with `options`, after `check_model_file` (whose probe feeds
+    `data`, the caller's first sample, when given: a Resize whose scales are an input cannot run on random ones)."""
     path = Path(path)
     options = options or RunnerOptions()
-    return RUNTIMES[check_model_file(path, options)](path, options)
+    return RUNTIMES[check_model_file(path, options, data=data)](path, options)
 
 
 def check_model_file(path: Path, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]] | None = None,

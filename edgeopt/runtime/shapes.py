@@ -114,7 +114,8 @@ def data_sample(info: TensorInfo, arr: Any) -> np.ndarray:
     """What the benchmark feeds `info` from the user's array: one batch, in the input's dtype.
 
     A fixed first dimension N takes the first N rows (a 1-D input of length 5 is fed whole); a dynamic one takes the
-    first row; an array one rank short gets a batch axis of 1; a scalar (or rank-unknown) input is fed as given.
+    first row; an array one rank short gets a batch axis of 1; a 0-d input takes a scalar, or the first element of a
+    1-D array (one scalar per sample); a rank-unknown input is fed as given.
     DataError, one line, when the data contradicts a fixed dimension or cannot be cast to the input's dtype.
     """
     from edgeopt.runtime.tensors import feed_dtype
@@ -133,6 +134,8 @@ def data_sample(info: TensorInfo, arr: Any) -> np.ndarray:
             msg = f"input '{info.name}' expects shape {_fmt(want)}; the data has {have} ({list(x.shape)})"
             raise DataError(msg)
         x = x[:rows]
+    elif x.ndim == 1 and info.shape == ():  # a 0-d input given as rows (one scalar per sample): the first
+        x = x[0]
     return np.require(_cast(info, x, feed_dtype(info)), requirements="C")  # ascontiguousarray makes 0-d 1-d
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt.data.tensors import Batch, IOSpec, batch_count
+from edgeopt.data.tensors import Batch, IOSpec, batch_count, take_feed, units_of
 from edgeopt.errors import DataError
 from edgeopt.runtime import RunnerOptions, open_runner
 from edgeopt.runtime.base import TensorInfo
@@ -56,21 +56,29 @@ def predict_outputs(path: Path, x: Batch, outputs: Sequence[IOSpec] | None = Non
                     xnnpack: bool = True) -> list[np.ndarray]:
     """Every output of the artifact for every sample, float32 (dequantized), batch first, in the order of
     `outputs` (the source model's: matched by name, signature key, then shape; the runtime's order otherwise)."""
-    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=xnnpack))
+    # ONNX: the crash probe runs this data, not random inputs (a Resize's scales, a OneHot's depth are inputs)
+    probe_data = (([x] if isinstance(x, np.ndarray) else x) if Path(path).suffix.lower() == ".onnx" else None)
+    runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=xnnpack), data=probe_data)
     infos = list(runner.inputs)
     arrays = _feed_order(runner.input_keys, infos, x)
-    fixed = infos[0].shape[0] not in (-1, 0) if infos[0].shape else False
-    step = infos[0].shape[0] if fixed else BATCH
-    n = batch_count(x)
+    units = units_of([i.shape for i in infos])
+    dynamic = all(i.shape and i.shape[0] in (-1, 0) for i in infos)  # every input batches: BATCH rows per run
+    rows = batch_count(x)
+    n = rows if dynamic or units[0] <= 1 else -(-rows // units[0])  # a short last sample is padded below
+    step = BATCH if dynamic else 1
     outs: list[list[np.ndarray]] = [[] for _ in runner.outputs]
     for i in range(0, n, step):
-        chunks = [a[i : i + step] for a in arrays]
-        got = chunks[0].shape[0]
-        if fixed and got != step:
-            chunks = [np.concatenate([c, np.zeros((step - got, *c.shape[1:]), c.dtype)]) for c in chunks]
+        chunks = [take_feed(a, u, i, min(step, n - i)) for a, u in zip(arrays, units, strict=True)]
+        got = [c.shape[0] if c.ndim else 1 for c in chunks]
+        pad = [max(u - g, 0) if u > 0 else 0 for u, g in zip(units, got, strict=True)]
+        if not dynamic and any(pad):  # a short last sample of a fixed-size input: zeros, trimmed from the outputs
+            chunks = [np.concatenate([c, np.zeros((p, *c.shape[1:]), c.dtype)]) if p else c
+                      for c, p in zip(chunks, pad, strict=True)]
         ys = runner.run([to_model_input(c, info) for c, info in zip(chunks, infos, strict=True)])
         for k, (y, info) in enumerate(zip(ys, runner.outputs, strict=True)):
-            outs[k].append(from_model_output(y[:got], info))
+            y = from_model_output(y, info)
+            y = y.reshape(1) if y.ndim == 0 else y  # a 0-d output is one row per sample
+            outs[k].append(y[: y.shape[0] - pad[0]] if pad[0] and y.shape[0] == units[0] else y)
     results = [np.concatenate(o) for o in outs]
     if outputs is None:
         return results

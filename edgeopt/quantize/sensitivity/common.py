@@ -12,9 +12,11 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch, batch_count
 from edgeopt.errors import DataError
 
 SNR_CAP_DB = 200.0
@@ -43,10 +45,17 @@ def snr_db(signal_power: float, noise_power: float) -> float:
     return float(max(-SNR_CAP_DB, min(SNR_CAP_DB, 10.0 * math.log10(signal_power / noise_power))))
 
 
-def check_calibration(calib_x: np.ndarray | None) -> np.ndarray:
-    if calib_x is None or np.asarray(calib_x).shape[0] == 0:
+@overload
+def check_calibration(calib_x: np.ndarray | None) -> np.ndarray: ...
+@overload
+def check_calibration(calib_x: Batch | None) -> Batch: ...
+def check_calibration(calib_x: Batch | None) -> Batch:
+    """Float inputs as float32 (integer inputs of a model with several keep their dtype); DataError when empty."""
+    if calib_x is None or batch_count(calib_x) == 0:
         msg = "sensitivity needs calibration data; give --calib data.npz (array x, a few hundred samples)"
         raise DataError(msg)
+    if isinstance(calib_x, dict):
+        return {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in calib_x.items()}
     return np.asarray(calib_x, dtype=np.float32)
 
 

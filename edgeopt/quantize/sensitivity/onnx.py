@@ -16,27 +16,33 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.data.tensors import Batch, batch_count, feed_unit, take_feed
 from edgeopt.quantize.sensitivity.common import SNR_CAP_DB, LayerSensitivity, check_calibration, quiet, snr_db
 from edgeopt.runtime.verify_onnx import load_onnx
 
 
-def _reader(input_name: str, x: np.ndarray) -> Any:
+def _reader(x: Batch, units: dict[str, int], first: str) -> Any:
+    """One sample per call, a dict by input name (a single array feeds `first`); `units`: rows per sample by input
+    name (data.tensors.feed_unit)."""
     from onnxruntime.quantization import CalibrationDataReader
+
+    arrays = {first: x} if isinstance(x, np.ndarray) else dict(x)
+    n = batch_count(x, (units.get(next(iter(arrays)), 1),))
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self.i = 0
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.i >= x.shape[0]:
+            if self.i >= n:
                 return None
             self.i += 1
-            return {input_name: x[self.i - 1 : self.i]}
+            return {k: take_feed(v, units.get(k, 1), self.i - 1) for k, v in arrays.items()}
 
     return Reader()
 
 
-def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = True,
+def sensitivity_onnx(float_onnx: Path, calib_x: Batch, per_channel: bool = True,
                      quantize: Callable[[Path, Path], Path] | None = None) -> tuple[LayerSensitivity, ...]:
     """Per-node int8 (QDQ) sensitivity of a float ONNX model, in the quantized graph's order.
 
@@ -61,7 +67,11 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
     calib = check_calibration(calib_x)
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     float_onnx = Path(float_onnx)
-    input_name = load_onnx(float_onnx).graph.input[0].name
+    graph = load_onnx(float_onnx).graph
+    weights_in = {t.name for t in graph.initializer}
+    data = [v for v in graph.input if v.name not in weights_in]  # IR-3 models list weights as inputs too
+    units = {v.name: feed_unit([d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim])
+             for v in data}
     with tempfile.TemporaryDirectory(prefix="edgeopt-sens-") as tmp:
         t = Path(tmp)
         qdq = t / "qdq.onnx"
@@ -71,7 +81,7 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
             quantize_onnx(float_onnx, qdq, OnnxRecipe(Scheme.INT8, per_channel=per_channel, calibration=calib))
         with quiet(), contextlib.redirect_stderr(io.StringIO()):
             modify_model_output_intermediate_tensors(str(float_onnx), str(t / "f_aug.onnx"))
-            f_act = collect_activations(str(t / "f_aug.onnx"), _reader(input_name, calib))
+            f_act = collect_activations(str(t / "f_aug.onnx"), _reader(calib, units, data[0].name))
             weights = create_weight_matching(str(float_onnx), str(qdq))
         q = load_onnx(qdq, check=False, external_data=True)
     inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
@@ -98,7 +108,7 @@ def sensitivity_onnx(float_onnx: Path, calib_x: np.ndarray, per_channel: bool = 
         rel += out_rel if out_rel is not None else sum(weight_rel[w] for w in ws)
         if act is None and not ws:
             continue
-        macs = _onnx_macs(node, inits, ws, weights, act, calib.shape[0])
+        macs = _onnx_macs(node, inits, ws, weights, act, batch_count(calib))
         candidates.append((node.name or out, node.op_type, math.sqrt(noise), rel, macs))
     total = sum(c[4] for c in candidates) or 1
     return tuple(LayerSensitivity(n, n, op, rmse, snr_db(1.0, rel) if rel > 0 else SNR_CAP_DB, macs / total)
