@@ -82,7 +82,10 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
     except (InputError, ConversionError):
         raise
     except Exception as exc:  # noqa: BLE001
-        msg = f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: {_without_paths(cause_of(exc), src)}"
+        advice = ("; onnxruntime's quantizer could not take this model: try [quantize] scheme = \"dynamic\" or "
+                  "\"float16\", or keep the op in float ([partial] keep_float)") if recipe.scheme is Scheme.INT8 else ""
+        msg = (f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: "
+               f"{_without_paths(cause_of(exc), src)}{advice}")
         raise ConversionError(msg) from None
     return dst
 
@@ -92,7 +95,7 @@ def _without_paths(text: str, src: Path) -> str:
     import re
 
     text = text.replace(str(src), src.name).replace(str(src.parent) + "/", "")
-    return re.sub(r"\S*edgeopt-(q|partial-onnx)-[^/\s]*/", "", text)
+    return re.sub(r"\S*(edgeopt-(q|partial-onnx)-|ort\.quant\.)[^/\s]*/", "", text)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,10 @@
   per-channel DequantizeLinear(axis) needs opset 13; where the upgrade fails or
   the upgraded model no longer checks or loads, the model stays as it was and is
   quantized per tensor.
+- Above the newest opset at which this onnxruntime implements QuantizeLinear
+  (27 in onnxruntime 1.32, found by running a two-node QDQ model), the model is
+  converted down to it with onnx.version_converter; where that fails the model
+  stays as it was and the quantized model's load error says why.
 - The result is checked with onnx.checker and loaded by onnxruntime, so a graph
   onnxruntime cannot run is refused here with the cause, not later as a
   quantization failure.
@@ -36,6 +40,36 @@ class PreparedOnnx:
 
 def _default_opset(model: Any) -> int:
     return next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+_QDQ_TOP: dict[int, int] = {}
+
+
+def newest_qdq_opset(opset: int) -> int:
+    """The newest opset <= `opset` at which this onnxruntime runs QuantizeLinear/DequantizeLinear (in process: a
+    two-node model we build, so nothing of the user's is loaded here)."""
+    if opset in _QDQ_TOP:
+        return _QDQ_TOP[opset]
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    top = opset
+    while top > PER_CHANNEL_OPSET:
+        s, z = numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z")
+        g = helper.make_graph([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                               helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])], "qdq",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], [s, z])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", top)])
+        m.ir_version = helper.find_min_ir_version_for(list(m.opset_import), ignore_unknown=True)
+        try:
+            ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+            break
+        except Exception:  # noqa: BLE001 - NOT_IMPLEMENTED for this opset: try the one below
+            top -= 1
+    _QDQ_TOP[opset] = top
+    return top
 
 
 def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel: bool = True,
@@ -76,6 +110,17 @@ def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel
                          "per-channel int8 (the float baseline keeps the original model)")
     elif 0 < opset < PER_CHANNEL_OPSET:
         per_channel = False
+    if opset > (top := newest_qdq_opset(opset)):
+        try:
+            lowered = version_converter.convert_version(model, top)
+            loads(lowered)
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"opset {opset} is newer than onnxruntime's QuantizeLinear (opset {top}) and "
+                         f"onnx.version_converter could not convert it ({cause_of(exc, 200)})")
+        else:
+            model = lowered
+            notes.append(f"opset {opset} was converted to {top} with onnx.version_converter: this onnxruntime "
+                         f"implements QuantizeLinear up to opset {top} (the float baseline keeps the original model)")
     check_model(model, origin, label or src.name)
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dst))

@@ -7,6 +7,7 @@ runs accuracy-controlled partial quantization ([partial]).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeopt.data.tensors import Batch
-from edgeopt.errors import InputError, ProfileError
+from edgeopt.errors import EdgeoptError, InputError, ProfileError
 from edgeopt.profiles.schema import OutputFormat, QuantizeSection
 from edgeopt.registry import Registry
 
@@ -98,8 +99,13 @@ def _onnx(float_onnx: Path, q: QuantizeSection, calib: Batch | None, work: Path,
     if q.scheme is not Scheme.INT8:
         quantize_onnx(prepared.path, dst, recipe)
         return Quantized(dst.read_bytes(), prepared.notes, partial_source=prepared.path)
-    choice = quantize_with_activations(prepared.path, dst, recipe, q.onnx_activations, ctx.baseline or float_onnx,
-                                       ctx.measure, ctx.score, ctx.max_accuracy_drop)
+    try:
+        choice = quantize_with_activations(prepared.path, dst, recipe, q.onnx_activations, ctx.baseline or float_onnx,
+                                           ctx.measure, ctx.score, ctx.max_accuracy_drop)
+    except EdgeoptError as exc:  # a probe or runtime error names our private file: say what it is instead
+        exc.args = (re.sub(re.escape(str(work)) + r"/\S*?\.onnx", "the int8 model (onnxruntime's quantizer output)",
+                           str(exc)),)
+        raise
     return Quantized(dst.read_bytes(), (*prepared.notes, choice.note), choice.to_dict(), choice.chosen.accuracy,
                      prepared.path, {"per_channel": per_channel,
                                      "unsigned_activations": choice.chosen.activations is OnnxActivations.UINT8})

@@ -66,6 +66,25 @@ def test_old_model_builds_int8_per_channel(cli, tmp_path, opset, ir, as_inputs) 
     assert snr > 20, snr
 
 
+def test_opset_newer_than_onnxruntimes_quantizelinear_is_converted_down(cli, tmp_path) -> None:
+    """onnxruntime 1.32 has no QuantizeLinear(28): an opset-28 model's int8 artifact could not load (exit 2,
+    "quantized.onnx: onnxruntime lacks op QuantizeLinear"). It is converted to the newest opset that has it."""
+    from edgeopt.quantize.onnx_prepare import newest_qdq_opset
+
+    top = newest_qdq_opset(28)
+    assert 21 <= top <= 28
+    model = cnn(tmp_path / "m.onnx", opset=28, ir_version=11)
+    report = _build(cli, model, tmp_path / "out", "--calib", calibration(tmp_path / "c.npz"))
+    q = onnx.load(str(tmp_path / "out" / "m.onnx"))
+    assert next(o.version for o in q.opset_import if o.domain in ("", "ai.onnx")) == top
+    assert sum(n.op_type == "QuantizeLinear" for n in q.graph.node) >= 2
+    if top < 28:
+        assert any(f"opset 28 was converted to {top}" in n for n in report["notes"]), report["notes"]
+    x = np.load(tmp_path / "c.npz")["x"][:16]
+    ref, got = _run(model, x), _run(tmp_path / "out" / "m.onnx", x)
+    assert 10 * np.log10(np.sum(ref**2) / np.sum((ref - got) ** 2)) > 20
+
+
 def test_per_channel_off_keeps_the_opset(cli, tmp_path) -> None:
     model = cnn(tmp_path / "m.onnx", opset=11)
     prof = tmp_path / "pt.toml"
