@@ -20,7 +20,7 @@ from edgeopt.atomic import Staging, write_bytes_atomic
 from edgeopt.data.datasets import Dataset
 from edgeopt.data.tensors import Batch
 from edgeopt.load.source import Source
-from edgeopt.profiles.schema import OutputFormat, Profile, Scheme
+from edgeopt.profiles.schema import Profile, Scheme
 
 if TYPE_CHECKING:
     from edgeopt.quantize.onnx_activations import Measure, Score
@@ -89,7 +89,7 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     done = quant.quantize(float_opt, q, calib, work, ctx)
     write_bytes_atomic(stage.path(opt), done.data)
     plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
-    skip = _partial_unsupported(source, target, fmt) if _use_partial(profile, evalset) else None
+    skip = _partial_unsupported(source, target) if _use_partial(profile, evalset) else None
     if skip:
         return replace(plain, optimized_accuracy=done.accuracy, notes=(*plain.notes, skip))
     if _use_partial(profile, evalset):
@@ -119,13 +119,10 @@ def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
         profile.quantize.scheme is Scheme.INT8 and profile.budgets.max_accuracy_drop is not None
 
 
-def _partial_unsupported(source: Source, target: AccuracyTarget | None, fmt: OutputFormat) -> str | None:
+def _partial_unsupported(source: Source, target: AccuracyTarget | None) -> str | None:
     """Why accuracy control cannot run on this model (a note), or None."""
     from edgeopt.validate.metrics import CLASS_METRICS
 
-    if len(source.inputs) > 1 and fmt is OutputFormat.TFLITE:
-        return ("accuracy control ([partial]) skipped: for TFLite it handles single-input models only (LiteRT's "
-                "quantization debugger ranks the ops of one input); plain int8 was kept")
     if target is not None and target.metrics and target.metrics[0] not in CLASS_METRICS and not target.checked:
         from edgeopt.validate.metrics import BUDGETS
 

@@ -264,7 +264,7 @@ def control_accuracy(backend: Backend, eval_x: Batch, eval_y: np.ndarray | None,
 class TfliteBackend:
     suffix = ".tflite"
 
-    def __init__(self, session: Any, saved_model: Path, calib_x: np.ndarray, settings: PartialSettings) -> None:
+    def __init__(self, session: Any, saved_model: Path, calib_x: Batch, settings: PartialSettings) -> None:
         self._session, self._sm, self._calib, self._settings = session, saved_model, calib_x, settings
         self.float_model = session.float_model
 
@@ -283,7 +283,7 @@ class TfliteBackend:
         return quantized_tflite(self._sm, recipe)
 
 
-def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray, eval_y: np.ndarray | None,
+def partial_quantize_tflite(model: Any, calib_x: Batch, eval_x: Batch, eval_y: np.ndarray | None,
                             settings: PartialSettings) -> PartialResult:
     """Accuracy-controlled int8 .tflite from a Keras model or SavedModel folder; `result.model` is the artifact."""
     from edgeopt.convert.savedmodel import temporary_saved_model
@@ -293,7 +293,7 @@ def partial_quantize_tflite(model: Any, calib_x: np.ndarray, eval_x: np.ndarray,
     names = () if isinstance(model, str | Path) else keras_layer_names(model)
     with temporary_saved_model(model) as sm:
         session = TfliteDebugSession(sm, calib_x, settings.per_channel, settings.int8_io, names)
-        return control_accuracy(TfliteBackend(session, sm, np.asarray(calib_x, np.float32), settings),
+        return control_accuracy(TfliteBackend(session, sm, _floats(calib_x), settings),
                                 eval_x, eval_y, settings, "tflite")
 
 

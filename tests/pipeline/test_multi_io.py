@@ -131,3 +131,29 @@ def test_mcu_check_of_a_multi_input_int8_model(cli, two: Path) -> None:
     assert res_cli.exit_code == 0, res_cli.output
     data = json.loads(res_cli.output)
     assert data["samples_compared"] == 3 and data["bit_exact"] is not False
+
+
+def test_accuracy_control_on_tflite_feeds_both_inputs(two: Path, tmp_path: Path) -> None:
+    """[partial] on mobile-cpu: LiteRT's quantization debugger gets both inputs in the TFLite model's order (it
+    was skipped with a note: "handles single-input models only")."""
+    prof = tmp_path / "p.toml"
+    prof.write_text('extends = "mobile-cpu"\nname = "p"\n[budgets]\nmin_snr_db = 45.0\n')
+    res = build(BuildRequest(model=two / "two.keras", target=str(prof), out=tmp_path / "out", calib=two / "calib.npz",
+                             eval=two / "eval.npz", benchmark=False))
+    part = res.report.stages.partial
+    assert part is not None and not any("accuracy control ([partial]) skipped" in n for n in res.report.notes)
+    layers = {r.layer for r in part.sensitivity}
+    assert {"conv2d", "dense"} <= layers  # ops fed by the image and by the extra vector (Dense(8)) are ranked
+    first, chosen = part.steps[0], part.steps[part.chosen]
+    assert not first.within_budget and not first.out_of_int8  # plain int8 misses the regression head's budget
+    assert part.met and chosen.within_budget and len(chosen.out_of_int8) >= 1
+    assert {b.name: b.ok for b in res.report.budgets}["min_snr_db"] is True
+    acc = res.report.optimized.accuracy
+    assert acc is not None and [o.name for o in acc.outputs] == ["cls", "reg"]
+
+
+def test_inspect_sensitivity_of_the_two_input_keras_model(cli, two: Path) -> None:
+    res = cli("inspect", two / "two.keras", "--sensitivity", "--calib", two / "calib.npz", "--json")
+    assert res.exit_code == 0, res.output
+    layers = {r["layer"] for r in json.loads(res.stdout)["layers"]}
+    assert {"conv2d", "dense", "cls"} <= layers

@@ -42,15 +42,11 @@ def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = Fal
     from edgeopt.load.source import open_source
 
     source = open_source(path, unsafe_load)
-    if len(source.inputs) > 1 and source.keras_model is not None:
-        names = ", ".join(i.name for i in source.inputs)
-        msg = (f"{path}: --sensitivity of a Keras model handles one input (LiteRT's quantization debugger); this one "
-               f"has {len(source.inputs)} ({names}); export it to ONNX to rank its layers")
-        raise InputError(msg)
     data = check_against_input(load_dataset(calib, "calibration", source.input_shape, source.inputs),
                                source.input_shape, "calibration", source.inputs)
-    if source.keras_model is not None:
-        return sensitivity_tflite(source.keras_model, data.x[:200])
     from edgeopt.data.tensors import batch_head, units_of
 
-    return sensitivity_onnx(path, batch_head(data.batch, 200, units_of([i.shape for i in source.inputs])))
+    head = batch_head(data.batch, 200, units_of([i.shape for i in source.inputs] or [source.input_shape]))
+    if source.keras_model is not None:
+        return sensitivity_tflite(source.keras_model, head)
+    return sensitivity_onnx(path, head)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.convert.isolated import Stage, run
+from edgeopt.data.tensors import Batch, batch_count
 from edgeopt.errors import ConversionError, first_line
 from edgeopt.quantize.sensitivity.common import LayerSensitivity, check_calibration, quiet, snr_db
 
@@ -47,14 +48,19 @@ class TfliteDebugSession:
     converter's child process (edgeopt.convert.isolated); this object holds its key there.
     """
 
-    def __init__(self, saved_model: Path, calib_x: np.ndarray, per_channel: bool = True,
+    def __init__(self, saved_model: Path, calib_x: Batch, per_channel: bool = True,
                  fully_quantize: bool = False, layer_names: tuple[str, ...] = ()) -> None:
         self.calib_x = check_calibration(calib_x)
         self.layer_names = layer_names
         self._key = f"debug-{next(_KEYS)}"
-        params = {"key": self._key, "saved_model": str(saved_model), "per_channel": per_channel,
-                  "fully_quantize": fully_quantize, "layer_names": list(layer_names)}
-        self.float_model: bytes = bytes(run(f"{__name__}:job_open", DEBUG_STAGE, params, {"calib": self.calib_x}))
+        params: dict[str, Any] = {"key": self._key, "saved_model": str(saved_model), "per_channel": per_channel,
+                                  "fully_quantize": fully_quantize, "layer_names": list(layer_names)}
+        if isinstance(self.calib_x, np.ndarray):
+            arrays = {"calib": self.calib_x}
+        else:  # several inputs: by position in the job (names are not file names), names in params
+            params["inputs"] = list(self.calib_x)
+            arrays = {f"calib_{i}": v for i, v in enumerate(self.calib_x.values())}
+        self.float_model: bytes = bytes(run(f"{__name__}:job_open", DEBUG_STAGE, params, arrays))
 
     def quantized(self, float_nodes: tuple[str, ...] = ()) -> bytes:
         """int8 model bytes with the ops producing `float_nodes` kept in float."""
@@ -81,7 +87,9 @@ def job_open(params: dict[str, Any], arrays: dict[str, np.ndarray], state: dict[
     """In the child: calibrate once, keep the debugger under `key`; the float model comes back."""
     for key in [k for k in state if k.startswith("debug-")]:  # one session at a time: a build opens one
         del state[key]
-    session = _DebugSession(Path(params["saved_model"]), arrays["calib"], bool(params["per_channel"]),
+    names = params.get("inputs")
+    calib: Batch = arrays["calib"] if names is None else {n: arrays[f"calib_{i}"] for i, n in enumerate(names)}
+    session = _DebugSession(Path(params["saved_model"]), calib, bool(params["per_channel"]),
                             bool(params["fully_quantize"]), tuple(params["layer_names"]))
     state[params["key"]] = session
     return session.float_model
@@ -98,7 +106,7 @@ def job_sensitivity(params: dict[str, Any], arrays: dict[str, np.ndarray], state
 class _DebugSession:
     """The QuantizationDebugger itself (in the converter's child process)."""
 
-    def __init__(self, saved_model: Path, calib_x: np.ndarray, per_channel: bool = True,
+    def __init__(self, saved_model: Path, calib_x: Batch, per_channel: bool = True,
                  fully_quantize: bool = False, layer_names: tuple[str, ...] = ()) -> None:
         import tensorflow as tf
 
@@ -108,9 +116,10 @@ class _DebugSession:
         self.calib_x = check_calibration(calib_x)
         self.layer_names = layer_names
         self.float_model = to_tflite(saved_model)
+        self._order = self._input_order()
         conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = self.dataset
+        conv.representative_dataset = self.calibration
         conv._experimental_disable_per_channel = not per_channel
         self._fully = fully_quantize
         try:
@@ -122,9 +131,31 @@ class _DebugSession:
             msg = f"int8 calibration for the quantization debugger failed: {first_line(exc)}"
             raise ConversionError(msg) from None
 
+    def _input_order(self) -> tuple[str, ...]:
+        """The calibration arrays' names in the TFLite model's input order (the debugger sets inputs by position;
+        the converter orders them its own way). Single input: ()."""
+        if isinstance(self.calib_x, np.ndarray):
+            return ()
+        from edgeopt.runtime.litert import _interpreter_module
+        from edgeopt.runtime.shapes import plain_name
+
+        mod, _, _ = _interpreter_module()
+        it = mod.Interpreter(model_content=self.float_model)
+        names = [plain_name(d["name"]) for d in it.get_input_details()]
+        keys = list(self.calib_x)
+        return tuple(n if n in keys else keys[i] for i, n in enumerate(names))
+
+    def calibration(self) -> Iterator[Any]:
+        """The converter's representative dataset: one sample at a time, a dict by signature name for several."""
+        x = self.calib_x
+        for i in range(batch_count(x)):  # fixed order: deterministic
+            yield [x[i : i + 1]] if isinstance(x, np.ndarray) else {k: v[i : i + 1] for k, v in x.items()}
+
     def dataset(self) -> Iterator[list[np.ndarray]]:
-        for i in range(self.calib_x.shape[0]):  # fixed order: deterministic
-            yield [self.calib_x[i : i + 1]]
+        """The debugger's dataset: one sample at a time, the inputs in the TFLite model's order."""
+        x = self.calib_x
+        for i in range(batch_count(x)):
+            yield [x[i : i + 1]] if isinstance(x, np.ndarray) else [x[k][i : i + 1] for k in self._order]
 
     def quantized(self, float_nodes: tuple[str, ...] = ()) -> bytes:
         """int8 model bytes with the ops producing `float_nodes` kept in float."""
@@ -169,11 +200,12 @@ class _DebugSession:
             it = mod.Interpreter(model_content=self.float_model, experimental_preserve_all_tensors=True)
         it.allocate_tensors()
         index = {d["name"]: d["index"] for d in it.get_tensor_details()}
-        inp = it.get_input_details()[0]["index"]
+        inputs = [d["index"] for d in it.get_input_details()]
         acc = {n: 0.0 for n in names if n in index}
         count = 0
-        for (x,) in self.dataset():
-            it.set_tensor(inp, x)
+        for xs in self.dataset():
+            for inp, x in zip(inputs, xs, strict=True):
+                it.set_tensor(inp, x.astype(np.float32) if x.dtype.kind == "f" else x)
             it.invoke()
             for n in acc:
                 acc[n] += float(np.mean(np.square(it.get_tensor(index[n]).astype(np.float64))))
@@ -216,7 +248,7 @@ def keras_layer_names(model: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def sensitivity_tflite(model: Any, calib_x: np.ndarray, per_channel: bool = True) -> tuple[LayerSensitivity, ...]:
+def sensitivity_tflite(model: Any, calib_x: Batch, per_channel: bool = True) -> tuple[LayerSensitivity, ...]:
     """Per-op int8 sensitivity of a Keras model (or a SavedModel folder), in graph order."""
     calib = check_calibration(calib_x)
     with open_tflite_session(model, calib, per_channel) as session:
@@ -224,7 +256,7 @@ def sensitivity_tflite(model: Any, calib_x: np.ndarray, per_channel: bool = True
 
 
 @contextlib.contextmanager
-def open_tflite_session(model: Any, calib_x: np.ndarray, per_channel: bool = True,
+def open_tflite_session(model: Any, calib_x: Batch, per_channel: bool = True,
                         fully_quantize: bool = False) -> Iterator[TfliteDebugSession]:
     """A TfliteDebugSession for a Keras model or a SavedModel folder (exported to a temp folder if needed)."""
     from edgeopt.convert.savedmodel import temporary_saved_model
