@@ -206,7 +206,8 @@ def _validate(ds: Dataset, role: str) -> Dataset:
         raise DataError(msg)
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).sum())
-        msg = f"{role} data {ds.path} has {bad} NaN or Inf value(s) in x; clean the data"
+        msg = (f"{role} data {ds.path} has {bad} NaN or Inf value(s) in x; calibration and the accuracy metrics need "
+               "finite numbers: clean the data (an attention mask can use -1e4 instead of -inf)")
         raise DataError(msg)
     if y is not None:
         if y.ndim == 0 or y.shape[0] != x.shape[0]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.data.tensors import Batch, batch_count, feed_unit, take_feed
-from edgeopt.errors import ConversionError, InputError, cause_of
+from edgeopt.errors import ConversionError, InputError, UnsupportedOpError, cause_of
 from edgeopt.profiles.schema import CalibrationMethod, QuantFormat, Scheme
 from edgeopt.runtime.verify_onnx import load_onnx
 
@@ -82,6 +82,11 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
     except (InputError, ConversionError):
         raise
     except Exception as exc:  # noqa: BLE001
+        if recipe.scheme is Scheme.INT8 and "No data is collected" in str(exc):  # the calibrator found no tensor
+            ops = ", ".join(sorted({n.op_type for n in source.graph.node})) or "none"
+            msg = (f"onnxruntime's int8 quantizer finds nothing to quantize in this model (its ops: {ops}; it does not "
+                   "enter Scan/Loop/If bodies); build it with [quantize] scheme = \"float16\" or \"none\"")
+            raise UnsupportedOpError(msg) from None
         advice = ("; onnxruntime's quantizer could not take this model: try [quantize] scheme = \"dynamic\" or "
                   "\"float16\", or keep the op in float ([partial] keep_float)") if recipe.scheme is Scheme.INT8 else ""
         msg = (f"ONNX quantization ({recipe.scheme}) failed: {type(exc).__name__}: "

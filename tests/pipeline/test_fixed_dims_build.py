@@ -111,3 +111,4 @@ def test_values_a_scan_body_reads_are_ordered_before_it() -> None:
         onnx.checker.check_model(model)  # as onnxruntime's int8 pass wrote it
     onnx.checker.check_model(_topological(model))
     assert [n.op_type for n in model.graph.node] == ["Identity", "Scan"]
+
