@@ -151,9 +151,3 @@ def test_accuracy_control_on_tflite_feeds_both_inputs(two: Path, tmp_path: Path)
     acc = res.report.optimized.accuracy
     assert acc is not None and [o.name for o in acc.outputs] == ["cls", "reg"]
 
-
-def test_inspect_sensitivity_of_the_two_input_keras_model(cli, two: Path) -> None:
-    res = cli("inspect", two / "two.keras", "--sensitivity", "--calib", two / "calib.npz", "--json")
-    assert res.exit_code == 0, res.output
-    layers = {r["layer"] for r in json.loads(res.stdout)["layers"]}
-    assert {"conv2d", "dense", "cls"} <= layers
