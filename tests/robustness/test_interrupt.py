@@ -26,9 +26,15 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 def _start(out: Path) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    # As from a terminal: a runner started in the background (nohup, `&`) passes SIGINT down ignored, and the
+    # build would rightly keep ignoring it.
     return subprocess.Popen([sys.executable, "-m", "edgeopt", "build", str(MODEL), "--target", "mobile-cpu",
                              "--out", str(out), "--force"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=ROOT, env=env)
+                            cwd=ROOT, env=env, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(proc: subprocess.Popen, phase: str, limit: float = 180) -> str:
