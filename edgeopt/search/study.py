@@ -79,8 +79,10 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             try:
                 return _rdb(RDBStorage, RetryFailedTrialCallback, url)
             except Exception as exc:
-                # Two workers starting at once both create Optuna's tables; the loser sees a duplicate key. Retry.
-                if type(exc).__name__ != "IntegrityError" and "duplicate key" not in str(exc):
+                # Two workers starting at once both create Optuna's tables; the loser sees a duplicate key, or
+                # (PostgreSQL) 'relation "studies" already exists' (DuplicateTable). Retry: the tables are there then.
+                text = str(exc)
+                if type(exc).__name__ != "IntegrityError" and "duplicate key" not in text and "already exists" not in text:
                     raise
                 time.sleep(0.5 * (attempt + 1))
         return _rdb(RDBStorage, RetryFailedTrialCallback, url)
