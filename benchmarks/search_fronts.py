@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from results_md import replace_section  # noqa: E402 - benchmarks/ is on sys.path when run as a script
 
-from edgeopt.search.results import SearchResult  # noqa: E402
+from edgeopt.pipeline.search.results import SearchResult  # noqa: E402
 
 BEGIN, END = "<!-- search:begin -->", "<!-- search:end -->"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"

@@ -142,7 +142,7 @@ def test_targets_cli(cli):
 
 
 def test_published_search_schema_is_current():
-    from edgeopt.search.results import SearchResult
+    from edgeopt.pipeline.search.results import SearchResult
 
     root = Path(__file__).resolve().parents[1]
     published = json.loads((root / "docs" / "search.schema.json").read_text())

@@ -6,8 +6,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from edgeopt.search.front import dominates
-from edgeopt.search.results import SearchResult
+from edgeopt.pipeline.search.front import dominates
+from edgeopt.pipeline.search.results import SearchResult
 
 ROOT = Path(__file__).resolve().parents[2]
 CNN = ROOT / "sample_models" / "digits_cnn.keras"

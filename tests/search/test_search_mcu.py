@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgeopt.pipeline.search.results import SearchResult
 from edgeopt.report.schema import Report
-from edgeopt.search.results import SearchResult
 from tests.search.searching import CNN, check_front
 
 

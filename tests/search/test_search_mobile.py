@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeopt.pipeline.search.results import SearchResult
 from edgeopt.report.schema import Report
-from edgeopt.search.results import SearchResult
 from tests.search.searching import BENCH, CNN, check_front
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgeopt.search.results import SearchResult
+from edgeopt.pipeline.search.results import SearchResult
 from tests.search.searching import CNN, env
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgeopt.search.results import SearchResult
+from edgeopt.pipeline.search.results import SearchResult
 from tests.search.searching import CNN, env, sqlite_states
 
 

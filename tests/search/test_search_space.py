@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from edgeopt.errors import ProfileError
+from edgeopt.pipeline.search.front import Point, choose, dominates, pareto_front
+from edgeopt.pipeline.search.space import apply, space_of
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import FloatRange, Scheme
-from edgeopt.search.front import Point, choose, dominates, pareto_front
-from edgeopt.search.space import apply, space_of
 
 
 def test_builtin_spaces_and_their_hash():

@@ -35,8 +35,8 @@ def register(app: typer.Typer) -> None:
         """Search the profile's [search] space with Optuna: each trial a real build; the Pareto front, OUT/best and OUT/search.json."""
         with handled():
             from edgeopt.errors import NoFeasibleCandidateError
-            from edgeopt.search.render import to_console
-            from edgeopt.search.run import SearchRequest, SearchStatus, search
+            from edgeopt.pipeline.search.render import to_console
+            from edgeopt.pipeline.search.run import SearchRequest, SearchStatus, search
 
             sink = Sink(json_out)
             req = SearchRequest(model=model, target=target, out=out, trials=trials, train=train, eval=eval_data,

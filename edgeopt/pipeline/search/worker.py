@@ -1,4 +1,4 @@
-"""A search worker: `python -m edgeopt.search.worker SPEC.json` runs trials of one study until it has N.
+"""A search worker: `python -m edgeopt.pipeline.search.worker SPEC.json` runs trials of one study until it has N.
 
 `edgeopt search --workers N` starts N of these (processes, not threads: TensorFlow is neither fork- nor
 thread-friendly); any number of machines can run `edgeopt search --storage URL --study NAME` the same way.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import EdgeoptError
-from edgeopt.search.trial import SURPLUS, TrialContext, run_trial
+from edgeopt.pipeline.search.trial import SURPLUS, TrialContext, run_trial
 from edgeopt.vocabulary import SamplerName
 
 
@@ -50,9 +50,9 @@ def too_many_failures(failed: int, trials: int) -> bool:
 
 def run_worker(spec: WorkerSpec, after_trial: Callable[[Any], None] | None = None) -> None:
     """Run trials until the study has spec.ctx.trials COMPLETE ones (or too many fail)."""
+    from edgeopt.pipeline.search.space import space_of
+    from edgeopt.pipeline.search.study import make_sampler, open_storage, optuna_module
     from edgeopt.profiles import load_profile
-    from edgeopt.search.space import space_of
-    from edgeopt.search.study import make_sampler, open_storage, optuna_module
 
     optuna = optuna_module()
     from optuna.trial import TrialState

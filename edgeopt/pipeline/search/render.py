@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from edgeopt.pipeline.search.results import SearchResult
 from edgeopt.report.table import printable, table
-from edgeopt.search.results import SearchResult
 
 
 def front_table(result: SearchResult) -> object:

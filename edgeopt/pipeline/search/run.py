@@ -16,12 +16,10 @@ from typing import Any
 
 from edgeopt.atomic import write_text_atomic
 from edgeopt.errors import EdgeoptError, InputError, OutputError
-from edgeopt.profiles import load_profile
-from edgeopt.profiles.schema import Objective, Profile
-from edgeopt.search import results as sr
-from edgeopt.search.front import Point, choose, pareto_front
-from edgeopt.search.space import Space, bench_needed, space_of
-from edgeopt.search.study import (
+from edgeopt.pipeline.search import results as sr
+from edgeopt.pipeline.search.front import Point, choose, pareto_front
+from edgeopt.pipeline.search.space import Space, bench_needed, space_of
+from edgeopt.pipeline.search.study import (
     DB_NAME,
     StudyIdentity,
     default_url,
@@ -32,8 +30,10 @@ from edgeopt.search.study import (
     optuna_module,
     shown_url,
 )
-from edgeopt.search.trial import SURPLUS, TrialContext
-from edgeopt.search.worker import WorkerSpec, run_worker, too_many_failures
+from edgeopt.pipeline.search.trial import SURPLUS, TrialContext
+from edgeopt.pipeline.search.worker import WorkerSpec, run_worker, too_many_failures
+from edgeopt.profiles import load_profile
+from edgeopt.profiles.schema import Objective, Profile
 from edgeopt.vocabulary import SamplerName
 
 DEFAULT_STUDY = "edgeopt-search"
@@ -147,7 +147,7 @@ def _context(req: SearchRequest, profile: Profile, space: Space) -> TrialContext
         msg = (f"the [search] space of '{profile.name}' prunes or trains (QAT): give --train data.npz (x, y) "
                "for the fine-tuning")
         raise InputError(msg)
-    from edgeopt.search.space import INT_SCHEMES, SCHEME
+    from edgeopt.pipeline.search.space import INT_SCHEMES, SCHEME
 
     schemes = next((d.choices for d in space.dimensions if d.name == SCHEME), (profile.quantize.scheme,))
     if any(s in INT_SCHEMES for s in schemes) and (req.calib or sibling(req.model, "calibration")) is None:
@@ -250,7 +250,7 @@ def _run_workers(spec: WorkerSpec, workers: int, study: Any, progress: Callable[
             path = write_text_atomic(logs / f"worker-{i}.json", replace(spec, seed=seed).to_json())
             log = logs / f"worker-{i}.log"
             with log.open("wb") as fh:
-                procs.append((subprocess.Popen([sys.executable, "-m", "edgeopt.search.worker", str(path)],
+                procs.append((subprocess.Popen([sys.executable, "-m", "edgeopt.pipeline.search.worker", str(path)],
                                                stdout=fh, stderr=subprocess.STDOUT, env=_child_env()), log))
         seen: set[int] = set()
         while True:
@@ -412,7 +412,7 @@ def _best(req: SearchRequest, out: Path, profile: Profile, t: Any, objectives: t
         how = f"copied from trials/{t.number:04d}"
     else:
         from edgeopt.pipeline.build import BuildRequest, build
-        from edgeopt.search.space import apply
+        from edgeopt.pipeline.search.space import apply
 
         built = build(BuildRequest(model=req.model, target=req.target, out=dst, calib=req.calib, eval=req.eval,
                                    train=req.train, unsafe_load=req.unsafe_load, force=True, timing_lock=lock,

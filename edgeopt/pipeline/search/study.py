@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeopt.errors import InputError, RuntimeUnavailableError
-from edgeopt.search.space import Space
+from edgeopt.pipeline.search.space import Space
 from edgeopt.vocabulary import SamplerName
 
 if TYPE_CHECKING:

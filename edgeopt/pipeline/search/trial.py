@@ -9,9 +9,9 @@ from typing import Any
 
 from edgeopt.errors import EdgeoptError
 from edgeopt.pipeline.build import BuildRequest, build
+from edgeopt.pipeline.search.space import SCHEME, Space, apply, bench_needed
 from edgeopt.profiles.schema import Objective, Profile
 from edgeopt.report import schema as rs
-from edgeopt.search.space import SCHEME, Space, apply, bench_needed
 
 SURPLUS = "surplus"  # user attr of a trial asked after the study already had its N trials (pruned, never built)
 REPEAT = "repeat_of"  # user attr of a grid point whose effective choices a finished trial already built (pruned)
