@@ -261,6 +261,13 @@ class Staging:
             raise OutputError(msg) from None
         self.dir.chmod(0o700)
 
+    @classmethod
+    def adopt(cls, out: Path, folder: Path) -> Staging:
+        """The staging folder another process created (the sandboxed side of a build writes into it)."""
+        stage = cls.__new__(cls)
+        stage.out, stage.dir = out, Path(folder)
+        return stage
+
     def path(self, name: str) -> Path:
         p = (self.dir / name).resolve()
         if self.dir.resolve() not in p.parents:

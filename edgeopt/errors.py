@@ -132,3 +132,7 @@ class NoFeasibleCandidateError(EdgeoptError):
     """A search finished and no candidate met every budget (search.json still written)."""
 
     exit_code = 3
+
+
+class ModelCodeError(InputError):
+    """The model's own code, run in the sandbox, crashed, ran past its time or CPU limit (exit 2)."""

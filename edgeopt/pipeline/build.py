@@ -102,14 +102,13 @@ def _noop(_: str) -> None:
 
 
 def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
-    started = time.perf_counter()
+    time.perf_counter()
     resolved = load_profile(req.target)
     if req.profile is not None:
         from edgeopt.profiles.loader import with_profile
 
         resolved = with_profile(resolved, req.profile)
     profile = resolved.profile
-    accuracy_control = profile.partial is not None and profile.partial.accuracy_control  # [partial] checked at load
     _check_paths(req)  # regular files of a known kind, before anything hashes or reads them
     _check_outputs(req, profile)  # no artifact may replace an input
     if req.firmware and profile.device_class is not DeviceClass.EMBEDDED_MCU:
@@ -129,12 +128,65 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         from edgeopt.pipeline.qat_stage import check_qat_inputs
 
         check_qat_inputs(profile, None)  # refused before TensorFlow loads
+    from edgeopt import confine
+
+    sandboxed = confine.enabled()
+    if sandboxed:
+        confine.require()  # no Landlock: exit 2 naming the way out, before any work
+    out = prepare_output(req.out)
+    with Staging(out) as stage, _staging_paths_hidden(stage):  # a failure from here on removes an --out it created
+        done = _run_body(req, resolved, stage, progress, sandboxed)
+        report, violations, names = done.report, done.violations, list(done.names)
+        names.append(manifest.write(stage, inputs, names, violations, req.command_line))
+        files = stage.commit(names)  # manifest.json last: it only ever describes complete files
+    return BuildResult(report, out, tuple(files), violations)
+
+
+@dataclass(frozen=True)
+class BodyResult:
+    """What the model-side of a build hands back: the report and the staged files to commit."""
+
+    report: rs.Report
+    names: tuple[str, ...]
+    violations: tuple[BudgetViolation, ...]
+
+
+def _run_body(req: BuildRequest, resolved: Any, stage: Staging, progress: Progress, sandboxed: bool) -> BodyResult:
+    """The model's side of the build: in a confined child (edgeopt.sandbox) that may write only the staging
+    folder, or here with EDGEOPT_SANDBOX=off."""
+    if not sandboxed:
+        return body(req, resolved, stage.dir, progress)
+    from edgeopt.sandbox.runner import Job, call
+
+    writable = [stage.dir]
+    if req.timing_lock is not None:
+        Path(req.timing_lock).touch(exist_ok=True)
+        writable.append(Path(req.timing_lock))
+    job = Job(target="edgeopt.pipeline.build:body", kwargs={"req": req, "resolved": resolved, "stage_dir": stage.dir},
+              result_type=BodyResult, writable=tuple(writable), network=req.remote is not None,
+              services={"firmware": lambda payload: _firmware_service(req, resolved.profile, stage, payload)})
+    return call(job, progress)  # type: ignore[no-any-return]
+
+
+def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress | None = None) -> BodyResult:
+    """Load the model, compress, convert, quantize, validate, benchmark, verify, report: every step that runs
+    the model's own code. `progress` None: report through the sandbox channel."""
+    from edgeopt.sandbox import channel
+
+    if progress is None:
+        def progress(text: str) -> None:
+            channel.send({"t": "progress", "text": text})
+    started = time.perf_counter()
+    profile = resolved.profile
+    accuracy_control = profile.partial is not None and profile.partial.accuracy_control
+    stage = Staging.adopt(req.out, stage_dir)
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
     if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() != ".onnx":
         from edgeopt.convert.isolated import prewarm
 
         prewarm()  # the converter's child imports TensorFlow while this process loads the model
-    source = open_source(req.model, req.unsafe_load)
+    with channel.phase("loading the model"):
+        source = open_source(req.model, req.unsafe_load)
     _check_format_fits(source, profile)
     given_shape = _given_shape(req, source)  # --shape checked against the model: exit 2 before any work
     notes: list[str] = []
@@ -152,90 +204,87 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     target = target_for(source.outputs, metrics, profile.budgets)
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
-    out = prepare_output(req.out)  # only once every input is known to be good
-    with Staging(out) as stage, _staging_paths_hidden(stage):  # a failure from here on removes an --out it created
+    with channel.phase("the float model's outputs on the eval data"):
         reference = None if evalset is None else source.predict(evalset.batch)
-        if reference is not None:  # auto asks the float outputs whether an (N, k) output holds probabilities
-            metrics = resolve_metrics(setting, source.outputs, evalset is None or evalset.y is not None, reference)
-            target = target_for(source.outputs, metrics, profile.budgets)
-        if evalset is not None and evalset.y is None and any(m is AccuracyMetric.AGREEMENT for m in metrics):
-            notes.append(NO_LABELS_NOTE)
-        if evalset is not None and (small := small_eval_note(evalset.count, target)):
-            notes.append(small)
-        model = source.keras_model
-        compressed = None
-        if model is not None and (enabled := compression_stages(profile)):
-            progress(" and ".join(enabled))
-            compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
-            model = compressed.model
-        qat_model, qat_info = source.qat_model, None
-        if model is not None and source.qat_model is None and profile.qat is not None:
-            from edgeopt.pipeline.qat_stage import qat_direct, qat_report, run_qat
+    if reference is not None:  # auto asks the float outputs whether an (N, k) output holds probabilities
+        metrics = resolve_metrics(setting, source.outputs, evalset is None or evalset.y is not None, reference)
+        target = target_for(source.outputs, metrics, profile.budgets)
+    if evalset is not None and evalset.y is None and any(m is AccuracyMetric.AGREEMENT for m in metrics):
+        notes.append(NO_LABELS_NOTE)
+    if evalset is not None and (small := small_eval_note(evalset.count, target)):
+        notes.append(small)
+    model = source.keras_model
+    compressed = None
+    if model is not None and (enabled := compression_stages(profile)):
+        progress(" and ".join(enabled))
+        compressed = compress(model, profile, train, evalset, req.allow_no_finetune)
+        model = compressed.model
+    qat_model, qat_info = source.qat_model, None
+    if model is not None and source.qat_model is None and profile.qat is not None:
+        from edgeopt.pipeline.qat_stage import qat_direct, qat_report, run_qat
 
-            if qat_direct(profile) and train is not None:
-                progress("quantization-aware training")
-                cluster = compressed.cluster if compressed is not None else None
-                clustered = tuple(c.layer for c in cluster.layers) if cluster is not None else ()
-                trained = run_qat(model, profile, train, evalset, clustered)
-                qat_model, qat_info = trained.model, qat_report(trained, "direct")
-                if compressed is not None and compressed.steps:
-                    compressed = replace(compressed, steps=(*compressed.steps, rs.CompositionStep(
-                        stage="qat", params=int(model.count_params()), accuracy=trained.qat_accuracy)))
-        progress("converting and quantizing")
-        shapes = _data_shapes(source, calib, evalset, notes, given_shape) if req.benchmark else ()
-        measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
-            if req.benchmark else None
-        arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure, train, qat_model,
-                              target)
-        notes.extend(arts.notes)
-        if arts.note:
-            notes.append(arts.note)
-        progress("validating accuracy")
-        accuracy = _accuracy(source, stage, arts, evalset, reference, target)
-        latency = None
-        if req.benchmark:
-            progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
-            latency = _latency(stage, arts, profile, req, shapes)
-            notes.extend(_refusals(latency, (arts.baseline, arts.optimized)))
-        extra_files: list[str] = []
-        mcu = None
-        if profile.device_class is DeviceClass.EMBEDDED_MCU and profile.convert.format is OutputFormat.TFLITE:
-            progress("verifying in TFLite Micro")
-            mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
-        energy = None
-        if mcu is None:  # an MCU's figure comes with its check (device estimate); here: this host or the remote device
-            from edgeopt.energy.artifact import artifact_energy
+        if qat_direct(profile) and train is not None:
+            progress("quantization-aware training")
+            cluster = compressed.cluster if compressed is not None else None
+            clustered = tuple(c.layer for c in cluster.layers) if cluster is not None else ()
+            trained = run_qat(model, profile, train, evalset, clustered)
+            qat_model, qat_info = trained.model, qat_report(trained, "direct")
+            if compressed is not None and compressed.steps:
+                compressed = replace(compressed, steps=(*compressed.steps, rs.CompositionStep(
+                    stage="qat", params=int(model.count_params()), accuracy=trained.qat_accuracy)))
+    progress("converting and quantizing")
+    shapes = _data_shapes(source, calib, evalset, notes, given_shape) if req.benchmark else ()
+    measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
+        if req.benchmark else None
+    arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure, train, qat_model,
+                          target)
+    notes.extend(arts.notes)
+    if arts.note:
+        notes.append(arts.note)
+    progress("validating accuracy")
+    accuracy = _accuracy(source, stage, arts, evalset, reference, target)
+    latency = None
+    if req.benchmark:
+        progress("benchmarking" + (f" on {req.remote.host}" if req.remote is not None else ""))
+        latency = _latency(stage, arts, profile, req, shapes)
+        notes.extend(_refusals(latency, (arts.baseline, arts.optimized)))
+    extra_files: list[str] = []
+    mcu = None
+    if profile.device_class is DeviceClass.EMBEDDED_MCU and profile.convert.format is OutputFormat.TFLITE:
+        progress("verifying in TFLite Micro")
+        mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
+    energy = None
+    if mcu is None:  # an MCU's figure comes with its check (device estimate); here: this host or the remote device
+        from edgeopt.energy.artifact import artifact_energy
 
-            energy = artifact_energy(stage.path(arts.optimized), profile,
-                                     None if latency is None else latency[1].latency.p50, remote=req.remote is not None,
-                                     threads=profile.runtime.threads or 1, progress=progress)
-        firmware: FirmwareResult | None = None
-        firmware_violations: tuple[BudgetViolation, ...] = ()
-        if mcu is not None and firmware_on(req, profile):
-            progress("building the firmware and running it under QEMU")
-            firmware, firmware_violations = _firmware(stage, arts, profile, req, evalset, calib)
-        report = assemble_report(BuildOutcome(
-            model=req.model, resolved=resolved, source=source, calibration=calib_source,
-            calibration_samples=0 if calib is None else batch_count(calib, _units(source)),
-            eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
-            latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, firmware=firmware,
-            firmware_violations=firmware_violations, notes=tuple(notes),
-            threads_from="the profile's [runtime] threads" if req.threads is None else "--threads",
-            build_seconds=time.perf_counter() - started,
-            data_sample_shape=given_shape or _sample_shape(calib, evalset),
-            data_origin="--shape" if given_shape else "eval" if evalset is not None else "calibration", energy=energy,
-            target=target))
-        violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
-        from edgeopt.report.html import build_page
-        from edgeopt.report.render import to_markdown
+        energy = artifact_energy(stage.path(arts.optimized), profile,
+                                 None if latency is None else latency[1].latency.p50, remote=req.remote is not None,
+                                 threads=profile.runtime.threads or 1, progress=progress)
+    firmware: FirmwareResult | None = None
+    firmware_violations: tuple[BudgetViolation, ...] = ()
+    if mcu is not None and firmware_on(req, profile):
+        progress("building the firmware and running it under QEMU")
+        firmware, firmware_violations = _firmware(stage, arts, profile, req, evalset, calib)
+    report = assemble_report(BuildOutcome(
+        model=req.model, resolved=resolved, source=source, calibration=calib_source,
+        calibration_samples=0 if calib is None else batch_count(calib, _units(source)),
+        eval_data=None if evalset is None else evalset.path, folder=stage.dir, artifacts=arts, accuracy=accuracy,
+        latency=latency, compressed=compressed, mcu=mcu, qat=qat_info or arts.qat, firmware=firmware,
+        firmware_violations=firmware_violations, notes=tuple(notes),
+        threads_from="the profile's [runtime] threads" if req.threads is None else "--threads",
+        build_seconds=time.perf_counter() - started,
+        data_sample_shape=given_shape or _sample_shape(calib, evalset),
+        data_origin="--shape" if given_shape else "eval" if evalset is not None else "calibration", energy=energy,
+        target=target))
+    violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
+    from edgeopt.report.html import build_page
+    from edgeopt.report.render import to_markdown
 
-        write_bytes_atomic(stage.path("report.md"), to_markdown(report).encode())
-        write_bytes_atomic(stage.path("report.html"), build_page(report).encode())
-        write_bytes_atomic(stage.path("report.json"), (report.model_dump_json(indent=2) + "\n").encode())
-        names = [arts.optimized, arts.baseline, *extra_files, "report.md", "report.html", "report.json"]
-        names.append(manifest.write(stage, inputs, names, violations, req.command_line))
-        files = stage.commit(names)  # manifest.json last: it only ever describes complete files
-    return BuildResult(report, out, tuple(files), violations)
+    write_bytes_atomic(stage.path("report.md"), to_markdown(report).encode())
+    write_bytes_atomic(stage.path("report.html"), build_page(report).encode())
+    write_bytes_atomic(stage.path("report.json"), (report.model_dump_json(indent=2) + "\n").encode())
+    names = [arts.optimized, arts.baseline, *extra_files, "report.md", "report.html", "report.json"]
+    return BodyResult(report, tuple(names), violations)
 
 
 @contextmanager
@@ -538,16 +587,60 @@ def _check_firmware(req: BuildRequest, profile: Profile) -> None:
 def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,
               calib: Batch | None) -> tuple[FirmwareResult | None, tuple[BudgetViolation, ...]]:
     """The same image `edgeopt mcu run` builds, on the built int8 artifact; an image that does not fit the board
-    is a broken budget (reported with the ELF numbers, exit 3), not a failed build."""
-    from edgeopt.errors import BudgetExceededError
-    from edgeopt.firmware.run import run_firmware
+    is a broken budget (reported with the ELF numbers, exit 3), not a failed build. In the sandbox the parent
+    builds and runs it (the compile cache is outside what the confined child may write)."""
+    from edgeopt.sandbox import channel
 
     n = req.firmware_samples
     samples = evalset.x[:n] if evalset is not None else (batch_first(calib)[:n] if calib is not None else None)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
+    if not channel.confined():
+        return _run_firmware(stage.path(arts.optimized), profile, req, samples, source)
+    name = None
+    if samples is not None:
+        name = "_tmp/firmware-samples.npy"
+        np.save(stage.path(name), np.ascontiguousarray(samples), allow_pickle=False)
+    answer = channel.ask("firmware", {"artifact": arts.optimized, "samples": name, "source": source})
+    from pydantic import TypeAdapter
+
+    from edgeopt.firmware.run import FirmwareResult
+
+    result = None if answer["result"] is None else TypeAdapter(FirmwareResult).validate_python(answer["result"])
+    return result, tuple(BudgetViolation(**v) for v in answer["violations"])
+
+
+def _run_firmware(artifact: Path, profile: Profile, req: BuildRequest, samples: np.ndarray | None,
+                  source: str) -> tuple[FirmwareResult | None, tuple[BudgetViolation, ...]]:
+    from edgeopt.errors import BudgetExceededError
+    from edgeopt.firmware.run import run_firmware
+
     try:
-        result = run_firmware(stage.path(arts.optimized), profile, tflm=req.tflm, samples=samples,
-                              sample_source=source, sample_count=n)
+        result = run_firmware(artifact, profile, tflm=req.tflm, samples=samples, sample_source=source,
+                              sample_count=req.firmware_samples)
     except BudgetExceededError as exc:
         return None, exc.violations
     return result, ()
+
+
+def _firmware_service(req: BuildRequest, profile: Profile, stage: Staging, payload: dict[str, Any]) -> dict[str, Any]:
+    """The parent's half of the firmware stage: the files the child names must be regular files inside the
+    staging folder (never a link it planted)."""
+    import dataclasses
+
+    from pydantic import TypeAdapter
+
+    from edgeopt.firmware.run import FirmwareResult
+
+    def staged(name: object) -> Path:
+        path = stage.path(str(name))
+        if path.is_symlink() or not path.is_file() or path.parent.resolve() != path.parent:
+            msg = f"the sandboxed build named {name!r}, which is not a staged file"
+            raise InputError(msg)
+        return path
+
+    samples = None
+    if payload.get("samples") is not None:
+        samples = np.load(staged(payload["samples"]), allow_pickle=False)
+    result, violations = _run_firmware(staged(payload["artifact"]), profile, req, samples, str(payload.get("source", "")))
+    return {"result": None if result is None else TypeAdapter(FirmwareResult).dump_python(result, mode="json"),
+            "violations": [dataclasses.asdict(v) for v in violations]}

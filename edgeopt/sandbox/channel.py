@@ -1,0 +1,73 @@
+"""The confined side's line to its parent: progress, time-limited phases, services the parent runs.
+
+Outside a sandbox child (EDGEOPT_SANDBOX=off, or library code called directly) every call is local:
+progress goes to the callback given, phases are not timed, services run in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+LOAD_TIMEOUT_ENV = "EDGEOPT_MODEL_TIMEOUT"  # seconds for loading the model and for the float reference
+DEFAULT_LOAD_TIMEOUT_S = 600.0
+
+_lock = threading.Lock()
+_out: IO[str] | None = None  # the protocol stream to the parent (set by edgeopt.sandbox.child)
+_in: IO[str] | None = None
+
+
+def attach(out: IO[str], inp: IO[str]) -> None:
+    global _out, _in
+    _out, _in = out, inp
+
+
+def confined() -> bool:
+    return _out is not None
+
+
+def send(message: dict[str, Any]) -> None:
+    assert _out is not None
+    with _lock:
+        _out.write(json.dumps(message) + "\n")
+        _out.flush()
+
+
+def model_timeout() -> float:
+    raw = os.environ.get(LOAD_TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_LOAD_TIMEOUT_S
+    except ValueError:
+        value = DEFAULT_LOAD_TIMEOUT_S
+    return value if value > 0 else DEFAULT_LOAD_TIMEOUT_S
+
+
+@contextmanager
+def phase(name: str, limit_s: float | None = None) -> Iterator[None]:
+    """A step of the model's own code that must end within `limit_s` (default: $EDGEOPT_MODEL_TIMEOUT): the
+    parent kills the child past it (a graph with an endless loop never returns to Python to be stopped)."""
+    if _out is None:
+        yield
+        return
+    send({"t": "phase", "name": name, "limit": limit_s or model_timeout()})
+    try:
+        yield
+    finally:
+        send({"t": "phase_end"})
+
+
+def ask(service: str, payload: dict[str, Any]) -> Any:
+    """Ask the parent to run `service` (e.g. the firmware build, which writes the compile cache the child may
+    not touch). Returns its JSON answer; an error there is re-raised here."""
+    assert _out is not None and _in is not None
+    send({"t": "call", "service": service, "payload": payload})
+    answer = json.loads(_in.readline())
+    if "error" in answer:
+        from edgeopt.sandbox.wire import decode_error
+
+        raise decode_error(answer["error"])
+    return answer["ok"]

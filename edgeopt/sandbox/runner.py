@@ -1,0 +1,154 @@
+"""Parent side: run one library function in a confined child and take back its typed result.
+
+The child (edgeopt.sandbox.child) may write only the folders the caller names and cannot open TCP
+connections (unless `network`); it has CPU-time and memory limits. Its messages are JSON lines; its result
+is validated against `result_type`; an edgeopt error inside it is raised here with its class and exit code.
+While the child is in a phase (channel.phase), the parent kills it when the phase outlives its limit.
+Ctrl-C reaches the child (same process group, default SIGINT) and the parent alike; the parent kills the
+child and the KeyboardInterrupt goes on (exit 130 in the CLI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edgeopt.errors import ModelCodeError
+from edgeopt.sandbox.wire import decode_error, encode_error
+
+T = TypeVar("T")
+CHILD_MODULE = "edgeopt.sandbox.child"
+CPU_ENV = "EDGEOPT_SANDBOX_CPU_S"  # CPU-seconds for the whole confined job (default 12 h)
+MEMORY_ENV = "EDGEOPT_SANDBOX_MEMORY_MB"  # address-space limit (default: the machine's RAM)
+DEFAULT_CPU_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Job:
+    target: str  # "module:function", a function of edgeopt's own
+    kwargs: dict[str, Any]
+    result_type: Any  # what the function returns (a dataclass or pydantic model): the JSON is checked against it
+    writable: tuple[Path, ...]  # the only places the child may write (the first one holds its TMPDIR)
+    network: bool = False  # TCP allowed (an ssh --remote device)
+    services: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)  # run here on request
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+
+
+def _memory_bytes() -> int:
+    mb = _int_env(MEMORY_ENV, 0)
+    if mb:
+        return mb * 1024 * 1024
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError):
+        return 16 * 1024**3
+
+
+def spec_of(job: Job, confine: bool = True) -> dict[str, Any]:
+    tmp = job.writable[0] / "_tmp"
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    return {"writable": [str(p) for p in job.writable], "tmp": str(tmp), "network": job.network,
+            "cpu_seconds": _int_env(CPU_ENV, DEFAULT_CPU_S), "memory_bytes": _memory_bytes(), "confine": confine}
+
+
+def call(job: Job, progress: Callable[[str], None], confine: bool = True) -> Any:
+    """Run `job` in a confined child; its result, or the error it raised."""
+    from pydantic import TypeAdapter
+
+    spec = spec_of(job, confine)
+    proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, json.dumps(spec)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, close_fds=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        blob = pickle.dumps({"target": job.target, "kwargs": job.kwargs, "result_type": job.result_type})
+        proc.stdin.write(len(blob).to_bytes(8, "big") + blob)
+        proc.stdin.flush()
+        phase: tuple[str, float, float] | None = None  # name, limit, deadline
+        last = "starting"
+        buffer = b""
+        fd = proc.stdout.fileno()
+        while True:
+            wait = None if phase is None else max(0.0, phase[2] - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                assert phase is not None
+                msg = (f"{phase[0]} did not finish in {phase[1]:g} s: the model's graph may never end (an endless "
+                       "loop); check the model, or raise EDGEOPT_MODEL_TIMEOUT if it is just slow")
+                raise ModelCodeError(msg)
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                message = json.loads(line)
+                kind = message.get("t")
+                if kind == "progress":
+                    last = str(message.get("text", ""))
+                    progress(last)
+                elif kind == "phase":
+                    phase = (str(message["name"]), float(message["limit"]), time.monotonic() + float(message["limit"]))
+                    last = phase[0]
+                elif kind == "phase_end":
+                    phase = None
+                elif kind == "call":
+                    _serve(proc, job, message)
+                elif kind == "result":
+                    return TypeAdapter(job.result_type).validate_json(message["json"])
+                elif kind == "error":
+                    raise decode_error(message["error"])
+        code = proc.wait()
+        raise _death(code, last, spec)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _serve(proc: subprocess.Popen[bytes], job: Job, message: dict[str, Any]) -> None:
+    service = job.services.get(str(message.get("service")))
+    try:
+        if service is None:
+            msg = f"the sandboxed build asked for an unknown service {message.get('service')!r}"
+            raise ModelCodeError(msg)
+        answer: dict[str, Any] = {"ok": service(dict(message.get("payload") or {}))}
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - goes back to the child, which raises it where it asked
+        answer = {"error": encode_error(exc)}
+    assert proc.stdin is not None
+    proc.stdin.write((json.dumps(answer) + "\n").encode())
+    proc.stdin.flush()
+
+
+def _death(code: int, last: str, spec: dict[str, Any]) -> ModelCodeError:
+    if code < 0:
+        sig = signal.Signals(-code)
+        if sig in (signal.SIGXCPU, signal.SIGKILL):
+            return ModelCodeError(
+                f"the model's code was killed ({sig.name}) during '{last}': it used its CPU-time limit "
+                f"({spec['cpu_seconds']} s, {CPU_ENV}) or the system ran out of memory")
+        if sig == signal.SIGINT:
+            raise KeyboardInterrupt
+        return ModelCodeError(f"the model's code crashed ({sig.name}) in the sandbox during '{last}'; a native "
+                              "crash in TensorFlow usually means a layer or op it cannot run: try EDGEOPT_DEBUG=1")
+    return ModelCodeError(f"the sandboxed build ended (exit {code}) during '{last}' without a result; "
+                          "rerun with --debug for its output")
