@@ -68,6 +68,14 @@ def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = Non
         return _tflite(path)
     if fmt is ModelFormat.ONNX:
         return _onnx(path, shapes)
+    from edgeopt.sandbox.runner import run_model_code
+
+    return run_model_code("edgeopt.analysis.inspect:keras_info", {"path": path, "fmt": fmt},  # type: ignore[no-any-return]
+                          ModelInfo)  # loading a Keras model or SavedModel runs its code: in the sandbox
+
+
+def keras_info(path: Path, fmt: ModelFormat) -> ModelInfo:
+    """inspect_model of a Keras file or SavedModel in this process (the sandbox's side)."""
     return _keras(path, fmt)
 
 

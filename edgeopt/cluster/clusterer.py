@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,21 @@ def cluster_model(model: Any, spec: ClusterSpec, train: tuple[np.ndarray, np.nda
 
 def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
                        eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
-    """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically."""
+    """Load a Keras model file, cluster it and write the clustered model to `out` (.keras) atomically; the
+    model's code runs in the sandbox (the result carries no live model)."""
+    from edgeopt.load.keras_job import check_keras_job
+    from edgeopt.sandbox.runner import run_model_code
+
+    check_keras_job(Path(model_path), Path(out), "clustering", {"training data": finetune, "eval data": eval_data})
+    return run_model_code(  # type: ignore[no-any-return]
+        "edgeopt.cluster.clusterer:cluster_keras_file_here",
+        {"model_path": model_path, "out": out, "spec": spec, "finetune": finetune, "eval_data": eval_data,
+         "unsafe_load": unsafe_load}, ClusterResult, out=Path(out))
+
+
+def cluster_keras_file_here(model_path: Path, out: Path, spec: ClusterSpec, finetune: Path | None = None,
+                            eval_data: Path | None = None, unsafe_load: bool = False) -> ClusterResult:
+    """cluster_keras_file in this process (the sandbox's side)."""
     from edgeopt.atomic import write_bytes_atomic
     from edgeopt.load.keras_job import open_keras_job
 
@@ -168,4 +182,4 @@ def cluster_keras_file(model_path: Path, out: Path, spec: ClusterSpec, finetune:
         p = Path(tmp) / "clustered.keras"
         model.save(p)
         write_bytes_atomic(Path(out), p.read_bytes())
-    return result
+    return replace(result, model=None)

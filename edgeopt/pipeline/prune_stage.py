@@ -68,7 +68,21 @@ def prune_and_finetune(model: Any, cfg: PruneSection, train: Dataset | None, eva
 
 def prune_keras_file(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None, eval_data: Path | None,
                      allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
-    """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict."""
+    """`edgeopt prune`: load, prune, fine-tune, save atomically; returns the report dict. The model's code runs
+    in the sandbox (edgeopt.sandbox); what can be refused without it is refused here first."""
+    from edgeopt.load.keras_job import check_keras_job
+    from edgeopt.sandbox.runner import run_model_code
+
+    check_keras_job(path, out, "pruning", {"training data": finetune_data, "eval data": eval_data})
+    return run_model_code(  # type: ignore[no-any-return]
+        "edgeopt.pipeline.prune_stage:prune_keras_file_here",
+        {"path": path, "out": out, "cfg": cfg, "finetune_data": finetune_data, "eval_data": eval_data,
+         "allow_no_finetune": allow_no_finetune, "unsafe_load": unsafe_load}, dict[str, Any], out=out)
+
+
+def prune_keras_file_here(path: Path, out: Path, cfg: PruneSection, finetune_data: Path | None,
+                          eval_data: Path | None, allow_no_finetune: bool, unsafe_load: bool) -> dict[str, Any]:
+    """prune_keras_file in this process (the sandbox's side)."""
     from edgeopt.atomic import write_bytes_atomic
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_job import open_keras_job

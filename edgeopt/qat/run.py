@@ -7,7 +7,7 @@ post-training int8 (calibrated on the first 200 training samples) and the QAT in
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,24 @@ def litert_top1(data: bytes, x: np.ndarray, y: np.ndarray | None, tmp: Path, nam
 
 def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: QatSpec,
                    eval_path: Path | None = None, unsafe_load: bool = False) -> QatFileResult:
-    """Train `model_path` with fake quantization and write the QAT model (.keras) to `out` atomically."""
+    """Train `model_path` with fake quantization and write the QAT model (.keras) to `out` atomically; the
+    model's code runs in the sandbox (the result carries no live model)."""
+    from edgeopt.load.keras_job import check_keras_job
+    from edgeopt.sandbox.runner import run_model_code
+
+    if train_path is None:
+        msg = "QAT needs training data; give --train train.npz (arrays x and y)"
+        raise InputError(msg)
+    check_keras_job(Path(model_path), Path(out), "QAT", {"training data": train_path, "eval data": eval_path})
+    return run_model_code(  # type: ignore[no-any-return]
+        "edgeopt.qat.run:qat_keras_file_here",
+        {"model_path": model_path, "out": out, "train_path": train_path, "spec": spec, "eval_path": eval_path,
+         "unsafe_load": unsafe_load}, QatFileResult, out=Path(out))
+
+
+def qat_keras_file_here(model_path: Path, out: Path, train_path: Path | None, spec: QatSpec,
+                        eval_path: Path | None = None, unsafe_load: bool = False) -> QatFileResult:
+    """qat_keras_file in this process (the sandbox's side)."""
     from edgeopt.atomic import write_bytes_atomic
     from edgeopt.convert.savedmodel import export_saved_model
     from edgeopt.convert.tflite import to_tflite
@@ -57,9 +74,7 @@ def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: Q
     from edgeopt.qat.train import train_qat
     from edgeopt.quantize.tflite import TfliteRecipe, converter_setup
 
-    if train_path is None:
-        msg = "QAT needs training data; give --train train.npz (arrays x and y)"
-        raise InputError(msg)
+    assert train_path is not None  # qat_keras_file refused it
     out = Path(out)
     job = open_keras_job(Path(model_path), out, "QAT", train_path, eval_path, unsafe_load)
     model, train, ev = job.model, job.train, job.eval
@@ -80,4 +95,4 @@ def qat_keras_file(model_path: Path, out: Path, train_path: Path | None, spec: Q
         p = t / "model.qat.keras"
         result.model.save(p)
         write_bytes_atomic(out, p.read_bytes())
-    return QatFileResult(result, out, len(data), *accs)
+    return QatFileResult(replace(result, model=None), out, len(data), *accs)

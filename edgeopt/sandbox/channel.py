@@ -19,6 +19,7 @@ DEFAULT_LOAD_TIMEOUT_S = 600.0
 _lock = threading.Lock()
 _out: IO[str] | None = None  # the protocol stream to the parent (set by edgeopt.sandbox.child)
 _in: IO[str] | None = None
+_depth = 0  # nested phases: only the outermost is timed
 
 
 def attach(out: IO[str], inp: IO[str]) -> None:
@@ -49,15 +50,32 @@ def model_timeout() -> float:
 @contextmanager
 def phase(name: str, limit_s: float | None = None) -> Iterator[None]:
     """A step of the model's own code that must end within `limit_s` (default: $EDGEOPT_MODEL_TIMEOUT): the
-    parent kills the child past it (a graph with an endless loop never returns to Python to be stopped)."""
+    parent kills the child past it (a graph with an endless loop never returns to Python to be stopped).
+    In the sandbox, an exception other than edgeopt's from inside the step is the model's code failing (a
+    write the sandbox refused, a layer that raises): ModelCodeError, exit 2. Phases may nest; the outer
+    one is timed."""
+    global _depth
     if _out is None:
         yield
         return
-    send({"t": "phase", "name": name, "limit": limit_s or model_timeout()})
+    from edgeopt.errors import EdgeoptError, ModelCodeError, cause_of
+
+    if _depth == 0:
+        send({"t": "phase", "name": name, "limit": limit_s or model_timeout()})
+    _depth += 1
     try:
         yield
+    except (EdgeoptError, KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as exc:
+        refused = " (refused by the sandbox)" if isinstance(exc, PermissionError) or "PermissionDenied" in \
+            type(exc).__name__ or "Permission denied" in str(exc) else ""
+        msg = f"{name} failed in the model's own code{refused}: {type(exc).__name__}: {cause_of(exc, 400)}"
+        raise ModelCodeError(msg) from exc
     finally:
-        send({"t": "phase_end"})
+        _depth -= 1
+        if _depth == 0:
+            send({"t": "phase_end"})
 
 
 def ask(service: str, payload: dict[str, Any]) -> Any:

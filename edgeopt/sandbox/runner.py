@@ -152,3 +152,61 @@ def _death(code: int, last: str, spec: dict[str, Any]) -> ModelCodeError:
                               "crash in TensorFlow usually means a layer or op it cannot run: try EDGEOPT_DEBUG=1")
     return ModelCodeError(f"the sandboxed build ended (exit {code}) during '{last}' without a result; "
                           "rerun with --debug for its output")
+
+
+def run_model_code(target: str, kwargs: dict[str, Any], result_type: Any, *, out: Path | None = None,
+                   writable: tuple[Path, ...] = (), progress: Callable[[str], None] | None = None) -> Any:
+    """Run `target(**kwargs)`, a library function that loads and runs a user's model, confined; in this process
+    with EDGEOPT_SANDBOX=off. With `out` (a file the function writes, passed as kwargs["out"]), the child
+    writes it into a private folder beside `out`; it is moved into place here once the child succeeded, and
+    the result names `out`, never the private folder. `writable`: folders the user named for more outputs."""
+    import importlib
+    import shutil
+    import tempfile
+
+    from edgeopt import confine
+
+    if not confine.enabled():
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)(**kwargs)
+    confine.require()
+    parent = Path(out).parent if out is not None else None
+    try:
+        private = Path(tempfile.mkdtemp(prefix=".edgeopt-staging-", dir=parent))
+    except OSError as exc:
+        msg = f"cannot write into {parent or tempfile.gettempdir()}: {exc.strerror or exc}"
+        raise ModelCodeError(msg) from None
+    try:
+        private.chmod(0o700)
+        staged = None if out is None else private / Path(out).name
+        if staged is not None:
+            kwargs = {**kwargs, "out": staged}
+        job = Job(target=target, kwargs=kwargs, result_type=result_type, writable=(private, *writable))
+        result = call(job, progress or (lambda _text: None))
+        if staged is None or out is None:
+            return result
+        _publish(staged, Path(out))
+        from pydantic import TypeAdapter
+
+        adapter = TypeAdapter(result_type)
+        text = adapter.dump_json(result).decode()
+        for form in {str(staged), str(staged.resolve())}:
+            text = text.replace(json.dumps(form)[1:-1], json.dumps(str(out))[1:-1])
+        return adapter.validate_json(text)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _publish(staged: Path, out: Path) -> None:
+    """Move the child's file into place: a regular file with one link (never a link it planted)."""
+    import stat
+
+    try:
+        st = os.lstat(staged)
+    except OSError:
+        msg = f"the confined step did not write {out.name}"
+        raise ModelCodeError(msg) from None
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        msg = f"the confined step left {out.name} as something other than a plain file; refused"
+        raise ModelCodeError(msg)
+    staged.replace(out)

@@ -127,3 +127,36 @@ def test_confinement_allows_only_the_named_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["write", "refused", "tcp", "refused"]
     assert (inside / "a").read_text() == "x" and list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["prune", "--ratio", "0.5", "--no-finetune"],
+    ["cluster", "-k", "4"],
+    ["sparsify", "-s", "0.5", "--no-finetune", "--no-measure"],
+    ["inspect", "--sensitivity"],
+])
+def test_other_commands_run_the_model_confined(tmp_path, command):
+    """prune, cluster, sparsify and inspect --sensitivity load the model in the sandbox too: the write is
+    refused, the command ends with one line, and no --out and no staging folder is left."""
+    import tensorflow as tf
+
+    planted = tmp_path / "victim" / "PWNED"
+    planted.parent.mkdir()
+
+    def body(x):
+        with tf.control_dependencies([tf.io.write_file(str(planted), "pwned")]):
+            return tf.identity(x)
+
+    model = _saved_model(tmp_path / "evil", body)
+    args = [command[0], model, *command[1:], "--unsafe-load"]
+    if command[0] == "inspect":
+        args += ["--calib", _eval(tmp_path)]
+    else:
+        args += ["--out", tmp_path / "work" / "out.keras"]
+        (tmp_path / "work").mkdir()
+    r = edgeopt(*args, timeout=240)
+    line = error_line(r)
+    assert "refused by the sandbox" in line, line
+    assert not planted.exists()
+    if command[0] != "inspect":
+        assert list((tmp_path / "work").iterdir()) == []  # neither out.keras nor a staging folder

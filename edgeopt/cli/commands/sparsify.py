@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         """Zero weights by magnitude (unstructured, N:M or blocks); zeros are kept exactly and measured in the .tflite."""
         with handled():
             from edgeopt.data.datasets import sibling
-            from edgeopt.sparsify import SparsifySpec, sparsify_keras_file
+            from edgeopt.sparsify import SparsifySpec
+            from edgeopt.sparsify.run import sparsify_file
 
             sink = Sink(json_out)
             spec = SparsifySpec(sparsity=sparsity, pattern=pattern, layers=layers, allocation=allocation,  # type: ignore[arg-type]
@@ -62,17 +63,12 @@ def register(app: typer.Typer) -> None:
             if artifacts is not None and not artifacts.is_dir():
                 msg = f"--artifacts {artifacts}: folder does not exist; create it first"
                 raise _input_error(msg)
-            with sink.progress("sparsifying"):
-                r = sparsify_keras_file(model, out, spec, train=train, eval_data=eval_data, unsafe_load=unsafe_load)
+            with sink.progress("sparsifying" + (", converting and measuring" if measure else "")):
+                run = sparsify_file(model, out, spec, train=train, eval_data=eval_data, calib=calib if measure else None,
+                                    artifacts=artifacts, unsafe_load=unsafe_load)
+            r, gains = run.result, run.gains
             for w in r.warnings:
                 sink.warn(w)
-            gains = None
-            if measure:
-                assert calib is not None
-                from edgeopt.sparsify.gains import measure_files
-
-                with sink.progress("converting and measuring"):
-                    gains = measure_files(model, r, calib, eval_data, artifacts, unsafe_load=unsafe_load)
 
             def human(c):  # type: ignore[no-untyped-def]
                 c.print(table(f"sparsified to {spec.target:.0%} ({spec.pattern}, {spec.allocation})",

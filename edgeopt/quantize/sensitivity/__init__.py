@@ -24,7 +24,6 @@ __all__ = ["LayerSensitivity", "TfliteDebugSession", "keras_layer_names", "layer
 
 def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = False) -> tuple[LayerSensitivity, ...]:
     """`edgeopt inspect --sensitivity`: per-layer int8 sensitivity of a float .keras/.h5/SavedModel or .onnx file."""
-    from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.errors import DataError, InputError
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import KERAS_FORMATS
@@ -39,6 +38,18 @@ def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = Fal
     if calib is None:
         msg = "--sensitivity needs calibration data: add --calib data.npz (array x)"
         raise DataError(msg)
+    if fmt in KERAS_FORMATS:  # the model's own code runs: in the sandbox (edgeopt.sandbox)
+        from edgeopt.sandbox.runner import run_model_code
+
+        return run_model_code(  # type: ignore[no-any-return]
+            "edgeopt.quantize.sensitivity:sensitivity_here",
+            {"path": path, "calib": calib, "unsafe_load": unsafe_load}, tuple[LayerSensitivity, ...])
+    return sensitivity_here(path, calib, unsafe_load)
+
+
+def sensitivity_here(path: Path, calib: Path, unsafe_load: bool = False) -> tuple[LayerSensitivity, ...]:
+    """sensitivity_for_file in this process (the sandbox's side for Keras models)."""
+    from edgeopt.data.datasets import check_against_input, load_dataset
     from edgeopt.load.source import open_source
 
     source = open_source(path, unsafe_load)
