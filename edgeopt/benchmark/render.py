@@ -39,12 +39,22 @@ def compare_rows(comparisons: Sequence[Comparison]) -> list[list[Any]]:
              c.ratios["p99"], c.ratios["mean"], "; ".join(c.notes) or None] for c in comparisons]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula (OWASP)
+
+
 def _cell(v: Any) -> str:
+    """A CSV cell; text (a model or folder name) that a spreadsheet would run as a formula gets a leading `'`
+    (OWASP's CSV injection advice), numbers stay numbers."""
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return str(v)
     if isinstance(v, float):
         return f"{v:.6g}"
-    return str(v)
+    if isinstance(v, int):
+        return str(v)
+    text = str(v)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def to_csv(header: Sequence[str], table: Sequence[Sequence[Any]]) -> str:
