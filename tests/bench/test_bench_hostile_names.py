@@ -26,3 +26,20 @@ def test_csv_cells_that_start_a_formula_get_a_quote(cli, models, fast, tmp_path)
     p50 = render.HEADERS.index("p50")
     assert all(float(r[p50]) > 0 for r in rows[1:])  # numbers are not quoted
     assert render.to_csv(["a", "b"], [[-1.5, "=1"], [-3, "a=1"]]) == "a,b\n-1.5,'=1\n-3,a=1\n"
+
+
+def test_markdown_shows_names_as_code(cli, models, fast, tmp_path) -> None:
+    from markdown_it import MarkdownIt
+
+    model = tmp_path / HTML
+    shutil.copy(models.onnx, model)
+    res = cli("bench", model, *fast, "--markdown", tmp_path / "t.md", "--save", tmp_path / "r.json")
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "t.md").read_text()
+    assert "| ``<img src=x onerror=alert(1)>[a](javascript:alert(1))`x`.onnx`` |" in md, md
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert "<img" not in html and "<a " not in html and "<code>&lt;img src=x onerror" in html
+    res = cli("bench", "--compare", tmp_path / "r.json", tmp_path / "r.json", "--markdown", "-")
+    assert res.exit_code == 0, res.output
+    html = MarkdownIt("commonmark").enable("table").render(res.stdout)
+    assert "<img" not in html and "<a " not in html and html.count("<code>&lt;img src=x onerror") == 2
