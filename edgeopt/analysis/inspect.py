@@ -57,8 +57,9 @@ class ModelInfo:
         }
 
 
-def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModelInfo:
-    """`shapes`: sizes for symbolic input dimensions (ONNX only), so MACs are counted for them."""
+def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None, unsafe: bool = False) -> ModelInfo:
+    """`shapes`: sizes for symbolic input dimensions (ONNX only), so MACs are counted for them; `unsafe`: a Keras
+    model loads with safe mode off (--unsafe-load)."""
     path = Path(path)
     fmt = detect_format(path)
     if shapes and fmt is not ModelFormat.ONNX:
@@ -68,7 +69,7 @@ def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = Non
         return _tflite(path)
     if fmt is ModelFormat.ONNX:
         return _onnx(path, shapes)
-    return _keras(path, fmt)
+    return _keras(path, fmt, unsafe)
 
 
 def _tflite(path: Path) -> ModelInfo:
@@ -115,10 +116,10 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _keras(path: Path, fmt: ModelFormat) -> ModelInfo:
+def _keras(path: Path, fmt: ModelFormat, unsafe: bool = False) -> ModelInfo:
     from edgeopt.load.keras_model import load_keras
 
-    model = load_keras(path)
+    model = load_keras(path, unsafe)
 
     def shape(s: Any) -> tuple[int, ...]:
         return tuple(-1 if d is None else int(d) for d in s)
