@@ -85,7 +85,7 @@ def handled() -> Iterator[None]:
             _internal(exc)
         if debug_enabled():
             traceback.print_exc()
-        _print_err(f"error: {one_line(disk_full(exc))}")
+        _print_err(f"error: {one_line(_disk_full(exc))}")
         raise typer.Exit(2) from None
     except MemoryError:
         _print_err("error: out of memory; try a smaller model, fewer samples or a machine with more RAM")
@@ -95,7 +95,7 @@ def handled() -> Iterator[None]:
         _internal(exc)
 
 
-def disk_full(exc: OSError) -> str:
+def _disk_full(exc: OSError) -> str:
     """The message for a full disk no library code mapped: the folder written to and the bytes free there."""
     import shutil
     import tempfile
