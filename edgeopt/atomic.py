@@ -54,7 +54,12 @@ def _file_mode() -> int:
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to `path` via a temporary file in the same folder."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:  # no inode left for the temporary file
+            raise no_space(path.parent, len(data)) from None
+        raise
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -67,20 +72,30 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
             raise no_space(path.parent, len(data)) from None
         raise
     return path
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # a full disk, or the user's quota
+
+
 def no_space(folder: Path, needed: int | None = None) -> OutputError:
-    """The one message for a full disk (or quota): the folder, and the bytes the write needed if known."""
+    """The one message for a full disk (or quota): the folder, the bytes the write needed if known, and the
+    bytes free there."""
     folder = Path(folder)
-    if folder.name.startswith(STAGING_PREFIX):
-        folder = folder.parent  # name the --out the user gave, not our private folder in it
-    free = shutil.disk_usage(folder).free if folder.exists() else None
-    need = f" ({needed:,} bytes needed, {free:,} free)" if needed is not None and free is not None else ""
-    msg = f"no space left to write into {folder}{need}; free some space or choose another --out"
+    if STAGING_PREFIX in str(folder):
+        # name the --out the user gave, not our private folder (or a subfolder of it) inside it
+        folder = next(p.parent for p in (folder, *folder.parents) if p.name.startswith(STAGING_PREFIX))
+    try:
+        free: int | None = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    sizes = [f"{needed:,} bytes needed"] if needed is not None else []
+    sizes += [] if free is None else [f"{free:,} free" if sizes else f"{free:,} bytes free"]
+    got = f" ({', '.join(sizes)})" if sizes else ""
+    msg = f"no space left to write into {folder}{got}; free some space or choose another output folder"
     return OutputError(msg)
 
 
@@ -138,6 +153,8 @@ def prepare_output(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise no_space(next(p for p in out.absolute().parents if p.exists())) from None
         msg = f"cannot create output folder {out}: {exc.strerror or exc}"
         raise OutputError(msg) from None
     if not os.access(out, os.W_OK | os.X_OK):
@@ -257,6 +274,8 @@ class Staging:
         try:
             self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
         except OSError as exc:
+            if exc.errno in DISK_FULL:
+                raise no_space(out) from None
             msg = f"cannot write into {out}: {exc.strerror or exc}"
             raise OutputError(msg) from None
         self.dir.chmod(0o700)

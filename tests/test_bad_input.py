@@ -190,3 +190,63 @@ def test_refused_during_the_build_creates_no_out(cli, tmp_path: Path, samples: P
     (kept / "mine.txt").write_text("x")
     _fails(cli("build", model, "--target", prune, "--out", kept, "--no-bench"), "pruning without fine-tuning")
     assert sorted(p.name for p in kept.iterdir()) == ["mine.txt"]
+
+
+def _lambda_models(tmp_path: Path) -> dict[str, Path]:
+    """.keras files with Python lambdas that are not Lambda layers: a loss, a registered layer's function, an
+    activation."""
+    import warnings
+
+    import keras
+
+    @keras.saving.register_keras_serializable("edgeopt_test")
+    class Apply(keras.layers.Layer):
+        def __init__(self, fn=None, **kw):
+            super().__init__(**kw)
+            self.fn = fn
+
+        def call(self, x):
+            return self.fn(x)
+
+        def get_config(self):
+            return {**super().get_config(), "fn": keras.saving.serialize_keras_object(self.fn)}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls(**{**config, "fn": keras.saving.deserialize_keras_object(config["fn"])})
+
+    paths = {k: tmp_path / f"{k}.keras" for k in ("loss", "layer", "activation")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns that it serializes a lambda
+        i = keras.Input((4,))
+        m = keras.Model(i, keras.layers.Dense(2)(i))
+        m.compile(loss=lambda a, b: keras.ops.mean(a - b))
+        m.save(paths["loss"])
+        i = keras.Input((4,))
+        keras.Model(i, Apply(lambda t: t * 3.0)(i)).save(paths["layer"])
+        i = keras.Input((4,))
+        keras.Model(i, keras.layers.Dense(2, activation=lambda t: t * 2.0)(i)).save(paths["activation"])
+    return paths
+
+
+def test_safe_mode_refusals_are_one_complete_line(cli, tmp_path: Path):
+    """Issue 21 item 6: Keras's refusal was cut ("... could not be deserialized properly. Please ensure that")."""
+    from edgeopt.errors import InputError, ModelFileError
+    from edgeopt.load.keras_model import load_keras
+
+    paths = _lambda_models(tmp_path)
+    r = cli("inspect", paths["loss"])
+    _fails(r, f"error: {paths['loss']}: the file holds Python lambda code that Keras safe mode refuses to load; "
+              "--unsafe-load loads it if you trust this file")
+    assert r.stderr.strip().endswith("if you trust this file")
+    assert cli("inspect", paths["loss"], "--unsafe-load").exit_code == 0
+    with pytest.raises(InputError, match="holds Python lambda code that Keras safe mode refuses to load; "
+                                         "--unsafe-load loads it if you trust this file$"):
+        load_keras(paths["layer"])
+    assert load_keras(paths["layer"], unsafe=True).predict(np.ones((1, 4), np.float32), verbose=0)[0, 0] == 3.0
+    # Keras cannot rebuild an activation lambda even unsafe: the innermost cause, its layers, no config dump
+    for unsafe in (False, True):
+        with pytest.raises(ModelFileError) as err:
+            load_keras(paths["activation"], unsafe=unsafe)
+        assert str(err.value) == (f"{paths['activation']}: cannot load the Keras model (Functional > Dense): "
+                                  "Could not interpret activation function identifier")

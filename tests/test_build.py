@@ -12,6 +12,7 @@ import pytest
 
 from edgeopt.pipeline.build import BuildRequest, build
 from edgeopt.report import schema as rs
+from edgeopt.report.markdown import code
 
 REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "stages", "ok"}
 
@@ -78,8 +79,8 @@ def test_every_sample_builds_with_report(builds, model, target):
     assert md.startswith("# edgeopt report")
     assert f"Timing: CPU time per invoke {lat['cpu_ms']:.4g} ms optimized" in md and "inputs " in md
     fp = data["optimized"]["latency_ms"]["fingerprint"]
-    assert f"measured on this host ({fp['host']}): {fp['cpu']}, {fp['cores']} cores" in md
-    assert f"{fp['implementation']} {fp['runtime_version']}, {fp['threads']} thread(s)" in md
+    assert f"measured on this host ({code(fp['host'])}): {code(fp['cpu'])}, {fp['cores']} cores" in md
+    assert f"{code(fp['implementation'])} {code(fp['runtime_version'])}, {fp['threads']} thread(s)" in md
     # every budget holds except, possibly, edge-server's max_latency_ratio (int8 can be slower than float on
     # this CPU); that one must agree with the measured ratio, and `ok` with all of them
     for b in data["budgets"]:

@@ -155,3 +155,81 @@ def test_published_report_schema_is_current():
     root = Path(__file__).resolve().parents[1]
     published = json.loads((root / "docs" / "report.schema.json").read_text())
     assert published == Report.model_json_schema(), "regenerate docs/report.schema.json (see README: Report)"
+
+
+def test_shadowing_profile_extends_the_next_of_its_name(cli, tmp_path: Path, monkeypatch):
+    """Issue 21 item 6: mobile-cpu.toml in ./targets and in $EDGEOPT_TARGETS, each `extends = "mobile-cpu"`,
+    resolve through each other to the built-in (was: "a cycle")."""
+    env, work = tmp_path / "env", tmp_path / "work"
+    (work / "targets").mkdir(parents=True)
+    env.mkdir()
+    (env / "mobile-cpu.toml").write_text('extends = "mobile-cpu"\n[runtime]\nthreads = 2\n')
+    (work / "targets" / "mobile-cpu.toml").write_text('extends = "mobile-cpu"\n[benchmark]\nruns = 7\n')
+    monkeypatch.setenv("EDGEOPT_TARGETS", str(env))
+    monkeypatch.chdir(work)
+    builtin = load_profile(str(ROOT / "targets" / "mobile-cpu.toml"))
+    r = load_profile("mobile-cpu")
+    assert r.chain == ((work / "targets" / "mobile-cpu.toml").resolve(), (env / "mobile-cpu.toml").resolve(),
+                       (ROOT / "targets" / "mobile-cpu.toml").resolve())
+    p = r.profile
+    assert (p.runtime.threads, p.benchmark.runs, p.runtime.xnnpack) == (2, 7, builtin.profile.runtime.xnnpack)
+    assert p.quantize == builtin.profile.quantize
+    pi = load_profile("raspberry-pi-4")  # a built-in extending mobile-cpu gets the shadowing profile
+    assert pi.chain[1:] == r.chain and pi.profile.benchmark.runs == 7
+    res = cli("targets", "show", "mobile-cpu")
+    assert res.exit_code == 0 and "threads = 2" in res.stdout and "runs = 7" in res.stdout
+    res = cli("targets", "list", "--json")
+    assert res.exit_code == 0 and not res.stderr
+    rows = {row["name"]: row["path"] for row in json.loads(res.stdout)}
+    assert rows["mobile-cpu"] == str((work / "targets" / "mobile-cpu.toml").resolve())
+
+
+def test_extending_its_own_name_with_nothing_after_is_one_clear_error(cli, tmp_path: Path, monkeypatch):
+    (tmp_path / "my-board.toml").write_text('extends = "my-board"\n')
+    monkeypatch.setenv("EDGEOPT_TARGETS", str(tmp_path))
+    res = cli("targets", "show", "my-board")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.stderr == (f"error: {tmp_path.resolve() / 'my-board.toml'}: extends = 'my-board' names this profile "
+                          "itself and no later folder in the search order (./targets, $EDGEOPT_TARGETS, built-ins) "
+                          "has one of that name; extend another profile\n")
+
+
+def test_a_real_cycle_names_each_file_once(cli, tmp_path: Path):
+    a, b, c = (tmp_path / f"{n}.toml" for n in "abc")
+    a.write_text('extends = "./b.toml"\n')
+    b.write_text('extends = "./a.toml"\n')
+    c.write_text('extends = "./c.toml"\n')
+    res = cli("targets", "show", a)
+    assert res.exit_code == 2
+    assert res.stderr == (f"error: extends forms a cycle: {a.resolve()}, {b.resolve()} (each extends the next, the "
+                          "last the first); remove one of these extends\n")
+    res = cli("targets", "show", c)
+    assert res.exit_code == 2
+    assert res.stderr == f"error: {c.resolve()}: extends names the file itself; extend another profile\n"
+
+
+@pytest.mark.parametrize("kind", ["device", "folder", "dangling link"])
+def test_a_profile_that_is_not_a_regular_file_is_named_as_such(cli, tmp_path: Path, monkeypatch, kind):
+    """Issue 21 item 6: x.toml -> /dev/null was offered by `targets list` and then reported "unknown"; loading it by
+    name (as a target or from extends) now says what it is, the same words `targets list` warns with."""
+    entry = tmp_path / "x.toml"
+    if kind == "device":
+        entry.symlink_to("/dev/null")
+    elif kind == "folder":
+        entry.mkdir()
+    else:
+        entry.symlink_to(tmp_path / "gone.toml")
+    (tmp_path / "y.toml").write_text('extends = "x"\n')
+    monkeypatch.setenv("EDGEOPT_TARGETS", str(tmp_path))
+    where = tmp_path.resolve() / "x.toml"
+    reason = {"device": f"profile {where} is a device, not a regular file; give the file itself",
+              "folder": f"profile {where} is a folder, not a regular file; give the file itself",
+              "dangling link": f"profile not found: {where} (check the path)"}[kind]
+    assert list_profiles()["x"] == where
+    res = cli("targets", "show", "x")
+    assert res.exit_code == 2 and res.stderr == f"error: {reason}\n"
+    res = cli("targets", "show", "y")
+    assert res.exit_code == 2 and res.stderr == f"error: {reason}\n"
+    res = cli("targets", "list", "--json")
+    assert res.exit_code == 0 and f"warning: skipped x: {reason}" in res.stderr
+    assert "x" not in {row["name"] for row in json.loads(res.stdout)}

@@ -57,8 +57,9 @@ class ModelInfo:
         }
 
 
-def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> ModelInfo:
-    """`shapes`: sizes for symbolic input dimensions (ONNX only), so MACs are counted for them."""
+def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None, unsafe: bool = False) -> ModelInfo:
+    """`shapes`: sizes for symbolic input dimensions (ONNX only), so MACs are counted for them; `unsafe`: a Keras
+    model loads with safe mode off (--unsafe-load)."""
     path = Path(path)
     fmt = detect_format(path)
     if shapes and fmt is not ModelFormat.ONNX:
@@ -70,13 +71,14 @@ def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = Non
         return _onnx(path, shapes)
     from edgeopt.sandbox.runner import run_model_code
 
-    return run_model_code("edgeopt.analysis.inspect:keras_info", {"path": path, "fmt": fmt},  # type: ignore[no-any-return]
+    return run_model_code("edgeopt.analysis.inspect:keras_info",  # type: ignore[no-any-return]
+                          {"path": path, "fmt": fmt, "unsafe": unsafe},
                           ModelInfo)  # loading a Keras model or SavedModel runs its code: in the sandbox
 
 
-def keras_info(path: Path, fmt: ModelFormat) -> ModelInfo:
+def keras_info(path: Path, fmt: ModelFormat, unsafe: bool = False) -> ModelInfo:
     """inspect_model of a Keras file or SavedModel in this process (the sandbox's side)."""
-    return _keras(path, fmt)
+    return _keras(path, fmt, unsafe)
 
 
 def _tflite(path: Path) -> ModelInfo:
@@ -123,10 +125,10 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _keras(path: Path, fmt: ModelFormat) -> ModelInfo:
+def _keras(path: Path, fmt: ModelFormat, unsafe: bool = False) -> ModelInfo:
     from edgeopt.load.keras_model import load_keras
 
-    model = load_keras(path)
+    model = load_keras(path, unsafe)
 
     def shape(s: Any) -> tuple[int, ...]:
         return tuple(-1 if d is None else int(d) for d in s)

@@ -9,6 +9,7 @@ from typing import Any
 
 from edgeopt.benchmark.compare import Comparison
 from edgeopt.benchmark.results import BenchReport
+from edgeopt.report.markdown import cell, text
 
 COLUMNS = ("model", "device", "runtime", "threads", "delegate", "init_ms", "probe_ms", "first_ms", "p50", "p90", "p95",
            "p99", "mean", "std", "min", "max", "iqr", "runs", "throughput", "cpu_ms", "cpu_per_wall", "cores", "load_1m",
@@ -39,12 +40,22 @@ def compare_rows(comparisons: Sequence[Comparison]) -> list[list[Any]]:
              c.ratios["p99"], c.ratios["mean"], "; ".join(c.notes) or None] for c in comparisons]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula (OWASP)
+
+
 def _cell(v: Any) -> str:
+    """A CSV cell; text (a model or folder name) that a spreadsheet would run as a formula gets a leading `'`
+    (OWASP's CSV injection advice), numbers stay numbers."""
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return str(v)
     if isinstance(v, float):
         return f"{v:.6g}"
-    return str(v)
+    if isinstance(v, int):
+        return str(v)
+    text = str(v)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def to_csv(header: Sequence[str], table: Sequence[Sequence[Any]]) -> str:
@@ -57,11 +68,14 @@ def to_csv(header: Sequence[str], table: Sequence[Sequence[Any]]) -> str:
 
 
 def _md(v: Any) -> str:
+    """A Markdown table cell: numbers as they are, text (model names, hosts, shapes) as a code span."""
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
-    return str(v).replace("|", "\\|")
+    if isinstance(v, int):
+        return str(v)
+    return cell(v)
 
 
 def to_markdown(header: Sequence[str], table: Sequence[Sequence[Any]], fingerprints: Sequence[str] = (),
@@ -70,7 +84,7 @@ def to_markdown(header: Sequence[str], table: Sequence[Sequence[Any]], fingerpri
     lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in table]
     if fingerprints or notes:
         lines.append("")
-        lines += [f"- {f}" for f in fingerprints] + [f"- warning: {n}" for n in notes]
+        lines += [f"- {text(f)}" for f in fingerprints] + [f"- warning: {text(n)}" for n in notes]
     return "\n".join(lines) + "\n"
 
 

@@ -78,15 +78,14 @@ def handled() -> Iterator[None]:
         _print_err("terminated; earlier outputs are untouched")
         raise typer.Exit(EXIT_TERMINATED) from None
     except OSError as exc:
-        import errno
+        from edgeopt.atomic import DISK_FULL
 
         _signalled()
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in DISK_FULL:
             _internal(exc)
         if debug_enabled():
             traceback.print_exc()
-        where = f" ({exc.filename})" if exc.filename else ""
-        _print_err(f"error: no space left on the device{where}; free some space or choose another --out")
+        _print_err(f"error: {one_line(_disk_full(exc))}")
         raise typer.Exit(2) from None
     except MemoryError:
         _print_err("error: out of memory; try a smaller model, fewer samples or a machine with more RAM")
@@ -94,6 +93,27 @@ def handled() -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         _signalled()
         _internal(exc)
+
+
+def _disk_full(exc: OSError) -> str:
+    """The message for a full disk no library code mapped: the folder written to and the bytes free there."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from edgeopt.atomic import no_space
+
+    target = exc.filename2 or exc.filename  # shutil.copyfile names the source first, the destination second
+    if target:
+        path = Path(os.fsdecode(target))
+        return str(no_space(path if path.is_dir() else path.parent))
+    tmp = tempfile.gettempdir()  # an unnamed write: mostly a temporary file of a tool
+    try:
+        free = f" has {shutil.disk_usage(tmp).free:,} bytes free"
+    except OSError:
+        free = " cannot be read"
+    return (f"no space left on a device (the failed write named no file; the temporary folder {tmp}{free}); "
+            "free some space, set TMPDIR to a folder with room, or choose another output folder")
 
 
 def _internal(exc: BaseException) -> NoReturn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -27,8 +28,14 @@ ENV = "EDGEOPT_MAX_DATA_MB"
 # What reading a corrupt .npz/.npy (or any zip) raises. zlib.error: corrupt deflate data;
 # NotImplementedError: a member flagged with an unsupported compression or "strong encryption"
 # (a flipped flag bit, found by the long fuzz run); RuntimeError: an encrypted member needs a password.
+# TokenError / SyntaxError: numpy parses a .npy header with tokenize and ast, and an unbalanced bracket in it
+# (found by the fuzzer) raises these rather than ValueError.
 ARCHIVE_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
-                                                   NotImplementedError, RuntimeError)
+                                                   NotImplementedError, RuntimeError, tokenize.TokenError,
+                                                   SyntaxError)
+# What numpy raises for a header it cannot parse (bad magic, cut short, not a dict literal, unbalanced brackets).
+HEADER_ERRORS: tuple[type[BaseException], ...] = (ValueError, EOFError, tokenize.TokenError, SyntaxError,
+                                                  MemoryError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,27 @@ def max_data_bytes() -> int:
     return mb << 20
 
 
+class _CorruptHeader(Exception):
+    """A .npy header numpy cannot parse; read_headers names the file."""
+
+
 def _header(fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     fmt = np.lib.format
-    version = fmt.read_magic(fh)
-    reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-    shape, _, dtype = reader(fh)
-    return tuple(int(d) for d in shape), dtype
+    try:
+        version = fmt.read_magic(fh)
+        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = reader(fh)
+        return tuple(int(d) for d in shape), dtype
+    except (zlib.error, zipfile.BadZipFile):
+        raise  # the archive around the member, not its header: np.load reports it
+    except HEADER_ERRORS as exc:
+        if isinstance(exc, tokenize.TokenError):
+            why = "unbalanced brackets"
+        elif isinstance(exc, EOFError):
+            why = "cut short"
+        else:
+            why = "no NUMPY magic string" if "magic" in str(exc) else "not a dict of descr, fortran_order and shape"
+        raise _CorruptHeader(why) from None
 
 
 def read_headers(path: Path, label: str, names: tuple[str, ...] | None = ("x", "y")) -> dict[str, ArrayHeader]:
@@ -93,8 +115,16 @@ def read_headers(path: Path, label: str, names: tuple[str, ...] | None = ("x", "
                         msg = f"{label} {path}: member '{name}' is not a .npy array; save with np.savez"
                         raise DataError(msg)
                     with zf.open(member) as fh:
-                        shape, dtype = _header(fh)
+                        try:
+                            shape, dtype = _header(fh)
+                        except _CorruptHeader as exc:
+                            msg = (f"{label} {path}: array '{name}' has a corrupt .npy header ({exc}); save the "
+                                   "data again with numpy")
+                            raise DataError(msg) from None
                     found[name] = ArrayHeader(name, shape, dtype, member.file_size)
+    except _CorruptHeader as exc:
+        msg = f"{label} {path} has a corrupt .npy header ({exc}); save the data again with numpy"
+        raise DataError(msg) from None
     except DataError:
         raise
     except InputError:

@@ -130,11 +130,14 @@ KEPT = ("app.elf", "app.map", "main.cc", "board.ld", "g_model.h", "g_model.cc")
 
 def _keep(work: Path, out: Path) -> None:
     """Copy the image and its sources to `out`: each file to a temporary name there, then os.replace."""
+    import contextlib
     import os
     import shutil
 
+    from edgeopt.atomic import DISK_FULL, no_space
     from edgeopt.errors import OutputError
 
+    tmp: str | None = None
     try:
         out.mkdir(parents=True, exist_ok=True)
         for name in KEPT:
@@ -142,7 +145,13 @@ def _keep(work: Path, out: Path) -> None:
             os.close(fd)
             shutil.copyfile(work / name, tmp)
             Path(tmp).replace(out / name)
+            tmp = None
     except OSError as exc:
+        if tmp is not None:  # no half-written copy left behind
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink()
+        if exc.errno in DISK_FULL:
+            raise no_space(out, sum((work / name).stat().st_size for name in KEPT)) from None
         msg = f"cannot write the firmware into {out}: {exc.strerror or exc}; choose another --out"
         raise OutputError(msg) from None
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError, first_line
+from edgeopt.errors import EdgeoptError, InputError, ModelFileError, RuntimeUnavailableError
 from edgeopt.load.formats import ModelFormat, detect_format
 
 KERAS_FORMATS = (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVED_MODEL)
@@ -105,14 +106,9 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
         if fmt is ModelFormat.SAVED_MODEL:
             return _load_saved_model(keras, path)
         return keras.saving.load_model(path, compile=True, safe_mode=not unsafe)
-    except ValueError as exc:
-        text = str(exc)
-        if "Lambda" in text and "safe_mode" in text:
-            msg = f"{path}: the model has a Lambda layer, refused in safe mode; pass --unsafe-load only if you trust this file"
-            raise InputError(msg) from None
-        msg = f"{path}: cannot load the Keras model: {first_line(exc)}"
-        raise ModelFileError(msg) from None
-    except (OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
+    except (ValueError, TypeError) as exc:
+        raise load_error(path, str(exc)) from None
+    except (OSError, KeyError, AttributeError, IndexError) as exc:
         msg = f"{path}: cannot load the Keras model ({type(exc).__name__}: {str(exc)[:200]}); the file may be corrupt"
         raise ModelFileError(msg) from None
     except (RecursionError, MemoryError) as exc:
@@ -121,6 +117,34 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
                              "large); the file is corrupt or hostile"
         )
         raise ModelFileError(msg) from None
+
+
+# What Keras says when safe mode refuses something (a Python lambda, a Lambda layer): it names the way out.
+SAFE_MODE_REFUSAL = ("safe_mode=False", "enable_unsafe_deserialization")
+_WRAPPED = re.compile(r"<class '(?:[\w.]*\.)?(\w+)'> could not be deserialized properly")
+_DUMP = re.compile(r":? \{|\bFull object config:|\bconfig=")  # where Keras starts printing a config
+
+
+def load_error(path: Path, text: str) -> EdgeoptError:
+    """One complete line for a Keras loading failure (`text`: its message).
+
+    Keras wraps a layer's failure once per nesting level as "<class X> could not be deserialized properly.
+    Please ensure that ... config={...}. Exception encountered: CAUSE", so the head of the message says nothing
+    and a cut one ends mid-sentence. A refusal of safe mode (anywhere in the chain) is named as such, with the
+    way to load the file; otherwise the innermost cause, its layer classes and no config dump."""
+    if any(sign in text for sign in SAFE_MODE_REFUSAL):
+        what = "Python lambda code" if "lambda" in text.lower() else "Python code or objects"
+        msg = (f"{path}: the file holds {what} that Keras safe mode refuses to load; --unsafe-load loads it "
+               "if you trust this file")
+        return InputError(msg)
+    layers = _WRAPPED.findall(text)
+    cause = " ".join(text.rsplit("Exception encountered:", 1)[-1].split())  # the innermost, on one line
+    cause = _DUMP.split(cause, maxsplit=1)[0].rstrip(" .:") or "unknown error"
+    if len(cause) > 400:  # whole sentences only
+        kept = cause[:400].rsplit(". ", 1)[0]
+        cause = kept if kept != cause[:400] else cause[:400].rsplit(" ", 1)[0] + " (message shortened)"
+    where = f" ({' > '.join(layers)})" if layers else ""
+    return ModelFileError(f"{path}: cannot load the Keras model{where}: {cause}")
 
 
 def _load_saved_model(keras: Any, path: Path) -> Any:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeopt.analysis.tflite_graph import TfliteGraph, TfliteTensor
+from edgeopt.atomic import DISK_FULL, no_space
 from edgeopt.errors import InputError, OutputError, UnsupportedOpError
 from edgeopt.mcu.ops import adder_for
 
@@ -214,6 +215,8 @@ def write_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
         for tmp, _ in temps:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+        if exc.errno in DISK_FULL:
+            raise no_space(out_dir, sum(len(t.encode("utf-8")) for t in files.values())) from None
         msg = f"cannot write into {out_dir}: {exc.strerror or exc}; choose another --out or fix its permissions"
         raise OutputError(msg) from None
     return [dst for _, dst in temps]

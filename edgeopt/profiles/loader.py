@@ -8,6 +8,10 @@ Resolution order for `--target NAME` (first match wins):
 `extends = "OTHER"` is resolved the same way, by name only, except that
 `extends = "./file.toml"` may name a file in the same folder as the profile
 (no `..`, no absolute paths), so a profile cannot pull in arbitrary files.
+A profile that shadows another of its own name and extends that name (mobile-cpu.toml in
+$EDGEOPT_TARGETS with `extends = "mobile-cpu"`) extends the next profile of that name in the order.
+The first entry named NAME.toml in the order is the profile NAME: one that is not a regular file (a
+folder, a device, a dangling link) is refused naming what it is, as `targets list` reports it.
 """
 
 from __future__ import annotations
@@ -65,8 +69,21 @@ class ResolvedProfile:
         return self.profile.name
 
 
+def _entries(name: str) -> list[Path]:
+    """Every NAME.toml in search order, whatever it is (a dangling link or a device too)."""
+    return [d / f"{name}.toml" for d in search_dirs() if os.path.lexists(d / f"{name}.toml")]
+
+
+def _the_profile(entry: Path) -> Path:
+    """`entry` if it is a regular file (links followed); ProfileError saying what it is otherwise."""
+    from edgeopt.input_files import regular_file
+
+    regular_file(entry, "profile", ProfileError)
+    return entry
+
+
 def list_profiles() -> dict[str, Path]:
-    """Profile name -> file, first match in search order."""
+    """Profile name -> file, first match in search order (what `find_profile(name)` loads or refuses)."""
     found: dict[str, Path] = {}
     for d in search_dirs():
         if d.is_dir():
@@ -106,10 +123,9 @@ def find_profile(target: str) -> Path:
         regular_file(p, "profile", ProfileError)
         return p
     check_profile_name(target)
-    for d in search_dirs():
-        f = d / f"{target}.toml"
-        if f.is_file():
-            return f
+    entries = _entries(target)
+    if entries:
+        return _the_profile(entries[0])
     available = ", ".join(list_profiles()) or "none"
     msg = f"unknown target '{target}'; available: {available} (or give a path to a .toml file)"
     raise ProfileError(msg)
@@ -171,12 +187,20 @@ def _resolve_extends(ref: str, origin: Path) -> Path:
         msg = f"{origin}: extends = '{ref[:100]}' must be a profile name or './file.toml' in the same folder"
         raise ProfileError(msg)
     check_profile_name(ref, f"{origin}: extends =")
-    try:
-        return find_profile(ref)
-    except ProfileError:
+    entries = _entries(ref)
+    here = origin.absolute().parent.resolve() / origin.name  # the entry `origin` is (search dirs are resolved)
+    if here in entries:  # a profile shadowing its own name extends the next one of that name
+        later = entries[entries.index(here) + 1:]
+        if not later:
+            msg = (f"{origin}: extends = '{ref}' names this profile itself and no later folder in the search "
+                   "order (./targets, $EDGEOPT_TARGETS, built-ins) has one of that name; extend another profile")
+            raise ProfileError(msg)
+        return _the_profile(later[0])
+    if not entries:
         available = ", ".join(list_profiles()) or "none"
         msg = f"{origin}: extends = '{ref}' is not a known profile; available: {available}"
-        raise ProfileError(msg) from None
+        raise ProfileError(msg)
+    return _the_profile(entries[0])
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +220,12 @@ def _raw_chain(path: Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
     while current is not None:
         resolved = current.resolve()
         if resolved in chain:
-            msg = f"{path}: extends forms a cycle through {current}"
+            loop = chain[chain.index(resolved):]
+            if len(loop) == 1:
+                msg = f"{resolved}: extends names the file itself; extend another profile"
+            else:
+                msg = (f"extends forms a cycle: {', '.join(map(str, loop))} (each extends the next, the last the "
+                       "first); remove one of these extends")
             raise ProfileError(msg)
         if len(chain) >= MAX_EXTENDS_DEPTH:
             msg = f"{path}: extends chain deeper than {MAX_EXTENDS_DEPTH}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 
 from edgeopt.report import schema as rs
+from edgeopt.report.markdown import cell, code, text
 from edgeopt.report.schema import Report, Variant
 from edgeopt.report.table import printable, table
 from edgeopt.vocabulary import DeviceClass
@@ -77,23 +80,28 @@ def _rows(report: Report) -> list[list[object]]:
     return rows
 
 
-def _fingerprint_line(report: Report) -> str | None:
+Name = Callable[[object], str]  # how a line shows a name: as it is (console), a code span (Markdown)
+
+
+def _fingerprint_line(report: Report, name: Name = str) -> str | None:
     """Where latency was measured: machine and runtime, in one line."""
     lat = report.optimized.latency_ms
     if lat is None:
         return None
     what = "host latency" if is_mcu(report) and lat.where == "local" else "latency"
-    where = "this host" if lat.where == "local" else lat.where
+    where = "this host" if lat.where == "local" else name(lat.where)
     f = lat.fingerprint
     if f is None:
-        return f"{what} measured on {where}: {lat.runtime} {lat.runtime_version}, {lat.threads} thread(s)"
+        return (f"{what} measured on {where}: {name(lat.runtime)} {name(lat.runtime_version)}, "
+                f"{lat.threads} thread(s)")
     system = f.os if f.arch in f.os else f"{f.os} {f.arch}"
-    opt = f", graph opt {f.graph_optimization}" if f.graph_optimization else ""
-    return (f"{what} measured on {where} ({f.host}): {f.cpu}, {f.cores} cores, {system}; "
-            f"{f.implementation} {f.runtime_version}, {f.threads} thread(s), delegate {f.delegate}{opt}")
+    opt = f", graph opt {name(f.graph_optimization)}" if f.graph_optimization else ""
+    return (f"{what} measured on {where} ({name(f.host)}): {name(f.cpu)}, {f.cores} cores, {name(system)}; "
+            f"{name(f.implementation)} {name(f.runtime_version)}, {f.threads} thread(s), delegate "
+            f"{name(f.delegate)}{opt}")
 
 
-def _timing_line(report: Report) -> str | None:
+def _timing_line(report: Report, name: Name = str) -> str | None:
     """CPU time beside wall time, the input shapes timed and the host's load, in one line."""
     opt, base = report.optimized.latency_ms, report.baseline.latency_ms
     if opt is None or base is None:
@@ -103,7 +111,7 @@ def _timing_line(report: Report) -> str | None:
         parts.append(f"CPU time per invoke {opt.cpu_ms:.4g} ms optimized, {base.cpu_ms:.4g} ms baseline "
                      f"(wall mean {opt.mean:.4g} / {base.mean:.4g} ms; all threads of the process)")
     if opt.input_shapes:
-        parts.append("inputs " + ", ".join(f"{n}={'x'.join(map(str, d)) or 'scalar'}" for n, d in opt.input_shapes))
+        parts.append("inputs " + ", ".join(f"{name(n)}={'x'.join(map(str, d)) or 'scalar'}" for n, d in opt.input_shapes))
     if opt.cores is not None:
         load = "" if opt.load_1m is None else f", 1-minute load {opt.load_1m:.2f}"
         busy = " (busy: see notes)" if opt.load_above_cores or opt.threads_above_cores else ""
@@ -111,7 +119,7 @@ def _timing_line(report: Report) -> str | None:
     return ("timing: " + "; ".join(parts)) if parts else None
 
 
-def _device_line(report: Report) -> str | None:
+def _device_line(report: Report, name: Name = str) -> str | None:
     """For an MCU build: the device latency estimate and what the host figures are."""
     if not is_mcu(report):
         return None
@@ -121,7 +129,7 @@ def _device_line(report: Report) -> str | None:
     if f is not None and f.device_latency is not None:
         fl, ins = f.device_latency, f.instructions
         return (f"device latency: {fl.median_ms:.4g} ms, a firmware instruction-count estimate ({ins.median:,} "
-                f"instructions per inference on {f.core} under QEMU x {fl.cpi:g} CPI / {fl.clock_mhz:g} MHz, "
+                f"instructions per inference on {name(f.core)} under QEMU x {fl.cpi:g} CPI / {fl.clock_mhz:g} MHz, "
                 f"[firmware] cpi and clock_mhz), not measured; {host}")
     m = report.stages.mcu
     if m is None or m.device_latency is None:
@@ -164,13 +172,17 @@ def _output_pairs(report: Report) -> list[tuple[rs.OutputAccuracy, rs.OutputAccu
     return [(o, by_name.get(o.name)) for o in opt.outputs]
 
 
-def _output_lines(report: Report) -> list[str]:
+def _quoted(name: object) -> str:
+    return f"'{name}'"
+
+
+def _output_lines(report: Report, name: Name = _quoted) -> list[str]:
     """One line per output: its metric on the optimized artifact (and the float baseline artifact)."""
     lines = []
     for o, b in _output_pairs(report):
         check = "" if o.ok is None else f"; {o.budget} {'ok' if o.ok else 'FAILED'}"
         base = "" if b is None else f" (float artifact {_metric_text(b)})"
-        lines.append(f"output '{o.name}' by {o.metric}: {_metric_text(o)}{base}; SNR {o.snr_db:.1f} dB, "
+        lines.append(f"output {name(o.name)} by {o.metric}: {_metric_text(o)}{base}; SNR {o.snr_db:.1f} dB, "
                      f"cosine {o.cosine:.4f}, max abs {o.max_abs:.3g}{check}")
     return lines
 
@@ -203,28 +215,29 @@ def _md_cell(v: object) -> str:
 
 def to_markdown(report: Report) -> str:
     columns = _columns(report)
-    lines = [f"# edgeopt report: {report.input.path} -> {report.target.name}", "",
+    eval_data = "none" if report.eval_data is None else code(report.eval_data)
+    lines = [f"# edgeopt report: {code(report.input.path)} -> {code(report.target.name)}", "",
              f"edgeopt {report.tool.version}, profile sha256 `{report.target.profile_sha256[:12]}`, "
              f"input params {_md_cell(report.input.params)}, MACs {_md_cell(report.input.macs)}, "
-             f"calibration: {report.calibration.source} ({report.calibration.samples} samples), "
-             f"eval: {report.eval_data or 'none'}, build {report.build_seconds:.1f} s.", ""]
+             f"calibration: {code(report.calibration.source)} ({report.calibration.samples} samples), "
+             f"eval: {eval_data}, build {report.build_seconds:.1f} s.", ""]
     lines += _table([c or "variant" for c in columns], _rows(report))
-    for line in (_device_line(report), _fingerprint_line(report), _timing_line(report)):
+    for line in (_device_line(report, code), _fingerprint_line(report, code), _timing_line(report, code)):
         if line:
             lines += ["", line[0].upper() + line[1:] + "."]
     if pairs := _output_pairs(report):
         lines += ["", "## Accuracy per output", ""]
         lines += _table(["output", "metric", "float artifact", "optimized", "SNR dB", "cosine", "max abs", "budget"],
-                        [[o.name, o.metric, None if b is None else b.value, o.value, o.snr_db, o.cosine, o.max_abs,
+                        [[cell(o.name), o.metric, None if b is None else b.value, o.value, o.snr_db, o.cosine, o.max_abs,
                           "-" if o.ok is None else f"{o.budget} {'ok' if o.ok else 'FAILED'}"] for o, b in pairs])
     if report.budgets:
         lines += ["", "## Budgets", "", "| budget | limit | actual | unit | ok |", "|---|---|---|---|---|"]
         for b in report.budgets:
-            lines.append(f"| {b.name} | {_md_cell(b.limit)} | {_md_cell(b.actual)} | {b.unit} | "
+            lines.append(f"| {cell(b.name)} | {_md_cell(b.limit)} | {_md_cell(b.actual)} | {cell(b.unit)} | "
                          f"{ {True: 'ok', False: '**FAIL**', None: 'unchecked'}[b.ok] } |")
     lines += _stages_markdown(report.stages)
     if report.notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+        lines += ["", "## Notes", ""] + [f"- {text(n)}" for n in report.notes]
     lines += ["", f"Overall: {'ok' if report.ok else '**FAILED**'}", ""]
     return "\n".join(lines)
 
@@ -249,19 +262,20 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
     if (e := stages.energy) is not None:
         out += ["", "## Energy per inference", ""]
         if e.joules_per_inference is None:
-            out += [f"{e.method}: {e.note}"]
+            out += [f"{e.method}: {text(e.note)}"]
         else:
-            how = (f"{_md_cell(e.power_mw)} mW ({e.power_source}) x {_md_cell(e.latency_ms)} ms ({e.latency_source})"
-                   if e.method == "estimate" else f"net {_md_cell(e.power_mw)} mW over the window ({e.power_source}; {e.note})")
+            how = (f"{_md_cell(e.power_mw)} mW ({text(e.power_source)}) x {_md_cell(e.latency_ms)} ms "
+                   f"({text(e.latency_source)})" if e.method == "estimate"
+                   else f"net {_md_cell(e.power_mw)} mW over the window ({text(e.power_source)}; {text(e.note)})")
             out += [f"**{_md_cell(e.millijoules_per_inference)} mJ** per inference ({e.method}): {how}; "
                     f"{_md_cell(e.inferences_per_joule)} inferences per joule."]
             if e.battery is not None:
                 b = e.battery
-                out += ["", f"Battery life ({b.label}): {b.battery} ({_md_cell(b.capacity_mah)} mAh, "
+                out += ["", f"Battery life ({text(b.label)}): {code(b.battery)} ({_md_cell(b.capacity_mah)} mAh, "
                         f"{_md_cell(b.voltage_v)} V) at {_md_cell(b.inferences_per_second)} inference/s: "
                         f"{_md_cell(b.days)} days (average {_md_cell(b.average_power_mw)} mW)."]
             if e.method == "estimate" and e.note:
-                out += ["", f"Not measured: {e.note}."]
+                out += ["", f"Not measured: {text(e.note)}."]
     if (p := stages.prune) is not None:
         out += ["", "## Pruning", "",
                 f"{p.criterion}, {p.allocation}, round_to {p.round_to}: MACs {p.macs_before:,} -> "
@@ -269,21 +283,21 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
                 f"{p.params_after:,}; top-1 {_md_cell(p.accuracy_before)} -> {_md_cell(p.accuracy_after_prune)} "
                 f"after pruning -> {_md_cell(p.accuracy_after_finetune)} after fine-tuning.", ""]
         out += _table(["layers", "channels before", "after"],
-                      [[", ".join(g.layers), g.channels_before, g.channels_after] for g in p.groups])
-        out += [f"- left unpruned: {u.layer} ({u.reason})" for u in p.unprunable]
+                      [[", ".join(map(cell, g.layers)), g.channels_before, g.channels_after] for g in p.groups])
+        out += [f"- left unpruned: {code(u.layer)} ({text(u.reason)})" for u in p.unprunable]
     if (z := stages.sparsity) is not None:
         out += ["", "## Sparsity (weight-level magnitude pruning)", "",
                 f"{z.pattern}, {z.allocation}, target {100 * z.sparsity:.0f}%: {100 * z.achieved:.2f}% of the selected "
                 f"kernel weights are zero ({z.finetune_epochs} fine-tuning epochs); top-1 {_md_cell(z.accuracy_before)} -> "
                 f"{_md_cell(z.accuracy_after)}. Zeros are not removed parameters (shapes unchanged).", ""]
         out += _table(["layer", "weights", "zeros", "sparsity %"],
-                      [[x.layer, x.params, x.zeros_after, 100 * x.zeros_after / max(1, x.params)] for x in z.layers])
+                      [[cell(x.layer), x.params, x.zeros_after, 100 * x.zeros_after / max(1, x.params)] for x in z.layers])
     if (k := stages.cluster) is not None:
         out += ["", "## Weight sharing", "",
                 f"{k.spec.clusters} clusters ({k.spec.init}), top-1 {_md_cell(k.accuracy_before)} -> "
                 f"{_md_cell(k.accuracy_after)}.", ""]
         out += _table(["layer", "unique values before", "after"],
-                      [[x.layer, x.unique_before, x.unique_after] for x in k.layers])
+                      [[cell(x.layer), x.unique_before, x.unique_after] for x in k.layers])
     if (q := stages.partial) is not None:
         chosen = q.steps[q.chosen]
         out += ["", "## Partial quantization (accuracy control)", "",
@@ -291,7 +305,7 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
                 f"({chosen.scheme}, drop {_md_cell(chosen.accuracy_drop)} points).", ""]
         out += _table(["step", "scheme", "bytes", "top-1 %", "drop", "p50 ms", "out of int8"],
                       [[s.step, s.scheme, s.size_bytes, s.accuracy, s.accuracy_drop, s.latency_p50_ms,
-                        ", ".join(s.layers) or "-"] for s in q.steps])
+                        ", ".join(map(cell, s.layers)) or "-"] for s in q.steps])
     if (t := stages.qat) is not None:
         out += ["", "## Quantization-aware training", "",
                 f"{t.epochs} epoch(s) in {t.train_seconds:.1f} s ({t.role}); int8 scales from {t.scales_from}; "
@@ -306,16 +320,16 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
         d = m.device_latency
         out += ["", "## Microcontroller (TFLite Micro)", ""]
         out += _table(["", "value"], [
-            ["ops", ", ".join(m.ops)], ["tensor arena (exact, measured)", f"{m.arena_bytes:,} B"],
+            ["ops", ", ".join(map(cell, m.ops))], ["tensor arena (exact, measured)", f"{m.arena_bytes:,} B"],
             ["arena + margin (ARENA_SIZE)", f"{m.arena_with_margin:,} B"],
             ["flash (model + runtime)", f"{m.flash_bytes:,} B" + (f" of {m.flash_limit_bytes:,}" if m.flash_limit_bytes else "")],
             ["RAM (arena + I/O)", f"{m.ram_bytes:,} B" + (f" of {m.ram_limit_bytes:,}" if m.ram_limit_bytes else "")],
-            ["TFLM vs LiteRT", m.comparison_note],
+            ["TFLM vs LiteRT", text(m.comparison_note)],
             ["device latency (estimate: MACs / MAC/s)",
              "not estimated (no [mcu] sustained_macs_per_second)" if d is None
              else f"{_md_cell(d.estimate_ms)} ms ({d.macs:,} MACs / {d.macs_per_second:,.0f} MAC/s)"],
             ["host TFLM latency (build host CPU, not the device)", f"{_md_cell(m.host_tflm_latency_ms)} ms"],
-            ["C files", f"{m.c_header}, {m.c_source}" if m.c_header else "-"]])
+            ["C files", f"{cell(m.c_header)}, {cell(m.c_source)}" if m.c_header else "-"]])
     if (f := stages.firmware) is not None:
         out += _firmware_markdown(f)
     return out
@@ -330,8 +344,9 @@ def _firmware_markdown(f: rs.FirmwareStage) -> list[str]:
     split = ", ".join(f"{k} {v:,}" for k, v in e.flash_split.items())
     rsplit = ", ".join(f"{k} {v:,}" for k, v in e.ram_split.items())
     out = ["", "## Firmware (emulated Cortex-M)", "",
-           f"{f.model} compiled with TFLite Micro + CMSIS-NN for {f.core}, run on QEMU {f.qemu_machine} "
-           f"({f.samples} samples, {f.sample_source or 'random'}).", ""]
+           f"{code(f.model)} compiled with TFLite Micro + CMSIS-NN for {code(f.core)}, run on QEMU "
+           f"{code(f.qemu_machine)} ({f.samples} samples, {code(f.sample_source) if f.sample_source else 'random'}).",
+           ""]
     out += _table(["", "value"], [
         ["flash (ELF)", f"{_kib(e.flash_bytes)} of {f.flash_limit_bytes:,}: {split}"],
         ["RAM (ELF)", f"{_kib(e.ram_bytes)} of {f.ram_limit_bytes:,}: {rsplit}"],
@@ -342,7 +357,7 @@ def _firmware_markdown(f: rs.FirmwareStage) -> list[str]:
         ["instructions / inference", f"median {ins.median:,} (min {ins.min:,}, max {ins.max:,})"],
         ["device latency (firmware instruction-count estimate)",
          "not estimated (no [firmware] cpi and clock_mhz)" if lat is None else
-         f"{_md_cell(lat.median_ms)} ms = instructions x {lat.cpi:g} CPI ({lat.cpi_source}) / {lat.clock_mhz:g} MHz "
-         f"({lat.clock_source})"],
-        ["vs host TFLM", f.vs_host_tflm.description], ["vs LiteRT", f.vs_litert.description]])
+         f"{_md_cell(lat.median_ms)} ms = instructions x {lat.cpi:g} CPI ({text(lat.cpi_source)}) / "
+         f"{lat.clock_mhz:g} MHz ({text(lat.clock_source)})"],
+        ["vs host TFLM", text(f.vs_host_tflm.description)], ["vs LiteRT", text(f.vs_litert.description)]])
     return out

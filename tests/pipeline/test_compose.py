@@ -35,7 +35,7 @@ def test_prune_cluster_quantize_in_one_build(cli, tmp_path: Path, samples: Path)
     md = (tmp_path / "o" / "report.md").read_text()
     assert "## Composition" in md and "## Pruning" in md and "## Weight sharing" in md
     assert f"MACs {st.prune.macs_before:,} -> {st.prune.macs_after:,}" in md
-    assert f"| {st.cluster.layers[0].layer} | {st.cluster.layers[0].unique_before:,} |" in md
+    assert f"| `{st.cluster.layers[0].layer}` | {st.cluster.layers[0].unique_before:,} |" in md
     assert "| after step | params | top-1 % |" in md and f"| prune | {st.prune.params_after:,} |" in md
     accuracy = {s.stage: s.accuracy for s in comp.steps}
     assert rep.optimized.accuracy is not None and accuracy["float"] is not None and accuracy["quantize"] is not None

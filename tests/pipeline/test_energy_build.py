@@ -10,6 +10,7 @@ import pytest
 
 from edgeopt.energy import rapl_status
 from edgeopt.pipeline.build import BuildRequest, build
+from edgeopt.report.markdown import text
 
 
 def _report(samples: Path, out: Path, target: str) -> tuple[dict, str]:
@@ -27,7 +28,7 @@ def test_nrf52840_build_has_an_energy_estimate_with_battery_life(samples: Path, 
     assert e["inferences_per_joule"] == pytest.approx(1 / e["joules_per_inference"])
     b = e["battery"]
     assert b["battery"] == "CR2032" and b["label"] == "estimate" and b["days"] == pytest.approx(b["hours"] / 24)
-    assert "mJ** per inference (estimate)" in md and "Battery life (estimate): CR2032" in md
+    assert "mJ** per inference (estimate)" in md and "Battery life (estimate): `CR2032`" in md
     comp = data["stages"]["composition"]
     assert comp["quantization_bit_ratio"] == "32/8" and comp["kernel_weights"] > 100_000
 
@@ -43,4 +44,4 @@ def test_device_profile_estimate_uses_the_measured_p50_and_says_why_not_measured
     assert e["latency_ms"] == pytest.approx(data["optimized"]["latency_ms"]["p50"])
     assert e["power_mw"] == 3060 and "Raspberry Pi documentation" in e["power_source"]
     assert e["battery"] is None and e["note"] == status.reason
-    assert f"Not measured: {status.reason}." in md
+    assert f"Not measured: {text(status.reason)}." in md

@@ -70,7 +70,7 @@ def test_two_inputs_two_outputs_build_with_accuracy_per_output(built, target: st
     assert all(o.snr_db > 80 for o in base.outputs)  # the float artifact against the Keras model
     assert report.calibration.samples == 100
     md = (built[target].out / "report.md").read_text()
-    assert "## Accuracy per output" in md and "| reg | snr |" in md
+    assert "## Accuracy per output" in md and "| `reg` | snr |" in md
     assert any("output 'reg' is scored by snr" in n and "min_snr_db" in n for n in report.notes)
 
 

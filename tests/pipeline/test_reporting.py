@@ -20,6 +20,7 @@ from edgeopt.pipeline.artifacts import Artifacts
 from edgeopt.pipeline.reporting import BuildOutcome, assemble_report
 from edgeopt.profiles import load_profile
 from edgeopt.report.compare import COLUMNS, records, rows
+from edgeopt.report.markdown import code
 from edgeopt.report.render import to_console, to_markdown
 
 
@@ -83,8 +84,11 @@ def test_fingerprint_is_typed_and_rendered(outcome: BuildOutcome) -> None:
     assert fp is not None and measured is not None
     assert fp.model_dump() == measured.to_dict()  # every field of benchmark/fingerprint.py, typed
     line = f"latency measured on this host ({fp.host}): {fp.cpu}, {fp.cores} cores"
-    assert line in _console(report) and "L" + line[1:] in to_markdown(report)
-    assert f"{fp.implementation} {fp.runtime_version}, {fp.threads} thread(s), delegate {fp.delegate}" in to_markdown(report)
+    assert line in _console(report)
+    md = to_markdown(report)  # names from the machine and runtime are code spans
+    assert f"Latency measured on this host ({code(fp.host)}): {code(fp.cpu)}, {fp.cores} cores" in md
+    assert (f"{code(fp.implementation)} {code(fp.runtime_version)}, {fp.threads} thread(s), delegate "
+            f"{code(fp.delegate)}") in md
 
 
 def test_mcu_without_a_mac_rate_says_the_device_latency_is_not_estimated(outcome: BuildOutcome) -> None:

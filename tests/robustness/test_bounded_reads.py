@@ -114,6 +114,57 @@ def test_npz_header_is_checked_against_the_model_input_before_inflating(tmp_path
         load_dataset(bad, "calibration", (None, 8, 8, 1))
 
 
+def _npy_bytes(n: int = 8) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((n, 16, 16, 1), np.float32))
+    return buf.getvalue()
+
+
+SHAPE = b"(8, 16, 16, 1)"
+# Unbalanced brackets in the header: numpy's tokenizer raised TokenError (exit 1) for each (issue 21 item 6)
+NPY_HEADER_CUTS = {
+    "open paren": (SHAPE, b"(" + SHAPE, "unbalanced brackets"),
+    "close paren": (SHAPE, SHAPE + b")", "unbalanced brackets"),
+    "open brace": (b"{'descr'", b"{{'descr'", "unbalanced brackets"),
+    "no close brace": (b", }", b",  ", "unbalanced brackets"),
+    "open bracket": (b"'<f4'", b"['<f4'", "unbalanced brackets"),
+    "paren closed by bracket": (SHAPE, SHAPE[:-1] + b"]", "not a dict of descr, fortran_order and shape"),
+    "open quote": (b"'descr'", b"'descr", "not a dict of descr, fortran_order and shape"),
+}
+
+
+@pytest.mark.parametrize("case", list(NPY_HEADER_CUTS))
+def test_npy_header_with_unbalanced_brackets_is_corrupt_data(tmp_path, case):
+    from edgeopt.data.datasets import load_dataset
+    from edgeopt.errors import DataError
+
+    old, new, why = NPY_HEADER_CUTS[case]
+    raw = _npy_bytes()
+    assert raw.count(old) == 1
+    bad = tmp_path / "c.npy"
+    bad.write_bytes(raw.replace(old, new))
+    with pytest.raises(DataError) as err:
+        load_dataset(bad, "calibration", (None, 16, 16, 1))
+    assert str(err.value) == (f"calibration data {bad} has a corrupt .npy header ({why}); save the data again "
+                              "with numpy")
+    member = tmp_path / "e.npz"  # the same header as the labels member of an .npz
+    with zipfile.ZipFile(member, "w") as zf:
+        zf.writestr("x.npy", raw)
+        zf.writestr("y.npy", raw.replace(old, new))
+    with pytest.raises(DataError, match=rf"e\.npz: array 'y' has a corrupt \.npy header \({why}\)"):
+        load_dataset(member, "eval", (None, 16, 16, 1))
+
+
+def test_npy_header_with_unbalanced_brackets_is_exit_2(tmp_path):
+    bad = tmp_path / "calib.npy"
+    bad.write_bytes(_npy_bytes().replace(SHAPE, b"(" + SHAPE))
+    r = edgeopt("build", ONNX, "--target", "edge-server", "--out", tmp_path / "out", "--calib", bad, "--no-bench",
+                timeout=QUICK)
+    assert _one_line(r) == f"error: calibration data {bad} has a corrupt .npy header (unbalanced brackets); save the " \
+                           "data again with numpy"
+    assert not (tmp_path / "out").exists()
+
+
 def _aliased_tflite(slots: int = 30_000, rank: int = 50_000) -> bytes:
     """A 320 KB .tflite whose `slots` tensor entries all point at one tensor with a `rank`-long shape."""
     import flatbuffers

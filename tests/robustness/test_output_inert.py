@@ -82,3 +82,28 @@ def test_human_output_without_utf8(tmp_path, env):
 def test_error_line_helper_sees_progress_lines():
     r = edgeopt("inspect", "no-such-model.onnx")
     assert "model not found" in error_line(r)
+
+
+def test_report_md_shows_names_as_code(tmp_path):
+    """Issue 21 item 6: model, data and profile names with HTML, a javascript: link and backticks are code spans
+    in report.md (a longer backtick fence than any run inside), never HTML or a link in a Markdown viewer."""
+    from markdown_it import MarkdownIt
+
+    folder = tmp_path / "<b>bold"
+    folder.mkdir()
+    model = folder / "<img src=x onerror=alert(1)>``m`.onnx"
+    shutil.copy(SAMPLES / "digits_mlp.onnx", model)
+    calib = folder / "[c](javascript:alert(1)).npz"
+    shutil.copy(SAMPLES / "digits_mlp.calib.npz", calib)
+    profile = tmp_path / "p.toml"
+    profile.write_text('extends = "edge-server"\nname = "<script>alert(1)</script>|`x"\n')
+    r = edgeopt("build", model, "--target", profile, "--calib", calib, "--out", tmp_path / "out", "--no-bench")
+    assert r.returncode == 0, r.stderr
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.startswith(f"# edgeopt report: ```{model}``` -> ``<script>alert(1)</script>|`x``\n"), md[:300]
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    for raw in ("<img", "<b>", "<script", 'href="javascript', "<a "):
+        assert raw not in html, (raw, html[:2000])
+    assert "<code>&lt;script&gt;alert(1)&lt;/script&gt;|`x</code>" in html
+    assert f"<code>{calib}</code>".replace("<b>", "&lt;b&gt;") in html
+    assert "&lt;img src=x onerror=alert(1)&gt;``m`.onnx</code>" in html

@@ -146,3 +146,74 @@ def test_disk_full_names_the_folder_and_the_bytes(tmp_path):
         assert not out.exists()  # the refused build removed the folder it created
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+@pytest.fixture()
+def full_disk(tmp_path):
+    """A 16 KiB tmpfs with no byte free (root only; skipped elsewhere)."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        with (full / "filler").open("wb") as fh, pytest.raises(OSError):
+            fh.write(bytes(1 << 20))  # until ENOSPC
+        assert shutil.disk_usage(full).free == 0
+        yield full
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)
+
+
+def test_disk_full_in_export_c_names_the_folder_and_the_bytes(full_disk, tmp_path):
+    """Issue 21 item 6: `export-c` said "cannot write into DIR: No space left on device" (no bytes)."""
+    from tests.bench import bench_models as bm
+
+    model = bm.tflite_mlp(tmp_path / "m.tflite", int8=True)
+    out = full_disk / "c"
+    r = edgeopt("export-c", model, "--out", out, timeout=120)
+    line = error_line(r)
+    assert line.startswith(f"error: no space left to write into {out} (") and " bytes needed, 0 free); " in line, line
+    needed = int(line.split(" (")[1].split(" bytes")[0].replace(",", ""))
+    assert needed > model.stat().st_size  # the C array of the model is larger than the model
+    assert not list(out.iterdir())  # no temporary file left
+
+
+def test_disk_full_in_the_firmware_copy_names_the_folder_and_the_bytes(full_disk, tmp_path):
+    from edgeopt.firmware.run import KEPT, _keep
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for i, name in enumerate(KEPT):
+        (work / name).write_bytes(bytes(1000 + i))
+    out = full_disk / "fw"
+    with pytest.raises(OutputError) as err:
+        _keep(work, out)
+    assert str(err.value) == (f"no space left to write into {out} ({sum(1000 + i for i in range(len(KEPT))):,} bytes "
+                              "needed, 0 free); free some space or choose another output folder")
+    assert not list(out.iterdir())
+
+
+def test_disk_full_nothing_mapped_names_the_folder_or_the_temporary_folder(full_disk, tmp_path, capsys,
+                                                                           monkeypatch):
+    """The CLI's last resort: shutil.copyfile names the source first; the message names the destination's folder
+    and the bytes free; a write that names no file names the temporary folder."""
+    import tempfile
+
+    import typer
+
+    from edgeopt.cli.errors import handled
+
+    src = tmp_path / "big"
+    src.write_bytes(bytes(100_000))
+    with pytest.raises(typer.Exit) as ex, handled():
+        shutil.copyfile(src, full_disk / "copy")
+    assert ex.value.exit_code == 2
+    assert capsys.readouterr().err == (f"error: no space left to write into {full_disk} (0 bytes free); free some "
+                                       "space or choose another output folder\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(full_disk))
+    with pytest.raises(typer.Exit) as ex, handled(), (full_disk / "unnamed").open("wb") as fh:
+        fh.write(bytes(100_000))
+    assert ex.value.exit_code == 2
+    assert capsys.readouterr().err == (
+        f"error: no space left on a device (the failed write named no file; the temporary folder {full_disk} has "
+        "0 bytes free); free some space, set TMPDIR to a folder with room, or choose another output folder\n")

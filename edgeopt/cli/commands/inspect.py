@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             from edgeopt.analysis.inspect import inspect_model
             from edgeopt.runtime.shapes import parse_shape_specs
 
-            info = inspect_model(model, parse_shape_specs(shape or ()))
+            info = inspect_model(model, parse_shape_specs(shape or ()), unsafe=unsafe_load)
 
             def human(c):  # type: ignore[no-untyped-def]
                 c.print(printable(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  "
