@@ -138,6 +138,11 @@ def read_onnx(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -
     if shapes:
         notes.append(f"MACs for input shape {_set_input_shapes(model, shapes)}")
     inferred = True
+    # Shape inference runs in C++ (Ctrl-C waits for it) and inlines model-local functions; it stays in this
+    # process, without a child and timeout, because verify_onnx above has bounded the expanded graph
+    # (edgeopt.runtime.onnx_expansion, EDGEOPT_MAX_ONNX_NODES): its cost is linear in that count, about 5 s of
+    # CPU at the 1,000,000-node cap (a 990k-node chain: 4.6 s), so Ctrl-C waits seconds at worst; a child
+    # would cost every inspect its start-up and a copy of the model (Reshape shapes need the initializers).
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # noqa: BLE001 - inference is best effort; shapes may stay unknown

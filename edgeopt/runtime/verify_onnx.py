@@ -3,7 +3,13 @@
 `onnx.load` parses the protobuf (raising on a corrupt file) without reading
 external data; external data files must be plain relative names inside the
 model's folder (no `..`, no absolute paths, no symlinks out), so a model cannot
-make us read arbitrary files. Then `onnx.checker.check_model` checks the graph
+make us read arbitrary files. Before any onnx C++ code walks the graph, its
+expanded size (model-local functions inlined) is counted in Python and capped
+(edgeopt.runtime.onnx_expansion): every later step that expands functions
+(onnx.checker, onnx.shape_inference in analysis/onnx_graph.py and the
+quantizer's pre-processing, onnxruntime's session) only ever sees a model that
+passed here, so none of them can run for hours on a small file.
+Then `onnx.checker.check_model` checks the graph
 (types, opsets, node inputs defined before use). No TensorFlow here.
 """
 
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import ModelFileError, first_line
+from edgeopt.runtime.onnx_expansion import bound_expansion
 
 
 def verify_onnx(path: Path) -> Any:
@@ -23,7 +30,7 @@ def verify_onnx(path: Path) -> Any:
 def load_onnx(path: Path, *, check: bool = True, external_data: bool = False) -> Any:
     """The one way edgeopt opens an .onnx file: parse, confine external data, check; one-line ModelFileError.
 
-    The external-data guard always runs. `check=False` skips onnx.checker (files edgeopt just wrote);
+    The expansion bound and the external-data guard always run. `check=False` skips onnx.checker (files edgeopt just wrote);
     `external_data=True` then reads the (confined) external tensors into the returned model.
     """
     import onnx
@@ -37,6 +44,7 @@ def load_onnx(path: Path, *, check: bool = True, external_data: bool = False) ->
     if not model.graph.node and not model.graph.output:
         msg = f"{path}: the ONNX file has an empty graph; the file is corrupt or of another type"
         raise ModelFileError(msg)
+    bound_expansion(path, model)  # before any onnx C++ call that would inline functions
     _check_external_data(path, model)
     external = _uses_external_data(model)
     if check:
