@@ -214,6 +214,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         if mcu is not None and firmware_on(req, profile):
             progress("building the firmware and running it under QEMU")
             firmware, firmware_violations = _firmware(stage, arts, profile, req, evalset, calib)
+            if firmware is not None:
+                notes.extend(firmware.library.notes)  # what the TFLM cache check found and rebuilt
         report = assemble_report(BuildOutcome(
             model=req.model, resolved=resolved, source=source, calibration=calib_source,
             calibration_samples=0 if calib is None else batch_count(calib, _units(source)),
