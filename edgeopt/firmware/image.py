@@ -53,7 +53,7 @@ def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess[str]:
 
 def _compile(tc: Toolchain, src: Path, obj: Path, flags: tuple[str, ...], includes: list[str]) -> None:
     cxx = src.suffix in (".cc", ".cpp")
-    cmd = [str(tc.gxx if cxx else tc.gcc), *flags, *(CXX if cxx else C), *includes, "-c", str(src), "-o", str(obj)]
+    cmd = [str(tc.gxx if cxx else tc.gcc), *tc.wrapper, *flags, *(CXX if cxx else C), *includes, "-c", str(src), "-o", str(obj)]
     proc = _run(cmd, str(src))
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:400])
@@ -66,7 +66,7 @@ def _link(tc: Toolchain, flags: tuple[str, ...], objs: list[Path], lib: LibraryC
     for _ in range(MAX_ROUNDS):
         archive = lib.checked_archive()  # every object and the archive pass their hash first, or are rebuilt
         before = _stamp(archive)
-        cmd = [str(tc.gxx), *flags, *LINK, f"-T{script}", f"-Wl,-Map={mapfile}", *map(str, objs), str(archive), "-lm",
+        cmd = [str(tc.gxx), *tc.wrapper, *flags, *LINK, f"-T{script}", f"-Wl,-Map={mapfile}", *map(str, objs), str(archive), "-lm",
                "-o", str(elf)]
         proc = _run(cmd, "link")
         undefined = tuple(dict.fromkeys(re.findall(r"undefined reference to `([^']+)'", proc.stderr)))

@@ -14,7 +14,8 @@ Concurrency: a build holds the folder's lock file (opened like the build lock, e
 a planted symbolic link, hard link or FIFO is refused, nothing is truncated); objects and the archive are written
 to temporary names (.NAME.RANDOM.tmp) and published with os.replace, so a reader never sees a half-written file.
 Temporary files a killed build left are swept when the lock is taken (every write happens under the lock).
-Compilers get PR_SET_PDEATHSIG (edgeopt.parent_death) and a timeout: a SIGKILLed edgeopt leaves none running.
+Compilers get PR_SET_PDEATHSIG (edgeopt.parent_death; their cc1plus/as via Toolchain.wrapper) and a timeout: a
+SIGKILLed edgeopt leaves none running.
 
 Trust: the folders are private (edgeopt.firmware.cache_folder: 0700, refused when others can write them) and every
 object and libtflm.a is content-addressed (edgeopt.firmware.cache_index: sha256 recorded when built, checked under
@@ -209,8 +210,8 @@ class LibraryCache:
         fd, tmp = tempfile.mkstemp(prefix=f".{obj.name}.", suffix=TEMP_SUFFIX, dir=obj.parent)
         os.close(fd)
         cxx = src.suffix in (".cc", ".cpp")
-        cmd = [str(self.tc.gxx if cxx else self.tc.gcc), *self.flags, *(CXX if cxx else C), *self.tree.includes(),
-               "-c", str(src), "-o", tmp]
+        cmd = [str(self.tc.gxx if cxx else self.tc.gcc), *self.tc.wrapper, *self.flags, *(CXX if cxx else C),
+               *self.tree.includes(), "-c", str(src), "-o", tmp]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=COMPILE_TIMEOUT_S,
                                   preexec_fn=preexec())  # noqa: PLW1509 - one libc call, resolved beforehand
