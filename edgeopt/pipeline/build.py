@@ -117,7 +117,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
                "use an embedded-mcu target (edgeopt targets list) or drop --firmware")
         raise InputError(msg)
     if firmware_on(req, profile):
-        _check_firmware(req, profile)  # emulator, toolchain and TFLM tree: exit 2 before any work
+        _check_firmware(req, profile)  # emulator, toolchain, TFLM tree, cache folders: exit 2 before any work
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     if cached is not None and not set(planned_outputs(req, profile)[:-1]) <= set(cached[0].get("artifacts", ())):
@@ -528,13 +528,15 @@ def firmware_on(req: BuildRequest, profile: Profile) -> bool:
 
 def _check_firmware(req: BuildRequest, profile: Profile) -> None:
     from edgeopt.firmware.cores import core_spec, emulator
+    from edgeopt.firmware.library import LibraryCache
     from edgeopt.firmware.toolchain import find_qemu, find_toolchain
     from edgeopt.firmware.tree import find_tree
 
-    emulator(core_spec(profile.mcu.core, profile.name), profile.name)
-    find_toolchain()
+    spec = core_spec(profile.mcu.core, profile.name)
+    emulator(spec, profile.name)
+    tc = find_toolchain()
     find_qemu()
-    find_tree(req.tflm)
+    LibraryCache(spec, tc, find_tree(req.tflm))  # its folders are private, or exit 2 before any work
 
 
 def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.firmware.conftest import ROOT, needs_toolchain
+from tests.firmware.conftest import ROOT, SAMPLES, needs_toolchain
 
 pytestmark = needs_toolchain
 
@@ -158,6 +158,21 @@ def test_a_group_writable_cache_folder_is_refused_with_exit_2(cli, built, tflm, 
     assert "Traceback" not in r.output
     loose.chmod(0o755)  # the fix the line names works
     assert open_cache(tflm).checked_archive().is_file()
+
+
+def test_build_firmware_with_a_loose_cache_folder_exits_2_before_any_work(cli, built, tflm, tmp_path, monkeypatch):
+    xdg = tmp_path / "xdg"
+    shutil.copytree(built, xdg, symlinks=True)
+    loose = xdg / "edgeopt" / "tflm"
+    loose.chmod(0o757)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    out = tmp_path / "out"
+    r = cli("build", SAMPLES / "digits_cnn.keras", "--target", "nrf52840", "--out", out, "--no-bench", "--firmware",
+            "--tflm", tflm)
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (f"error: the TFLM library cache folder {loose} is writable by group or others "
+                                f"(mode 0757, owner uid {os.getuid()}); refused: run `chmod go-w {loose}` or remove it")
+    assert not out.exists()  # refused before the model was even loaded
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="giving a folder to another user needs root")
