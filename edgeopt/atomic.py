@@ -191,7 +191,7 @@ def lock_output(out: Path) -> None:
         return
     path = key / LOCK_NAME
     for _ in range(10):
-        fd = _open_lock(path)
+        fd = open_lock_file(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -217,9 +217,10 @@ def lock_output(out: Path) -> None:
     raise OutputError(msg)
 
 
-def _open_lock(path: Path) -> int:
-    """Open (or create) the lock file without following a symlink or blocking on a FIFO; it must be a
-    regular file with one link (a planted hard link would otherwise be truncated)."""
+def open_lock_file(path: Path) -> int:
+    """Open (or create, 0600) a lock file without following a symlink or blocking on a FIFO; it must be a
+    regular file with one link (a planted hard link would otherwise be truncated). Never truncates it.
+    Used by the build lock here and the TFLM library cache's lock (edgeopt.firmware.library)."""
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o600)

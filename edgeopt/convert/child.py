@@ -10,22 +10,12 @@ import os
 import signal
 import sys
 
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this child when the edgeopt process dies (a SIGKILLed build leaves no converter running)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
+from edgeopt.parent_death import die_with_parent
 
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _die_with_parent()
+    die_with_parent()  # a SIGKILLed build leaves no converter running
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray native prints must not corrupt the protocol

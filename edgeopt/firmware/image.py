@@ -3,7 +3,8 @@
 The linker's FLASH and RAM regions are the board's flash and RAM, so an image that does not fit
 fails at link time. Then it is linked once more with 64 MB regions to learn how much it needs,
 and the failure is a budget error (exit 3) with used and limit, not a linker dump.
-Undefined symbols are handed to the library cache, which compiles the TFLM/CMSIS-NN sources
+Before every link the library cache checks the recorded hash of each object and of libtflm.a (a failing
+one is rebuilt, never linked). Undefined symbols are handed to the library cache, which compiles the TFLM/CMSIS-NN sources
 defining them, and the link is repeated. A model op the TFLM tree has no kernel for stays an
 undefined Register_<OP>: exit 2.
 """
@@ -22,9 +23,11 @@ from edgeopt.firmware.harness import linker_script, main_cc
 from edgeopt.firmware.library import CXX, C, LibraryCache
 from edgeopt.firmware.toolchain import Toolchain
 from edgeopt.firmware.tree import TflmTree
+from edgeopt.parent_death import preexec
 
 KB = 1024
 UNLIMITED = 64 * 1024 * 1024
+TOOL_TIMEOUT_S = 600.0  # one compile or link
 MAX_ROUNDS = 12  # link, compile what is undefined, link again
 LINK = ("-Wl,--gc-sections", "--specs=nano.specs", "--specs=rdimon.specs", "-nostartfiles")
 
@@ -39,12 +42,18 @@ class Image:
 
 
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    """The compiler or linker, with a timeout; it dies with us (PR_SET_PDEATHSIG)."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=TOOL_TIMEOUT_S,
+                              preexec_fn=preexec())  # noqa: PLW1509 - one libc call, resolved beforehand
+    except subprocess.TimeoutExpired:
+        msg = f"{Path(cmd[0]).name} ran over {TOOL_TIMEOUT_S:.0f} s on {what}; is the model too large for a C array?"
+        raise InputError(msg) from None
 
 
 def _compile(tc: Toolchain, src: Path, obj: Path, flags: tuple[str, ...], includes: list[str]) -> None:
     cxx = src.suffix in (".cc", ".cpp")
-    cmd = [str(tc.gxx if cxx else tc.gcc), *flags, *(CXX if cxx else C), *includes, "-c", str(src), "-o", str(obj)]
+    cmd = [str(tc.gxx if cxx else tc.gcc), *tc.wrapper, *flags, *(CXX if cxx else C), *includes, "-c", str(src), "-o", str(obj)]
     proc = _run(cmd, str(src))
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:400])
@@ -54,10 +63,11 @@ def _compile(tc: Toolchain, src: Path, obj: Path, flags: tuple[str, ...], includ
 
 def _link(tc: Toolchain, flags: tuple[str, ...], objs: list[Path], lib: LibraryCache, script: Path, elf: Path,
           mapfile: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [str(tc.gxx), *flags, *LINK, f"-T{script}", f"-Wl,-Map={mapfile}", *map(str, objs), str(lib.archive), "-lm",
-           "-o", str(elf)]
     for _ in range(MAX_ROUNDS):
-        before = _stamp(lib.archive)
+        archive = lib.checked_archive()  # every object and the archive pass their hash first, or are rebuilt
+        before = _stamp(archive)
+        cmd = [str(tc.gxx), *tc.wrapper, *flags, *LINK, f"-T{script}", f"-Wl,-Map={mapfile}", *map(str, objs), str(archive), "-lm",
+               "-o", str(elf)]
         proc = _run(cmd, "link")
         undefined = tuple(dict.fromkeys(re.findall(r"undefined reference to `([^']+)'", proc.stderr)))
         if proc.returncode == 0 or not undefined:

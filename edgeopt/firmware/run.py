@@ -1,7 +1,8 @@
 """`edgeopt mcu run`: build the real firmware image for a board, run it under QEMU, compare with the host.
 
 Order: core and emulator (exit 2 before any work when QEMU cannot run the core), toolchain,
-TFLM tree, host checks and host arena (edgeopt.mcu.check), the cached TFLM library, the image
+TFLM tree, the library cache's folders (private, else exit 2), host checks and host arena
+(edgeopt.mcu.check), the cached TFLM library (hashes checked), the image
 (link-time fit: exit 3), the QEMU run, then host TFLM and LiteRT on the same samples.
 """
 
@@ -18,7 +19,7 @@ from edgeopt.errors import FirmwareMismatchError
 from edgeopt.firmware.cores import core_spec, emulator
 from edgeopt.firmware.elf import ElfFigures
 from edgeopt.firmware.image import build_image
-from edgeopt.firmware.library import Library, ensure_library
+from edgeopt.firmware.library import Library, LibraryCache
 from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, run_qemu
 from edgeopt.firmware.results import Agreement, DeviceReport, agree, parse_report, read_outputs, write_inputs
 from edgeopt.firmware.toolchain import find_qemu, find_toolchain
@@ -72,7 +73,7 @@ class FirmwareResult:
             "model": self.model, "profile": self.profile, "core": self.core, "qemu_machine": self.machine,
             "tflm_library": {"path": str(self.library.path), "cached": self.library.cached,
                              "compile_seconds": round(self.library.seconds, 2), "objects": self.library.objects,
-                             "compiled_now": self.library.compiled},
+                             "compiled_now": self.library.compiled, "notes": list(self.library.notes)},
             "elf": self.elf.to_dict(), "flash_limit_bytes": self.flash_limit_bytes, "ram_limit_bytes": self.ram_limit_bytes,
             "arena": {"target_bytes": d.arena_bytes, "target_minus_one_fails": d.arena_below_fails,
                       "host_bytes": self.host_arena_bytes, "tflm_arena_used_bytes": d.arena_used_bytes,
@@ -172,6 +173,7 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
     tc = find_toolchain()
     qemu = find_qemu()
     tree = find_tree(tflm)
+    cache = LibraryCache(spec, tc, tree)  # its folders are checked now: a loose cache is refused before any work
     verified = measure(Path(model), profile)  # host checks: ops, int8, host arena
 
     runner = open_runner(verified.path, RunnerOptions(threads=1, xnnpack=False))
@@ -179,7 +181,7 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
     if not sample_source:
         sample_source = "random (seed 0)" if samples is None else "given samples"
 
-    cache = ensure_library(spec, tc, tree)
+    cache.with_framework()
     flash_limit, ram_limit = _limits(profile, machine.code_bytes, machine.ram_bytes)
     from edgeopt import __version__
 

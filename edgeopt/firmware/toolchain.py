@@ -20,6 +20,9 @@ class Toolchain:
     size: Path
     nm: Path
     version: str  # first line of `arm-none-eabi-g++ --version`, part of the library cache key
+    # `-wrapper setpriv,--pdeathsig,KILL,--`: the driver's own children (cc1plus, as, collect2) die with the driver,
+    # which dies with edgeopt (edgeopt.parent_death); () where util-linux's setpriv is missing
+    wrapper: tuple[str, ...] = ()
 
 
 def _which(name: str) -> Path:
@@ -40,7 +43,9 @@ def find_toolchain() -> Toolchain:
     if not _has_newlib(gxx):
         msg = f"{gxx} has no newlib C library (rdimon semihosting specs missing); install it with: sudo {APT}"
         raise RuntimeUnavailableError(msg)
-    return Toolchain(gxx=gxx, version=(out.splitlines() or ["?"])[0], **tools)
+    setpriv = shutil.which("setpriv")
+    wrapper = ("-wrapper", f"{setpriv},--pdeathsig,KILL,--") if setpriv else ()
+    return Toolchain(gxx=gxx, version=(out.splitlines() or ["?"])[0], wrapper=wrapper, **tools)
 
 
 def _has_newlib(gxx: Path) -> bool:

@@ -116,7 +116,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
                "use an embedded-mcu target (edgeopt targets list) or drop --firmware")
         raise InputError(msg)
     if firmware_on(req, profile):
-        _check_firmware(req, profile)  # emulator, toolchain and TFLM tree: exit 2 before any work
+        _check_firmware(req, profile)  # emulator, toolchain, TFLM tree, cache folders: exit 2 before any work
     inputs = manifest.build_inputs(req, resolved)
     cached = None if req.force else manifest.up_to_date(req.out, inputs)
     if cached is not None and not set(planned_outputs(req, profile)[:-1]) <= set(cached[0].get("artifacts", ())):
@@ -265,6 +265,8 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     if mcu is not None and firmware_on(req, profile):
         progress("building the firmware and running it under QEMU")
         firmware, firmware_violations = _firmware(stage, arts, profile, req, evalset, calib)
+        if firmware is not None:
+            notes.extend(firmware.library.notes)  # what the TFLM cache check found and rebuilt
     report = assemble_report(BuildOutcome(
         model=req.model, resolved=resolved, source=source, calibration=calib_source,
         calibration_samples=0 if calib is None else batch_count(calib, _units(source)),
@@ -575,13 +577,15 @@ def firmware_on(req: BuildRequest, profile: Profile) -> bool:
 
 def _check_firmware(req: BuildRequest, profile: Profile) -> None:
     from edgeopt.firmware.cores import core_spec, emulator
+    from edgeopt.firmware.library import LibraryCache
     from edgeopt.firmware.toolchain import find_qemu, find_toolchain
     from edgeopt.firmware.tree import find_tree
 
-    emulator(core_spec(profile.mcu.core, profile.name), profile.name)
-    find_toolchain()
+    spec = core_spec(profile.mcu.core, profile.name)
+    emulator(spec, profile.name)
+    tc = find_toolchain()
     find_qemu()
-    find_tree(req.tflm)
+    LibraryCache(spec, tc, find_tree(req.tflm))  # its folders are private, or exit 2 before any work
 
 
 def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, evalset: Dataset | None,

@@ -106,6 +106,47 @@ def test_second_build_reuses_cached_library(cli, runs, int8_models, tflm):
 
 
 @needs_toolchain
+def test_a_poisoned_cached_object_is_rebuilt_not_linked_into_the_firmware(cli, runs, int8_models, tflm, tmp_path,
+                                                                          monkeypatch):
+    """The review's attack end to end: a copy of the M4F library (which the runs above compiled) gets a planted
+    debug_log.cc.o (its functions do nothing: TFLM's log would vanish). `mcu run` rebuilds that object before the
+    link, says so, links the real one, and the firmware is bit-exact with the same instruction counts."""
+    import shutil
+    import subprocess
+
+    first = runs("digits_cnn", "nrf52840")
+    key = Path(first["tflm_library"]["path"]).parent
+    tflm_dir = tmp_path / "xdg" / "edgeopt" / "tflm"
+    tflm_dir.mkdir(parents=True)
+    copy = Path(shutil.copytree(key, tflm_dir / key.name, symlinks=True))
+    obj = copy / "obj" / "tensorflow/lite/micro/cortex_m_generic/debug_log.cc.o"
+    good = obj.read_bytes()
+    planted = tmp_path / "planted.c"
+    planted.write_text("void RegisterDebugLogCallback(void (*cb)(const char*)) { (void)cb; }\n"
+                       "void DebugLog(const char* format, void* args) { (void)format; (void)args; }\n"
+                       "int DebugVsnprintf(char* b, unsigned n, const char* f, void* a) { (void)b; (void)n; (void)f; "
+                       "(void)a; return 0; }\n")
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-c",
+                    str(planted), "-o", str(obj)], check=True, timeout=60)
+    assert obj.read_bytes() != good
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    data = SAMPLES / "digits_cnn.eval.npz"
+    r = cli("mcu", "run", int8_models["digits_cnn"], "--target", "nrf52840", "--tflm", tflm, "--data", data,
+            "--samples", str(SAMPLE_COUNT), "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["tflm_library"]["notes"] == ["TFLM cache: 1 object failed its hash, rebuilt"]
+    assert d["tflm_library"]["compiled_now"] == 1 and d["tflm_library"]["cached"] is False
+    assert "warning: TFLM cache: 1 object failed its hash, rebuilt" in r.stderr
+    assert obj.read_bytes() == good  # compiled again from the tree
+    linked = subprocess.run(["arm-none-eabi-ar", "p", str(copy / "libtflm.a"), "debug_log.cc.o"], capture_output=True,
+                            check=True, timeout=60).stdout
+    assert linked == good
+    assert d["vs_host_tflm"]["bit_exact"] is True
+    assert d["instructions_per_inference"] == first["instructions_per_inference"] and d["elf"] == first["elf"]
+
+
+@needs_toolchain
 def test_board_too_small_exits_3_with_elf_numbers(cli, int8_models, tflm, tmp_path):
     # A Blue-Pill-sized board (stm32f103's 64 KB flash, 20 KB RAM) on the M4F core, whose library the other tests cache.
     board = tmp_path / "tiny-m4.toml"

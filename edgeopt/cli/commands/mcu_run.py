@@ -72,6 +72,8 @@ def register(sub: typer.Typer) -> None:
                 c.print(energy.describe())
 
             sink.result({**r.to_dict(), "energy": energy.to_dict()}, human)
+            for note in r.library.notes:  # what the cache check found and rebuilt
+                sink.warn(note)
             if not r.vs_litert.bit_exact:
                 sink.warn(f"firmware vs LiteRT: {r.vs_litert.describe()}")
             r.enforce()
