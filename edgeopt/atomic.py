@@ -174,7 +174,7 @@ def lock_output(out: Path) -> None:
         return
     path = key / LOCK_NAME
     for _ in range(10):
-        fd = _open_lock(path)
+        fd = open_lock_file(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -200,9 +200,10 @@ def lock_output(out: Path) -> None:
     raise OutputError(msg)
 
 
-def _open_lock(path: Path) -> int:
-    """Open (or create) the lock file without following a symlink or blocking on a FIFO; it must be a
-    regular file with one link (a planted hard link would otherwise be truncated)."""
+def open_lock_file(path: Path) -> int:
+    """Open (or create) a lock file without following a symlink or blocking on a FIFO; it must be a regular
+    file with one link (a planted hard link would otherwise be truncated). The build lock, `edgeopt search`'s
+    .search-lock and the timing lock all open theirs here. OutputError (exit 2) naming the file otherwise."""
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o600)
