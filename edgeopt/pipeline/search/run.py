@@ -137,6 +137,7 @@ def search(req: SearchRequest, progress: Callable[[SearchStatus], None] = _noop)
             notes.append(f"--resume: {n} trial(s) left running by a process that died were marked FAIL; {again} "
                          "retried with the same choices (the others had not drawn theirs yet)")
         ctx = _ranking(study, ctx, space, req)
+        _own_folder(out / "trials")  # trials are built in OUT, never through a link to elsewhere
         spec = WorkerSpec(ctx, url, name, req.sampler, req.seed, lock)
         _run_workers(spec, req.workers, study, progress)
         return _finish(req, out, profile, space, study, identity, url, name, lock, notes, started, ctx.ranking)
@@ -287,12 +288,12 @@ def _run_workers(spec: WorkerSpec, workers: int, study: Any, progress: Callable[
 
 
 def _own_folder(folder: Path) -> Path:
-    """OUT/workers, made here; a symbolic link (or a file) planted under its name is refused."""
+    """OUT/trials or OUT/workers, made here; a symbolic link (or a file) planted under its name is refused."""
     try:
         folder.mkdir()
     except FileExistsError:
         if folder.is_symlink() or not folder.is_dir():
-            msg = f"{folder} is a symbolic link or not a folder; refused: edgeopt search writes its worker logs there (remove it)"
+            msg = f"{folder} is a symbolic link or not a folder; refused: edgeopt search writes its own files there (remove it)"
             raise OutputError(msg) from None
     return folder
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import EdgeoptError
+from edgeopt.errors import EdgeoptError, OutputError
 from edgeopt.pipeline.build import BuildRequest, build
 from edgeopt.pipeline.search.space import SCHEME, Space, apply, bench_needed
 from edgeopt.profiles.schema import Objective, Profile
@@ -113,6 +113,10 @@ def run_trial(trial: Any, ctx: TrialContext, space: Space, base: Profile, lock: 
             raise optuna.TrialPruned(msg)
     profile = apply(base, params, ctx.ranking)
     folder = trial_dir(ctx.out, mine)
+    if folder.is_symlink():  # the build would write through it, elsewhere
+        msg = f"{folder} is a symbolic link; refused: a trial is built in OUT/trials itself (remove it)"
+        trial.set_user_attr("error", msg)
+        raise OutputError(msg)
     trial.set_user_attr("folder", str(folder.resolve()))
     trial.set_user_attr("host", socket.gethostname())
     try:
