@@ -199,3 +199,23 @@ def test_ctrl_c_prints_our_line_only(tmp_path: Path, tiny_data):
     text = err.decode()
     assert proc.returncode == 130, text
     assert [ln for ln in text.splitlines() if ln.strip()] == ["interrupted; earlier outputs are untouched"], text
+
+
+def test_a_study_writer_cannot_list_files_outside_the_trial(searched, copy: Path, evil: Path):
+    """Someone who can write both the study and the trial folder still cannot name a file outside OUT/trials/NNNN."""
+    import hashlib
+
+    trial = copy / "trials" / "0000"
+    manifest = json.loads((trial / "manifest.json").read_text())
+    secret = evil / "secret.txt"
+    manifest["artifacts"]["../../../elsewhere/secret.txt"] = {"sha256": hashlib.sha256(secret.read_bytes()).hexdigest()}
+    data = (json.dumps(manifest) + "\n").encode()
+    (trial / "manifest.json").write_bytes(data)
+    with sqlite3.connect(copy / "search.db") as con:
+        n = con.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'manifest_sha256'",
+                        (json.dumps(hashlib.sha256(data).hexdigest()),)).rowcount
+    assert n == 1
+    before = _files(copy / "best")
+    line = _refused(_resume(searched, copy))
+    assert "trial 0000: its manifest names '../../../elsewhere/secret.txt', outside the trial folder" in line, line
+    assert _files(copy / "best") == before and not list(copy.rglob("secret.txt"))

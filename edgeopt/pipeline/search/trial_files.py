@@ -73,7 +73,7 @@ def local_trial(out: Path, t: Any) -> TrialFiles | None:
         raise _refused(t.number, f"{folder / MANIFEST} lists no artifacts") from None
     for name in files:
         parts = PurePosixPath(name).parts
-        if not parts or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name:
+        if not parts or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name or "\0" in name:
             raise _refused(t.number, f"its manifest names {name[:80]!r}, outside the trial folder")
     artifact, baseline = t.user_attrs.get("artifact"), t.user_attrs.get("baseline_artifact")
     if artifact not in files or baseline not in files or files[artifact] != t.user_attrs.get(ARTIFACT_SHA256):
@@ -96,8 +96,10 @@ def _open_in(folder: Path, name: str, number: int) -> Iterator[BinaryIO]:
     except FileNotFoundError:
         raise _refused(number, f"{name} is missing from {folder}") from None
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # O_NOFOLLOW met a link (in the name or a folder on the way)
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link (the name, or a folder on the way)
             raise _refused(number, f"{folder / name} is (or passes through) a symbolic link") from None
+        if exc.errno == errno.ENOTDIR:  # a link or a file where a folder of the name should be
+            raise _refused(number, f"{folder / name} passes through a symbolic link or a file") from None
         raise _refused(number, f"{folder / name} cannot be read ({exc.strerror or exc})") from None
     finally:
         for d in fds:
@@ -130,12 +132,15 @@ def copy_trial(tf: TrialFiles, dst: Path) -> list[str]:
     the trial folder holds, which is not copied (names; a link marked as such)."""
     for name, sha in [*tf.files.items(), (MANIFEST, hashlib.sha256(tf.manifest).hexdigest())]:
         target = dst / name
-        target.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
-        with _open_in(tf.folder, name, tf.number) as src, target.open("xb") as out:
-            for block in iter(lambda: src.read(1 << 20), b""):
-                h.update(block)
-                out.write(block)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _open_in(tf.folder, name, tf.number) as src, target.open("xb") as out:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    h.update(block)
+                    out.write(block)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):  # a manifest naming a file twice, or as a folder
+            raise _refused(tf.number, f"its manifest names {name[:80]!r} twice or as a folder") from None
         if h.hexdigest() != sha:
             raise _refused(tf.number, f"{tf.path(name)} changed since the trial finished (its sha256 differs)")
     return _others(tf)
