@@ -219,8 +219,9 @@ def lock_output(out: Path) -> None:
 
 def open_lock_file(path: Path) -> int:
     """Open (or create, 0600) a lock file without following a symlink or blocking on a FIFO; it must be a
-    regular file with one link (a planted hard link would otherwise be truncated). Never truncates it.
-    Used by the build lock here and the TFLM library cache's lock (edgeopt.firmware.library)."""
+    regular file with one link (a planted hard link would otherwise be truncated). Never truncates it. The
+    build lock, the TFLM library cache's lock, `edgeopt search`'s .search-lock and the timing lock all open
+    theirs here. OutputError (exit 2) naming the file otherwise."""
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o600)

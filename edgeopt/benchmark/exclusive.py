@@ -2,6 +2,8 @@
 
 `edgeopt search` runs trials in parallel; their builds and accuracy checks overlap, their timings do not.
 The kernel releases an flock when its holder dies (even on SIGKILL), so a killed trial never blocks the rest.
+The lock file is opened like the build lock (edgeopt.atomic.open_lock_file): a symlink, FIFO or hard link planted
+under its name is refused (exit 2) and nothing is created or truncated at its target.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgeopt.atomic import open_lock_file
+
 
 @contextmanager
 def exclusive(lock: Path | None) -> Iterator[None]:
@@ -19,7 +23,7 @@ def exclusive(lock: Path | None) -> Iterator[None]:
     if lock is None:
         yield
         return
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_lock_file(lock)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process times
         yield

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     def search_cmd(
         model: Annotated[Path, typer.Argument(metavar="MODEL", help=".keras, .h5, SavedModel folder or .onnx")],
         target: TargetOpt,
-        trials: Annotated[int, typer.Option("--trials", "-n", metavar="N", help="Complete trials the study stops at.")],
+        trials: Annotated[int, typer.Option("--trials", "-n", metavar="N", help="Complete trials the study stops at (1 to 10,000).")],
         out: OutDirOpt = Path("search"),
         train: Annotated[Path | None, typer.Option("--train", metavar="FILE", help="Training data .npz (x, y) for pruning / clustering / QAT trials.")] = None,
         eval_data: EvalOpt = None,

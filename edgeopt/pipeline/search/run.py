@@ -3,6 +3,7 @@ OUT/best and OUT/search.json."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -12,9 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from edgeopt.atomic import write_text_atomic
+from edgeopt.atomic import open_lock_file, write_text_atomic
 from edgeopt.errors import EdgeoptError, InputError, OutputError
 from edgeopt.pipeline.search import results as sr
 from edgeopt.pipeline.search.front import Point, choose, pareto_front
@@ -24,13 +25,15 @@ from edgeopt.pipeline.search.study import (
     StudyIdentity,
     default_url,
     fail_abandoned,
+    local_db,
     make_sampler,
     open_storage,
     open_study,
     optuna_module,
     shown_url,
 )
-from edgeopt.pipeline.search.trial import SURPLUS, TrialContext
+from edgeopt.pipeline.search.trial import SURPLUS, TrialContext, trial_dir
+from edgeopt.pipeline.search.trial_files import check_file, copy_trial, local_trial
 from edgeopt.pipeline.search.worker import WorkerSpec, run_worker, too_many_failures
 from edgeopt.profiles import load_profile
 from edgeopt.profiles.schema import Objective, Profile
@@ -40,6 +43,7 @@ DEFAULT_STUDY = "edgeopt-search"
 TIMING_LOCK = ".timing-lock"
 SEARCH_LOCK = ".search-lock"
 MAX_WORKERS = 64
+MAX_TRIALS = 10_000  # every trial is a build (seconds to minutes each) and a row the sampler reads on every ask
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,9 @@ def search(req: SearchRequest, progress: Callable[[SearchStatus], None] = _noop)
     if req.trials < 1:
         msg = f"--trials must be 1 or more (got {req.trials})"
         raise InputError(msg)
+    if req.trials > MAX_TRIALS:
+        msg = f"--trials {req.trials:,} is over the cap of {MAX_TRIALS:,} trials per search; ask for {MAX_TRIALS:,} or fewer"
+        raise InputError(msg)
     if not 1 <= req.workers <= MAX_WORKERS:
         msg = f"--workers must be 1 to {MAX_WORKERS} (got {req.workers})"
         raise InputError(msg)
@@ -108,12 +115,18 @@ def search(req: SearchRequest, progress: Callable[[SearchStatus], None] = _noop)
     with _search_lock(out):
         url = req.storage or default_url(out)
         local = req.storage is None
-        if local and not req.resume and (out / DB_NAME).exists():
+        held = local and local_db(out, create=False)  # a link, FIFO or hard link named search.db: exit 2 here
+        if local and not req.resume and held:
             msg = f"{out} already holds a search ({DB_NAME}); --resume continues it, or choose another --out"
             raise InputError(msg)
-        if local and req.resume and not (out / DB_NAME).exists():
+        if local and req.resume and not held:
             msg = f"--resume: {out} holds no search ({DB_NAME} missing); run without --resume to start one"
             raise InputError(msg)
+        if local:
+            local_db(out, create=True)  # SQLite then opens the regular file made here, not a link planted later
+        lock = out / TIMING_LOCK
+        if bench_needed(profile, space.objectives):
+            os.close(open_lock_file(lock))  # a planted link is refused before any trial, nothing made at its target
         storage = open_storage(url)
         name = req.study or DEFAULT_STUDY
         study = open_study(storage, name, identity, len(space.objectives),
@@ -124,7 +137,7 @@ def search(req: SearchRequest, progress: Callable[[SearchStatus], None] = _noop)
             notes.append(f"--resume: {n} trial(s) left running by a process that died were marked FAIL; {again} "
                          "retried with the same choices (the others had not drawn theirs yet)")
         ctx = _ranking(study, ctx, space, req)
-        lock = out / TIMING_LOCK
+        _own_folder(out / "trials")  # trials are built in OUT, never through a link to elsewhere
         spec = WorkerSpec(ctx, url, name, req.sampler, req.seed, lock)
         _run_workers(spec, req.workers, study, progress)
         return _finish(req, out, profile, space, study, identity, url, name, lock, notes, started, ctx.ranking)
@@ -173,7 +186,7 @@ def _search_lock(out: Path) -> Iterator[None]:
     """One `edgeopt search` per OUT (the kernel drops the lock when its holder dies, so --resume after a kill works)."""
     import fcntl
 
-    fd = os.open(out / SEARCH_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_lock_file(out / SEARCH_LOCK)  # a planted symlink, FIFO or hard link is refused (exit 2)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -241,15 +254,14 @@ def _run_workers(spec: WorkerSpec, workers: int, study: Any, progress: Callable[
     if workers == 1:
         run_worker(spec, after_trial=lambda t: progress(_status(study, total, objectives, trial_line(t, objectives))))
         return
-    logs = spec.ctx.out / "workers"
-    logs.mkdir(exist_ok=True)
+    logs = _own_folder(spec.ctx.out / "workers")
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         for i in range(workers):
             seed = None if spec.seed is None else spec.seed + i
             path = write_text_atomic(logs / f"worker-{i}.json", replace(spec, seed=seed).to_json())
             log = logs / f"worker-{i}.log"
-            with log.open("wb") as fh:
+            with _new_log(log) as fh:
                 procs.append((subprocess.Popen([sys.executable, "-m", "edgeopt.pipeline.search.worker", str(path)],
                                                stdout=fh, stderr=subprocess.STDOUT, env=_child_env()), log))
         seen: set[int] = set()
@@ -273,6 +285,26 @@ def _run_workers(spec: WorkerSpec, workers: int, study: Any, progress: Callable[
         tail = log.read_text("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
         msg = f"a search worker exited {code}: {tail[0][:300]} (log: {log})"
         raise EdgeoptError(msg)
+
+
+def _own_folder(folder: Path) -> Path:
+    """OUT/trials or OUT/workers, made here; a symbolic link (or a file) planted under its name is refused."""
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        if folder.is_symlink() or not folder.is_dir():
+            msg = f"{folder} is a symbolic link or not a folder; refused: edgeopt search writes its own files there (remove it)"
+            raise OutputError(msg) from None
+    return folder
+
+
+def _new_log(log: Path) -> BinaryIO:
+    """A new worker log: the previous one (ours) is removed first, so no link or hard link planted under its name is
+    followed or truncated."""
+    with contextlib.suppress(FileNotFoundError):
+        log.unlink()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "wb")
 
 
 def _child_env() -> dict[str, str]:
@@ -314,7 +346,7 @@ def _finish(req: SearchRequest, out: Path, profile: Profile, space: Space, study
     front = pareto_front(points)
     best = choose(points)
     by_number = {t.number: t for t in trials}
-    final, final_p50 = _final_round(profile, space, [by_number[p.number] for p in front], lock, notes)
+    final, final_p50 = _final_round(out, profile, space, [by_number[p.number] for p in front], lock, notes)
     chosen = None
     if best is not None:
         chosen = _best(req, out, profile, by_number[best.number], objectives, lock, notes, ranking)
@@ -357,21 +389,22 @@ def _record(t: Any, objectives: tuple[str, ...]) -> sr.TrialRecord:
         bytes=a.get("bytes"), p50_ms=a.get("p50_ms"), folder=a.get("folder"), host=a.get("host"), error=a.get("error"))
 
 
-def _final_round(profile: Profile, space: Space, front: list[Any], lock: Path,
+def _final_round(out: Path, profile: Profile, space: Space, front: list[Any], lock: Path,
                  notes: list[str]) -> tuple[sr.FinalRound | None, dict[int, float]]:
-    """One interleaved benchmark over every front artifact built on this host and the float baseline, under the
-    timing lock: the front's latencies come from one round, comparable with each other."""
+    """One interleaved benchmark over every front artifact built in this OUT and the float baseline, under the
+    timing lock: the front's latencies come from one round, comparable with each other. Artifacts are read from
+    OUT/trials/NNNN only, checked against the study's sha256 (a changed one: exit 2 naming the trial)."""
     if not bench_needed(profile, space.objectives) or not front:
         return None, {}
-    local = [(t, Path(t.user_attrs["folder"]) / t.user_attrs["artifact"]) for t in front
-             if t.user_attrs.get("folder") and (Path(t.user_attrs["folder"]) / t.user_attrs.get("artifact", "")).is_file()]
+    found = [(t, local_trial(out, t)) for t in front]
+    local = [(t, check_file(tf, tf.artifact)) for t, tf in found if tf is not None]
     if len(local) < len(front):
-        notes.append(f"{len(front) - len(local)} front artifact(s) were built on another machine; the final timing "
-                     "round covers those on this host")
+        notes.append(f"{len(front) - len(local)} front artifact(s) were built on another machine or into another "
+                     "--out; the final timing round covers those in this one")
     if not local:
         return None, {}
-    first = local[0][0]
-    baseline = Path(first.user_attrs["folder"]) / first.user_attrs["baseline_artifact"]
+    first = next(tf for _, tf in found if tf is not None)
+    baseline = check_file(first, first.baseline)
     from edgeopt.benchmark.exclusive import exclusive
     from edgeopt.benchmark.protocol import BenchSettings, run_interleaved
 
@@ -396,32 +429,54 @@ def _final_round(profile: Profile, space: Space, front: list[Any], lock: Path,
 
 def _best(req: SearchRequest, out: Path, profile: Profile, t: Any, objectives: tuple[str, ...], lock: Path,
           notes: list[str], ranking: tuple[str, ...]) -> sr.Chosen:
-    """OUT/best: the chosen trial's build (a normal build: artifact, report, manifest, C files), copied whole; a
-    trial built on another machine is rebuilt here with the same choices."""
+    """OUT/best: the chosen trial's build (a normal build: artifact, report, manifest, C files), copied from
+    OUT/trials/NNNN, each file checked against the sha256s the study stored (trial_files.py); a trial built on
+    another machine or into another --out is rebuilt here with the same choices."""
     dst = out / "best"
-    folder = Path(t.user_attrs.get("folder") or "")
-    if folder.is_dir() and (folder / "report.json").is_file():
+    tf = local_trial(out, t)
+    if tf is not None:
         tmp = out / f".best-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(".edgeopt-lock", "_work"))
+        _remove(tmp)
+        tmp.mkdir()
+        try:
+            others = copy_trial(tf, tmp)
+        except BaseException:
+            _remove(tmp)
+            raise
         old = out / f".best-old-{os.getpid()}"
-        if dst.exists():
+        if os.path.lexists(dst):
             dst.rename(old)
         tmp.rename(dst)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
         how = f"copied from trials/{t.number:04d}"
+        if others:
+            notes.append(f"best/: not copied from trials/{t.number:04d}, which its manifest does not list: "
+                         + ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else ""))
     else:
         from edgeopt.pipeline.build import BuildRequest, build
         from edgeopt.pipeline.search.space import apply
 
+        if dst.is_symlink():
+            dst.unlink()  # the build writes into OUT/best itself, never through a link
         built = build(BuildRequest(model=req.model, target=req.target, out=dst, calib=req.calib, eval=req.eval,
                                    train=req.train, unsafe_load=req.unsafe_load, force=True, timing_lock=lock,
                                    profile=apply(profile, t.params, ranking)))
-        how = "rebuilt here (the trial was built on " + str(t.user_attrs.get("host")) + ")"
+        if trial_dir(out, t.number).exists():
+            how = f"rebuilt here (the study holds no sha256 of trials/{t.number:04d}: made by an older edgeopt)"
+        else:
+            how = f"rebuilt here (the trial was built on {t.user_attrs.get('host')} or into another --out)"
         if not built.ok:
             notes.append("the rebuilt best candidate broke a budget here: " + "; ".join(v.describe() for v in built.violations))
     return sr.Chosen(number=t.number, params=dict(t.params), values=dict(zip(objectives, t.values, strict=True)),
                      folder=str(dst), how=how)
+
+
+def _remove(path: Path) -> None:
+    """Remove a leftover of ours: a link itself (never what it points to), or a folder."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _html(out: Path, result: sr.SearchResult, profile: Profile) -> Path | None:
@@ -440,9 +495,10 @@ def _html(out: Path, result: sr.SearchResult, profile: Profile) -> Path | None:
         if t.state == "PRUNED":
             continue
         href = None
-        if t.folder is not None and (Path(t.folder) / "report.json").is_file():
-            rel = os.path.relpath(t.folder, out)
-            href = f"{rel}/report.html" if (Path(t.folder) / "report.html").is_file() else f"{rel}/report.json"
+        folder = trial_dir(out, t.number)  # this OUT's folder of the trial, never a path the study names
+        if not folder.parent.is_symlink() and not folder.is_symlink() and (folder / "report.json").is_file():
+            rel = os.path.relpath(folder, out)
+            href = f"{rel}/report.html" if (folder / "report.html").is_file() else f"{rel}/report.json"
         if t.values is not None:
             points.append(ScatterPoint(x=t.values[xo], y=t.values[yo], label=f"trial {t.number}", href=href,
                                        on_front=t.number in on_front, feasible=bool(t.feasible)))

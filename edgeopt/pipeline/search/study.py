@@ -5,12 +5,16 @@ Optuna is imported here only (and lazily by callers), so the base install never 
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeopt.errors import InputError, RuntimeUnavailableError
+from edgeopt.errors import InputError, OutputError, RuntimeUnavailableError
 from edgeopt.pipeline.search.space import Space
 from edgeopt.vocabulary import SamplerName
 
@@ -38,11 +42,67 @@ def optuna_module() -> Any:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna(\.|$)")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(RetryFailedTrialCallback|constraints_func|failed_trial_callback).*")
+    optimize_log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _QuietInterrupt) for f in optimize_log.filters):
+        optimize_log.addFilter(_QuietInterrupt())
     return optuna
+
+
+class _QuietInterrupt(logging.Filter):
+    """Drops Optuna's two warnings about a trial that Ctrl-C stopped ("Trial N failed with parameters ... because of
+    the following error: KeyboardInterrupt()" with its traceback, then "Trial N failed with value None."): the CLI
+    prints its own one line for the interrupt. Every other record passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._interrupted: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        head = re.match(r"Trial \d+ failed", record.getMessage())
+        if record.exc_info is not None and isinstance(record.exc_info[1], KeyboardInterrupt):
+            if head:
+                self._interrupted.add(head.group(0))
+            return False
+        if head and head.group(0) in self._interrupted:
+            self._interrupted.discard(head.group(0))
+            return False
+        return True
 
 
 def default_url(out: Path) -> str:
     return f"sqlite:///{(Path(out) / DB_NAME).resolve()}"
+
+
+def local_db(out: Path, create: bool) -> bool:
+    """Check OUT/search.db (and SQLite's journal files beside it) before SQLite opens it: each must be absent or a
+    regular file with one link, never a symlink (even a dangling one), FIFO or hard link, so nothing is created or
+    written at another path. With `create`, an absent search.db is created here (O_EXCL: a link planted meanwhile
+    fails it). Returns whether OUT holds a search (a non-empty search.db). OutputError (exit 2) naming the file."""
+    found = False
+    for name in (DB_NAME, *(DB_NAME + suffix for suffix in ("-journal", "-wal", "-shm"))):
+        path = Path(out) / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            what = "a symbolic link"
+        elif not stat.S_ISREG(st.st_mode):
+            what = "not a regular file"
+        elif st.st_nlink != 1:
+            what = "a file with other hard links"
+        else:
+            found = found or (name == DB_NAME and st.st_size > 0)
+            continue
+        msg = f"{path} is {what}; refused: edgeopt search keeps its study in its own file there (remove it, or choose another --out)"
+        raise OutputError(msg)
+    if create and not os.path.lexists(Path(out) / DB_NAME):
+        try:
+            os.close(os.open(Path(out) / DB_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+        except OSError as exc:
+            msg = f"cannot create {Path(out) / DB_NAME}: {exc.strerror or exc}; choose another --out"
+            raise OutputError(msg) from None
+    return found
 
 
 def shown_url(url: str) -> str:

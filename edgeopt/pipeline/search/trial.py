@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import EdgeoptError
+from edgeopt.errors import EdgeoptError, OutputError
 from edgeopt.pipeline.build import BuildRequest, build
 from edgeopt.pipeline.search.space import SCHEME, Space, apply, bench_needed
 from edgeopt.profiles.schema import Objective, Profile
@@ -15,6 +15,8 @@ from edgeopt.report import schema as rs
 
 SURPLUS = "surplus"  # user attr of a trial asked after the study already had its N trials (pruned, never built)
 REPEAT = "repeat_of"  # user attr of a grid point whose effective choices a finished trial already built (pruned)
+MANIFEST_SHA256 = "manifest_sha256"  # user attrs of a finished trial: what OUT/best and the final round check
+ARTIFACT_SHA256 = "artifact_sha256"
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,10 @@ def run_trial(trial: Any, ctx: TrialContext, space: Space, base: Profile, lock: 
             raise optuna.TrialPruned(msg)
     profile = apply(base, params, ctx.ranking)
     folder = trial_dir(ctx.out, mine)
+    if folder.is_symlink():  # the build would write through it, elsewhere
+        msg = f"{folder} is a symbolic link; refused: a trial is built in OUT/trials itself (remove it)"
+        trial.set_user_attr("error", msg)
+        raise OutputError(msg)
     trial.set_user_attr("folder", str(folder.resolve()))
     trial.set_user_attr("host", socket.gethostname())
     try:
@@ -130,9 +136,24 @@ def run_trial(trial: Any, ctx: TrialContext, space: Space, base: Profile, lock: 
     trial.set_user_attr("violations", [v.describe() for v in result.violations])
     trial.set_user_attr("bytes", report.optimized.artifact.bytes)
     trial.set_user_attr("artifact", report.optimized.artifact.path)
+    _record_hashes(trial, folder, report.optimized.artifact.path)
     trial.set_user_attr("baseline_artifact", report.baseline.artifact.path)
     acc = report.optimized.accuracy
     trial.set_user_attr("accuracy", None if acc is None else acc.value)
     lat = report.optimized.latency_ms
     trial.set_user_attr("p50_ms", None if lat is None else lat.p50)
     return values
+
+
+def _record_hashes(trial: Any, folder: Path, artifact: str) -> None:
+    """Store the sha256 of the trial's manifest.json (which lists the sha256 of every file the build wrote) and of
+    its artifact: OUT/best and the final timing round read back only files with these bytes (trial_files.py)."""
+    import hashlib
+    import json
+
+    from edgeopt.input_files import read_regular
+    from edgeopt.pipeline.manifest import MANIFEST, MAX_MANIFEST_BYTES
+
+    data = read_regular(folder / MANIFEST, "manifest", limit=MAX_MANIFEST_BYTES)
+    trial.set_user_attr(MANIFEST_SHA256, hashlib.sha256(data).hexdigest())
+    trial.set_user_attr(ARTIFACT_SHA256, json.loads(data)["artifacts"][artifact]["sha256"])
