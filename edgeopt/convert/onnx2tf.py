@@ -9,10 +9,12 @@ temporary folder. It runs with:
     -roc                    *_op_coverage_report.json: per node, supported / lowered to a CUSTOM op /
                             unsupported with a reason code; read to name the op and node it failed on
 
-It always writes *_tensor_correspondence_report.json, which maps each ONNX node output to its TFLite tensor
-and says whether that tensor is channels-last: the outputs' correspondence comes from it. Inputs are not in
-that report: their layout is derived from the shapes (identity or channels-last, the only two moves onnx2tf
-makes); a shape that fits both (e.g. 1x3x3x3) is reported as ambiguous, never guessed.
+It always writes *_tensor_correspondence_report.json, which maps each ONNX node output to the TFLite tensor
+that carries it: the outputs' tensors are named from it. The layouts come from the shapes, for inputs and
+outputs alike: identity or channels-last (anything else is refused as a broken correspondence); its report's
+`assume_channel_last_layout` flag is no guide for graph outputs (measured: a lone Conv's output is NHWC in
+the .tflite while the flag says False). A shape that fits both moves (e.g. 1x3x3x3) is reported as
+ambiguous, never guessed.
 
     EDGEOPT_ONNX2TF_TIMEOUT=600   seconds allowed for one conversion
 
@@ -51,7 +53,8 @@ PRIVATE_NAME = "model"  # the private copy is model.onnx; onnx2tf names its outp
 
 
 class Evidence(StrEnum):
-    REPORT = "report"  # onnx2tf's tensor correspondence report
+    """How the layout move of a tensor is known."""
+
     SHAPES = "shapes"  # only one of identity / channels-last fits the shapes
     AMBIGUOUS = "ambiguous"  # both fit: the layout is unknown
 
@@ -71,6 +74,7 @@ class TensorMatch:
     tflite_shape: tuple[int, ...]  # -1 for a dynamic dimension
     perm: tuple[int, ...] | None
     evidence: Evidence
+    named_by_report: bool  # the tensor was found through onnx2tf's correspondence report (else by its own name)
 
     @property
     def channels_last(self) -> bool:
@@ -274,7 +278,7 @@ def correspondence(proto: Any, tflite: bytes, report: dict[str, Any] | None,
             msg = (f"{model}: onnx2tf's .tflite has no input named '{v.name}' (its inputs: "
                    f"{', '.join(by_name_in) or 'none'}); the correspondence cannot be established")
             raise ConversionError(msg)
-        inputs.append(_match(v.name, _onnx_shape(v), t, in_keys.get(t.index, t.name), None, model))
+        inputs.append(_match(v.name, _onnx_shape(v), t, in_keys.get(t.index, t.name), False, model))
     outputs = []
     for v in proto.graph.output:
         record = records.get(v.name)
@@ -284,8 +288,7 @@ def correspondence(proto: Any, tflite: bytes, report: dict[str, Any] | None,
             msg = (f"{model}: onnx2tf's .tflite has no output for ONNX output '{v.name}' (its outputs: "
                    f"{', '.join(by_name_out) or 'none'}); the correspondence cannot be established")
             raise ConversionError(msg)
-        last = bool(record.get("assume_channel_last_layout")) if record else None
-        outputs.append(_match(v.name, _onnx_shape(v), t, out_keys.get(t.index, t.name), last, model))
+        outputs.append(_match(v.name, _onnx_shape(v), t, out_keys.get(t.index, t.name), record is not None, model))
     return tuple(inputs), tuple(outputs)
 
 
@@ -294,7 +297,7 @@ def channels_last_perm(rank: int) -> tuple[int, ...]:
     return (0, *range(2, rank), 1) if rank >= 3 else tuple(range(rank))
 
 
-def _match(name: str, onnx_shape: tuple[int | None, ...], t: Any, key: str, reported_last: bool | None,
+def _match(name: str, onnx_shape: tuple[int | None, ...], t: Any, key: str, by_report: bool,
            model: Path) -> TensorMatch:
     tshape = tuple(t.shape_signature or t.shape)
     rank = len(tshape)
@@ -306,21 +309,14 @@ def _match(name: str, onnx_shape: tuple[int | None, ...], t: Any, key: str, repo
             return True
         return all(o is None or d < 0 or o == d for o, d in zip((onnx_shape[p] for p in perm), tshape, strict=True))
 
-    if reported_last is not None:  # onnx2tf's report says which layout this output has: check, do not assume
-        perm = last if reported_last else identity
-        if not fits(perm):
-            msg = (f"{model}: onnx2tf's report puts ONNX output '{name}' {onnx_shape} in .tflite tensor "
-                   f"'{t.name}' {tshape}, which does not fit; the correspondence cannot be established")
-            raise ConversionError(msg)
-        return TensorMatch(name, t.name, key, onnx_shape, tshape, perm, Evidence.REPORT)
     candidates = {p for p in (identity, last) if fits(p)}
     if not candidates:
         msg = (f"{model}: ONNX tensor '{name}' {onnx_shape} and .tflite tensor '{t.name}' {tshape} differ by more "
                "than a channels-last move; the correspondence cannot be established")
         raise ConversionError(msg)
     if len(candidates) == 1:
-        return TensorMatch(name, t.name, key, onnx_shape, tshape, candidates.pop(), Evidence.SHAPES)
-    return TensorMatch(name, t.name, key, onnx_shape, tshape, None, Evidence.AMBIGUOUS)
+        return TensorMatch(name, t.name, key, onnx_shape, tshape, candidates.pop(), Evidence.SHAPES, by_report)
+    return TensorMatch(name, t.name, key, onnx_shape, tshape, None, Evidence.AMBIGUOUS, by_report)
 
 
 def _onnx_shape(value: Any) -> tuple[int | None, ...]:

@@ -79,15 +79,28 @@ def find_onnx2tf() -> Onnx2tfTool:
     raise RuntimeUnavailableError(msg)
 
 
+_known: dict[tuple[object, ...], str] = {}  # versions already read in this process, by command and file identity
+
+
 def tool_version(command: tuple[str, ...]) -> str | None:
-    """What `onnx2tf -V` prints, or None when it does not run."""
+    """What `onnx2tf -V` prints, or None when it does not run (read once per process and executable file)."""
+    try:
+        exe = Path(command[0])
+        key: tuple[object, ...] = (command, exe.stat().st_mtime_ns, exe.parent.stat().st_ino)
+    except OSError:
+        return None
+    if key in _known:
+        return _known[key]
     try:
         proc = subprocess.run([*command, "-V"], stdin=subprocess.DEVNULL, capture_output=True, timeout=VERSION_TIMEOUT,
                               check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     found = re.search(r"\b(\d+\.\d+\.\d+\S*)", proc.stdout.decode("utf-8", "replace"))
-    return found.group(1) if proc.returncode == 0 and found else None
+    if proc.returncode != 0 or not found:
+        return None
+    _known[key] = found.group(1)
+    return found.group(1)
 
 
 def _checked(command: tuple[str, ...], source: ToolSource, where: str) -> Onnx2tfTool:

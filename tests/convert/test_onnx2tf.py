@@ -111,7 +111,7 @@ def test_outputs_are_matched_by_name_with_their_layout(converted: tuple[Path, On
     _model, conversion, _before, _after = converted
     outs = {m.onnx_name: m for m in conversion.outputs}
     assert set(outs) == {"gates", "features", "probs"}
-    assert all(m.evidence is Evidence.REPORT for m in outs.values())  # from onnx2tf's correspondence report
+    assert all(m.named_by_report and m.evidence is Evidence.SHAPES for m in outs.values())
     assert all(m.tflite_name == m.onnx_name == m.signature_key for m in outs.values())
     # onnx2tf keeps the 4-D output in the ONNX layout (it transposes back inside the graph)
     assert outs["features"].tflite_shape == (1, 8, 16, 16) and outs["features"].perm == (0, 1, 2, 3)
@@ -232,3 +232,32 @@ def test_a_failed_install_leaves_no_environment(cli, tmp_path: Path, monkeypatch
     assert r.exit_code == 2, r.output
     assert f"pip install onnx2tf=={ONNX2TF_VERSION} failed" in r.output
     assert list((cache / "edgeopt").iterdir()) == []
+
+
+def _conv(path: Path, size: int) -> Path:
+    w = _const("w", np.random.default_rng(2).normal(size=(4, 3, 1, 1)))
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, size, size])], [w])
+    return _save(graph, path)
+
+
+def test_a_channels_last_output_is_moved_back(tmp_path: Path) -> None:
+    """A lone Conv: onnx2tf leaves its output NHWC (its report's channel-last flag says otherwise: not used)."""
+    model = _conv(tmp_path / "conv.onnx", 5)
+    conversion = convert_with_onnx2tf(model, tmp_path / "conv.tflite")
+    (y,) = conversion.outputs
+    assert (y.tflite_shape, y.perm, y.evidence) == ((1, 5, 5, 4), (0, 2, 3, 1), Evidence.SHAPES)
+    x = np.random.default_rng(3).normal(size=(3, 3, 5, 5)).astype(np.float32)
+    (agreement,) = prove_conversion(model, conversion, {"x": x}).outputs
+    assert agreement.max_abs < 1e-4 and agreement.snr_db > 60
+
+
+def test_an_ambiguous_layout_is_said_not_guessed(tmp_path: Path) -> None:
+    """A 1x3x3x3 input reads the same in NCHW and NHWC: the correspondence says so and the proof refuses."""
+    model = _conv(tmp_path / "cube.onnx", 3)
+    conversion = convert_with_onnx2tf(model, tmp_path / "cube.tflite")
+    (x,) = conversion.inputs
+    assert x.evidence is Evidence.AMBIGUOUS and x.perm is None and not x.channels_last
+    with pytest.raises(InputError, match=r"the layout of 'x' in the \.tflite is ambiguous \(ONNX \(1, 3, 3, 3\)"):
+        prove_conversion(model, conversion, {"x": np.zeros((1, 3, 3, 3), np.float32)})
