@@ -43,7 +43,14 @@ from typing import Any
 
 from edgeopt.atomic import write_bytes_atomic
 from edgeopt.convert.onnx2tf_tool import Onnx2tfTool, find_onnx2tf
-from edgeopt.errors import ConversionCrashed, ConversionError, InputError, UnsupportedOpError
+from edgeopt.errors import (
+    ConversionCrashed,
+    ConversionError,
+    InputError,
+    ModelFileError,
+    OutputError,
+    UnsupportedOpError,
+)
 
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ENV = "EDGEOPT_ONNX2TF_TIMEOUT"
@@ -112,8 +119,12 @@ def convert_with_onnx2tf(model: Path, dest: Path, tool: Onnx2tfTool | None = Non
     from edgeopt.input_files import regular_file
     from edgeopt.runtime.verify_onnx import load_onnx
 
-    model = Path(model)
-    regular_file(model, "ONNX model")
+    model, dest = Path(model), Path(dest)
+    regular_file(model, "ONNX model", ModelFileError)
+    with contextlib.suppress(OSError):
+        if dest.exists() and dest.samefile(model):  # the user's model is never overwritten
+            msg = f"the .tflite destination {dest} is the ONNX model itself; choose another path"
+            raise OutputError(msg)
     proto = load_onnx(model)
     tool = tool or find_onnx2tf()
     limit = timeout if timeout is not None else timeout_seconds()
@@ -135,8 +146,8 @@ def convert_with_onnx2tf(model: Path, dest: Path, tool: Onnx2tfTool | None = Non
         data = produced.read_bytes()
         report = _read_json(out / f"{PRIVATE_NAME}_tensor_correspondence_report.json")
         inputs, outputs = correspondence(proto, data, report, model)
-    write_bytes_atomic(Path(dest), data)
-    return Onnx2tfConversion(Path(dest), "onnx2tf", tool.version, seconds, inputs, outputs)
+    write_bytes_atomic(dest, data)
+    return Onnx2tfConversion(dest, "onnx2tf", tool.version, seconds, inputs, outputs)
 
 
 # --------------------------------------------------------------------------- the child

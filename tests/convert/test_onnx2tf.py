@@ -22,6 +22,8 @@ from edgeopt.errors import (
     ConversionCrashed,
     DataError,
     InputError,
+    ModelFileError,
+    OutputError,
     RuntimeUnavailableError,
     UnsupportedOpError,
 )
@@ -162,6 +164,17 @@ def test_an_unconvertible_op_is_exit_2_naming_op_and_node(tmp_path: Path, build,
     assert f"cannot convert ONNX op {op} (node '{node}')" in line
     assert not (tmp_path / "m.tflite").exists()
     assert _sha256(model) == before
+
+
+def test_the_model_is_never_the_destination(tmp_path: Path) -> None:
+    model = cnn(tmp_path / "cnn.onnx")
+    before = _sha256(model)
+    with pytest.raises(OutputError, match="is the ONNX model itself; choose another path") as err:
+        convert_with_onnx2tf(model, model)
+    assert err.value.exit_code == 2
+    assert _sha256(model) == before
+    with pytest.raises(ModelFileError, match="ONNX model not found"):
+        convert_with_onnx2tf(tmp_path / "missing.onnx", tmp_path / "m.tflite")
 
 
 def test_a_missing_tool_is_exit_2_with_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
