@@ -99,12 +99,12 @@ def install_onnx2tf(python: str | None = None) -> Onnx2tfEnvironment:
         if got != ONNX2TF_VERSION:
             msg = f"the new onnx2tf environment does not run onnx2tf {ONNX2TF_VERSION} (`onnx2tf -V`: {got})"
             raise RuntimeUnavailableError(msg)
-        if final.exists():  # a broken leftover: replaced by the complete one
-            shutil.rmtree(final)
+        if final.exists() and tool_version(managed_command(final)) != ONNX2TF_VERSION:
+            shutil.rmtree(final)  # a broken leftover, replaced by the complete one
         try:
             tmp.rename(final)
-        except OSError:  # another install finished first: keep that one
-            if not (final / "bin" / "python").is_file():
+        except OSError:  # another install finished first: keep that one (it may be running), drop ours
+            if tool_version(managed_command(final)) != ONNX2TF_VERSION:
                 raise
     finally:
         if tmp.exists():

@@ -219,6 +219,19 @@ def test_a_crash_and_a_timeout_are_exit_2(tmp_path: Path, monkeypatch: pytest.Mo
     assert not (tmp_path / "a.tflite").exists()
 
 
+def test_install_command_is_a_no_op_when_installed(cli) -> None:
+    """After `make onnx2tf` (.ci/run) the managed environment is there: the command says so, in JSON too."""
+    import json
+
+    from edgeopt.convert.onnx2tf_tool import managed_dir
+
+    r = cli("tools", "install-onnx2tf", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert (data["path"], data["version"], data["created"]) == (str(managed_dir()), ONNX2TF_VERSION, False)
+    assert data["size_mb"] > 100
+
+
 def test_install_command_refuses_an_old_python(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     if sys.version_info < (3, 12):  # edgeopt's own interpreter (3.11 in CI) is one onnx2tf cannot use
