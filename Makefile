@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   builds the shipped sample model for the three device classes and prints the comparison
 #   make test   runs the test suite
+#   make onnx2tf installs onnx2tf (ONNX -> float TFLite) in its own environment in the user cache (~3 min, ~650 MB;
+#               a no-op when present): edgeopt tools install-onnx2tf
 #   make wheel  writes dist/edgeopt-VERSION-py3-none-any.whl (built-in profiles included) for pip install elsewhere
 # demo and test create their own virtual environment (.venv) and install edgeopt from pyproject.toml;
 # edgeopt is then .venv/bin/edgeopt (`. .venv/bin/activate` puts it on PATH).
@@ -10,7 +12,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint wheel clean
+.PHONY: demo test lint onnx2tf wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,10 @@ demo: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# onnx2tf needs Python >= 3.12 and pins its own numpy/onnx/onnxruntime: a venv of its own, found by edgeopt.
+onnx2tf: $(STAMP)
+	$(VENV)/bin/edgeopt tools install-onnx2tf
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeopt tests benchmarks sample_models examples

@@ -19,6 +19,7 @@ from edgeopt.cli.commands import (
     search,
     sparsify,
     targets,
+    tools,
     verify,
 )
 
@@ -36,4 +37,5 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     sparsify.register,
     mcu.register,
     export_c.register,
+    tools.register,
 )
