@@ -132,3 +132,10 @@ class NoFeasibleCandidateError(EdgeoptError):
     """A search finished and no candidate met every budget (search.json still written)."""
 
     exit_code = 3
+
+
+class TflmMismatchError(EdgeoptError):
+    """A quantized model computes other values on host TFLite Micro than on LiteRT (same model, same samples):
+    a failed check, the model is not shipped."""
+
+    exit_code = 3
