@@ -63,3 +63,14 @@ def outputs(path: Path, x: np.ndarray) -> np.ndarray:
 def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
     noise = float(np.sum((ref.astype(np.float64) - got) ** 2))
     return float("inf") if noise == 0 else 10.0 * np.log10(float(np.sum(ref.astype(np.float64) ** 2)) / noise)
+
+
+def leaky_cnn(path: Path) -> Path:
+    """8x8x1 -> Conv2D -> LeakyReLU -> Conv2D -> GAP -> Dense(3): ai-edge-quantizer 0.10 cannot quantize LEAKY_RELU."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.LeakyReLU(0.1)(keras.layers.Conv2D(4, 3, padding="same")(inp))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, padding="same")(x))
+    return float_tflite(keras.Model(inp, keras.layers.Dense(3)(x)), path)
