@@ -127,7 +127,7 @@ def quantize_tflite_file(src: Path, dst: Path, scheme: Scheme, calibration: Batc
         return _quantize(src, dst, scheme, calibration, options, graph, keep, work, t0)
     except errors.EdgeoptError as exc:  # a runtime's message names our private copy: say what it is instead
         exc.args = tuple(str(a).replace(str(work / "quantized.tflite"), f"the {scheme} model ({QUANTIZER}'s output)")
-                         .replace(str(work / "float.tflite"), str(src)) for a in exc.args)
+                         .replace(str(work / "float.tflite"), str(src)).replace(f"{work}/", "") for a in exc.args)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

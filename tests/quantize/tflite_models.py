@@ -74,3 +74,14 @@ def leaky_cnn(path: Path) -> Path:
     x = keras.layers.LeakyReLU(0.1)(keras.layers.Conv2D(4, 3, padding="same")(inp))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, padding="same")(x))
     return float_tflite(keras.Model(inp, keras.layers.Dense(3)(x)), path)
+
+
+def two_inputs(path: Path) -> Path:
+    """image [8, 8, 1] and extra [4] -> concatenated -> Dense(8) -> Dense(3)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    image, extra = keras.Input((8, 8, 1), name="image"), keras.Input((4,), name="extra")
+    x = keras.layers.Concatenate()([keras.layers.Flatten()(image), extra])
+    x = keras.layers.Dense(8, activation="relu")(x)
+    return float_tflite(keras.Model([image, extra], keras.layers.Dense(3)(x)), path)
