@@ -159,3 +159,16 @@ def test_no_tensorflow_is_imported(digits: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert answer["tf"] == [] and answer["bytes"] == (tmp_path / "q.tflite").stat().st_size
+
+
+def test_a_quantizer_past_its_timeout_is_stopped_and_leaves_nothing(digits: Path, tmp_path: Path) -> None:
+    import tempfile
+
+    from edgeopt.errors import ConversionCrashed
+
+    before = set(Path(tempfile.gettempdir()).glob("edgeopt-aeq-*"))
+    dst = tmp_path / "late.tflite"
+    with pytest.raises(ConversionCrashed, match=r"ai-edge-quantizer \(int8\) did not finish within 0.2 s") as e:
+        quantize_tflite_file(digits, dst, Scheme.INT8, CALIB, TfliteFileOptions(timeout_s=0.2))
+    assert e.value.exit_code == 2
+    assert not dst.exists() and set(Path(tempfile.gettempdir()).glob("edgeopt-aeq-*")) == before
