@@ -69,11 +69,8 @@ class TfliteFileOptions:
     mcu: bool = False  # also run on host TFLite Micro and compare with LiteRT
     timeout_s: float = 600.0  # for ai-edge-quantizer's child
 
-    def check(self, scheme: Scheme) -> None:
-        """InputError naming the option that does not fit `scheme` (or ai-edge-quantizer)."""
-        if scheme is Scheme.NONE:
-            msg = "scheme 'none' leaves the model float: nothing to quantize; choose int8, int16x8, dynamic or float16"
-            raise InputError(msg)
+    def __post_init__(self) -> None:
+        """InputError naming an option ai-edge-quantizer (or this module) cannot do, whatever the scheme."""
         if self.statistic is CalibrationMethod.ENTROPY:
             msg = "calibration statistic 'entropy' is ONNX-only; for a .tflite use 'minmax' or 'percentile'"
             raise InputError(msg)
@@ -84,10 +81,17 @@ class TfliteFileOptions:
             msg = f"timeout must be positive (got {self.timeout_s:g} s)"
             raise InputError(msg)
         for key in ("input_type", "output_type"):
-            io = getattr(self, key)
-            if io is IOType.UINT8:
+            if getattr(self, key) is IOType.UINT8:
                 msg = f"{key} = 'uint8' is not offered by {QUANTIZER}; use 'int8' or 'float32'"
                 raise InputError(msg)
+
+    def check(self, scheme: Scheme) -> None:
+        """InputError naming the option that does not fit `scheme`."""
+        if scheme is Scheme.NONE:
+            msg = "scheme 'none' leaves the model float: nothing to quantize; choose int8, int16x8, dynamic or float16"
+            raise InputError(msg)
+        for key in ("input_type", "output_type"):
+            io = getattr(self, key)
             if (io is IOType.INT8 and scheme is not Scheme.INT8) or (io is IOType.INT16 and scheme is not Scheme.INT16X8):
                 need = "int8" if io is IOType.INT8 else "int16x8"
                 msg = f"{key} = '{io}' needs scheme = '{need}' (got '{scheme}')"

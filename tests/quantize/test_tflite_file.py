@@ -118,18 +118,19 @@ def test_other_schemes_run_in_litert(digits: Path, float_probs: np.ndarray, tmp_
 def test_refusals_are_one_line_input_errors(digits: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.tflite"
     cases = [
-        (Scheme.NONE, CALIB, TfliteFileOptions(), "nothing to quantize"),
-        (Scheme.INT8, CALIB, TfliteFileOptions(input_type=IOType.UINT8), "'uint8' is not offered"),
-        (Scheme.DYNAMIC, None, TfliteFileOptions(output_type=IOType.INT8), "needs scheme = 'int8'"),
-        (Scheme.INT8, CALIB, TfliteFileOptions(statistic=CalibrationMethod.ENTROPY), "ONNX-only"),
-        (Scheme.INT8, CALIB, TfliteFileOptions(keep_float=(99,)), "op #99 does not exist: the model has ops 0 to 13"),
-        (Scheme.INT8, CALIB, TfliteFileOptions(keep_float=("nope",)), "tensor 'nope' is no op's output"),
-        (Scheme.INT8, None, TfliteFileOptions(), "needs calibration samples"),
-        (Scheme.INT8, CALIB[:, :8], TfliteFileOptions(), "wants [16, 16, 1]"),
+        (Scheme.NONE, CALIB, {}, "nothing to quantize"),
+        (Scheme.INT8, CALIB, {"input_type": IOType.UINT8}, "'uint8' is not offered"),
+        (Scheme.DYNAMIC, None, {"output_type": IOType.INT8}, "needs scheme = 'int8'"),
+        (Scheme.INT8, CALIB, {"statistic": CalibrationMethod.ENTROPY}, "ONNX-only"),
+        (Scheme.INT8, CALIB, {"statistic": CalibrationMethod.PERCENTILE, "percentile": 40.0}, "must be in (50, 100]"),
+        (Scheme.INT8, CALIB, {"keep_float": (99,)}, "op #99 does not exist: the model has ops 0 to 13"),
+        (Scheme.INT8, CALIB, {"keep_float": ("nope",)}, "tensor 'nope' is no op's output"),
+        (Scheme.INT8, None, {}, "needs calibration samples"),
+        (Scheme.INT8, CALIB[:, :8], {}, "wants [16, 16, 1]"),
     ]
     for scheme, calib, opts, words in cases:
         with pytest.raises(InputError) as e:
-            quantize_tflite_file(digits, dst, scheme, calib, opts)
+            quantize_tflite_file(digits, dst, scheme, calib, TfliteFileOptions(**opts))
         assert e.value.exit_code == 2 and words in str(e.value) and "\n" not in str(e.value), (words, str(e.value))
         assert not dst.exists()
     with pytest.raises(InputError, match="is the float model"):
