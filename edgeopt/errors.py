@@ -136,3 +136,10 @@ class NoFeasibleCandidateError(EdgeoptError):
 
 class ModelCodeError(InputError):
     """The model's own code, run in the sandbox, crashed, ran past its time or CPU limit (exit 2)."""
+
+
+class TflmMismatchError(EdgeoptError):
+    """A quantized model computes other values on host TFLite Micro than on LiteRT (same model, same samples):
+    a failed check, the model is not shipped."""
+
+    exit_code = 3
