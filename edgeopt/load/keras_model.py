@@ -102,10 +102,17 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
         check_saved_model(path)  # before TensorFlow loads (and runs the init op of) the graph
     import edgeopt.qat.layers  # noqa: F401  - registers edgeopt's fake-quant layers (files written by `edgeopt qat`)
 
+    from edgeopt.sandbox import channel
+
     try:
-        if fmt is ModelFormat.SAVED_MODEL:
-            return _load_saved_model(keras, path)
-        return keras.saving.load_model(path, compile=True, safe_mode=not unsafe)
+        with channel.phase("loading the model"):  # the model's own code runs (Lambda, custom layers, a graph)
+            if fmt is ModelFormat.SAVED_MODEL:
+                return _load_saved_model(keras, path)
+            return keras.saving.load_model(path, compile=True, safe_mode=not unsafe)
+    except PermissionError as exc:
+        msg = (f"{path}: loading the model ran code that tried to write {exc.filename or 'a file'}, refused by the "
+               "sandbox; this model file writes files when it loads: do not use it")
+        raise ModelFileError(msg) from None
     except (ValueError, TypeError) as exc:
         raise load_error(path, str(exc)) from None
     except (OSError, KeyError, AttributeError, IndexError) as exc:

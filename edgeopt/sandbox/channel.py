@@ -68,14 +68,26 @@ def phase(name: str, limit_s: float | None = None) -> Iterator[None]:
     except (EdgeoptError, KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as exc:
-        refused = " (refused by the sandbox)" if isinstance(exc, PermissionError) or "PermissionDenied" in \
-            type(exc).__name__ or "Permission denied" in str(exc) else ""
+        denied = _denied(exc)
+        refused = "" if denied is None else f" (refused by the sandbox: {cause_of(denied, 200)})"
         msg = f"{name} failed in the model's own code{refused}: {type(exc).__name__}: {cause_of(exc, 400)}"
         raise ModelCodeError(msg) from exc
     finally:
         _depth -= 1
         if _depth == 0:
             send({"t": "phase_end"})
+
+
+def _denied(exc: BaseException) -> BaseException | None:
+    """The permission error in `exc`'s chain, if any (Keras re-raises a Lambda's error as another type)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, PermissionError) or "PermissionDenied" in type(current).__name__:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def ask(service: str, payload: dict[str, Any]) -> Any:
