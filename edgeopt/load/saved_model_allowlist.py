@@ -2,10 +2,11 @@
 
 Derived from the SavedModels of the sample models and the Keras models the tests build (Conv1D/2D/3D, depthwise,
 separable and transposed convolutions, Dense, BatchNormalization, LayerNormalization, LSTM/GRU/SimpleRNN with and
-without `unroll`, Bidirectional, MultiHeadAttention, Attention, Embedding, Resizing, UpSampling, pooling, every
-Keras activation), exported with `model.export`, edgeopt's own export (fixed and dynamic batch) and
-`tf.saved_model.save` of a `tf.Module` with a variable, a lookup table and `tf.print`; every op type found was
-reviewed, and the list completed with the TF ops the TFLite converter lowers to builtins.
+without `unroll`, Bidirectional, ConvLSTM2D, MultiHeadAttention, Attention, Embedding, Resizing, UpSampling,
+pooling, every Keras activation, the augmentation and lookup layers), exported with `model.export`, edgeopt's own
+export (fixed and dynamic batch) and `tf.saved_model.save` of a `tf.Module` with a variable, a lookup table and
+`tf.print`; every op type found was reviewed, and the list completed with the TF ops the TFLite converter lowers
+to builtins.
 
 Nothing here reads or writes files, lists folders, opens sockets, calls Python or runs a program held in a string
 (a serialized GraphDef, function or StableHLO module): those ops are simply absent. An op TensorFlow adds later is
@@ -53,8 +54,17 @@ MATH_OPS = frozenset((
     "UnsortedSegmentMin", "UnsortedSegmentProd", "UnsortedSegmentSum", "Where", "ZerosLike",
 ))
 
+# Inert ops Keras preprocessing and augmentation layers write (RandomFlip/Rotation/Zoom/Contrast/Translation,
+# GaussianNoise, CategoryEncoding): random numbers, image transforms, counting. Not TFLite builtins; at inference they
+# are dead branches or need Select TF ops, but they touch nothing outside the tensors.
+PREPROCESSING_OPS = frozenset((
+    "StatelessRandomGetKeyCounter", "StatelessRandomGetAlg", "StatelessRandomUniformV2", "StatelessRandomNormalV2",
+    "StatelessRandomUniformIntV2", "StatelessTruncatedNormalV2", "RandomUniform", "RandomStandardNormal",
+    "RandomUniformInt", "ImageProjectiveTransformV3", "Tan", "DenseBincount",
+))
+
 # Allowed anywhere in the SavedModel.
-MODEL_OPS = PLUMBING_OPS | MATH_OPS
+MODEL_OPS = PLUMBING_OPS | MATH_OPS | PREPROCESSING_OPS
 
 # Allowed only in functions reachable from the saver's save call and from nothing else: they run when the model is
 # saved again, writing the checkpoint TensorFlow names (TensorFlow writes them for every model with variables).
