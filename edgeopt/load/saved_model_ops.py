@@ -9,8 +9,9 @@ sources, a graph serialized in a string); an allowlist of what a convertible mod
 Checkpoint ops are allowed only in the SavedModel's own saver functions: `SaveV2` and friends in the functions
 reachable from the saver's save call alone, `RestoreV2` in those reachable from its restore call alone. "Reachable"
 starts from the `f` attribute of the (Stateful)PartitionedCall node that `saver_def` names and follows only the
-`f` of call nodes; any other function-valued attribute, anywhere, makes its target model code, and so does every
-library function the saver does not call (the object graph can call any function by name).
+`f` of call nodes; any other function-valued attribute, anywhere, makes its target model code, and so do every
+function the object graph names (TF2 loads signatures from there, not from the top-level nodes) and every library
+function the saver does not call. A function reachable from both is model code.
 """
 
 from __future__ import annotations
