@@ -1,13 +1,17 @@
-"""Refuse SavedModels whose graphs touch the file system or the outside world, before TensorFlow runs them.
+"""Refuse SavedModels whose graphs hold an op outside the allowlist, before TensorFlow runs them.
 
-A SavedModel is a graph of TF ops; ops such as `WriteFile` run as soon as `build` computes the float
-reference or converts. `check_saved_model` parses `saved_model.pb` as a protobuf (nothing executes) and
-walks every node: the meta graphs' top-level nodes (which include the init op TF runs on load) and every
-function in the function library. The denylist below is explicit; SECURITY.md lists it.
+A SavedModel is a graph of TF ops; they run as soon as `build` loads the model, computes the float reference or
+converts. `check_saved_model` parses `saved_model.pb` as a protobuf (nothing executes) and checks every node
+against the allowlist (`saved_model_allowlist`): the meta graphs' top-level nodes (which include the init op TF
+runs on load) and every function in the function library. A denylist of op names cannot be complete (tf.data
+sources, a graph serialized in a string); an allowlist of what a convertible model needs can.
 
-Checkpoint ops (`SaveV2`, `RestoreV2`, ...) are allowed only in the functions the SavedModel's own saver
-uses (reachable from `saver_def` and from nothing else): TensorFlow writes those for every model that has
-variables, and they run only when the model is saved again.
+Checkpoint ops are allowed only in the SavedModel's own saver functions: `SaveV2` and friends in the functions
+reachable from the saver's save call alone, `RestoreV2` in those reachable from its restore call alone. "Reachable"
+starts from the `f` attribute of the (Stateful)PartitionedCall node that `saver_def` names and follows only the
+`f` of call nodes; any other function-valued attribute, anywhere, makes its target model code, and so do every
+function the object graph names (TF2 loads signatures from there, not from the top-level nodes) and every library
+function the saver does not call. A function reachable from both is model code.
 """
 
 from __future__ import annotations
@@ -17,46 +21,42 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt.errors import InputError, ModelFileError
+from edgeopt.load.saved_model_allowlist import (
+    MODEL_OPS,
+    PRINT_STREAMS,
+    RESTORE_OPS,
+    SAVE_OPS,
+    refusal_note,
+)
 
-# Ops that read, write or list files, open databases or sockets, or call back into Python.
-SIDE_EFFECT_OPS: dict[str, str] = {
-    **dict.fromkeys(("WriteFile", "ReadFile", "MatchingFiles", "ImmutableConst", "InitializeTableFromTextFile",
-                     "InitializeTableFromTextFileV2", "LoadAndRemapMatrix", "GenerateVocabRemapping"),
-                    "reads or writes files"),
-    **dict.fromkeys(("WholeFileReader", "WholeFileReaderV2", "TextLineReader", "TextLineReaderV2", "TFRecordReader",
-                     "TFRecordReaderV2", "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "LMDBReader"),
-                    "reads files"),
-    **dict.fromkeys(("TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset",
-                     "FixedLengthRecordDatasetV2", "SqlDataset", "ExperimentalSqlDataset", "LMDBDataset",
-                     "ExperimentalLMDBDataset", "CacheDataset", "CacheDatasetV2", "SnapshotDataset",
-                     "SnapshotDatasetV2", "SnapshotDatasetReader", "SaveDataset", "SaveDatasetV2", "LoadDataset",
-                     "DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "DistributedSave"),
-                    "reads or writes dataset files"),
-    **dict.fromkeys(("DataServiceDataset", "DataServiceDatasetV2", "DataServiceDatasetV3", "DataServiceDatasetV4",
-                     "RegisterDataset", "RegisterDatasetV2"), "talks to a tf.data service over the network"),
-    **dict.fromkeys(("CreateSummaryFileWriter", "CreateSummaryDbWriter", "WriteSummary", "WriteRawProtoSummary",
-                     "WriteScalarSummary", "WriteHistogramSummary", "WriteImageSummary", "WriteAudioSummary",
-                     "WriteGraphSummary", "ImportEvent", "FlushSummaryWriter", "CloseSummaryWriter"),
-                    "writes summary files"),
-    **dict.fromkeys(("DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount", "DebugNumericSummary",
-                     "DebugNumericSummaryV2"), "writes debug dumps to files or sockets"),
-    **dict.fromkeys(("PyFunc", "PyFuncStateless", "EagerPyFunc"), "calls Python code"),
-}
-# Checkpoint ops: allowed only inside the SavedModel's own saver functions.
-CHECKPOINT_OPS = frozenset(("Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice",
-                            "MergeV2Checkpoints"))
-# PrintV2 is refused when its output stream is a file ("file://...").
-PRINT_OPS = frozenset(("PrintV2",))
+CALL_OPS = frozenset(("PartitionedCall", "StatefulPartitionedCall"))
+_NAME_CHARS = 120  # names from the file are cut in messages
 
 
-def _called(nodes: Iterable[Any]) -> Iterator[str]:
-    """Names of the functions that `nodes` call through function-valued attributes (calls, If/While/Case...)."""
-    for node in nodes:
-        for value in node.attr.values():
-            if value.HasField("func"):
-                yield value.func.name
-            if value.HasField("list"):
-                yield from (f.name for f in value.list.func)
+def _func_attrs(attrs: Any) -> Iterator[str]:
+    """Names in every function-valued attribute of an attr map, nested ones included."""
+    for value in attrs.values():
+        if value.HasField("func"):
+            yield value.func.name
+            yield from _func_attrs(value.func.attr)
+        if value.HasField("list"):
+            for func in value.list.func:
+                yield func.name
+                yield from _func_attrs(func.attr)
+
+
+def _targets(node: Any, library: dict[str, Any]) -> Iterator[str]:
+    """Every library function `node` may run: function-valued attributes, or its op when that names a function."""
+    yield from _func_attrs(node.attr)
+    if node.op in library:
+        yield node.op
+
+
+def _call_target(node: Any) -> str | None:
+    """The function a (Stateful)PartitionedCall node calls through its own `f` attribute."""
+    if node.op in CALL_OPS and "f" in node.attr and node.attr["f"].HasField("func"):
+        return str(node.attr["f"].func.name)
+    return None
 
 
 def _reach(start: Iterable[str], callees: dict[str, set[str]]) -> set[str]:
@@ -71,49 +71,92 @@ def _reach(start: Iterable[str], callees: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def _problem(node: Any, saver: bool) -> str | None:
+def _short(name: str) -> str:
+    return name if len(name) <= _NAME_CHARS else name[:_NAME_CHARS] + "..."
+
+
+def _problem(node: Any, allowed: frozenset[str], library: dict[str, Any]) -> str | None:
     op = node.op
-    if op in SIDE_EFFECT_OPS:
-        return f"{op} ({SIDE_EFFECT_OPS[op]})"
-    if op in CHECKPOINT_OPS and not saver:
-        return f"{op} (reads or writes checkpoint files outside the variables machinery)"
-    if op in PRINT_OPS and "output_stream" in node.attr:
-        stream = node.attr["output_stream"].s.decode("utf-8", "replace")
-        if stream.startswith("file://"):
-            return f"{op} (prints to a file)"
+    if op not in allowed and op not in library:
+        return f"{_short(op)} ({refusal_note(op)})"
+    unknown = next((name for name in _func_attrs(node.attr) if name not in library), None)
+    if unknown is not None:
+        return (f"{_short(op)} (calls '{_short(unknown)}', which is not a function of the SavedModel: TensorFlow "
+                "would run the op of that name, unchecked)")
+    if op == "PrintV2":
+        stream = node.attr["output_stream"].s.decode("utf-8", "replace") if "output_stream" in node.attr else "stderr"
+        if stream not in PRINT_STREAMS:
+            return f"{op} (prints to '{_short(stream)}', not the console or the log: it can write a file)"
     return None
 
 
-def side_effect_ops(saved_model: Any) -> list[tuple[str, str]]:
+def _object_graph_functions(meta: Any) -> Iterator[str]:
+    """Every function the object graph names: TF2 loads signatures and methods from there, not from the graph."""
+    graph = meta.object_graph_def
+    yield from graph.concrete_functions.keys()
+    for obj in graph.nodes:
+        kind = obj.WhichOneof("kind")
+        if kind == "function":
+            yield from obj.function.concrete_functions
+        elif kind == "bare_concrete_function":
+            yield obj.bare_concrete_function.concrete_function_name
+        elif kind == "captured_tensor":
+            yield obj.captured_tensor.concrete_function
+
+
+def _saver_roots(graph: Any, node_name: str, library: dict[str, Any]) -> tuple[str, set[str]]:
+    """(the saver node's name, the library function its own `f` calls, if any)."""
+    name = node_name.split(":")[0]
+    node = next((n for n in graph.node if n.name == name), None) if name else None
+    target = _call_target(node) if node is not None else None
+    return name, {target} if target is not None and target in library else set()
+
+
+def refused_ops(saved_model: Any) -> list[tuple[str, str]]:
     """(where, problem) for every refused node of a parsed `saved_model_pb2.SavedModel`."""
     found: list[tuple[str, str]] = []
     for meta in saved_model.meta_graphs:
         graph = meta.graph_def
-        library = {f.signature.name: f for f in graph.library.function}
-        callees = {name: set(_called(f.node_def)) for name, f in library.items()}
-        saver_nodes = {meta.saver_def.save_tensor_name.split(":")[0], meta.saver_def.restore_op_name.split(":")[0]}
-        saver_nodes.discard("")
-        top_saver = [n for n in graph.node if n.name in saver_nodes]
-        top_other = [n for n in graph.node if n.name not in saver_nodes]
-        saver_reach = _reach(_called(top_saver), callees)
-        # Anything a non-saver node calls, and any function the saver does not call (the object graph can
-        # call any library function by name), is model code.
-        other_reach = _reach([*_called(top_other), *(n for n in library if n not in saver_reach)], callees)
-        saver_only = saver_reach - other_reach
+        functions = list(graph.library.function)  # all of them, a repeated name included
+        library = {f.signature.name: f for f in functions}
+        calls: dict[str, set[str]] = {}
+        every: dict[str, set[str]] = {}
+        for func in functions:
+            name = func.signature.name
+            calls.setdefault(name, set()).update(t for n in func.node_def if (t := _call_target(n)) is not None and t in library)
+            every.setdefault(name, set()).update(t for n in func.node_def for t in _targets(n, library))
+        save_node, save_roots = _saver_roots(graph, meta.saver_def.save_tensor_name, library)
+        restore_node, restore_roots = _saver_roots(graph, meta.saver_def.restore_op_name, library)
+        save_reach = _reach(save_roots, calls)
+        restore_reach = _reach(restore_roots, calls)
+        # Model code: whatever any top-level node may run (a saver node's extra attributes included), every
+        # function the object graph names, and every library function the saver does not call, with all they
+        # may run.
+        top = [t for n in graph.node for t in _targets(n, library)
+               if not (n.name in (save_node, restore_node) and t == _call_target(n))]
+        unsaved = (n for n in library if n not in save_reach | restore_reach)
+        other_reach = _reach([*top, *_object_graph_functions(meta), *unsaved], every)
+        save_only = save_reach - other_reach - restore_reach
+        restore_only = restore_reach - other_reach - save_reach
         for node in graph.node:
-            problem = _problem(node, saver=node.name in saver_nodes)
+            problem = _problem(node, MODEL_OPS, library)
             if problem:
-                found.append((f"graph node '{node.name}'", problem))
-        for name, func in library.items():
+                found.append((f"graph node '{_short(node.name)}'", problem))
+        # Model code first, so the message names the op a user most needs to see, then the saver's functions.
+        for func in sorted(functions, key=lambda f: f.signature.name in save_reach | restore_reach):
+            name = func.signature.name
+            allowed = MODEL_OPS | (SAVE_OPS if name in save_only else frozenset()) | (
+                RESTORE_OPS if name in restore_only else frozenset())
             for node in func.node_def:
-                problem = _problem(node, saver=name in saver_only)
+                problem = _problem(node, allowed, library)
                 if problem:
-                    found.append((f"function '{name}'", problem))
+                    found.append((f"function '{_short(name)}'", problem))
     return found
 
 
 def check_saved_model(path: Path) -> None:
-    """Raise InputError naming the op if the SavedModel folder `path` has a side-effecting op."""
+    """Raise InputError naming the op and where it is if the SavedModel folder `path` holds an op outside the
+    allowlist."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     pb = Path(path) / "saved_model.pb"
@@ -123,12 +166,13 @@ def check_saved_model(path: Path) -> None:
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
         msg = f"{pb}: not a SavedModel protobuf ({type(exc).__name__}); the file is corrupt"
         raise ModelFileError(msg) from None
-    found = side_effect_ops(sm)
+    found = refused_ops(sm)
     if found:
         where, problem = found[0]
-        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        more = f" (and {len(found) - 1} more refused node(s))" if len(found) > 1 else ""
         msg = (
-            f"{path}: SavedModel {where} uses op {problem}{more}; a model file must not touch the "
-                         "file system or run code, so it is refused: pass --unsafe-load only if you trust this file"
+            f"{path}: SavedModel {where} uses op {problem}{more}; edgeopt loads a SavedModel only when every op is "
+            "on its allowlist of convertible math and TensorFlow plumbing: --unsafe-load skips this scan, pass it "
+            "only if you trust this file"
         )
         raise InputError(msg)

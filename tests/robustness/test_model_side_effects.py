@@ -66,12 +66,12 @@ def test_plain_saved_model_with_variables_passes(tmp_path):
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from edgeopt.load.saved_model_ops import check_saved_model, side_effect_ops
+    from edgeopt.load.saved_model_ops import check_saved_model, refused_ops
 
     model = _saved_model(tmp_path / "ok", lambda x: tf.print(x))  # PrintV2 to stderr is harmless
     sm = saved_model_pb2.SavedModel()
     sm.ParseFromString((model / "saved_model.pb").read_bytes())
     ops = {n.op for m in sm.meta_graphs for f in m.graph_def.library.function for n in f.node_def}
     assert {"SaveV2", "RestoreV2", "PrintV2"} <= ops  # the saver machinery is there ...
-    assert side_effect_ops(sm) == []  # ... and is not model code
+    assert refused_ops(sm) == []  # ... and is not model code
     check_saved_model(model)
