@@ -101,7 +101,6 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
 
         check_saved_model(path)  # before TensorFlow loads (and runs the init op of) the graph
     import edgeopt.qat.layers  # noqa: F401  - registers edgeopt's fake-quant layers (files written by `edgeopt qat`)
-
     from edgeopt.sandbox import channel
 
     try:
