@@ -29,7 +29,7 @@ demo: $(STAMP)
 	  || [ $$? -eq 3 ]
 	$(VENV)/bin/edgeopt compare demo-out/mobile-cpu demo-out/embedded-mcu demo-out/edge-server demo-out/onnx-edge-server
 
-test: lint
+test: lint onnx2tf
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # onnx2tf needs Python >= 3.12 and pins its own numpy/onnx/onnxruntime: a venv of its own, found by edgeopt.
