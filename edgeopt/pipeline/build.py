@@ -160,7 +160,11 @@ def _run_body(req: BuildRequest, resolved: Any, stage: Staging, progress: Progre
 
     writable = [stage.dir]
     if req.timing_lock is not None:
-        Path(req.timing_lock).touch(exist_ok=True)
+        import os
+
+        from edgeopt.atomic import open_lock_file
+
+        os.close(open_lock_file(Path(req.timing_lock)))  # exists (never through a planted link) before it is allowed
         writable.append(Path(req.timing_lock))
     job = Job(target="edgeopt.pipeline.build:body", kwargs={"req": req, "resolved": resolved, "stage_dir": stage.dir},
               result_type=BodyResult, writable=tuple(writable), network=req.remote is not None,
