@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,8 @@ def pt2_to_onnx(path: Path, folder: Path, unsafe_load: bool) -> TorchExport:
         raise ModelFileError(msg)
     torch = import_torch(f"{path.name} (a .pt2 model)")
     try:
-        program = torch.export.load(str(path))
+        with _quiet():
+            program = torch.export.load(str(path))
     except Exception as exc:  # torch raises RuntimeError, KeyError, zipfile and pickle errors for a bad archive
         msg = f"{path}: torch {_version(torch)} cannot load it as a torch.export program: {cause_of(exc)}; save it with torch.export.save"
         raise ModelFileError(msg) from None
@@ -112,10 +115,9 @@ def from_torch(module: Any, example_inputs: Sequence[Any], path: str | Path, *,
 
 
 def _export(torch: Any, model: Any, args: tuple[Any, ...], path: Path, label: str, **options: Any) -> None:
-    """torch.onnx.export (dynamo) into memory, then one atomic write of `path`. The exporter prints its progress
-    ("[torch.onnx] ...") to stdout, which is the CLI's --json channel: it is dropped."""
+    """torch.onnx.export (dynamo) into memory, then one atomic write of `path`."""
     options = {k: v for k, v in options.items() if v is not None}
-    with tempfile.TemporaryDirectory(prefix="edgeopt-torch-") as scratch, contextlib.redirect_stdout(io.StringIO()):
+    with tempfile.TemporaryDirectory(prefix="edgeopt-torch-") as scratch, _quiet():
         try:
             program = torch.onnx.export(model, args, dynamo=True, external_data=False, verbose=False,
                                         artifacts_dir=scratch, **options)
@@ -126,6 +128,24 @@ def _export(torch: Any, model: Any, args: tuple[Any, ...], path: Path, label: st
         msg = f"{label}: torch {_version(torch)}'s ONNX exporter returned nothing; export with dynamo=True"
         raise InputError(msg)
     write_bytes_atomic(path, program.model_proto.SerializeToString())
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch's progress and warnings kept off the user's terminal: the exporter prints "[torch.onnx] ..." to
+    stdout (the CLI's --json channel), logs "torchvision is not installed" and raises FutureWarnings of its own
+    internals. A failure still raises with its cause."""
+    loggers = [logging.getLogger(name) for name in ("torch", "torch.onnx", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -96,6 +96,7 @@ def test_build_pt2_for_edge_server(pt2, exported, tmp_path):
     r = edgeopt("build", pt2, "--target", "edge-server", "--eval", eval_npz, "--calib", eval_npz, "--unsafe-load",
                 "--no-bench", "--out", out)
     assert r.returncode == 0, r.stderr
+    assert all(ln.endswith("...") for ln in r.stderr.strip().splitlines()), r.stderr  # torch's chatter kept quiet
     data = json.loads((out / "report.json").read_text())
     assert data["input"]["format"] == "pt2"
     version = torch.__version__.split("+")[0]
@@ -124,3 +125,12 @@ def test_pt2_without_torch_names_the_pip_line(pt2, tmp_path):
     line = one_error_line(r)
     assert "needs PyTorch, which is not installed" in line
     assert "pip install 'edgeopt[torch]'" in line and "--index-url https://download.pytorch.org/whl/cpu" in line
+
+
+def test_pt2_elsewhere_is_one_clear_line(pt2, tmp_path):
+    r = edgeopt("inspect", pt2)
+    assert "export the module to ONNX with edgeopt.from_torch" in one_error_line(r)
+    fake = tmp_path / "m.pt2"
+    fake.write_text("not a zip")
+    r = edgeopt("build", fake, "--target", "edge-server", "--random-calibration", "--unsafe-load", "--out", tmp_path / "o")
+    assert "is not a torch.export archive (not a zip file)" in one_error_line(r)
