@@ -105,6 +105,8 @@ def test_build_pt2_for_edge_server(pt2, exported, tmp_path):
     assert base["metric"] == opt["metric"] == "top1"
     assert abs(base["value"] - torch_top1) < 0.2  # the ONNX float model scores as torch does
     assert abs(opt["value"] - torch_top1) <= 1.0  # the int8 artifact within 1 point of the torch float model
+    versions = json.loads((out / "manifest.json").read_text())["inputs"]["versions"]
+    assert versions["torch"] == torch.__version__  # a new torch rebuilds: its exporter made the ONNX
     assert sorted(p.name for p in out.iterdir()) == ["digits_cnn.float.onnx", "digits_cnn.onnx", "manifest.json",
                                                      "report.html", "report.json", "report.md"]
 
