@@ -69,6 +69,10 @@ def inspect_model(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = Non
         return _tflite(path)
     if fmt is ModelFormat.ONNX:
         return _onnx(path, shapes)
+    if fmt is ModelFormat.PT2:
+        msg = (f"{path}: inspect reads .keras, .h5, SavedModel, .tflite and .onnx models; export the module to ONNX "
+               "with edgeopt.from_torch and inspect that, or build the .pt2 (edgeopt build)")
+        raise InputError(msg)
     from edgeopt.sandbox.runner import run_model_code
 
     return run_model_code("edgeopt.analysis.inspect:keras_info",  # type: ignore[no-any-return]

@@ -25,10 +25,12 @@ class ModelFormat(StrEnum):
     SAVED_MODEL = "saved_model"
     TFLITE = "tflite"
     ONNX = "onnx"
+    PT2 = "pt2"  # a torch.export program (torch.export.save); builds export it to ONNX (load/torch_export.py)
 
 
 SUFFIXES = {".keras": ModelFormat.KERAS, ".h5": ModelFormat.H5, ".hdf5": ModelFormat.H5,
-            ".tflite": ModelFormat.TFLITE, ".onnx": ModelFormat.ONNX}
+            ".tflite": ModelFormat.TFLITE, ".onnx": ModelFormat.ONNX,
+            ".pt2": ModelFormat.PT2}
 
 
 def check_model_path(path: Path) -> ModelFormat:
@@ -57,7 +59,7 @@ def check_model_path(path: Path) -> ModelFormat:
         raise ModelFileError(not_regular(path, "model", st.st_mode))
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
-        msg = f"{path}: unknown model type '{path.suffix}'; expected .keras, .h5, .tflite, .onnx or a SavedModel folder"
+        msg = f"{path}: unknown model type '{path.suffix}'; expected .keras, .h5, .tflite, .onnx, .pt2 or a SavedModel folder"
         raise ModelFileError(msg)
     if st.st_size == 0:
         msg = f"{path} is empty (0 bytes); re-export the model"
@@ -78,6 +80,9 @@ def detect_format(path: Path) -> ModelFormat:
         raise ModelFileError(msg)
     if fmt is ModelFormat.H5 and not head.startswith(HDF5_MAGIC):
         msg = f"{path} is not an HDF5 file; the file is corrupt or of another type"
+        raise ModelFileError(msg)
+    if fmt is ModelFormat.PT2 and not zipfile.is_zipfile(path):
+        msg = f"{path} is not a torch.export archive (not a zip file); save the program with torch.export.save"
         raise ModelFileError(msg)
     if fmt is ModelFormat.KERAS:
         if not zipfile.is_zipfile(path):

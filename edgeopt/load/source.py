@@ -1,4 +1,4 @@
-"""The float source model of a build: a Keras model or a float ONNX model."""
+"""The float source model of a build: a Keras model or a float ONNX model (also one exported from a .pt2)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class Source:
     input_dtype: str = "float32"  # numpy name of the first input's element type
     inputs: tuple[IOSpec, ...] = ()  # every input, by the name data and artifacts use for it
     outputs: tuple[IOSpec, ...] = ()  # every output, in the source's order (reference outputs follow it)
+    origin: str = ""  # how onnx_path was made when the user gave another format (a .pt2 through torch's exporter)
 
     @property
     def input_name(self) -> str:
@@ -34,7 +35,9 @@ class Source:
 
     @property
     def reference_name(self) -> str:
-        return "keras float (TensorFlow)" if self.keras_model is not None else "onnx float (onnxruntime)"
+        if self.keras_model is not None:
+            return "keras float (TensorFlow)"
+        return "onnx float (onnxruntime)" + (f", exported from {self.origin}" if self.origin else "")
 
     def params_and_macs(self, shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[int, int]:
         """Parameters and multiply-accumulates per sample of the float source model (ONNX: for `shapes`, the sizes
@@ -63,8 +66,20 @@ class Source:
         return predict_outputs(self.onnx_path, x, self.outputs)
 
 
-def open_source(path: Path, unsafe_load: bool) -> Source:
+def open_source(path: Path, unsafe_load: bool, work_dir: Path | None = None) -> Source:
+    """The float model in `path`. A .pt2 is loaded (only with `unsafe_load`) and exported to ONNX in `work_dir`, a
+    private folder that must outlive the Source (a build's staging folder); the Source is then that ONNX model."""
     fmt = detect_format(path)
+    if fmt is ModelFormat.PT2:
+        if work_dir is None:
+            msg = f"{path}: this command reads .keras, .h5, SavedModel or .onnx models; export the .pt2 to ONNX first (edgeopt.from_torch) or build it (edgeopt build)"
+            raise InputError(msg)
+        from edgeopt.load.torch_export import pt2_to_onnx
+
+        done = pt2_to_onnx(path, work_dir, unsafe_load)
+        ins, outs = _onnx_specs(done.onnx_path)
+        return Source(path, fmt, ins[0].shape, onnx_path=done.onnx_path, output_width=label_width(outs),
+                      input_dtype=ins[0].dtype, inputs=ins, outputs=outs, origin=done.origin)
     if fmt in KERAS_FORMATS:
         from edgeopt.convert.savedmodel import input_specs, output_specs
 
@@ -83,7 +98,7 @@ def open_source(path: Path, unsafe_load: bool) -> Source:
         ins, outs = _onnx_specs(path)
         return Source(path, fmt, ins[0].shape, onnx_path=path, output_width=label_width(outs),
                       input_dtype=ins[0].dtype, inputs=ins, outputs=outs)
-    msg = f"{path}: build needs a .keras, .h5, SavedModel or .onnx model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
+    msg = f"{path}: build needs a .keras, .h5, SavedModel, .onnx or .pt2 model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
     raise InputError(msg)
 
 

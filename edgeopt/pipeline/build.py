@@ -185,15 +185,15 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control
     stage = Staging.adopt(req.out, stage_dir)
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
-    if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() != ".onnx":
+    if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() not in (".onnx", ".pt2"):
         from edgeopt.convert.isolated import prewarm
 
         prewarm()  # the converter's child imports TensorFlow while this process loads the model
     with channel.phase("loading the model"):
-        source = open_source(req.model, req.unsafe_load)
+        source = open_source(req.model, req.unsafe_load, work_dir=_private_folder(stage, "_source"))
     _check_format_fits(source, profile)
+    notes: list[str] = [f"the model is {source.origin}; the float reference is that ONNX model"] if source.origin else []
     given_shape = _given_shape(req, source)  # --shape checked against the model: exit 2 before any work
-    notes: list[str] = []
     calib, calib_source = _calibration(req, source, profile, notes)
     evalset = _dataset(req.eval, req.model, "eval", source)
     train = _dataset(req.train, req.model, "train", source)
@@ -291,6 +291,13 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     write_bytes_atomic(stage.path("report.json"), (report.model_dump_json(indent=2) + "\n").encode())
     names = [arts.optimized, arts.baseline, *extra_files, "report.md", "report.html", "report.json"]
     return BodyResult(report, tuple(names), violations)
+
+
+def _private_folder(stage: Staging, name: str) -> Path:
+    """A folder inside the staging folder for intermediate files (never committed: they go with the staging)."""
+    folder = stage.dir / name
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
 
 
 @contextmanager

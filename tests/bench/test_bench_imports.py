@@ -1,4 +1,4 @@
-"""The runtime-only path: `edgeopt bench` and `inspect` never import TensorFlow; help starts fast."""
+"""The runtime-only path: `edgeopt bench` and `inspect` never import TensorFlow (nor torch); help starts fast."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 for args in ({cmds}):
     r = CliRunner().invoke(app, list(args), catch_exceptions=False)
     assert r.exit_code == 0, (args, r.output)
-heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'tf_keras'))
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'tf_keras', 'torch', 'onnxscript'))
 print('HEAVY', heavy)
 """
 
