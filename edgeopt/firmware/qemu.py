@@ -1,20 +1,40 @@
-"""Run a firmware image on the QEMU machine for its core: semihosting, -icount shift=0, a timeout.
+"""Run a firmware image on the QEMU machine for its core: semihosting, -icount shift=0, a timeout, confined.
 
 The run folder is QEMU's working directory: the firmware reads `in.bin` and writes `out.bin`
 there through semihosting. stdout carries the firmware's printf (the EDGEOPT protocol lines).
+
+Semihosting with `target=native` hands the guest the host's file system (SYS_OPEN of any path,
+SYS_REMOVE, SYS_RENAME) and a shell (SYS_SYSTEM), and a model that corrupts the firmware's memory
+can make it issue any of them. So QEMU runs confined (unless EDGEOPT_SANDBOX=off):
+- its own seccomp filter (`-sandbox`): starting a program (SYS_SYSTEM's fork/exec), raising
+  privileges, obsolete and resource-control system calls kill it with SIGSYS;
+- Landlock (edgeopt.confine): the run folder is the only place it may write, create or remove, and
+  it may read and execute only its binary, the shared libraries it loads, /etc/ld.so.cache and the
+  image; TCP is refused (Landlock ABI >= 4) and signals to other processes too (ABI >= 6);
+- no network device backend (`-net none`): the board's Ethernet has no host side.
 """
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-from edgeopt.errors import InputError
+from edgeopt import confine
+from edgeopt.errors import InputError, ModelFileError
 from edgeopt.firmware.cores import QemuMachine
 
 DEFAULT_TIMEOUT_S = 600.0
+SECCOMP = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+LDD_TIMEOUT_S = 30.0
+# What the dynamic loader reads besides the libraries (measured: nothing else is needed to run the harness).
+LOADER_FILES = (Path("/etc/ld.so.cache"),)
+# When `ldd` cannot list the libraries: the folders a dynamic loader searches (system libraries, no user data).
+LIBRARY_DIRS = (Path("/lib"), Path("/lib64"), Path("/usr/lib"), Path("/usr/lib64"), Path("/usr/local/lib"))
 
 
 @dataclass(frozen=True)
@@ -23,19 +43,54 @@ class QemuRun:
     returncode: int
     seconds: float  # wall time of the emulation on this host
     command: tuple[str, ...]
+    confined: bool  # seccomp + Landlock (False only with EDGEOPT_SANDBOX=off)
 
 
-def qemu_command(qemu: Path, machine: QemuMachine, elf: Path) -> tuple[str, ...]:
+def qemu_command(qemu: Path, machine: QemuMachine, elf: Path, *, sandbox: bool = True) -> tuple[str, ...]:
+    seccomp = ("-sandbox", SECCOMP) if sandbox else ()
     return (str(qemu), "-M", machine.machine, "-cpu", machine.cpu, "-nographic", "-monitor", "none", "-serial", "null",
-            "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf))
+            "-net", "none", *seccomp, "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
+            "-kernel", str(elf))
+
+
+def require_confinement() -> None:
+    """Before any work: SandboxUnavailable (exit 2) when the kernel cannot confine QEMU and the user did not opt out."""
+    if confine.enabled():
+        confine.require()
+
+
+@lru_cache(maxsize=8)
+def _shared_libraries(qemu: Path, stamp: tuple[int, int]) -> tuple[Path, ...]:
+    """The files the loader maps for `qemu` (interpreter included), from `ldd`; the library folders without it."""
+    try:
+        proc = subprocess.run(["ldd", str(qemu)], capture_output=True, text=True, timeout=LDD_TIMEOUT_S, check=False,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return LIBRARY_DIRS
+    found = [Path(p) for p in re.findall(r"(?:=>\s*|^\s*)(/\S+)\s+\(0x", proc.stdout, flags=re.M)]
+    if proc.returncode != 0 or not found or "not found" in proc.stdout:
+        return LIBRARY_DIRS
+    return tuple(dict.fromkeys(found))
+
+
+def confinement(qemu: Path, elf: Path, run_dir: Path) -> confine.Confinement:
+    """QEMU may write only in `run_dir` and read only what it needs to start and the image."""
+    binary = Path(qemu).resolve()
+    st = binary.stat()
+    readable = (binary, *_shared_libraries(binary, (st.st_ino, st.st_mtime_ns)), *LOADER_FILES, Path(elf))
+    return confine.Confinement(writable=(Path(run_dir),), readable=readable)
 
 
 def run_qemu(qemu: Path, machine: QemuMachine, elf: Path, cwd: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> QemuRun:
-    cmd = qemu_command(qemu, machine, elf)
+    confined = confine.enabled()
+    if confined:
+        confine.require()
+    cmd = qemu_command(qemu, machine, elf, sandbox=confined)
+    preexec = confine.preexec(confinement(qemu, elf, cwd)) if confined else None
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, preexec_fn=preexec)
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         last = next((ln for ln in reversed(out.splitlines()) if ln.startswith("EDGEOPT ")), "no output")
@@ -44,4 +99,13 @@ def run_qemu(qemu: Path, machine: QemuMachine, elf: Path, cwd: Path, timeout_s: 
                          f"last report: {last}; raise it with --timeout"
         )
         raise InputError(msg) from None
-    return QemuRun(proc.stdout + proc.stderr, proc.returncode, time.perf_counter() - t0, cmd)
+    seconds = time.perf_counter() - t0
+    output = proc.stdout + proc.stderr
+    if confined and proc.returncode == -signal.SIGSYS:
+        last = next((ln for ln in reversed(output.splitlines()) if ln.startswith("EDGEOPT ")), "none")
+        msg = (f"the firmware on {machine.machine} asked the host for a forbidden operation (semihosting SYS_SYSTEM "
+               f"or another system call QEMU's sandbox refuses) and QEMU was stopped (SIGSYS); edgeopt's harness never "
+               f"does this, so the model drove the firmware out of bounds: do not trust this model file "
+               f"(last report: {last})")
+        raise ModelFileError(msg)
+    return QemuRun(output, proc.returncode, seconds, cmd, confined)

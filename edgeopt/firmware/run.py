@@ -1,8 +1,9 @@
 """`edgeopt mcu run`: build the real firmware image for a board, run it under QEMU, compare with the host.
 
 Order: core and emulator (exit 2 before any work when QEMU cannot run the core), toolchain,
-TFLM tree, host checks and host arena (edgeopt.mcu.check), the cached TFLM library, the image
-(link-time fit: exit 3), the QEMU run, then host TFLM and LiteRT on the same samples.
+QEMU and its confinement (exit 2 without Landlock unless EDGEOPT_SANDBOX=off), TFLM tree,
+host checks and host arena (edgeopt.mcu.check), the cached TFLM library, the image (link-time
+fit: exit 3), the confined QEMU run, then host TFLM and LiteRT on the same samples.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from edgeopt.firmware.cores import core_spec, emulator
 from edgeopt.firmware.elf import ElfFigures
 from edgeopt.firmware.image import build_image
 from edgeopt.firmware.library import Library, ensure_library
-from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, run_qemu
+from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, require_confinement, run_qemu
 from edgeopt.firmware.results import Agreement, DeviceReport, agree, parse_report, read_outputs, write_inputs
 from edgeopt.firmware.toolchain import find_qemu, find_toolchain
 from edgeopt.firmware.tree import find_tree
@@ -162,6 +163,7 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
     machine = emulator(spec, profile.name)
     tc = find_toolchain()
     qemu = find_qemu()
+    require_confinement()  # no Landlock and no EDGEOPT_SANDBOX=off: exit 2 before any work
     tree = find_tree(tflm)
     verified = measure(Path(model), profile)  # host checks: ops, int8, host arena
 
