@@ -9,7 +9,7 @@ can make it issue any of them. So QEMU runs confined (unless EDGEOPT_SANDBOX=off
 - its own seccomp filter (`-sandbox`): starting a program (SYS_SYSTEM's fork/exec), raising
   privileges, obsolete and resource-control system calls kill it with SIGSYS;
 - Landlock (edgeopt.confine): the run folder is the only place it may write, create or remove, and
-  it may read and execute only its binary, the shared libraries it loads, /etc/ld.so.cache and the
+  it may read and execute only its binary, the shared libraries its loader lists, /etc/ld.so.cache and the
   image; TCP is refused (Landlock ABI >= 4) and signals to other processes too (ABI >= 6);
 - no network device backend (`-net none`): the board's Ethernet has no host side.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import signal
+import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -30,10 +31,11 @@ from edgeopt.firmware.cores import QemuMachine
 
 DEFAULT_TIMEOUT_S = 600.0
 SECCOMP = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
-LDD_TIMEOUT_S = 30.0
+LIST_TIMEOUT_S = 30.0
+_PT_INTERP = 3
 # What the dynamic loader reads besides the libraries (measured: nothing else is needed to run the harness).
 LOADER_FILES = (Path("/etc/ld.so.cache"),)
-# When `ldd` cannot list the libraries: the folders a dynamic loader searches (system libraries, no user data).
+# When the loader cannot list the libraries: the folders a dynamic loader searches (system libraries, no user data).
 LIBRARY_DIRS = (Path("/lib"), Path("/lib64"), Path("/usr/lib"), Path("/usr/lib64"), Path("/usr/local/lib"))
 
 
@@ -59,18 +61,47 @@ def require_confinement() -> None:
         confine.require()
 
 
+def _interpreter(binary: Path) -> Path | None:
+    """The ELF's PT_INTERP (its dynamic loader); None for a static binary. ValueError when it is not an ELF."""
+    with binary.open("rb") as fh:
+        head = fh.read(64)
+        if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+            msg = f"{binary} is not an ELF executable"
+            raise ValueError(msg)
+        is64 = head[4] == 2
+        end = "<" if head[5] == 1 else ">"
+        word = "Q" if is64 else "I"
+        phoff = struct.unpack_from(f"{end}{word}", head, 32 if is64 else 28)[0]
+        phentsize, phnum = struct.unpack_from(f"{end}HH", head, 54 if is64 else 42)
+        # p_type, then p_offset and p_filesz: (offset 8, 32) in Elf64_Phdr, (4, 16) in Elf32_Phdr
+        at_offset, at_size = (8, 32) if is64 else (4, 16)
+        for i in range(min(phnum, 256)):
+            fh.seek(phoff + i * phentsize)
+            ph = fh.read(phentsize)
+            if struct.unpack_from(f"{end}I", ph, 0)[0] == _PT_INTERP:
+                offset = struct.unpack_from(f"{end}{word}", ph, at_offset)[0]
+                size = struct.unpack_from(f"{end}{word}", ph, at_size)[0]
+                fh.seek(offset)
+                return Path(fh.read(min(size, 4096)).split(b"\0")[0].decode())
+    return None
+
+
 @lru_cache(maxsize=8)
 def _shared_libraries(qemu: Path, stamp: tuple[int, int]) -> tuple[Path, ...]:
-    """The files the loader maps for `qemu` (interpreter included), from `ldd`; the library folders without it."""
+    """The files the loader maps for `qemu` (the loader included), listed by its own loader (`ld.so --list`, what
+    `ldd` runs, without the shell); the system library folders when that does not work."""
     try:
-        proc = subprocess.run(["ldd", str(qemu)], capture_output=True, text=True, timeout=LDD_TIMEOUT_S, check=False,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
+        loader = _interpreter(qemu)
+        if loader is None:
+            return ()  # static: nothing to load
+        proc = subprocess.run([str(loader), "--list", str(qemu)], capture_output=True, text=True,
+                              timeout=LIST_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, ValueError, struct.error, subprocess.TimeoutExpired):
         return LIBRARY_DIRS
     found = [Path(p) for p in re.findall(r"(?:=>\s*|^\s*)(/\S+)\s+\(0x", proc.stdout, flags=re.M)]
     if proc.returncode != 0 or not found or "not found" in proc.stdout:
         return LIBRARY_DIRS
-    return tuple(dict.fromkeys(found))
+    return tuple(dict.fromkeys([loader, *found]))
 
 
 def confinement(qemu: Path, elf: Path, run_dir: Path) -> confine.Confinement:

@@ -188,10 +188,12 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
         build_s = time.perf_counter() - t0 - cache.seconds
         lib = cache.library()
         fig = image.figures
-        write_inputs(work / "in.bin", feeds)
-        run = run_qemu(qemu, machine, image.elf, work, timeout_s)
+        run_dir = work / "run"  # QEMU's only writable place: the image and its sources stay out of its reach
+        run_dir.mkdir()
+        write_inputs(run_dir / "in.bin", feeds)
+        run = run_qemu(qemu, machine, image.elf, run_dir, timeout_s)
         device = parse_report(run, machine, len(feeds))
-        outputs = read_outputs(work / "out.bin", runner.outputs, len(feeds))
+        outputs = read_outputs(run_dir / "out.bin", runner.outputs, len(feeds))
         if out_dir is not None:
             _keep(work, Path(out_dir))
 

@@ -173,3 +173,19 @@ def test_a_host_command_never_runs_and_the_run_fails(host, monkeypatch):
     assert "do not trust this model file" in msg and "bit-exact" not in msg
     assert not host["marker"].exists()
     assert not host["outside"].exists() and host["victim"].read_text() == "keep me"
+
+
+def test_qemu_may_read_its_binary_libraries_and_the_image_only(tmp_path):
+    from edgeopt.firmware.qemu import confinement
+    from edgeopt.firmware.toolchain import find_qemu
+
+    qemu = find_qemu()
+    c = confinement(qemu, tmp_path / "build" / "app.elf", tmp_path / "run")
+    assert c.writable == (tmp_path / "run",)
+    assert c.readable is not None and qemu.resolve() in c.readable and tmp_path / "build" / "app.elf" in c.readable
+    assert Path("/etc/ld.so.cache") in c.readable
+    libs = [p for p in c.readable if ".so" in p.name]
+    assert any(p.name.startswith("libc.so") for p in libs) and any(p.name.startswith("ld-") for p in libs)
+    # Files, not folders: no home, no /tmp, no /usr/share; nothing but the listed libraries of /lib.
+    assert all(p.is_file() for p in c.readable if p.name != "app.elf")
+    assert not any(Path.home() == p or Path("/tmp") == p for p in c.readable)
