@@ -26,13 +26,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from edgeopt import confine
-from edgeopt.errors import InputError, ModelFileError
+from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError
 from edgeopt.firmware.cores import QemuMachine
 
 DEFAULT_TIMEOUT_S = 600.0
 SECCOMP = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 LIST_TIMEOUT_S = 30.0
 _PT_INTERP = 3
+_NO_PEER = re.compile(r"^\S+: warning: nic \S+ has no peer\n", re.M)  # what -net none costs: the board's NIC is unplugged
 # What the dynamic loader reads besides the libraries (measured: nothing else is needed to run the harness).
 LOADER_FILES = (Path("/etc/ld.so.cache"),)
 # When the loader cannot list the libraries: the folders a dynamic loader searches (system libraries, no user data).
@@ -131,7 +132,7 @@ def run_qemu(qemu: Path, machine: QemuMachine, elf: Path, cwd: Path, timeout_s: 
         )
         raise InputError(msg) from None
     seconds = time.perf_counter() - t0
-    output = proc.stdout + proc.stderr
+    output = proc.stdout + _NO_PEER.sub("", proc.stderr)
     if confined and proc.returncode == -signal.SIGSYS:
         last = next((ln for ln in reversed(output.splitlines()) if ln.startswith("EDGEOPT ")), "none")
         msg = (f"the firmware on {machine.machine} asked the host for a forbidden operation (semihosting SYS_SYSTEM "
@@ -139,4 +140,9 @@ def run_qemu(qemu: Path, machine: QemuMachine, elf: Path, cwd: Path, timeout_s: 
                f"does this, so the model drove the firmware out of bounds: do not trust this model file "
                f"(last report: {last})")
         raise ModelFileError(msg)
+    if confined and proc.returncode == 1 and "-sandbox" in proc.stderr and "EDGEOPT " not in output:
+        msg = (f"{qemu} cannot run its seccomp sandbox ({proc.stderr.strip().splitlines()[-1][:200]}); install a QEMU "
+               f"built with seccomp (Debian's and Ubuntu's qemu-system-arm are) or set {confine.SANDBOX_ENV}=off to run "
+               "it unconfined, only for models you trust")
+        raise RuntimeUnavailableError(msg)
     return QemuRun(output, proc.returncode, seconds, cmd, confined)

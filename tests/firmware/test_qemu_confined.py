@@ -140,7 +140,7 @@ def test_semihosting_reaches_the_run_folder_only(host, monkeypatch):
     # What the harness needs still works: console output, reading and writing in the run folder, exit.
     assert "PROBE inside read [run-folder-input]" in run.stdout and "PROBE out.bin written" in run.stdout
     assert (host["run"] / "out.bin").read_bytes() == b"written-inside"
-    assert run.returncode == 0
+    assert run.returncode == 0 and run.stdout.startswith("PROBE inside")  # the firmware's output alone, no QEMU warning
     # Nothing outside: the secret is not read, nothing is written or removed.
     assert "PROBE secret open failed" in run.stdout and SECRET.decode() not in run.stdout
     assert "PROBE outside open failed" in run.stdout and not host["outside"].exists()
@@ -189,3 +189,19 @@ def test_qemu_may_read_its_binary_libraries_and_the_image_only(tmp_path):
     # Files, not folders: no home, no /tmp, no /usr/share; nothing but the listed libraries of /lib.
     assert all(p.is_file() for p in c.readable if p.name != "app.elf")
     assert not any(Path.home() == p or Path("/tmp") == p for p in c.readable)
+
+
+def test_a_qemu_whose_sandbox_does_not_start_is_named_with_the_way_out(host, monkeypatch):
+    """QEMU refusing the -sandbox option (as one built without seccomp does) is exit 2 naming EDGEOPT_SANDBOX=off."""
+    from edgeopt.errors import RuntimeUnavailableError
+    from edgeopt.firmware import qemu
+
+    elf = _build(host["build"], "files", _defines(host))
+    monkeypatch.delenv(confine.SANDBOX_ENV, raising=False)
+    monkeypatch.setattr(qemu, "SECCOMP", "on,no-such-option=deny")  # the real QEMU rejects it at start
+    with pytest.raises(RuntimeUnavailableError) as exc:
+        _run(elf, host["run"])
+    msg = str(exc.value)
+    assert exc.value.exit_code == 2 and len(msg.splitlines()) == 1
+    assert "cannot run its seccomp sandbox" in msg and "no-such-option" in msg and "EDGEOPT_SANDBOX=off" in msg
+    assert not (host["run"] / "out.bin").exists()  # the image never ran
