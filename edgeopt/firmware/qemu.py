@@ -121,8 +121,8 @@ def run_qemu(qemu: Path, machine: QemuMachine, elf: Path, cwd: Path, timeout_s: 
     preexec = confine.preexec(confinement(qemu, elf, cwd)) if confined else None
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False,
-                              stdin=subprocess.DEVNULL, preexec_fn=preexec)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout_s,
+                              check=False, stdin=subprocess.DEVNULL, preexec_fn=preexec)
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         last = next((ln for ln in reversed(out.splitlines()) if ln.startswith("EDGEOPT ")), "no output")

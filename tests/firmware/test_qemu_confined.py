@@ -61,6 +61,7 @@ static void try_write(const char *what, const char *path, const char *text) {
 }
 
 void _start(void) {
+  say("PROBE bytes \xff\xfe\n");  /* not UTF-8: printed as replacement characters, not a decode error */
   show_read("PROBE inside", "inside.txt");
   try_write("PROBE out.bin", "out.bin", "written-inside");
   show_read("PROBE secret", SECRET);
@@ -140,7 +141,7 @@ def test_semihosting_reaches_the_run_folder_only(host, monkeypatch):
     # What the harness needs still works: console output, reading and writing in the run folder, exit.
     assert "PROBE inside read [run-folder-input]" in run.stdout and "PROBE out.bin written" in run.stdout
     assert (host["run"] / "out.bin").read_bytes() == b"written-inside"
-    assert run.returncode == 0 and run.stdout.startswith("PROBE inside")  # the firmware's output alone, no QEMU warning
+    assert run.returncode == 0 and run.stdout.startswith("PROBE bytes \ufffd\ufffd\n")  # the firmware's alone, no warning
     # Nothing outside: the secret is not read, nothing is written or removed.
     assert "PROBE secret open failed" in run.stdout and SECRET.decode() not in run.stdout
     assert "PROBE outside open failed" in run.stdout and not host["outside"].exists()
