@@ -8,7 +8,7 @@ One module per job, in the order a build uses them:
   harness.py    the bare-metal main.cc and linker script around the model's g_model.cc/.h
   image.py      compile + link the image with the board's flash/RAM as memory regions
   elf.py        flash/RAM figures from the linked ELF (sections and symbols)
-  qemu.py       run the image under QEMU with semihosting and -icount shift=0
+  qemu.py       run the image under QEMU with semihosting and -icount shift=0, confined (seccomp + Landlock)
   results.py    parse what the firmware reported; compare with host TFLM and LiteRT
   run.py        the facade: `edgeopt mcu run`
 """

@@ -1,9 +1,10 @@
 """`edgeopt mcu run`: build the real firmware image for a board, run it under QEMU, compare with the host.
 
 Order: core and emulator (exit 2 before any work when QEMU cannot run the core), toolchain,
-TFLM tree, the library cache's folders (private, else exit 2), host checks and host arena
-(edgeopt.mcu.check), the cached TFLM library (hashes checked), the image
-(link-time fit: exit 3), the QEMU run, then host TFLM and LiteRT on the same samples.
+QEMU and its confinement (exit 2 without Landlock unless EDGEOPT_SANDBOX=off), TFLM tree, the library
+cache's folders (private, else exit 2), host checks and host arena (edgeopt.mcu.check), the cached TFLM
+library (hashes checked), the image (link-time fit: exit 3), the confined QEMU run, then host TFLM and
+LiteRT on the same samples.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from edgeopt.firmware.cores import core_spec, emulator
 from edgeopt.firmware.elf import ElfFigures
 from edgeopt.firmware.image import build_image
 from edgeopt.firmware.library import Library, LibraryCache
-from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, run_qemu
+from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, require_confinement, run_qemu
 from edgeopt.firmware.results import Agreement, DeviceReport, agree, parse_report, read_outputs, write_inputs
 from edgeopt.firmware.toolchain import find_qemu, find_toolchain
 from edgeopt.firmware.tree import find_tree
@@ -172,6 +173,7 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
     machine = emulator(spec, profile.name)
     tc = find_toolchain()
     qemu = find_qemu()
+    require_confinement()  # no Landlock and no EDGEOPT_SANDBOX=off: exit 2 before any work
     tree = find_tree(tflm)
     cache = LibraryCache(spec, tc, tree)  # its folders are checked now: a loose cache is refused before any work
     verified = measure(Path(model), profile)  # host checks: ops, int8, host arena
@@ -197,10 +199,12 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
         build_s = time.perf_counter() - t0 - cache.seconds
         lib = cache.library()
         fig = image.figures
-        write_inputs(work / "in.bin", feeds)
-        run = run_qemu(qemu, machine, image.elf, work, timeout_s)
+        run_dir = work / "run"  # QEMU's only writable place: the image and its sources stay out of its reach
+        run_dir.mkdir()
+        write_inputs(run_dir / "in.bin", feeds)
+        run = run_qemu(qemu, machine, image.elf, run_dir, timeout_s)
         device = parse_report(run, machine, len(feeds))
-        outputs = read_outputs(work / "out.bin", runner.outputs, len(feeds))
+        outputs = read_outputs(run_dir / "out.bin", runner.outputs, len(feeds))
         if out_dir is not None:
             _keep(work, Path(out_dir))
 
