@@ -1,10 +1,11 @@
 """Defects the folder kinds of the fuzzer found (issue 21 item 7), one test each, on the fuzzer's own base inputs:
-a real TFLM library cache of three sources (tests/robustness/fuzz_classes.py)."""
+a real TFLM library cache of three sources and a real Optuna search.db (tests/robustness/fuzz_classes.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -64,3 +65,24 @@ def test_an_index_naming_a_file_outside_obj_is_not_trusted(cache_copy, capsys, n
     assert lib_main(["tflm-cache", str(xdg)]) == 0, capsys.readouterr().err
     assert fc.sentinel_state(sentinel) == before
     assert "victim" not in _members(lib / "libtflm.a")
+
+
+@pytest.mark.parametrize("value", [{"m.tflite": 1}, ["m.tflite"], None, 5])
+def test_a_study_artifact_attribute_that_is_not_a_name_is_refused(tmp_path, capsys, value):
+    """A search.db whose trial's `artifact` is a dict was `internal error: TypeError: unhashable type: 'dict'`."""
+    out = tmp_path / "out"
+    shutil.copytree(fc.base_search_out(tmp_path / "base"), out, symlinks=True)
+    with sqlite3.connect(out / "search.db") as con:
+        con.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'artifact'", (json.dumps(value),))
+    assert lib_main(["search-best", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: trial 0000: its artifact is not the one the study recorded; refused (search reads back "
+                   "only the files its trials made: rerun the search into a new --out)"]
+    assert not (out / "best").exists()
+
+
+def test_the_untouched_search_out_is_copied_to_best(tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(fc.base_search_out(tmp_path / "base"), out, symlinks=True)
+    assert lib_main(["search-best", str(out)]) == 0
+    assert sorted(p.name for p in (out / "best").iterdir()) == ["m.float.tflite", "m.tflite", "manifest.json"]
