@@ -2,6 +2,10 @@
 
     python benchmarks/fuzz_long.py --cases 10000 --workers 2 [--tflite built.tflite] [--seed 1] [--fresh | --exec]
     python benchmarks/fuzz_long.py --compare-fresh 300      # forked and exec'd fresh processes agree?
+    python benchmarks/fuzz_long.py --cases 2000 --fresh --kinds savedmodel,onnxfn,tflmcache,searchdb
+
+--kinds picks the input kinds (default: all, the file kinds and the folder kinds of
+tests/robustness/fuzz_classes.py; a folder case must also leave its sentinel folder unchanged).
 
 --fresh runs every case in a process of its own, forked from a server that has imported the CLI, the
 runtimes and TensorFlow once (tests/robustness/fuzzer.py run_forked): signals and hangs are the command's

@@ -110,12 +110,12 @@ def _graph_with_write(path: str) -> bytes:
     return g.SerializeToString()
 
 
-def _const(nodes, name: str, values: list[bytes], fn: bool) -> str:
+def _const(nodes, name: str, values: list[bytes], fn: bool, vector: bool = False) -> str:
     n = nodes.add(name=name, op="Const")
     n.attr["dtype"].type = 7
     n.attr["value"].tensor.dtype = 7
     n.attr["value"].tensor.string_val.extend(values)
-    if len(values) != 1:
+    if vector or len(values) != 1:
         n.attr["value"].tensor.tensor_shape.dim.add(size=len(values))
     return f"{name}:output:0" if fn else name
 
@@ -193,8 +193,8 @@ def mutate_saved_model(base: Path, dst: Path, sentinel: Path, case_id: int, rng:
                 f = function_pb2.FunctionDef()
                 f.signature.name = f"fz_saver_{case_id}"
                 prefix = _const(f.node_def, "prefix", [victim.encode()], True)
-                names = _const(f.node_def, "names", [b"x"], True)
-                slices = _const(f.node_def, "slices", [b""], True)
+                names = _const(f.node_def, "names", [b"x"], True, vector=True)  # SaveV2 wants rank-1 names/slices
+                slices = _const(f.node_def, "slices", [b""], True, vector=True)
                 s = f.node_def.add(name="save", op="SaveV2")
                 s.input.extend([prefix, names, slices, names])
                 s.attr["dtypes"].list.type.append(7)
