@@ -2,6 +2,10 @@
 
     python benchmarks/fuzz_long.py --cases 10000 --workers 2 [--tflite built.tflite] [--seed 1] [--fresh | --exec]
     python benchmarks/fuzz_long.py --compare-fresh 300      # forked and exec'd fresh processes agree?
+    python benchmarks/fuzz_long.py --cases 2000 --fresh --kinds savedmodel,onnxfn,tflmcache,searchdb
+
+--kinds picks the input kinds (default: all, the file kinds and the folder kinds of
+tests/robustness/fuzz_classes.py; a folder case must also leave its sentinel folder unchanged).
 
 --fresh runs every case in a process of its own, forked from a server that has imported the CLI, the
 runtimes and TensorFlow once (tests/robustness/fuzzer.py run_forked): signals and hangs are the command's
@@ -17,6 +21,7 @@ with its command line to WORKDIR/bad.txt. Mutated files of bad cases are kept.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.robustness.fuzzer import build_corpus, make_cases, run_cases, run_forked, run_fresh  # noqa: E402
+from tests.robustness.fuzzer import ALL_KINDS, build_corpus, make_cases, run_cases, run_forked, run_fresh  # noqa: E402
 
 
 def main() -> int:
@@ -40,8 +45,13 @@ def main() -> int:
     ap.add_argument("--fresh", action="store_true", help="a fresh (forked) process per case")
     ap.add_argument("--exec", action="store_true", help="a fresh `python -m edgeopt` per case")
     ap.add_argument("--compare-fresh", type=int, metavar="N", help="N cases forked and exec'd; list differences")
+    ap.add_argument("--kinds", default=",".join(ALL_KINDS),
+                    help=f"input kinds, comma-separated (default: all: {','.join(ALL_KINDS)})")
     ap.add_argument("--results", type=Path, help="write the closing counts as a section of this file (RESULTS.md)")
     args = ap.parse_args()
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if not set(kinds) <= set(ALL_KINDS):
+        ap.error(f"--kinds: unknown {sorted(set(kinds) - set(ALL_KINDS))}; known: {', '.join(ALL_KINDS)}")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="edgeopt-fuzz-"))
     tflite = args.tflite
     if tflite is None:
@@ -60,7 +70,7 @@ def main() -> int:
     batch = 500  # mutated files are removed batch by batch (kept for bad cases)
     while done < args.cases:
         n = min(batch, args.cases - done)
-        cases = make_cases(corpus, n, seed=args.seed * 1_000_003 + done, first=done)
+        cases = make_cases(corpus, n, seed=args.seed * 1_000_003 + done, first=done, kinds=kinds)
         runner = run_forked if args.fresh else run_fresh if args.exec else run_cases
         run = runner(cases, workers=args.workers, timeout=args.timeout)
         for o in run.outcomes:
@@ -73,10 +83,15 @@ def main() -> int:
             bad_lines.append(f"{o.outcome} exit={o.code} {' '.join(o.case.args)} [{o.case.target}/{o.case.mutation}]\n"
                              f"    {o.stderr.strip()[-600:]}")
         (work / "bad.txt").write_text("\n".join(bad_lines) + "\n")
-        keep = {a for o in run.bad() for a in o.case.args}
+        keep = {Path(a).name.split(".")[0] for o in run.bad() for a in o.case.args if a.startswith(str(corpus.workdir))}
         for p in corpus.workdir.glob("case*"):
-            if str(p) not in keep:
-                p.unlink()
+            if p.name.split(".")[0] not in keep:
+                if p.is_dir() and not p.is_symlink():
+                    for d in (p, *(q for q in p.rglob("*") if q.is_dir() and not q.is_symlink())):
+                        d.chmod(0o700)  # a case may have loosened or tightened a folder's mode
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
         done += n
         rate = done / (time.monotonic() - t0)
         totals = {k: v for k, v in counts.items() if "/" not in k}
@@ -100,7 +115,7 @@ BEGIN, END = "<!-- fuzz-long:begin -->", "<!-- fuzz-long:end -->"
 
 def render(counts: dict[str, int], bad_lines: list[str], args: argparse.Namespace, mode: str, seconds: float) -> str:
     """The RESULTS.md section: totals, the table by input kind and mutation, every bad case."""
-    outcomes = ("ok", "rejected", "budget", "internal", "crash", "hang")
+    outcomes = ("ok", "rejected", "budget", "internal", "crash", "hang", "escape")
     total = sum(v for k, v in counts.items() if "/" not in k)
     lines = [BEGIN, "## Long fuzz run of the CLI (structure-aware mutations)", "",
              f"`python benchmarks/fuzz_long.py --cases {args.cases} --workers {args.workers} --seed {args.seed}"
@@ -113,7 +128,7 @@ def render(counts: dict[str, int], bad_lines: list[str], args: argparse.Namespac
         lines.append(f"| **{target}** | " + " | ".join(str(counts.get(f"{target}/{o}", 0)) for o in outcomes) + " |")
         for kind in (k for k in kinds if k.startswith(target + ":")):
             lines.append(f"| {kind} | " + " | ".join(str(counts.get(f"{kind}/{o}", 0)) for o in outcomes) + " |")
-    lines += ["", f"Bad cases (internal, crash, hang): {len(bad_lines)}."]
+    lines += ["", f"Bad cases (internal, crash, hang, escape): {len(bad_lines)}."]
     lines += [f"- `{b.splitlines()[0][:300]}`" for b in bad_lines]
     return "\n".join([*lines, END]) + "\n"
 

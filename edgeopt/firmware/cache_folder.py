@@ -1,7 +1,7 @@
 """The TFLM library cache's folders are private, like ssh's ~/.ssh: owned by the user, not writable by anyone else.
 
-`private_folder` creates a missing folder 0700 and refuses (InputError, exit 2) an existing one that is not a
-folder, belongs to another user, or is writable by group or others, naming its mode, its owner and the fix.
+`private_folder` creates a missing folder 0700 and refuses (InputError, exit 2) an existing one that is a symbolic
+link or not a folder, belongs to another user, or is writable by group or others, naming its mode, its owner and the fix.
 Anyone who can write there could plant an object that edgeopt would link into firmware it then runs.
 `sweep_temporary` removes the temporary files a killed build left (called with the folder's lock held).
 """
@@ -28,11 +28,14 @@ def private_folder(path: Path) -> Path:
         msg = f"cannot create the TFLM library cache folder {path}: {exc.strerror or exc}; set XDG_CACHE_HOME to a writable folder"
         raise InputError(msg) from None
     try:
-        st = Path(path).stat()
-    except OSError as exc:
+        st = os.lstat(path)  # never through a link: obj/ linked to a user's folder would get objects written
+    except OSError as exc:  # and unrecorded *.o files removed there
         msg = f"cannot read the TFLM library cache folder {path}: {exc.strerror or exc}; set XDG_CACHE_HOME to a writable folder"
         raise InputError(msg) from None
     mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        msg = f"the TFLM library cache folder {path} is a symbolic link; refused: remove it (edgeopt creates its own)"
+        raise InputError(msg)
     if not stat.S_ISDIR(st.st_mode):
         msg = f"the TFLM library cache folder {path} is not a folder; remove it (edgeopt creates its own)"
         raise InputError(msg)

@@ -15,7 +15,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from edgeopt.atomic import write_text_atomic
 
@@ -37,6 +37,13 @@ def file_sha256(path: Path) -> str | None:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def _object_name(rel: str) -> bool:
+    """Whether `rel` can name an object under obj/: relative, no `..`/`.`/empty part, no NUL or backslash, *.o."""
+    parts = PurePosixPath(rel).parts
+    return (bool(parts) and rel.endswith(".o") and not rel.startswith("/") and "\0" not in rel and "\\" not in rel
+            and all(p not in ("", ".", "..") for p in rel.split("/")))
+
+
 @dataclass
 class CacheIndex:
     """Object path (relative to obj/) -> sha256, and the archive's sha256 with the objects it was made from."""
@@ -48,7 +55,8 @@ class CacheIndex:
 
     @classmethod
     def load(cls, folder: Path) -> CacheIndex:
-        """The folder's index; an unreadable or malformed one is empty (everything is rebuilt, nothing trusted)."""
+        """The folder's index; an unreadable or malformed one, or one naming a file outside obj/, is empty
+        (everything is rebuilt, nothing trusted)."""
         path = folder / INDEX_NAME
         try:
             raw = json.loads(path.read_text("utf-8"))
@@ -59,6 +67,8 @@ class CacheIndex:
             members = [str(m) for m in raw.get("archive_objects", [])]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls(path)
+        if not all(map(_object_name, [*objects, *members])):
+            return cls(path)  # a name that leaves obj/: the index was not written by edgeopt
         return cls(path, objects, None if archive is None else str(archive), members)
 
     def save(self) -> None:

@@ -168,6 +168,7 @@ class LibraryCache:
             if swept:
                 self._note(f"TFLM cache: removed {_plural(swept, 'temporary file', 'temporary files')} an "
                            "interrupted build left")
+            self._drop_links()
             index = CacheIndex.load(self.dir)
             self._drop_unrecorded(index)
             yield index
@@ -179,6 +180,19 @@ class LibraryCache:
             raise InputError(msg) from None
         finally:
             os.close(fd)
+
+    def _drop_links(self) -> None:
+        """Remove every symbolic link under obj/ (never followed): a folder linked elsewhere would get objects
+        compiled into it, a linked object never passes its hash. What they stood for is rebuilt."""
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.obj):  # os.walk does not descend into linked folders
+            here = Path(dirpath)
+            found += [here / n for n in [*dirnames, *filenames] if (here / n).is_symlink()]
+        for p in found:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        if found:
+            self._note(f"TFLM cache: removed {_plural(len(found), 'symbolic link', 'symbolic links')} from obj/")
 
     def _drop_unrecorded(self, index: CacheIndex) -> None:
         """Remove objects the index does not know (planted, or published by a build killed before recording them)."""

@@ -213,6 +213,27 @@ def test_a_planted_lock_is_refused_and_its_target_keeps_its_bytes(cache, tmp_pat
     assert victim.read_bytes() == b"precious bytes\n"
 
 
+@pytest.mark.parametrize("folder", ["obj", "library folder"])
+def test_a_cache_folder_replaced_by_a_link_is_refused_and_nothing_is_written_through_it(cache, tmp_path, folder):
+    """Found by the fuzzer (issue 21 item 7): obj/ linked to a folder of the user's made the check compile objects
+    into that folder (and remove the *.o files there the index does not know)."""
+    from edgeopt.errors import EdgeoptError
+
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    (mine / "keep.o").write_bytes(b"precious bytes\n")
+    link = cache.obj if folder == "obj" else cache.dir
+    shutil.rmtree(link)
+    link.symlink_to(mine, target_is_directory=True)
+    with pytest.raises(EdgeoptError) as err:
+        cache.checked_archive()
+    assert err.value.exit_code == 2
+    assert str(err.value) == (f"the TFLM library cache folder {link} is a symbolic link; refused: remove it "
+                              "(edgeopt creates its own)")
+    assert sorted(p.name for p in mine.iterdir()) == ["keep.o"]
+    assert (mine / "keep.o").read_bytes() == b"precious bytes\n"
+
+
 def test_stale_temporary_files_are_swept_when_the_lock_is_taken(cache, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious bytes\n")

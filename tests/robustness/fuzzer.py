@@ -12,6 +12,12 @@ its timeout, the parent records that case and starts a new worker. Outcomes:
     internal  exit 1, a traceback, a multi-line error, or another exit code   -> bug
     crash     the worker died of a signal                                        -> bug
     hang      no answer within the timeout                                       -> bug
+    escape    the case changed its own sentinel folder (wrote, removed or modified outside its own
+              folder; checked after every case of the folder kinds, fuzz_classes.py)  -> bug
+
+Folder kinds (fuzz_classes.py: SavedModels, ONNX function fan-out, TFLM cache folders, search OUTs) join the
+file kinds when make_cases gets `kinds`; the TFLM cache and search cases run a library entry point
+(`fuzz-lib ...`, tests/robustness/fuzz_lib.py) instead of an edgeopt command.
 
 Used by tests/robustness/test_fuzz.py (a few hundred cases) and
 benchmarks/fuzz_long.py (10,000+).
@@ -38,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-BAD = ("internal", "crash", "hang")
+BAD = ("internal", "crash", "hang", "escape")
 HUGE = (0x7FFFFFFF, 0xFFFFFFFF, 0x80000000, 1 << 20, 1 << 16, 0)
 
 
@@ -240,6 +246,7 @@ class Case:
     target: str  # what was mutated: tflite, onnx, keras, npz, toml
     mutation: str
     args: tuple[str, ...]
+    sentinel: str = ""  # the case's sentinel folder, checked after it (fuzz_classes.sentinel_state); "" = none
 
 
 BENCH_FAST = ("--runs", "1", "--min-seconds", "0", "--warmup-runs", "0", "--warmup-seconds", "0", "--max-seconds", "2")
@@ -257,20 +264,55 @@ PLANS = {
 }
 
 
+FOLDER_PLANS = {
+    "savedmodel": (5, (("inspect", "{f}"),)),  # TF loads the model: ~20 s a case here; build would stop at {out}
+    "onnxfn": (10, (("inspect", "{f}"), ("bench", "{f}", *BENCH_FAST))),
+    "tflmcache": (8, (("fuzz-lib", "tflm-cache", "{f}"),)),
+    "searchdb": (8, (("fuzz-lib", "search-best", "{f}"),)),
+}
+OLD_KINDS = tuple(PLANS)
+ALL_KINDS = (*PLANS, *FOLDER_PLANS)
+
+
+def _folder_case(corpus: Corpus, target: str, i: int, rng: random.Random, bases: dict[str, Path]) -> tuple[str, Path]:
+    """(mutation, path) of one folder-kind case, made in corpus.workdir beside its sentinel folder
+    (caseNNNNNN.sentinel); the base inputs are built once."""
+    from tests.robustness import fuzz_classes as fc
+
+    sentinel = fc.make_sentinel(corpus.workdir / f"case{i:06d}.sentinel")
+    path = corpus.workdir / (f"case{i:06d}.onnx" if target == "onnxfn" else f"case{i:06d}.d")
+    if target == "onnxfn":
+        return fc.make_onnx_functions(path, rng), path
+    if target not in bases:
+        bases[target] = {"savedmodel": fc.base_saved_model, "tflmcache": lambda: fc.base_tflm_cache(corpus.workdir),
+                         "searchdb": lambda: fc.base_search_out(corpus.workdir)}[target]()
+    if target == "savedmodel":
+        path.mkdir()
+        return fc.mutate_saved_model(bases[target], path / "model", sentinel, i, rng), path / "model"
+    if target == "tflmcache":
+        return fc.mutate_tflm_cache(bases[target], path, sentinel, rng), path
+    return fc.mutate_search_out(bases[target], path, sentinel, rng), path
+
+
 def _light(template: tuple[str, ...]) -> bool:
     """Commands that never import TensorFlow (about 1 s in a fresh process)."""
     return template[0] in ("bench", "inspect", "targets") and not template[1].startswith("{keras}")
 
 
-def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0, light: bool = False) -> list[Case]:
+def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0, light: bool = False,
+               kinds: tuple[str, ...] = OLD_KINDS) -> list[Case]:
     """n mutated cases numbered from `first`; a long run passes a new `first` per batch so kept files never clash.
 
     `light` keeps only the commands that do not import TensorFlow (for fresh-process runs in the test suite).
+    `kinds`: the input kinds to draw from (ALL_KINDS adds the folder kinds of fuzz_classes.py).
     """
     rng = random.Random(seed)
-    plans = {k: (w, tuple(t for t in ts if _light(t) and k != "keras") if light else ts) for k, (w, ts) in PLANS.items()}
+    every = {**PLANS, **FOLDER_PLANS}
+    plans = {k: (w, tuple(t for t in ts if _light(t) and k not in ("keras", "savedmodel")) if light else ts)
+             for k, (w, ts) in every.items() if k in kinds}
     plans = {k: v for k, v in plans.items() if v[1]}
-    originals = {k: getattr(corpus, k).read_bytes() for k in PLANS}
+    originals = {k: getattr(corpus, k).read_bytes() for k in PLANS if k in plans}
+    bases: dict[str, Path] = {}
     names = list(plans)
     weights = [plans[k][0] for k in names]
     out_file = corpus.workdir / "out-is-a-file"
@@ -278,17 +320,23 @@ def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0, light: bool = 
     cases = []
     for i in range(first, first + n):
         target = rng.choices(names, weights)[0]
+        if target in FOLDER_PLANS:
+            mutation, path = _folder_case(corpus, target, i, rng, bases)
+            template = rng.choice(plans[target][1])
+            args = tuple(a.format(f=path, out=out_file) for a in template)
+            cases.append(Case(i, target, mutation, args, str(corpus.workdir / f"case{i:06d}.sentinel")))
+            continue
         data = originals[target]
         if target == "npz":
             mutation, mutated = mutate_npz(data, rng)
         elif target == "toml":
             mutation, mutated = mutate_toml(data, rng)
         elif target == "tflite":
-            mutation, mutated = mutate_tflite(data, rng, originals[rng.choice(names)])
+            mutation, mutated = mutate_tflite(data, rng, originals.get(rng.choice(names), b""))
         elif target == "onnx":
-            mutation, mutated = mutate_onnx(data, rng, originals[rng.choice(names)], corpus.workdir)
+            mutation, mutated = mutate_onnx(data, rng, originals.get(rng.choice(names), b""), corpus.workdir)
         else:
-            mutation, mutated = mutate_bytes(data, rng, originals[rng.choice(names)])
+            mutation, mutated = mutate_bytes(data, rng, originals.get(rng.choice(names), b""))
         suffix = {"tflite": ".tflite", "onnx": ".onnx", "keras": ".keras", "npz": ".npz", "toml": ".toml"}[target]
         path = corpus.workdir / f"case{i:06d}{suffix}"
         path.write_bytes(mutated)
@@ -299,6 +347,46 @@ def make_cases(corpus: Corpus, n: int, seed: int, first: int = 0, light: bool = 
 
 
 # --------------------------------------------------------------------------- workers
+
+
+def escaped(case: Case) -> str:
+    """"" if the case left the sentinel folder as it was; else what changed (and the folder is restored)."""
+    if not case.sentinel:
+        return ""
+    from tests.robustness import fuzz_classes as fc
+
+    sentinel = Path(case.sentinel)
+    found = fc.sentinel_state(sentinel)
+    if found == fc.sentinel_state(_fresh_sentinel()):
+        return ""
+    import shutil
+
+    if sentinel.is_symlink():
+        sentinel.unlink()
+    else:
+        shutil.rmtree(sentinel, ignore_errors=True)
+    fc.make_sentinel(sentinel)
+    return f"the sentinel folder changed: {found}"
+
+
+_SENTINEL_REF: list[Path] = []
+
+
+def _fresh_sentinel() -> Path:
+    """A pristine sentinel folder to compare with (made once per process)."""
+    if not _SENTINEL_REF:
+        from tests.robustness import fuzz_classes as fc
+
+        _SENTINEL_REF.append(fc.make_sentinel(Path(tempfile.mkdtemp(prefix="edgeopt-fuzz-ref-")) / "sentinel"))
+    return _SENTINEL_REF[0]
+
+
+def _judged(case: Case, outcome: str, code: int | None, stderr: str, seconds: float) -> Outcome:
+    """The outcome of a finished case, turned into "escape" when the sentinel folder changed."""
+    why = escaped(case)
+    if why:
+        return Outcome(case, "escape", code, f"{why}\n{stderr[-1500:]}", seconds)
+    return Outcome(case, outcome, code, stderr, seconds)
 
 
 def classify(command: str, code: int, stderr: str) -> str:
@@ -328,6 +416,23 @@ def _serve() -> int:
     for line in sys.stdin:
         case = json.loads(line)
         t0 = time.perf_counter()
+        if case["args"][0] == "fuzz-lib":
+            from tests.robustness.fuzz_lib import main as lib_main
+
+            buf = io.StringIO()
+            with contextlib.redirect_stderr(buf):
+                try:
+                    code = lib_main(case["args"][1:])
+                except BaseException:  # noqa: BLE001 - reported as a traceback, like an uncaught exception
+                    import traceback
+
+                    code = 1
+                    buf.write(traceback.format_exc())
+            answer = {"id": case["id"], "code": code, "stderr": buf.getvalue()[-2000:],
+                      "seconds": time.perf_counter() - t0}
+            proto.write(json.dumps(answer) + "\n")
+            proto.flush()
+            continue
         result = runner.invoke(app, case["args"], catch_exceptions=True)
         stderr = result.stderr
         if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -412,7 +517,8 @@ def run_cases(cases: list[Case], workers: int = 2, timeout: float = 60.0, first_
             if line:
                 a = json.loads(line)
                 command = w.case.args[0]
-                run.outcomes.append(Outcome(w.case, classify(command, a["code"], a["stderr"]), a["code"], a["stderr"], a["seconds"]))
+                run.outcomes.append(_judged(w.case, classify(command, a["code"], a["stderr"]), a["code"], a["stderr"],
+                                            a["seconds"]))
                 fresh[id(w)] = False
                 feed(w)
             else:  # the worker died
@@ -454,7 +560,8 @@ def run_fresh(cases: list[Case], workers: int = 2, timeout: float = 60.0, progre
         while todo and len(running) < workers:
             case = todo.pop()
             err = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the case ends; a pipe could fill up and stall the child
-            proc = subprocess.Popen([sys.executable, "-m", "edgeopt", *case.args], stdout=subprocess.DEVNULL,
+            argv = ["tests.robustness.fuzz_lib", *case.args[1:]] if case.args[0] == "fuzz-lib" else ["edgeopt", *case.args]
+            proc = subprocess.Popen([sys.executable, "-m", *argv], stdout=subprocess.DEVNULL,
                                     stderr=err, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True, cwd=Path(__file__).resolve().parents[2])
             running.append((case, proc, time.monotonic(), err))
@@ -476,7 +583,7 @@ def run_fresh(cases: list[Case], workers: int = 2, timeout: float = 60.0, progre
             err.close()
             code = proc.returncode
             outcome = "crash" if code < 0 else classify(case.args[0], code, stderr)
-            run.outcomes.append(Outcome(case, outcome, code, stderr[-2000:], elapsed))
+            run.outcomes.append(_judged(case, outcome, code, stderr[-2000:], elapsed))
         if progress and run.outcomes and len(run.outcomes) % 50 == 0:
             print(f"\r{len(run.outcomes)}/{len(cases)} {dict(run.counts)}", end="", file=sys.stderr, flush=True)
     return run
@@ -509,6 +616,11 @@ def _zygote_child(case: dict[str, Any], proto_fd: int) -> None:
         sys.argv = ["edgeopt", *case["args"]]
         from edgeopt.cli.app import main
 
+        if case["args"][0] == "fuzz-lib":
+            from tests.robustness.fuzz_lib import main as lib_main
+
+            def main() -> None:
+                sys.exit(lib_main(case["args"][1:]))
         try:
             main()
             code = 0
@@ -640,10 +752,10 @@ def run_forked(cases: list[Case], workers: int = 2, timeout: float = 60.0, progr
                 err.unlink(missing_ok=True)
                 code = a["status"]
                 if case.id in hung:
-                    run.outcomes.append(Outcome(case, "hang", None, f"no answer in {timeout:g} s", elapsed))
+                    run.outcomes.append(_judged(case, "hang", None, f"no answer in {timeout:g} s", elapsed))
                     continue
                 outcome = "crash" if code < 0 else classify(case.args[0], code, stderr)
-                run.outcomes.append(Outcome(case, outcome, code, stderr[-2000:], elapsed))
+                run.outcomes.append(_judged(case, outcome, code, stderr[-2000:], elapsed))
             now = time.monotonic()
             for cid, t0 in started.items():
                 if cid not in hung and cid in pids and now - t0 > timeout:

@@ -4,6 +4,8 @@ A few hundred cases through long-lived worker processes, and a few dozen TensorF
 process each (see fuzzer.py); benchmarks/fuzz_long.py runs the same fuzzer for 10,000+ cases (--fresh for
 a process per case). Mutations are byte-level and structure-aware: flatbuffer offset aliasing and vector
 length inflation, ONNX external-data references, TOML nesting depth, .npz size bombs and bad labels.
+The folder kinds (fuzz_classes.py: edited SavedModels, ONNX function fan-out, TFLM cache folders, search OUTs)
+get a few cases each here; each of them must also leave its sentinel folder untouched (outcome "escape").
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+from tests.robustness.fuzz_classes import NEW_KINDS
 from tests.robustness.fuzzer import BAD, build_corpus, make_cases, run_cases, run_forked, run_fresh
 
 CASES = int(os.environ.get("EDGEOPT_FUZZ_CASES", "240"))
@@ -63,3 +66,25 @@ def test_forked_and_execd_processes_agree(mobile_build, tmp_path):
     execd = {o.case.id: (o.outcome, o.code) for o in run_fresh(cases, workers=2, timeout=60).outcomes}
     assert forked == execd
     assert {o for o, _ in forked.values()} >= {"ok", "rejected"}
+
+
+def test_fuzz_folder_kinds_fresh_process_per_case(mobile_build, tmp_path):
+    """ONNX function fan-out, TFLM cache folders and search OUTs (no TensorFlow), a fresh process each."""
+    corpus = build_corpus(tmp_path / "folders", mobile_build / "digits_dscnn.tflite")
+    cases = make_cases(corpus, 15, seed=20261207, kinds=("onnxfn", "tflmcache", "searchdb"))
+    assert {c.target for c in cases} == {"onnxfn", "tflmcache", "searchdb"}
+    assert all(c.sentinel for c in cases)
+    _report(run_fresh(cases, workers=2, timeout=60), cases)
+
+
+def test_fuzz_edited_saved_models(mobile_build, tmp_path):
+    """SavedModels edited with the protobuf API (graphs in strings, restore-node function attrs, file-reading
+    dataset ops), `inspect` in a forked process each; the base SavedModel is built once and cached."""
+    corpus = build_corpus(tmp_path / "sm", mobile_build / "digits_dscnn.tflite")
+    cases = make_cases(corpus, 3, seed=20261208, kinds=("savedmodel",))
+    assert {c.target for c in cases} == {"savedmodel"} and set(NEW_KINDS) >= {"savedmodel"}
+    run = run_forked(cases, workers=2, timeout=120)
+    assert len(run.outcomes) == 3
+    bad = [f"{o.case.mutation}: {o.outcome} (exit {o.code}) {o.stderr.strip()[-400:]}" for o in run.bad()]
+    assert not bad, "\n".join(bad)
+    assert set(run.counts) <= {"ok", "rejected"}

@@ -76,7 +76,7 @@ def local_trial(out: Path, t: Any) -> TrialFiles | None:
         if not parts or name.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in name or "\0" in name:
             raise _refused(t.number, f"its manifest names {name[:80]!r}, outside the trial folder")
     artifact, baseline = t.user_attrs.get("artifact"), t.user_attrs.get("baseline_artifact")
-    if artifact not in files or baseline not in files or files[artifact] != t.user_attrs.get(ARTIFACT_SHA256):
+    if not isinstance(artifact, str) or not isinstance(baseline, str) or artifact not in files or baseline not in files or files[artifact] != t.user_attrs.get(ARTIFACT_SHA256):
         raise _refused(t.number, "its artifact is not the one the study recorded")
     return TrialFiles(t.number, folder, files, data, str(artifact), str(baseline))
 
