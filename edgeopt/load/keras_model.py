@@ -103,11 +103,17 @@ def load_keras(path: Path, unsafe: bool = False) -> Any:
     import edgeopt.qat.layers  # noqa: F401  - registers edgeopt's fake-quant layers (files written by `edgeopt qat`)
     from edgeopt.sandbox import channel
 
+    with channel.phase("loading the model"):  # the model's own code runs (Lambda, custom layers, a graph)
+        return _load(keras, path, fmt, unsafe)
+
+
+def _load(keras: Any, path: Path, fmt: ModelFormat, unsafe: bool) -> Any:
+    """Keras or TensorFlow loading, with what they raise turned into one line; anything else is the model's
+    own code failing (channel.phase names it)."""
     try:
-        with channel.phase("loading the model"):  # the model's own code runs (Lambda, custom layers, a graph)
-            if fmt is ModelFormat.SAVED_MODEL:
-                return _load_saved_model(keras, path)
-            return keras.saving.load_model(path, compile=True, safe_mode=not unsafe)
+        if fmt is ModelFormat.SAVED_MODEL:
+            return _load_saved_model(keras, path)
+        return keras.saving.load_model(path, compile=True, safe_mode=not unsafe)
     except PermissionError as exc:
         msg = (f"{path}: loading the model ran code that tried to write {exc.filename or 'a file'}, refused by the "
                "sandbox; this model file writes files when it loads: do not use it")
