@@ -62,6 +62,8 @@ def main() -> int:
 
             traceback.print_exception(exc)
         channel.send({"t": "error", "error": encode_error(exc)})
+    if "edgeopt.convert.isolated" in sys.modules:  # end the converter's child and reap it (its CPU time is ours)
+        sys.modules["edgeopt.convert.isolated"].close()
     return 0
 
 
