@@ -78,6 +78,29 @@ def image_crops(n: int, h: int, w: int, seed: int) -> np.ndarray:
     return out
 
 
+WORDS = ("edge", "LiteRT", "int8", "ONNX", "Cortex-M", "latency", "2026", "quantize", "XNNPACK", "benchmark")
+
+
+def text_crops(n: int, h: int, w: int, seed: int) -> np.ndarray:
+    """Photo crops with a few words drawn on them by Pillow (its default font, dark or light, random sizes):
+    what a text detector is for (bare photos give it an all-zero map)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed + 100)
+    out = image_crops(n, h, w, seed)
+    for k in range(n):
+        im = Image.fromarray(out[k].astype(np.uint8))
+        draw = ImageDraw.Draw(im)
+        for _ in range(int(rng.integers(2, 5))):
+            size = int(rng.integers(max(10, h // 16), max(12, h // 7)))
+            font = ImageFont.load_default(size=size)
+            xy = (int(rng.integers(0, w * 2 // 3)), int(rng.integers(0, h - size)))
+            ink = (10, 10, 10) if rng.random() < 0.5 else (245, 245, 245)
+            draw.text(xy, str(rng.choice(WORDS)), fill=ink, font=font)
+        out[k] = np.asarray(im, np.float32)
+    return out
+
+
 def digits_nchw(n: int, offset: int) -> np.ndarray:
     from sklearn.datasets import load_digits
 
@@ -237,7 +260,7 @@ def ocr(wheels: Path, folder: Path, which: str, hw: tuple[int, int]) -> Path:
 
 def ocr_samples(hw: tuple[int, int]) -> Callable[[int, int], dict[str, np.ndarray]]:
     def make(n: int, seed: int) -> dict[str, np.ndarray]:
-        x = image_crops(n, hw[0], hw[1], seed) / 255.0
+        x = text_crops(n, hw[0], hw[1], seed) / 255.0
         return {"x": ((x - 0.5) / 0.5).transpose(0, 3, 1, 2).astype(np.float32)}  # PaddleOCR: (x/255 - .5)/.5
     return make
 
@@ -330,6 +353,7 @@ def torch_version() -> str:
 
 def cases(wheels: Path) -> list[Case]:
     photos = "crops of scikit-learn's sample photos (china.jpg, flower.jpg)"
+    texts = photos + " with words drawn by Pillow, PaddleOCR-normalised"
     out = [
         Case("helper_cnn", "onnx.helper (seeded random weights)", lambda f: helper_cnn(f, False),
              lambda n, s: {"x": digits_nchw(n, 1000 + s)}, "scikit-learn digits / 16", True),
@@ -339,13 +363,13 @@ def cases(wheels: Path) -> list[Case]:
              lambda n, s: {"image": image_crops(n, 96, 96, s) / 127.5 - 1.0}, photos + ", scaled to [-1, 1], NHWC",
              True),
         Case("ppocr_v2_cls", "rapidocr-onnxruntime 1.4.4 wheel (PP-OCR mobile v2.0 cls)",
-             lambda f: ocr(wheels, f, "cls", (48, 192)), ocr_samples((48, 192)), photos + ", PaddleOCR-normalised",
+             lambda f: ocr(wheels, f, "cls", (48, 192)), ocr_samples((48, 192)), texts,
              True),
         Case("ppocr_v4_rec", "rapidocr-onnxruntime 1.4.4 wheel (PP-OCRv4 rec)",
-             lambda f: ocr(wheels, f, "rec", (48, 320)), ocr_samples((48, 320)), photos + ", PaddleOCR-normalised",
+             lambda f: ocr(wheels, f, "rec", (48, 320)), ocr_samples((48, 320)), texts,
              False),
         Case("ppocr_v4_det", "rapidocr-onnxruntime 1.4.4 wheel (PP-OCRv4 det)",
-             lambda f: ocr(wheels, f, "det", (320, 320)), ocr_samples((320, 320)), photos + ", PaddleOCR-normalised",
+             lambda f: ocr(wheels, f, "det", (320, 320)), ocr_samples((320, 320)), texts,
              False),
         Case("silero_vad", "silero-vad 6.2.3 wheel (op18 ifless; its If on sr == 16000 replaced by the 16 kHz branch)",
              lambda f: silero(wheels, f), silero_samples, "seeded random tones + noise in [-1, 1], zero state", False),
