@@ -557,7 +557,7 @@ def measure(case: Case, work: Path, runs: int, min_seconds: float) -> Row:
     flat = [k for k, r in ref.items() if float(np.std(r)) < 1e-6]
     if flat:
         row.notes.append(f"the float model's output {', '.join(f'`{k}`' for k in flat)} has std < 1e-6 over the "
-                         "samples (random weights): int8 agreement on it means nothing")
+                         "samples (random or constant weights): int8 agreement on it means nothing")
     if row.fidelity.startswith("prove_conversion refuses"):  # the same two figures, computed here
         from edgeopt.validate.metrics import max_abs, snr_db
 
@@ -705,8 +705,8 @@ def render(rows: list[Row]) -> list[str]:
                    f"{b('tflite int8')} | {b('onnx2tf int8')} | {ms('LiteRT float')} | {ms('LiteRT int8 (AEQ)')} | "
                    f"{ms('ORT int8')} | {ms('onnx2tf -oiqt')} | {ratio('LiteRT int8 (AEQ)', 'LiteRT float')} | "
                    f"{ratio('LiteRT int8 (AEQ)', 'ORT int8')} |")
-        out += [f"  - `{r.case.name}`: {n}" for n in r.notes]
-    return out
+    notes = [f"- `{r.case.name}`: {n}" for r in rows for n in r.notes]
+    return out + ([""] + notes if notes else [])
 
 
 def main() -> None:
