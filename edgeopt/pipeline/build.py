@@ -124,7 +124,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     unchanged = None if cached is None else _unchanged(req.out, *cached)
     if unchanged is not None:
         return unchanged
-    if profile.qat is not None and req.train is None and sibling(req.model, "train") is None:
+    if profile.qat is not None and req.train is None and sibling(req.model, "train") is None \
+            and req.model.suffix.lower() not in (".onnx", ".tflite"):  # those: refused as Keras-only in body
         from edgeopt.pipeline.qat_stage import check_qat_inputs
 
         check_qat_inputs(profile, None)  # refused before TensorFlow loads
@@ -369,7 +370,7 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
     from edgeopt.convert.registry import converter_for
 
     converter = converter_for(profile.convert.format)
-    if source.keras_model is None and not converter.from_onnx:
+    if source.keras_model is None and not converter.from_onnx and converter.onnx_to_float is None:
         msg = (
             f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server"
@@ -382,11 +383,14 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
                          "first, then run QAT (or use a profile without [prune]/[sparsity]/[cluster])"
         )
         raise InputError(msg_0)
-    if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None
-                                       or profile.sparsity is not None):
+    asks = [name for name, on in (("[prune]", bool(profile.prune.ratio or profile.prune.macs_reduction)),
+                                  ("[sparsity]", profile.sparsity is not None), ("[cluster]", profile.cluster is not None),
+                                  ("[qat]", profile.qat is not None)) if on]
+    if source.keras_model is None and asks:
+        kind = "an ONNX model" if source.format.value == "onnx" else f"a {source.format.value} model"
         msg = (
-            f"profile '{profile.name}' prunes, sparsifies or clusters, which needs a Keras model; ONNX models "
-            "can only be quantized (remove [prune]/[sparsity]/[cluster] from the profile)"
+            f"profile '{profile.name}' asks for {', '.join(asks)}, which needs a Keras model; {kind} can only be "
+            f"quantized (use a profile without {', '.join(asks)}, or build from the Keras model)"
         )
         raise InputError(msg)
 
@@ -459,7 +463,7 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     from edgeopt.validate.accuracy import compare, predict_outputs
 
     def score(name: str) -> AccuracyResult:
-        outs = predict_outputs(stage.path(name), evalset.batch, source.outputs)
+        outs = predict_outputs(stage.path(name), evalset.batch, source.outputs, layout=arts.layout)
         return compare(outs, reference, evalset.y, source.reference_name, target=target)
 
     base = score(arts.baseline)
@@ -564,6 +568,8 @@ def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, e
     from edgeopt.mcu.deliver import deliver
 
     samples = batch_head(evalset.batch, 32) if evalset is not None else (batch_head(calib, 32) if calib is not None else None)
+    if samples is not None and arts.layout is not None:
+        samples = arts.layout.feed(samples)  # in the artifact's layout (NHWC after onnx2tf)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
     report = deliver(stage.path(arts.optimized), profile, samples, stage.dir, name=req.c_name, sample_source=source)
     files = [Path(p).name for p in (report.c_header, report.c_source) if p]
@@ -597,6 +603,8 @@ def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildReque
 
     n = req.firmware_samples
     samples = evalset.x[:n] if evalset is not None else (batch_first(calib)[:n] if calib is not None else None)
+    if samples is not None and arts.layout is not None:
+        samples = np.asarray(batch_first(arts.layout.feed(samples)))  # in the artifact's layout (NHWC after onnx2tf)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
     if not channel.confined():
         return _run_firmware(stage.path(arts.optimized), profile, req, samples, source)
