@@ -21,6 +21,7 @@ from edgeopt.data.datasets import Dataset
 from edgeopt.data.tensors import Batch
 from edgeopt.load.source import Source
 from edgeopt.profiles.schema import Profile, Scheme
+from edgeopt.vocabulary import DeviceClass
 
 if TYPE_CHECKING:
     from edgeopt.convert.onnx2tf_layout import TfliteLayout
@@ -80,6 +81,8 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     if source.keras_model is not None:
         float_base = conv.export(source.keras_model, work / "baseline", profile.convert)
         write_bytes_atomic(stage.path(base), conv.float_bytes(float_base))
+    elif source.tflite_path is not None:  # a float .tflite: it is the baseline, quantized without TensorFlow
+        float_base = write_bytes_atomic(stage.path(base), source.tflite_path.read_bytes())
     elif not conv.from_onnx:  # ONNX for a TFLite profile: onnx2tf's float .tflite, proven before quantizing
         return _converted_onnx(source, profile, calib, evalset, stage, measure)
     else:
@@ -90,10 +93,17 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     float_opt = float_base if model is source.keras_model else conv.export(model, work / "optimized", profile.convert)
     ctx = QuantizeContext(baseline=stage.path(base), measure=measure, score=_scorer(source, evalset, reference, target),
                           max_accuracy_drop=profile.budgets.max_accuracy_drop,
-                          user_model=source.keras_model is None, label=str(source.path))
+                          user_model=source.keras_model is None, label=str(source.path),
+                          mcu=profile.device_class is DeviceClass.EMBEDDED_MCU)
     done = quant.quantize(float_opt, q, calib, work, ctx)
     write_bytes_atomic(stage.path(opt), done.data)
     plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
+    if source.tflite_path is not None:
+        plain = replace(plain, notes=(*plain.notes, *((f"quantized by {done.tool}",) if done.tool else ())))
+        if _use_partial(profile, evalset):
+            plain = replace(plain, notes=(*plain.notes, "accuracy control ([partial]) is not available for float "
+                                          f".tflite inputs yet; plain {q.scheme} was kept"))
+        return replace(plain, optimized_accuracy=done.accuracy)
     skip = _partial_unsupported(source, target) if _use_partial(profile, evalset) else None
     if skip:
         return replace(plain, optimized_accuracy=done.accuracy, notes=(*plain.notes, skip))
@@ -124,7 +134,6 @@ def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evals
     from edgeopt.convert.registry import converter_for
     from edgeopt.pipeline.onnx_tflite import convert_onnx
     from edgeopt.quantize.registry import QuantizeContext, quantizer_for
-    from edgeopt.vocabulary import DeviceClass
 
     fmt = profile.convert.format
     base, opt = artifact_names(source.path, fmt)

@@ -182,7 +182,7 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control
     stage = Staging.adopt(req.out, stage_dir)
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
-    if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() != ".onnx":
+    if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() not in (".onnx", ".tflite"):
         from edgeopt.convert.isolated import prewarm
 
         prewarm()  # the converter's child imports TensorFlow while this process loads the model
@@ -370,7 +370,12 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
     from edgeopt.convert.registry import converter_for
 
     converter = converter_for(profile.convert.format)
-    if source.keras_model is None and not converter.from_onnx and converter.onnx_to_float is None:
+    if source.tflite_path is not None and profile.convert.format is not OutputFormat.TFLITE:
+        msg = (f"profile '{profile.name}' makes {converter.label}; a float .tflite builds only for a TFLite profile "
+               "such as mobile-cpu or embedded-mcu (edgeopt targets list)")
+        raise InputError(msg)
+    if source.keras_model is None and source.tflite_path is None and not converter.from_onnx \
+            and converter.onnx_to_float is None:
         msg = (
             f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server"
@@ -387,7 +392,7 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
                                   ("[sparsity]", profile.sparsity is not None), ("[cluster]", profile.cluster is not None),
                                   ("[qat]", profile.qat is not None)) if on]
     if source.keras_model is None and asks:
-        kind = "an ONNX model" if source.format.value == "onnx" else f"a {source.format.value} model"
+        kind = "an ONNX model" if source.format.value == "onnx" else "a .tflite model"
         msg = (
             f"profile '{profile.name}' asks for {', '.join(asks)}, which needs a Keras model; {kind} can only be "
             f"quantized (use a profile without {', '.join(asks)}, or build from the Keras model)"
@@ -412,8 +417,7 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
         )
         raise InputError(msg)
     if path is not None:
-        ds = check_against_input(load_dataset(path, "calibration", source.input_shape, source.inputs),
-                                 source.input_shape, "calibration", source.inputs)
+        ds = check_against_input(_load(path, "calibration", source), source.input_shape, "calibration", source.inputs)
         units = _units(source)
         if (have := batch_count(ds.batch, units)) < n:
             notes.append(f"calibration used all {have} samples given (profile asks for {n})")
@@ -451,9 +455,35 @@ def _dataset(given: Path | None, model: Path, role: str, source: Source) -> Data
     path = given or sibling(model, role)
     if path is None:
         return None
-    ds = check_against_input(load_dataset(path, role, source.input_shape, source.inputs), source.input_shape, role,
-                             source.inputs)
+    ds = check_against_input(_load(path, role, source), source.input_shape, role, source.inputs)
     return check_labels(ds, source.output_width, role)
+
+
+def _load(path: Path, role: str, source: Source) -> Dataset:
+    """`role` data for the model's inputs; an ONNX model's data saved channels-last (N, H, W, C) for its
+    (N, C, H, W) input is the one line that says so and how to transpose (edgeopt.data.onnx_samples), instead of
+    a plain shape mismatch."""
+    from edgeopt.errors import DataError
+
+    try:
+        return load_dataset(path, role, source.input_shape, source.inputs)
+    except DataError:
+        if source.onnx_path is None:
+            raise
+        _channels_first(load_dataset(path, role), source)
+        raise
+
+
+def _channels_first(ds: Dataset, source: Source) -> None:
+    from edgeopt.data.onnx_samples import check_onnx_samples, looks_channels_last
+
+    arrays = {source.inputs[0].name: ds.batch} if isinstance(ds.batch, np.ndarray) else dict(ds.batch)
+    if any(s.name in arrays and looks_channels_last(s.shape, tuple(arrays[s.name].shape)) for s in source.inputs):
+        try:
+            check_onnx_samples(source.inputs, arrays)
+        except EdgeoptError as exc:
+            exc.args = (f"{ds.path}: {exc.args[0]}",)
+            raise
 
 
 def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset | None,
