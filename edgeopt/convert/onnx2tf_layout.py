@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +68,27 @@ class TfliteLayout:
             out[m.key if m is not None else name] = _move(a, m.perm if m is not None else None)
         return out
 
+    def c_layouts(self, artifact: Path) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+        """Each input's and output's dimension order in `artifact` (the converted model, quantized or not), in the
+        artifact's order: found by tensor name or signature key (a quantizer may rename an I/O tensor), else by
+        position when there is one."""
+        from edgeopt.analysis.tflite_graph import read_tflite
+
+        graph = read_tflite(artifact)
+
+        def find(tensors: Sequence[object], moved: tuple[Moved, ...]) -> tuple[str | None, ...]:
+            out: list[str | None] = []
+            for t in tensors:
+                name = str(getattr(t, "name", ""))
+                hit = next((m for m in moved if name in (m.tflite_name, m.key)
+                            or name.removesuffix("_quantized").removesuffix("_dequant") in (m.tflite_name, m.key)), None)
+                if hit is None and len(moved) == 1 == len(tensors):
+                    hit = moved[0]
+                out.append(None if hit is None else _c_layout(hit))
+            return tuple(out)
+
+        return find(graph.inputs, self.inputs), find(graph.outputs, self.outputs)
+
     def output_specs(self, outputs: Sequence[IOSpec]) -> tuple[IOSpec, ...]:
         """The source model's outputs under their .tflite names (so a .tflite output is found by name)."""
         by_name = {m.onnx_name: m for m in self.outputs}
@@ -81,6 +103,14 @@ class TfliteLayout:
         by_name = {m.onnx_name: m for m in self.outputs}
         return [_move(a, _inverse(by_name[o.name].perm)) if o.name in by_name else a
                 for o, a in zip(outputs, arrays, strict=True)]
+
+
+def _c_layout(m: Moved) -> str:
+    """For a C header (no quotes): "NHWC (ONNX model: NCHW)", "NCHW (as in the ONNX model)"."""
+    letters = {3: "NCW", 4: "NCHW", 5: "NCDHW"}.get(len(m.onnx_shape))
+    if not m.moves:
+        return f"{letters} (as in the ONNX model)" if letters else "as in the ONNX model"
+    return m.layout.replace(f"(the source model's {letters})", f"(ONNX model: {letters})")
 
 
 def _move(a: np.ndarray, perm: tuple[int, ...] | None) -> np.ndarray:

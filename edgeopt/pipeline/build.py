@@ -601,7 +601,11 @@ def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, e
     if samples is not None and arts.layout is not None:
         samples = arts.layout.feed(samples)  # in the artifact's layout (NHWC after onnx2tf)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
-    report = deliver(stage.path(arts.optimized), profile, samples, stage.dir, name=req.c_name, sample_source=source)
+    layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())
+    if arts.layout is not None:
+        layouts = arts.layout.c_layouts(stage.path(arts.optimized))
+    report = deliver(stage.path(arts.optimized), profile, samples, stage.dir, name=req.c_name, sample_source=source,
+                     layouts=layouts)
     files = [Path(p).name for p in (report.c_header, report.c_source) if p]
     return report, files
 

@@ -110,7 +110,13 @@ def test_onnx_builds_for_embedded_mcu_bit_exact_on_tflm(conv: Path, tmp_path: Pa
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     mcu = rep["stages"]["mcu"]
     assert mcu["bit_exact"] is True and mcu["samples_compared"] > 0
-    assert (tmp_path / "out" / "g_model.h").is_file() and (tmp_path / "out" / "g_model.cc").stat().st_size > 1000
+    header = (tmp_path / "out" / "g_model.h").read_text()
+    assert (tmp_path / "out" / "g_model.cc").stat().st_size > 1000
+    # how a firmware engineer feeds it: channels-last int8 with its scale and zero point
+    assert '#define G_MODEL_INPUT0_LAYOUT "NHWC (ONNX model: NCHW)"' in header
+    assert "#define G_MODEL_INPUT0_SHAPE {1, 16, 16, 1}" in header and '#define G_MODEL_INPUT0_DTYPE "int8"' in header
+    assert "#define G_MODEL_INPUT0_ZERO_POINT -128" in header
+    assert '#define G_MODEL_OUTPUT0_LAYOUT "as in the ONNX model"' in header
     assert abs(rep["optimized"]["accuracy"]["value"] - rep["baseline"]["accuracy"]["value"]) <= 1.0
     assert rep["stages"]["conversion"]["converter"].startswith("onnx2tf ")
     assert any("TFLite Micro agrees with LiteRT" in n for n in rep["notes"]), rep["notes"]
