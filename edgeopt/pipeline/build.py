@@ -138,7 +138,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     with Staging(out) as stage, _staging_paths_hidden(stage):  # a failure from here on removes an --out it created
         done = _run_body(req, resolved, stage, progress, sandboxed)
         report, violations, names = done.report, done.violations, list(done.names)
-        names.append(manifest.write(stage, inputs, names, violations, req.command_line))
+        names.append(manifest.write(stage, inputs, names, violations, req.command_line, manifest.tools_of(report)))
         files = stage.commit(names)  # manifest.json last: it only ever describes complete files
     return BuildResult(report, out, tuple(files), violations)
 

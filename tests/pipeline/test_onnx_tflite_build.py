@@ -101,6 +101,8 @@ def test_onnx_builds_int8_for_mobile_cpu_with_a_conversion_stage(conv: Path, mob
     assert abs(opt["accuracy"]["value"] - base["accuracy"]["value"]) <= 1.0, (base["accuracy"], opt["accuracy"])
     assert opt["accuracy"]["reference"] == "onnx float (onnxruntime)"
     assert rep["ok"] and conv.read_bytes() == before
+    tools = json.loads((out / "manifest.json").read_text())["tools"]
+    assert tools == {"converter": conversion["converter"], "quantizer": conversion["quantizer"]}
     print(f"mobile-cpu build {seconds:.1f} s; top-1 {base['accuracy']['value']:.2f} -> {opt['accuracy']['value']:.2f}")
 
 
@@ -141,6 +143,8 @@ def test_a_float_tflite_builds_int8_for_embedded_mcu(mobile: tuple[Path, dict, f
     assert rep["optimized"]["accuracy"]["reference"] == "tflite float (LiteRT)"
     assert abs(rep["optimized"]["accuracy"]["value"] - rep["baseline"]["accuracy"]["value"]) <= 1.0
     assert any(n.startswith("quantized by ai-edge-quantizer ") for n in rep["notes"])
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["tools"]["quantizer"].startswith(
+        "ai-edge-quantizer ")
     assert "tensorflow" not in sys.modules
     verify_static(tmp_path / "out" / "digits_conv.tflite", load_profile("embedded-mcu").profile)
     assert res.ok
