@@ -101,6 +101,8 @@ def test_onnx_builds_int8_for_mobile_cpu_with_a_conversion_stage(conv: Path, mob
     assert abs(opt["accuracy"]["value"] - base["accuracy"]["value"]) <= 1.0, (base["accuracy"], opt["accuracy"])
     assert opt["accuracy"]["reference"] == "onnx float (onnxruntime)"
     assert rep["ok"] and conv.read_bytes() == before
+    md = (out / "report.md").read_text()
+    assert "## Conversion (ONNX -> TFLite)" in md and "| `image` | `image` | [1, 1, 16, 16] | [1, 16, 16, 1] | NHWC" in md
     tools = json.loads((out / "manifest.json").read_text())["tools"]
     assert tools == {"converter": conversion["converter"], "quantizer": conversion["quantizer"]}
     print(f"mobile-cpu build {seconds:.1f} s; top-1 {base['accuracy']['value']:.2f} -> {opt['accuracy']['value']:.2f}")
