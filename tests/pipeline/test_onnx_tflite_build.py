@@ -108,7 +108,8 @@ def test_onnx_builds_int8_for_mobile_cpu_with_a_conversion_stage(conv: Path, mob
     print(f"mobile-cpu build {seconds:.1f} s; top-1 {base['accuracy']['value']:.2f} -> {opt['accuracy']['value']:.2f}")
 
 
-def test_onnx_builds_for_embedded_mcu_bit_exact_on_tflm(conv: Path, tmp_path: Path) -> None:
+def test_onnx_builds_for_embedded_mcu_bit_exact_on_tflm(conv: Path, tmp_path: Path, cli,
+                                                         mobile: tuple[Path, dict, float, bytes]) -> None:
     t0 = time.perf_counter()
     res = build(BuildRequest(model=conv, target="embedded-mcu", out=tmp_path / "out", benchmark=False))
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -126,6 +127,17 @@ def test_onnx_builds_for_embedded_mcu_bit_exact_on_tflm(conv: Path, tmp_path: Pa
     assert any("TFLite Micro agrees with LiteRT" in n for n in rep["notes"]), rep["notes"]
     assert res.ok
     print(f"embedded-mcu build {time.perf_counter() - t0:.1f} s; arena {mcu['arena_bytes']} B")
+    # downstream on the artifact: mcu check, export-c (the same I/O constants), compare with the mobile build
+    artifact = tmp_path / "out" / "digits_conv.tflite"
+    r = cli("mcu", "check", artifact, "--target", "embedded-mcu")
+    assert r.exit_code == 0 and "as profile" in r.output, r.output
+    r = cli("export-c", artifact, "--out", tmp_path / "c")
+    exported = (tmp_path / "c" / "g_model.h").read_text()
+    assert r.exit_code == 0 and "#define G_MODEL_INPUT0_SHAPE {1, 16, 16, 1}" in exported
+    assert "#define G_MODEL_INPUT0_ZERO_POINT -128" in exported
+    r = cli("compare", tmp_path / "out", mobile[0], "--json")
+    rows = json.loads(r.stdout)
+    assert r.exit_code == 0 and len(rows) == 2, r.output
 
 
 def test_a_float_tflite_builds_int8_for_embedded_mcu(mobile: tuple[Path, dict, float, bytes], tmp_path: Path) -> None:
