@@ -61,8 +61,13 @@ def test_unknown_target(cli, tmp_path: Path, samples: Path):
     _fails(r, "unknown target 'nonexistent'; available: ", tmp_path / "o")
 
 
-def test_onnx_to_tflite_profile_refused(cli, tmp_path: Path, samples: Path):
-    _fails(_build(cli, samples / "digits_mlp.onnx", tmp_path / "o"), "needs a Keras/TensorFlow model", tmp_path / "o")
+def test_onnx_profile_for_a_tflite_refused(cli, tmp_path: Path, samples: Path):
+    """An ONNX model builds for TFLite profiles (tests/pipeline/test_onnx_tflite_build.py); a .tflite never makes ONNX."""
+    from edgeopt.convert.onnx2tf import convert_with_onnx2tf
+
+    model = convert_with_onnx2tf(samples / "digits_mlp.onnx", tmp_path / "digits.tflite").tflite
+    r = cli("build", model, "--target", "edge-server", "--out", tmp_path / "o", "--no-bench")
+    _fails(r, "profile 'edge-server' makes ONNX; a float .tflite builds only for a TFLite profile", tmp_path / "o")
 
 
 @pytest.mark.parametrize(

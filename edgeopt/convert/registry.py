@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeopt.atomic import write_bytes_atomic
 from edgeopt.errors import ProfileError
 from edgeopt.profiles.schema import ConvertSection, OutputFormat
 from edgeopt.registry import Registry
+
+if TYPE_CHECKING:
+    from edgeopt.convert.onnx2tf import Onnx2tfConversion
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Converter:
     from_onnx: bool  # a float ONNX model is already this format's intermediate (else a Keras model is needed)
     export: Callable[[Any, Path, ConvertSection], Path]  # (keras model, destination without suffix, settings) -> intermediate
     float_bytes: Callable[[Path], bytes]  # intermediate -> float artifact
+    # (float .onnx, float artifact path) -> the conversion (tool, version, I/O layout); None: Keras sources only
+    onnx_to_float: Callable[[Path, Path], Onnx2tfConversion] | None = None
 
 
 CONVERTERS: Registry[OutputFormat, Converter] = Registry(
@@ -56,5 +61,12 @@ def _onnx_file(model: Any, dest: Path, settings: ConvertSection) -> Path:
     return path
 
 
-CONVERTERS.register(OutputFormat.TFLITE, Converter("TFLite", ".tflite", from_onnx=False, export=_saved_model, float_bytes=_tflite_float))
+def _onnx2tf(onnx_model: Path, dest: Path) -> Onnx2tfConversion:
+    from edgeopt.convert.onnx2tf import convert_with_onnx2tf
+
+    return convert_with_onnx2tf(onnx_model, dest)  # a separate program on a private copy, with a timeout
+
+
+CONVERTERS.register(OutputFormat.TFLITE, Converter("TFLite", ".tflite", from_onnx=False, export=_saved_model,
+                                                   float_bytes=_tflite_float, onnx_to_float=_onnx2tf))
 CONVERTERS.register(OutputFormat.ONNX, Converter("ONNX", ".onnx", from_onnx=True, export=_onnx_file, float_bytes=Path.read_bytes))

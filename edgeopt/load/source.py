@@ -1,4 +1,5 @@
-"""The float source model of a build: a Keras model or a float ONNX model (also one exported from a .pt2)."""
+"""The float source model of a build: a Keras model, a float ONNX model (also one exported from a .pt2) or a
+float .tflite."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Source:
     input_shape: tuple[int | None, ...]
     keras_model: Any = None  # keras.Model for Keras sources
     onnx_path: Path | None = None  # for ONNX sources
+    tflite_path: Path | None = None  # for float .tflite sources (run in LiteRT; TensorFlow is never imported)
     qat_model: Any = None  # a model written by `edgeopt qat`: keras_model is then its float (stripped) twin
     output_width: int | None = None  # values per sample of the first output (classes); None if dynamic
     input_dtype: str = "float32"  # numpy name of the first input's element type
@@ -35,6 +37,8 @@ class Source:
 
     @property
     def reference_name(self) -> str:
+        if self.tflite_path is not None:
+            return "tflite float (LiteRT)"
         if self.keras_model is not None:
             return "keras float (TensorFlow)"
         return "onnx float (onnxruntime)" + (f", exported from {self.origin}" if self.origin else "")
@@ -47,6 +51,11 @@ class Source:
 
             stats = keras_model_stats(self.keras_model)
             return int(self.keras_model.count_params()), int(stats.macs)
+        if self.tflite_path is not None:
+            from edgeopt.analysis.tflite_graph import read_tflite
+
+            graph = read_tflite(self.tflite_path)
+            return int(graph.params), int(graph.macs)
         from edgeopt.analysis.onnx_graph import read_onnx
 
         assert self.onnx_path is not None
@@ -62,8 +71,9 @@ class Source:
             return [np.asarray(o, np.float32) for o in outs]
         from edgeopt.validate.accuracy import predict_outputs
 
-        assert self.onnx_path is not None
-        return predict_outputs(self.onnx_path, x, self.outputs)
+        path = self.tflite_path or self.onnx_path
+        assert path is not None
+        return predict_outputs(path, x, self.outputs)
 
 
 def open_source(path: Path, unsafe_load: bool, work_dir: Path | None = None) -> Source:
@@ -98,7 +108,11 @@ def open_source(path: Path, unsafe_load: bool, work_dir: Path | None = None) -> 
         ins, outs = _onnx_specs(path)
         return Source(path, fmt, ins[0].shape, onnx_path=path, output_width=label_width(outs),
                       input_dtype=ins[0].dtype, inputs=ins, outputs=outs)
-    msg = f"{path}: build needs a .keras, .h5, SavedModel, .onnx or .pt2 model; a .tflite is already built (use `edgeopt bench` or `edgeopt inspect`)"
+    if fmt is ModelFormat.TFLITE:
+        ins, outs = _tflite_specs(path)
+        return Source(path, fmt, ins[0].shape, tflite_path=path, output_width=label_width(outs),
+                      input_dtype=ins[0].dtype, inputs=ins, outputs=outs)
+    msg = f"{path}: build needs a .keras, .h5, SavedModel, .onnx, .pt2 or float .tflite model"
     raise InputError(msg)
 
 
@@ -142,6 +156,28 @@ def _onnx_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
         specs.append(IOSpec(value.name, _dims(value.type.tensor_type.shape.dim), dtype))
     outs = tuple(IOSpec(o.name, _dims(o.type.tensor_type.shape.dim)) for o in model.graph.output)
     return tuple(specs), outs
+
+
+def _tflite_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
+    """(inputs, outputs) of a float .tflite by the names LiteRT gives them (its signature's keys); a quantized
+    .tflite is refused (there is nothing left to quantize from)."""
+    from edgeopt.analysis.tflite_graph import read_tflite
+    from edgeopt.runtime import open_runner
+
+    graph = read_tflite(path)
+    if any(t.quantized and t.dtype in ("int8", "uint8", "int16") for t in graph.tensors):
+        msg = (f"{path}: the .tflite is already quantized; build from its float .tflite (or the Keras/ONNX model), "
+               "or measure this one with `edgeopt bench`")
+        raise InputError(msg)
+    runner = open_runner(path)  # verified and probed in a child before LiteRT reads it here
+    ins = tuple(IOSpec(k, tuple(None if d < 0 else d for d in i.shape), i.dtype)
+                for k, i in zip(runner.input_keys, runner.inputs, strict=True))
+    outs = tuple(IOSpec(k, tuple(None if d < 0 else d for d in o.shape), o.dtype)
+                 for k, o in zip(runner.output_keys, runner.outputs, strict=True))
+    if not ins or any(s.dtype != "float32" for s in ins):
+        msg = f"{path}: the .tflite's inputs are not all float32; give a float .tflite"
+        raise InputError(msg)
+    return ins, outs
 
 
 _INT_TYPES = {6: "int32", 7: "int64"}  # onnx.TensorProto.INT32 / INT64: ids or sizes beside a float input

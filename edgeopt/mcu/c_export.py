@@ -80,11 +80,12 @@ def _float(v: float) -> str:
     return s + "f"
 
 
-def _tensor_defines(prefix: str, kind: str, i: int, t: TfliteTensor) -> list[str]:
+def _tensor_defines(prefix: str, kind: str, i: int, t: TfliteTensor, layout: str | None = None) -> list[str]:
     p = f"{prefix}_{kind}{i}"
     shape = tuple(max(d, 1) for d in t.shape)
     lines = [
         f"// {kind.lower()} {i}: '{c_text(t.name)}'",
+        *([f"#define {p}_LAYOUT \"{c_text(layout)}\"  // dimension order of {p}_SHAPE"] if layout else []),
         f"#define {p}_DIMS {len(shape)}",
         f"#define {p}_SHAPE {{{', '.join(str(d) for d in shape)}}}",
         f"#define {p}_ELEMENTS {t.elements}",
@@ -102,8 +103,10 @@ def _tensor_defines(prefix: str, kind: str, i: int, t: TfliteTensor) -> list[str
 
 
 def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, arena_measured: int,
-           margin_note: str, source_name: str, version: str) -> tuple[str, str, tuple[str, ...]]:
-    """The text of `<name>.h` and `<name>.cc`, and the resolver methods used."""
+           margin_note: str, source_name: str, version: str,
+           layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())) -> tuple[str, str, tuple[str, ...]]:
+    """The text of `<name>.h` and `<name>.cc`, and the resolver methods used. `layouts`: (per input, per output)
+    how its dimensions are ordered, when known (a build from an ONNX model: "NHWC (the source model's NCHW)")."""
     check_c_name(name)
     missing = tuple(o for o in graph.op_names if adder_for(o) is None)
     if missing:
@@ -137,10 +140,13 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
         f"#define {prefix}_NUM_OUTPUTS {len(graph.outputs)}",
         "",
     ]
+    def known(which: tuple[str | None, ...], i: int) -> str | None:
+        return which[i] if i < len(which) else None
+
     for i, t in enumerate(graph.inputs):
-        head += _tensor_defines(prefix, "INPUT", i, t) + [""]
+        head += _tensor_defines(prefix, "INPUT", i, t, known(layouts[0], i)) + [""]
     for i, t in enumerate(graph.outputs):
-        head += _tensor_defines(prefix, "OUTPUT", i, t) + [""]
+        head += _tensor_defines(prefix, "OUTPUT", i, t, known(layouts[1], i)) + [""]
     head += [
         "// The model flatbuffer, 16-byte aligned as TFLite Micro requires (C linkage: C and C++ share it).",
         "#ifdef __cplusplus",
@@ -223,11 +229,13 @@ def write_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
 
 
 def export_c(model_path: Path, graph: TfliteGraph, out_dir: Path, name: str, *, arena_bytes: int,
-             arena_measured: int, margin_note: str) -> CFiles:
+             arena_measured: int, margin_note: str,
+             layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())) -> CFiles:
     from edgeopt import __version__
 
     model = Path(model_path).read_bytes()
     header, source, adders = render(model, graph, name, arena_bytes=arena_bytes, arena_measured=arena_measured,
-                                    margin_note=margin_note, source_name=Path(model_path).name, version=__version__)
+                                    margin_note=margin_note, source_name=Path(model_path).name, version=__version__,
+                                    layouts=layouts)
     h, cc = write_files(out_dir, {f"{name}.h": header, f"{name}.cc": source})
     return CFiles(header=h, source=cc, resolver_ops=adders)

@@ -21,11 +21,13 @@ from edgeopt.data.datasets import Dataset
 from edgeopt.data.tensors import Batch
 from edgeopt.load.source import Source
 from edgeopt.profiles.schema import Profile, Scheme
+from edgeopt.vocabulary import DeviceClass
 
 if TYPE_CHECKING:
+    from edgeopt.convert.onnx2tf_layout import TfliteLayout
     from edgeopt.quantize.onnx_activations import Measure, Score
     from edgeopt.quantize.partial import PartialResult
-    from edgeopt.report.schema import QatStage
+    from edgeopt.report.schema import ConversionStage, QatStage
     from edgeopt.validate.accuracy import AccuracyResult
     from edgeopt.validate.metrics import AccuracyTarget
 
@@ -42,6 +44,8 @@ class Artifacts:
     optimized_accuracy: AccuracyResult | None = None  # when already measured here
     activations: dict[str, Any] | None = None  # int8 ONNX: how S8S8 / U8S8 was chosen (report stage)
     qat: QatStage | None = None  # the QAT rung of the accuracy ladder, when it ran
+    layout: TfliteLayout | None = None  # an ONNX source's TFLite artifacts: where each tensor went (data moved)
+    conversion: ConversionStage | None = None  # ONNX -> TFLite: converter, proof, layout, quantizer
 
 
 def artifact_names(model: Path, fmt: Any) -> tuple[str, str]:
@@ -77,6 +81,10 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     if source.keras_model is not None:
         float_base = conv.export(source.keras_model, work / "baseline", profile.convert)
         write_bytes_atomic(stage.path(base), conv.float_bytes(float_base))
+    elif source.tflite_path is not None:  # a float .tflite: it is the baseline, quantized without TensorFlow
+        float_base = write_bytes_atomic(stage.path(base), source.tflite_path.read_bytes())
+    elif not conv.from_onnx:  # ONNX for a TFLite profile: onnx2tf's float .tflite, proven before quantizing
+        return _converted_onnx(source, profile, calib, evalset, stage, measure)
     else:
         assert source.onnx_path is not None and conv.from_onnx  # build checks the source fits the format
         float_base = write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())  # tools work on the copy
@@ -85,10 +93,17 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     float_opt = float_base if model is source.keras_model else conv.export(model, work / "optimized", profile.convert)
     ctx = QuantizeContext(baseline=stage.path(base), measure=measure, score=_scorer(source, evalset, reference, target),
                           max_accuracy_drop=profile.budgets.max_accuracy_drop,
-                          user_model=source.keras_model is None, label=str(source.path))
+                          user_model=source.keras_model is None, label=str(source.path),
+                          mcu=profile.device_class is DeviceClass.EMBEDDED_MCU)
     done = quant.quantize(float_opt, q, calib, work, ctx)
     write_bytes_atomic(stage.path(opt), done.data)
     plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
+    if source.tflite_path is not None:
+        plain = replace(plain, notes=(*plain.notes, *((f"quantized by {done.tool}",) if done.tool else ())))
+        if _use_partial(profile, evalset):
+            plain = replace(plain, notes=(*plain.notes, "accuracy control ([partial]) is not available for float "
+                                          f".tflite inputs yet; plain {q.scheme} was kept"))
+        return replace(plain, optimized_accuracy=done.accuracy)
     skip = _partial_unsupported(source, target) if _use_partial(profile, evalset) else None
     if skip:
         return replace(plain, optimized_accuracy=done.accuracy, notes=(*plain.notes, skip))
@@ -111,6 +126,30 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
         write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
         return replace(plain, scheme=result.chosen_step.scheme, partial=result, note=result.shortfall(), qat=qat)
     return replace(plain, optimized_accuracy=done.accuracy)
+
+
+def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evalset: Dataset | None,
+                    stage: Staging, measure: Measure | None) -> Artifacts:
+    """The float .tflite (the baseline) and its quantized artifact; data moved to the .tflite's layout."""
+    from edgeopt.convert.registry import converter_for
+    from edgeopt.pipeline.onnx_tflite import convert_onnx
+    from edgeopt.quantize.registry import QuantizeContext, quantizer_for
+
+    fmt = profile.convert.format
+    base, opt = artifact_names(source.path, fmt)
+    converted = convert_onnx(source, converter_for(fmt), profile, calib, evalset, stage.path(base))
+    layout = converted.layout
+    ctx = QuantizeContext(baseline=stage.path(base), measure=measure, user_model=True, label=str(source.path),
+                          mcu=profile.device_class is DeviceClass.EMBEDDED_MCU)
+    done = quantizer_for(fmt).quantize(stage.path(base), profile.quantize, None if calib is None else layout.feed(calib),
+                                       stage.dir / "_work", ctx)
+    write_bytes_atomic(stage.path(opt), done.data)
+    notes = done.notes
+    if _use_partial(profile, evalset):
+        notes = (*notes, "accuracy control ([partial]) is not available for ONNX->TFLite builds yet; plain "
+                 f"{profile.quantize.scheme} was kept")
+    return Artifacts(base, opt, str(fmt), str(profile.quantize.scheme), notes=notes, layout=layout,
+                     conversion=converted.stage.model_copy(update={"quantizer": done.tool or None}))
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:

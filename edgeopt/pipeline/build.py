@@ -124,7 +124,8 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     unchanged = None if cached is None else _unchanged(req.out, *cached)
     if unchanged is not None:
         return unchanged
-    if profile.qat is not None and req.train is None and sibling(req.model, "train") is None:
+    if profile.qat is not None and req.train is None and sibling(req.model, "train") is None \
+            and req.model.suffix.lower() not in (".onnx", ".tflite"):  # those: refused as Keras-only in body
         from edgeopt.pipeline.qat_stage import check_qat_inputs
 
         check_qat_inputs(profile, None)  # refused before TensorFlow loads
@@ -137,7 +138,7 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
     with Staging(out) as stage, _staging_paths_hidden(stage):  # a failure from here on removes an --out it created
         done = _run_body(req, resolved, stage, progress, sandboxed)
         report, violations, names = done.report, done.violations, list(done.names)
-        names.append(manifest.write(stage, inputs, names, violations, req.command_line))
+        names.append(manifest.write(stage, inputs, names, violations, req.command_line, manifest.tools_of(report)))
         files = stage.commit(names)  # manifest.json last: it only ever describes complete files
     return BuildResult(report, out, tuple(files), violations)
 
@@ -185,7 +186,7 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control
     stage = Staging.adopt(req.out, stage_dir)
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
-    if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() not in (".onnx", ".pt2"):
+    if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() not in (".onnx", ".pt2", ".tflite"):
         from edgeopt.convert.isolated import prewarm
 
         prewarm()  # the converter's child imports TensorFlow while this process loads the model
@@ -380,7 +381,12 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
     from edgeopt.convert.registry import converter_for
 
     converter = converter_for(profile.convert.format)
-    if source.keras_model is None and not converter.from_onnx:
+    if source.tflite_path is not None and profile.convert.format is not OutputFormat.TFLITE:
+        msg = (f"profile '{profile.name}' makes {converter.label}; a float .tflite builds only for a TFLite profile "
+               "such as mobile-cpu or embedded-mcu (edgeopt targets list)")
+        raise InputError(msg)
+    if source.keras_model is None and source.tflite_path is None and not converter.from_onnx \
+            and converter.onnx_to_float is None:
         msg = (
             f"profile '{profile.name}' makes {converter.label}, which needs a Keras/TensorFlow model; "
                          "an ONNX model can target an ONNX profile such as edge-server"
@@ -393,11 +399,14 @@ def _check_format_fits(source: Source, profile: Profile) -> None:
                          "first, then run QAT (or use a profile without [prune]/[sparsity]/[cluster])"
         )
         raise InputError(msg_0)
-    if source.keras_model is None and (profile.prune.ratio or profile.prune.macs_reduction or profile.cluster is not None
-                                       or profile.sparsity is not None):
+    asks = [name for name, on in (("[prune]", bool(profile.prune.ratio or profile.prune.macs_reduction)),
+                                  ("[sparsity]", profile.sparsity is not None), ("[cluster]", profile.cluster is not None),
+                                  ("[qat]", profile.qat is not None)) if on]
+    if source.keras_model is None and asks:
+        kind = "an ONNX model" if source.format.value == "onnx" else "a .tflite model"
         msg = (
-            f"profile '{profile.name}' prunes, sparsifies or clusters, which needs a Keras model; ONNX models "
-            "can only be quantized (remove [prune]/[sparsity]/[cluster] from the profile)"
+            f"profile '{profile.name}' asks for {', '.join(asks)}, which needs a Keras model; {kind} can only be "
+            f"quantized (use a profile without {', '.join(asks)}, or build from the Keras model)"
         )
         raise InputError(msg)
 
@@ -419,8 +428,7 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
         )
         raise InputError(msg)
     if path is not None:
-        ds = check_against_input(load_dataset(path, "calibration", source.input_shape, source.inputs),
-                                 source.input_shape, "calibration", source.inputs)
+        ds = check_against_input(_load(path, "calibration", source), source.input_shape, "calibration", source.inputs)
         units = _units(source)
         if (have := batch_count(ds.batch, units)) < n:
             notes.append(f"calibration used all {have} samples given (profile asks for {n})")
@@ -458,9 +466,35 @@ def _dataset(given: Path | None, model: Path, role: str, source: Source) -> Data
     path = given or sibling(model, role)
     if path is None:
         return None
-    ds = check_against_input(load_dataset(path, role, source.input_shape, source.inputs), source.input_shape, role,
-                             source.inputs)
+    ds = check_against_input(_load(path, role, source), source.input_shape, role, source.inputs)
     return check_labels(ds, source.output_width, role)
+
+
+def _load(path: Path, role: str, source: Source) -> Dataset:
+    """`role` data for the model's inputs; an ONNX model's data saved channels-last (N, H, W, C) for its
+    (N, C, H, W) input is the one line that says so and how to transpose (edgeopt.data.onnx_samples), instead of
+    a plain shape mismatch."""
+    from edgeopt.errors import DataError
+
+    try:
+        return load_dataset(path, role, source.input_shape, source.inputs)
+    except DataError:
+        if source.onnx_path is None:
+            raise
+        _channels_first(load_dataset(path, role), source)
+        raise
+
+
+def _channels_first(ds: Dataset, source: Source) -> None:
+    from edgeopt.data.onnx_samples import check_onnx_samples, looks_channels_last
+
+    arrays = {source.inputs[0].name: ds.batch} if isinstance(ds.batch, np.ndarray) else dict(ds.batch)
+    if any(s.name in arrays and looks_channels_last(s.shape, tuple(arrays[s.name].shape)) for s in source.inputs):
+        try:
+            check_onnx_samples(source.inputs, arrays)
+        except EdgeoptError as exc:
+            exc.args = (f"{ds.path}: {exc.args[0]}",)
+            raise
 
 
 def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset | None,
@@ -470,7 +504,7 @@ def _accuracy(source: Source, stage: Staging, arts: Artifacts, evalset: Dataset 
     from edgeopt.validate.accuracy import compare, predict_outputs
 
     def score(name: str) -> AccuracyResult:
-        outs = predict_outputs(stage.path(name), evalset.batch, source.outputs)
+        outs = predict_outputs(stage.path(name), evalset.batch, source.outputs, layout=arts.layout)
         return compare(outs, reference, evalset.y, source.reference_name, target=target)
 
     base = score(arts.baseline)
@@ -575,8 +609,14 @@ def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, e
     from edgeopt.mcu.deliver import deliver
 
     samples = batch_head(evalset.batch, 32) if evalset is not None else (batch_head(calib, 32) if calib is not None else None)
+    if samples is not None and arts.layout is not None:
+        samples = arts.layout.feed(samples)  # in the artifact's layout (NHWC after onnx2tf)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
-    report = deliver(stage.path(arts.optimized), profile, samples, stage.dir, name=req.c_name, sample_source=source)
+    layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())
+    if arts.layout is not None:
+        layouts = arts.layout.c_layouts(stage.path(arts.optimized))
+    report = deliver(stage.path(arts.optimized), profile, samples, stage.dir, name=req.c_name, sample_source=source,
+                     layouts=layouts)
     files = [Path(p).name for p in (report.c_header, report.c_source) if p]
     return report, files
 
@@ -608,6 +648,8 @@ def _firmware(stage: Staging, arts: Artifacts, profile: Profile, req: BuildReque
 
     n = req.firmware_samples
     samples = evalset.x[:n] if evalset is not None else (batch_first(calib)[:n] if calib is not None else None)
+    if samples is not None and arts.layout is not None:
+        samples = np.asarray(batch_first(arts.layout.feed(samples)))  # in the artifact's layout (NHWC after onnx2tf)
     source = "eval data" if evalset is not None else ("calibration data" if calib is not None else "")
     if not channel.confined():
         return _run_firmware(stage.path(arts.optimized), profile, req, samples, source)

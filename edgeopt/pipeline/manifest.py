@@ -127,8 +127,9 @@ def input_key(inputs: dict[str, Any]) -> str:
 
 
 def write(stage: Any, inputs: dict[str, Any], artifacts: list[str], violations: tuple[Any, ...],
-          command_line: tuple[str, ...]) -> str:
-    """Write manifest.json into the staging folder; returns its name (commit it last)."""
+          command_line: tuple[str, ...], tools: dict[str, str] | None = None) -> str:
+    """Write manifest.json into the staging folder; returns its name (commit it last). `tools`: the separate
+    programs that made the artifacts, with their versions (onnx2tf, ai-edge-quantizer), when any ran."""
     from edgeopt.atomic import write_bytes_atomic
 
     files = {}
@@ -141,10 +142,25 @@ def write(stage: Any, inputs: dict[str, Any], artifacts: list[str], violations: 
         "inputs": inputs,
         "command_line": list(command_line),
         "artifacts": files,
+        **({"tools": tools} if tools else {}),
         "budget_violations": [{"name": v.name, "limit": v.limit, "actual": v.actual, "unit": v.unit} for v in violations],
     }
     write_bytes_atomic(stage.path(MANIFEST), (json.dumps(data, indent=2) + "\n").encode())
     return MANIFEST
+
+
+def tools_of(report: Any) -> dict[str, str]:
+    """The converter and quantizer a build report names (an ONNX or .tflite model built for a TFLite profile)."""
+    tools = {}
+    conversion = report.stages.conversion
+    if conversion is not None:
+        tools["converter"] = conversion.converter
+        if conversion.quantizer:
+            tools["quantizer"] = conversion.quantizer
+    quantized_by = next((n.removeprefix("quantized by ") for n in report.notes if n.startswith("quantized by ")), None)
+    if quantized_by and "quantizer" not in tools:
+        tools["quantizer"] = quantized_by
+    return tools
 
 
 def load(out: Path) -> dict[str, Any]:

@@ -101,6 +101,7 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
         partial=None if arts.partial is None else _partial(arts.partial),
         qat=o.qat,
         onnx_activations=None if arts.activations is None else rs.OnnxActivationsStage.model_validate(arts.activations),
+        conversion=arts.conversion,
         mcu=None if o.mcu is None else _mcu(o.mcu, arts.optimized),
         composition=_composition(c.steps if c is not None else (), params, baseline, optimized,
                                  o.folder / arts.optimized),

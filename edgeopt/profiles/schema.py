@@ -73,6 +73,8 @@ GraphOpt = GraphOptimization
 class ConvertSection(Strict):
     format: OutputFormat = OutputFormat.TFLITE
     opset: Annotated[int, Field(ge=13, le=21)] = 17
+    min_snr_db: Annotated[float, Field(ge=0, le=200, description="an ONNX -> TFLite conversion must agree with the "
+                                       "ONNX model to this SNR (dB) on every output, or the build stops")] = 40.0
 
 
 class QuantizeSection(Strict):

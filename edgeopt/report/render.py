@@ -316,6 +316,16 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
         out += ["", "## int8 activations (ONNX)", "", f"Kept {a.chosen} ({how}).", ""]
         out += _table(["activations", "p50 ms", "ratio to float", "accuracy drop", "within budget"],
                       [[c.kind, c.p50_ms, c.latency_ratio, c.accuracy_drop, c.within_budget] for c in a.candidates])
+    if (cv := stages.conversion) is not None:
+        quantizer = f"; quantized by {text(cv.quantizer)}" if cv.quantizer else ""
+        out += ["", "## Conversion (ONNX -> TFLite)", "",
+                f"{text(cv.converter)} in {cv.seconds:.1f} s, proven against onnxruntime on {cv.samples} sample(s) of "
+                f"the {text(cv.sample_source)} (min SNR {cv.min_snr_db:g} dB){quantizer}.", ""]
+        out += _table(["output", "max-abs", "SNR dB"], [[code(o.name, True), o.max_abs, o.snr_db] for o in cv.outputs])
+        out += ["", "Layout of the artifact's inputs and outputs (feed and read them this way):", ""]
+        out += _table(["tensor", "artifact name", "source shape", "artifact shape", "layout"],
+                      [[code(t.name, True), code(t.artifact_name, True), str(t.source_shape), str(t.artifact_shape),
+                        t.layout] for t in (*cv.inputs_layout, *cv.outputs_layout)])
     if (m := stages.mcu) is not None:
         d = m.device_latency
         out += ["", "## Microcontroller (TFLite Micro)", ""]

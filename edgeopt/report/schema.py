@@ -9,7 +9,7 @@ from edgeopt.vocabulary import AccuracyMetric, DeviceClass, EnergyMethod
 # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware;
 # 2.2: latency CPU time, host load, input shapes; 2.3: accuracy per output (accuracy.outputs) with its metric
 # (top1, agreement, snr, cosine, max-abs)
-SCHEMA_VERSION = "2.3"
+SCHEMA_VERSION = "2.4"
 
 
 class Frozen(BaseModel):
@@ -509,6 +509,39 @@ class EnergyStage(Frozen):
     note: str
 
 
+class ConvertedOutput(Frozen):
+    """One output of the converted float artifact against the source model's, on the same samples."""
+
+    name: str  # the source (ONNX) output
+    tflite_name: str
+    max_abs: float
+    snr_db: float
+
+
+class TensorLayout(Frozen):
+    """Where a source tensor is in the artifact, and how to feed or read it."""
+
+    name: str  # the source model's name
+    artifact_name: str  # the artifact's tensor (signature key)
+    source_shape: list[int | None]
+    artifact_shape: list[int]  # -1: dynamic
+    layout: str  # e.g. "NHWC (the source model's NCHW)" or "as the source model"
+
+
+class ConversionStage(Frozen):
+    """ONNX -> float TFLite (onnx2tf), proven on the user's data before anything was quantized."""
+
+    converter: str  # "onnx2tf 1.28.2"
+    seconds: float
+    samples: int
+    sample_source: str  # "eval data", "calibration data" or "random data"
+    min_snr_db: float  # the profile's [convert] min_snr_db
+    outputs: list[ConvertedOutput]
+    inputs_layout: list[TensorLayout]
+    outputs_layout: list[TensorLayout]
+    quantizer: str | None  # "ai-edge-quantizer 0.10.0"; None when nothing was quantized
+
+
 class Stages(Frozen):
     """Optional stages; a section is null when the build did not run that stage."""
 
@@ -518,6 +551,7 @@ class Stages(Frozen):
     partial: PartialStage | None = None
     qat: QatStage | None = None
     onnx_activations: OnnxActivationsStage | None = None
+    conversion: ConversionStage | None = None  # ONNX -> TFLite: the converter, its proof, the I/O layout
     mcu: McuStage | None = None
     firmware: FirmwareStage | None = None
     composition: Composition | None = None

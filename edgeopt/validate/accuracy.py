@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from edgeopt.validate.metrics import (
     top1,
 )
 from edgeopt.vocabulary import AccuracyMetric
+
+if TYPE_CHECKING:
+    from edgeopt.convert.onnx2tf_layout import TfliteLayout
 
 __all__ = ["SNR_CAP_DB", "AccuracyResult", "compare", "keras_top1", "predict", "predict_outputs", "snr_db", "top1"]
 
@@ -53,9 +56,13 @@ class AccuracyResult:
 
 
 def predict_outputs(path: Path, x: Batch, outputs: Sequence[IOSpec] | None = None, threads: int = 1,
-                    xnnpack: bool = True) -> list[np.ndarray]:
+                    xnnpack: bool = True, layout: TfliteLayout | None = None) -> list[np.ndarray]:
     """Every output of the artifact for every sample, float32 (dequantized), batch first, in the order of
-    `outputs` (the source model's: matched by name, signature key, then shape; the runtime's order otherwise)."""
+    `outputs` (the source model's: matched by name, signature key, then shape; the runtime's order otherwise).
+    `layout`: the artifact is an onnx2tf .tflite of the ONNX source; `x` and the outputs stay in the ONNX layout."""
+    if layout is not None and outputs is not None:
+        in_artifact = predict_outputs(path, layout.feed(x), layout.output_specs(outputs), threads, xnnpack)
+        return layout.back(outputs, in_artifact)
     # ONNX: the crash probe runs this data, not random inputs (a Resize's scales, a OneHot's depth are inputs)
     probe_data = (([x] if isinstance(x, np.ndarray) else x) if Path(path).suffix.lower() == ".onnx" else None)
     runner = open_runner(Path(path), RunnerOptions(threads=threads, xnnpack=xnnpack), data=probe_data)

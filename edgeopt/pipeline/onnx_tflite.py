@@ -1,0 +1,81 @@
+"""An ONNX model for a TFLite profile: onnx2tf's float .tflite, proven against the ONNX model before quantizing.
+
+The proof runs both models (onnxruntime, LiteRT) on the user's eval data, else calibration data, else random
+samples of the input's fixed shape; an output under the profile's [convert] min_snr_db stops the build (exit 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.convert.onnx2tf_layout import Moved, TfliteLayout
+from edgeopt.convert.registry import Converter
+from edgeopt.data.datasets import Dataset
+from edgeopt.data.tensors import Batch, batch_head, units_of
+from edgeopt.errors import InputError
+from edgeopt.load.source import Source
+from edgeopt.profiles.schema import Profile
+from edgeopt.report import schema as rs
+
+PROOF_SAMPLES = 32
+
+
+@dataclass(frozen=True)
+class Converted:
+    layout: TfliteLayout
+    stage: rs.ConversionStage  # its quantizer is filled in once the artifact is quantized
+
+
+def convert_onnx(source: Source, conv: Converter, profile: Profile, calib: Batch | None, evalset: Dataset | None,
+                 dest: Path) -> Converted:
+    """Write the float .tflite of `source` at `dest`, prove it, and say where every tensor went."""
+    from edgeopt.validate.conversion_proof import check_proof, prove_conversion
+
+    assert source.onnx_path is not None and conv.onnx_to_float is not None
+    conversion = conv.onnx_to_float(source.onnx_path, dest)
+    samples, origin = _proof_samples(source, calib, evalset)
+    proof = prove_conversion(source.onnx_path, conversion, samples)
+    limit = profile.convert.min_snr_db
+    try:
+        check_proof(proof, limit)
+    except InputError as exc:
+        exc.args = (f"{exc.args[0]} on the {origin}; check the model's ops, or lower [convert] min_snr_db",)
+        raise
+    layout = TfliteLayout.of(conversion)
+    stage = rs.ConversionStage(
+        converter=f"{conversion.tool} {conversion.version}", seconds=round(conversion.seconds, 3),
+        samples=proof.samples, sample_source=origin, min_snr_db=limit,
+        outputs=[rs.ConvertedOutput(name=o.name, tflite_name=o.tflite_name, max_abs=o.max_abs, snr_db=o.snr_db)
+                 for o in proof.outputs],
+        inputs_layout=[_tensor(m) for m in layout.inputs], outputs_layout=[_tensor(m) for m in layout.outputs],
+        quantizer=None)
+    return Converted(layout, stage)
+
+
+def _tensor(m: Moved) -> rs.TensorLayout:
+    return rs.TensorLayout(name=m.onnx_name, artifact_name=m.key, source_shape=list(m.onnx_shape),
+                           artifact_shape=list(m.tflite_shape), layout=m.layout)
+
+
+def _proof_samples(source: Source, calib: Batch | None, evalset: Dataset | None) -> tuple[dict[str, np.ndarray], str]:
+    units = units_of([s.shape for s in source.inputs])
+    if evalset is not None:
+        batch, origin = batch_head(evalset.batch, PROOF_SAMPLES, units), "eval data"
+    elif calib is not None:
+        batch, origin = batch_head(calib, PROOF_SAMPLES, units), "calibration data"
+    else:
+        rng = np.random.default_rng(0)
+        batch, origin = {}, "random data"
+        for spec in source.inputs:
+            if any(d is None for d in spec.shape[1:]):
+                msg = (f"{source.path}: input '{spec.name}' has dynamic dimensions and no data was given to prove the "
+                       "TFLite conversion on; give --calib or --eval data")
+                raise InputError(msg)
+            rows = 8 * max(units[0], 1)
+            batch[spec.name] = rng.random((rows, *(int(d) for d in spec.shape[1:] if d is not None)), dtype=np.float32)
+    if isinstance(batch, np.ndarray):
+        return {source.inputs[0].name: batch}, origin
+    return dict(batch), origin
