@@ -114,8 +114,9 @@ def timeout_seconds() -> float:
 
 
 def convert_with_onnx2tf(model: Path, dest: Path, tool: Onnx2tfTool | None = None,
-                         timeout: float | None = None) -> Onnx2tfConversion:
-    """Convert `model` (.onnx) to a float32 .tflite written atomically at `dest`; the user's file is only read."""
+                         timeout: float | None = None, batch: int | None = None) -> Onnx2tfConversion:
+    """Convert `model` (.onnx) to a float32 .tflite written atomically at `dest`; the user's file is only read.
+    `batch`: fix a dynamic batch dimension to this size (onnx2tf -b; TFLite Micro runs only static shapes)."""
     from edgeopt.input_files import regular_file
     from edgeopt.runtime.verify_onnx import load_onnx
 
@@ -133,7 +134,8 @@ def convert_with_onnx2tf(model: Path, dest: Path, tool: Onnx2tfTool | None = Non
         private = _private_copy(model, proto, work)
         out = work / "out"
         start = time.perf_counter()
-        code, log = _run(tool, private, out, limit, model)
+        code, log = _run(tool, _folded(private, batch), out, limit, model,
+                         () if batch is None else ("-b", str(int(batch))))
         seconds = round(time.perf_counter() - start, 3)
         coverage = _read_json(out / f"{PRIVATE_NAME}_op_coverage_report.json")
         if code != 0:
@@ -169,6 +171,76 @@ def _private_copy(model: Path, proto: Any, work: Path) -> Path:
     return private
 
 
+def _folded(private: Path, batch: int | None) -> Path:
+    """The private copy after onnxruntime's basic graph optimizations (constant folding: what Shape, ConstantOfShape
+    and friends compute becomes initializers), with a dynamic batch fixed to `batch` first. onnx2tf lowers a Conv
+    whose weights are computed, or a Fill whose size is, to ops LiteRT/TFLite Micro cannot run; folded, they are
+    constants. Basic optimizations write standard ONNX ops only. A model onnxruntime cannot optimize goes as it is."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        proto = onnx.load(str(private))
+        if batch is not None:
+            inits = {t.name for t in proto.graph.initializer}
+            for value in proto.graph.input:
+                dims = value.type.tensor_type.shape.dim
+                if value.name not in inits and dims and not dims[0].HasField("dim_value"):
+                    dims[0].dim_value = int(batch)
+        fixed, folded = private.with_name("fixed.onnx"), private.with_name(f"{PRIVATE_NAME}-folded.onnx")
+        onnx.save(proto, str(fixed))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        options.log_severity_level = 3
+        ort.InferenceSession(str(fixed), options, providers=["CPUExecutionProvider"])
+    except Exception:  # noqa: BLE001 - onnx2tf then gets the model as given, and says what it cannot convert
+        return private
+    if not folded.is_file():
+        return private
+    if batch is not None:  # a microcontroller target: no op TFLite Micro lacks
+        with contextlib.suppress(Exception):
+            proto = onnx.load(str(folded))
+            if _hard_activations_as_relu6(proto):
+                onnx.save(proto, str(folded))
+    target = private.with_name(f"{PRIVATE_NAME}.onnx")
+    folded.replace(target)  # onnx2tf names its outputs after the input file
+    return target
+
+
+def _hard_activations_as_relu6(proto: Any) -> bool:
+    """HardSigmoid(x) = clip(a*x + b, 0, 1) and HardSwish(x) = x * HardSigmoid(x) with a=1/6, b=1/2, rewritten
+    as Clip(0, 6) (TFLite RELU6) times 1/6: onnx2tf lowers them to RELU_0_TO_1, which TFLite Micro lacks."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph, changed, nodes = proto.graph, False, []
+    for i, node in enumerate(graph.node):
+        if node.op_type not in ("HardSigmoid", "HardSwish") or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        attrs = {a.name: a.f for a in node.attribute}
+        alpha, beta = (attrs.get("alpha", 0.2), attrs.get("beta", 0.5)) if node.op_type == "HardSigmoid" else \
+            (1.0 / 6.0, 0.5)
+        p = f"_edgeopt_hard{i}"
+        consts = {f"{p}_a": 6.0 * alpha, f"{p}_b": 6.0 * beta, f"{p}_lo": 0.0, f"{p}_hi": 6.0, f"{p}_s": 1.0 / 6.0}
+        graph.initializer.extend(numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in consts.items())
+        x, y = node.input[0], node.output[0]
+        nodes += [helper.make_node("Mul", [x, f"{p}_a"], [f"{p}_ax"]),
+                  helper.make_node("Add", [f"{p}_ax", f"{p}_b"], [f"{p}_axb"]),
+                  helper.make_node("Clip", [f"{p}_axb", f"{p}_lo", f"{p}_hi"], [f"{p}_relu6"])]
+        if node.op_type == "HardSigmoid":
+            nodes.append(helper.make_node("Mul", [f"{p}_relu6", f"{p}_s"], [y]))
+        else:
+            nodes += [helper.make_node("Mul", [f"{p}_relu6", f"{p}_s"], [f"{p}_gate"]),
+                      helper.make_node("Mul", [x, f"{p}_gate"], [y])]
+        changed = True
+    if changed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+    return changed
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
         import ctypes
@@ -177,9 +249,10 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _run(tool: Onnx2tfTool, private: Path, out: Path, limit: float, model: Path) -> tuple[int, str]:
+def _run(tool: Onnx2tfTool, private: Path, out: Path, limit: float, model: Path,
+         extra: tuple[str, ...] = ()) -> tuple[int, str]:
     """Run onnx2tf; (exit code, its output). Killed with its process group on timeout or interrupt."""
-    cmd = [*tool.command, "-i", str(private), "-o", str(out), *FLAGS]
+    cmd = [*tool.command, "-i", str(private), "-o", str(out), *FLAGS, *extra]
     log_path = private.parent / "onnx2tf.log"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)  # edgeopt's path must not leak into onnx2tf's own environment

@@ -19,6 +19,7 @@ from edgeopt.errors import InputError
 from edgeopt.load.source import Source
 from edgeopt.profiles.schema import Profile
 from edgeopt.report import schema as rs
+from edgeopt.vocabulary import DeviceClass
 
 PROOF_SAMPLES = 32
 
@@ -35,7 +36,8 @@ def convert_onnx(source: Source, conv: Converter, profile: Profile, calib: Batch
     from edgeopt.validate.conversion_proof import check_proof, prove_conversion
 
     assert source.onnx_path is not None and conv.onnx_to_float is not None
-    conversion = conv.onnx_to_float(source.onnx_path, dest)
+    static = profile.device_class is DeviceClass.EMBEDDED_MCU  # TFLite Micro has no dynamic shapes: batch 1
+    conversion = conv.onnx_to_float(source.onnx_path, dest, 1 if static else None)
     samples, origin = _proof_samples(source, calib, evalset)
     proof = prove_conversion(source.onnx_path, conversion, samples)
     limit = profile.convert.min_snr_db
