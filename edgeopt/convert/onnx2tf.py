@@ -181,8 +181,13 @@ def _folded(private: Path, batch: int | None) -> Path:
 
     try:
         proto = onnx.load(str(private))
+        inits = {t.name for t in proto.graph.initializer}
+        if proto.ir_version < 4:  # IR 3 lists every initializer as an input too: constants, as edgeopt reads them
+            kept = [v for v in proto.graph.input if v.name not in inits]
+            del proto.graph.input[:]
+            proto.graph.input.extend(kept)
+            proto.ir_version = 4
         if batch is not None:
-            inits = {t.name for t in proto.graph.initializer}
             for value in proto.graph.input:
                 dims = value.type.tensor_type.shape.dim
                 if value.name not in inits and dims and not dims[0].HasField("dim_value"):

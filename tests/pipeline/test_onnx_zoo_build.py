@@ -1,0 +1,37 @@
+"""Issue 22: an opset-9, IR-3 CNN from the `onnx` package's own test data (light_squeezenet: initializers listed
+as inputs, Conv weights computed by ConstantOfShape nodes) builds int8 for mobile-cpu through onnx2tf: the
+private copy is read as IR 4 and constant-folded before onnx2tf sees it (as shipped, onnx2tf lowers its Convs to
+CUSTOM ops LiteRT cannot run)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+
+def test_opset9_squeezenet_from_the_onnx_package_builds_int8_for_mobile_cpu(cli, tmp_path):
+    src = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_squeezenet.onnx"
+    model = tmp_path / "squeezenet.onnx"
+    shutil.copyfile(src, model)
+    before = model.read_bytes()
+    proto = onnx.load(str(model))
+    assert proto.ir_version == 3 and proto.opset_import[0].version == 9
+    x = np.random.default_rng(0).normal(0, 1, (6, 3, 224, 224)).astype(np.float32)  # NCHW, as the model takes
+    np.savez(tmp_path / "eval.npz", x=x)
+    np.savez(tmp_path / "calib.npz", x=x[:4])
+    r = cli("build", model, "--target", "mobile-cpu", "--out", tmp_path / "out", "--calib", tmp_path / "calib.npz",
+            "--eval", tmp_path / "eval.npz", "--no-bench")
+    assert r.exit_code == 0, r.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    conversion = report["stages"]["conversion"]
+    assert conversion["converter"].startswith("onnx2tf ") and conversion["quantizer"].startswith("ai-edge-quantizer")
+    assert conversion["samples"] == 6 and conversion["sample_source"] == "eval data"
+    assert all(o["snr_db"] >= conversion["min_snr_db"] for o in conversion["outputs"]), conversion["outputs"]
+    assert report["optimized"]["artifact"]["scheme"] == "int8"
+    out = tmp_path / "out"
+    assert (out / "squeezenet.tflite").stat().st_size < 0.3 * (out / "squeezenet.float.tflite").stat().st_size
+    assert model.read_bytes() == before  # onnx2tf only ever saw a private copy
