@@ -190,8 +190,8 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
         from edgeopt.convert.isolated import prewarm
 
         prewarm()  # the converter's child imports TensorFlow while this process loads the model
-    with channel.phase("loading the model"):
-        source = open_source(req.model, req.unsafe_load, work_dir=_private_folder(stage, "_source"))
+    # loading a Keras file or SavedModel is a timed phase inside load_keras (after TensorFlow's import)
+    source = open_source(req.model, req.unsafe_load, work_dir=_private_folder(stage, "_source"))
     _check_format_fits(source, profile)
     notes: list[str] = [f"the model is {source.origin}; the float reference is that ONNX model"] if source.origin else []
     given_shape = _given_shape(req, source)  # --shape checked against the model: exit 2 before any work
@@ -697,7 +697,8 @@ def _firmware_service(req: BuildRequest, profile: Profile, stage: Staging, paylo
 
     samples = None
     if payload.get("samples") is not None:
-        samples = np.load(staged(payload["samples"]), allow_pickle=False)
+        path = staged(payload["samples"])
+        samples = np.load(path, allow_pickle=False)
     result, violations = _run_firmware(staged(payload["artifact"]), profile, req, samples, str(payload.get("source", "")))
     return {"result": None if result is None else TypeAdapter(FirmwareResult).dump_python(result, mode="json"),
             "violations": [dataclasses.asdict(v) for v in violations]}

@@ -58,7 +58,7 @@ def phase(name: str, limit_s: float | None = None) -> Iterator[None]:
     if _out is None:
         yield
         return
-    from edgeopt.errors import EdgeoptError, ModelCodeError, cause_of
+    from edgeopt.errors import EdgeoptError, ModelCodeError
 
     if _depth == 0:
         send({"t": "phase", "name": name, "limit": limit_s or model_timeout()})
@@ -67,15 +67,26 @@ def phase(name: str, limit_s: float | None = None) -> Iterator[None]:
         yield
     except (EdgeoptError, KeyboardInterrupt, SystemExit, MemoryError):
         raise
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk is not the model's doing
+            raise
+        raise ModelCodeError(_phase_message(name, exc)) from exc
     except Exception as exc:
-        denied = _denied(exc)
-        refused = "" if denied is None else f" (refused by the sandbox: {cause_of(denied, 200)})"
-        msg = f"{name} failed in the model's own code{refused}: {type(exc).__name__}: {cause_of(exc, 400)}"
-        raise ModelCodeError(msg) from exc
+        raise ModelCodeError(_phase_message(name, exc)) from exc
     finally:
         _depth -= 1
         if _depth == 0:
             send({"t": "phase_end"})
+
+
+def _phase_message(name: str, exc: BaseException) -> str:
+    from edgeopt.errors import cause_of
+
+    denied = _denied(exc)
+    refused = "" if denied is None else f" (refused by the sandbox: {cause_of(denied, 200)})"
+    return f"{name} failed in the model's own code{refused}: {type(exc).__name__}: {cause_of(exc, 400)}"
 
 
 def _denied(exc: BaseException) -> BaseException | None:

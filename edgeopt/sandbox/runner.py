@@ -59,18 +59,27 @@ def _memory_bytes() -> int:
         return 16 * 1024**3
 
 
-def spec_of(job: Job, confine: bool = True) -> dict[str, Any]:
-    tmp = job.writable[0] / "_tmp"
-    tmp.mkdir(mode=0o700, exist_ok=True)
-    return {"writable": [str(p) for p in job.writable], "tmp": str(tmp), "network": job.network,
+def spec_of(job: Job, tmp: Path, confine: bool = True) -> dict[str, Any]:
+    """The child's rules: it writes `job.writable` and `tmp`, its TMPDIR (a private folder in the system's)."""
+    return {"writable": [str(p) for p in (*job.writable, tmp)], "tmp": str(tmp), "network": job.network,
             "cpu_seconds": _int_env(CPU_ENV, DEFAULT_CPU_S), "memory_bytes": _memory_bytes(), "confine": confine}
 
 
 def call(job: Job, progress: Callable[[str], None], confine: bool = True) -> Any:
     """Run `job` in a confined child; its result, or the error it raised."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="edgeopt-sandbox-"))  # 0700
+    try:
+        return _call(job, progress, spec_of(job, tmp, confine))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _call(job: Job, progress: Callable[[str], None], spec: dict[str, Any]) -> Any:
     from pydantic import TypeAdapter
 
-    spec = spec_of(job, confine)
     proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, json.dumps(spec)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, close_fds=True)
     assert proc.stdin is not None and proc.stdout is not None

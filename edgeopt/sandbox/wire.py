@@ -33,10 +33,10 @@ def encode_error(exc: BaseException) -> dict[str, Any]:
         if hasattr(exc, "violations"):
             out["violations"] = [vars(v) for v in exc.violations]
         return out
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" ({exc.filename})" if exc.filename else ""
-        return {"module": "edgeopt.errors", "cls": "OutputError", "exit_code": 2,
-                "message": f"no space left on the device{where}; free some space or choose another --out"}
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the CLI says where and how much
+        name = exc.filename
+        return {"oserror": [exc.errno, exc.strerror, None if name is None else str(name),
+                            None if exc.filename2 is None else str(exc.filename2)]}
     if isinstance(exc, MemoryError):
         return {"module": "edgeopt.errors", "cls": "InputError", "exit_code": 2,
                 "message": "the model's code ran out of memory in the sandbox; try a smaller model or fewer samples"}
@@ -52,7 +52,10 @@ def encode_error(exc: BaseException) -> dict[str, Any]:
             "traceback": "".join(traceback.format_exception(exc))}
 
 
-def decode_error(data: dict[str, Any]) -> EdgeoptError:
+def decode_error(data: dict[str, Any]) -> BaseException:
+    if isinstance(data.get("oserror"), list) and len(data["oserror"]) == 4:  # a full disk: as if raised here
+        code, text, name, name2 = data["oserror"]
+        return OSError(int(code), str(text), name, None, name2)
     module, name = str(data.get("module", "")), str(data.get("cls", ""))
     cls: type[EdgeoptError] = SandboxedInternalError
     if module == "edgeopt" or module.startswith("edgeopt."):

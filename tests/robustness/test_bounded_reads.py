@@ -70,8 +70,10 @@ def test_planted_manifest_paths_are_never_read(tmp_path):
         "schema": "edgeopt.manifest/1", "input_key": "x", "artifacts": {"report.json": "not an object"},
         "inputs": {"model": {"path": "/dev/zero", "sha256": "0"}, "calibration": {"path": str(fifo), "sha256": "0"},
                    "eval": {"path": "/usr", "sha256": "0"}}}))
-    r = edgeopt("build", ONNX, "--target", "mobile-cpu", "--out", out, "--no-bench", timeout=QUICK)
-    assert "makes TFLite" in _one_line(r)  # the build got past the up-to-date check to its own refusal
+    profile = tmp_path / "prunes.toml"  # pruning an ONNX model is refused once the model is open
+    profile.write_text('extends = "mobile-cpu"\n[prune]\nratio = 0.5\n')
+    r = edgeopt("build", ONNX, "--target", profile, "--out", out, "--no-bench", timeout=QUICK)
+    assert "needs a Keras model" in _one_line(r)  # the build got past the up-to-date check to its own refusal
     r = edgeopt("verify", out, timeout=QUICK, env_extra={"COLUMNS": "1000"})
     assert r.returncode == 3, r.stderr  # verify's "artifacts changed"
     said = r.stdout + r.stderr

@@ -12,11 +12,17 @@ import pytest
 from edgeopt.errors import DataError, ModelFileError, OutputError, ProfileError
 from tests.robustness.conftest import ROOT, edgeopt
 
+# The one unpickling: the sandbox child reads its job from the parent edgeopt process, before any model code runs
+# (the other way, child to parent, is JSON only: edgeopt/sandbox/runner.py).
+TRUSTED_PICKLE = {"edgeopt/sandbox/child.py"}
+
 
 def test_numpy_never_unpickles():
     offenders = []
     for path in (ROOT / "edgeopt").rglob("*.py"):
         for n, line in enumerate(path.read_text().splitlines(), 1):
+            if str(path.relative_to(ROOT)) in TRUSTED_PICKLE and "pickle.loads(" in line:
+                continue
             if re.search(r"allow_pickle\s*=\s*True|\bpickle\.loads?\(|np\.load\((?![^)]*allow_pickle=False)", line):
                 offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not offenders, offenders
