@@ -188,9 +188,13 @@ def apply(c: Confinement) -> Applied:
 
 def preexec(c: Confinement) -> Callable[[], None]:
     """A `preexec_fn` for subprocess.Popen: the program runs confined (and dies with its parent)."""
+    from edgeopt import parent_death
+
+    die = parent_death.preexec()  # prctl resolved here, in the parent: the forked child only calls it
 
     def confine() -> None:
-        _libc().prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        if die is not None:
+            die()
         apply(c)
 
     return confine

@@ -33,7 +33,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from edgeopt import parent_death
 from edgeopt.atomic import write_bytes_atomic
 from edgeopt.convert.onnx2tf_tool import Onnx2tfTool, find_onnx2tf
 from edgeopt.errors import (
@@ -246,14 +246,6 @@ def _hard_activations_as_relu6(proto: Any) -> bool:
     return changed
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _run(tool: Onnx2tfTool, private: Path, out: Path, limit: float, model: Path,
          extra: tuple[str, ...] = ()) -> tuple[int, str]:
     """Run onnx2tf; (exit code, its output). Killed with its process group on timeout or interrupt."""
@@ -263,7 +255,7 @@ def _run(tool: Onnx2tfTool, private: Path, out: Path, limit: float, model: Path,
     env.pop("PYTHONPATH", None)  # edgeopt's path must not leak into onnx2tf's own environment
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=private.parent,
-                                env=env, start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                                env=env, start_new_session=True, preexec_fn=parent_death.preexec())  # noqa: PLW1509
         try:
             code = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:

@@ -14,18 +14,11 @@ import sys
 from pathlib import Path
 
 
-def _die_with_parent() -> None:
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-
-
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _die_with_parent()
+    from edgeopt.parent_death import die_with_parent
+
+    die_with_parent()
     spec = json.loads(sys.argv[1])
     tmp = Path(spec["tmp"])
     os.environ["TMPDIR"] = str(tmp)
