@@ -31,10 +31,18 @@ def open_cache():
 
 
 def check_cache(xdg: Path) -> str:
+    # Run in-process by tests too: the previous XDG_CACHE_HOME comes back, or later tests look for onnx2tf in XDG.
+    before = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(xdg)
-    cache = open_cache()
-    archive = cache.checked_archive()
-    return f"{archive}: {cache.compiled} compiled; " + "; ".join(cache.notes)
+    try:
+        cache = open_cache()
+        archive = cache.checked_archive()
+        return f"{archive}: {cache.compiled} compiled; " + "; ".join(cache.notes)
+    finally:
+        if before is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
 
 
 def search_best(out: Path) -> str:
