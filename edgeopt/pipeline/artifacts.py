@@ -84,7 +84,7 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     elif source.tflite_path is not None:  # a float .tflite: it is the baseline, quantized without TensorFlow
         float_base = write_bytes_atomic(stage.path(base), source.tflite_path.read_bytes())
     elif not conv.from_onnx:  # ONNX for a TFLite profile: onnx2tf's float .tflite, proven before quantizing
-        return _converted_onnx(source, profile, calib, evalset, stage, measure)
+        return _converted_onnx(source, profile, calib, evalset, stage, measure, reference, target)
     else:
         assert source.onnx_path is not None and conv.from_onnx  # build checks the source fits the format
         float_base = write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())  # tools work on the copy
@@ -98,12 +98,8 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     done = quant.quantize(float_opt, q, calib, work, ctx)
     write_bytes_atomic(stage.path(opt), done.data)
     plain = Artifacts(base, opt, str(fmt), str(q.scheme), notes=done.notes, activations=done.stage)
-    if source.tflite_path is not None:
+    if source.tflite_path is not None:  # accuracy control below works on the float .tflite (ai-edge-quantizer)
         plain = replace(plain, notes=(*plain.notes, *((f"quantized by {done.tool}",) if done.tool else ())))
-        if _use_partial(profile, evalset):
-            plain = replace(plain, notes=(*plain.notes, "accuracy control ([partial]) is not available for float "
-                                          f".tflite inputs yet; plain {q.scheme} was kept"))
-        return replace(plain, optimized_accuracy=done.accuracy)
     skip = _partial_unsupported(source, target) if _use_partial(profile, evalset) else None
     if skip:
         return replace(plain, optimized_accuracy=done.accuracy, notes=(*plain.notes, skip))
@@ -120,7 +116,7 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
         qat = None
         from edgeopt.pipeline.qat_stage import qat_in_ladder, qat_rung
 
-        if not result.met and qat_in_ladder(profile) and train is not None:
+        if not result.met and qat_in_ladder(profile) and train is not None and model is not None:
             result, qat = qat_rung(model, profile, train, evalset, result, stage.path(base).read_bytes()
                                    if model is source.keras_model else conv.float_bytes(float_opt))
         write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
@@ -129,8 +125,11 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
 
 
 def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evalset: Dataset | None,
-                    stage: Staging, measure: Measure | None) -> Artifacts:
-    """The float .tflite (the baseline) and its quantized artifact; data moved to the .tflite's layout."""
+                    stage: Staging, measure: Measure | None, reference: list[np.ndarray] | None,
+                    target: AccuracyTarget | None) -> Artifacts:
+    """The float .tflite (the baseline) and its quantized artifact; data moved to the .tflite's layout. With
+    [partial] and eval data, an int8 artifact over budget is replaced by accuracy control on the float .tflite
+    (measured against it, in its layout: outputs by their .tflite names)."""
     from edgeopt.convert.registry import converter_for
     from edgeopt.pipeline.onnx_tflite import convert_onnx
     from edgeopt.quantize.registry import QuantizeContext, quantizer_for
@@ -144,12 +143,29 @@ def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evals
     done = quantizer_for(fmt).quantize(stage.path(base), profile.quantize, None if calib is None else layout.feed(calib),
                                        stage.dir / "_work", ctx)
     write_bytes_atomic(stage.path(opt), done.data)
-    notes = done.notes
-    if _use_partial(profile, evalset):
-        notes = (*notes, "accuracy control ([partial]) is not available for ONNX->TFLite builds yet; plain "
-                 f"{profile.quantize.scheme} was kept")
-    return Artifacts(base, opt, str(fmt), str(profile.quantize.scheme), notes=notes, layout=layout,
-                     conversion=converted.stage.model_copy(update={"quantizer": done.tool or None}))
+    plain = Artifacts(base, opt, str(fmt), str(profile.quantize.scheme), notes=done.notes, layout=layout,
+                      conversion=converted.stage.model_copy(update={"quantizer": done.tool or None}))
+    skip = _partial_unsupported(source, target) if _use_partial(profile, evalset) else None
+    if skip:
+        return replace(plain, notes=(*plain.notes, skip))
+    if not _use_partial(profile, evalset) or reference is None:
+        return plain
+    assert evalset is not None and calib is not None
+    from edgeopt.validate.accuracy import compare, predict_outputs
+
+    measured = compare(predict_outputs(stage.path(opt), evalset.batch, source.outputs, layout=layout), reference,
+                       evalset.y, source.reference_name, target=target)
+    within = _plain_within_budget(source, profile, evalset, reference, stage, plain, measured, target)
+    if within is not None:
+        return within
+    from edgeopt.quantize.partial import settings_from_profile
+
+    settings = replace(settings_from_profile(profile), **done.partial_overrides, target=target,
+                       outputs=layout.output_specs(source.outputs))
+    result = quantizer_for(fmt).partial(None, stage.path(base), layout.feed(calib), layout.feed(evalset.batch),
+                                        evalset.y, settings)
+    write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
+    return replace(plain, scheme=result.chosen_step.scheme, partial=result, note=result.shortfall())
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:

@@ -6,8 +6,8 @@ each time -- then, if allowed, try int16x8 activations for the whole model. Ever
 is a row (size, accuracy, p50 latency, ops out of int8); the first row within budget wins.
 When none is, the result says so (`met` False) and carries the best row: the caller decides.
 
-Backends (TFLite via the QuantizationDebugger's denylisted nodes, ONNX via
-`quantize_static(nodes_to_exclude=...)`) implement the small `Backend` protocol;
+Backends (TFLite via the QuantizationDebugger's denylisted nodes, a float .tflite via ai-edge-quantizer's ops
+kept float, ONNX via `quantize_static(nodes_to_exclude=...)`) implement the small `Backend` protocol;
 the loop itself does not know which one it drives.
 """
 
@@ -24,9 +24,10 @@ import numpy as np
 
 from edgeopt.data.tensors import Batch, IOSpec, batch_count
 from edgeopt.errors import DataError, InputError, ProfileError
-from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat
+from edgeopt.profiles.schema import CalibrationMethod, Fallback, IOType, Profile, QuantFormat, Scheme
 from edgeopt.quantize.sensitivity import LayerSensitivity, rank
 from edgeopt.runtime.verify_onnx import load_onnx
+from edgeopt.vocabulary import DeviceClass
 
 if TYPE_CHECKING:
     from edgeopt.validate.metrics import AccuracyTarget
@@ -42,10 +43,11 @@ class PartialSettings:
     max_steps: int = 8
     per_channel: bool = True
     int8_io: bool = False  # int8 input/output (fully quantized; TFLite only)
-    calibration_method: CalibrationMethod = CalibrationMethod.MINMAX  # ONNX only
+    calibration_method: CalibrationMethod = CalibrationMethod.MINMAX  # ONNX and float .tflite (minmax, percentile)
     quant_format: QuantFormat = QuantFormat.QDQ  # ONNX only
     unsigned_activations: bool = False  # ONNX only: U8S8 instead of S8S8
     benchmark: bool = True  # p50 latency per step
+    mcu: bool = False  # float .tflite only: every variant is checked on host TFLite Micro against LiteRT
     threads: int = 1
     # the metric and budget of every output (edgeopt.validate.metrics); None: top-1 / agreement of the first output
     # against max_accuracy_drop. `outputs` names and shapes them, to match the artifact's outputs.
@@ -83,7 +85,7 @@ def settings_from_profile(profile: Profile) -> PartialSettings:
         max_accuracy_drop=drop, fallbacks=part.fallbacks, keep_float=part.keep_float, max_steps=part.max_steps,
         per_channel=q.per_channel, int8_io=q.input_type is IOType.INT8 and q.output_type is IOType.INT8,
         calibration_method=q.calibration_method, quant_format=q.onnx_format,
-        threads=max(1, profile.runtime.threads),
+        threads=max(1, profile.runtime.threads), mcu=profile.device_class is DeviceClass.EMBEDDED_MCU,
     )
 
 
@@ -295,6 +297,72 @@ def partial_quantize_tflite(model: Any, calib_x: Batch, eval_x: Batch, eval_y: n
         session = TfliteDebugSession(sm, calib_x, settings.per_channel, settings.int8_io, names)
         return control_accuracy(TfliteBackend(session, sm, _floats(calib_x), settings),
                                 eval_x, eval_y, settings, "tflite")
+
+
+# ------------------------------------------------------------------------------------------ float .tflite
+
+
+class TfliteFileBackend:
+    """A float .tflite (onnx2tf's, or the user's) through ai-edge-quantizer, no TensorFlow anywhere.
+
+    sensitivity: edgeopt.quantize.sensitivity.tflite_file (each op's local error: its float output on the int8
+    grid + its weights' error, from the float model run in LiteRT and the full-int8 model's scales);
+    int8(ops): `quantize_tflite_file` with those ops (by output tensor name) kept float; int16x8: the same
+    quantizer's 16-bit-activation recipe. Every variant runs in LiteRT before the loop sees it, and with
+    `settings.mcu` on host TFLite Micro too (a disagreement is exit 3 naming the op).
+    """
+
+    suffix = ".tflite"
+
+    def __init__(self, float_tflite: Path, calib_x: Batch, settings: PartialSettings, tmp: Path) -> None:
+        from edgeopt.analysis.tflite_graph import read_tflite
+
+        self._src, self._calib, self._settings, self._tmp = Path(float_tflite), calib_x, settings, tmp
+        self.float_model = self._src.read_bytes()
+        main = read_tflite(self._src).main
+        self._op_of = {main.tensors[o].name: op.index for op in reversed(main.operators) for o in op.outputs if o >= 0}
+        self._plain: bytes | None = None
+        self._n = 0
+
+    def _quantize(self, scheme: Scheme, keep: tuple[int, ...], io: IOType) -> bytes:
+        from edgeopt.quantize.tflite_file import TfliteFileOptions, quantize_tflite_file
+
+        self._n += 1
+        s = self._settings
+        options = TfliteFileOptions(per_channel=s.per_channel, statistic=s.calibration_method, input_type=io,
+                                    output_type=io, keep_float=keep, mcu=s.mcu)
+        dst = self._tmp / f"q{self._n}.tflite"
+        quantize_tflite_file(self._src, dst, scheme, self._calib, options)
+        return dst.read_bytes()
+
+    def sensitivity(self) -> tuple[LayerSensitivity, ...]:
+        from edgeopt.quantize.sensitivity.tflite_file import sensitivity_tflite_file
+
+        plain = self.int8(())
+        path = self._tmp / "int8.tflite"
+        path.write_bytes(plain)
+        return sensitivity_tflite_file(self._src, path, self._calib)
+
+    def int8(self, float_nodes: tuple[str, ...]) -> bytes:
+        if not float_nodes and self._plain is not None:
+            return self._plain  # the full-int8 model the sensitivity was measured on
+        keep = tuple(self._op_of[n] for n in float_nodes)
+        data = self._quantize(Scheme.INT8, keep, IOType.INT8 if self._settings.int8_io else IOType.FLOAT32)
+        if not float_nodes:
+            self._plain = data
+        return data
+
+    def int16x8(self) -> bytes | None:
+        return self._quantize(Scheme.INT16X8, (), IOType.INT16 if self._settings.int8_io else IOType.FLOAT32)
+
+
+def partial_quantize_tflite_file(float_tflite: Path, calib_x: Batch, eval_x: Batch, eval_y: np.ndarray | None,
+                                 settings: PartialSettings) -> PartialResult:
+    """Accuracy-controlled int8 .tflite from a float .tflite (data in its layout); `result.model` is the artifact."""
+    _check_eval(eval_x)
+    with tempfile.TemporaryDirectory(prefix="edgeopt-partial-tflite-") as tmp:
+        return control_accuracy(TfliteFileBackend(Path(float_tflite), _floats(calib_x), settings, Path(tmp)),
+                                eval_x, eval_y, settings, "tflite-file")
 
 
 # ------------------------------------------------------------------------------------------ ONNX

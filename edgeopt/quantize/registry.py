@@ -88,24 +88,22 @@ def _tflite_file(float_tflite: Path, q: QuantizeSection, calib: Batch | None, wo
         raise ProfileError(msg)
     if q.scheme is Scheme.NONE:
         return Quantized(float_tflite.read_bytes())
-    from edgeopt.analysis.tflite_graph import read_tflite
+    from edgeopt.quantize.tflite_file import weights_per_channel
 
-    notes: tuple[str, ...] = ()
-    per_channel = q.per_channel
-    if per_channel and any(op.op == "BATCH_MATMUL" for op in read_tflite(float_tflite).main.operators):
-        # ai-edge-quantizer gives BATCH_MATMUL's constant operand per-channel scales LiteRT's kernel does not
-        # honour (measured: digits MLP top-1 98% -> 10%); per-tensor weights keep it (98%)
-        per_channel = False
-        notes = ("per-channel weights off: the model has BATCH_MATMUL (onnx2tf's MatMul/Gemm), whose per-channel "
-                 "int8 weights LiteRT does not run correctly; weights are per-tensor",)
+    per_channel, notes = weights_per_channel(float_tflite, q.per_channel)
     options = TfliteFileOptions(per_channel=per_channel, statistic=q.calibration_method, input_type=q.input_type,
                                 output_type=q.output_type, mcu=ctx.mcu)
     done = quantize_tflite_file(float_tflite, work / "quantized.tflite", q.scheme, calib, options)
-    return Quantized(done.path.read_bytes(), (*notes, *done.notes), tool=f"{done.quantizer} {done.quantizer_version}")
+    return Quantized(done.path.read_bytes(), (*notes, *done.notes), partial_source=float_tflite,
+                     partial_overrides={"per_channel": per_channel}, tool=f"{done.quantizer} {done.quantizer_version}")
 
 
 def _tflite_partial(model: Any, saved_model: Path, calib: Batch, eval_x: Batch, eval_y: np.ndarray | None,
                     settings: PartialSettings) -> PartialResult:
+    if saved_model.suffix.lower() == ".tflite":  # a float .tflite: ai-edge-quantizer, ops kept float by name
+        from edgeopt.quantize.partial import partial_quantize_tflite_file
+
+        return partial_quantize_tflite_file(saved_model, calib, eval_x, eval_y, settings)
     from edgeopt.quantize.partial import partial_quantize_tflite
 
     return partial_quantize_tflite(model, calib, eval_x, eval_y, settings)  # the Keras model: op labels use its layer names

@@ -264,7 +264,7 @@ class PartialStep(Frozen):
 class PartialStage(Frozen):
     """Accuracy control ([partial]): every variant tried; the first within budget wins, else the best."""
 
-    backend: str  # "tflite" or "onnx"
+    backend: str  # "tflite" (Keras, TF converter), "tflite-file" (a float .tflite, ai-edge-quantizer) or "onnx"
     max_accuracy_drop: float
     float_accuracy: float | None
     sensitivity: list[SensitivityRow]  # graph order

@@ -1,7 +1,7 @@
 """Per-layer quantization sensitivity: error between float and int8, layer by layer.
 
 common.py holds the row type (LayerSensitivity), the ranking and SNR; tflite.py and onnx.py
-compute the rows for their backend; `sensitivity_for_file` is `edgeopt inspect --sensitivity`.
+compute the rows for their backend (tflite_file.py: a float .tflite, without TensorFlow); `sensitivity_for_file` is `edgeopt inspect --sensitivity`.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ __all__ = ["LayerSensitivity", "TfliteDebugSession", "keras_layer_names", "layer
 
 
 def sensitivity_for_file(path: Path, calib: Path | None, unsafe_load: bool = False) -> tuple[LayerSensitivity, ...]:
-    """`edgeopt inspect --sensitivity`: per-layer int8 sensitivity of a float .keras/.h5/SavedModel or .onnx file."""
+    """`edgeopt inspect --sensitivity`: per-layer int8 sensitivity of a float .keras/.h5/SavedModel, .onnx or .tflite."""
     from edgeopt.errors import DataError, InputError
     from edgeopt.load.formats import ModelFormat, detect_format
     from edgeopt.load.keras_model import KERAS_FORMATS
 
     fmt = detect_format(path)
-    if fmt not in KERAS_FORMATS and fmt is not ModelFormat.ONNX:
+    if fmt not in KERAS_FORMATS and fmt not in (ModelFormat.ONNX, ModelFormat.TFLITE):
         msg = (
             f"{path}: sensitivity compares the float model with int8; give the float .keras, .h5, "
-            "SavedModel or .onnx model, not a converted .tflite"
+            "SavedModel, .onnx or float .tflite model"
         )
         raise InputError(msg)
     if calib is None:
@@ -60,4 +60,8 @@ def sensitivity_here(path: Path, calib: Path, unsafe_load: bool = False) -> tupl
     head = batch_head(data.batch, 200, units_of([i.shape for i in source.inputs] or [source.input_shape]))
     if source.keras_model is not None:
         return sensitivity_tflite(source.keras_model, head)
+    if source.tflite_path is not None:  # a float .tflite: ai-edge-quantizer's int8, no TensorFlow
+        from edgeopt.quantize.sensitivity.tflite_file import sensitivity_float_tflite
+
+        return sensitivity_float_tflite(source.tflite_path, head)
     return sensitivity_onnx(path, head)
