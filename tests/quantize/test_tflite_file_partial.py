@@ -144,9 +144,21 @@ def test_inspect_sensitivity_on_a_float_tflite_ranks_every_op(cli, files) -> Non
     assert worst["layer"] == fragile and out["most_sensitive"][0] == worst["name"]
     assert all(row["snr_db"] > 20 for row in rows if row is not worst), rows
     assert abs(sum(row["macs_share"] for row in rows) - 1.0) < 1e-6
-    human = cli("inspect", files["tflite"], "--sensitivity", "--calib", files["calib"])
-    assert human.exit_code == 0 and "int8 sensitivity" in human.output and fragile in human.output
     print(f"inspect --sensitivity on the float .tflite {seconds:.1f} s")
+
+
+def test_inspect_sensitivity_on_a_tflite_never_imports_tensorflow(files) -> None:
+    """The human table, from the real CLI in a fresh interpreter that must not have imported TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgeopt.cli.app import app\n"
+            "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print('TF' if 'tensorflow' in sys.modules else 'NO-TF', code)")
+    r = subprocess.run([sys.executable, "-c", code, "inspect", str(files["tflite"]), "--sensitivity", "--calib",
+                        str(files["calib"])], capture_output=True, text=True, timeout=120, check=False)
+    assert r.stdout.strip().endswith("NO-TF 0"), r.stdout + r.stderr
+    assert "int8 sensitivity" in r.stdout and _fragile_op(files["tflite"]) in r.stdout
 
 
 def test_inspect_sensitivity_refuses_a_quantized_tflite(cli, files, tmp_path: Path) -> None:
@@ -157,3 +169,23 @@ def test_inspect_sensitivity_refuses_a_quantized_tflite(cli, files, tmp_path: Pa
     quantize_tflite_file(files["tflite"], tmp_path / "int8.tflite", Scheme.INT8, calib)
     r = cli("inspect", tmp_path / "int8.tflite", "--sensitivity", "--calib", files["calib"])
     assert r.exit_code == 2 and "already quantized" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_mcu_int16x8_rung_on_a_float_tflite_reports_the_shortfall(cli, files, tmp_path: Path) -> None:
+    """embedded-mcu (no float on an MCU): int8, then int16x8 through ai-edge-quantizer, each checked on host TFLite
+    Micro; int16x8 keeps int8 weights, so the outlier still wins: the best step ships, exit 3 with the shortfall."""
+    profile = tmp_path / "mcu.toml"
+    profile.write_text('extends = "embedded-mcu"\ndescription = "int16x8 rung"\n\n[budgets]\nmax_accuracy_drop = 1.0\n'
+                       '\n[partial]\nfallbacks = ["int16x8"]\n\n[mcu]\nallow_int16x8 = true\n')
+    r, seconds = _build(cli, files, files["tflite"], tmp_path / "out", str(profile))
+    assert r.exit_code == 3, r.output
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    p = rep["stages"]["partial"]
+    assert [s["scheme"] for s in p["steps"]] == ["int8", "int16x8"] and p["met"] is False
+    assert p["steps"][1]["layers"] == ["all"] and all(s["accuracy_drop"] > 20 for s in p["steps"])
+    assert any(n.startswith("accuracy control ([partial]) did not meet max_accuracy_drop 1 points: 2 variant(s) tried")
+               for n in rep["notes"]), rep["notes"]
+    failed = [b["name"] for b in rep["budgets"] if b["ok"] is False]
+    assert "max_accuracy_drop" in failed and rep["ok"] is False
+    assert rep["stages"]["mcu"]["bit_exact"] is True  # the shipped variant: TFLite Micro = LiteRT
+    print(f"embedded-mcu int16x8 rung {seconds:.1f} s")
