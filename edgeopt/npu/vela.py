@@ -23,9 +23,9 @@ from pathlib import Path
 from edgeopt import parent_death
 from edgeopt.analysis.tflite_graph import read_tflite
 from edgeopt.atomic import write_bytes_atomic
-from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError, first_line
+from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError
 from edgeopt.npu.result import NpuLayer, NpuOperators, NpuStage
-from edgeopt.profiles.schema import NpuSection
+from edgeopt.profiles.schema import NpuSection, Profile
 
 PIP_COMMAND = "pip install 'edgeopt[ethos-u]'"
 CONFIG_FILE = "Arm/vela.ini"  # the configuration file Vela ships: System_Config and Memory_Mode sections
@@ -57,6 +57,15 @@ def vela_version() -> str:
     return v
 
 
+def npu_of(profile: Profile) -> NpuSection:
+    """The profile's [npu], or InputError (exit 2) naming the profiles that have one."""
+    if profile.npu is None:
+        msg = (f"profile {profile.name!r} has no [npu] section (no Ethos-U); use --target alif-e3 or ethos-u55, or "
+               "add [npu] kind and macs to your profile")
+        raise InputError(msg)
+    return profile.npu
+
+
 def compiled_name(artifact: str) -> str:
     """The file name of the Vela-compiled model beside `artifact` ('model.tflite' -> 'model_vela.tflite')."""
     return f"{Path(artifact).stem}_vela.tflite"
@@ -85,7 +94,8 @@ def compile_for_npu(model: Path, npu: NpuSection, dest: Path, profile_name: str 
         compiled = out / compiled_name(PRIVATE_NAME)
         summaries = sorted(out.glob(f"{Path(PRIVATE_NAME).stem}_summary_*.csv"))
         if not compiled.is_file() or not summaries:
-            msg = f"{model}: Vela exited without writing its compiled model and summary; {first_line(log) or 'no output'}"
+            last = next((ln.strip() for ln in reversed(log.splitlines()) if ln.strip()), "no output")
+            msg = f"{model}: Vela exited without writing its compiled model and summary; its last line: {last}"
             raise ModelFileError(msg)
         summary = _summary(summaries[0])
         per_layer = out / f"{Path(PRIVATE_NAME).stem}_per-layer.csv"
