@@ -324,9 +324,10 @@ class Objective(StrEnum):
     ARENA = "arena"  # TFLM tensor arena, bytes (embedded-mcu)
     FLASH = "flash"  # model + runtime flash, bytes (embedded-mcu)
     DEVICE_LATENCY = "device_latency"  # ms, estimated on the board (embedded-mcu with a MAC rate or [firmware])
+    NPU_LATENCY = "npu_latency"  # ms, Vela's estimate of the NPU part of one inference (profiles with [npu])
 
 
-MCU_OBJECTIVES = frozenset({Objective.ARENA, Objective.FLASH, Objective.DEVICE_LATENCY})
+MCU_OBJECTIVES = frozenset({Objective.ARENA, Objective.FLASH, Objective.DEVICE_LATENCY, Objective.NPU_LATENCY})
 
 
 class FloatRange(Strict):
@@ -528,6 +529,10 @@ class Profile(Strict):
                 self.firmware.run and self.firmware.cpi and self.firmware.clock_mhz):
             msg = ("search.objectives: 'device_latency' needs mcu.sustained_macs_per_second (or [firmware] run with "
                    "cpi and clock_mhz); set it or drop the objective")
+            raise ValueError(msg)
+        if Objective.NPU_LATENCY in sr.objectives and self.npu is None:
+            msg = ("search.objectives: 'npu_latency' is Vela's estimate for the profile's Ethos-U and this profile has "
+                   "no [npu]; add [npu] (kind, macs) or use device_latency")
             raise ValueError(msg)
         if sr.calibration_methods is not None and not onnx:
             msg = "search.calibration_methods applies to ONNX targets only (convert.format = 'onnx'); remove it"

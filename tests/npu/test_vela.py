@@ -135,3 +135,20 @@ def test_build_alif_e3_runs_the_npu_stage(cli, samples: Path, tmp_path: Path):
     assert "## NPU (Ethos-U, Vela)" in md and "estimate (Vela 5.2.0, ethos-u55-256" in md
     assert "NPU (Ethos-U, Vela)" in (out / "report.html").read_text()
     assert "NPU ethos-u55-256:" in r.output
+    # `search` can minimise it: npu_latency is read from the typed report
+    from edgeopt.pipeline.search.trial import objective_value
+    from edgeopt.profiles.schema import Objective
+    from edgeopt.report.schema import Report
+
+    typed = Report.model_validate_json((out / "report.json").read_text())
+    assert objective_value(typed, Objective.NPU_LATENCY) == n["latency_ms"] > 0
+
+
+def test_npu_latency_objective_needs_an_npu(cli, tmp_path: Path):
+    ok = tmp_path / "npu-search.toml"
+    ok.write_text('extends = "alif-e3"\n\n[search]\nobjectives = ["npu_latency", "accuracy_drop"]\n')
+    assert load_profile(str(ok)).profile.search.objectives[0] == "npu_latency"
+    bad = tmp_path / "no-npu-search.toml"
+    bad.write_text('extends = "stm32h7"\n\n[search]\nobjectives = ["npu_latency"]\n')
+    r = cli("targets", "show", bad)
+    assert r.exit_code == 2 and "'npu_latency' is Vela's estimate for the profile's Ethos-U" in r.output
