@@ -23,7 +23,7 @@ from pathlib import Path
 from edgeopt import parent_death
 from edgeopt.analysis.tflite_graph import read_tflite
 from edgeopt.atomic import write_bytes_atomic
-from edgeopt.errors import InputError, ModelFileError, RuntimeUnavailableError
+from edgeopt.errors import InputError, ModelFileError, OutputError, RuntimeUnavailableError
 from edgeopt.npu.result import NpuLayer, NpuOperators, NpuStage
 from edgeopt.profiles.schema import NpuSection, Profile
 
@@ -81,6 +81,7 @@ def compile_for_npu(model: Path, npu: NpuSection, dest: Path, profile_name: str 
     Raises RuntimeUnavailableError without Vela, InputError when Vela rejects the profile's configuration,
     ModelFileError when it cannot compile the model (all exit 2)."""
     version = vela_version()
+    check_destination(dest)
     model = Path(model)
     source = read_tflite(model)  # a .tflite we can read (bounds-checked) before Vela parses it
     started = time.perf_counter()
@@ -111,7 +112,7 @@ def compile_for_npu(model: Path, npu: NpuSection, dest: Path, profile_name: str 
     for op in cpu:
         counts[op] = counts.get(op, 0) + 1
     reasons = {m["op"]: m["reason"].strip() for m in reversed(list(_FALLBACK.finditer(log))) if m["op"] in counts}
-    write_bytes_atomic(dest, data)
+    _write(Path(dest), data)
     kib = 1024.0
     return NpuStage(
         compiler=f"Vela {version}", accelerator=npu.accelerator, system_config=npu.system_config,
@@ -125,6 +126,24 @@ def compile_for_npu(model: Path, npu: NpuSection, dest: Path, profile_name: str 
         clock_mhz=clock_hz / 1e6, cycles=int(_num(summary, "cycles_total")),
         latency_ms=_num(summary, "inference_time") * 1e3, macs=int(_num(summary, "nn_macs")),
         layers=layers, compile_seconds=round(seconds, 3))
+
+
+def check_destination(dest: Path) -> None:
+    """OutputError (exit 2) before Vela runs when `dest`'s folder is a file."""
+    folder = Path(dest).parent
+    if folder.exists() and not folder.is_dir():
+        msg = f"--out {folder} is a file; give a folder"
+        raise OutputError(msg)
+
+
+def _write(dest: Path, data: bytes) -> None:
+    """The compiled model into `dest`, its folder created only now (a failed compile leaves nothing behind)."""
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create output folder {dest.parent}: {exc.strerror or exc}"
+        raise OutputError(msg) from None
+    write_bytes_atomic(dest, data)
 
 
 def _run(work: Path, npu: NpuSection) -> tuple[int, str]:

@@ -87,7 +87,7 @@ def test_a_configuration_vela_rejects_is_exit_2_one_line(cli, models, tmp_path: 
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in r.output, r.output
     assert "Vela rejects the [npu] configuration of profile 'bad-npu'" in lines[0] and "No_Such_System" in lines[0]
-    assert not (tmp_path / "o" / "cnn_int8_vela.tflite").exists()
+    assert not (tmp_path / "o").exists()  # nothing left behind
     # U55 with the memory mode of a U65 (arena in off-chip flash): Vela's own reason, one line
     prof.write_text('extends = "ethos-u55"\n\n[npu]\nkind = "ethos-u55"\nmacs = 128\nmemory_mode = "Dedicated_Sram"\n')
     r = cli("npu", "compile", models["int8"], "--target", prof, "--out", tmp_path / "o")
@@ -104,6 +104,9 @@ def test_profile_errors(cli, models, tmp_path: Path):
     assert r.exit_code == 2 and "[npu] needs device_class = 'embedded-mcu'" in r.output
     r = cli("npu", "compile", models["int8"], "--target", "embedded-mcu", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "profile 'embedded-mcu' has no [npu] section" in r.output
+    (tmp_path / "afile").write_text("")
+    r = cli("npu", "compile", models["int8"], "--target", "ethos-u55", "--out", tmp_path / "afile")
+    assert r.exit_code == 2 and "--out" in r.output and "is a file; give a folder" in r.output
 
 
 def test_vela_missing_is_exit_2_with_the_pip_command(models, tmp_path: Path):
@@ -114,7 +117,12 @@ def test_vela_missing_is_exit_2_with_the_pip_command(models, tmp_path: Path):
                         "--out", str(tmp_path / "o")], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2, r.stderr
     assert PIP_COMMAND in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    assert not (tmp_path / "o").exists()
+    # a build on an [npu] profile stops before any work, with the same line
+    r = subprocess.run([sys.executable, "-c", code, "build", str(ROOT / "sample_models" / "digits_cnn.keras"),
+                        "--target", "ethos-u55", "--out", str(tmp_path / "b")], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 2 and PIP_COMMAND in r.stderr and not (tmp_path / "b").exists(), r.stderr
 
 
 def test_build_alif_e3_runs_the_npu_stage(cli, samples: Path, tmp_path: Path):

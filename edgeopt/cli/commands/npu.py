@@ -38,8 +38,7 @@ def register(app: typer.Typer) -> None:
             profile = load_profile(target).profile
             npu = npu_of(profile)
             check_model_path(model)
-            out.mkdir(parents=True, exist_ok=True)
-            dest = out / compiled_name(model.name)
+            dest = out / compiled_name(model.name)  # its folder is made once Vela has succeeded
             refuse_overwriting(dest, {"model": model})
             with sink.progress(f"compiling for {npu.accelerator} with Vela"):
                 stage = compile_for_npu(model, npu, dest, profile.name)
