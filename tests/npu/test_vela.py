@@ -160,3 +160,15 @@ def test_npu_latency_objective_needs_an_npu(cli, tmp_path: Path):
     bad.write_text('extends = "stm32h7"\n\n[search]\nobjectives = ["npu_latency"]\n')
     r = cli("targets", "show", bad)
     assert r.exit_code == 2 and "'npu_latency' is Vela's estimate for the profile's Ethos-U" in r.output
+
+
+def test_npu_compile_does_not_import_tensorflow(models, tmp_path: Path):
+    code = f"""
+import sys
+from typer.testing import CliRunner
+from edgeopt.cli.app import app
+r = CliRunner().invoke(app, ["npu", "compile", {str(models['int8'])!r}, "--out", {str(tmp_path / 'o')!r}, "--json"])
+assert r.exit_code == 0, r.output
+assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow was imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
