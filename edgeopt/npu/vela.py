@@ -26,6 +26,7 @@ from edgeopt.atomic import write_bytes_atomic
 from edgeopt.errors import InputError, ModelFileError, OutputError, RuntimeUnavailableError
 from edgeopt.npu.result import NpuLayer, NpuOperators, NpuStage
 from edgeopt.profiles.schema import NpuSection, Profile
+from edgeopt.runtime.verify_tflite import verify_tflite
 
 PIP_COMMAND = "pip install 'edgeopt[ethos-u]'"
 CONFIG_FILE = "Arm/vela.ini"  # the configuration file Vela ships: System_Config and Memory_Mode sections
@@ -83,7 +84,8 @@ def compile_for_npu(model: Path, npu: NpuSection, dest: Path, profile_name: str 
     version = vela_version()
     check_destination(dest)
     model = Path(model)
-    source = read_tflite(model)  # a .tflite we can read (bounds-checked) before Vela parses it
+    verify_tflite(model)  # a well-formed .tflite (offsets, indices, quantization) before Vela parses it
+    source = read_tflite(model)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgeopt-vela-") as tmp:
         work = Path(tmp)

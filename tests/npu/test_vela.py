@@ -104,6 +104,10 @@ def test_profile_errors(cli, models, tmp_path: Path):
     assert r.exit_code == 2 and "[npu] needs device_class = 'embedded-mcu'" in r.output
     r = cli("npu", "compile", models["int8"], "--target", "embedded-mcu", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "profile 'embedded-mcu' has no [npu] section" in r.output
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"TFL3" * 10)
+    r = cli("npu", "compile", junk, "--target", "ethos-u55", "--out", tmp_path / "j")
+    assert r.exit_code == 2 and "corrupt .tflite flatbuffer" in r.output and not (tmp_path / "j").exists()
     (tmp_path / "afile").write_text("")
     r = cli("npu", "compile", models["int8"], "--target", "ethos-u55", "--out", tmp_path / "afile")
     assert r.exit_code == 2 and "--out" in r.output and "is a file; give a folder" in r.output
@@ -143,6 +147,7 @@ def test_build_alif_e3_runs_the_npu_stage(cli, samples: Path, tmp_path: Path):
     assert "## NPU (Ethos-U, Vela)" in md and "estimate (Vela 5.2.0, ethos-u55-256" in md
     assert "NPU (Ethos-U, Vela)" in (out / "report.html").read_text()
     assert "NPU ethos-u55-256:" in r.output
+    assert any(x.startswith("Ethos-U: 14 of 14 operators run on the ethos-u55-256") for x in report["notes"])
     # `search` can minimise it: npu_latency is read from the typed report
     from edgeopt.pipeline.search.trial import objective_value
     from edgeopt.profiles.schema import Objective
