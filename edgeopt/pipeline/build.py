@@ -269,7 +269,7 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
         npu = _npu(stage, arts, profile)
         extra_files.append(npu.compiled_model)
         notes.append(f"Ethos-U: {npu.operators.npu} of {npu.operators.total} operators run on the {npu.accelerator} "
-                     f"(Vela: {npu.latency_ms:.4g} ms for them, {npu.label}); the device latency and energy above "
+                     f"(Vela's estimate: {npu.latency_ms:.4g} ms for them); the device latency and energy figures "
                      "are the Cortex-M alone running the whole model")
     energy = None
     if mcu is None:  # an MCU's figure comes with its check (device estimate); here: this host or the remote device

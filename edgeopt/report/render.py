@@ -193,7 +193,7 @@ def _npu_markdown(n: rs.NpuStage) -> list[str]:
     out = ["", "## NPU (Ethos-U, Vela)", "",
            f"{code(n.compiled_model)}: the int8 artifact compiled by {n.compiler} for {code(n.accelerator)} "
            f"(system {code(n.system_config)}, memory mode {code(n.memory_mode)}; {text(n.config_source) or 'no source'}). "
-           f"Every figure below is an **{n.label}**, the NPU part only: operators left for the CPU run on the "
+           f"Every figure below is an **{text(n.label)}**, the NPU part only: operators left for the CPU run on the "
            "Cortex-M and are not in it.", ""]
     out += _table(["", "value"], npu_rows(n, cell))
     if rows := npu_layer_rows(n, cell):

@@ -177,3 +177,11 @@ assert r.exit_code == 0, r.output
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow was imported"
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+def test_vela_past_its_timeout_is_stopped(cli, models, tmp_path: Path):
+    prof = tmp_path / "hasty.toml"
+    prof.write_text('extends = "ethos-u55"\n\n[npu]\nkind = "ethos-u55"\nmacs = 128\ntimeout_seconds = 0.05\n')
+    r = cli("npu", "compile", models["int8"], "--target", prof, "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "Vela did not finish within 0.05 s and was stopped" in r.output, r.output
+    assert "raise [npu] timeout_seconds" in r.output and not (tmp_path / "o").exists()
