@@ -66,7 +66,7 @@ def test_every_sample_builds_with_report(builds, model, target):
         assert lat["load_above_cores"] is (lat["load_1m"] > lat["cores"])
         assert lat["threads_above_cores"] is (lat["threads"] > lat["cores"])
         assert [dims for _, dims in lat["input_shapes"]] == [[1, 16, 16, 1]]
-    assert data["schema_version"] == "2.4"
+    assert data["schema_version"] == "2.5"
     lat = data["optimized"]["latency_ms"]
     threads_note = [n for n in data["notes"] if "runtime threads on" in n]
     assert bool(threads_note) is lat["threads_above_cores"]  # mobile-cpu's 4 threads on a 2-core host: said so
@@ -93,7 +93,7 @@ def test_every_sample_builds_with_report(builds, model, target):
     assert any(n.startswith("the optimized artifact is slower") for n in data["notes"]) is \
         (round(data["ratios"]["latency_p50"], 2) > 1.0)
     assert set(data["stages"]) == {"prune", "cluster", "sparsity", "partial", "qat", "onnx_activations", "conversion",
-                                   "mcu", "firmware", "composition", "energy"}
+                                   "mcu", "firmware", "npu", "composition", "energy"}
     assert data["stages"]["conversion"] is None  # Keras -> TFLite and ONNX -> ONNX convert nothing through onnx2tf
     assert data["stages"]["sparsity"] is None
     assert data["stages"]["firmware"] is None  # off unless [firmware] run or --firmware

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from edgeopt.benchmark.protocol import BenchResult
     from edgeopt.firmware.run import FirmwareResult
     from edgeopt.mcu.report import McuReport
+    from edgeopt.npu.result import NpuStage
     from edgeopt.validate.accuracy import AccuracyResult
     from edgeopt.validate.metrics import AccuracyTarget
 
@@ -115,6 +116,10 @@ def build(req: BuildRequest, progress: Progress = _noop) -> BuildResult:
         msg = (f"--firmware builds a Cortex-M image, but target {profile.name!r} is {profile.device_class.value}; "
                "use an embedded-mcu target (edgeopt targets list) or drop --firmware")
         raise InputError(msg)
+    if profile.npu is not None:
+        from edgeopt.npu.vela import vela_version
+
+        vela_version()  # Vela missing: exit 2 with the pip command, before any work
     if firmware_on(req, profile):
         _check_firmware(req, profile)  # emulator, toolchain, TFLM tree, cache folders: exit 2 before any work
     inputs = manifest.build_inputs(req, resolved)
@@ -258,6 +263,14 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     if profile.device_class is DeviceClass.EMBEDDED_MCU and profile.convert.format is OutputFormat.TFLITE:
         progress("verifying in TFLite Micro")
         mcu, extra_files = _mcu(stage, arts, profile, req, evalset, calib)
+    npu = None
+    if mcu is not None and profile.npu is not None:
+        progress(f"compiling for the NPU with Vela ({profile.npu.accelerator})")
+        npu = _npu(stage, arts, profile)
+        extra_files.append(npu.compiled_model)
+        notes.append(f"Ethos-U: {npu.operators.npu} of {npu.operators.total} operators run on the {npu.accelerator} "
+                     f"(Vela's estimate: {npu.latency_ms:.4g} ms for them); the device latency and energy figures "
+                     "are the Cortex-M alone running the whole model")
     energy = None
     if mcu is None:  # an MCU's figure comes with its check (device estimate); here: this host or the remote device
         from edgeopt.energy.artifact import artifact_energy
@@ -282,7 +295,7 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
         build_seconds=time.perf_counter() - started,
         data_sample_shape=given_shape or _sample_shape(calib, evalset),
         data_origin="--shape" if given_shape else "eval" if evalset is not None else "calibration", energy=energy,
-        target=target))
+        target=target, npu=npu))
     violations = tuple(BudgetViolation(b.name, b.limit, b.actual or 0.0, b.unit) for b in report.budgets if b.ok is False)
     from edgeopt.report.html import build_page
     from edgeopt.report.render import to_markdown
@@ -341,6 +354,10 @@ def planned_outputs(req: BuildRequest, profile: Profile) -> list[str]:
     names = list(artifact_names(req.model, profile.convert.format))
     if profile.device_class == DeviceClass.EMBEDDED_MCU:
         names += [f"{req.c_name}.h", f"{req.c_name}.cc"]
+    if profile.npu is not None:
+        from edgeopt.npu.vela import compiled_name
+
+        names.append(compiled_name(names[1]))  # beside the optimized artifact
     return names + ["report.md", "report.html", "report.json", manifest.MANIFEST]
 
 
@@ -619,6 +636,15 @@ def _mcu(stage: Staging, arts: Artifacts, profile: Profile, req: BuildRequest, e
                      layouts=layouts)
     files = [Path(p).name for p in (report.c_header, report.c_source) if p]
     return report, files
+
+
+def _npu(stage: Staging, arts: Artifacts, profile: Profile) -> NpuStage:
+    """Vela compiles the int8 artifact for the profile's Ethos-U; the compiled model is kept beside it."""
+    from edgeopt.npu.vela import compile_for_npu, compiled_name
+
+    assert profile.npu is not None
+    return compile_for_npu(stage.path(arts.optimized), profile.npu, stage.path(compiled_name(arts.optimized)),
+                           profile.name)
 
 
 def firmware_on(req: BuildRequest, profile: Profile) -> bool:

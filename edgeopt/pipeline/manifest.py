@@ -33,7 +33,8 @@ MAX_MANIFEST_BYTES = 16 << 20
 SCHEMA = "edgeopt.manifest/1"
 # Distribution names whose version can change an artifact or a number in the report.
 DISTRIBUTIONS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "tflite-micro", "numpy",
-                 "torch", "onnxscript")  # torch: a .pt2 is exported to ONNX by its exporter (onnxscript)
+                 "torch", "onnxscript",  # torch: a .pt2 is exported to ONNX by its exporter (onnxscript)
+                 "ethos-u-vela")  # another Vela compiles another NPU model ([npu] profiles)
 
 
 def _folder_files(folder: Path) -> list[Path]:

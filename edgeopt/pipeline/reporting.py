@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from edgeopt.firmware.results import Agreement
     from edgeopt.firmware.run import FirmwareResult
     from edgeopt.mcu.report import McuReport
+    from edgeopt.npu.result import NpuStage
     from edgeopt.quantize.partial import PartialResult
     from edgeopt.sparsify.sparsifier import SparsifyResult
     from edgeopt.validate.accuracy import AccuracyResult
@@ -60,6 +61,7 @@ class BuildOutcome:
     firmware_violations: tuple[BudgetViolation, ...] = ()  # the image did not fit the board (no firmware then)
     threads_from: str = "the profile's [runtime] threads"  # where the runtime's thread count came from
     target: AccuracyTarget | None = None  # each output's metric and budget limit
+    npu: NpuStage | None = None  # profiles with [npu]: Vela's compilation for the Ethos-U
 
 
 def assemble_report(outcome: BuildOutcome) -> rs.Report:
@@ -107,6 +109,7 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
                                  o.folder / arts.optimized),
         energy=_energy(o.energy if o.energy is not None else None if o.mcu is None else o.mcu.energy),
         firmware=None if o.firmware is None else _firmware(o.firmware, arts.optimized),
+        npu=o.npu,
     )
     return rs.Report(
         tool=rs.Tool(version=__version__),

@@ -173,6 +173,50 @@ class FirmwareSection(Strict):
     cpi_source: str = ""
 
 
+class NpuKind(StrEnum):
+    """The Arm Ethos-U NPUs Vela compiles for."""
+
+    ETHOS_U55 = "ethos-u55"
+    ETHOS_U65 = "ethos-u65"
+    ETHOS_U85 = "ethos-u85"
+
+
+# MACs per cycle each NPU is built with: Vela's --accelerator-config choices (ethos-u-vela 5.2.0)
+NPU_MACS: dict[NpuKind, tuple[int, ...]] = {
+    NpuKind.ETHOS_U55: (32, 64, 128, 256),
+    NpuKind.ETHOS_U65: (256, 512),
+    NpuKind.ETHOS_U85: (128, 256, 512, 1024, 2048),
+}
+
+
+class NpuSection(Strict):
+    """An Arm Ethos-U NPU beside the Cortex-M core. `edgeopt build` compiles the int8 artifact for it with Vela
+    (`pip install 'edgeopt[ethos-u]'`) and reports which operators run on the NPU, its SRAM and flash, and
+    Vela's cycle estimate. system_config and memory_mode name sections of Vela's bundled Arm/vela.ini."""
+
+    kind: NpuKind
+    macs: Annotated[int, Field(description="MACs per cycle the NPU is built with (e.g. 128 for an Ethos-U55-128)")]
+    system_config: Annotated[str, Field(min_length=1, description="a System_Config section of Vela's Arm/vela.ini")] = \
+        "Ethos_U55_High_End_Embedded"
+    memory_mode: Annotated[str, Field(min_length=1, description="a Memory_Mode section of Vela's Arm/vela.ini")] = \
+        "Shared_Sram"
+    source: str = ""  # where the configuration comes from (the board's documentation)
+    timeout_seconds: Annotated[float, Field(gt=0, le=3600, description="Vela is stopped after this long")] = 300.0
+
+    @model_validator(mode="after")
+    def _macs_fit_kind(self) -> NpuSection:
+        allowed = NPU_MACS[self.kind]
+        if self.macs not in allowed:
+            msg = f"npu.macs = {self.macs} is not built for '{self.kind}'; use one of {', '.join(map(str, allowed))}"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def accelerator(self) -> str:
+        """Vela's --accelerator-config, e.g. 'ethos-u55-128'."""
+        return f"{self.kind.value}-{self.macs}"
+
+
 class PruneSection(Strict):
     """Structural channel pruning before conversion. Off while ratio and macs_reduction are 0."""
 
@@ -280,9 +324,10 @@ class Objective(StrEnum):
     ARENA = "arena"  # TFLM tensor arena, bytes (embedded-mcu)
     FLASH = "flash"  # model + runtime flash, bytes (embedded-mcu)
     DEVICE_LATENCY = "device_latency"  # ms, estimated on the board (embedded-mcu with a MAC rate or [firmware])
+    NPU_LATENCY = "npu_latency"  # ms, Vela's estimate of the NPU part of one inference (profiles with [npu])
 
 
-MCU_OBJECTIVES = frozenset({Objective.ARENA, Objective.FLASH, Objective.DEVICE_LATENCY})
+MCU_OBJECTIVES = frozenset({Objective.ARENA, Objective.FLASH, Objective.DEVICE_LATENCY, Objective.NPU_LATENCY})
 
 
 class FloatRange(Strict):
@@ -370,6 +415,7 @@ class Profile(Strict):
     qat: QatSection | None = None  # [qat]: quantization-aware training settings (with --train); absent = off
     mcu: McuSection = McuSection()
     firmware: FirmwareSection = FirmwareSection()  # [firmware]: clock and CPI for `edgeopt mcu run`
+    npu: NpuSection | None = None  # [npu]: an Ethos-U NPU, compiled for with Vela; absent = none
     energy: EnergySection | None = None  # [energy]: device power with sources; absent = no estimate
     search: SearchSection | None = None  # [search]: the space and objectives of `edgeopt search`; absent = none
 
@@ -394,6 +440,19 @@ class Profile(Strict):
     def _firmware_fits_target(self) -> Profile:
         if self.firmware.run and self.device_class is not DeviceClass.EMBEDDED_MCU:
             msg = "firmware.run = true needs device_class = 'embedded-mcu' (it builds a Cortex-M image); remove it"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _npu_fits_target(self) -> Profile:
+        if self.npu is None:
+            return self
+        if self.device_class is not DeviceClass.EMBEDDED_MCU or self.convert.format is not OutputFormat.TFLITE:
+            msg = ("[npu] needs device_class = 'embedded-mcu' and convert.format = 'tflite' (Vela compiles a "
+                   "TFLite Micro model); remove [npu] or extend an embedded-mcu profile")
+            raise ValueError(msg)
+        if self.quantize.scheme not in (Scheme.INT8, Scheme.INT16X8):
+            msg = f"[npu] runs integer models; set quantize.scheme = 'int8' (got '{self.quantize.scheme}')"
             raise ValueError(msg)
         return self
 
@@ -470,6 +529,10 @@ class Profile(Strict):
                 self.firmware.run and self.firmware.cpi and self.firmware.clock_mhz):
             msg = ("search.objectives: 'device_latency' needs mcu.sustained_macs_per_second (or [firmware] run with "
                    "cpi and clock_mhz); set it or drop the objective")
+            raise ValueError(msg)
+        if Objective.NPU_LATENCY in sr.objectives and self.npu is None:
+            msg = ("search.objectives: 'npu_latency' is Vela's estimate for the profile's Ethos-U and this profile has "
+                   "no [npu]; add [npu] (kind, macs) or use device_latency")
             raise ValueError(msg)
         if sr.calibration_methods is not None and not onnx:
             msg = "search.calibration_methods applies to ONNX targets only (convert.format = 'onnx'); remove it"

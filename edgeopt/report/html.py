@@ -372,6 +372,20 @@ def _stage_sections(st: rs.Stages) -> list[str]:
             ["device latency (instruction-count estimate)", "not estimated" if fl is None
              else f"{fmt(fl.median_ms)} ms ({fl.cpi:g} CPI, {fl.clock_mhz:g} MHz)"],
             ["vs host TFLM", f.vs_host_tflm.description], ["vs LiteRT", f.vs_litert.description]])]
+    if (n := st.npu) is not None:
+        ops = n.operators
+        fell = ", ".join(f"{op} x{k}" for op, k in sorted(ops.cpu_ops.items()))
+        top = sorted(n.layers, key=lambda r: r.cycles, reverse=True)[:10]
+        out += ["<h2>NPU (Ethos-U, Vela)</h2>",
+                f'<p class="sub">{esc(n.compiled_model)}: {esc(n.label)}, the NPU part only (CPU operators run on '
+                "the Cortex-M and are not included)</p>", _table(["", "value"], [
+                    ["operators on the NPU", f"{ops.npu} of {ops.total}"],
+                    ["operators on the CPU", f"{ops.cpu}" + (f": {fell}" if fell else "")],
+                    ["SRAM", f"{n.sram_bytes:,} B"], ["flash", f"{n.flash_bytes:,} B"],
+                    ["cycles (NPU part)", f"{n.cycles:,} at {n.clock_mhz:g} MHz = {fmt(n.latency_ms)} ms"]]),
+                _table(["layer", "operator", "on", "cycles", "ms"],
+                       [[r.name, f"{r.original_operator} / {r.operator}", r.target, r.cycles, r.time_ms] for r in top],
+                       numeric=[False, False, False, True, True])]
     if (en := st.energy) is not None:
         text = (f"{en.method}: {en.note}" if en.joules_per_inference is None else
                 f"{fmt(en.millijoules_per_inference)} mJ per inference ({en.method}; power {fmt(en.power_mw)} mW from "

@@ -150,6 +150,58 @@ def _firmware_line(report: Report) -> str | None:
             f"{f.instructions.median:,} instructions per inference; {f.vs_host_tflm.description}")
 
 
+def _npu_line(report: Report, name: Name = str) -> str | None:
+    """The NPU stage in one line: where the operators run, memory and Vela's estimate, labelled."""
+    n = report.stages.npu
+    if n is None:
+        return None
+    ops = n.operators
+    fell = ", ".join(f"{name(op)} x{k}" for op, k in sorted(ops.cpu_ops.items()))
+    return (f"NPU {n.accelerator}: {ops.npu} of {ops.total} operators on the NPU, {ops.cpu} on the CPU"
+            + (f" ({fell})" if fell else "") + f"; SRAM {n.sram_bytes / 1024:.2f} KiB, flash {n.flash_bytes / 1024:.2f} "
+            f"KiB; {n.cycles:,} cycles = {n.latency_ms:.4g} ms at {n.clock_mhz:g} MHz, {n.label}, NPU part only; "
+            f"compiled model {name(n.compiled_model)}")
+
+
+NPU_TOP_LAYERS = 10  # layers shown in report.md and on the console (all of them are in report.json)
+
+
+def npu_rows(n: rs.NpuStage, name: Name = str) -> list[list[object]]:
+    """The NPU stage as (what, value) rows: operators, memory and Vela's estimate."""
+    ops = n.operators
+    fell = ", ".join(f"{name(op)} x{k}" + (f" ({name(ops.cpu_reasons[op])})" if op in ops.cpu_reasons else "")
+                     for op, k in sorted(ops.cpu_ops.items()))
+    return [
+        ["operators on the NPU", f"{ops.npu} of {ops.total} ({ops.command_streams} NPU command stream(s))"],
+        ["operators on the CPU", f"{ops.cpu}" + (f": {fell}" if fell else "")],
+        ["SRAM", _kib(n.sram_bytes)], ["flash", _kib(n.flash_bytes)],
+        ["cycles (NPU part, estimate)", f"{n.cycles:,} at {n.clock_mhz:g} MHz = {n.latency_ms:.4g} ms"],
+        ["MACs", f"{n.macs:,}"]]
+
+
+def npu_layer_rows(n: rs.NpuStage, name: Name = str, top: int = NPU_TOP_LAYERS) -> list[list[object]]:
+    """The `top` layers by Vela's cycles: layer, operator (TFLite / Vela's), NPU or CPU, cycles, ms, MACs."""
+    rows = sorted(n.layers, key=lambda r: r.cycles, reverse=True)[:top]
+    return [[name(r.name), f"{name(r.original_operator)} / {name(r.operator)}", r.target, r.cycles, r.time_ms, r.macs]
+            for r in rows]
+
+
+NPU_LAYER_COLUMNS = ["layer", "operator", "on", "cycles", "ms", "MACs"]
+
+
+def _npu_markdown(n: rs.NpuStage) -> list[str]:
+    out = ["", "## NPU (Ethos-U, Vela)", "",
+           f"{code(n.compiled_model)}: the int8 artifact compiled by {n.compiler} for {code(n.accelerator)} "
+           f"(system {code(n.system_config)}, memory mode {code(n.memory_mode)}; {text(n.config_source) or 'no source'}). "
+           f"Every figure below is an **{text(n.label)}**, the NPU part only: operators left for the CPU run on the "
+           "Cortex-M and are not in it.", ""]
+    out += _table(["", "value"], npu_rows(n, cell))
+    if rows := npu_layer_rows(n, cell):
+        out += ["", f"Most expensive layers ({len(rows)} of {len(n.layers)}; all in report.json):", ""]
+        out += _table(NPU_LAYER_COLUMNS, rows)
+    return out
+
+
 def _metric_text(o: rs.OutputAccuracy) -> str:
     if o.metric == "top1":
         return f"top-1 {o.value:.2f}% (float model {o.reference_value:.2f}%)"
@@ -191,8 +243,8 @@ def to_console(report: Report, console: Console) -> None:
     console.print(table(f"{report.input.path} -> {report.target.name}", _columns(report), _rows(report)))
     console.print(printable(f"baseline: {report.baseline.artifact.path}  optimized: {report.optimized.artifact.path}"),
                   markup=False)
-    for line in (*_output_lines(report), _device_line(report), _firmware_line(report), _fingerprint_line(report),
-                 _timing_line(report)):
+    for line in (*_output_lines(report), _device_line(report), _firmware_line(report), _npu_line(report),
+                 _fingerprint_line(report), _timing_line(report)):
         if line:
             console.print(printable(line), markup=False)
     if report.budgets:
@@ -342,6 +394,8 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
             ["C files", f"{cell(m.c_header)}, {cell(m.c_source)}" if m.c_header else "-"]])
     if (f := stages.firmware) is not None:
         out += _firmware_markdown(f)
+    if (n := stages.npu) is not None:
+        out += _npu_markdown(n)
     return out
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeopt.npu.result import NpuStage
 from edgeopt.vocabulary import AccuracyMetric, DeviceClass, EnergyMethod
 
 # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware;
 # 2.2: latency CPU time, host load, input shapes; 2.3: accuracy per output (accuracy.outputs) with its metric
-# (top1, agreement, snr, cosine, max-abs)
-SCHEMA_VERSION = "2.4"
+# (top1, agreement, snr, cosine, max-abs); 2.5: stages.npu (Ethos-U through Vela: NPU/CPU operators, SRAM, flash, cycles)
+SCHEMA_VERSION = "2.5"
 
 
 class Frozen(BaseModel):
@@ -554,6 +555,7 @@ class Stages(Frozen):
     conversion: ConversionStage | None = None  # ONNX -> TFLite: the converter, its proof, the I/O layout
     mcu: McuStage | None = None
     firmware: FirmwareStage | None = None
+    npu: NpuStage | None = None  # Ethos-U: Vela's compilation and estimate (profiles with [npu])
     composition: Composition | None = None
     energy: EnergyStage | None = None  # set in every build report
 

@@ -14,6 +14,7 @@ from edgeopt.cli.commands import (
     export_c,
     inspect,
     mcu,
+    npu,
     prune,
     qat,
     search,
@@ -36,6 +37,7 @@ COMMANDS: tuple[Callable[[typer.Typer], None], ...] = (
     qat.register,
     sparsify.register,
     mcu.register,
+    npu.register,
     export_c.register,
     tools.register,
 )

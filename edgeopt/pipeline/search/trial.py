@@ -77,6 +77,8 @@ def objective_value(report: rs.Report, objective: Objective) -> float:
             value = fw.device_latency.median_ms
         elif mcu is not None and mcu.device_latency is not None:
             value = mcu.device_latency.estimate_ms
+    elif objective is Objective.NPU_LATENCY and report.stages.npu is not None:
+        value = report.stages.npu.latency_ms  # Vela's estimate, the NPU part (build on a profile with [npu])
     if value is None:
         msg = f"the build did not measure {objective} (see its report.json notes)"
         raise EdgeoptError(msg)
