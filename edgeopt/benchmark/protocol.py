@@ -110,9 +110,19 @@ class BenchResult:
             return None
         return self.cpu_ms / self.latency.mean
 
+    @property
+    def emulated(self) -> bool:
+        return self.fingerprint is not None and self.fingerprint.emulated
+
     def warnings(self, threads_from: str = "--threads") -> tuple[str, ...]:
         load = self.host_load
-        return () if load is None else load.warnings(threads_from)
+        out = () if load is None else load.warnings(threads_from)
+        if self.fingerprint is not None and self.fingerprint.emulation is not None:
+            where = "this host" if self.device == "local" else self.device
+            out = (f"measured on an emulated CPU ({self.fingerprint.emulation}) on {where}: the figures are the "
+                   f"emulator's speed, not a real {self.fingerprint.arch} device's; measure on the device itself",
+                   *out)
+        return out
 
     @property
     def name(self) -> str:
@@ -120,7 +130,7 @@ class BenchResult:
 
     def label(self) -> str:
         where = "" if self.device == "local" else f"@{self.device}"
-        return f"{self.name}{where} [{self.threads}t]"
+        return f"{self.name}{where} [{self.threads}t]{' (emulated)' if self.emulated else ''}"
 
     def to_dict(self, samples: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -73,6 +73,7 @@ class _FingerprintIn(_In):
     threads: Count
     delegate: Text
     graph_optimization: Text | None = None
+    emulation: Text | None = None
 
 
 class _DimsIn(_In):

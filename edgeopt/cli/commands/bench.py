@@ -214,7 +214,8 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
 
     def human(c: Any) -> None:
         remote = sorted({r.device for r in report.results if r.device != "local"})
-        for title, cols in ((f"latency (ms){' on ' + ', '.join(remote) if remote else ''}", LATENCY_COLUMNS),
+        emulated = " - EMULATED CPU, not a real device's speed" if any(r.emulated for r in report.results) else ""
+        for title, cols in ((f"latency (ms){' on ' + ', '.join(remote) if remote else ''}{emulated}", LATENCY_COLUMNS),
                             ("startup (ms) and memory", STARTUP_COLUMNS)):
             idx = [header.index(h) for h in cols]
             c.print(table(title, cols, [[row[i] for i in idx] for row in body]))
