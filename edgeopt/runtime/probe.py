@@ -183,21 +183,27 @@ class _Lost(Exception):
             f"(exit {self.code}: {self.tail or 'no output'}); the file is corrupt or malformed")
 
 
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
+
+
 class _Worker:
     """One `python -m edgeopt.runtime.probe_child`, serving jobs; its stderr goes to a private log file."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="edgeopt-probe-child-"))
         self.log = self.dir / "stderr.log"
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        self.env = _child_env()
         with self.log.open("ab") as log:  # O_APPEND: we read it while the child writes
             self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=log, env=env, close_fds=True)
+                                         stdout=subprocess.PIPE, stderr=log, env=self.env, close_fds=True)
         self.pending = b""
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+    def usable(self) -> bool:
+        """Alive, and started with today's environment (EDGEOPT_MAX_ONNX_NODES, ... are read in the child)."""
+        return self.proc.poll() is None and self.env == _child_env()
 
     def call(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send `job`, return the answer; raise _Lost when the child dies or does not answer within `timeout`."""
@@ -259,7 +265,7 @@ def _in_child(path: Path, runtime: str, job: dict[str, Any], timeout: float) -> 
     slot = threading.get_ident()
     with _lock:
         worker = _workers.pop(slot, None)
-    if worker is not None and not worker.alive():
+    if worker is not None and not worker.usable():
         worker.close()
         worker = None
     run = ProbeRun.REUSED if worker is not None else ProbeRun.FRESH

@@ -98,3 +98,13 @@ def test_the_child_dies_with_the_thread_that_started_it(tmp_path) -> None:
     status = Path(f"/proc/{pid}/status")
     assert not status.exists() or "zombie" in status.read_text()  # killed by PR_SET_PDEATHSIG, not yet reaped
     probe.close()  # reaps it
+
+
+def test_a_changed_environment_gets_a_fresh_child(tmp_path, monkeypatch) -> None:
+    """The child reads edgeopt's variables (EDGEOPT_MAX_ONNX_NODES, ...) at start: a change starts a new one."""
+    a, b = bm.tflite_mlp(tmp_path / "a.tflite", n_in=9), bm.tflite_mlp(tmp_path / "b.tflite", n_in=10)
+    c = bm.tflite_mlp(tmp_path / "c.tflite", n_in=14)
+    _probe(a)
+    assert _probe(b) is ProbeRun.REUSED
+    monkeypatch.setenv("EDGEOPT_MAX_ONNX_NODES", "1000")
+    assert _probe(c) is ProbeRun.FRESH
