@@ -33,6 +33,9 @@ def _notes(old: BenchResult, new: BenchResult) -> tuple[str, ...]:
             notes.append(f"graph optimization {fo.graph_optimization} vs {fn.graph_optimization}")
         if (fo.implementation, fo.runtime_version) != (fn.implementation, fn.runtime_version):
             notes.append(f"runtime {fo.implementation} {fo.runtime_version} vs {fn.implementation} {fn.runtime_version}")
+    for side, r in (("old", old), ("new", new)):
+        if r.fingerprint is not None and r.fingerprint.emulation is not None:
+            notes.append(f"{side} measured on an emulated CPU ({r.fingerprint.emulation}): not a real device's speed")
     if old.threads != new.threads:
         notes.append(f"threads {old.threads} vs {new.threads}")
     if old.delegate != new.delegate:

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeopt.benchmark.emulation import detect
+
 
 @dataclass(frozen=True)
 class Fingerprint:
@@ -24,6 +26,11 @@ class Fingerprint:
     threads: int
     delegate: str
     graph_optimization: str | None = None  # onnxruntime only
+    emulation: str | None = None  # why the CPU is emulated (edgeopt.benchmark.emulation); None: nothing says so
+
+    @property
+    def emulated(self) -> bool:
+        return self.emulation is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,14 +40,15 @@ class Fingerprint:
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in fields})
 
-    def machine(self) -> tuple[str, str, int, str]:
+    def machine(self) -> tuple[str, str, int, str, bool]:
         """What must match for two results to be comparable as the same device."""
-        return (self.cpu, self.arch, self.cores, self.os)
+        return (self.cpu, self.arch, self.cores, self.os, self.emulated)
 
     def describe(self) -> str:
         opt = f", graph opt {self.graph_optimization}" if self.graph_optimization else ""
         return (f"{self.host}: {self.cpu}, {self.cores} cores, {self.arch}, {self.os}, Python {self.python}, "
-                f"{self.implementation} {self.runtime_version}, {self.threads} thread(s), {self.delegate}{opt}")
+                f"{self.implementation} {self.runtime_version}, {self.threads} thread(s), {self.delegate}{opt}"
+                f"{'; EMULATED CPU (' + self.emulation + '): not the speed of a real device' if self.emulation else ''}")
 
 
 def cpu_model() -> str:
@@ -80,5 +88,5 @@ def collect(runtime: str, runtime_version: str, implementation: str, threads: in
         host=platform.node() or "unknown", cpu=cpu_model(), cores=os.cpu_count() or 1, arch=platform.machine(),
         os=platform.platform(terse=True), python=platform.python_version(), runtime=runtime,
         runtime_version=runtime_version, implementation=implementation, threads=threads, delegate=delegate,
-        graph_optimization=graph_optimization,
+        graph_optimization=graph_optimization, emulation=detect(),
     )

@@ -85,6 +85,7 @@ class BenchResult:
     warmup: int
     latency: LatencyStats
     probe_ms: float | None = None  # checks before that: structural verification + the crash probe's child process
+    probe: str | None = None  # how the crash probe ran (edgeopt.runtime.probe.ProbeRun): fresh child, reused child, ...
     peak_rss_mb: float | None = None  # process peak after measuring
     rss_delta_mb: float | None = None  # resident growth from before loading to after warmup
     fingerprint: Fingerprint | None = None
@@ -109,9 +110,19 @@ class BenchResult:
             return None
         return self.cpu_ms / self.latency.mean
 
+    @property
+    def emulated(self) -> bool:
+        return self.fingerprint is not None and self.fingerprint.emulated
+
     def warnings(self, threads_from: str = "--threads") -> tuple[str, ...]:
         load = self.host_load
-        return () if load is None else load.warnings(threads_from)
+        out = () if load is None else load.warnings(threads_from)
+        if self.fingerprint is not None and self.fingerprint.emulation is not None:
+            where = "this host" if self.device == "local" else self.device
+            out = (f"measured on an emulated CPU ({self.fingerprint.emulation}) on {where}: the figures are the "
+                   f"emulator's speed, not a real {self.fingerprint.arch} device's; measure on the device itself",
+                   *out)
+        return out
 
     @property
     def name(self) -> str:
@@ -119,13 +130,13 @@ class BenchResult:
 
     def label(self) -> str:
         where = "" if self.device == "local" else f"@{self.device}"
-        return f"{self.name}{where} [{self.threads}t]"
+        return f"{self.name}{where} [{self.threads}t]{' (emulated)' if self.emulated else ''}"
 
     def to_dict(self, samples: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
             "model": self.model, "device": self.device, "runtime": self.runtime, "implementation": self.implementation,
             "runtime_version": self.runtime_version, "delegate": self.delegate, "threads": self.threads,
-            "init_ms": self.init_ms, "probe_ms": self.probe_ms, "first_ms": self.first_ms, "warmup": self.warmup,
+            "init_ms": self.init_ms, "probe_ms": self.probe_ms, "probe": self.probe, "first_ms": self.first_ms, "warmup": self.warmup,
             "latency": self.latency.to_dict(), "peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb,
             "inputs": self.inputs, "input_shapes": self.input_shapes,
             "input_dims": [{"name": n, "dims": list(d)} for n, d in self.input_dims], "interleaved": self.interleaved,
@@ -144,6 +155,7 @@ class BenchResult:
             model=d["model"], runtime=d["runtime"], implementation=d.get("implementation", d["runtime"]),
             runtime_version=d.get("runtime_version", "unknown"), delegate=d.get("delegate", ""), threads=int(d["threads"]),
             init_ms=float(d.get("init_ms", 0.0)), probe_ms=None if d.get("probe_ms") is None else float(d["probe_ms"]),
+            probe=None if d.get("probe") is None else str(d["probe"]),
             first_ms=float(d.get("first_ms", 0.0)), warmup=int(d.get("warmup", 0)),
             latency=LatencyStats.from_dict(d["latency"]), peak_rss_mb=d.get("peak_rss_mb"),
             rss_delta_mb=d.get("rss_delta_mb"), fingerprint=Fingerprint.from_dict(fp) if fp else None,
@@ -166,6 +178,7 @@ class _Live:
     invoke: Callable[[], Any]
     threads: int
     probe_ms: float
+    probe: str
     init_ms: float
     first_ms: float
     warmup: int
@@ -186,8 +199,9 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
     clock = time.perf_counter
     options = RunnerOptions(threads=threads, xnnpack=settings.xnnpack, graph_optimization=settings.graph_optimization)
     t0 = clock()
-    name = check_model_file(Path(path), options, dict(settings.shapes), data, settings.int_range)  # may start a child
+    checked = check_model_file(Path(path), options, dict(settings.shapes), data, settings.int_range)  # in a child
     probe_ms = (clock() - t0) * 1e3
+    name = checked.runtime
     import_runtime(name)
     rss0 = rss_now_mb()
     t0 = clock()
@@ -209,7 +223,8 @@ def _open(path: Path, settings: BenchSettings, threads: int, data: InputData | N
             break
     warm_s = clock() - start
     rss1 = rss_now_mb()
-    return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, probe_ms=probe_ms, init_ms=init_ms,
+    return _Live(path=Path(path), runner=runner, invoke=invoke, threads=threads, probe_ms=probe_ms, probe=str(checked.probe),
+                 init_ms=init_ms,
                  shapes=", ".join(f"{i.name}={'x'.join(map(str, np.shape(f))) or 'scalar'}"
                                   for i, f in zip(runner.inputs, feeds, strict=True)),
                  dims=tuple((i.name, tuple(int(d) for d in np.shape(f))) for i, f in zip(runner.inputs, feeds, strict=True)),
@@ -247,7 +262,7 @@ def _result(live: _Live, settings: BenchSettings, inputs: str, interleaved: bool
     gopt = str(settings.graph_optimization) if r.runtime == RuntimeName.ONNXRUNTIME else None
     return BenchResult(
         model=str(live.path), runtime=str(r.runtime), implementation=r.implementation, runtime_version=r.version,
-        delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, probe_ms=live.probe_ms, first_ms=live.first_ms,
+        delegate=r.delegate, threads=live.threads, init_ms=live.init_ms, probe_ms=live.probe_ms, probe=live.probe, first_ms=live.first_ms,
         warmup=live.warmup,
         latency=summarize(live.samples), peak_rss_mb=peak_rss_mb(), rss_delta_mb=live.rss_delta_mb,
         fingerprint=collect(str(r.runtime), r.version, r.implementation, live.threads, r.delegate, gopt),

@@ -13,12 +13,12 @@ from edgeopt.report.markdown import cell, text
 
 COLUMNS = ("model", "device", "runtime", "threads", "delegate", "init_ms", "probe_ms", "first_ms", "p50", "p90", "p95",
            "p99", "mean", "std", "min", "max", "iqr", "runs", "throughput", "cpu_ms", "cpu_per_wall", "cores", "load_1m",
-           "peak_rss_mb", "rss_delta_mb", "ratio_p50", "input_shapes")
+           "peak_rss_mb", "rss_delta_mb", "ratio_p50", "input_shapes", "emulated")
 # Ratios everywhere are candidate / baseline (optimized / baseline in `build`): < 1 is faster.
 RATIO_HEADER = "p50 ratio (this/first)"
 HEADERS = ("model", "device", "runtime", "threads", "delegate", "init ms", "probe ms", "first ms", "p50", "p90", "p95",
            "p99", "mean", "std", "min", "max", "IQR", "runs", "inf/s", "CPU ms", "CPU/wall", "cores", "load 1m",
-           "peak RSS MB", "ΔRSS MB", RATIO_HEADER, "input shapes")
+           "peak RSS MB", "ΔRSS MB", RATIO_HEADER, "input shapes", "emulated")
 # CPU ms: process CPU time per invoke (all threads), beside the wall-time statistics; CPU/wall about the cores
 # kept busy; load 1m: the host's 1-minute load average while measuring (above `cores`: other work competed).
 COMPARE_HEADERS = ("old", "new", "old p50 ms", "new p50 ms", "p50 ratio (new/old)", "p90 ratio (new/old)",
@@ -31,7 +31,8 @@ def rows(report: BenchReport) -> list[list[Any]]:
         s = r.latency
         out.append([r.name, r.device, r.runtime, r.threads, r.delegate, r.init_ms, r.probe_ms, r.first_ms, s.p50, s.p90, s.p95, s.p99,
                     s.mean, s.std, s.min, s.max, s.iqr, s.runs, s.throughput, r.cpu_ms, r.cpu_per_wall, r.cores,
-                    r.load_1m, r.peak_rss_mb, r.rss_delta_mb, None if q is None else q["p50"], r.input_shapes or None])
+                    r.load_1m, r.peak_rss_mb, r.rss_delta_mb, None if q is None else q["p50"], r.input_shapes or None,
+                    "yes" if r.emulated else "no"])
     return out
 
 

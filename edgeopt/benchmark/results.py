@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeopt.benchmark.protocol import BenchResult, baseline_ratios
 from edgeopt.errors import InputError
 
-SCHEMA = "edgeopt.bench/1.1"  # 1.1: cpu_ms, cores, load_1m, warnings, input_dims (all optional when read)
-READABLE = frozenset({"edgeopt.bench/1", SCHEMA})  # files and device answers this version reads
+# 1.1: cpu_ms, cores, load_1m, warnings, input_dims; 1.2: probe, fingerprint.emulation (all optional when read)
+SCHEMA = "edgeopt.bench/1.2"
+READABLE = frozenset({"edgeopt.bench/1", "edgeopt.bench/1.1", SCHEMA})  # files and device answers this version reads
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class _FingerprintIn(_In):
     threads: Count
     delegate: Text
     graph_optimization: Text | None = None
+    emulation: Text | None = None
 
 
 class _DimsIn(_In):
@@ -88,6 +90,7 @@ class _ResultIn(_In):
     threads: Annotated[int, Field(ge=0, le=4096)]
     init_ms: Ms = 0.0
     probe_ms: Ms | None = None
+    probe: Text | None = None
     first_ms: Ms = 0.0
     warmup: Count = 0
     latency: _LatencyIn

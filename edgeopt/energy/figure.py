@@ -21,6 +21,7 @@ from edgeopt.vocabulary import EnergyMethod
 class LatencySource(StrEnum):
     HOST_MEASURED = "measured on this host (p50)"
     DEVICE_MEASURED = "measured on the device (p50)"
+    EMULATED = "measured on an emulated CPU (p50): the emulator's speed, not the device's"
     FIRMWARE_ESTIMATE = "firmware instruction-count estimate"
     MAC_RATE = "MAC-rate estimate (MACs / mcu.sustained_macs_per_second)"
 

@@ -277,7 +277,8 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
 
         energy = artifact_energy(stage.path(arts.optimized), profile,
                                  None if latency is None else latency[1].latency.p50, remote=req.remote is not None,
-                                 threads=profile.runtime.threads or 1, progress=progress)
+                                 threads=profile.runtime.threads or 1, progress=progress,
+                                 emulated=latency is not None and latency[1].emulated)
     firmware: FirmwareResult | None = None
     firmware_violations: tuple[BudgetViolation, ...] = ()
     if mcu is not None and firmware_on(req, profile):

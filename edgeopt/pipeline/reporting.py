@@ -195,7 +195,8 @@ def _fingerprint(f: Fingerprint | None) -> rs.Fingerprint | None:
         return None
     return rs.Fingerprint(host=f.host, cpu=f.cpu, cores=f.cores, arch=f.arch, os=f.os, python=f.python,
                           runtime=f.runtime, runtime_version=f.runtime_version, implementation=f.implementation,
-                          threads=f.threads, delegate=f.delegate, graph_optimization=f.graph_optimization)
+                          threads=f.threads, delegate=f.delegate, graph_optimization=f.graph_optimization,
+                          emulation=f.emulation)
 
 
 def _lat_info(r: BenchResult | None) -> rs.LatencyInfo | None:

@@ -51,7 +51,9 @@ def _measured_on(r: Report) -> str | None:
     lat = r.optimized.latency_ms
     if lat is None:
         return None
-    return "host" if lat.where == "local" else lat.where
+    where = "host" if lat.where == "local" else lat.where
+    emulated = lat.fingerprint is not None and lat.fingerprint.emulation is not None
+    return f"{where} (emulated CPU)" if emulated else where
 
 
 def records(reports: list[Report]) -> list[dict[str, object]]:

@@ -278,7 +278,9 @@ def _measured_line(lat: rs.LatencyInfo) -> str:
     f = lat.fingerprint
     base = (f"{lat.runs} timed runs after {lat.warmup} warm-up, {lat.threads} thread(s), {lat.runtime} "
             f"{lat.runtime_version}, delegate {lat.delegate}, on {where}")
-    return base + ("" if f is None else f" ({f.host}: {f.cpu}, {f.cores} cores, {f.os})") + "."
+    emulated = "" if f is None or f.emulation is None else \
+        f" EMULATED CPU ({f.emulation}): the emulator's speed, not a real {f.arch} device's."
+    return base + ("" if f is None else f" ({f.host}: {f.cpu}, {f.cores} cores, {f.os})") + "." + emulated
 
 
 def _budgets(r: rs.Report) -> list[str]:

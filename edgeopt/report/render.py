@@ -96,9 +96,11 @@ def _fingerprint_line(report: Report, name: Name = str) -> str | None:
                 f"{lat.threads} thread(s)")
     system = f.os if f.arch in f.os else f"{f.os} {f.arch}"
     opt = f", graph opt {name(f.graph_optimization)}" if f.graph_optimization else ""
+    emulated = (f"; EMULATED CPU ({name(f.emulation)}): the emulator's speed, not a real {name(f.arch)} device's"
+                if f.emulation else "")
     return (f"{what} measured on {where} ({name(f.host)}): {name(f.cpu)}, {f.cores} cores, {name(system)}; "
             f"{name(f.implementation)} {name(f.runtime_version)}, {f.threads} thread(s), delegate "
-            f"{name(f.delegate)}{opt}")
+            f"{name(f.delegate)}{opt}{emulated}")
 
 
 def _timing_line(report: Report, name: Name = str) -> str | None:

@@ -9,8 +9,9 @@ from edgeopt.vocabulary import AccuracyMetric, DeviceClass, EnergyMethod
 
 # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware;
 # 2.2: latency CPU time, host load, input shapes; 2.3: accuracy per output (accuracy.outputs) with its metric
-# (top1, agreement, snr, cosine, max-abs); 2.5: stages.npu (Ethos-U through Vela: NPU/CPU operators, SRAM, flash, cycles)
-SCHEMA_VERSION = "2.5"
+# (top1, agreement, snr, cosine, max-abs); 2.5: stages.npu (Ethos-U through Vela: NPU/CPU operators, SRAM, flash, cycles);
+# 2.6: fingerprint.emulation (figures measured on an emulated CPU)
+SCHEMA_VERSION = "2.6"
 
 
 class Frozen(BaseModel):
@@ -89,6 +90,7 @@ class Fingerprint(Frozen):
     threads: int
     delegate: str
     graph_optimization: str | None  # onnxruntime only
+    emulation: str | None = None  # why the CPU was emulated (qemu-user): not a real device's speed; None: native
 
 
 class LatencyInfo(Frozen):

@@ -1,11 +1,12 @@
-"""The probe's child process: `python -m edgeopt.runtime.probe_child RUNTIME PATH THREADS XNNPACK GRAPHOPT
-[SHAPES_JSON FEEDS_NPZ INT_RANGE]`.
+"""The probe's child process: `python -m edgeopt.runtime.probe_child`, one per edgeopt process (and thread).
 
-Opens the model with the runtime registry and invokes it once on the caller's
-data (FEEDS_NPZ, the sample the benchmark feeds), else on seeded random inputs
-(SHAPES_JSON for symbolic dims; integers from INT_RANGE "LO,HI"); prints one JSON line on stdout ({"ok": true} or the error's class and
-message) for edgeopt.runtime.probe to read. Its own module, so the registry (which
-calls the probe) and the probe do not import each other.
+It serves jobs, one JSON line each on stdin: {"runtime", "path", "threads", "xnnpack", "graph_opt", "shapes",
+"feeds", "int_range"}. For each it opens the model with the runtime registry and invokes it once on the
+caller's data (`feeds`: an .npz of the sample the benchmark feeds), else on seeded random inputs (`shapes` for
+symbolic dims; integers from `int_range` [LO, HI]); it answers one JSON line on stdout ({"ok": true} or the
+error's class and message) for edgeopt.runtime.probe to read, then waits for the next job. It dies with
+edgeopt (PR_SET_PDEATHSIG, edgeopt.parent_death). Its own module, so the registry (which calls the probe) and
+the probe do not import each other.
 """
 
 from __future__ import annotations
@@ -17,28 +18,35 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import errors
+from edgeopt.parent_death import die_with_parent
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     proto = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answer
-    runtime, path, threads, xnnpack, graph_opt = argv[:5]
-    shapes, feeds, ints = (argv[5], argv[6], argv[7]) if len(argv) >= 8 else ("{}", "", "")
-    answer: dict[str, Any]
-    try:
-        lo_hi = tuple(int(v) for v in ints.split(",")) if ints else None
-        _open_and_invoke(runtime, Path(path), int(threads), xnnpack == "1", graph_opt,
-                         {k: tuple(v) for k, v in json.loads(shapes).items()}, feeds,
-                         (lo_hi[0], lo_hi[1]) if lo_hi else None)
-        answer = {"ok": True}
-    except errors.EdgeoptError as exc:
-        answer = {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
-    except Exception as exc:  # noqa: BLE001 - a runtime error on a loaded model means the model cannot run
-        answer = {"ok": False, "class": "ModelFileError",
-                  "message": f"{path}: {runtime} cannot run the model: {errors.first_line(exc)}"}
-    proto.write(json.dumps(answer) + "\n")
-    proto.flush()
+    os.dup2(2, 1)  # native chatter on stdout goes to stderr; stdout carries only the answers
+    for line in sys.stdin:
+        if line.strip():
+            proto.write(json.dumps(_job(line)) + "\n")
+            proto.flush()
     return 0
+
+
+def _job(line: str) -> dict[str, Any]:
+    path, runtime = "?", "?"
+    try:
+        job = json.loads(line)
+        path, runtime = str(job["path"]), str(job["runtime"])
+        lo_hi = job.get("int_range")
+        _open_and_invoke(runtime, Path(path), int(job["threads"]), bool(job["xnnpack"]), str(job["graph_opt"]),
+                         {k: tuple(v) for k, v in (job.get("shapes") or {}).items()}, str(job.get("feeds") or ""),
+                         (int(lo_hi[0]), int(lo_hi[1])) if lo_hi else None)
+    except errors.EdgeoptError as exc:
+        return {"ok": False, "class": type(exc).__name__, "message": str(exc), "ops": list(getattr(exc, "ops", ()))}
+    except Exception as exc:  # noqa: BLE001 - a runtime error on a loaded model means the model cannot run
+        return {"ok": False, "class": "ModelFileError",
+                "message": f"{path}: {runtime} cannot run the model: {errors.first_line(exc)}"}
+    return {"ok": True}
 
 
 def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, graph_opt: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,18 @@ def open_runner(path: Path, options: RunnerOptions | None = None, data: Any = No
     `data`, the caller's first sample, when given: a Resize whose scales are an input cannot run on random ones)."""
     path = Path(path)
     options = options or RunnerOptions()
-    return RUNTIMES[check_model_file(path, options, data=data)](path, options)
+    return RUNTIMES[check_model_file(path, options, data=data).runtime](path, options)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    runtime: RuntimeName  # the runtime to open it with
+    probe: probe.ProbeRun  # how its crash probe ran
 
 
 def check_model_file(path: Path, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]] | None = None,
-                     data: Any = None, int_range: tuple[int, int] | None = None) -> RuntimeName:
-    """Everything before the runtime opens `path` in this process; returns the runtime to open it with.
+                     data: Any = None, int_range: tuple[int, int] | None = None) -> CheckedFile:
+    """Everything before the runtime opens `path` in this process: the runtime to open it with, how it was probed.
 
     The file is checked first (edgeopt.runtime.verify_*: structure, then semantics)
     and, unless EDGEOPT_PROBE=0, loaded and invoked once in a child process
@@ -66,10 +73,10 @@ def check_model_file(path: Path, options: RunnerOptions, shapes: Mapping[str, tu
     path = Path(path)
     name = runtime_for(path)
     verify_model_file(path, name)
-    if probe.enabled():
-        probe.probe(path, str(name), options.threads, options.xnnpack, str(options.graph_optimization), shapes, data,
-                    int_range)
-    return name
+    if not probe.enabled():
+        return CheckedFile(name, probe.ProbeRun.OFF)
+    return CheckedFile(name, probe.probe(path, str(name), options.threads, options.xnnpack,
+                                         str(options.graph_optimization), shapes, data, int_range))
 
 
 def verify_model_file(path: Path, name: RuntimeName) -> None:

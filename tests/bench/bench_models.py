@@ -139,6 +139,23 @@ def tflite_cnn(path: Path) -> Path:
     return bld.save(path, [x], [y])
 
 
+def tflite_crashing(path: Path) -> Path:
+    """tflite_cnn with its RESHAPE's shape input marked omitted (-1): it passes every structural check and LiteRT
+    dies with SIGSEGV preparing it (found by the fuzzer; tests/robustness/test_security.py has the build's twin)."""
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.ModelT.InitFromPackedBuf(tflite_cnn(path).read_bytes(), 0)
+    op = next(o for o in m.subgraphs[0].operators
+              if m.operatorCodes[o.opcodeIndex].builtinCode == s.BuiltinOperator.RESHAPE)
+    op.inputs = [op.inputs[0], -1]
+    import flatbuffers
+
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    Path(path).write_bytes(bytes(b.Output()))
+    return Path(path)
+
+
 def tflite_custom_op(path: Path, op: str = "EdgeoptNoSuchOp") -> Path:
     """One custom op no runtime has."""
     bld = _Builder()

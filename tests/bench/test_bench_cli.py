@@ -25,7 +25,7 @@ def test_json_csv_markdown_and_compare(cli, models, fast, tmp_path) -> None:
               "--markdown", tmp_path / "t.md")
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["schema"] == "edgeopt.bench/1.1" and len(data["results"]) == 2
+    assert data["schema"] == "edgeopt.bench/1.2" and len(data["results"]) == 2
     r0, r1 = data["results"]
     assert r0["ratio"] is None and r1["ratio"]["p50"] > 0 and r1["interleaved"]
     for key in ("p50", "p90", "p95", "p99", "mean", "std", "min", "max", "iqr", "throughput"):

@@ -81,7 +81,7 @@ def test_markdown_on_stdout_is_only_markdown(models, fast) -> None:
 
 def test_json_and_compare_on_stdout_are_only_json(models, fast, tmp_path) -> None:
     res = bench(models.tflite, *fast, "--json", "--save", tmp_path / "a.json")
-    assert res.exit_code == 0 and json.loads(res.stdout)["schema"] == "edgeopt.bench/1.1"
+    assert res.exit_code == 0 and json.loads(res.stdout)["schema"] == "edgeopt.bench/1.2"
     res = bench("--compare", tmp_path / "a.json", tmp_path / "a.json", "--csv", "-")
     assert res.exit_code == 0, res.output
     table = list(csv.reader(io.StringIO(res.stdout)))

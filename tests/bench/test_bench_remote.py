@@ -177,13 +177,31 @@ def test_timeout_is_one_line(device, models) -> None:
 
 
 def test_build_remote_times_artifacts_on_device(cli, device, tmp_path) -> None:
-    """`edgeopt build --remote`: the artifacts are timed on the device and labelled with it."""
+    """`edgeopt build --remote`: the artifacts are timed on the device and labelled with it; it takes bench's SSH
+    options (the key login here comes from --ssh-option alone: host `stranger` offers a key the device refuses),
+    and the raspberry-pi-4 energy estimate multiplies the Pi's power by the device's latency."""
     prof = tmp_path / "quick.toml"
-    prof.write_text('extends = "mobile-cpu"\n[benchmark]\nruns = 5\nmin_seconds = 0.05\nwarmup_seconds = 0.01\n')
+    prof.write_text('extends = "raspberry-pi-4"\n[runtime]\nthreads = 1\n[budgets]\nmax_latency_ms = 10000\n'
+                    '[benchmark]\nruns = 5\nmin_seconds = 0.05\nwarmup_seconds = 0.01\n')
     res = cli("build", ROOT / "sample_models" / "digits_dscnn.keras", "--target", prof, "--out", tmp_path / "out",
-              "--remote", "device", "--remote-python", device.python, "--ssh-config", device.config, "--json")
+              "--remote", "stranger", "--ssh-option", f"IdentityFile={device.dir / 'user_key'}",
+              "--remote-timeout", "300", "--remote-python", device.python, "--ssh-config", device.config, "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     for variant in ("baseline", "optimized"):
         lat = report[variant]["latency_ms"]
-        assert lat["where"] == "device" and lat["runs"] >= 5 and lat["p50"] > 0
+        assert lat["where"] == "stranger" and lat["runs"] >= 5 and lat["p50"] > 0
+    energy = report["stages"]["energy"]
+    p50 = report["optimized"]["latency_ms"]["p50"]
+    assert energy["method"] == "estimate" and energy["latency_source"] == "measured on the device (p50)"
+    assert energy["latency_ms"] == p50 and energy["power_mw"] == 3060
+    assert energy["millijoules_per_inference"] == pytest.approx(3060 * p50 / 1000)
+
+
+def test_build_remote_options_are_checked_before_any_work(cli, tmp_path) -> None:
+    model = ROOT / "sample_models" / "digits_dscnn.keras"
+    for extra, words in ((("--ssh-option", "StrictHostKeyChecking=no"), "StrictHostKeyChecking is not allowed"),
+                         (("--remote-timeout", "0"), "ssh timeouts must be positive")):
+        res = cli("build", model, "--target", "raspberry-pi-4", "--out", tmp_path / "out", "--remote", "pi", *extra)
+        assert res.exit_code == 2 and words in res.stderr, res.output
+        assert not (tmp_path / "out").exists()

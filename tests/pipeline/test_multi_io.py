@@ -57,7 +57,7 @@ def built(two: Path):
 def test_two_inputs_two_outputs_build_with_accuracy_per_output(built, target: str) -> None:
     report = built[target].report
     acc = report.optimized.accuracy
-    assert acc is not None and report.schema_version == "2.5"
+    assert acc is not None and report.schema_version == "2.6"
     assert [(o.name, o.metric) for o in acc.outputs] == [("cls", "top1"), ("reg", "snr")]
     cls, reg = acc.outputs
     # the top-level figure is the primary (first) output's, as before

@@ -270,3 +270,31 @@ def test_a_build_without_report_html_is_rebuilt_not_skipped(tmp_path, samples: P
     again = build(req)
     assert not again.skipped and (req.out / "report.html").is_file()
     assert "report.html" in json.loads((req.out / "manifest.json").read_text())["artifacts"]
+
+
+def test_figures_from_an_emulated_cpu_say_so_everywhere(onnx_build, cli, tmp_path):
+    """report.json/md/html and `edgeopt compare` of a build timed on an emulated CPU (issue 26, item 2)."""
+    import json
+
+    from edgeopt.report.render import to_markdown
+
+    r = onnx_build.report
+    why = "qemu-user: aarch64 code on AMD EPYC, a CPU of the x86 family"
+
+    def emulated(v: rs.Variant) -> rs.Variant:
+        lat = v.latency_ms
+        assert lat is not None and lat.fingerprint is not None and lat.fingerprint.emulation is None  # a real CPU here
+        fp = lat.fingerprint.model_copy(update={"emulation": why, "arch": "aarch64"})
+        return v.model_copy(update={"latency_ms": lat.model_copy(update={"fingerprint": fp})})
+
+    em = r.model_copy(update={"baseline": emulated(r.baseline), "optimized": emulated(r.optimized)})
+    assert "EMULATED CPU (`qemu-user: aarch64 code on AMD EPYC" in to_markdown(em)
+    assert "EMULATED CPU" not in to_markdown(r)
+    assert f"EMULATED CPU ({why}): the emulator&#x27;s speed, not a real aarch64 device&#x27;s" in build_page(em)
+    out = tmp_path / "em"
+    out.mkdir()
+    (out / "report.json").write_text(em.model_dump_json())
+    res = cli("compare", onnx_build.out, out, "--json")
+    assert res.exit_code == 0, res.output
+    assert [row["measured on"] for row in json.loads(res.stdout)] == ["host", "host (emulated CPU)"]
+    assert json.loads((out / "report.json").read_text())["optimized"]["latency_ms"]["fingerprint"]["emulation"] == why

@@ -11,7 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from edgeopt.cli.commands.options import JsonOpt, ShapeOpt
+from edgeopt.cli.commands.options import (
+    JsonOpt,
+    KnownHostsOpt,
+    RemoteOpt,
+    RemotePythonOpt,
+    RemoteTimeoutOpt,
+    ShapeOpt,
+    SshConfigOpt,
+    SshOptionOpt,
+    SshPortOpt,
+    remote_spec,
+)
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink, table
 from edgeopt.vocabulary import GraphOptimization
@@ -105,13 +116,13 @@ def register(app: typer.Typer) -> None:
         csv_out: Annotated[Path | None, typer.Option("--csv", metavar="FILE", help="Write a CSV table to this file ('-' = stdout).")] = None,
         md_out: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write a Markdown table to this file ('-' = stdout).")] = None,
         plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE", help="Draw the latency distribution (.png/.svg/.pdf; needs edgeopt[plot]).")] = None,
-        remote: Annotated[str | None, typer.Option("--remote", metavar="[USER@]HOST", help="Run on a device over SSH: [user@]host or a ~/.ssh/config alias.")] = None,
-        remote_python: Annotated[str, typer.Option("--remote-python", metavar="PYTHON", help="Python on the device that has edgeopt.")] = "python3",
-        ssh_option: Annotated[list[str] | None, typer.Option("--ssh-option", metavar="KEY=VALUE", help="Extra ssh -o KEY=VALUE (repeatable).")] = None,
-        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", metavar="FILE", help="ssh config file to use instead of ~/.ssh/config.")] = None,
-        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", metavar="FILE", help="known_hosts file with the device's host key.")] = None,
-        ssh_port: Annotated[int | None, typer.Option("--ssh-port", metavar="PORT", help="SSH port on the device.")] = None,
-        remote_timeout: Annotated[float, typer.Option("--remote-timeout", metavar="S", help="Seconds allowed for each ssh step.")] = 900.0,
+        remote: RemoteOpt = None,
+        remote_python: RemotePythonOpt = "python3",
+        ssh_option: SshOptionOpt = None,
+        ssh_config: SshConfigOpt = None,
+        known_hosts: KnownHostsOpt = None,
+        ssh_port: SshPortOpt = None,
+        remote_timeout: RemoteTimeoutOpt = 900.0,
         json_out: JsonOpt = False,
     ) -> None:
         """Benchmark models on their runtime (LiteRT for .tflite, onnxruntime for .onnx), locally or on a device."""
@@ -143,11 +154,10 @@ def register(app: typer.Typer) -> None:
                                      warmup_seconds=warmup_seconds, runs=runs, min_seconds=min_seconds,
                                      max_seconds=max_seconds, seed=seed, graph_optimization=graph_opt,
                                      shapes=tuple(parse_shape_specs(shape or ()).items()), int_range=_int_range(int_range))
-            if remote is not None:
-                from edgeopt.benchmark.remote import RemoteSpec, run_remote
+            spec = remote_spec(remote, remote_python, ssh_option, ssh_config, known_hosts, ssh_port, remote_timeout)
+            if spec is not None:
+                from edgeopt.benchmark.remote import run_remote
 
-                spec = RemoteSpec(host=remote, python=remote_python, ssh_options=tuple(ssh_option or ()),
-                                  ssh_config=ssh_config, known_hosts=known_hosts, port=ssh_port, timeout=remote_timeout)
                 with sink.progress(f"benchmarking on {remote}"):
                     results = run_remote(models, settings, spec, threads=counts, input_file=input_file)
             else:
@@ -204,7 +214,8 @@ def _emit(sink: Sink, report: Any, save: Path | None, csv_out: Path | None, md_o
 
     def human(c: Any) -> None:
         remote = sorted({r.device for r in report.results if r.device != "local"})
-        for title, cols in ((f"latency (ms){' on ' + ', '.join(remote) if remote else ''}", LATENCY_COLUMNS),
+        emulated = " - EMULATED CPU, not a real device's speed" if any(r.emulated for r in report.results) else ""
+        for title, cols in ((f"latency (ms){' on ' + ', '.join(remote) if remote else ''}{emulated}", LATENCY_COLUMNS),
                             ("startup (ms) and memory", STARTUP_COLUMNS)):
             idx = [header.index(h) for h in cols]
             c.print(table(title, cols, [[row[i] for i in idx] for row in body]))

@@ -12,11 +12,19 @@ from edgeopt.cli.commands.options import (
     CalibOpt,
     EvalOpt,
     JsonOpt,
+    KnownHostsOpt,
     OutDirOpt,
+    RemoteOpt,
+    RemotePythonOpt,
+    RemoteTimeoutOpt,
     ShapeOpt,
+    SshConfigOpt,
+    SshOptionOpt,
+    SshPortOpt,
     TargetOpt,
     ThreadsOpt,
     UnsafeLoadOpt,
+    remote_spec,
 )
 from edgeopt.cli.errors import handled
 from edgeopt.cli.output import Sink
@@ -40,11 +48,13 @@ def register(app: typer.Typer) -> None:
         threads: ThreadsOpt = None,
         no_bench: Annotated[bool, typer.Option("--no-bench", help="Skip the latency benchmark.")] = False,
         force: Annotated[bool, typer.Option("--force", help="Rebuild even if OUT/manifest.json shows the same inputs, profile and versions.")] = False,
-        remote: Annotated[str | None, typer.Option("--remote", metavar="[USER@]HOST", help="Time the artifacts on user@host over SSH.")] = None,
-        remote_python: Annotated[str, typer.Option("--remote-python", metavar="PYTHON", help="Python on the device that has edgeopt.")] = "python3",
-        ssh_config: Annotated[Path | None, typer.Option("--ssh-config", metavar="FILE", help="ssh config file (ssh -F).")] = None,
-        known_hosts: Annotated[Path | None, typer.Option("--known-hosts", metavar="FILE", help="known_hosts file for the device.")] = None,
-        ssh_port: Annotated[int | None, typer.Option("--ssh-port", metavar="PORT", help="SSH port.")] = None,
+        remote: RemoteOpt = None,
+        remote_python: RemotePythonOpt = "python3",
+        ssh_option: SshOptionOpt = None,
+        ssh_config: SshConfigOpt = None,
+        known_hosts: KnownHostsOpt = None,
+        ssh_port: SshPortOpt = None,
+        remote_timeout: RemoteTimeoutOpt = 900.0,
         firmware: Annotated[bool, typer.Option("--firmware", help="MCU profiles: also build the firmware image (TFLM + CMSIS-NN) and run it under QEMU (as `mcu run`); on when the profile's [firmware] run = true.")] = False,
         firmware_samples: Annotated[int, typer.Option("--firmware-samples", min=1, metavar="N", help="Eval (else calibration) samples fed to the firmware.")] = 8,
         tflm: Annotated[Path | None, typer.Option("--tflm", metavar="DIR", help="Folder with the TFLM tree/ and device/ for the firmware stage (default: $EDGEOPT_TFLM).")] = None,
@@ -64,12 +74,7 @@ def register(app: typer.Typer) -> None:
                 from edgeopt.runtime.base import check_threads
 
                 check_threads(threads)  # before TensorFlow loads; the profile and the benchmark apply the same rule
-            spec = None
-            if remote is not None:
-                from edgeopt.benchmark.remote import RemoteSpec
-
-                spec = RemoteSpec(host=remote, python=remote_python, ssh_config=ssh_config, known_hosts=known_hosts,
-                                  port=ssh_port)
+            spec = remote_spec(remote, remote_python, ssh_option, ssh_config, known_hosts, ssh_port, remote_timeout)
             req = BuildRequest(remote=spec, model=model, target=target, out=out, calib=calib, eval=eval_data, train=train,
                                random_calibration=random_calibration, allow_no_finetune=no_finetune,
                                unsafe_load=unsafe_load, threads=threads, c_name=c_name,
