@@ -138,6 +138,7 @@ def _onnx_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
     from edgeopt.runtime.verify_onnx import verify_onnx
 
     model = verify_onnx(path)
+    refuse_quantized_onnx(path, model)
     init = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
     if not inputs:
@@ -156,6 +157,17 @@ def _onnx_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
         specs.append(IOSpec(value.name, _dims(value.type.tensor_type.shape.dim), dtype))
     outs = tuple(IOSpec(o.name, _dims(o.type.tensor_type.shape.dim)) for o in model.graph.output)
     return tuple(specs), outs
+
+
+def refuse_quantized_onnx(path: Path, model: Any) -> None:
+    """An already-quantized ONNX model is bad input to a build: edgeopt quantizes float models."""
+    from edgeopt.load.quantized_onnx import op_names, quantized_graph
+
+    found = quantized_graph(op_names(model.graph))
+    if found is not None:
+        msg = (f"{path}: the model is already quantized ({found.describe()}); edgeopt quantizes float models: build "
+               "from the float export of this model, or measure this one as it is with `edgeopt bench`")
+        raise InputError(msg)
 
 
 def _tflite_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
