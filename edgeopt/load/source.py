@@ -3,6 +3,7 @@ float .tflite."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,9 +178,13 @@ def _tflite_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
     from edgeopt.runtime import open_runner
 
     graph = read_tflite(path)
-    if any(t.quantized and t.dtype in ("int8", "uint8", "int16") for t in graph.tensors):
-        msg = (f"{path}: the .tflite is already quantized; build from its float .tflite (or the Keras/ONNX model), "
-               "or measure this one with `edgeopt bench`")
+    found = Counter(t.dtype for t in graph.tensors
+                    if (t.quantized and t.dtype in ("int8", "uint8", "int16")) or (t.dtype == "float16" and t.is_constant))
+    if found:
+        what = ", ".join(f"{n} {'quantized' if dtype != 'float16' else 'constant'} {dtype} tensor{'s' if n != 1 else ''}"
+                         for dtype, n in sorted(found.items()))
+        msg = (f"{path}: the .tflite is already quantized ({what}); build from its float32 .tflite (or the Keras/ONNX "
+               "model), or measure this one as it is with `edgeopt bench`")
         raise InputError(msg)
     runner = open_runner(path)  # verified and probed in a child before LiteRT reads it here
     ins = tuple(IOSpec(k, tuple(None if d < 0 else d for d in i.shape), i.dtype)
