@@ -5,8 +5,9 @@
 
 onnxruntime's quantize_static (and quantize_dynamic) can raise on a node it mishandles (a grouped ConvTranspose
 with per-channel weights: "operands could not be broadcast together"), or write a model that onnx.checker or
-onnxruntime then rejects. The written model is checked (onnx.checker and an onnxruntime CPU session with its
-default graph optimizations, as a runner opens it). On a failure the node is found
+onnxruntime then rejects (QOperator QLinearMatMul with a per-channel 3-D or 1-D weight fails when it runs). The
+written model is checked: onnx.checker, an onnxruntime CPU session with its default graph optimizations (as a
+runner opens it), run on the first calibration sample. On a failure the node is found
 - from the error, when it names nodes of the float model (or else their tensors): those are excluded first;
 - else by bisection over the named nodes, in graph order: excluding every node is tried first (if that fails too,
   no exclusion helps and the failure is reported), then the shortest prefix whose exclusion passes; its last
@@ -21,11 +22,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import ConversionError, UnsupportedOpError, cause_of
-from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+import numpy as np
 
-MAX_EXCLUDED = 3  # nodes kept in float before giving up
-MAX_ATTEMPTS = 24  # quantizations in one recovery (each calibrates again)
+from edgeopt.errors import ConversionError, UnsupportedOpError, cause_of
+from edgeopt.quantize.onnx import OnnxRecipe, first_sample, quantize_onnx
+
+MAX_EXCLUDED = 8  # nodes kept in float before giving up
+MAX_ATTEMPTS = 40  # quantizations in one recovery (each calibrates again)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def quantize_recovering(src: Path, dst: Path, recipe: OnnxRecipe) -> Recovered:
     except _Failed as exc:
         search.cause = str(exc)
     excluded = search.recover()
-    return Recovered(dst, excluded, cause_of(Exception(search.cause), 300), search.attempts)
+    return Recovered(dst, excluded, search.cause, search.attempts)
 
 
 class _Search:
@@ -65,6 +68,7 @@ class _Search:
         self.src, self.dst, self.recipe = src, dst, recipe
         self.attempts = 0
         self.cause = ""
+        self.sample = first_sample(src, recipe)  # run once through each quantized model
 
     def attempt(self, extra: tuple[str, ...]) -> None:
         """Quantize with `extra` nodes also kept in float, and check the output; _Failed if either fails."""
@@ -78,11 +82,11 @@ class _Search:
             raise  # nothing to quantize, a scheme the format lacks: no node to blame
         except ConversionError as exc:
             msg = re.sub(r"^ONNX quantization \(\w+\) failed: ", "", str(exc)).split("; onnxruntime's quantizer could")[0]
-            raise _Failed(msg) from None
+            raise _Failed(cause_of(Exception(msg), 300)) from None
         try:
-            _check_written(self.dst)
+            _check_written(self.dst, self.sample)
         except Exception as exc:  # noqa: BLE001 - checker ValidationError, onnxruntime Fail / InvalidGraph / ...
-            msg = f"its output does not check or load: {cause_of(exc, 300)}"
+            msg = f"its output does not check, load or run: {cause_of(exc, 300)}"
             raise _Failed(msg) from None
 
     def passes(self, extra: tuple[str, ...]) -> bool:
@@ -118,20 +122,25 @@ class _Search:
 
     def _give_up(self, why: str) -> None:
         self.dst.unlink(missing_ok=True)
-        msg = (f"onnxruntime's quantizer failed on this model ({cause_of(Exception(self.cause), 300)}) and {why}; "
+        msg = (f"onnxruntime's quantizer failed on this model ({self.cause}) and {why}; "
                "build it with [quantize] scheme = \"dynamic\" or \"float16\", or per_channel = false")
         raise UnsupportedOpError(msg)
 
 
-def _check_written(path: Path) -> None:
-    """onnx.checker and an onnxruntime CPU session with default optimizations (what a runner does)."""
+def _check_written(path: Path, sample: dict[str, np.ndarray] | None) -> None:
+    """onnx.checker and an onnxruntime CPU session with default optimizations (what a runner does), run on
+    `sample` when there is one: some kernels (QLinearMatMul's weight zero point) refuse only when they run."""
     import onnx
     import onnxruntime as ort
 
     onnx.checker.check_model(str(path))
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    opts.log_severity_level = 4
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    if sample is not None:
+        run = ort.RunOptions()
+        run.log_severity_level = 4  # the exception says it; no log line on the console
+        session.run(None, sample, run)
 
 
 def _named_nodes(src: Path, already: tuple[str, ...]) -> list[tuple[str, set[str]]]:

@@ -86,3 +86,42 @@ def test_build_keeps_the_failing_node_in_float_and_says_so(cli, tmp_path) -> Non
     ref, got = _run(model, x), _run(tmp_path / "out" / "convt.onnx", x)
     snr = 10 * np.log10(np.sum(ref**2) / np.sum((ref - got) ** 2))
     assert snr > 25, snr
+
+
+def _matmuls(path: Path) -> Path:
+    """x [N,4,16] -> MatMul(w [16,8]) 'mm2d' -> Relu -> MatMul(w [1,8,8]) 'mm3d' -> y [N,4,8]."""
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("MatMul", ["x", "w2"], ["a"], name="mm2d"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "w3"], ["y"], name="mm3d")]
+    inits = [numpy_helper.from_array((rng.standard_normal((16, 8)) * 0.3).astype(np.float32), "w2"),
+             numpy_helper.from_array((rng.standard_normal((1, 8, 8)) * 0.3).astype(np.float32), "w3")]
+    g = helper.make_graph(nodes, "mm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_written_model_onnxruntime_cannot_run_is_quantized_again_without_the_node(cli, tmp_path) -> None:
+    """QOperator with per-channel weights: onnxruntime's quantizer writes a QLinearMatMul for the 3-D weight whose
+    kernel refuses to run ("weight zero point must be a scalar, 1D tensor of size 1, ..."). On main, without eval
+    data the build shipped that model (exit 0); with eval data it failed late (exit 2). The error names the
+    node: one more quantization keeps it in float."""
+    model = _matmuls(tmp_path / "mm.onnx")
+    (tmp_path / "qop.toml").write_text('extends = "edge-server"\nname = "qop"\n[quantize]\nonnx_format = "qoperator"\n')
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "mm.calib.npz", x=rng.standard_normal((16, 4, 16)).astype(np.float32))
+    res = cli("build", model, "--target", tmp_path / "qop.toml", "--out", tmp_path / "out", "--no-bench", "--json")
+    assert res.exit_code == 0, res.output
+    notes = [n for n in json.loads(res.stdout)["notes"] if n.startswith("onnxruntime's quantizer failed")]
+    assert len(notes) == 1 and notes[0].endswith("node 'mm3d' kept in float, found in 2 quantization attempts")
+    assert "its output does not check, load or run: " in notes[0] and "QLinearMatMul node" in notes[0]
+    assert "weight zero point must be a scalar" in notes[0]
+    q = onnx.load(str(tmp_path / "out" / "mm.onnx"))
+    assert [n.op_type for n in q.graph.node if "MatMul" in n.op_type] == ["QLinearMatMul", "MatMul"]
+    x = rng.standard_normal((8, 4, 16)).astype(np.float32)
+    ref, got = _run(model, x), _run(tmp_path / "out" / "mm.onnx", x)
+    snr = 10 * np.log10(np.sum(ref**2) / np.sum((ref - got) ** 2))
+    assert snr > 25, snr
