@@ -12,7 +12,8 @@ runner opens it), run on the first calibration sample. On a failure the node is 
 - else by bisection over the named nodes, in graph order: excluding every node is tried first (if that fails too,
   no exclusion helps and the failure is reported), then the shortest prefix whose exclusion passes; its last
   node is a culprit, kept in float, and the search repeats for the rest, up to MAX_EXCLUDED nodes.
-Every attempt is a full quantization (with calibration); at most MAX_ATTEMPTS are made.
+Every attempt is a full quantization (with calibration); at most MAX_ATTEMPTS are made. Only int8 and dynamic
+recover (they take nodes_to_exclude); float16 and none are written as they are.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt.errors import ConversionError, UnsupportedOpError, cause_of
+from edgeopt.profiles.schema import Scheme
 from edgeopt.quantize.onnx import OnnxRecipe, first_sample, quantize_onnx
 
 MAX_EXCLUDED = 8  # nodes kept in float before giving up
@@ -52,7 +54,11 @@ class _Failed(Exception):
 
 
 def quantize_recovering(src: Path, dst: Path, recipe: OnnxRecipe) -> Recovered:
-    """quantize_onnx, its output checked; on a failure the failing nodes are kept in float (module docstring)."""
+    """quantize_onnx, its output checked; on a failure the failing nodes are kept in float (module docstring).
+    Only int8 and dynamic exclude nodes: other schemes are quantize_onnx as it is."""
+    if recipe.scheme not in (Scheme.INT8, Scheme.DYNAMIC):
+        quantize_onnx(src, dst, recipe)
+        return Recovered(dst)
     search = _Search(src, dst, recipe)
     try:
         search.attempt(())
