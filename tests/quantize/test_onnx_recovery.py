@@ -125,3 +125,34 @@ def test_a_written_model_onnxruntime_cannot_run_is_quantized_again_without_the_n
     ref, got = _run(model, x), _run(tmp_path / "out" / "mm.onnx", x)
     snr = 10 * np.log10(np.sum(ref**2) / np.sum((ref - got) ** 2))
     assert snr > 25, snr
+
+
+
+def test_exit_2_in_one_line_when_keeping_nodes_in_float_does_not_suffice(cli, tmp_path) -> None:
+    """Nine grouped 1x1 ConvTransposes, each failing in the real quantizer: past MAX_EXCLUDED (8) nodes kept in
+    float the search gives up with exit 2 (main: exit 1), in one line, and writes no artifact."""
+    from edgeopt.quantize.onnx_recovery import MAX_EXCLUDED
+
+    rng = np.random.default_rng(4)
+    nodes, inits, channels, prev = [], {}, 8, "x"
+    for i in range(MAX_EXCLUDED + 1):
+        out = 4 if channels == 8 else 8
+        inits[f"w{i}"] = (rng.standard_normal((channels, out // 2, 1, 1)) * 0.3).astype(np.float32)
+        inits[f"b{i}"] = (rng.standard_normal(out) * 0.3).astype(np.float32)
+        nodes.append(helper.make_node("ConvTranspose", [prev, f"w{i}", f"b{i}"], [f"t{i}"], name=f"up{i}", group=2))
+        prev, channels = f"t{i}", out
+    nodes[-1].output[0] = "y"
+    g = helper.make_graph(nodes, "nine", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", channels, 4, 4])],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = tmp_path / "nine.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=7), str(model))
+    np.savez(tmp_path / "nine.calib.npz", x=rng.standard_normal((8, 8, 4, 4)).astype(np.float32))
+    res = cli("build", model, "--target", "edge-server", "--out", tmp_path / "out", "--no-bench")
+    assert res.exit_code == 2, res.output
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: onnxruntime's quantizer failed on this model (ValueError: operands could not be "
+                           "broadcast together"), line
+    assert "keeping up8, up7, up6, up5, up4, up3, up2, up1 in float is not enough" in line
+    assert 'scheme = "dynamic"' in line and "Traceback" not in res.output
+    assert not (tmp_path / "out" / "nine.onnx").exists()
