@@ -14,6 +14,7 @@ from typing import Any
 
 from edgeopt.errors import InputError
 from edgeopt.load.formats import ModelFormat, detect_format
+from edgeopt.load.quantized_onnx import QuantizedGraph, quantized_graph
 from edgeopt.runtime.base import TensorInfo
 
 
@@ -40,6 +41,7 @@ class ModelInfo:
     op_counts: dict[str, int]
     details: dict[str, Any] = field(default_factory=dict)  # format specifics: opsets, schema version, producer...
     notes: tuple[str, ...] = ()  # how control flow and recurrent ops were counted
+    quantized: QuantizedGraph | None = None  # an ONNX model already quantized: its kind and quantized nodes
 
     def to_dict(self) -> dict[str, Any]:
         def tensor(t: TensorInfo) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class ModelInfo:
             "layers": [{"name": x.name, "op": x.op, "output_shape": list(x.output_shape), "params": x.params,
                         "macs": x.macs, "scope": x.scope} for x in self.layers],
             "op_counts": dict(self.op_counts), "details": dict(self.details), "notes": list(self.notes),
+            "quantized": None if self.quantized is None else self.quantized.to_dict(),
         }
 
 
@@ -115,12 +118,13 @@ def _onnx(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -> Mo
 
     g = read_onnx(path, shapes)
     layers = tuple(LayerInfo(n.name, n.op, n.output_shape, n.params, n.macs, n.scope) for n in g.nodes)
+    quantized = quantized_graph(n.op for n in g.nodes)
     return ModelInfo(path=str(path), format=str(ModelFormat.ONNX), bytes=g.size_bytes, params=g.params, macs=g.macs,
                      inputs=tuple(TensorInfo(t.name, t.shape, t.dtype) for t in g.inputs),
                      outputs=tuple(TensorInfo(t.name, t.shape, t.dtype) for t in g.outputs),
                      layers=layers, op_counts=g.op_counts,
                      details={"ir_version": g.ir_version, "opsets": g.opsets, "producer": g.producer,
-                              "shapes_inferred": g.shapes_inferred}, notes=g.notes)
+                              "shapes_inferred": g.shapes_inferred}, notes=g.notes, quantized=quantized)
 
 
 def _size(path: Path) -> int:

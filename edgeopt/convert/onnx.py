@@ -8,6 +8,8 @@ Two gaps of tf2onnx with Keras 3 are closed here:
   function, which tf2onnx leaves as an opaque `StatefulPartitionedCall` node;
   while tracing for export the convolution is emitted as a plain TF Conv2D,
   which tf2onnx converts to an ONNX `Conv` with `group`.
+TensorFlow ops tf2onnx copies through unchanged (exact GELU's `Erfc`) are rewritten with ONNX ops
+(edgeopt.convert.onnx_rewrite).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from edgeopt.convert.onnx_rewrite import rewrite_non_onnx_ops
 from edgeopt.convert.savedmodel import input_specs, output_specs
 from edgeopt.errors import ConversionError, RuntimeUnavailableError, cause_of
 
@@ -53,6 +56,7 @@ def keras_to_onnx(model: Any, opset: int) -> bytes:
         msg = f"ONNX export failed: {type(exc).__name__}: {cause_of(exc)}"
         raise ConversionError(msg) from None
     _fold_captured_inputs(proto, captured)
+    rewrite_non_onnx_ops(proto)  # exact GELU's Erfc -> 1 - Erf
     outs = output_specs(model)
     return normalize_onnx(proto, [o.name for o in outs] if len(outs) > 1 else None).SerializeToString()
 

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from edgeopt.errors import EdgeoptError, InputError, ModelFileError, RuntimeUnavailableError
+from edgeopt.errors import EdgeoptError, InputError, ModelFileError, RuntimeUnavailableError, first_line
 from edgeopt.load.formats import ModelFormat, detect_format
 
 KERAS_FORMATS = (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVED_MODEL)
@@ -113,7 +113,8 @@ def _load(keras: Any, path: Path, fmt: ModelFormat, unsafe: bool) -> Any:
     try:
         if fmt is ModelFormat.SAVED_MODEL:
             return _load_saved_model(keras, path)
-        return keras.saving.load_model(path, compile=True, safe_mode=not unsafe)
+        # compile=False: edgeopt never uses the training config, and a Keras-2 optimizer config (`lr`) fails to load
+        return keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except PermissionError as exc:
         msg = (f"{path}: loading the model ran code that tried to write {exc.filename or 'a file'}, refused by the "
                "sandbox; this model file writes files when it loads: do not use it")
@@ -163,7 +164,15 @@ def _load_saved_model(keras: Any, path: Path) -> Any:
     """Wrap a SavedModel's serving signature as a functional Keras model."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(path))
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (PermissionError, RecursionError, MemoryError):
+        raise  # the sandbox's refusal, a hostile graph: _load names them
+    except Exception as exc:  # noqa: BLE001 - TensorFlow raises OpError, OSError, IndexError, ValueError...
+        reason = first_line(Exception(str(exc).replace("\\n", "\n")), 300).rstrip(" .")  # its reason, not its advice
+        msg = (f"{path}: TensorFlow cannot load the SavedModel ({type(exc).__name__}: {reason}); re-save it with "
+               "tf.saved_model.save, or give the .keras model")
+        raise ModelFileError(msg) from None
     sig = loaded.signatures.get("serving_default")
     if sig is None:
         msg = f"{path}: SavedModel has no 'serving_default' signature; export one"

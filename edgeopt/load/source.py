@@ -3,6 +3,7 @@ float .tflite."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,7 @@ def _onnx_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
     from edgeopt.runtime.verify_onnx import verify_onnx
 
     model = verify_onnx(path)
+    refuse_quantized_onnx(path, model)
     init = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in init]
     if not inputs:
@@ -158,6 +160,17 @@ def _onnx_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
     return tuple(specs), outs
 
 
+def refuse_quantized_onnx(path: Path, model: Any) -> None:
+    """An already-quantized ONNX model is bad input to a build: edgeopt quantizes float models."""
+    from edgeopt.load.quantized_onnx import op_names, quantized_graph
+
+    found = quantized_graph(op_names(model.graph))
+    if found is not None:
+        msg = (f"{path}: the model is already quantized ({found.describe()}); edgeopt quantizes float models: build "
+               "from the float export of this model, or measure this one as it is with `edgeopt bench`")
+        raise InputError(msg)
+
+
 def _tflite_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
     """(inputs, outputs) of a float .tflite by the names LiteRT gives them (its signature's keys); a quantized
     .tflite is refused (there is nothing left to quantize from)."""
@@ -165,9 +178,13 @@ def _tflite_specs(path: Path) -> tuple[tuple[IOSpec, ...], tuple[IOSpec, ...]]:
     from edgeopt.runtime import open_runner
 
     graph = read_tflite(path)
-    if any(t.quantized and t.dtype in ("int8", "uint8", "int16") for t in graph.tensors):
-        msg = (f"{path}: the .tflite is already quantized; build from its float .tflite (or the Keras/ONNX model), "
-               "or measure this one with `edgeopt bench`")
+    found = Counter(t.dtype for t in graph.tensors
+                    if (t.quantized and t.dtype in ("int8", "uint8", "int16")) or (t.dtype == "float16" and t.is_constant))
+    if found:
+        what = ", ".join(f"{n} {'quantized' if dtype != 'float16' else 'constant'} {dtype} tensor{'s' if n != 1 else ''}"
+                         for dtype, n in sorted(found.items()))
+        msg = (f"{path}: the .tflite is already quantized ({what}); build from its float32 .tflite (or the Keras/ONNX "
+               "model), or measure this one as it is with `edgeopt bench`")
         raise InputError(msg)
     runner = open_runner(path)  # verified and probed in a child before LiteRT reads it here
     ins = tuple(IOSpec(k, tuple(None if d < 0 else d for d in i.shape), i.dtype)

@@ -71,11 +71,7 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
                 quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
                                  nodes_to_exclude=list(recipe.nodes_to_exclude))
         elif recipe.scheme is Scheme.INT8:
-            weights = {t.name for t in source.graph.initializer}  # IR-3 models list them as inputs too
-            data = [v for v in source.graph.input if v.name not in weights]
-            units = {v.name: feed_unit([d.dim_value if d.HasField("dim_value") else None
-                                        for d in v.type.tensor_type.shape.dim]) for v in data}
-            _static(src, dst, recipe, data[0].name, units)
+            _static(src, dst, recipe, *_data_inputs(source.graph))
         else:
             msg = f"scheme '{recipe.scheme}' is not available for ONNX; use none, float16, dynamic or int8"
             raise InputError(msg)
@@ -93,6 +89,23 @@ def quantize_onnx(src: Path, dst: Path, recipe: OnnxRecipe) -> Path:
                f"{_without_paths(cause_of(exc), src)}{advice}")
         raise ConversionError(msg) from None
     return dst
+
+
+def _data_inputs(graph: Any) -> tuple[str, dict[str, int]]:
+    """The first data input's name and the rows per sample of every data input (data.tensors.feed_unit)."""
+    weights = {t.name for t in graph.initializer}  # IR-3 models list them as inputs too
+    data = [v for v in graph.input if v.name not in weights]
+    units = {v.name: feed_unit([d.dim_value if d.HasField("dim_value") else None
+                                for d in v.type.tensor_type.shape.dim]) for v in data}
+    return data[0].name, units
+
+
+def first_sample(src: Path, recipe: OnnxRecipe) -> dict[str, np.ndarray] | None:
+    """The first calibration sample by input name, as the quantizer is fed it; None without calibration data."""
+    if recipe.calibration is None:
+        return None
+    name, units = _data_inputs(load_onnx(src, check=False).graph)
+    return _Reader(name, recipe.calibration, units).get_next()
 
 
 def _without_paths(text: str, src: Path) -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeopt.profiles.schema import OnnxActivations
-from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+from edgeopt.quantize.onnx import OnnxRecipe
+from edgeopt.quantize.onnx_recovery import quantize_recovering
 
 if TYPE_CHECKING:
     from edgeopt.validate.accuracy import AccuracyResult
@@ -38,6 +39,7 @@ class Candidate:
     p50_ms: float | None
     accuracy: AccuracyResult | None
     within_budget: bool  # True when there is no eval data or no accuracy budget
+    excluded_notes: tuple[str, ...] = ()  # nodes kept in float because onnxruntime's quantizer failed on them
 
     def to_dict(self, baseline_p50: float | None) -> dict[str, Any]:
         ratio = None if self.p50_ms is None or not baseline_p50 else self.p50_ms / baseline_p50
@@ -53,6 +55,11 @@ class ActivationChoice:
     baseline_p50_ms: float | None
     measured: bool
     note: str
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The choice, and the nodes the chosen candidate keeps in float because the quantizer failed on them."""
+        return (self.note, *self.chosen.excluded_notes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": str(self.chosen.activations), "measured": self.measured,
@@ -70,24 +77,24 @@ def quantize_with_activations(src: Path, dst: Path, recipe: OnnxRecipe, mode: On
     """Write the int8 artifact for `mode` to `dst` (for auto: the chosen candidate) and say how it was chosen."""
     if mode is not OnnxActivations.AUTO or measure is None:
         fixed = mode if mode is not OnnxActivations.AUTO else (OnnxActivations.UINT8 if is_x86() else OnnxActivations.INT8)
-        quantize_onnx(src, dst, replace(recipe, unsigned_activations=fixed is OnnxActivations.UINT8))
+        done = quantize_recovering(src, dst, replace(recipe, unsigned_activations=fixed is OnnxActivations.UINT8))
         accuracy = score(dst) if score is not None else None
-        cand = Candidate(fixed, dst, None, accuracy, _within(accuracy, max_drop))
+        cand = Candidate(fixed, dst, None, accuracy, _within(accuracy, max_drop), done.notes)
         why = ("set by quantize.onnx_activations" if mode is not OnnxActivations.AUTO else
                f"onnxruntime's choice on {'x86' if fixed is OnnxActivations.UINT8 else 'this CPU'}; not measured "
                "because the benchmark was skipped")
         return ActivationChoice(cand, (cand,), None, False, f"int8 activations: {LABEL[fixed]} ({why})")
     work = dst.parent / "_work" / "activations"
     work.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for kind in (OnnxActivations.INT8, OnnxActivations.UINT8):
-        paths[kind] = quantize_onnx(src, work / f"{kind}.onnx", replace(recipe, unsigned_activations=kind is OnnxActivations.UINT8))
-    results = list(measure([baseline, *paths.values()]))
+    runs = {kind: quantize_recovering(src, work / f"{kind}.onnx",
+                                      replace(recipe, unsigned_activations=kind is OnnxActivations.UINT8))
+            for kind in (OnnxActivations.INT8, OnnxActivations.UINT8)}
+    results = list(measure([baseline, *(d.path for d in runs.values())]))
     base_p50 = float(results[0].latency.p50)
     cands = []
-    for (kind, path), res in zip(paths.items(), results[1:], strict=True):
-        accuracy = score(path) if score is not None else None
-        cands.append(Candidate(kind, path, float(res.latency.p50), accuracy, _within(accuracy, max_drop)))
+    for (kind, d), res in zip(runs.items(), results[1:], strict=True):
+        accuracy = score(d.path) if score is not None else None
+        cands.append(Candidate(kind, d.path, float(res.latency.p50), accuracy, _within(accuracy, max_drop), d.notes))
     chosen, reason = pick(cands)
     shutil.copyfile(chosen.path, dst)
     shutil.rmtree(work, ignore_errors=True)

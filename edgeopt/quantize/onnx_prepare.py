@@ -14,6 +14,8 @@
   (27 in onnxruntime 1.32, found by running a two-node QDQ model), the model is
   converted down to it with onnx.version_converter; where that fails the model
   stays as it was and the quantized model's load error says why.
+- Unnamed nodes get a name (`OpType_index`): onnxruntime's quantizer excludes nodes by name, so a node it
+  fails on can be kept in float (edgeopt.quantize.onnx_recovery).
 - The result is checked with onnx.checker and loaded by onnxruntime, so a graph
   onnxruntime cannot run is refused here with the cause, not later as a
   quantization failure.
@@ -36,6 +38,19 @@ class PreparedOnnx:
     path: Path
     per_channel: bool  # False when the opset stayed below 13
     notes: tuple[str, ...]  # for the report: what was changed and why
+
+
+def _name_nodes(graph: Any) -> None:
+    """Name the graph's unnamed nodes `OpType_index`, unique among the names already there."""
+    taken = {n.name for n in graph.node if n.name}
+    for i, node in enumerate(graph.node):
+        if not node.name:
+            name, k = f"{node.op_type}_{i}", 0
+            while name in taken:
+                k += 1
+                name = f"{node.op_type}_{i}_{k}"
+            node.name = name
+            taken.add(name)
 
 
 def _default_opset(model: Any) -> int:
@@ -83,6 +98,7 @@ def prepare_onnx(src: Path, dst: Path, origin: Origin = Origin.USER, per_channel
 
     model = load_onnx(src, check=False, external_data=True)  # external data confined; checked below
     g, notes = model.graph, []
+    _name_nodes(g)
     inits = {t.name for t in g.initializer}
     listed = [v for v in g.input if v.name in inits]
     if listed:

@@ -113,9 +113,10 @@ def _onnx(float_onnx: Path, q: QuantizeSection, calib: Batch | None, work: Path,
     """Prepare the model (opset >= 13, IR-3 inputs), then quantize; int8 chooses S8S8 / U8S8 (quantize.onnx_activations)."""
     from edgeopt.convert.onnx_check import Origin
     from edgeopt.profiles.schema import OnnxActivations, Scheme
-    from edgeopt.quantize.onnx import OnnxRecipe, quantize_onnx
+    from edgeopt.quantize.onnx import OnnxRecipe
     from edgeopt.quantize.onnx_activations import quantize_with_activations
     from edgeopt.quantize.onnx_prepare import prepare_onnx
+    from edgeopt.quantize.onnx_recovery import quantize_recovering
 
     origin = Origin.USER if ctx.user_model else Origin.EXPORTED
     prepared = prepare_onnx(float_onnx, work / "prepared.onnx", origin, q.per_channel, ctx.label)
@@ -123,8 +124,8 @@ def _onnx(float_onnx: Path, q: QuantizeSection, calib: Batch | None, work: Path,
     recipe = OnnxRecipe(q.scheme, per_channel, q.calibration_method, q.onnx_format, calib)
     dst = work / "quantized.onnx"
     if q.scheme is not Scheme.INT8:
-        quantize_onnx(prepared.path, dst, recipe)
-        return Quantized(dst.read_bytes(), prepared.notes, partial_source=prepared.path)
+        done = quantize_recovering(prepared.path, dst, recipe)
+        return Quantized(dst.read_bytes(), (*prepared.notes, *done.notes), partial_source=prepared.path)
     try:
         choice = quantize_with_activations(prepared.path, dst, recipe, q.onnx_activations, ctx.baseline or float_onnx,
                                            ctx.measure, ctx.score, ctx.max_accuracy_drop)
@@ -132,7 +133,7 @@ def _onnx(float_onnx: Path, q: QuantizeSection, calib: Batch | None, work: Path,
         exc.args = (re.sub(re.escape(str(work)) + r"/\S*?\.onnx", "the int8 model (onnxruntime's quantizer output)",
                            str(exc)),)
         raise
-    return Quantized(dst.read_bytes(), (*prepared.notes, choice.note), choice.to_dict(), choice.chosen.accuracy,
+    return Quantized(dst.read_bytes(), (*prepared.notes, *choice.notes), choice.to_dict(), choice.chosen.accuracy,
                      prepared.path, {"per_channel": per_channel,
                                      "unsigned_activations": choice.chosen.activations is OnnxActivations.UINT8})
 

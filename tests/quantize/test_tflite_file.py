@@ -145,6 +145,23 @@ def test_an_int8_model_is_refused_as_input(digits: Path, tmp_path: Path) -> None
     assert isinstance(e.value, EdgeoptError) and e.value.exit_code == 2
 
 
+@pytest.mark.parametrize(("scheme", "found"), [(Scheme.DYNAMIC, "quantized int8 tensors"),
+                                               (Scheme.FLOAT16, "constant float16 tensors")])
+def test_build_refuses_a_quantized_tflite_naming_what_it_holds(cli, digits: Path, tmp_path: Path, scheme: Scheme,
+                                                               found: str) -> None:
+    """Issue 23: int8 weights (dynamic range) are refused in one line naming them; float16 weights were not
+    recognised on main and failed late, in LiteRT, on ai-edge-quantizer's output (exit 2, a kernel's message)."""
+    model = quantize_tflite_file(digits, tmp_path / f"{scheme}.tflite", scheme).path
+    before = model.read_bytes()
+    res = cli("build", model, "--target", "mobile-cpu", "--out", tmp_path / "out", "--no-bench",
+              "--calib", SAMPLES / "digits_cnn.calib.npz")
+    assert res.exit_code == 2, res.output
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {model}: the .tflite is already quantized (") and f" {found}); " in line, line
+    assert "build from its float32 .tflite" in line and "`edgeopt bench`" in line
+    assert model.read_bytes() == before
+
+
 def test_no_tensorflow_is_imported(digits: Path, tmp_path: Path) -> None:
     code = (
         "import json, sys, numpy as np\n"

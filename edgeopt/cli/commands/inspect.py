@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
             def human(c):  # type: ignore[no-untyped-def]
                 c.print(printable(f"{info.path}  format={info.format}  bytes={info.bytes:,}  params={info.params:,}  "
                                   f"MACs={info.macs:,}"))
+                if info.quantized is not None:
+                    c.print(printable(f"already quantized: {info.quantized.describe()}; `edgeopt bench` measures it "
+                                      "as it is, `edgeopt build` needs the float model"))
                 if info.details:
                     c.print(printable("  ".join(f"{k}={v}" for k, v in info.details.items() if v not in ("", None))))
                 c.print(table("inputs / outputs", ["name", "kind", "shape", "dtype", "scale", "zero point"],
