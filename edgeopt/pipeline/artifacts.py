@@ -105,7 +105,8 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
         return replace(plain, optimized_accuracy=done.accuracy, notes=(*plain.notes, skip))
     if _use_partial(profile, evalset):
         assert evalset is not None and calib is not None
-        within = _plain_within_budget(source, profile, evalset, reference, stage, plain, done.accuracy, target)
+        within = None if _keep_float_only(profile) else \
+            _plain_within_budget(source, profile, evalset, reference, stage, plain, done.accuracy, target)
         if within is not None:
             return within
         from edgeopt.quantize.partial import settings_from_profile
@@ -116,7 +117,7 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
         qat = None
         from edgeopt.pipeline.qat_stage import qat_in_ladder, qat_rung
 
-        if not result.met and qat_in_ladder(profile) and train is not None and model is not None:
+        if result.controlled and not result.met and qat_in_ladder(profile) and train is not None and model is not None:
             result, qat = qat_rung(model, profile, train, evalset, result, stage.path(base).read_bytes()
                                    if model is source.keras_model else conv.float_bytes(float_opt))
         write_bytes_atomic(stage.path(opt), result.model)  # the best variant even when not met: budgets decide
@@ -155,7 +156,8 @@ def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evals
 
     measured = compare(predict_outputs(stage.path(opt), evalset.batch, source.outputs, layout=layout), reference,
                        evalset.y, source.reference_name, target=target)
-    within = _plain_within_budget(source, profile, evalset, reference, stage, plain, measured, target)
+    within = None if _keep_float_only(profile) else \
+        _plain_within_budget(source, profile, evalset, reference, stage, plain, measured, target)
     if within is not None:
         return within
     from edgeopt.quantize.partial import settings_from_profile
@@ -169,9 +171,15 @@ def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evals
 
 
 def _use_partial(profile: Profile, evalset: Dataset | None) -> bool:
+    """Accuracy control, or ([partial] accuracy_control = false) int8 with the keep_float ops kept float."""
     p = profile.partial
-    return p is not None and p.accuracy_control and evalset is not None and \
-        profile.quantize.scheme is Scheme.INT8 and profile.budgets.max_accuracy_drop is not None
+    if p is None or evalset is None or profile.quantize.scheme is not Scheme.INT8:
+        return False
+    return (p.accuracy_control and profile.budgets.max_accuracy_drop is not None) or bool(p.keep_float)
+
+
+def _keep_float_only(profile: Profile) -> bool:
+    return profile.partial is not None and not profile.partial.accuracy_control
 
 
 def _partial_unsupported(source: Source, target: AccuracyTarget | None) -> str | None:

@@ -189,6 +189,7 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     started = time.perf_counter()
     profile = resolved.profile
     accuracy_control = profile.partial is not None and profile.partial.accuracy_control
+    keep_float_only = profile.partial is not None and not accuracy_control and bool(profile.partial.keep_float)
     stage = Staging.adopt(req.out, stage_dir)
     progress("loading the model")  # at once: importing TensorFlow for a Keras model takes seconds
     if profile.convert.format is OutputFormat.TFLITE and req.model.suffix.lower() not in (".onnx", ".pt2", ".tflite"):
@@ -214,6 +215,9 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     target = target_for(source.outputs, metrics, profile.budgets)
     if accuracy_control and evalset is None:
         notes.append("accuracy control ([partial]) was skipped: it needs eval data (--eval or NAME.eval.npz)")
+    if keep_float_only and evalset is None:
+        notes.append("[partial] keep_float was not applied: choosing the ops it names needs eval data (--eval or "
+                     "NAME.eval.npz); plain int8 was kept")
     with channel.phase("the float model's outputs on the eval data"):
         reference = None if evalset is None else source.predict(evalset.batch)
     if reference is not None:  # auto asks the float outputs whether an (N, k) output holds probabilities

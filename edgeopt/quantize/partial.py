@@ -41,6 +41,7 @@ class PartialSettings:
     fallbacks: tuple[Fallback, ...] = (Fallback.FLOAT,)
     keep_float: tuple[str, ...] = ()  # regexes (op name or layer label) never quantized to int8
     max_steps: int = 8
+    control: bool = True  # False ([partial] accuracy_control = false): one int8 step with keep_float ops float
     per_channel: bool = True
     int8_io: bool = False  # int8 input/output (fully quantized; TFLite only)
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX  # ONNX and float .tflite (minmax, percentile)
@@ -75,14 +76,17 @@ class PartialSettings:
 def settings_from_profile(profile: Profile) -> PartialSettings:
     """PartialSettings for a profile with a [partial] section and budgets.max_accuracy_drop."""
     part = profile.partial
-    if part is None or not part.accuracy_control:
-        msg = f"profile '{profile.name}' has no [partial] section with accuracy_control = true"
+    if part is None or not (part.accuracy_control or part.keep_float):
+        msg = f"profile '{profile.name}' has no [partial] section with accuracy_control = true or keep_float"
         raise ProfileError(msg)
     drop = profile.budgets.max_accuracy_drop
-    assert drop is not None  # the Profile validator requires it with accuracy_control
+    if drop is None:  # the Profile validator requires it with accuracy_control; keep_float alone has no budget
+        assert not part.accuracy_control
+        drop = 100.0
     q = profile.quantize
     return PartialSettings(
         max_accuracy_drop=drop, fallbacks=part.fallbacks, keep_float=part.keep_float, max_steps=part.max_steps,
+        control=part.accuracy_control,
         per_channel=q.per_channel, int8_io=q.input_type is IOType.INT8 and q.output_type is IOType.INT8,
         calibration_method=q.calibration_method, quant_format=q.onnx_format,
         threads=max(1, profile.runtime.threads), mcu=profile.device_class is DeviceClass.EMBEDDED_MCU,
@@ -114,6 +118,7 @@ class PartialResult:
     chosen: int  # index into steps: the first within budget, else the best
     met: bool
     model: bytes = field(default=b"", repr=False, compare=False)  # the chosen artifact
+    controlled: bool = True  # False: keep_float alone (no loop, no budget sought)
 
     @property
     def chosen_step(self) -> PartialStep:
@@ -121,7 +126,7 @@ class PartialResult:
 
     def shortfall(self) -> str | None:
         """None when the budget is met, else one sentence on what was tried and what was kept."""
-        if self.met:
+        if self.met or not self.controlled:
             return None
         best = self.chosen_step
         if best.metric and best.metric not in ("top1", "agreement") and best.figure is not None:
@@ -245,6 +250,9 @@ def control_accuracy(backend: Backend, eval_x: Batch, eval_y: np.ndarray | None,
 
         out = forced
         done = attempt("int8+float" if out else "int8", backend.int8(out), out)
+        if not settings.control:  # keep_float only: that one variant, whatever it scores
+            return PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
+                                 0, done, models[0], controlled=False)
         if not done and Fallback.FLOAT in settings.fallbacks:
             for name in queue[: settings.max_steps]:
                 out = out + (name,)
