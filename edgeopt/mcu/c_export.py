@@ -25,6 +25,7 @@ from edgeopt.analysis.tflite_graph import TfliteGraph, TfliteTensor
 from edgeopt.atomic import DISK_FULL, no_space
 from edgeopt.errors import InputError, OutputError, UnsupportedOpError
 from edgeopt.mcu.ops import adder_for
+from edgeopt.mcu.variables import resource_variables
 
 C_KEYWORDS = frozenset("""alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t
 char32_t class compl concept const consteval constexpr constinit const_cast continue co_await co_return co_yield
@@ -102,6 +103,27 @@ def _tensor_defines(prefix: str, kind: str, i: int, t: TfliteTensor, layout: str
     return lines
 
 
+def _variable_recipe(prefix: str, name: str, names: tuple[str, ...]) -> list[str]:
+    """The resource-variable count and, for a stateful model, how to create the interpreter with its table."""
+    lines = [f"// Resource variables (VAR_HANDLE shared names) the interpreter must hold: {len(names)}.",
+             f"#define {prefix}_RESOURCE_VARIABLES {len(names)}"]
+    if not names:
+        return [*lines, ""]
+    shown = ", ".join(c_text(n) for n in names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
+    return [
+        *lines,
+        f"// A stateful (streaming) model: {shown}. State is carried from one Invoke() to the next; CALL_ONCE",
+        "// initialises it on the first. Create the interpreter with a MicroResourceVariables table:",
+        f"//   tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(tensor_arena, {prefix}_ARENA_SIZE);",
+        "//   tflite::MicroResourceVariables* variables =",
+        f"//       tflite::MicroResourceVariables::Create(allocator, {prefix}_RESOURCE_VARIABLES);",
+        f"//   tflite::MicroInterpreter interpreter(tflite::GetModel({name}), resolver, allocator, variables);",
+        "// (headers tensorflow/lite/micro/micro_allocator.h and micro_resource_variable.h); both live in the arena,",
+        "// which the measured size includes. A new interpreter starts from the initial state again.",
+        "",
+    ]
+
+
 def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, arena_measured: int,
            margin_note: str, source_name: str, version: str,
            layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())) -> tuple[str, str, tuple[str, ...]]:
@@ -113,6 +135,7 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
         msg = f"{source_name}: TFLite Micro has no kernel for {', '.join(missing)}; no C export"
         raise UnsupportedOpError(msg, missing)
     adders = tuple(sorted({adder_for(o) or "" for o in graph.op_names}))
+    variables = resource_variables(graph, source_name)
     prefix = name.upper()
     guard = f"EDGEOPT_{prefix}_H_"
     sha = hashlib.sha256(model).hexdigest()
@@ -139,6 +162,7 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
         f"#define {prefix}_NUM_INPUTS {len(graph.inputs)}",
         f"#define {prefix}_NUM_OUTPUTS {len(graph.outputs)}",
         "",
+        *_variable_recipe(prefix, name, variables.names),
     ]
     def known(which: tuple[str | None, ...], i: int) -> str | None:
         return which[i] if i < len(which) else None
