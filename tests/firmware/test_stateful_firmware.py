@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from edgeopt.mcu.variables import STATEFUL_FRAMES
 from tests.firmware.conftest import needs_toolchain
