@@ -11,9 +11,9 @@ main.cc (one image per model and board) does, in order, under semihosting:
    interpreter on exactly that minimum, writes every output tensor's bytes to `out.bin` and
    prints the SysTick ticks of each Invoke(); for a stateful model the samples are consecutive
    frames of one interpreter (state carried, CALL_ONCE's initialisation inside the first Invoke);
+4. prints the stack high-water mark and `EDGEOPT done`.
 A stateful model (G_MODEL_RESOURCE_VARIABLES > 0) gets a `tflite::MicroResourceVariables` table
 of that many entries in the arena of every interpreter, as g_model.h documents.
-4. prints the stack high-water mark and `EDGEOPT done`.
 Lines starting with "EDGEOPT " are the protocol (parsed by results.py). A HardFault prints
 the faulting PC and exits.
 """
