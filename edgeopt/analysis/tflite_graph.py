@@ -76,6 +76,8 @@ class TfliteOp:
     output_dtypes: tuple[str, ...]
     macs: int
     params: int  # elements of the constant inputs (weights, biases)
+    # VAR_HANDLE only: the resource variable it names, (container, shared_name); "" for an absent string
+    variable: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,11 @@ class TfliteGraph:
     @property
     def macs(self) -> int:
         return sum(op.macs for op in self.operators)
+
+    @property
+    def resource_variables(self) -> tuple[tuple[str, str], ...]:
+        """Distinct (container, shared_name) of the VAR_HANDLE ops of every subgraph, sorted."""
+        return tuple(sorted({op.variable for op in self.operators if op.variable is not None}))
 
     @property
     def params(self) -> int:
@@ -352,12 +359,25 @@ def _subgraph(schema: Any, sg: Any, s: int, codes: list[tuple[str, bool, int]], 
         out_t = [tensors[j] if j >= 0 else None for j in outs]
         params = sum(t.elements for t in in_t if t is not None and t.is_constant)
         macs = 0 if custom else _macs(schema, name, o, in_t, out_t)
+        variable = _variable(schema, o, work, i) if name == "VAR_HANDLE" and not custom else None
         ops.append(TfliteOp(index=i, op=name, custom=custom, version=version, inputs=ins, outputs=outs,
                             input_dtypes=tuple(t.dtype if t else "" for t in in_t),
-                            output_dtypes=tuple(t.dtype if t else "" for t in out_t), macs=macs, params=params))
+                            output_dtypes=tuple(t.dtype if t else "" for t in out_t), macs=macs, params=params,
+                            variable=variable))
     sg_name = _text(sg.Name(), work, f"subgraph {s} name")
     return TfliteSubgraph(name=sg_name or "", tensors=tensors, operators=tuple(ops),
                           inputs=inputs, outputs=outputs)
+
+
+def _variable(schema: Any, o: Any, work: _Work, i: int) -> tuple[str, str]:
+    """A VAR_HANDLE's (container, shared_name) from its VarHandleOptions; ("", "") without options."""
+    if int(o.BuiltinOptionsType()) != schema.BuiltinOptions.VarHandleOptions or o.BuiltinOptions() is None:
+        return "", ""
+    table = o.BuiltinOptions()
+    opts = schema.VarHandleOptions()
+    opts.Init(table.Bytes, table.Pos)
+    return (_text(opts.Container(), work, f"operator {i} container") or "",
+            _text(opts.SharedName(), work, f"operator {i} shared_name") or "")
 
 
 def _tensor(t: Any, i: int, s: int, buffer_bytes: list[int], work: _Work) -> TfliteTensor:

@@ -36,13 +36,15 @@ class DeviceReport:
     ticks: tuple[int, ...]  # SysTick ticks of each Invoke()
     stack_used_bytes: int
     stack_reserved_bytes: int
+    variable_table_bytes: int | None = None  # a stateful model: allocator + MicroResourceVariables in the arena
 
     @property
     def instructions(self) -> tuple[int, ...]:
         return tuple(int(round(t * self.instructions_per_tick)) for t in self.ticks)
 
-    def instruction_stats(self) -> tuple[int, int, int]:
-        ins = self.instructions
+    def instruction_stats(self, skip: int = 0) -> tuple[int, int, int]:
+        """(min, median, max) over the samples after the first `skip`."""
+        ins = self.instructions[skip:]
         return min(ins), int(statistics.median(ins)), max(ins)
 
 
@@ -94,6 +96,7 @@ def parse_report(run: QemuRun, machine: QemuMachine, samples: int) -> DeviceRepo
     arena = _fields(next(ln for ln in lines if ln.startswith("EDGEOPT arena ")))
     ticks = tuple(int(_fields(ln)["ticks"]) for ln in lines if ln.startswith("EDGEOPT sample "))
     stack = _fields(next(ln for ln in lines if ln.startswith("EDGEOPT stack")))
+    table = [_fields(ln) for ln in lines if ln.startswith("EDGEOPT variables ")]
     if len(ticks) != samples or int(_fields(done[0])["samples"]) != samples:
         msg = f"the firmware ran {len(ticks)} of {samples} samples on {machine.machine}"
         raise ModelFileError(msg)
@@ -101,7 +104,7 @@ def parse_report(run: QemuRun, machine: QemuMachine, samples: int) -> DeviceRepo
         arena_bytes=int(arena["min"]), arena_below_fails=arena["below_status"] != "0" and arena["min_status"] == "0",
         arena_used_bytes=int(arena["used"]), arena_reserved_bytes=int(arena["reserved"]), arena_trials=int(arena["trials"]),
         instructions_per_tick=expected, calibrated_instructions_per_tick=ipt, ticks=ticks, stack_used_bytes=int(stack["used"]),
-        stack_reserved_bytes=int(stack["reserved"]))
+        stack_reserved_bytes=int(stack["reserved"]), variable_table_bytes=int(table[0]["table_bytes"]) if table else None)
 
 
 def write_inputs(path: Path, feeds: list[list[np.ndarray]]) -> None:

@@ -5,10 +5,16 @@ QEMU and its confinement (exit 2 without Landlock unless EDGEOPT_SANDBOX=off), T
 cache's folders (private, else exit 2), host checks and host arena (edgeopt.mcu.check), the cached TFLM
 library (hashes checked), the image (link-time fit: exit 3), the confined QEMU run, then host TFLM and
 LiteRT on the same samples.
+
+The model's I/O types are taken as they are (the rule `mcu check` applies): integer I/O of another type than the
+profile's is reported in `io_findings` and the firmware feeds and reads the model's own types. A stateful model
+(resource variables) runs its samples as consecutive frames on one interpreter, state carried, 20 by default;
+every frame is compared with host TFLM and LiteRT, which carry the state the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, require_confinement, run_qe
 from edgeopt.firmware.results import Agreement, DeviceReport, agree, parse_report, read_outputs, write_inputs
 from edgeopt.firmware.toolchain import find_qemu, find_toolchain
 from edgeopt.firmware.tree import find_tree
+from edgeopt.mcu.variables import STATEFUL_FRAMES, resource_variables
 from edgeopt.profiles.schema import Profile
 
 KB = 1024
@@ -63,9 +70,24 @@ class FirmwareResult:
     latency: LatencyEstimate | None
     build_seconds: float  # harness + model compile and link (TFLM library compiles excluded)
     qemu_seconds: float  # wall time of the emulation
+    io_types: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (inputs, outputs): the model's own dtypes
+    io_findings: tuple[str, ...] = ()  # I/O types that differ from the profile's (the firmware uses the model's)
+    resource_variables: int = 0  # > 0: a stateful model, its samples ran as consecutive frames
+
+    @property
+    def stateful(self) -> bool:
+        return self.resource_variables > 0
 
     def instructions(self) -> tuple[int, int, int]:
+        """Per inference (min, median, max); for a stateful model per frame after the first (which runs CALL_ONCE's
+        initialisation too: `first_frame_instructions`)."""
+        if self.stateful and len(self.device.ticks) > 1:
+            return self.device.instruction_stats(skip=1)
         return self.device.instruction_stats()
+
+    @property
+    def first_frame_instructions(self) -> int | None:
+        return self.device.instructions[0] if self.stateful else None
 
     def to_dict(self) -> dict[str, object]:
         lo, med, hi = self.instructions()
@@ -81,8 +103,15 @@ class FirmwareResult:
                       "reserved_bytes": d.arena_reserved_bytes, "trials": d.arena_trials},
             "stack": {"used_bytes": d.stack_used_bytes, "reserved_bytes": d.stack_reserved_bytes},
             "instructions_per_inference": {"min": lo, "median": med, "max": hi, "per_sample": list(d.instructions),
+                                           "first_frame": self.first_frame_instructions,
+                                           "over": ("frames 2..N (frame 1 also runs CALL_ONCE's initialisation)"
+                                                    if self.stateful and self.samples > 1 else "every sample"),
                                            "systick_instructions_per_tick": d.instructions_per_tick,
                                            "calibrated_instructions_per_tick": round(d.calibrated_instructions_per_tick, 4)},
+            "io_types": {"inputs": list(self.io_types[0]), "outputs": list(self.io_types[1])},
+            "io_findings": list(self.io_findings),
+            "stateful": {"resource_variables": self.resource_variables, "consecutive_frames": self.samples,
+                         "variable_table_bytes": d.variable_table_bytes} if self.stateful else None,
             "samples": self.samples, "sample_source": self.sample_source,
             "vs_host_tflm": _agreement(self.vs_host_tflm), "vs_litert": _agreement(self.vs_litert),
             "device_latency_estimate_ms": None if self.latency is None else {
@@ -159,9 +188,11 @@ def _keep(work: Path, out: Path) -> None:
 
 
 def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, samples: np.ndarray | None = None,
-                 sample_source: str = "", sample_count: int = DEFAULT_SAMPLES,
+                 sample_source: str = "", sample_count: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, out_dir: Path | None = None) -> FirmwareResult:
-    """Build, run and compare; with `out_dir`, the image and its sources are kept there (written atomically)."""
+    """Build, run and compare; with `out_dir`, the image and its sources are kept there (written atomically).
+
+    `sample_count` None: 8 samples, or 20 consecutive frames for a stateful model."""
     from edgeopt.mcu.c_export import render
     from edgeopt.mcu.check import measure
     from edgeopt.mcu.compare import litert_outputs, make_feeds
@@ -176,10 +207,13 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
     require_confinement()  # no Landlock and no EDGEOPT_SANDBOX=off: exit 2 before any work
     tree = find_tree(tflm)
     cache = LibraryCache(spec, tc, tree)  # its folders are checked now: a loose cache is refused before any work
-    verified = measure(Path(model), profile)  # host checks: ops, int8, host arena
+    verified = measure(Path(model), profile, strict_io=False)  # host checks: ops, int8, host arena; I/O as it is
+    variables = resource_variables(verified.graph, verified.path.name)
+    if sample_count is None:
+        sample_count = STATEFUL_FRAMES if variables.stateful else DEFAULT_SAMPLES
 
     runner = open_runner(verified.path, RunnerOptions(threads=1, xnnpack=False))
-    feeds = make_feeds(runner.inputs, samples, sample_count)
+    feeds = make_feeds(runner.inputs, samples, sample_count, keys=runner.input_keys)
     if not sample_source:
         sample_source = "random (seed 0)" if samples is None else "given samples"
 
@@ -210,9 +244,12 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
 
     host = run_tflm(verified.path, verified.arena.arena_bytes, feeds)
     _, lite = litert_outputs(verified.path, feeds)
-    return FirmwareResult(
+    result = FirmwareResult(
         model=str(model), profile=profile.name, core=str(spec.core), machine=machine.machine, library=lib, elf=fig,
         flash_limit_bytes=flash_limit, ram_limit_bytes=ram_limit, device=device,
         host_arena_bytes=verified.arena.arena_bytes, samples=len(feeds), sample_source=sample_source,
         vs_host_tflm=agree(outputs, host.outputs, "host TFLM"), vs_litert=agree(outputs, lite, "LiteRT"),
-        latency=_latency(profile, device.instruction_stats()), build_seconds=build_s, qemu_seconds=run.seconds)
+        latency=None, build_seconds=build_s, qemu_seconds=run.seconds,
+        io_types=(tuple(t.dtype for t in verified.graph.inputs), tuple(t.dtype for t in verified.graph.outputs)),
+        io_findings=verified.io_findings, resource_variables=variables.count)
+    return dataclasses.replace(result, latency=_latency(profile, result.instructions()))

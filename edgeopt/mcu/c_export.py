@@ -24,7 +24,8 @@ from pathlib import Path
 from edgeopt.analysis.tflite_graph import TfliteGraph, TfliteTensor
 from edgeopt.atomic import DISK_FULL, no_space
 from edgeopt.errors import InputError, OutputError, UnsupportedOpError
-from edgeopt.mcu.ops import adder_for
+from edgeopt.mcu.ops import INT8_KERNELS, adder_for, int8_only_ops
+from edgeopt.mcu.variables import resource_variables
 
 C_KEYWORDS = frozenset("""alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t
 char32_t class compl concept const consteval constexpr constinit const_cast continue co_await co_return co_yield
@@ -67,6 +68,7 @@ class CFiles:
     header: Path
     source: Path
     resolver_ops: tuple[str, ...]  # AddXxx methods, in registration order
+    int8_only: tuple[str, ...] = ()  # ops registered with their int8-only kernel (every tensor of theirs is int8)
 
 
 def tensor_bytes(t: TfliteTensor) -> int:
@@ -102,6 +104,43 @@ def _tensor_defines(prefix: str, kind: str, i: int, t: TfliteTensor, layout: str
     return lines
 
 
+def _int8_note(prefix: str, int8: tuple[str, ...]) -> list[str]:
+    if not int8:
+        return []
+    return [
+        f"// Every tensor of {', '.join(int8)} is int8: each registers its int8-only kernel, so",
+        "// the int16 / int4 / float variants of those kernels stay out of flash. Define",
+        f"// {prefix}_ALL_KERNEL_VARIANTS to register the generic (every-type) kernels instead.",
+        f"#ifdef {prefix}_ALL_KERNEL_VARIANTS",
+        f"#define {prefix}_INT8_KERNEL(registration)",
+        "#else",
+        f"#define {prefix}_INT8_KERNEL(registration) registration",
+        "#endif",
+        "",
+    ]
+
+
+def _variable_recipe(prefix: str, name: str, names: tuple[str, ...]) -> list[str]:
+    """The resource-variable count and, for a stateful model, how to create the interpreter with its table."""
+    lines = [f"// Resource variables (VAR_HANDLE shared names) the interpreter must hold: {len(names)}.",
+             f"#define {prefix}_RESOURCE_VARIABLES {len(names)}"]
+    if not names:
+        return [*lines, ""]
+    shown = ", ".join(c_text(n) for n in names[:8]) + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
+    return [
+        *lines,
+        f"// A stateful (streaming) model: {shown}. State is carried from one Invoke() to the next; CALL_ONCE",
+        "// initialises it on the first. Create the interpreter with a MicroResourceVariables table:",
+        f"//   tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(tensor_arena, {prefix}_ARENA_SIZE);",
+        "//   tflite::MicroResourceVariables* variables =",
+        f"//       tflite::MicroResourceVariables::Create(allocator, {prefix}_RESOURCE_VARIABLES);",
+        f"//   tflite::MicroInterpreter interpreter(tflite::GetModel({name}), resolver, allocator, variables);",
+        "// (headers tensorflow/lite/micro/micro_allocator.h and micro_resource_variable.h); both live in the arena,",
+        "// which the measured size includes. A new interpreter starts from the initial state again.",
+        "",
+    ]
+
+
 def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, arena_measured: int,
            margin_note: str, source_name: str, version: str,
            layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())) -> tuple[str, str, tuple[str, ...]]:
@@ -113,6 +152,8 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
         msg = f"{source_name}: TFLite Micro has no kernel for {', '.join(missing)}; no C export"
         raise UnsupportedOpError(msg, missing)
     adders = tuple(sorted({adder_for(o) or "" for o in graph.op_names}))
+    variables = resource_variables(graph, source_name)
+    int8 = int8_only_ops(graph)
     prefix = name.upper()
     guard = f"EDGEOPT_{prefix}_H_"
     sha = hashlib.sha256(model).hexdigest()
@@ -139,6 +180,7 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
         f"#define {prefix}_NUM_INPUTS {len(graph.inputs)}",
         f"#define {prefix}_NUM_OUTPUTS {len(graph.outputs)}",
         "",
+        *_variable_recipe(prefix, name, variables.names),
     ]
     def known(which: tuple[str | None, ...], i: int) -> str | None:
         return which[i] if i < len(which) else None
@@ -167,13 +209,17 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
         "",
         f"#ifdef {prefix}_HAS_TFLM",
         '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"',
+        *[f'#include "{h}"' for h in sorted({INT8_KERNELS[o].header for o in int8})],
         "",
         f"using {name}_op_resolver_t = tflite::MicroMutableOpResolver<{prefix}_OP_COUNT>;",
         "",
+        *_int8_note(prefix, int8),
         f"// Registers exactly the {len(adders)} op(s) of the model: {c_text(', '.join(graph.op_names))}.",
         f"inline TfLiteStatus {name}_register_ops({name}_op_resolver_t& resolver) {{",
     ]
-    head += [f"  if (resolver.{a}() != kTfLiteOk) return kTfLiteError;" for a in adders]
+    for adder, op in sorted((adder_for(o) or "", o) for o in graph.op_names):
+        kernel = f"{prefix}_INT8_KERNEL({INT8_KERNELS[op].registration}())" if op in int8 else ""
+        head.append(f"  if (resolver.{adder}({kernel}) != kTfLiteOk) return kTfLiteError;")
     head += ["  return kTfLiteOk;", "}", f"#endif  // {prefix}_HAS_TFLM", "", f"#endif  // {guard}", ""]
 
     rows = []
@@ -238,4 +284,4 @@ def export_c(model_path: Path, graph: TfliteGraph, out_dir: Path, name: str, *, 
                                     margin_note=margin_note, source_name=Path(model_path).name, version=__version__,
                                     layouts=layouts)
     h, cc = write_files(out_dir, {f"{name}.h": header, f"{name}.cc": source})
-    return CFiles(header=h, source=cc, resolver_ops=adders)
+    return CFiles(header=h, source=cc, resolver_ops=adders, int8_only=int8_only_ops(graph))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from edgeopt.mcu.c_export import tensor_bytes
 from edgeopt.mcu.integer import check_integer_only
 from edgeopt.mcu.ops import check_ops
 from edgeopt.mcu.report import McuReport
+from edgeopt.mcu.variables import STATEFUL_FRAMES, resource_variables
 from edgeopt.profiles.schema import Profile
 
 DEFAULT_SAMPLES = 8
@@ -47,15 +47,17 @@ def _read(path: Path) -> TfliteGraph:
 def verify_static(path: Path, profile: Profile, *, strict_io: bool = True) -> tuple[TfliteGraph, tuple[str, ...]]:
     """Op support and integer-only checks; raises UnsupportedOpError (exit 2) naming the ops.
 
-    `strict_io` (what `edgeopt build` needs: it makes the profile's I/O types) refuses integer I/O of another
-    type than the profile's; otherwise such I/O (a deployed model with uint8 output, say) is returned as findings.
+    `strict_io` (what `edgeopt build` needs: it makes the profile's I/O types) refuses I/O of another type than
+    the profile's; otherwise such I/O (a deployed model with uint8 output, float32 input quantized by its first
+    op, say) is returned as findings and the model is measured with its own types (`mcu check`, `mcu run`).
     """
     graph = _read(path)
+    resource_variables(graph, Path(path).name)  # a VAR_HANDLE TFLM cannot look up: refused before TFLM runs
     ops = check_ops(graph)
     integer = check_integer_only(graph, profile)
     findings: tuple[str, ...] = ()
-    if not strict_io:  # other integer I/O types: reported by the caller, not refused
-        findings, integer = integer.io_issues, dataclasses.replace(integer, io_issues=())
+    if not strict_io:  # other I/O types (and the ops converting them): reported by the caller, not refused
+        findings, integer = integer.io_issues, integer.io_as_found()
     problems, names = [], list(ops.unsupported)
     if not ops.ok:
         problems.append(f"TFLite Micro lacks {', '.join(ops.unsupported)} ({'; '.join(ops.hints)})")
@@ -104,14 +106,20 @@ def measure(path: Path, profile: Profile, *, strict_io: bool = True) -> Verified
 
 
 def check_model(path: Path, profile: Profile, *, samples: Batch | None = None, sample_source: str = "",
-                sample_count: int = DEFAULT_SAMPLES, compare: bool = True, verified: Verified | None = None) -> McuReport:
+                sample_count: int | None = None, compare: bool = True, verified: Verified | None = None) -> McuReport:
     """Run every MCU check on `path` for `profile`; budgets are reported in `violations`, not raised.
+
+    `sample_count` None: 8 samples, or 20 consecutive frames for a stateful model (resource variables): one
+    interpreter per runtime, state carried, every frame compared.
 
     An existing model is measured even when its integer I/O types differ from the profile's: the difference is
     reported in `io_findings`. (`edgeopt build` passes a strictly `verified` model: it makes the profile's types.)
     """
     v = verified or measure(path, profile, strict_io=False)
     graph = v.graph
+    variables = resource_variables(graph, Path(path).name)
+    if sample_count is None:
+        sample_count = STATEFUL_FRAMES if variables.stateful else DEFAULT_SAMPLES
     in_bytes = sum(tensor_bytes(t) for t in graph.inputs)
     out_bytes = sum(tensor_bytes(t) for t in graph.outputs)
     budget = check_budget(profile, graph.size_bytes, v.arena_with_margin, in_bytes + out_bytes)
@@ -156,6 +164,8 @@ def check_model(path: Path, profile: Profile, *, samples: Batch | None = None, s
         macs_per_second=rate if rate and graph.macs else None,
         violations=budget.violations,
         io_findings=v.io_findings,
+        io_types=(tuple(t.dtype for t in graph.inputs), tuple(t.dtype for t in graph.outputs)),
+        resource_variables=variables.count,
         energy=mcu_energy(profile, device_ms),
     )
 

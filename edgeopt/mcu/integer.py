@@ -4,6 +4,11 @@ A float tensor anywhere (a float op left in an int8 model, float input/output wi
 QUANTIZE/DEQUANTIZE at the edges) fails and names the ops. int16 activations are
 allowed only when the profile allows int16x8 (`[mcu] allow_int16x8`). int32/int64
 tensors are accepted (biases, shapes, indices).
+
+The model's I/O types are one rule for `mcu check` and `mcu run`: I/O of another type than the profile's is an
+`io_issue`, which `edgeopt build` (making the profile's types) refuses and the others report. A QUANTIZE that
+converts a graph input, or a (DE)QUANTIZE that makes a graph output, is an I/O conversion (`io_edge_ops`): it
+is what float32 or int16 I/O costs on the device, not a float op inside the model.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ class IntegerCheck:
     float_ops: tuple[str, ...]  # "OP#index" of ops with a float input or output
     int16_ops: tuple[str, ...]  # ops with int16 activations (a failure unless int16x8 is allowed)
     io_issues: tuple[str, ...]  # "input 0 'name' is float32, profile wants int8"
+    io_edge_ops: tuple[str, ...] = ()  # those of float_ops / int16_ops that only convert a graph input or output
+
+    def io_as_found(self) -> IntegerCheck:
+        """The check with the model's I/O types taken as they are: I/O issues and I/O conversions are not failures."""
+        edges = set(self.io_edge_ops)
+        return IntegerCheck(tuple(o for o in self.float_ops if o not in edges),
+                            tuple(o for o in self.int16_ops if o not in edges), (), self.io_edge_ops)
 
     @property
     def ok(self) -> bool:
@@ -48,6 +60,20 @@ def _wanted_io(kind: IOType, allow16: bool) -> set[str]:
     return {"int8"} | extra
 
 
+def _io_edges(graph: TfliteGraph) -> tuple[str, ...]:
+    sg = graph.main
+    ins, outs = set(sg.inputs), set(sg.outputs)
+    edges = []
+    for op in sg.operators:
+        if len(op.inputs) != 1 or len(op.outputs) != 1:
+            continue
+        into = op.op == "QUANTIZE" and op.inputs[0] in ins and op.output_dtypes[0] in ("int8", "uint8", "int16")
+        out_of = op.op in ("QUANTIZE", "DEQUANTIZE") and op.outputs[0] in outs and op.input_dtypes[0] in ("int8", "uint8", "int16")
+        if into or out_of:
+            edges.append(f"{op.op}#{op.index}")
+    return tuple(edges)
+
+
 def check_integer_only(graph: TfliteGraph, profile: Profile) -> IntegerCheck:
     allow16 = profile.mcu.allow_int16x8
     float_ops: list[str] = []
@@ -66,4 +92,4 @@ def check_integer_only(graph: TfliteGraph, profile: Profile) -> IntegerCheck:
             if t.dtype not in want:
                 issues.append(f"{kind} {i} '{t.name}' is {t.dtype}, the profile wants {' or '.join(sorted(want))}"
                               f" (quantize with inference_{kind}_type = tf.int8)")
-    return IntegerCheck(tuple(float_ops), tuple(int16_ops), tuple(issues))
+    return IntegerCheck(tuple(float_ops), tuple(int16_ops), tuple(issues), _io_edges(graph))

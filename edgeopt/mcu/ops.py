@@ -103,3 +103,47 @@ def check_ops(graph: TfliteGraph) -> OpSupport:
     unsupported = tuple(o for o in graph.op_names if adder_for(o) is None)
     return OpSupport(ops=graph.op_names, unsupported=unsupported,
                      hints=tuple(hint_for(o, o in customs) for o in unsupported))
+
+
+@dataclass(frozen=True)
+class Int8Kernel:
+    """An op's int8-only registration: links its int8 kernel alone, not the int16 / int4 / float variants."""
+
+    header: str  # the TFLM kernel header declaring it
+    registration: str  # e.g. tflite::Register_CONV_2D_INT8
+    int32_inputs: frozenset[int] = frozenset()  # input positions that may be int32 (bias, paddings, perm, shape)
+
+
+# From tensorflow/lite/micro/kernels/*.h (tflite-micro, 2026): each declares Register_<OP>_INT8(), the CMSIS-NN
+# int8 kernel or, in a reference build, the generic registration. SVDF (int16 state) and the LSTM are left out.
+_K = "tensorflow/lite/micro/kernels/"
+INT8_KERNELS: dict[str, Int8Kernel] = {
+    "ADD": Int8Kernel(_K + "add.h", "tflite::Register_ADD_INT8"),
+    "AVERAGE_POOL_2D": Int8Kernel(_K + "pooling.h", "tflite::Register_AVERAGE_POOL_2D_INT8"),
+    "BATCH_MATMUL": Int8Kernel(_K + "batch_matmul.h", "tflite::Register_BATCH_MATMUL_INT8"),
+    "CONV_2D": Int8Kernel(_K + "conv.h", "tflite::Register_CONV_2D_INT8", frozenset({2})),
+    "DEPTHWISE_CONV_2D": Int8Kernel(_K + "depthwise_conv.h", "tflite::Register_DEPTHWISE_CONV_2D_INT8", frozenset({2})),
+    "FULLY_CONNECTED": Int8Kernel(_K + "fully_connected.h", "tflite::Register_FULLY_CONNECTED_INT8", frozenset({2})),
+    "MAXIMUM": Int8Kernel(_K + "maximum_minimum.h", "tflite::Register_MAXIMUM_INT8"),
+    "MAX_POOL_2D": Int8Kernel(_K + "pooling.h", "tflite::Register_MAX_POOL_2D_INT8"),
+    "MINIMUM": Int8Kernel(_K + "maximum_minimum.h", "tflite::Register_MINIMUM_INT8"),
+    "MUL": Int8Kernel(_K + "mul.h", "tflite::Register_MUL_INT8"),
+    "PAD": Int8Kernel(_K + "pad.h", "tflite::Register_PAD_INT8", frozenset({1})),
+    "SOFTMAX": Int8Kernel(_K + "softmax.h", "tflite::Register_SOFTMAX_INT8"),
+    "TRANSPOSE": Int8Kernel(_K + "transpose.h", "tflite::Register_TRANSPOSE_INT8", frozenset({1})),
+    "TRANSPOSE_CONV": Int8Kernel(_K + "transpose_conv.h", "tflite::Register_TRANSPOSE_CONV_INT8", frozenset({0, 3})),
+}
+
+
+def int8_only_ops(graph: TfliteGraph) -> tuple[str, ...]:
+    """The ops (sorted) every instance of which, in every subgraph, has int8 inputs and outputs (int32 only where
+    INT8_KERNELS allows it): these can be registered with their int8-only kernel."""
+    ok: dict[str, bool] = {}
+    for op in graph.operators:
+        kernel = INT8_KERNELS.get(op.op)
+        if kernel is None or op.custom:
+            continue
+        ins = all(d in ("", "int8") or (d == "int32" and i in kernel.int32_inputs) for i, d in enumerate(op.input_dtypes))
+        outs = all(d == "int8" for d in op.output_dtypes)
+        ok[op.op] = ok.get(op.op, True) and ins and outs
+    return tuple(sorted(o for o, fine in ok.items() if fine))

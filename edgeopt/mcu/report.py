@@ -45,6 +45,9 @@ class McuReport:
     # integer I/O types that differ from the profile's (e.g. a deployed model with uint8 output on an int8
     # profile): the model still runs and was measured; the firmware must use the model's types
     io_findings: tuple[str, ...] = ()
+    io_types: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (inputs, outputs): the model's own dtypes
+    # > 0: a stateful (streaming) model; its samples were compared as consecutive frames, state carried
+    resource_variables: int = 0
     c_header: str | None = None
     c_source: str | None = None
     energy: EnergyFigure | None = None  # profile power x the device latency estimate (edgeopt.energy)

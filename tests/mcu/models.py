@@ -66,3 +66,41 @@ def wrong_per_channel_scales(src: Path, dst: Path, keep: int = 3) -> Path:
     q.scale, q.zeroPoint = q.scale[:keep], q.zeroPoint[:keep]
     flatbuffer_utils.write_model(model, str(dst))
     return dst
+
+
+def stateful_stream(path: Path, *, frames: int = 4) -> Path:
+    """A tiny streaming model, as micro-wake-word's are: int8 frames (1, 1, 8) in, uint8 (1, 2) out, two tf.Variables
+    (a window of past input frames and one of past hidden vectors) read and assigned on every call, converted with
+    resource variables (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE, CALL_ONCE initialising them) and the variables
+    quantized to int8. The same frame fed again gives another output while the windows fill: the state is carried."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    w1 = tf.constant(rng.normal(size=(frames * 8, 8)).astype(np.float32) * 0.4)
+    w2 = tf.constant(rng.normal(size=(3 * 8, 2)).astype(np.float32) * 0.6)
+
+    class Stream(tf.Module):
+        def __init__(self) -> None:
+            self.frames = tf.Variable(tf.zeros([1, frames - 1, 8]), trainable=False, name="frames")
+            self.hidden = tf.Variable(tf.zeros([1, 2, 8]), trainable=False, name="hidden")
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 1, 8], tf.float32)])
+        def __call__(self, x):
+            window = tf.concat([self.frames, x], axis=1)
+            self.frames.assign(window[:, 1:, :])
+            h = tf.nn.relu(tf.matmul(tf.reshape(window, [1, frames * 8]), w1))
+            past = tf.concat([self.hidden, tf.reshape(h, [1, 1, 8])], axis=1)
+            self.hidden.assign(past[:, 1:, :])
+            return tf.sigmoid(tf.matmul(tf.reshape(past, [1, 24]), w2))
+
+    m = Stream()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([m.__call__.get_concrete_function()], m)
+    conv.experimental_enable_resource_variables = True
+    conv._experimental_variable_quantization = True  # int8 state, as micro-wake-word converts its models
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rng.uniform(-1, 1, (1, 1, 8)).astype(np.float32)] for _ in range(64))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.uint8
+    Path(path).write_bytes(conv.convert())
+    return Path(path)

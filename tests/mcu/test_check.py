@@ -132,3 +132,13 @@ def test_uint8_output_is_measured_and_reported_not_refused(mcu_models, mcu_profi
     with pytest.raises(UnsupportedOpError, match="is uint8, the profile wants int8"):
         deliver(mcu_models["uint8_out"], mcu_profile, x, tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_float_io_is_measured_as_it_is_outside_build(mcu_models, mcu_profile):
+    """One I/O rule for `mcu check` and `mcu run`: float32 I/O converted by the first QUANTIZE and the last DEQUANTIZE
+    is reported (the firmware feeds and reads float32), not a float op; `build`'s strict check still refuses it."""
+    r = check_model(mcu_models["float_io"], mcu_profile, sample_count=4)
+    assert r.io_types == (("float32",), ("float32",)) and r.bit_exact is True and r.samples_compared == 4
+    assert len(r.io_findings) == 2 and all("is float32" in f for f in r.io_findings)
+    with pytest.raises(UnsupportedOpError):
+        verify_static(mcu_models["float_io"], mcu_profile, strict_io=True)

@@ -29,8 +29,17 @@ def test_header_and_source_structure(mcu_models, tmp_path: Path):
     assert "#define KWS_MODEL_OUTPUT0_SCALE 0.00390625f" in h and "#define KWS_MODEL_OUTPUT0_ZERO_POINT -128" in h
     assert re.search(r"#define KWS_MODEL_INPUT0_ZERO_POINT -?\d+", h)
     # exactly the model's ops, each once, with TFLM's method names
-    calls = re.findall(r"resolver\.(Add\w+)\(\)", h)
-    assert calls == ["AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddMaxPool2D", "AddMean", "AddSoftmax"]
+    calls = re.findall(r"resolver\.(Add\w+)\((.*)\) != kTfLiteOk", h)
+    assert [c for c, _ in calls] == ["AddConv2D", "AddDepthwiseConv2D", "AddFullyConnected", "AddMaxPool2D", "AddMean",
+                                     "AddSoftmax"]
+    # every tensor of the model is int8: each op with an int8-only kernel registers it (MEAN has none)
+    assert dict(calls) == {"AddConv2D": "KWS_MODEL_INT8_KERNEL(tflite::Register_CONV_2D_INT8())",
+                           "AddDepthwiseConv2D": "KWS_MODEL_INT8_KERNEL(tflite::Register_DEPTHWISE_CONV_2D_INT8())",
+                           "AddFullyConnected": "KWS_MODEL_INT8_KERNEL(tflite::Register_FULLY_CONNECTED_INT8())",
+                           "AddMaxPool2D": "KWS_MODEL_INT8_KERNEL(tflite::Register_MAX_POOL_2D_INT8())", "AddMean": "",
+                           "AddSoftmax": "KWS_MODEL_INT8_KERNEL(tflite::Register_SOFTMAX_INT8())"}
+    assert files.int8_only == ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "SOFTMAX")
+    assert '#include "tensorflow/lite/micro/kernels/conv.h"' in h and "#ifdef KWS_MODEL_ALL_KERNEL_VARIANTS" in h
     assert "tflite::MicroMutableOpResolver<KWS_MODEL_OP_COUNT>" in h and "#define KWS_MODEL_OP_COUNT 6" in h
     # the bytes round-trip
     data = bytes(int(b, 16) for b in re.findall(r"0x([0-9a-f]{2})", cc.split("= {", 1)[1]))
@@ -123,3 +132,13 @@ def test_c_link_with_cpp_data(mcu_models, tmp_path: Path):
         proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     assert subprocess.run([str(tmp_path / "app")], capture_output=True).returncode == 0
+
+
+def test_int8_kernels_only_where_every_tensor_is_int8(mcu_models, tmp_path: Path):
+    """int16x8 activations keep the generic kernels (their int16 variants are needed); int8 ops of the same model
+    would not: the choice is per op, over every instance of it."""
+    from edgeopt.mcu.ops import int8_only_ops
+
+    assert int8_only_ops(read_tflite(mcu_models["int16x8"])) == ()
+    h = _export(mcu_models["int16x8"], tmp_path).header.read_text()
+    assert "resolver.AddConv2D() != kTfLiteOk" in h and "INT8_KERNEL" not in h

@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         model: TfliteModelArg,
         target: TargetOpt = "embedded-mcu",
         data: Annotated[Path | None, typer.Option("--data", metavar="FILE", help="Samples .npz (x) or .npy to compare TFLM with LiteRT; default: random.")] = None,
-        samples: Annotated[int, typer.Option("--samples", min=1, metavar="N", help="How many samples to compare.")] = 8,
+        samples: Annotated[int | None, typer.Option("--samples", min=1, metavar="N", help="How many samples to compare (default 8; a stateful model: 20 consecutive frames, state carried).")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Op support, int8-only, exact arena, TFLM vs LiteRT bit-exactness, flash/RAM budgets (exit 3 if broken).
@@ -61,7 +61,10 @@ def register(app: typer.Typer) -> None:
                     ["TFLM vs LiteRT", exact, f"{r.samples_compared} samples ({r.sample_source})"],
                     ["latency, host TFLM", f"{r.host_tflm_latency_ms:.3f} ms" if r.host_tflm_latency_ms is not None else "-", "this host's CPU, not the device"],
                     ["latency, device estimate", f"{r.estimated_device_latency_ms:.2f} ms" if r.estimated_device_latency_ms else "-", "MACs / mcu.sustained_macs_per_second"],
-                    ["I/O types vs profile", "differ" if r.io_findings else "as profile", "; ".join(r.io_findings)],
+                    ["I/O types vs profile", "differ" if r.io_findings else "as profile",
+                     f"in {', '.join(r.io_types[0])}; out {', '.join(r.io_types[1])}" + "".join(f"; {f}" for f in r.io_findings)],
+                    *([["stateful model", f"{r.resource_variables} resource variable(s)",
+                        f"{r.samples_compared} consecutive frames compared, state carried"]] if r.resource_variables else []),
                 ]
                 c.print(table("TFLite Micro check", ["", "value", "note"], rows))
                 if r.energy is not None:
