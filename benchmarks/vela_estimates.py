@@ -4,6 +4,8 @@ time. Every figure is Vela's estimate (its Arm/vela.ini system Ethos_U55_High_En
 part only.
 
     PYTHONPATH=. python benchmarks/vela_estimates.py [WORK_DIR]
+
+Prints the table and writes it between <!-- vela:begin --> and <!-- vela:end --> of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -33,17 +35,26 @@ def main(work: Path) -> None:
         models[m.name] = to_int8(m, work)
     npu = load_profile("ethos-u55").profile.npu
     assert npu is not None
-    print("| model | NPU | ops on NPU | on CPU | SRAM KiB | flash KiB | cycles | ms | MACs |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    lines = ["## Ethos-U55 through Vela: the NPU part of MLPerf Tiny and digits_cnn (estimates)", "",
+             "| model | NPU | ops on NPU | on CPU | SRAM KiB | flash KiB | cycles | ms | MACs |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, path in models.items():
         for macs in (128, 256):
             cfg = npu.model_copy(update={"macs": macs})
             r = compile_for_npu(path, cfg, work / f"{name}_{macs}_vela.tflite")
             cpu = ", ".join(f"{k} x{v}" for k, v in sorted(r.operators.cpu_ops.items())) or "-"
-            print(f"| {name} | {r.accelerator} | {r.operators.npu}/{r.operators.total} | {cpu} | "
-                  f"{r.sram_bytes / 1024:.2f} | {r.flash_bytes / 1024:.2f} | {r.cycles:,} | {r.latency_ms:.4f} | "
-                  f"{r.macs:,} |")
-    print(f"\nestimates: {r.compiler}, system {npu.system_config}, memory mode {npu.memory_mode}; the NPU part only")
+            lines.append(f"| {name} | {r.accelerator} | {r.operators.npu}/{r.operators.total} | {cpu} | "
+                         f"{r.sram_bytes / 1024:.2f} | {r.flash_bytes / 1024:.2f} | {r.cycles:,} | "
+                         f"{r.latency_ms:.4f} | {r.macs:,} |")
+    lines += ["", f"Every figure is an estimate by {r.compiler} (system {npu.system_config}, memory mode "
+              f"{npu.memory_mode}, NPU clock from Vela's vela.ini), the NPU part only: nothing here ran on an NPU. "
+              "MLPerf Tiny models have random weights and calibration (benchmarks/mlperf_tiny.py); digits_cnn is the "
+              "sample built for embedded-mcu."]
+    text = "\n".join(lines)
+    print(text)
+    from results_md import replace_section
+
+    replace_section(root / "benchmarks" / "RESULTS.md", "<!-- vela:begin -->", "<!-- vela:end -->", text)
 
 
 if __name__ == "__main__":
