@@ -35,6 +35,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -114,9 +115,12 @@ def timeout_seconds() -> float:
 
 
 def convert_with_onnx2tf(model: Path, dest: Path, tool: Onnx2tfTool | None = None,
-                         timeout: float | None = None, batch: int | None = None) -> Onnx2tfConversion:
+                         timeout: float | None = None, batch: int | None = None,
+                         sizes: Mapping[str, tuple[int, ...]] | None = None) -> Onnx2tfConversion:
     """Convert `model` (.onnx) to a float32 .tflite written atomically at `dest`; the user's file is only read.
-    `batch`: fix a dynamic batch dimension to this size (onnx2tf -b; TFLite Micro runs only static shapes)."""
+    `batch`: fix a dynamic batch dimension to this size (onnx2tf -b; TFLite Micro runs only static shapes).
+    `sizes`: input name -> dims (--shape, checked against the model): its symbolic dimensions after the first
+    are fixed to them in the private copy (the first, the batch, is `batch`'s)."""
     from edgeopt.input_files import regular_file
     from edgeopt.runtime.verify_onnx import load_onnx
 
@@ -134,7 +138,7 @@ def convert_with_onnx2tf(model: Path, dest: Path, tool: Onnx2tfTool | None = Non
         private = _private_copy(model, proto, work)
         out = work / "out"
         start = time.perf_counter()
-        code, log = _run(tool, _folded(private, batch), out, limit, model,
+        code, log = _run(tool, _folded(private, batch, sizes or {}), out, limit, model,
                          () if batch is None else ("-b", str(int(batch))))
         seconds = round(time.perf_counter() - start, 3)
         coverage = _read_json(out / f"{PRIVATE_NAME}_op_coverage_report.json")
@@ -171,9 +175,10 @@ def _private_copy(model: Path, proto: Any, work: Path) -> Path:
     return private
 
 
-def _folded(private: Path, batch: int | None) -> Path:
+def _folded(private: Path, batch: int | None, sizes: Mapping[str, tuple[int, ...]]) -> Path:
     """The private copy after onnxruntime's basic graph optimizations (constant folding: what Shape, ConstantOfShape
-    and friends compute becomes initializers), with a dynamic batch fixed to `batch` first. onnx2tf lowers a Conv
+    and friends compute becomes initializers), with a dynamic batch fixed to `batch` and the symbolic dimensions
+    after it to `sizes` first. onnx2tf lowers a Conv
     whose weights are computed, or a Fill whose size is, to ops LiteRT/TFLite Micro cannot run; folded, they are
     constants. Basic optimizations write standard ONNX ops only. A model onnxruntime cannot optimize goes as it is."""
     import onnx
@@ -187,11 +192,16 @@ def _folded(private: Path, batch: int | None) -> Path:
             del proto.graph.input[:]
             proto.graph.input.extend(kept)
             proto.ir_version = 4
-        if batch is not None:
-            for value in proto.graph.input:
-                dims = value.type.tensor_type.shape.dim
-                if value.name not in inits and dims and not dims[0].HasField("dim_value"):
-                    dims[0].dim_value = int(batch)
+        for value in proto.graph.input:
+            dims = value.type.tensor_type.shape.dim
+            if value.name in inits or not dims:
+                continue
+            if batch is not None and not dims[0].HasField("dim_value"):
+                dims[0].dim_value = int(batch)
+            given = sizes.get(value.name, ())
+            for d, size in zip(list(dims)[1:], given[1:], strict=False):
+                if not d.HasField("dim_value"):
+                    d.dim_value = int(size)
         fixed, folded = private.with_name("fixed.onnx"), private.with_name(f"{PRIVATE_NAME}-folded.onnx")
         onnx.save(proto, str(fixed))
         options = ort.SessionOptions()

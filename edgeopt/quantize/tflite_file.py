@@ -271,13 +271,15 @@ def _run_child(work: Path, model: Path, scheme: Scheme, options: TfliteFileOptio
 def _check_result(q: TfliteGraph, f: TfliteGraph, scheme: Scheme, options: TfliteFileOptions,
                   keep: tuple[int, ...]) -> tuple[str, ...]:
     """The quantized graph has the asked I/O types and keeps float what was asked; notes on what else is float."""
-    for key, tensors in (("input_type", q.inputs), ("output_type", q.outputs)):
+    for key, tensors, before in (("input_type", q.inputs, f.inputs), ("output_type", q.outputs, f.outputs)):
         want = str(getattr(options, key))
         if scheme not in CALIBRATED:
             want = "float32"
         got = [t.dtype for t in tensors]
-        if any(d != want for d in got):
-            msg = f"{QUANTIZER} made {key} {', '.join(got)}, not {want} as asked"
+        # a tensor that was not float (an int64 sample rate, token ids) keeps its type: nothing quantizes it
+        wants = [want if b.dtype == "float32" else b.dtype for b in before]
+        if len(got) != len(wants) or any(d != w for d, w in zip(got, wants, strict=False)):
+            msg = f"{QUANTIZER} made {key} {', '.join(got)}, not {', '.join(wants)} as asked"
             raise ConversionError(msg)
     float_out = {q.main.tensors[o].name for op in q.main.operators if op.op not in ("DEQUANTIZE", "QUANTIZE")
                  for o in op.outputs if o >= 0 and q.main.tensors[o].dtype == "float32"}

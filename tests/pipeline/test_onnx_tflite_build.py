@@ -200,3 +200,76 @@ def test_a_prune_profile_on_onnx_is_one_line(conv: Path, tmp_path: Path) -> None
         build(BuildRequest(model=conv, target=str(profile), out=tmp_path / "out", benchmark=False))
     assert str(info.value) == ("profile 'pruned' asks for [prune], which needs a Keras model; an ONNX model can only "
                                "be quantized (use a profile without [prune], or build from the Keras model)")
+
+
+FLOAT16 = 'extends = "mobile-cpu"\nname = "phone-f16"\n\n[quantize]\nscheme = "float16"\n'
+
+
+def test_a_state_and_a_scalar_input_are_counted_per_run_through_the_cli(tmp_path: Path, cli) -> None:
+    """silero-vad's inputs in small: eval data of 5 runs holds 5 audio rows, 5 x 2 state rows and 5 sample rates."""
+    from tests.convert.test_onnx2tf import three_inputs
+
+    model = three_inputs(tmp_path / "three.onnx")
+    profile = tmp_path / "f16.toml"
+    profile.write_text(FLOAT16)
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "runs.npz", input=rng.normal(size=(5, 8)).astype(np.float32),
+             state=rng.normal(size=(10, 1, 4)).astype(np.float32), sr=np.array([1, 2, 3, 1, 2]))
+    result = cli("build", model, "--target", profile, "--out", tmp_path / "out", "--no-bench", "--eval",
+                 tmp_path / "runs.npz")
+    assert result.exit_code == 0, result.output
+    conversion = json.loads((tmp_path / "out" / "report.json").read_text())["stages"]["conversion"]
+    assert (conversion["samples"], conversion["sample_source"]) == (5, "eval data")
+    assert all(o["snr_db"] > 60 for o in conversion["outputs"])
+    shapes = {t["name"]: (t["source_shape"], t["artifact_shape"]) for t in conversion["inputs_layout"]}
+    assert shapes == {"input": ([None, 8], [-1, 8]), "state": ([2, 1, 4], [2, 4, 1]), "sr": ([], [1])}
+    np.savez(tmp_path / "odd.npz", input=rng.normal(size=(5, 8)).astype(np.float32),
+             state=rng.normal(size=(5, 1, 4)).astype(np.float32), sr=np.array([1, 2, 3, 1, 2]))
+    bad = cli("build", model, "--target", profile, "--out", tmp_path / "out2", "--no-bench", "--eval",
+              tmp_path / "odd.npz")
+    assert bad.exit_code == 2
+    assert "input 'state' has a fixed first dimension 2 (shape (2, 1, 4)), and the data's 5 rows are not a " \
+           "multiple of it" in bad.output
+    assert not (tmp_path / "out2").exists()
+
+
+def _symbolic(path: Path) -> Path:
+    """Conv/Relu/GlobalAveragePool on (N, 3, H, W): its height and width are symbolic."""
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, .3, (4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["out"], name="flat")]
+    graph = helper.make_graph(nodes, "sym", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                           ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_symbolic_dimensions_need_data_or_a_shape(tmp_path: Path, cli) -> None:
+    model = _symbolic(tmp_path / "sym.onnx")
+    profile = tmp_path / "f16.toml"
+    profile.write_text(FLOAT16)
+    fixes = "give --calib or --eval data of the size you deploy, or the size: --shape image=1x3x?x? (each ? a number)"
+    result = cli("build", model, "--target", profile, "--out", tmp_path / "out", "--no-bench")
+    assert result.exit_code == 2
+    assert f"input 'image' has symbolic dimensions (N, 3, ?, ?) and no data was given to convert and prove it for " \
+           f"TFLite at a size; {fixes}" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
+    random_calib = cli("build", model, "--target", "mobile-cpu", "--out", tmp_path / "out", "--no-bench",
+                       "--random-calibration")
+    assert random_calib.exit_code == 2
+    assert "(N, 3, ?, ?) has dynamic dimensions, so random calibration does not know what size to make: give " \
+           "--calib data of the size you deploy, or the size: --shape image=1x3x?x?" in random_calib.output
+    out = tmp_path / "sized"  # --shape sizes the random calibration samples, the conversion and so its proof
+    sized = cli("build", model, "--target", "mobile-cpu", "--out", out, "--no-bench", "--shape", "image=1x3x8x8",
+                "--random-calibration")
+    assert sized.exit_code == 0, sized.output
+    conversion = json.loads((out / "report.json").read_text())["stages"]["conversion"]
+    assert conversion["sample_source"] == "calibration data" and conversion["samples"] == 32
+    (image,) = conversion["inputs_layout"]
+    assert (image["source_shape"], image["artifact_shape"]) == ([None, 3, None, None], [-1, 8, 8, 3])
+    assert all(o["snr_db"] > 60 for o in conversion["outputs"])
