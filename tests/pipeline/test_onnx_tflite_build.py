@@ -134,9 +134,59 @@ def test_onnx_builds_for_embedded_mcu_bit_exact_on_tflm(conv: Path, tmp_path: Pa
     exported = (tmp_path / "c" / "g_model.h").read_text()
     assert r.exit_code == 0 and "#define G_MODEL_INPUT0_SHAPE {1, 16, 16, 1}" in exported
     assert "#define G_MODEL_INPUT0_ZERO_POINT -128" in exported
+    _states_the_layout(cli, artifact, tmp_path)
+    from tests.firmware.conftest import tflm_dir
+
+    r = cli("mcu", "run", artifact, "--target", "nrf52840", "--tflm", tflm_dir(), "--samples", "1",
+            "--out", tmp_path / "fw", "--json")  # the firmware's own g_model.h and the answer say the same
+    assert r.exit_code == 0, r.output
+    run = json.loads(r.stdout)
+    assert run["vs_host_tflm"]["bit_exact"] is True
+    assert run["io"]["tensors"][0]["layout"] == "NHWC (the source model's NCHW)"
+    assert run["io"]["tensors"][0]["source_shape"] == [1, 1, 16, 16]
+    fw_header = (tmp_path / "fw" / "g_model.h").read_text()
+    assert '#define G_MODEL_INPUT0_LAYOUT "NHWC (source model: NCHW); source shape [1, 1, 16, 16]"' in fw_header
     r = cli("compare", tmp_path / "out", mobile[0], "--json")
     rows = json.loads(r.stdout)
     assert r.exit_code == 0 and len(rows) == 2, r.output
+
+
+def _states_the_layout(cli, artifact: Path, tmp_path: Path) -> None:
+    """A standalone export-c of an artifact built from ONNX: the layout from the build report beside it (checked by
+    the manifest), in g_model.h and --json; a lone copy or a report that is not the build's says it is the .tflite's
+    own, with the shapes and quantization read from the file."""
+    r = cli("export-c", artifact, "--out", tmp_path / "c2", "--json")
+    assert r.exit_code == 0, r.output
+    io = json.loads(r.stdout)["io"]
+    assert io["origin"].startswith("from report.json beside digits_conv.tflite (its build, checked by manifest.json")
+    (image, probs) = io["tensors"]
+    assert (image["role"], image["layout"], image["source_name"]) == ("input", "NHWC (the source model's NCHW)", "image")
+    assert (image["shape"], image["source_shape"], image["dtype"], image["zero_point"]) == \
+        ([1, 16, 16, 1], [1, 1, 16, 16], "int8", -128)
+    assert 0 < image["scale"] < 1 and probs["role"] == "output" and probs["dtype"] == "int8"
+    header = (tmp_path / "c2" / "g_model.h").read_text()
+    assert '#define G_MODEL_INPUT0_LAYOUT "NHWC (source model: NCHW); source shape [1, 1, 16, 16]"' in header
+    assert "// I/O layout from report.json beside digits_conv.tflite (its build, checked by manifest.json" in header
+    assert f"// input 0 image [1, 16, 16, 1]: NHWC (source model: NCHW); source image [1, 1, 16, 16]; int8, real = " \
+           f"{image['scale']:.9g} x (q - -128)" in header
+    assert "// real value = G_MODEL_INPUT0_SCALE * (q - G_MODEL_INPUT0_ZERO_POINT)" in header
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / artifact.name).write_bytes(artifact.read_bytes())
+    other = tmp_path / "other"  # the build folder with a report.json that is not the one its manifest lists
+    other.mkdir()
+    for f in ("manifest.json", "report.json", artifact.name):
+        (other / f).write_bytes((artifact.parent / f).read_bytes())
+    (other / "report.json").write_text((artifact.parent / "report.json").read_text() + " ")
+    for model in (alone / artifact.name, other / artifact.name):
+        r = cli("export-c", model, "--out", model.parent / "c")
+        assert r.exit_code == 0, r.output
+        assert "I/O layout from the .tflite itself: no build report.json with a manifest.json listing this file" \
+               in " ".join(r.output.split())
+        header = (model.parent / "c" / "g_model.h").read_text()
+        assert '#define G_MODEL_INPUT0_LAYOUT "as in the .tflite (its own order: no build report beside it says ' \
+               'more)"' in header
+        assert "#define G_MODEL_INPUT0_SHAPE {1, 16, 16, 1}" in header and "source shape" not in header
 
 
 def test_a_float_tflite_builds_int8_for_embedded_mcu(mobile: tuple[Path, dict, float, bytes], tmp_path: Path) -> None:
