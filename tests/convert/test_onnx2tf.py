@@ -314,6 +314,12 @@ def test_a_fixed_first_dimension_is_rows_of_one_run_and_a_scalar_one_element(tmp
     conversion = convert_with_onnx2tf(model, tmp_path / "three.tflite")
     by_name = {m.onnx_name: m for m in conversion.inputs}
     assert by_name["state"].onnx_shape == (2, 1, 4) and by_name["sr"].onnx_shape == ()
+    from edgeopt.analysis.tflite_graph import read_tflite
+
+    # onnxruntime fuses MatMul + Add(mean(state)) into a Gemm with a computed bias: split again for onnx2tf, it is a
+    # FULLY_CONNECTED (per-channel int8 weights run right there), not a BATCH_MATMUL
+    ops = {op.op for op in read_tflite(conversion.tflite).main.operators}
+    assert "FULLY_CONNECTED" in ops and "BATCH_MATMUL" not in ops, ops
     rng = np.random.default_rng(1)
     audio = rng.normal(size=(3, 8)).astype(np.float32)
     state = rng.normal(size=(6, 1, 4)).astype(np.float32)
