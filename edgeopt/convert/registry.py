@@ -7,7 +7,7 @@ quantizer for the same format (edgeopt.quantize.registry) starts from the same i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,8 @@ class Converter:
     export: Callable[[Any, Path, ConvertSection], Path]  # (keras model, destination without suffix, settings) -> intermediate
     float_bytes: Callable[[Path], bytes]  # intermediate -> float artifact
     # (float .onnx, float artifact path) -> the conversion (tool, version, I/O layout); None: Keras sources only
-    onnx_to_float: Callable[[Path, Path, int | None], Onnx2tfConversion] | None = None  # (onnx, dest, fixed batch)
+    # (onnx, dest, fixed batch, input name -> --shape dims for its symbolic dims)
+    onnx_to_float: Callable[[Path, Path, int | None, Mapping[str, tuple[int, ...]]], Onnx2tfConversion] | None = None
 
 
 CONVERTERS: Registry[OutputFormat, Converter] = Registry(
@@ -61,10 +62,11 @@ def _onnx_file(model: Any, dest: Path, settings: ConvertSection) -> Path:
     return path
 
 
-def _onnx2tf(onnx_model: Path, dest: Path, batch: int | None) -> Onnx2tfConversion:
+def _onnx2tf(onnx_model: Path, dest: Path, batch: int | None,
+             sizes: Mapping[str, tuple[int, ...]]) -> Onnx2tfConversion:
     from edgeopt.convert.onnx2tf import convert_with_onnx2tf
 
-    return convert_with_onnx2tf(onnx_model, dest, batch=batch)  # a separate program on a private copy, with a timeout
+    return convert_with_onnx2tf(onnx_model, dest, batch=batch, sizes=sizes)  # a separate program on a private copy, with a timeout
 
 
 CONVERTERS.register(OutputFormat.TFLITE, Converter("TFLite", ".tflite", from_onnx=False, export=_saved_model,

@@ -7,6 +7,11 @@ input name to array, in the model's input order (the form Keras `predict`, onnxr
 Arrays are rows, batch first. One *sample* is what one run of the model takes: for an input with a dynamic first
 dimension one row, for a fixed first dimension N (an ONNX model exported at batch 3, a Gemm's 5x4 `b`) N rows,
 and for a 0-d input one element of a 1-D array (its "unit" is 0). `feed_unit` gives that per input shape.
+
+A fixed first dimension is read as part of what one run takes, never as a batch of samples: every run is fed
+the whole N-row block, so k samples of such an input are k x N rows. A recurrent state ([2, 1, 128] in
+silero-vad, beside its audio [N, 512] and its 0-d sample rate) is one sample per run: 4 runs take 8 rows of
+state, 4 rows of audio and 4 sample rates. `sample_count` counts one input's samples that way.
 """
 
 from __future__ import annotations
@@ -46,12 +51,17 @@ def units_of(shapes: Sequence[Sequence[int | None]]) -> Units:
     return tuple(feed_unit(s) for s in shapes)
 
 
+def sample_count(a: np.ndarray, unit: int) -> int:
+    """Samples in one input's array: its rows over `unit` (whole blocks of a fixed first dimension), its elements
+    for a 0-d input (unit 0: a scalar is one sample, a 1-D array one per element)."""
+    rows = int(a.shape[0]) if a.ndim else 1
+    return rows // unit if unit > 1 else rows
+
+
 def batch_count(batch: Batch, units: Units | None = None) -> int:
-    """Samples in `batch`: rows of the first input over its unit (rows when `units` is None)."""
+    """Samples in `batch`: those of the first input over its unit (rows when `units` is None)."""
     first = batch if isinstance(batch, np.ndarray) else next(iter(batch.values()))
-    rows = int(first.shape[0]) if first.ndim else 1
-    u = units[0] if units else 1
-    return rows // u if u > 1 else rows
+    return sample_count(first, units[0] if units else 1)
 
 
 def batch_head(batch: Batch, n: int, units: Units | None = None) -> Batch:

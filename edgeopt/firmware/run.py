@@ -31,6 +31,7 @@ from edgeopt.firmware.qemu import DEFAULT_TIMEOUT_S, require_confinement, run_qe
 from edgeopt.firmware.results import Agreement, DeviceReport, agree, parse_report, read_outputs, write_inputs
 from edgeopt.firmware.toolchain import find_qemu, find_toolchain
 from edgeopt.firmware.tree import find_tree
+from edgeopt.mcu.io_layout import IoLayout
 from edgeopt.mcu.variables import STATEFUL_FRAMES, resource_variables
 from edgeopt.profiles.schema import Profile
 
@@ -70,6 +71,7 @@ class FirmwareResult:
     latency: LatencyEstimate | None
     build_seconds: float  # harness + model compile and link (TFLM library compiles excluded)
     qemu_seconds: float  # wall time of the emulation
+    io: IoLayout  # how to feed and read it: shapes, types, quantization, dimension order (g_model.h says the same)
     io_types: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (inputs, outputs): the model's own dtypes
     io_findings: tuple[str, ...] = ()  # I/O types that differ from the profile's (the firmware uses the model's)
     resource_variables: int = 0  # > 0: a stateful model, its samples ran as consecutive frames
@@ -120,6 +122,7 @@ class FirmwareResult:
                 "cpi": self.latency.cpi, "cpi_source": self.latency.cpi_source,
                 "clock_mhz": self.latency.clock_mhz, "clock_source": self.latency.clock_source},
             "build_seconds": round(self.build_seconds, 2), "qemu_seconds": round(self.qemu_seconds, 2),
+            "io": self.io.to_dict(),
         }
 
     def enforce(self) -> None:
@@ -196,6 +199,7 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
     from edgeopt.mcu.c_export import render
     from edgeopt.mcu.check import measure
     from edgeopt.mcu.compare import litert_outputs, make_feeds
+    from edgeopt.mcu.io_layout import io_layout
     from edgeopt.mcu.tflm import run_tflm
     from edgeopt.runtime import open_runner
     from edgeopt.runtime.base import RunnerOptions
@@ -211,6 +215,7 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
     variables = resource_variables(verified.graph, verified.path.name)
     if sample_count is None:
         sample_count = STATEFUL_FRAMES if variables.stateful else DEFAULT_SAMPLES
+    io = io_layout(Path(model), verified.graph)  # its build report's layout (NHWC vs the ONNX NCHW), else its own
 
     runner = open_runner(verified.path, RunnerOptions(threads=1, xnnpack=False))
     feeds = make_feeds(runner.inputs, samples, sample_count, keys=runner.input_keys)
@@ -226,7 +231,8 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
         t0 = time.perf_counter()
         header, source, _ = render(verified.path.read_bytes(), verified.graph, "g_model",
                                    arena_bytes=verified.arena_with_margin, arena_measured=verified.arena.arena_bytes,
-                                   margin_note=verified.margin_note, source_name=verified.path.name, version=__version__)
+                                   margin_note=verified.margin_note, source_name=verified.path.name, version=__version__,
+                                   layouts=io.c_layouts(), notes=io.c_notes())
         (work / "g_model.h").write_text(header)
         (work / "g_model.cc").write_text(source)
         image = build_image(work, spec, tc, tree, cache, flash_bytes=flash_limit, ram_bytes=ram_limit, profile=profile.name)
@@ -251,5 +257,5 @@ def run_firmware(model: Path, profile: Profile, *, tflm: Path | None = None, sam
         vs_host_tflm=agree(outputs, host.outputs, "host TFLM"), vs_litert=agree(outputs, lite, "LiteRT"),
         latency=None, build_seconds=build_s, qemu_seconds=run.seconds,
         io_types=(tuple(t.dtype for t in verified.graph.inputs), tuple(t.dtype for t in verified.graph.outputs)),
-        io_findings=verified.io_findings, resource_variables=variables.count)
+        io_findings=verified.io_findings, resource_variables=variables.count, io=io)
     return dataclasses.replace(result, latency=_latency(profile, result.instructions()))

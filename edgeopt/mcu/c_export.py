@@ -98,7 +98,8 @@ def _tensor_defines(prefix: str, kind: str, i: int, t: TfliteTensor, layout: str
     ]
     if t.quantized:
         note = f"  // per-channel: {len(t.scale)} scales, first shown" if len(t.scale) > 1 else ""
-        lines += [f"#define {p}_SCALE {_float(t.scale[0])}{note}", f"#define {p}_ZERO_POINT {t.zero_point[0] if t.zero_point else 0}"]
+        lines += [f"// real value = {p}_SCALE * (q - {p}_ZERO_POINT)",
+                  f"#define {p}_SCALE {_float(t.scale[0])}{note}", f"#define {p}_ZERO_POINT {t.zero_point[0] if t.zero_point else 0}"]
     else:
         lines += [f"#define {p}_SCALE 0.0f  // not quantized", f"#define {p}_ZERO_POINT 0"]
     return lines
@@ -143,9 +144,11 @@ def _variable_recipe(prefix: str, name: str, names: tuple[str, ...]) -> list[str
 
 def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, arena_measured: int,
            margin_note: str, source_name: str, version: str,
-           layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())) -> tuple[str, str, tuple[str, ...]]:
+           layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ()),
+           notes: tuple[str, ...] = ()) -> tuple[str, str, tuple[str, ...]]:
     """The text of `<name>.h` and `<name>.cc`, and the resolver methods used. `layouts`: (per input, per output)
-    how its dimensions are ordered, when known (a build from an ONNX model: "NHWC (the source model's NCHW)")."""
+    how its dimensions are ordered, when known (a build from an ONNX model: "NHWC (the source model's NCHW)");
+    `notes`: comment lines before the tensors (edgeopt.mcu.io_layout: where the order comes from, each tensor)."""
     check_c_name(name)
     missing = tuple(o for o in graph.op_names if adder_for(o) is None)
     if missing:
@@ -181,6 +184,8 @@ def render(model: bytes, graph: TfliteGraph, name: str, *, arena_bytes: int, are
         f"#define {prefix}_NUM_OUTPUTS {len(graph.outputs)}",
         "",
         *_variable_recipe(prefix, name, variables.names),
+        *(f"// {c_text(n)}" for n in notes),
+        *([""] if notes else []),
     ]
     def known(which: tuple[str | None, ...], i: int) -> str | None:
         return which[i] if i < len(which) else None
@@ -276,12 +281,13 @@ def write_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
 
 def export_c(model_path: Path, graph: TfliteGraph, out_dir: Path, name: str, *, arena_bytes: int,
              arena_measured: int, margin_note: str,
-             layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ())) -> CFiles:
+             layouts: tuple[tuple[str | None, ...], tuple[str | None, ...]] = ((), ()),
+             notes: tuple[str, ...] = ()) -> CFiles:
     from edgeopt import __version__
 
     model = Path(model_path).read_bytes()
     header, source, adders = render(model, graph, name, arena_bytes=arena_bytes, arena_measured=arena_measured,
                                     margin_note=margin_note, source_name=Path(model_path).name, version=__version__,
-                                    layouts=layouts)
+                                    layouts=layouts, notes=notes)
     h, cc = write_files(out_dir, {f"{name}.h": header, f"{name}.cc": source})
     return CFiles(header=h, source=cc, resolver_ops=adders, int8_only=int8_only_ops(graph))

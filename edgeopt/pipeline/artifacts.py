@@ -10,6 +10,7 @@ quantization-aware training is the last rung (edgeopt.pipeline.qat_stage). A fak
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,11 +62,13 @@ def artifact_names(model: Path, fmt: Any) -> tuple[str, str]:
 def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | None,
                    evalset: Dataset | None, reference: list[np.ndarray] | None, stage: Staging,
                    measure: Measure | None = None, train: Dataset | None = None, qat_model: Any = None,
-                   target: AccuracyTarget | None = None) -> Artifacts:
+                   target: AccuracyTarget | None = None,
+                   sizes: Mapping[str, tuple[int, ...]] | None = None) -> Artifacts:
     """`reference`: the source model's outputs on the eval data (what accuracy is measured against), one array per
     output; `target`: each output's metric and budget (edgeopt.validate.metrics);
     `measure`: times models on the benchmark device (None when the benchmark is skipped);
-    `train`: for the QAT rung of the ladder; `qat_model`: a trained fake-quant model, exported as is.
+    `train`: for the QAT rung of the ladder; `qat_model`: a trained fake-quant model, exported as is;
+    `sizes`: --shape by input name (an ONNX model's symbolic dimensions, for its TFLite conversion).
 
     The converter and quantizer come from the registries by the profile's output format.
     """
@@ -84,7 +87,7 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
     elif source.tflite_path is not None:  # a float .tflite: it is the baseline, quantized without TensorFlow
         float_base = write_bytes_atomic(stage.path(base), source.tflite_path.read_bytes())
     elif not conv.from_onnx:  # ONNX for a TFLite profile: onnx2tf's float .tflite, proven before quantizing
-        return _converted_onnx(source, profile, calib, evalset, stage, measure, reference, target)
+        return _converted_onnx(source, profile, calib, evalset, stage, measure, reference, target, sizes or {})
     else:
         assert source.onnx_path is not None and conv.from_onnx  # build checks the source fits the format
         float_base = write_bytes_atomic(stage.path(base), source.onnx_path.read_bytes())  # tools work on the copy
@@ -127,7 +130,7 @@ def make_artifacts(source: Source, model: Any, profile: Profile, calib: Batch | 
 
 def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evalset: Dataset | None,
                     stage: Staging, measure: Measure | None, reference: list[np.ndarray] | None,
-                    target: AccuracyTarget | None) -> Artifacts:
+                    target: AccuracyTarget | None, sizes: Mapping[str, tuple[int, ...]]) -> Artifacts:
     """The float .tflite (the baseline) and its quantized artifact; data moved to the .tflite's layout. With
     [partial] and eval data, an int8 artifact over budget is replaced by accuracy control on the float .tflite
     (measured against it, in its layout: outputs by their .tflite names)."""
@@ -137,7 +140,7 @@ def _converted_onnx(source: Source, profile: Profile, calib: Batch | None, evals
 
     fmt = profile.convert.format
     base, opt = artifact_names(source.path, fmt)
-    converted = convert_onnx(source, converter_for(fmt), profile, calib, evalset, stage.path(base))
+    converted = convert_onnx(source, converter_for(fmt), profile, calib, evalset, stage.path(base), sizes)
     layout = converted.layout
     ctx = QuantizeContext(baseline=stage.path(base), measure=measure, user_model=True, label=str(source.path),
                           mcu=profile.device_class is DeviceClass.EMBEDDED_MCU)

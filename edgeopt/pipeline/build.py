@@ -200,8 +200,9 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     source = open_source(req.model, req.unsafe_load, work_dir=_private_folder(stage, "_source"))
     _check_format_fits(source, profile)
     notes: list[str] = [f"the model is {source.origin}; the float reference is that ONNX model"] if source.origin else []
-    given_shape = _given_shape(req, source)  # --shape checked against the model: exit 2 before any work
-    calib, calib_source = _calibration(req, source, profile, notes)
+    sizes = _input_sizes(req, source)  # --shape for every input of an ONNX model (the TFLite conversion's sizes)
+    given_shape = _given_shape(req, source, sizes)  # --shape checked against the model: exit 2 before any work
+    calib, calib_source = _calibration(req, source, profile, notes, sizes)
     evalset = _dataset(req.eval, req.model, "eval", source)
     train = _dataset(req.train, req.model, "train", source)
     from edgeopt.pipeline.qat_stage import check_qat_inputs
@@ -251,7 +252,7 @@ def body(req: BuildRequest, resolved: Any, stage_dir: Path, progress: Progress |
     measure = (lambda paths: _time(list(paths), _bench_settings(profile, req, shapes, quick=True), req)) \
         if req.benchmark else None
     arts = make_artifacts(source, model, profile, calib, evalset, reference, stage, measure, train, qat_model,
-                          target)
+                          target, sizes)
     notes.extend(arts.notes)
     if arts.note:
         notes.append(arts.note)
@@ -438,7 +439,8 @@ def _units(source: Source) -> Units:
     return units_of([s.shape for s in source.inputs] or [source.input_shape])
 
 
-def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str]) -> tuple[Batch | None, str]:
+def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: list[str],
+                 sizes: dict[str, tuple[int, ...]]) -> tuple[Batch | None, str]:
     needs = profile.quantize.scheme in (Scheme.INT8, Scheme.INT16X8) and source.qat_model is None  # QAT: trained scales
     path = req.calib or sibling(req.model, "calibration")
     n = profile.quantize.calibration_samples
@@ -464,13 +466,15 @@ def _calibration(req: BuildRequest, source: Source, profile: Profile, notes: lis
         )
         raise InputError(msg)
     specs = source.inputs or (IOSpec("input", source.input_shape, source.input_dtype),)
+    specs = tuple(IOSpec(s.name, (s.shape[0], *sizes[s.name][1:]), s.dtype) if s.name in sizes else s for s in specs)
     for spec in specs:
         if any(d is None for d in spec.shape[1:]):
             dims = ", ".join("?" if d is None else str(d) for d in spec.shape[1:])
+            fix = (f", or the size: --shape {spec.name}=1x{'x'.join('?' if d is None else str(d) for d in spec.shape[1:])}"
+                   if source.onnx_path is not None else ", or export the model with a fixed input shape")
             msg = (
                 f"{req.model}: the input shape (N, {dims}) has dynamic dimensions, so random calibration "
-                             "does not know what size to make: give --calib data of the size you deploy, or export the "
-                             "model with a fixed input shape"
+                f"does not know what size to make: give --calib data of the size you deploy{fix}"
             )
             raise InputError(msg)
     rng = np.random.default_rng(0)
@@ -503,7 +507,12 @@ def _load(path: Path, role: str, source: Source) -> Dataset:
     except DataError:
         if source.onnx_path is None:
             raise
-        _channels_first(load_dataset(path, role), source)
+        try:
+            loose = load_dataset(path, role)  # the arrays as they are, to tell a channels-last layout
+        except DataError:
+            loose = None  # (several arrays read without the model's inputs): the first error stands
+        if loose is not None:
+            _channels_first(loose, source)
         raise
 
 
@@ -540,11 +549,27 @@ def _sample_shape(calib: Batch | None, evalset: Dataset | None) -> tuple[int, ..
     return None if x is None else (1, *(int(d) for d in x.shape[1:]))
 
 
-def _given_shape(req: BuildRequest, source: Source) -> tuple[int, ...] | None:
+def _input_sizes(req: BuildRequest, source: Source) -> dict[str, tuple[int, ...]]:
+    """--shape by input name for an ONNX model, checked against all its inputs as `bench` checks them (a name it
+    does not have, another rank or a contradicted fixed dimension is InputError); {} for other models."""
+    if not req.shapes or source.onnx_path is None or not source.inputs:
+        return {}
+    from edgeopt.runtime.base import TensorInfo
+    from edgeopt.runtime.shapes import resolve_inputs
+
+    given = {source.inputs[0].name if name == "" else name for name, _ in req.shapes}
+    infos = tuple(TensorInfo(name=s.name, shape=tuple(-1 if d is None else int(d) for d in s.shape), dtype=s.dtype)
+                  for s in source.inputs)
+    return {i.name: tuple(i.shape) for i in resolve_inputs(infos, dict(req.shapes)) if i.name in given}
+
+
+def _given_shape(req: BuildRequest, source: Source, sizes: dict[str, tuple[int, ...]]) -> tuple[int, ...] | None:
     """The --shape dims of the model's input, checked as `bench` and `inspect` check them (a name the model does
     not have, another rank or a contradicted fixed dimension is InputError), or None without --shape."""
     if not req.shapes:
         return None
+    if sizes or source.onnx_path is not None and len(source.inputs) > 1:  # checked whole by _input_sizes
+        return sizes.get(source.inputs[0].name)
     from edgeopt.runtime.base import TensorInfo
     from edgeopt.runtime.shapes import resolve_inputs
 

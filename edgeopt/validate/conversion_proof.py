@@ -17,8 +17,8 @@ import numpy as np
 
 from edgeopt.convert.onnx2tf import Evidence, Onnx2tfConversion
 from edgeopt.data.onnx_samples import check_onnx_samples
-from edgeopt.data.tensors import IOSpec, feed_unit
-from edgeopt.errors import DataError, InputError
+from edgeopt.data.tensors import IOSpec, feed_unit, sample_count, take_feed
+from edgeopt.errors import InputError
 from edgeopt.runtime import RunnerOptions, open_runner
 from edgeopt.runtime.base import Runner
 from edgeopt.runtime.tensors import from_model_output, to_model_input
@@ -46,7 +46,9 @@ class ConversionProof:
 
 def prove_conversion(onnx_model: Path, conversion: Onnx2tfConversion, samples: Mapping[str, np.ndarray],
                      options: RunnerOptions | None = None) -> ConversionProof:
-    """Run both models on `samples` (ONNX input name -> array in the ONNX layout, batch first) and compare."""
+    """Run both models on `samples` (ONNX input name -> array in the ONNX layout, batch first) and compare, one
+    run per sample: N rows of an input with a fixed first dimension N, one element of a 0-d input's 1-D array
+    (data.onnx_samples counts them)."""
     options = options or RunnerOptions()
     ort = open_runner(Path(onnx_model), options)
     specs = tuple(IOSpec(i.name, tuple(None if d < 0 else d for d in i.shape), i.dtype) for i in ort.inputs)
@@ -57,18 +59,12 @@ def prove_conversion(onnx_model: Path, conversion: Onnx2tfConversion, samples: M
                    f"{m.tflite_shape}: identity and channels-last both fit); the proof cannot move data for it")
             raise InputError(msg)
     lite = open_runner(conversion.tflite, options)
-    units = {s.name: feed_unit(s.shape) for s in specs}
-    rows = {n: (a.shape[0] if a.ndim else 1) for n, a in data.items()}
-    steps = {rows[n] // max(units[n], 1) for n in data}
-    bad = [n for n in data if units[n] and rows[n] % units[n]]
-    if bad or len(steps) != 1:
-        msg = f"samples for {', '.join(bad or list(data))} are not a whole number of the model's fixed batch"
-        raise DataError(msg)
-    n_steps = steps.pop()
+    units = {s.name: feed_unit(s.shape) for s in specs}  # checked: every input holds the same sample count
+    n_steps = sample_count(data[specs[0].name], units[specs[0].name]) if specs else 1
     ref: dict[str, list[np.ndarray]] = {o.name: [] for o in ort.outputs}
     got: dict[str, list[np.ndarray]] = {m.onnx_name: [] for m in conversion.outputs}
     for i in range(n_steps):
-        feed = {n: data[n][i * units[n]:(i + 1) * units[n]] if units[n] else data[n] for n in data}
+        feed = {n: take_feed(a, units[n], i) for n, a in data.items()}
         for info, y in zip(ort.outputs, ort.run([to_model_input(feed[s.name], info) for s, info in
                                                  zip(specs, ort.inputs, strict=True)]), strict=True):
             ref[info.name].append(from_model_output(np.asarray(y), info))

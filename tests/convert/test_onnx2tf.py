@@ -287,3 +287,53 @@ def test_an_ambiguous_layout_is_said_not_guessed(tmp_path: Path) -> None:
     assert x.evidence is Evidence.AMBIGUOUS and x.perm is None and not x.channels_last
     with pytest.raises(InputError, match=r"the layout of 'x' in the \.tflite is ambiguous \(ONNX \(1, 3, 3, 3\)"):
         prove_conversion(model, conversion, {"x": np.zeros((1, 3, 3, 3), np.float32)})
+
+
+def three_inputs(path: Path) -> Path:
+    """silero-vad's feeding in small: audio `input` (N, 8) with a symbolic batch, a recurrent `state` (2, 1, 4) whose
+    first dimension is fixed and is no batch, and a 0-d int64 sample rate `sr`. out = (input @ w + mean(state)) * sr;
+    state_out = tanh(state)."""
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, .3, (8, 4)).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["h"], name="mm"),
+             helper.make_node("ReduceMean", ["state"], ["s"], axes=[0, 1], keepdims=0, name="rm"),
+             helper.make_node("Add", ["h", "s"], ["hs"], name="add"),
+             helper.make_node("Cast", ["sr"], ["srf"], to=TensorProto.FLOAT, name="cast"),
+             helper.make_node("Mul", ["hs", "srf"], ["out"], name="mul"),
+             helper.make_node("Tanh", ["state"], ["state_out"], name="tanh")]
+    graph = helper.make_graph(nodes, "three", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 8]),
+                                               helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, 1, 4]),
+                                               helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4]),
+                               helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [2, 1, 4])], [w])
+    return _save(graph, path)
+
+
+def test_a_fixed_first_dimension_is_rows_of_one_run_and_a_scalar_one_element(tmp_path: Path) -> None:
+    """Three runs take 3 audio rows, 3 x 2 state rows and 3 sample rates; a count that disagrees is named."""
+    model = three_inputs(tmp_path / "three.onnx")
+    conversion = convert_with_onnx2tf(model, tmp_path / "three.tflite")
+    by_name = {m.onnx_name: m for m in conversion.inputs}
+    assert by_name["state"].onnx_shape == (2, 1, 4) and by_name["sr"].onnx_shape == ()
+    from edgeopt.analysis.tflite_graph import read_tflite
+
+    # onnxruntime fuses MatMul + Add(mean(state)) into a Gemm with a computed bias: split again for onnx2tf, it is a
+    # FULLY_CONNECTED (per-channel int8 weights run right there), not a BATCH_MATMUL
+    ops = {op.op for op in read_tflite(conversion.tflite).main.operators}
+    assert "FULLY_CONNECTED" in ops and "BATCH_MATMUL" not in ops, ops
+    rng = np.random.default_rng(1)
+    audio = rng.normal(size=(3, 8)).astype(np.float32)
+    state = rng.normal(size=(6, 1, 4)).astype(np.float32)
+    sr = np.array([2, 3, 5], np.int64)
+    proof = prove_conversion(model, conversion, {"input": audio, "state": state, "sr": sr})
+    assert proof.samples == 3
+    assert [o.name for o in proof.outputs] == ["out", "state_out"]
+    assert all(o.snr_db > 60 and o.max_abs < 1e-4 for o in proof.outputs), proof.outputs
+    one = prove_conversion(model, conversion, {"input": audio[:1], "state": state[:2], "sr": np.array(7)})
+    assert one.samples == 1  # a 0-d array is one sample rate
+    with pytest.raises(DataError, match=r"^the inputs hold different sample counts \(input: 3, state: 2, sr: 3\)"):
+        prove_conversion(model, conversion, {"input": audio, "state": state[:4], "sr": sr})
+    with pytest.raises(DataError, match=r"'state' have 5 rows; its first dimension is fixed at 2 \(2, 1, 4\), so "
+                                        r"each sample is 2 rows: give k x 2 rows"):
+        prove_conversion(model, conversion, {"input": audio, "state": state[:5], "sr": sr})
+    with pytest.raises(DataError, match=r"'sr' have shape \(3, 1\); the model takes a scalar"):
+        prove_conversion(model, conversion, {"input": audio, "state": state, "sr": sr[:, None]})

@@ -91,6 +91,9 @@ def register(sub: typer.Typer) -> None:
                     ["QEMU run", f"{r.qemu_seconds:.1f} s", f"samples: {r.sample_source}"],
                 ]
                 c.print(table("Firmware on the emulated board", ["", "value", "note"], rows))
+                c.print(f"I/O layout {r.io.origin} (g_model.h says the same):")
+                for t in r.io.tensors:
+                    c.print(f"  {t.describe()}")
                 c.print(energy.describe())
 
             sink.result({**r.to_dict(), "energy": energy.to_dict()}, human)
