@@ -11,6 +11,7 @@ from typing import NoReturn
 
 import typer
 
+from edgeopt import switches
 from edgeopt.errors import EdgeoptError
 
 EXIT_INTERRUPTED = 130
@@ -40,7 +41,7 @@ def _signalled() -> None:
 
 
 def debug_enabled() -> bool:
-    return os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false")
+    return switches.debug()
 
 
 def one_line(text: str) -> str:

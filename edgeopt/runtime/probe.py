@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt import errors
+from edgeopt import errors, switches
 from edgeopt.errors import InputError, ModelFileError
 
 DEFAULT_TIMEOUT = 120.0
@@ -40,7 +40,7 @@ _passed: set[tuple[Any, ...]] = set()
 
 
 def enabled() -> bool:
-    return os.environ.get("EDGEOPT_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switches.switch("EDGEOPT_PROBE", default=True)
 
 
 MAX_TIMEOUT = 86400.0
