@@ -29,7 +29,7 @@ def register(sub: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Compile the model into a Cortex-M image (TFLM + CMSIS-NN), run it under QEMU, compare with host TFLM and LiteRT."""
-        with handled():
+        with handled(json_out):
             from edgeopt.firmware.run import run_firmware
             from edgeopt.profiles import load_profile
 
