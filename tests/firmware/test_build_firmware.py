@@ -10,6 +10,8 @@ from edgeopt.report.compare import records
 from edgeopt.report.schema import Report
 from tests.firmware.conftest import SAMPLES, needs_toolchain
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware]
+
 FW_SAMPLES = 4
 
 

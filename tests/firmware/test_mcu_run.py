@@ -10,6 +10,8 @@ import pytest
 
 from tests.firmware.conftest import SAMPLES, needs_toolchain
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware]
+
 SAMPLE_COUNT = 8
 BOARDS = {"nrf52840": "cortex-m4f", "stm32h7": "cortex-m7", "alif-e3": "cortex-m55"}
 

@@ -18,7 +18,7 @@ import pytest
 from edgeopt.confine import Confinement, abi_version, preexec
 from tests.robustness.conftest import ROOT, edgeopt, error_line
 
-pytestmark = pytest.mark.skipif(abi_version() < 4, reason="needs Landlock ABI 4 (Linux 6.7)")  # CI's kernel has 7
+pytestmark = [pytest.mark.tensorflow, pytest.mark.skipif(abi_version() < 4, reason="needs Landlock ABI 4 (Linux 6.7)")]  # CI's kernel has 7
 
 
 def _saved_model(folder, body):
