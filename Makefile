@@ -1,8 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   builds the shipped sample model for the three device classes and prints the comparison
 #   make test   runs the test suite (all of it, as CI does) and prints the 25 slowest tests
-#   make test-fast  the fast tier for inner loops (minutes): no TensorFlow, PyTorch, onnx2tf or firmware
-#               (the marks in tests/conftest.py HEAVY; a test that uses one unmarked fails)
+#   make test-fast  the fast tier for inner loops: no TensorFlow, PyTorch, onnx2tf or firmware (the marks in
+#               tests/conftest.py HEAVY; a test that uses one of them unmarked fails)
 #   make onnx2tf installs onnx2tf (ONNX -> float TFLite) in its own environment in the user cache (~3 min, ~650 MB;
 #               a no-op when present): edgeopt tools install-onnx2tf
 #   make wheel  writes dist/edgeopt-VERSION-py3-none-any.whl (built-in profiles included) for pip install elsewhere
