@@ -161,6 +161,13 @@ def samples() -> Path:
     return SAMPLES
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte: the hostile-input tests give both
+        return False
+
+
 @pytest.fixture()
 def cli(request: pytest.FixtureRequest):
     """Invoke `edgeopt ...` in-process; returns the click Result."""
@@ -169,7 +176,7 @@ def cli(request: pytest.FixtureRequest):
     runner = CliRunner()
 
     def run(*args: str):
-        if any(str(a).lower().endswith(KERAS_SUFFIXES) and Path(str(a)).exists() for a in args):
+        if any(str(a).lower().endswith(KERAS_SUFFIXES) and _exists(str(a)) for a in args):
             request.node.stash[_KERAS_SEEN] = True
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
