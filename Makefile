@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   builds the shipped sample model for the three device classes and prints the comparison
-#   make test   runs the test suite
+#   make test   runs the test suite (all of it, as CI does) and prints the 25 slowest tests
+#   make test-fast  the fast tier for inner loops: no TensorFlow, PyTorch, onnx2tf or firmware (the marks in
+#               tests/conftest.py HEAVY; a test that uses one of them unmarked fails)
 #   make onnx2tf installs onnx2tf (ONNX -> float TFLite) in its own environment in the user cache (~3 min, ~650 MB;
 #               a no-op when present): edgeopt tools install-onnx2tf
 #   make wheel  writes dist/edgeopt-VERSION-py3-none-any.whl (built-in profiles included) for pip install elsewhere
@@ -12,7 +14,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-dev
 
-.PHONY: demo test lint onnx2tf wheel clean
+.PHONY: demo test test-fast lint onnx2tf wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +32,10 @@ demo: $(STAMP)
 	$(VENV)/bin/edgeopt compare demo-out/mobile-cpu demo-out/embedded-mcu demo-out/edge-server demo-out/onnx-edge-server
 
 test: lint onnx2tf
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile --fast --durations=10
 
 # onnx2tf needs Python >= 3.12 and pins its own numpy/onnx/onnxruntime: a venv of its own, found by edgeopt.
 onnx2tf: $(STAMP)

@@ -44,7 +44,7 @@ STAGING_PREFIX = ".edgeopt-staging-"
 LOCK_NAME = ".edgeopt-lock"
 
 
-def _file_mode() -> int:
+def new_file_mode() -> int:
     """The mode `open()` would give a new file: 0o666 minus the umask."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -67,7 +67,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         if STAGING_PREFIX not in str(path.parent):
-            tmp.chmod(_file_mode())  # a final file: the usual mode (staged files get it on commit)
+            tmp.chmod(new_file_mode())  # a final file: the usual mode (staged files get it on commit)
         tmp.replace(path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -316,7 +316,7 @@ class Staging:
             try:
                 for i, name in enumerate(names):
                     src, dst = self.dir / name, self.out / name
-                    src.chmod(_file_mode())
+                    src.chmod(new_file_mode())
                     old: Path | None = None
                     if os.path.lexists(dst):
                         old = backup / str(i)

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture()
 def model_copy(tmp_path: Path, samples: Path) -> Path:

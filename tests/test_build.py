@@ -14,6 +14,8 @@ from edgeopt.pipeline.build import BuildRequest, build
 from edgeopt.report import schema as rs
 from edgeopt.report.markdown import code
 
+pytestmark = pytest.mark.tensorflow
+
 REPORT_KEYS = {"schema_version", "tool", "target", "input", "baseline", "optimized", "budgets", "stages", "ok"}
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 QUICK = '[benchmark]\nruns = 10\nmin_seconds = 0.05\nwarmup_seconds = 0.01\n'
 
 

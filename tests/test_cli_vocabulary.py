@@ -14,6 +14,8 @@ import pytest
 from edgeopt.profiles import load_profile
 from edgeopt.vocabulary import ClusterInit, GraphOptimization, PruneAllocation, PruneCriterion
 
+pytestmark = pytest.mark.tensorflow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.mark.parametrize("kind", ["h5", "saved_model"])
 def test_h5_and_saved_model_build(cli, tmp_path: Path, samples: Path, kind: str):

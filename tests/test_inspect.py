@@ -11,6 +11,8 @@ from edgeopt.analysis.inspect import inspect_model
 from edgeopt.errors import ModelFileError
 from tests.bench import bench_models as bm
 
+pytestmark = pytest.mark.tensorflow
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_models"
 
 

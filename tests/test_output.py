@@ -13,6 +13,8 @@ from rich.console import Console
 from edgeopt.cli.output import PIPE_WIDTH, Sink, table
 from edgeopt.report.table import fmt as _fmt
 
+pytestmark = pytest.mark.tensorflow
+
 
 def test_piped_tables_are_not_squeezed(monkeypatch) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 # scheme -> (largest optimized/float size ratio, how much accuracy it may lose in points)
 TFLITE = {"none": (1.0, 0.0), "float16": (0.52, 0.5), "dynamic": (0.30, 1.0), "int16x8": (0.30, 1.0)}
 ONNX = {"float16": (0.52, 0.5), "dynamic": (0.32, 1.0)}

@@ -16,6 +16,8 @@ from edgeopt.pipeline.build import BuildRequest, build
 from edgeopt.runtime import RunnerOptions, open_runner
 from edgeopt.runtime.litert import XNNPACK_REFUSED
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def refused_build(tmp_path_factory):

@@ -97,10 +97,10 @@ def _command_line_error(exc: Exception) -> int:
     if getattr(type(exc), "show", None) is not getattr(_USAGE_ERROR, "show", None):  # e.g. `edgeopt targets` alone prints its help
         exc.show()  # type: ignore[attr-defined]
         return code
-    from edgeopt.cli.errors import one_line
+    from edgeopt.cli.errors import fail, one_line
 
     message = one_line(" ".join(exc.format_message().replace("Value error, ", "").split()))  # type: ignore[attr-defined]
     ctx = getattr(exc, "ctx", None)
     hint = f" (see {ctx.command_path} --help)" if isinstance(exc, _USAGE_ERROR) and ctx is not None else ""
-    sys.stderr.write(f"error: {message}{hint}\n")
+    fail(f"error: {message}{hint}", code, as_json="--json" in sys.argv[1:])
     return code

@@ -7,10 +7,10 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
 
 import typer
 
+from edgeopt import switches
 from edgeopt.errors import EdgeoptError
 
 EXIT_INTERRUPTED = 130
@@ -28,19 +28,19 @@ class Terminated(BaseException):
 signal_seen: int | None = None
 
 
-def _signalled() -> None:
+def _signalled() -> tuple[str, int] | None:
+    """The line and exit code for a signal the handlers saw, whatever exception native code made of it."""
     import signal
 
     if signal_seen == signal.SIGINT:
-        _print_err("interrupted; earlier outputs are untouched")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        return "interrupted; earlier outputs are untouched", EXIT_INTERRUPTED
     if signal_seen == signal.SIGTERM:
-        _print_err("terminated; earlier outputs are untouched")
-        raise typer.Exit(EXIT_TERMINATED) from None
+        return "terminated; earlier outputs are untouched", EXIT_TERMINATED
+    return None
 
 
 def debug_enabled() -> bool:
-    return os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false")
+    return switches.debug()
 
 
 def one_line(text: str) -> str:
@@ -58,41 +58,55 @@ def _print_err(text: str) -> None:
     sys.stderr.flush()
 
 
+def fail(line: str, code: int, as_json: bool) -> None:
+    """Say a failure: its one line on stderr and, under --json, {"error": the line, "exit": code} on stdout, so a
+    script reading stdout sees why (a result already on stdout is not followed by a second document)."""
+    import json
+
+    _print_err(line)
+    if as_json:
+        sys.stdout.write(json.dumps({"error": line.removeprefix("error: "), "exit": code}) + "\n")
+        sys.stdout.flush()
+
+
 @contextmanager
-def handled() -> Iterator[None]:
-    """Turn library exceptions into one stderr line and an exit code."""
+def handled(as_json: bool = False) -> Iterator[None]:
+    """Turn library exceptions into one stderr line and an exit code (with --json, also a JSON object on stdout)."""
+    from edgeopt.cli import output
+
+    printed = output.results_printed()
     try:
         yield
     except typer.Exit:
         raise
-    except EdgeoptError as exc:
-        _signalled()
-        if debug_enabled():
-            traceback.print_exc()
-        _print_err(f"error: {one_line(str(exc))}")
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        _print_err("interrupted; earlier outputs are untouched")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Terminated:
-        _print_err("terminated; earlier outputs are untouched")
-        raise typer.Exit(EXIT_TERMINATED) from None
-    except OSError as exc:
-        from edgeopt.atomic import DISK_FULL
+    except (Exception, KeyboardInterrupt, Terminated) as exc:  # noqa: BLE001 - the last line of defence
+        line, code = _verdict(exc)
+        fail(line, code, as_json and output.results_printed() == printed)
+        raise typer.Exit(code) from None
 
-        _signalled()
-        if exc.errno not in DISK_FULL:
-            _internal(exc)
+
+def _verdict(exc: BaseException) -> tuple[str, int]:
+    """The one line and exit code of an exception (a traceback first under --debug where it helps)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted; earlier outputs are untouched", EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        return "terminated; earlier outputs are untouched", EXIT_TERMINATED
+    if isinstance(exc, MemoryError):
+        return "error: out of memory; try a smaller model, fewer samples or a machine with more RAM", 1
+    signalled = _signalled()
+    if signalled is not None:
+        return signalled
+    if isinstance(exc, EdgeoptError):
         if debug_enabled():
-            traceback.print_exc()
-        _print_err(f"error: {one_line(_disk_full(exc))}")
-        raise typer.Exit(2) from None
-    except MemoryError:
-        _print_err("error: out of memory; try a smaller model, fewer samples or a machine with more RAM")
-        raise typer.Exit(1) from None
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
-        _signalled()
-        _internal(exc)
+            traceback.print_exception(exc)
+        return f"error: {one_line(str(exc))}", exc.exit_code
+    from edgeopt.atomic import DISK_FULL
+
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        if debug_enabled():
+            traceback.print_exception(exc)
+        return f"error: {one_line(_disk_full(exc))}", 2
+    return _internal(exc)
 
 
 def _disk_full(exc: OSError) -> str:
@@ -116,10 +130,10 @@ def _disk_full(exc: OSError) -> str:
             "free some space, set TMPDIR to a folder with room, or choose another output folder")
 
 
-def _internal(exc: BaseException) -> NoReturn:
+def _internal(exc: BaseException) -> tuple[str, int]:
     """An exception nothing expected: one line, exit 1 (a bug to report)."""
     if debug_enabled():
         traceback.print_exception(exc)
     first = one_line((str(exc).strip().splitlines() or [""])[0][:300])
-    _print_err(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please report it)")
-    raise typer.Exit(1) from None
+    return (f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback, and please "
+            "report it)"), 1

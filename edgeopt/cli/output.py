@@ -31,6 +31,14 @@ def tolerant_streams() -> None:
                 reconfigure(errors=errors)
 
 
+_results = [0]  # JSON results written to stdout by this process (cli.errors writes no second document after one)
+
+
+def results_printed() -> int:
+    """How many --json results this process has written to stdout."""
+    return _results[0]
+
+
 def _console(stderr: bool = False) -> Console:
     """Markup and emoji codes are off: names from models, paths and profiles print as they are ('[/x]' is not
     a closing tag, '[link=...]' not a link, ':smile:' not an emoji). Styles are given as rich Text."""
@@ -51,6 +59,7 @@ class Sink:
         """Emit the command's result: JSON on stdout, or the human rendering."""
         if self.as_json:
             sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+            _results[0] += 1
         else:
             human(self.console)
 

@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from edgeopt import errors
+from edgeopt import errors, switches
 from edgeopt.errors import ConversionCrashed, ConversionError
 
 CHILD_MODULE = "edgeopt.convert.child"
@@ -52,7 +52,7 @@ class Stage:
 
 
 def enabled() -> bool:
-    return os.environ.get("EDGEOPT_ISOLATE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switches.switch("EDGEOPT_ISOLATE", default=True)
 
 
 def resolve(function: str) -> Any:
@@ -95,7 +95,7 @@ class _Worker:
         self.log_path = self.dir / "child.log"
         env = dict(os.environ)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        debug = os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false")  # --debug: native logs on our stderr
+        debug = switches.debug()  # --debug: native logs on our stderr
         with self.log_path.open("ab") as log:  # O_APPEND: the child truncates it at each job
             self.proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, *([] if debug else ["--private-log"])],
                                          stdin=subprocess.PIPE,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeopt.analysis.tflite_graph import TfliteGraph, TfliteTensor
-from edgeopt.atomic import DISK_FULL, no_space
+from edgeopt.atomic import DISK_FULL, new_file_mode, no_space
 from edgeopt.errors import InputError, OutputError, UnsupportedOpError
 from edgeopt.mcu.ops import INT8_KERNELS, adder_for, int8_only_ops
 from edgeopt.mcu.variables import resource_variables
@@ -266,7 +266,7 @@ def write_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
                 fh.flush()
                 os.fsync(fh.fileno())
         for tmp, dst in temps:
-            tmp.chmod(0o644)
+            tmp.chmod(new_file_mode())
             tmp.replace(dst)
     except OSError as exc:
         for tmp, _ in temps:

@@ -95,7 +95,15 @@ class BuildResult:
 
     @property
     def ok(self) -> bool:
-        return not self.violations
+        """The report's verdict: every budget met and, with a firmware stage, its output bit-exact (one rule, in
+        pipeline.reporting); a firmware mismatch breaks no budget, so `not violations` would call it ok."""
+        return self.report.ok
+
+    def failures(self) -> tuple[str, ...]:
+        """Why the build is not ok, one phrase each: the broken budgets, a firmware output that differs."""
+        fw = self.report.stages.firmware
+        mismatch = () if fw is None or fw.bit_exact else (f"firmware output {fw.vs_host_tflm.description}",)
+        return (*(v.describe() for v in self.violations), *mismatch)
 
 
 def _noop(_: str) -> None:

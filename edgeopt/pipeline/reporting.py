@@ -120,8 +120,14 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
         eval_data=None if o.eval_data is None else str(o.eval_data),
         baseline=baseline, optimized=optimized, ratios=ratios, budgets=budgets, stages=stages, notes=notes,
         build_seconds=round(o.build_seconds, 3),
-        ok=all(b.ok is not False for b in budgets) and (stages.firmware is None or stages.firmware.bit_exact),
+        ok=verdict(budgets, stages.firmware),
     )
+
+
+def verdict(budgets: list[rs.Budget], firmware: rs.FirmwareStage | None) -> bool:
+    """A build is ok when no budget is broken and, with a firmware stage, its output is bit-exact (Report.ok,
+    BuildResult.ok, a search trial's feasibility)."""
+    return all(b.ok is not False for b in budgets) and (firmware is None or firmware.bit_exact)
 
 
 def _where(lat: rs.LatencyInfo) -> str:

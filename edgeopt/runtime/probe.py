@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt import errors
+from edgeopt import errors, switches
 from edgeopt.errors import InputError, ModelFileError
 
 DEFAULT_TIMEOUT = 120.0
@@ -64,7 +64,7 @@ class ProbeRun(StrEnum):
 
 
 def enabled() -> bool:
-    return os.environ.get("EDGEOPT_PROBE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switches.switch("EDGEOPT_PROBE", default=True)
 
 
 MAX_TIMEOUT = 86400.0

@@ -12,10 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from edgeopt import switches
+
 
 @contextmanager
 def native_quiet() -> Iterator[None]:
-    if os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false"):
+    if switches.debug():
         yield
         return
     sys.stdout.flush()

@@ -13,6 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
+from edgeopt import switches
+
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -50,7 +52,7 @@ def main() -> int:
 
         channel.send({"t": "result", "json": TypeAdapter(job["result_type"]).dump_json(result).decode()})
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as JSON
-        if os.environ.get("EDGEOPT_DEBUG", "") not in ("", "0", "false"):
+        if switches.debug():
             import traceback
 
             traceback.print_exception(exc)

@@ -87,7 +87,8 @@ def test_json_and_compare_on_stdout_are_only_json(models, fast, tmp_path) -> Non
     table = list(csv.reader(io.StringIO(res.stdout)))
     assert table[0] == list(render.COMPARE_HEADERS) and len(table) == 2 and "new / old" in res.stderr
     res = bench(models.tflite, *fast, "--json", "--csv", "-")
-    assert res.exit_code == 2 and "only one of --json" in res.stderr and not res.stdout
+    assert res.exit_code == 2 and "only one of --json" in res.stderr
+    assert json.loads(res.stdout) == {"error": res.stderr.strip().removeprefix("error: "), "exit": 2}  # --json failure
     res = bench(models.tflite, *fast, "--plot", "-")
     assert res.exit_code == 2 and "--plot needs a file name" in res.stderr
 

@@ -176,6 +176,7 @@ def test_timeout_is_one_line(device, models) -> None:
         run_remote([models.tflite], SETTINGS, s)[0]
 
 
+@pytest.mark.tensorflow  # builds a Keras model
 def test_build_remote_times_artifacts_on_device(cli, device, tmp_path) -> None:
     """`edgeopt build --remote`: the artifacts are timed on the device and labelled with it; it takes bench's SSH
     options (the key login here comes from --ssh-option alone: host `stranger` offers a key the device refuses),

@@ -9,6 +9,8 @@ import pytest
 
 from edgeopt.cluster import ClusterSpec, cluster_model
 
+pytestmark = pytest.mark.tensorflow
+
 CLUSTERS = 16
 
 

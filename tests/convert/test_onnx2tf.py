@@ -29,6 +29,8 @@ from edgeopt.errors import (
 )
 from edgeopt.validate.conversion_proof import check_proof, prove_conversion
 
+pytestmark = pytest.mark.onnx2tf
+
 
 def _const(name: str, a: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(a.astype(np.float32), name)

@@ -10,6 +10,8 @@ from edgeopt.report.compare import records
 from edgeopt.report.schema import Report
 from tests.firmware.conftest import SAMPLES, needs_toolchain
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware]
+
 FW_SAMPLES = 4
 
 
@@ -136,3 +138,27 @@ def test_an_image_too_big_for_the_board_is_a_broken_elf_budget():
     failed = [b for b in budgets if b.ok is False]
     assert [(b.name, b.limit, b.actual, b.unit) for b in failed] == [("firmware flash (ELF, board 'tiny')", 64.0, 151.2, "KB")]
     assert not any(b.name.startswith("max_flash") for b in budgets)  # no runtime_flash_kb-based figure beside it
+
+
+@needs_toolchain
+def test_a_firmware_mismatch_is_not_ok_although_no_budget_broke(fw_build):
+    """`search` calls a trial feasible by BuildResult.ok: it is the report's verdict, which counts a firmware output
+    that differs from host TFLM (it once was `not violations`, and a mismatch breaks no budget)."""
+    from edgeopt.pipeline.build import BuildResult
+    from edgeopt.pipeline.reporting import verdict
+
+    r, out = fw_build
+    report = Report.model_validate_json((out / "report.json").read_text())
+    good = BuildResult(report, out, ())
+    assert good.ok and good.failures() == () and report.ok
+    fw = report.stages.firmware
+    assert fw is not None
+    differs = fw.vs_host_tflm.model_copy(update={"bit_exact": False, "mismatched_elements": 1,
+                                                 "description": "differs at sample 0, output 0, element 3: 5 vs 6"})
+    bad_fw = fw.model_copy(update={"bit_exact": False, "vs_host_tflm": differs})
+    assert verdict(report.budgets, fw) and not verdict(report.budgets, bad_fw)
+    bad = report.model_copy(update={"stages": report.stages.model_copy(update={"firmware": bad_fw}),
+                                    "ok": verdict(report.budgets, bad_fw)})
+    result = BuildResult(bad, out, ())
+    assert result.violations == () and not result.ok
+    assert result.failures() == ("firmware output differs at sample 0, output 0, element 3: 5 vs 6",)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.firmware.conftest import ROOT, SAMPLES, needs_toolchain
 
-pytestmark = needs_toolchain
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware, needs_toolchain]
 
 SOURCES = ("tensorflow/lite/micro/cortex_m_generic/debug_log.cc",
            "third_party/cmsis_nn/Source/ActivationFunctions/arm_relu6_s8.c",

@@ -10,6 +10,8 @@ import pytest
 
 from tests.firmware.conftest import SAMPLES, needs_toolchain
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware]
+
 SAMPLE_COUNT = 8
 BOARDS = {"nrf52840": "cortex-m4f", "stm32h7": "cortex-m7", "alif-e3": "cortex-m55"}
 
@@ -23,13 +25,20 @@ def run_json(cli, model: Path, board: str, tflm: Path, *extra: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs(cli_module, int8_models, tflm):
-    """`mcu run --json` per (model, board), run once per module: later tests read the same results."""
+def kept(tmp_path_factory) -> Path:
+    """Where the runs keep their image and sources (`mcu run --out`): one folder per (model, board)."""
+    return tmp_path_factory.mktemp("kept")
+
+
+@pytest.fixture(scope="module")
+def runs(cli_module, int8_models, tflm, kept):
+    """`mcu run --json --out` per (model, board), run once per module: later tests read the same results."""
     done: dict[tuple[str, str], dict] = {}
 
     def get(model_name: str, board: str) -> dict:
         if (model_name, board) not in done:
-            done[model_name, board] = run_json(cli_module, int8_models[model_name], board, tflm)
+            done[model_name, board] = run_json(cli_module, int8_models[model_name], board, tflm,
+                                               "--out", str(kept / f"{model_name}-{board}"))
         return done[model_name, board]
 
     return get
@@ -277,3 +286,22 @@ def test_kernel_prepare_refusal_on_the_device_is_named(int8_models, tflm, tmp_pa
     with pytest.raises(KernelPrepareError, match=r"firmware's CONV_2D kernel refused the model in Prepare on "
                                                  r"mps2-an386 \(operator 0\): .*scale->size.*not an arena shortage"):
         parse_report(run, spec.qemu, 1)
+
+
+@needs_toolchain
+def test_kept_files_are_readable_and_build_time_is_not_negative(runs, kept):
+    """The image and sources kept under --out get a new file's usual mode (0644 under umask 022; they were 0600,
+    from mkstemp), and the firmware build time excludes only the library compiles of its own window (a cold TFLM
+    library once made it -191.09 s: its framework compile, before the window, was subtracted too)."""
+    import os
+
+    from edgeopt.firmware.run import KEPT
+
+    d = runs("digits_cnn", "nrf52840")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    folder = kept / "digits_cnn-nrf52840"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(KEPT)
+    for name in KEPT:
+        assert (folder / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+    assert d["build_seconds"] >= 0 and d["tflm_library"]["compile_seconds"] >= 0

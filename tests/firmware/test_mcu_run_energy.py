@@ -8,6 +8,8 @@ import pytest
 
 from tests.firmware.conftest import SAMPLES, needs_toolchain
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware]
+
 
 @needs_toolchain
 def test_mcu_run_energy_uses_the_firmware_estimate(cli, int8_models, tflm) -> None:

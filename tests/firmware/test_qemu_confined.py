@@ -15,7 +15,7 @@ import pytest
 from edgeopt import confine
 from tests.firmware.conftest import needs_toolchain, tflm_dir
 
-pytestmark = [needs_toolchain, pytest.mark.skipif(confine.abi_version() < 1, reason="the kernel has no Landlock")]
+pytestmark = [pytest.mark.firmware, needs_toolchain, pytest.mark.skipif(confine.abi_version() < 1, reason="the kernel has no Landlock")]
 
 PROBE_C = r"""
 #include <stdint.h>

@@ -12,6 +12,8 @@ from edgeopt.mcu.ops import check_ops, hint_for
 from edgeopt.mcu.tflm import ProbeSession
 from edgeopt.profiles import load_profile
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def mcu_profile():

@@ -11,6 +11,8 @@ from edgeopt.analysis.tflite_graph import read_tflite
 from edgeopt.errors import InputError, OutputError
 from edgeopt.mcu.c_export import check_c_name, export_c, render
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _export(model: Path, out: Path, name: str = "g_model"):
     return export_c(model, read_tflite(model), out, name, arena_bytes=8192, arena_measured=6000, margin_note="test margin")

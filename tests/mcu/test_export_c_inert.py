@@ -12,6 +12,8 @@ import pytest
 
 from edgeopt.mcu.c_export import c_text
 
+pytestmark = pytest.mark.tensorflow
+
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ("in\n#error injected\n", "*/ int evil; /*", "tail\\", "q??/", "caf\u00e9\r'\"")
 

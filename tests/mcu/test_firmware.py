@@ -16,6 +16,8 @@ import pytest
 
 from tests.firmware.conftest import needs_toolchain, tflm_dir
 
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware]
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "firmware"
 EDGEOPT = f"{shlex.quote(sys.executable)} -m edgeopt"

@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from edgeopt.cli.app import app
 
+pytestmark = pytest.mark.tensorflow
+
 
 def run(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)

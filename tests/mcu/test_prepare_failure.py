@@ -10,6 +10,8 @@ from edgeopt.errors import KernelPrepareError
 from edgeopt.mcu.arena import measure_arena
 from edgeopt.mcu.tflm import ProbeSession, prepare_failure
 
+pytestmark = pytest.mark.tensorflow
+
 
 def test_prepare_refusal_is_typed_not_an_arena_shortage(mcu_models):
     with pytest.raises(KernelPrepareError) as info:

@@ -12,6 +12,8 @@ import pytest
 from edgeopt.analysis.tflite_graph import check_tflite, read_tflite
 from edgeopt.errors import ModelFileError
 
+pytestmark = pytest.mark.tensorflow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

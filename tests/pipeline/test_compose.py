@@ -10,6 +10,8 @@ import pytest
 
 from edgeopt.report.schema import ClusterStage, Composition, PruneStage, Report
 
+pytestmark = pytest.mark.tensorflow
+
 
 def test_prune_cluster_quantize_in_one_build(cli, tmp_path: Path, samples: Path):
     prof = tmp_path / "compose.toml"

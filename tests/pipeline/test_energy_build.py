@@ -12,6 +12,8 @@ from edgeopt.energy import rapl_status
 from edgeopt.pipeline.build import BuildRequest, build
 from edgeopt.report.markdown import text
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _report(samples: Path, out: Path, target: str) -> tuple[dict, str]:
     res = build(BuildRequest(model=samples / "digits_cnn.keras", target=target, out=out))

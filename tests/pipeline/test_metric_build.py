@@ -10,6 +10,8 @@ import pytest
 
 from edgeopt.pipeline.build import BuildRequest, build
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:

@@ -15,6 +15,8 @@ import pytest
 
 from edgeopt.pipeline.build import BuildRequest, build
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory) -> Path:

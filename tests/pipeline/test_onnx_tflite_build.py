@@ -15,6 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeopt.errors import InputError
 from edgeopt.pipeline.build import BuildRequest, build
 
+pytestmark = pytest.mark.onnx2tf
+
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_models"
 
 

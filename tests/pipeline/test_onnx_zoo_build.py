@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
+
+pytestmark = pytest.mark.onnx2tf
 
 
 def test_opset9_squeezenet_from_the_onnx_package_builds_int8_for_mobile_cpu(cli, tmp_path):

@@ -12,6 +12,8 @@ from edgeopt.pipeline.build import BuildRequest, build
 from edgeopt.profiles import load_profile
 from edgeopt.sparsify.artifact import zeros_by_layer
 
+pytestmark = pytest.mark.tensorflow
+
 BASE = 'extends = "mobile-cpu"\n[budgets]\nmax_accuracy_drop = 100\n'
 
 

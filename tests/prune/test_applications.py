@@ -6,6 +6,8 @@ import pytest
 from edgeopt.prune import PruneSpec, prune_model
 from tests.prune.runtimes import run_litert, to_tflite
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _check(model, tmp_path, round_to):
     result = prune_model(model, PruneSpec(macs_reduction=0.5, round_to=round_to))

@@ -10,6 +10,8 @@ from edgeopt.prune.graph import build_graph
 from edgeopt.prune.rules import Axis, default_rules
 from tests.prune.prune_models import COUPLINGS
 
+pytestmark = pytest.mark.tensorflow
+
 SPEC = PruneSpec(ratio=0.5, allocation="uniform", criterion="l1")
 
 

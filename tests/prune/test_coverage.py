@@ -3,12 +3,15 @@ and what still blocks a group is named by its class and layer (exact surgery equ
 hard-swish, LayerScale and grouped-conv blocks is in test_couplings)."""
 
 import numpy as np
+import pytest
 
 from edgeopt.analysis.keras_stats import keras_model_stats
 from edgeopt.prune import PruneSpec, prune_model
 from edgeopt.prune.graph import build_graph
 from edgeopt.prune.rules import default_rules
 from tests.prune.prune_models import grouped_conv, hard_swish_block, layer_norm, layer_scale
+
+pytestmark = pytest.mark.tensorflow
 
 HALF = PruneSpec(ratio=0.5, allocation="uniform")
 

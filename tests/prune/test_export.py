@@ -7,6 +7,8 @@ from edgeopt.prune import PruneSpec, prune_model
 from tests.prune.prune_models import zoo
 from tests.prune.runtimes import run_litert, run_onnx, to_tflite
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def pruned(keras):

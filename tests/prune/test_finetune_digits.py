@@ -7,6 +7,8 @@ from edgeopt.prune import PruneSpec, prune_model
 from edgeopt.prune.finetune import finetune
 from edgeopt.validate.accuracy import keras_top1
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def digits(keras):

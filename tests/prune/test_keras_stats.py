@@ -1,6 +1,10 @@
 """MACs and params per layer match hand-computed values."""
 
+import pytest
+
 from edgeopt.analysis.keras_stats import keras_model_stats
+
+pytestmark = pytest.mark.tensorflow
 
 
 def test_macs_by_layer_type(keras):

@@ -8,6 +8,8 @@ from edgeopt.errors import InputError
 from edgeopt.prune import PruneSpec, prune_model
 from tests.prune.prune_models import COUPLINGS, zoo
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def model(keras):

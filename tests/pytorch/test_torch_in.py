@@ -14,6 +14,8 @@ import pytest
 
 from tests.pytorch.torch_models import digits_torch_cnn, trained_digits_cnn
 
+pytestmark = pytest.mark.torch
+
 torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,6 +13,8 @@ from edgeopt.report.schema import Report
 from tests.firmware.conftest import needs_toolchain, tflm_dir
 from tests.pytorch.torch_models import digits_torch_cnn
 
+pytestmark = [pytest.mark.torch, pytest.mark.onnx2tf, pytest.mark.firmware]
+
 pytest.importorskip("torch")
 
 

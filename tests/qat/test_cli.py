@@ -11,6 +11,8 @@ import pytest
 
 from tests.qat.cases import digits, dscnn_tail, rare_first
 
+pytestmark = pytest.mark.tensorflow
+
 QAT = '\n[qat]\nepochs = 3\nlearning_rate = 1e-4\n'
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _macs(path: Path) -> int:
     from edgeopt.analysis.tflite_graph import read_tflite

@@ -10,6 +10,8 @@ import pytest
 from edgeopt.errors import UnsupportedOpError
 from edgeopt.profiles.schema import IOType
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _mixed_model() -> Any:
     """Residual, concat, depthwise-separable, BN folding, fused ReLU/ReLU6, hard-swish, softmax, a nested block."""

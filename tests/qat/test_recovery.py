@@ -15,6 +15,8 @@ import pytest
 from edgeopt.profiles.schema import IOType, Scheme
 from tests.qat.cases import digits, dscnn_tail, heavy_tail_mlp, rare_first
 
+pytestmark = pytest.mark.tensorflow
+
 PTQ_LOSS = 3.0  # points PTQ must lose
 QAT_BUDGET = 0.5  # points QAT may lose
 

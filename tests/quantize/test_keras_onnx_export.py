@@ -14,6 +14,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 keras = pytest.importorskip("keras")
 
 

@@ -96,6 +96,7 @@ def test_per_channel_off_keeps_the_opset(cli, tmp_path) -> None:
     assert _per_channel_weights(tmp_path / "out" / "m.onnx") == 0
 
 
+@pytest.mark.slow  # a real 5 MB SqueezeNet quantized and timed: the slowest test of the fast tier (16 s)
 @pytest.mark.skipif(not (LIGHT / "light_squeezenet.onnx").is_file(), reason="this onnx version ships no light models")
 def test_classic_opset9_squeezenet_from_the_onnx_package(cli, tmp_path) -> None:
     report = _build(cli, LIGHT / "light_squeezenet.onnx", tmp_path / "out", "--random-calibration")

@@ -11,6 +11,8 @@ import pytest
 from edgeopt.report.schema import PartialStage, Report
 from tests.quantize.test_partial_fragile import fragile_mlp
 
+pytestmark = pytest.mark.tensorflow
+
 PARTIAL = "\n[budgets]\nmax_accuracy_drop = 1.0\n\n[partial]\nfallbacks = {fallbacks}\n"
 
 

@@ -26,6 +26,8 @@ from edgeopt.quantize.partial import (
 )
 from edgeopt.quantize.sensitivity import rank, sensitivity_onnx, sensitivity_tflite
 
+pytestmark = pytest.mark.tensorflow
+
 BUDGET = 1.0  # points
 OUTLIER = 1000.0
 

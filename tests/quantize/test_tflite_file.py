@@ -23,6 +23,8 @@ from edgeopt.quantize.tflite_file import TfliteFileOptions, quantize_tflite_file
 from tests.conftest import ROOT, SAMPLES
 from tests.quantize.tflite_models import digits_cnn, outputs, snr_db
 
+pytestmark = pytest.mark.tensorflow
+
 CALIB = np.load(SAMPLES / "digits_cnn.calib.npz")["x"]
 EVAL = np.load(SAMPLES / "digits_cnn.eval.npz")["x"]
 

@@ -12,6 +12,8 @@ from edgeopt.profiles.schema import CalibrationMethod, IOType, Scheme
 from edgeopt.quantize.tflite_file import TfliteFileOptions, quantize_tflite_file
 from tests.quantize.tflite_models import outputs, sine_mlp
 
+pytestmark = pytest.mark.tensorflow  # its models are built with Keras
+
 X_EVAL = np.linspace(0, 2 * np.pi, 400, dtype=np.float32).reshape(-1, 1)
 CALIB = np.random.default_rng(1).uniform(0, 2 * np.pi, (300, 1)).astype(np.float32)
 INT8_IO = TfliteFileOptions(input_type=IOType.INT8, output_type=IOType.INT8)

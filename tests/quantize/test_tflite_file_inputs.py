@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edgeopt.profiles.schema import Scheme
 from edgeopt.quantize.tflite_file import quantize_tflite_file
 from tests.quantize.tflite_models import snr_db, two_inputs
+
+pytestmark = pytest.mark.tensorflow  # its model is built with Keras
 
 
 def _outputs(path: Path, batch: dict[str, np.ndarray]) -> np.ndarray:

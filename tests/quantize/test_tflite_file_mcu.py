@@ -14,6 +14,8 @@ from edgeopt.profiles.schema import IOType, Scheme
 from edgeopt.quantize.tflite_file import TfliteFileOptions, quantize_tflite_file
 from tests.quantize.tflite_models import dense_softmax, leaky_cnn
 
+pytestmark = pytest.mark.tensorflow  # its models are built with Keras
+
 
 def test_tflm_disagreeing_with_litert_is_exit_3_naming_the_op(tmp_path: Path) -> None:
     src = dense_softmax(tmp_path / "softmax.tflite")

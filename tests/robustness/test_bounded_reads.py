@@ -18,6 +18,8 @@ import pytest
 
 from tests.robustness.conftest import ROOT, edgeopt, error_line
 
+pytestmark = pytest.mark.tensorflow
+
 KERAS = ROOT / "sample_models" / "digits_dscnn.keras"
 CALIB = ROOT / "sample_models" / "digits_dscnn.calib.npz"
 ONNX = ROOT / "sample_models" / "digits_mlp.onnx"

@@ -9,6 +9,8 @@ import pytest
 
 from tests.robustness.conftest import MODEL, edgeopt
 
+pytestmark = pytest.mark.tensorflow
+
 ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".cc", ".h", ".c")
 
 

@@ -13,8 +13,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+import pytest
+
 from tests.robustness.fuzz_classes import NEW_KINDS
 from tests.robustness.fuzzer import BAD, build_corpus, make_cases, run_cases, run_forked, run_fresh
+
+pytestmark = pytest.mark.tensorflow
 
 CASES = int(os.environ.get("EDGEOPT_FUZZ_CASES", "240"))
 FRESH_CASES = int(os.environ.get("EDGEOPT_FUZZ_FRESH_CASES", "40"))

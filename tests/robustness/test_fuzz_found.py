@@ -15,6 +15,8 @@ from tests.firmware.conftest import needs_toolchain
 from tests.robustness import fuzz_classes as fc
 from tests.robustness.fuzz_lib import main as lib_main
 
+pytestmark = pytest.mark.firmware
+
 
 @pytest.fixture(scope="module")
 def tflm_base(tmp_path_factory) -> Path:

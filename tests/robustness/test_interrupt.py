@@ -19,6 +19,8 @@ import pytest
 
 from tests.robustness.conftest import MODEL, ROOT, edgeopt
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() if p.is_file() else b"<dir>" for p in folder.iterdir()}

@@ -7,6 +7,8 @@ import pytest
 
 from tests.robustness.conftest import ROOT, edgeopt, error_line
 
+pytestmark = pytest.mark.tensorflow
+
 MODEL = ROOT / "sample_models" / "digits_dscnn.keras"  # 10 classes
 CALIB = ROOT / "sample_models" / "digits_dscnn.calib.npz"
 EVAL = ROOT / "sample_models" / "digits_dscnn.eval.npz"

@@ -9,6 +9,8 @@ import pytest
 
 from tests.robustness.conftest import MODEL, edgeopt
 
+pytestmark = pytest.mark.tensorflow
+
 GOOD = {"schema": "edgeopt.manifest/1", "input_key": "k", "artifacts": {}}
 CASES = {
     "inputs_list": {**GOOD, "inputs": ["model"]},

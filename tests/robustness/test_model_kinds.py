@@ -8,6 +8,8 @@ import pytest
 
 from tests.robustness.conftest import edgeopt, error_line
 
+pytestmark = pytest.mark.tensorflow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

@@ -8,6 +8,8 @@ import pytest
 from edgeopt.errors import InputError
 from tests.robustness.conftest import edgeopt, error_line
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _saved_model(folder, body):
     """A tf.Module SavedModel (one variable, serving_default) whose function also runs `body(x)`."""

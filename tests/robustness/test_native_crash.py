@@ -16,6 +16,8 @@ import pytest
 
 from tests.robustness.conftest import MODEL, edgeopt, error_line
 
+pytestmark = pytest.mark.tensorflow
+
 FLOAT16 = 'extends = "mobile-cpu"\n[quantize]\nscheme = "float16"\n'
 
 

@@ -13,6 +13,8 @@ import pytest
 from edgeopt.errors import OutputError
 from tests.robustness.conftest import ROOT, edgeopt, error_line
 
+pytestmark = pytest.mark.tensorflow
+
 SAMPLES = ROOT / "sample_models"
 
 

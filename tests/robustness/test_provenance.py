@@ -6,7 +6,11 @@ import hashlib
 import json
 import shutil
 
+import pytest
+
 from tests.robustness.conftest import MODEL, edgeopt
+
+pytestmark = pytest.mark.tensorflow
 
 
 def test_manifest_records_inputs_versions_and_artifacts(mobile_build):

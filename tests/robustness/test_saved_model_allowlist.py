@@ -11,6 +11,8 @@ import pytest
 from edgeopt.errors import InputError
 from tests.robustness.conftest import ROOT
 
+pytestmark = pytest.mark.tensorflow
+
 
 def _saved_model(folder, body):
     """A tf.Module SavedModel (one variable, serving_default) whose function also runs `body(x)`."""

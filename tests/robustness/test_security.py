@@ -12,6 +12,8 @@ import pytest
 from edgeopt.errors import DataError, ModelFileError, OutputError, ProfileError
 from tests.robustness.conftest import ROOT, edgeopt
 
+pytestmark = pytest.mark.tensorflow
+
 # The one unpickling: the sandbox child reads its job from the parent edgeopt process, before any model code runs
 # (the other way, child to parent, is JSON only: edgeopt/sandbox/runner.py).
 TRUSTED_PICKLE = {"edgeopt/sandbox/child.py"}

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.tensorflow
+
 MODEL = Path(__file__).resolve().parents[2] / "sample_models" / "digits_cnn.keras"
 SPACE = 'extends = "mobile-cpu"\n[search]\nobjectives = ["accuracy_drop", "bytes"]\nschemes = ["int8", "float16"]\n'
 

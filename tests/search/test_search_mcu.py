@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from edgeopt.pipeline.search.results import SearchResult
 from edgeopt.report.schema import Report
 from tests.search.searching import CNN, check_front
+
+pytestmark = pytest.mark.tensorflow
 
 
 def test_mcu_board_search(cli, tmp_path: Path, profile, tiny_data):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edgeopt.pipeline.search.results import SearchResult
 from edgeopt.report.schema import Report
 from tests.search.searching import BENCH, CNN, check_front
+
+pytestmark = pytest.mark.tensorflow
 
 
 def test_mobile_search_two_workers(cli, tmp_path: Path, profile, tiny_data):

@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgeopt.pipeline.search.results import SearchResult
 from tests.search.searching import CNN, env
+
+pytestmark = pytest.mark.tensorflow
 
 
 def test_two_workers_share_a_postgresql_study(tmp_path: Path, profile, tiny_data, postgres: str):

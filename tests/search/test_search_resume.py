@@ -8,8 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from edgeopt.pipeline.search.results import SearchResult
 from tests.search.searching import CNN, env, sqlite_states
+
+pytestmark = pytest.mark.tensorflow
 
 
 def test_sigkill_then_resume(tmp_path: Path, profile, tiny_data):

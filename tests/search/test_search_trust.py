@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from edgeopt.pipeline.search.results import SearchResult
 from tests.search.searching import CNN, env, sqlite_states
 
+pytestmark = pytest.mark.tensorflow
+
 BODY = ('extends = "mobile-cpu"\n[partial]\naccuracy_control = false\n[budgets]\nmax_accuracy_drop = 50.0\n'
         '[search]\nobjectives = ["accuracy_drop", "bytes"]\nschemes = ["float16", "dynamic"]\n')
 

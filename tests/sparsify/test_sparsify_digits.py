@@ -14,6 +14,8 @@ import pytest
 
 from edgeopt.sparsify.artifact import weight_zeros, zeros_by_layer
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture(scope="module")
 def run(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:

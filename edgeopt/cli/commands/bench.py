@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Benchmark models on their runtime (LiteRT for .tflite, onnxruntime for .onnx), locally or on a device."""
-        with handled():
+        with handled(json_out):
             from edgeopt.errors import InputError
 
             sink = Sink(json_out)

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Convert, quantize, validate and benchmark MODEL for a target profile; write OUT/report.json, report.md and report.html."""
-        with handled():
+        with handled(json_out):
             from edgeopt.errors import BudgetExceededError
             from edgeopt.pipeline.build import BuildRequest, build
             from edgeopt.report.render import to_console

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Share weights: k-means each kernel to CLUSTERS values (biases and BatchNorm untouched)."""
-        with handled():
+        with handled(json_out):
             from edgeopt.cluster import ClusterSpec, cluster_keras_file
             from edgeopt.data.datasets import sibling
 

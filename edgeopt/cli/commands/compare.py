@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Show several build reports side by side: bytes, accuracy, latency and their ratios."""
-        with handled():
+        with handled(json_out):
             from edgeopt.report.compare import COLUMNS, TITLE, load_report, records, rows
 
             loaded = [load_report(p) for p in reports]

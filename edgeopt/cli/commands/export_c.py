@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Write the model as an aligned C array with arena size, I/O constants and an op resolver."""
-        with handled():
+        with handled(json_out):
             from edgeopt.mcu.c_export import check_c_name, export_c
             from edgeopt.mcu.check import measure
             from edgeopt.mcu.io_layout import io_layout

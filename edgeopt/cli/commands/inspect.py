@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Show inputs, outputs, ops, params and MACs of a model (--sensitivity: per-layer int8 error)."""
-        with handled():
+        with handled(json_out):
             if sensitivity:
                 _sensitivity(model, calib, unsafe_load, json_out)
                 return

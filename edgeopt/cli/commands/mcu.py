@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
         Integer I/O of another type than the profile's (uint8 where it says int8) is reported, not refused.
         """
-        with handled():
+        with handled(json_out):
             from edgeopt.mcu.check import check_model
             from edgeopt.profiles import load_profile
 

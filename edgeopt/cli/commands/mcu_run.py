@@ -49,7 +49,7 @@ def register(sub: typer.Typer) -> None:
         The firmware uses the model's own I/O types (reported when they differ from the profile's, as `mcu check` does).
         A stateful (streaming) model runs its samples as consecutive frames, state carried, each compared.
         """
-        with handled():
+        with handled(json_out):
             from edgeopt.firmware.run import run_firmware
             from edgeopt.profiles import load_profile
 

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compile MODEL for the profile's NPU into DIR/NAME_vela.tflite; NPU vs CPU operators, SRAM, flash and
         Vela's cycle estimate per layer and in total (an estimate, the NPU part only)."""
-        with handled():
+        with handled(json_out):
             from edgeopt.atomic import refuse_overwriting
             from edgeopt.load.formats import check_model_path
             from edgeopt.npu.vela import compile_for_npu, compiled_name, npu_of

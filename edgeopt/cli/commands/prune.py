@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Remove channels physically (dependency-aware), then fine-tune; the saved model is smaller and faster."""
-        with handled():
+        with handled(json_out):
             from pydantic import ValidationError
 
             from edgeopt.errors import InputError

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Fine-tune with int8 fake quantization; `edgeopt build` converts the result with the trained scales."""
-        with handled():
+        with handled(json_out):
             from edgeopt.qat.run import qat_keras_file
             from edgeopt.qat.train import QatSpec
 

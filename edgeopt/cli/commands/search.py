@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Search the profile's [search] space with Optuna: each trial a real build; the Pareto front, OUT/best and OUT/search.json."""
-        with handled():
+        with handled(json_out):
             from edgeopt.errors import NoFeasibleCandidateError
             from edgeopt.pipeline.search.render import to_console
             from edgeopt.pipeline.search.run import SearchRequest, SearchStatus, search

@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Zero weights by magnitude (unstructured, N:M or blocks); zeros are kept exactly and measured in the .tflite."""
-        with handled():
+        with handled(json_out):
             from edgeopt.data.datasets import sibling
             from edgeopt.sparsify import SparsifySpec
             from edgeopt.sparsify.run import sparsify_file

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("list")
     def list_cmd(json_out: JsonOpt = False) -> None:
         """List the profiles found, with where each comes from."""
-        with handled():
+        with handled(json_out):
             from edgeopt.errors import ProfileError
             from edgeopt.profiles import list_profiles, load_profile
 
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("show")
     def show_cmd(name: Annotated[str, typer.Argument(metavar="PROFILE", help="Profile name or .toml path.")], json_out: JsonOpt = False) -> None:
         """Show a profile fully resolved (after `extends`)."""
-        with handled():
+        with handled(json_out):
             import tomllib  # noqa: F401  (keeps the dependency explicit)
 
             from edgeopt.profiles import load_profile

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Create the onnx2tf environment in the edgeopt cache (ONNX -> float TFLite); a no-op when present."""
-        with handled():
+        with handled(json_out):
             from edgeopt.convert.onnx2tf_env import install_onnx2tf
             from edgeopt.convert.onnx2tf_tool import ONNX2TF_VERSION
 

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Check that a build's artifacts still match its manifest.json (exit 3 if any changed)."""
-        with handled():
+        with handled(json_out):
             from edgeopt.pipeline.manifest import check
 
             sink = Sink(json_out)

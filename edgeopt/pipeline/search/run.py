@@ -466,7 +466,7 @@ def _best(req: SearchRequest, out: Path, profile: Profile, t: Any, objectives: t
         else:
             how = f"rebuilt here (the trial was built on {t.user_attrs.get('host')} or into another --out)"
         if not built.ok:
-            notes.append("the rebuilt best candidate broke a budget here: " + "; ".join(v.describe() for v in built.violations))
+            notes.append("the rebuilt best candidate is not ok here: " + "; ".join(built.failures()))
     return sr.Chosen(number=t.number, params=dict(t.params), values=dict(zip(objectives, t.values, strict=True)),
                      folder=str(dst), how=how)
 

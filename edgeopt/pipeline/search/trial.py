@@ -135,7 +135,7 @@ def run_trial(trial: Any, ctx: TrialContext, space: Space, base: Profile, lock: 
     values = tuple(objective_value(report, o) for o in space.objectives)
     trial.set_user_attr("constraints", constraints(report))
     trial.set_user_attr("feasible", result.ok)
-    trial.set_user_attr("violations", [v.describe() for v in result.violations])
+    trial.set_user_attr("violations", list(result.failures()))
     trial.set_user_attr("bytes", report.optimized.artifact.bytes)
     trial.set_user_attr("artifact", report.optimized.artifact.path)
     _record_hashes(trial, folder, report.optimized.artifact.path)
