@@ -25,6 +25,8 @@ from onnx import TensorProto, helper
 
 from edgeopt.convert.onnx_rewrite import rewrite_non_onnx_ops
 
+pytestmark = pytest.mark.tensorflow
+
 keras = pytest.importorskip("keras")
 
 

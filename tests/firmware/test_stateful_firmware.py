@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from edgeopt.mcu.variables import STATEFUL_FRAMES
 from tests.firmware.conftest import needs_toolchain
 from tests.mcu.models import stateful_stream
+
+pytestmark = [pytest.mark.tensorflow, pytest.mark.firmware]
 
 
 @needs_toolchain

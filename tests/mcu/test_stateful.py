@@ -13,6 +13,8 @@ from edgeopt.analysis.tflite_graph import read_tflite
 from edgeopt.mcu.variables import STATEFUL_FRAMES, resource_variables
 from tests.mcu.models import stateful_stream
 
+pytestmark = pytest.mark.tensorflow  # its streaming model is built with TensorFlow
+
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory) -> Path:

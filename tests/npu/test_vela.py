@@ -16,6 +16,8 @@ from edgeopt.analysis.tflite_graph import read_tflite
 from edgeopt.npu.vela import PIP_COMMAND, compile_for_npu
 from edgeopt.profiles import load_profile
 
+pytestmark = pytest.mark.tensorflow  # builds digits_cnn with Keras
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -21,6 +21,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tests.quantize.test_partial_fragile import digits_data
 
+pytestmark = pytest.mark.onnx2tf
+
 OUTLIER = 1000.0
 
 

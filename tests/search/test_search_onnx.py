@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edgeopt.pipeline.search.results import SearchResult
 from edgeopt.report.schema import Report
 from tests.pipeline.test_onnx_tflite_build import _data, digits_conv
 from tests.search.searching import BENCH, check_front
+
+pytestmark = pytest.mark.onnx2tf
 
 
 def test_an_onnx_model_is_searched_for_mobile_cpu(cli, tmp_path: Path, profile):
