@@ -200,7 +200,7 @@ def test_build_remote_times_artifacts_on_device(cli, device, tmp_path) -> None:
 
 
 def test_build_remote_options_are_checked_before_any_work(cli, tmp_path) -> None:
-    model = ROOT / "sample_models" / "digits_dscnn.keras"
+    model = ROOT / "sample_models" / "digits_mlp.onnx"  # refused before loading: no converter, no TensorFlow
     for extra, words in ((("--ssh-option", "StrictHostKeyChecking=no"), "StrictHostKeyChecking is not allowed"),
                          (("--remote-timeout", "0"), "ssh timeouts must be positive")):
         res = cli("build", model, "--target", "raspberry-pi-4", "--out", tmp_path / "out", "--remote", "pi", *extra)
