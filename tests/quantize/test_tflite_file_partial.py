@@ -64,7 +64,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model = fragile_onnx(d / "fragile.onnx")
     conv = converter_for(OutputFormat.TFLITE)
     assert conv.onnx_to_float is not None
-    conv.onnx_to_float(model, d / "fragile.tflite", None)  # onnx2tf from ~/.cache/edgeopt
+    conv.onnx_to_float(model, d / "fragile.tflite", None, {})  # onnx2tf from ~/.cache/edgeopt
     return {"onnx": model, "tflite": d / "fragile.tflite", "calib": d / "calib.npz", "eval": d / "eval.npz"}
 
 
