@@ -182,8 +182,9 @@ def _output_lines(report: Report, name: Name = _quoted) -> list[str]:
     for o, b in _output_pairs(report):
         check = "" if o.ok is None else f"; {o.budget} {'ok' if o.ok else 'FAILED'}"
         base = "" if b is None else f" (float artifact {_metric_text(b)})"
+        cos = "" if o.cosine is None else f"cosine {o.cosine:.4f}, "
         lines.append(f"output {name(o.name)} by {o.metric}: {_metric_text(o)}{base}; SNR {o.snr_db:.1f} dB, "
-                     f"cosine {o.cosine:.4f}, max abs {o.max_abs:.3g}{check}")
+                     f"{cos}max abs {o.max_abs:.3g}{check}")
     return lines
 
 

@@ -8,8 +8,8 @@ from edgeopt.vocabulary import AccuracyMetric, DeviceClass, EnergyMethod
 
 # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware;
 # 2.2: latency CPU time, host load, input shapes; 2.3: accuracy per output (accuracy.outputs) with its metric
-# (top1, agreement, snr, cosine, max-abs)
-SCHEMA_VERSION = "2.4"
+# (top1, agreement, snr, cosine, max-abs); 2.5: no cosine for outputs of one value
+SCHEMA_VERSION = "2.5"
 
 
 class Frozen(BaseModel):
@@ -53,7 +53,7 @@ class OutputAccuracy(Frozen):
     drop: float | None  # top1 / agreement: percentage points lost against the float model
     agreement: float | None  # percent of samples with the float model's top-1 (outputs with 2+ values per sample)
     snr_db: float  # against the float model's output (capped at 200 dB)
-    cosine: float  # mean cosine similarity per sample
+    cosine: float | None  # mean cosine similarity per sample; None for an output of one value per sample
     max_abs: float  # largest absolute difference
     budget: str | None  # the [budgets] key checked on it (max_accuracy_drop, min_snr_db, ...); None: not checked
     ok: bool | None  # within that budget; None when not checked
