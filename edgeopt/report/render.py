@@ -315,8 +315,10 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
     if (a := stages.onnx_activations) is not None:
         how = "measured, interleaved with the float baseline" if a.measured else "not measured"
         out += ["", "## int8 activations (ONNX)", "", f"Kept {a.chosen} ({how}).", ""]
-        out += _table(["activations", "p50 ms", "ratio to float", "accuracy drop", "within budget"],
-                      [[c.kind, c.p50_ms, c.latency_ratio, c.accuracy_drop, c.within_budget] for c in a.candidates])
+        out += _table(["activations", "p50 ms", "ratio to float", "metric", "accuracy", "accuracy drop",
+                       "within budget"],
+                      [[c.kind, c.p50_ms, c.latency_ratio, c.metric, c.accuracy, c.accuracy_drop, c.within_budget]
+                       for c in a.candidates])
     if (cv := stages.conversion) is not None:
         quantizer = f"; quantized by {text(cv.quantizer)}" if cv.quantizer else ""
         out += ["", "## Conversion (ONNX -> TFLite)", "",

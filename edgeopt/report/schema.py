@@ -8,7 +8,7 @@ from edgeopt.vocabulary import AccuracyMetric, DeviceClass, EnergyMethod
 
 # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware;
 # 2.2: latency CPU time, host load, input shapes; 2.3: accuracy per output (accuracy.outputs) with its metric
-# (top1, agreement, snr, cosine, max-abs); 2.5: no cosine for outputs of one value
+# (top1, agreement, snr, cosine, max-abs); 2.5: no cosine for outputs of one value, activation candidates' accuracy
 SCHEMA_VERSION = "2.5"
 
 
@@ -470,6 +470,8 @@ class ActivationCandidate(Frozen):
     p50_ms: float | None  # None when not measured
     latency_ratio: float | None  # p50 / float baseline p50
     accuracy_drop: float | None  # points against the float model, None without eval data
+    metric: str | None = None  # the primary output's metric (top1, agreement, snr, ...); None without eval data
+    accuracy: float | None = None  # its value: top-1 %, agreement %, SNR dB, ...; None without eval data
     within_budget: bool
 
 

@@ -177,6 +177,29 @@ def badness(s: OutputScore) -> float:
     return s.figure if BUDGETS[s.metric][2] else -s.figure
 
 
+def tie_margin(metric: AccuracyMetric, samples: int) -> float:
+    """How far apart two candidates' figures on `metric` may be and still tie "within one eval sample": one sample
+    of top-1/agreement (100/n points); for SNR, the noise energy of one sample's share (10*log10(1 + 1/n) dB); for
+    cosine (a mean over samples) and max-abs (relative), 1/n."""
+    n = max(samples, 1)
+    if metric in CLASS_METRICS:
+        return 100.0 / n + 1e-9
+    if metric is AccuracyMetric.SNR:
+        return float(10.0 * np.log10(1.0 + 1.0 / n)) + 1e-9
+    return 1.0 / n + 1e-12
+
+
+def tied(a: Sequence[OutputScore], b: Sequence[OutputScore], samples: int) -> bool:
+    """Every output's figure (points dropped, or the metric) of `a` within one eval sample of `b`'s."""
+    def close(x: OutputScore, y: OutputScore) -> bool:
+        margin = tie_margin(x.metric, samples)
+        if x.metric is AccuracyMetric.MAX_ABS:
+            margin *= max(abs(x.figure), abs(y.figure))
+        return x.metric is y.metric and abs(x.figure - y.figure) <= margin
+
+    return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
+
+
 def snr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     ref = reference.astype(np.float64).ravel()
     err = ref - actual.astype(np.float64).ravel()
