@@ -292,7 +292,12 @@ def _macs_shapes(source: Source, sample: tuple[int, ...] | None, origin: str,
     if source.onnx_path is None or all(d is not None for d in source.input_shape[1:]):
         return None
     if sample is None:
-        notes.append("input MACs count the model's symbolic dimensions as 1: a lower bound")
+        from edgeopt.runtime.shapes import shape_hint
+
+        sized = [(i.name, i.shape) for i in source.inputs if any(d is None for d in i.shape[1:])] or \
+            [(source.input_name or "input", source.input_shape)]
+        hint = shape_hint((n, tuple(-1 if d is None else d for d in shape)) for n, shape in sized)
+        notes.append(f"input MACs count the model's symbolic dimensions as 1: a lower bound; give {hint}")
         return None
     where = "from --shape" if origin == "--shape" else f"one sample of the {origin} data"
     notes.append(f"input MACs are for input shape {'x'.join(map(str, sample))} ({where})")

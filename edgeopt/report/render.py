@@ -8,6 +8,7 @@ from rich.console import Console
 
 from edgeopt.report import schema as rs
 from edgeopt.report.markdown import cell, code, text
+from edgeopt.report.notes import summarize
 from edgeopt.report.schema import Report, Variant
 from edgeopt.report.table import printable, table
 from edgeopt.vocabulary import DeviceClass
@@ -200,8 +201,8 @@ def to_console(report: Report, console: Console) -> None:
         console.print(table("budgets", ["budget", "limit", "actual", "unit", "ok"],
                             [[b.name, b.limit, b.actual, b.unit, {True: "ok", False: "FAIL", None: "unchecked"}[b.ok]]
                              for b in report.budgets]))
-    for note in report.notes:
-        console.print(printable(f"note: {note}"), markup=False)
+    for line in summarize(report.notes, "report.json"):
+        console.print(printable(line), markup=False)
 
 
 def _md_cell(v: object) -> str:
