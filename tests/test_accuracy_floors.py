@@ -48,14 +48,14 @@ def test_the_floors_check_every_output_whatever_its_metric() -> None:
     noisy = ref + np.random.default_rng(1).normal(0, 0.2, ref.shape).astype(np.float32)  # far off, same top-1
     noisy[:, 0] = ref[:, 0] + 1.0  # keeps argmax 0
     budgets = load_profile("mobile-cpu").profile.budgets
-    assert (budgets.min_snr_db, budgets.min_cosine) == (10.0, 0.9)
+    assert (budgets.min_snr_db, budgets.min_cosine) == (6.0, 0.9)
     target = target_for([PROBS], [M.AGREEMENT], budgets)
     res = compare(noisy, ref, None, "float", target=target)
     (s,) = res.outputs
-    assert s.drop == 0.0 and s.snr_db < 10 and not s.collapsed
+    assert s.drop == 0.0 and s.snr_db < 6 and not s.collapsed
     checks = {c.budget: c for c in all_checks(res.outputs, target)}
     assert checks["max_accuracy_drop"].ok is True and checks["min_snr_db"].ok is False
-    assert checks["min_snr_db"].actual == pytest.approx(s.snr_db) and checks["min_snr_db"].limit == 10.0
+    assert checks["min_snr_db"].actual == pytest.approx(s.snr_db) and checks["min_snr_db"].limit == 6.0
     assert res.met is False  # agreement alone does not decide
     # the same output close to float passes every check
     close = compare(ref + 1e-3, ref, None, "float", target=target)
@@ -83,7 +83,7 @@ def test_a_float_output_that_is_constant_is_no_collapse() -> None:
 def test_floors_are_profile_keys_and_false_turns_them_off(tmp_path: Path) -> None:
     for name in ("edge-server", "mobile-cpu", "embedded-mcu", "raspberry-pi-4", "nrf52840"):
         b = load_profile(name).profile.budgets
-        assert (b.min_snr_db, b.min_cosine) == (10.0, 0.9), name
+        assert (b.min_snr_db, b.min_cosine) == (6.0, 0.9), name
     p = tmp_path / "off.toml"
     p.write_text('extends = "edge-server"\nname = "off"\n[budgets]\nmin_snr_db = false\nmin_cosine = 0.5\n')
     b = load_profile(str(p)).profile.budgets
