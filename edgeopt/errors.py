@@ -84,7 +84,8 @@ class BudgetViolation:
     unit: str
 
     def describe(self) -> str:
-        return f"{self.name}: {self.actual:g} {self.unit} > limit {self.limit:g} {self.unit}"
+        side = ">" if self.actual > self.limit else "<" if self.actual < self.limit else "at"  # at most / at least
+        return f"{self.name}: {self.actual:g} {self.unit} {side} limit {self.limit:g} {self.unit}"
 
 
 class BudgetExceededError(EdgeoptError):

@@ -68,7 +68,7 @@ def test_every_sample_builds_with_report(builds, model, target):
         assert lat["load_above_cores"] is (lat["load_1m"] > lat["cores"])
         assert lat["threads_above_cores"] is (lat["threads"] > lat["cores"])
         assert [dims for _, dims in lat["input_shapes"]] == [[1, 16, 16, 1]]
-    assert data["schema_version"] == "2.6"
+    assert data["schema_version"] == "2.7"
     lat = data["optimized"]["latency_ms"]
     threads_note = [n for n in data["notes"] if "runtime threads on" in n]
     assert bool(threads_note) is lat["threads_above_cores"]  # mobile-cpu's 4 threads on a 2-core host: said so

@@ -51,3 +51,23 @@ def test_bad_shape_is_exit_2(tmp_path) -> None:
                          ("1x3x8x8", "single-input models")):
         res = inspect(path, "--shape", spec)
         assert res.exit_code == 2 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output
+
+
+def test_the_shape_hint_uses_the_models_own_input_names_and_rank(tmp_path) -> None:
+    """An audio model [N, T] and two symbolic inputs: the hint is `--shape waveform=1x?`, never NAME=1x3x640x640."""
+    w = numpy_helper.from_array(np.ones((8, 4), np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["frames", "w"], ["y"]), helper.make_node("Relu", ["waveform"], ["r"])],
+                          "audio", [helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["N", "T"]),
+                                    helper.make_tensor_value_info("frames", TensorProto.FLOAT, ["N", "F", 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "F", 4]),
+                           helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N", "T"])], [w])
+    path = tmp_path / "audio.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    d = json.loads(inspect(path).stdout)
+    note = next(n for n in d["notes"] if "lower bound" in n)
+    assert "give --shape waveform=1x? --shape frames=1x?x8 (each ? its real size) for the real count" in note
+    assert "640" not in note
+    from edgeopt.runtime.shapes import shape_hint
+
+    assert shape_hint([("image", (-1, 3, 224, 224))]) == "--shape image=1x3x224x224"
+    assert shape_hint([("sr", ())]) == "--shape sr=scalar"

@@ -157,8 +157,10 @@ def read_onnx(path: Path, shapes: Mapping[str, tuple[int, ...]] | None = None) -
     unsized = [t for t in inputs if any(d <= 0 for d in t.shape[1:])]
     if unsized and any(n.macs for n in walk.nodes):
         listed = ", ".join(f"{t.name}=[{', '.join('?' if d <= 0 else str(d) for d in t.shape)}]" for t in unsized)
+        from edgeopt.runtime.shapes import shape_hint
+
         notes.append(f"MACs count symbolic dimensions as 1 ({listed}), so they are a lower bound; "
-                     "give --shape NAME=1x3x640x640 for the real count")
+                     f"give {shape_hint((t.name, t.shape) for t in unsized)} for the real count")
     return OnnxGraph(path=str(path), size_bytes=path.stat().st_size, ir_version=int(model.ir_version),
                      opsets={(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import},
                      producer=" ".join(x for x in (model.producer_name, model.producer_version) if x),

@@ -609,8 +609,12 @@ def _data_shapes(source: Source, calib: Batch | None, evalset: Dataset | None,
     x, origin = (evalset.x, "eval data") if evalset is not None else \
         (None if calib is None else batch_first(calib), "calibration data")
     if x is None:
+        from edgeopt.runtime.shapes import shape_hint
+
+        name = source.input_name or (source.inputs[0].name if source.inputs else "input")
         notes.append(f"latency measured with the input's symbolic dimensions as 1 ({list(source.input_shape)}): "
-                     "no data gave their size")
+                     f"no data gave their size; give eval data or "
+                     f"{shape_hint([(name, tuple(-1 if d is None else d for d in source.input_shape))])}")
         return ()
     shape = (1, *(int(d) for d in x.shape[1:]))
     notes.append(f"latency measured at input shape {'x'.join(map(str, shape))} (from the {origin}; the model's "

@@ -85,8 +85,9 @@ def assemble_report(outcome: BuildOutcome) -> rs.Report:
                        else opt_lat.latency.p50 / base_lat.latency.p50)
     notes += _timing_notes(o.latency, o.threads_from)
     budgets, budget_notes = _budgets(profile, optimized, o.mcu, ratios.latency_p50, o.firmware, o.firmware_violations,
-                                     o.target)
+                                     o.target, opt_acc)
     notes += budget_notes
+    notes += _far_below(opt_acc)
     params, macs = o.source.params_and_macs(_macs_shapes(o.source, o.data_sample_shape, o.data_origin, notes))
     if ratios.latency_verdict == "slower":
         assert baseline.latency_ms is not None and optimized.latency_ms is not None
@@ -143,57 +144,78 @@ def _acc_info(a: AccuracyResult | None, target: AccuracyTarget | None) -> rs.Acc
     """`target`: the budgets checked per output (the optimized artifact's); None for the baseline."""
     if a is None:
         return None
-    from edgeopt.validate.metrics import BUDGETS, meets
+    from edgeopt.validate.metrics import checks
 
     outs = []
     for i, s in enumerate(a.outputs):
         limit = None if target is None or i >= len(target.limits) else target.limits[i]
+        found = () if target is None else checks(s, limit, target)
+        failed = [c.budget for c in found if not c.ok]
         outs.append(rs.OutputAccuracy(name=s.name, metric=s.metric, value=s.value, reference_value=s.reference_value,
                                       drop=s.drop, agreement=s.agreement, snr_db=s.snr_db, cosine=s.cosine,
-                                      max_abs=s.max_abs, budget=None if limit is None else BUDGETS[s.metric][0],
-                                      ok=None if limit is None else meets(s, limit)))
+                                      max_abs=s.max_abs,
+                                      budget=", ".join(failed or [c.budget for c in found]) or None,
+                                      ok=None if not found else not failed))
     return rs.AccuracyInfo(metric=a.metric, reference=a.reference, value=a.value, reference_value=a.reference_value,
                            drop=a.drop, agreement=a.agreement, snr_db=a.snr_db, samples=a.samples, outputs=outs)
 
 
-def _accuracy_budgets(b: Any, opt: rs.Variant, target: AccuracyTarget | None) -> tuple[list[rs.Budget], list[str]]:
-    """One row per accuracy budget and output it applies to (by the output's metric: max_accuracy_drop for
-    top1/agreement, min_snr_db for snr, min_cosine, max_abs_error); a budget no output is scored by is noted."""
-    from edgeopt.validate.metrics import BUDGETS
+def _accuracy_budgets(b: Any, acc: AccuracyResult | None,
+                      target: AccuracyTarget | None) -> tuple[list[rs.Budget], list[str]]:
+    """One row per accuracy check of each output of the optimized artifact (`acc`): its metric's budget
+    (max_accuracy_drop for top1/agreement, min_snr_db for snr, min_cosine, max_abs_error), the floors min_snr_db
+    and min_cosine on every output, and a collapsed output; a budget no output is scored by is noted."""
+    from edgeopt.validate.metrics import BUDGETS, COLLAPSED, FLOORS, all_checks
+
+    units = {k: (u, m) for k, u, m in BUDGETS.values()}
+    keys = [k for k in units if getattr(b, k, None) is not None]
+    if target is None:  # no target known (older callers): max_accuracy_drop on the primary output
+        if b.max_accuracy_drop is None:
+            return [], []
+        actual = None if acc is None else acc.drop
+        ok = None if actual is None else actual <= b.max_accuracy_drop + 1e-9
+        return ([rs.Budget(name="max_accuracy_drop", limit=b.max_accuracy_drop, actual=actual, unit="points", ok=ok)],
+                ["max_accuracy_drop not checked: no eval data"] if actual is None else [])
+    names, metrics = target.names, target.metrics
+    notes: list[str] = []
+
+    def applies(key: str) -> list[str]:
+        return [n for n, m in zip(names, metrics, strict=True) if BUDGETS[m][0] == key or key in FLOORS]
 
     out: list[rs.Budget] = []
-    notes: list[str] = []
-    metrics = target.metrics if target is not None else ()
-    names = target.names if target is not None else ()
-    scored = {o.name: o for o in (opt.accuracy.outputs if opt.accuracy is not None else [])}
-    for key in dict.fromkeys(k for k, _, _ in BUDGETS.values()):
-        limit = getattr(b, key, None)
-        if limit is None:
-            continue
-        unit, at_most = next((u, m) for k, u, m in BUDGETS.values() if k == key)
-        applies = [n for n, m in zip(names, metrics, strict=True) if BUDGETS[m][0] == key]
-        if not applies and key == "max_accuracy_drop" and not metrics:
-            applies = [""]  # no target known (older callers): the primary output
-        if not applies:
-            used = ", ".join(f"'{n}' by {m}" for n, m in zip(names, metrics, strict=True))
-            notes.append(f"{key} not checked: no output is scored by its metric ({used})")
-            continue
-        for name in applies:
-            s = scored.get(name)
-            actual = None if opt.accuracy is None else (opt.accuracy.drop if s is None else
-                                                       (s.drop if s.drop is not None else s.value))
-            if actual is None:
+    if acc is None:
+        for key in keys:
+            where = applies(key)
+            if where:
                 notes.append(f"{key} not checked: no eval data")
-            ok = None if actual is None else (actual <= limit + 1e-9 if at_most else actual >= limit - 1e-9)
-            label = key if len(applies) == 1 else f"{key} ({name})"
-            out.append(rs.Budget(name=label, limit=limit, actual=actual, unit=unit, ok=ok))
-    if b.max_accuracy_drop is not None and target is not None:
-        for n, m in zip(names, metrics, strict=True):
-            key = BUDGETS[m][0]
-            if getattr(b, key, None) is None:
-                notes.append(f"output '{n}' is scored by {m}, which max_accuracy_drop does not apply to: set "
-                             f"budgets.{key} to check it")
+            for name in where:
+                label = key if len(where) == 1 else f"{key} ({name})"
+                out.append(rs.Budget(name=label, limit=getattr(b, key), actual=None, unit=units[key][0], ok=None))
+    else:
+        found = all_checks(acc.outputs, target)
+        per_key = {k: sum(c.budget == k for c in found) for k in {c.budget for c in found}}
+        for c in found:
+            label = c.budget if per_key[c.budget] == 1 and c.budget != COLLAPSED else f"{c.budget} ({c.output})"
+            out.append(rs.Budget(name=label, limit=c.limit, actual=c.actual, unit=c.unit, ok=c.ok))
+        for key in keys:
+            if key not in per_key:
+                used = ", ".join(f"'{n}' by {m}" for n, m in zip(names, metrics, strict=True))
+                notes.append(f"{key} not checked: no output is scored by its metric ({used})")
+    for n, m in zip(names, metrics, strict=True):
+        key = BUDGETS[m][0]
+        if getattr(b, key, None) is None and not any(getattr(b, f, None) is not None for f in FLOORS):
+            notes.append(f"output '{n}' is scored by {m} and no accuracy budget applies to it: set budgets.{key} "
+                         "or a floor (min_snr_db, min_cosine) to check it")
     return out, list(dict.fromkeys(notes))
+
+
+def _far_below(acc: AccuracyResult | None) -> list[str]:
+    """A warning for each output of the optimized artifact far below the float model's (edgeopt.validate.metrics)."""
+    if acc is None:
+        return []
+    from edgeopt.validate.metrics import far_below
+
+    return [w for s in acc.outputs if (w := far_below(s))]
 
 
 def _fingerprint(f: Fingerprint | None) -> rs.Fingerprint | None:
@@ -229,7 +251,8 @@ def _timing_notes(results: tuple[BenchResult, BenchResult] | None, threads_from:
 def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None, lat_ratio: float | None = None,
              firmware: FirmwareResult | None = None,
              firmware_violations: tuple[BudgetViolation, ...] = (),
-             target: AccuracyTarget | None = None) -> tuple[list[rs.Budget], list[str]]:
+             target: AccuracyTarget | None = None,
+             accuracy: AccuracyResult | None = None) -> tuple[list[rs.Budget], list[str]]:
     """The budgets checked, and a note for each one that could not be. When the firmware stage ran (or its image
     did not fit), flash and RAM are the linked ELF's, replacing the model + runtime_flash_kb figures."""
     b = profile.budgets
@@ -250,7 +273,7 @@ def _budgets(profile: Profile, opt: rs.Variant, mcu: McuReport | None, lat_ratio
             notes.append("max_latency_ms not checked: the benchmark was skipped")
         out.append(rs.Budget(name="max_latency_ms", limit=b.max_latency_ms, actual=p90, unit="ms (p90)",
                              ok=None if p90 is None else p90 <= b.max_latency_ms))
-    acc_rows, acc_notes = _accuracy_budgets(b, opt, target)
+    acc_rows, acc_notes = _accuracy_budgets(b, accuracy, target)
     out += acc_rows
     notes += acc_notes
     if firmware is not None or firmware_violations:
@@ -279,7 +302,12 @@ def _macs_shapes(source: Source, sample: tuple[int, ...] | None, origin: str,
     if source.onnx_path is None or all(d is not None for d in source.input_shape[1:]):
         return None
     if sample is None:
-        notes.append("input MACs count the model's symbolic dimensions as 1: a lower bound")
+        from edgeopt.runtime.shapes import shape_hint
+
+        sized = [(i.name, i.shape) for i in source.inputs if any(d is None for d in i.shape[1:])] or \
+            [(source.input_name or "input", source.input_shape)]
+        hint = shape_hint((n, tuple(-1 if d is None else d for d in shape)) for n, shape in sized)
+        notes.append(f"input MACs count the model's symbolic dimensions as 1: a lower bound; give {hint}")
         return None
     where = "from --shape" if origin == "--shape" else f"one sample of the {origin} data"
     notes.append(f"input MACs are for input shape {'x'.join(map(str, sample))} ({where})")

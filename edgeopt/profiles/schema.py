@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from edgeopt.errors import InputError
 from edgeopt.profiles.energy import EnergySection
@@ -124,6 +124,17 @@ class BenchmarkSection(Strict):
     min_seconds: Annotated[float, Field(ge=0)] = 1.0
 
 
+def _off(value: object) -> object:
+    """`false` turns an accuracy floor off (TOML has no null, and a profile that extends one inherits it)."""
+    if value is True:
+        msg = "true is not a limit: give a number, or false to turn the check off"
+        raise ValueError(msg)
+    return None if value is False else value
+
+
+Floor = BeforeValidator(_off)
+
+
 class BudgetsSection(Strict):
     max_model_kb: Annotated[float, Field(gt=0)] | None = None
     max_latency_ms: Annotated[float, Field(gt=0, description="limit on p90 latency")] | None = None
@@ -131,9 +142,12 @@ class BudgetsSection(Strict):
     max_latency_ratio: Annotated[float, Field(gt=0, description="optimized p50 / float baseline p50")] | None = None
     max_flash_kb: Annotated[float, Field(gt=0)] | None = None
     max_ram_kb: Annotated[float, Field(gt=0)] | None = None
-    # for outputs scored by snr / cosine / max-abs ([validate] metric); max_accuracy_drop is for top1 / agreement
-    min_snr_db: Annotated[float, Field(description="least output SNR against the float model, dB")] | None = None
-    min_cosine: Annotated[float, Field(ge=-1, le=1, description="least mean cosine similarity")] | None = None
+    # max_accuracy_drop is for top1 / agreement outputs; min_snr_db and min_cosine are floors on every output
+    # (cosine: outputs of more than one value per sample), whatever its metric; false turns one off
+    min_snr_db: Annotated[float | None, Floor, Field(description="least output SNR against the float model, dB, on "
+                                                     "every output; false: off")] = None
+    min_cosine: Annotated[Annotated[float, Field(ge=-1, le=1)] | None, Floor,
+                          Field(description="least mean cosine similarity on every output of 2+ values; false: off")] = None
     max_abs_error: Annotated[float, Field(ge=0, description="largest absolute output error")] | None = None
 
 

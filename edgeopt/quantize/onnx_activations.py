@@ -6,7 +6,9 @@ while on ARM S8S8 is the fast path. With `quantize.onnx_activations = "auto"`
 both are quantized from the same float model and calibration data, timed
 interleaved with the float baseline on the benchmark device (local or
 --remote), and scored on the eval data when there is some; the faster candidate
-that meets max_accuracy_drop is kept. Without timing (--no-bench) U8S8 is taken
+within the accuracy budgets (every output's metric budget and floors) is kept.
+When none is, the most accurate is kept, and among candidates that tie with it
+within one eval sample (edgeopt.validate.metrics.tied) the faster. Without timing (--no-bench) U8S8 is taken
 on x86 and S8S8 elsewhere, and the note says it was not measured.
 """
 
@@ -43,8 +45,10 @@ class Candidate:
 
     def to_dict(self, baseline_p50: float | None) -> dict[str, Any]:
         ratio = None if self.p50_ms is None or not baseline_p50 else self.p50_ms / baseline_p50
+        p = None if self.accuracy is None else self.accuracy.primary
         return {"activations": str(self.activations), "kind": LABEL[self.activations], "p50_ms": self.p50_ms,
                 "latency_ratio": ratio, "accuracy_drop": None if self.accuracy is None else self.accuracy.drop,
+                "metric": None if p is None else str(p.metric), "accuracy": None if p is None else p.value,
                 "within_budget": self.within_budget}
 
 
@@ -107,12 +111,30 @@ def quantize_with_activations(src: Path, dst: Path, recipe: OnnxRecipe, mode: On
 
 
 def pick(cands: Sequence[Candidate]) -> tuple[Candidate, str]:
-    """The fastest candidate within the accuracy budget; if none is, the most accurate. With the reason."""
+    """The fastest candidate within the accuracy budgets; if none is, the fastest of those tied with the most
+    accurate within one eval sample. With the reason."""
     ok = [c for c in cands if c.within_budget]
     if ok:
-        chosen = min(ok, key=lambda c: float("inf") if c.p50_ms is None else c.p50_ms)
-        return chosen, ("the faster" if len(ok) == len(cands) else "the only one within max_accuracy_drop")
-    return min(cands, key=_drop), "none meets max_accuracy_drop; kept the most accurate"
+        chosen = min(ok, key=_p50)
+        return chosen, ("the faster" if len(ok) == len(cands) else "the only one within the accuracy budgets")
+    best = min(cands, key=_drop)
+    level = [c for c in cands if c is best or _ties(c, best)]
+    chosen = min(level, key=_p50)
+    if len(level) > 1:
+        return chosen, "none meets the accuracy budgets; tied on accuracy within one eval sample, kept the faster"
+    return chosen, "none meets the accuracy budgets; kept the most accurate"
+
+
+def _p50(c: Candidate) -> float:
+    return float("inf") if c.p50_ms is None else c.p50_ms
+
+
+def _ties(a: Candidate, b: Candidate) -> bool:
+    if a.accuracy is None or b.accuracy is None or not a.accuracy.outputs or not b.accuracy.outputs:
+        return a.accuracy is None and b.accuracy is None
+    from edgeopt.validate.metrics import tied
+
+    return tied(a.accuracy.outputs, b.accuracy.outputs, min(a.accuracy.samples, b.accuracy.samples))
 
 
 def _within(accuracy: AccuracyResult | None, max_drop: float | None) -> bool:

@@ -215,6 +215,20 @@ def _badness(step: PartialStep) -> float:
     return -step.figure
 
 
+def _best(steps: list[PartialStep], samples: int) -> int:
+    """No step met the budget: the most accurate, and of the steps tied with it within one eval sample the fastest
+    (when timed), then the earliest (the most int8)."""
+    from edgeopt.validate.metrics import CLASS_METRICS, tie_margin
+    from edgeopt.vocabulary import AccuracyMetric
+
+    top = min(range(len(steps)), key=lambda i: (_badness(steps[i]), i))
+    metric = AccuracyMetric(steps[top].metric) if steps[top].metric else CLASS_METRICS[0]
+    margin = tie_margin(metric, samples)
+    level = [i for i, s in enumerate(steps) if s.metric == steps[top].metric
+             and abs(_badness(s) - _badness(steps[top])) <= margin]
+    return min(level, key=lambda i: (float("inf") if steps[i].latency_p50_ms is None else steps[i].latency_p50_ms, i))
+
+
 def _check_eval(eval_x: Batch | None) -> None:
     if eval_x is None or batch_count(eval_x) == 0:
         msg = "accuracy control needs eval data; give --eval data.npz (x, y)"
@@ -263,7 +277,7 @@ def control_accuracy(backend: Backend, eval_x: Batch, eval_y: np.ndarray | None,
             data16 = backend.int16x8()
             if data16 is not None:
                 done = attempt("int16x8", data16, (ALL_LAYERS,))
-    chosen = len(steps) - 1 if done else min(range(len(steps)), key=lambda i: (_badness(steps[i]), i))
+    chosen = len(steps) - 1 if done else _best(steps, batch_count(eval_x))
     return PartialResult(backend_name, settings.max_accuracy_drop, ev.float_accuracy, sens, tuple(steps),
                          chosen, done, models[chosen])
 

@@ -349,9 +349,11 @@ def _stage_sections(st: rs.Stages) -> list[str]:
     if (a := st.onnx_activations) is not None:
         out += ["<h2>int8 activations (ONNX)</h2>",
                 f'<p class="sub">kept {esc(a.chosen)} ({"measured" if a.measured else "not measured"})</p>',
-                _table(["activations", "p50 ms", "ratio to float", "accuracy drop", "within budget"],
-                       [[c.kind, c.p50_ms, c.latency_ratio, c.accuracy_drop, c.within_budget] for c in a.candidates],
-                       numeric=[False, True, True, True, False])]
+                _table(["activations", "p50 ms", "ratio to float", "metric", "accuracy", "accuracy drop",
+                        "within budget"],
+                       [[c.kind, c.p50_ms, c.latency_ratio, c.metric, c.accuracy, c.accuracy_drop, c.within_budget]
+                        for c in a.candidates],
+                       numeric=[False, True, True, False, True, True, False])]
     if (m := st.mcu) is not None:
         d = m.device_latency
         out += ["<h2>Microcontroller (TFLite Micro)</h2>", _table(["", "value"], [

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from edgeopt.report import schema as rs
 from edgeopt.report.markdown import cell, code, text
+from edgeopt.report.notes import summarize
 from edgeopt.report.schema import Report, Variant
 from edgeopt.report.table import printable, table
 from edgeopt.vocabulary import DeviceClass
@@ -236,8 +237,9 @@ def _output_lines(report: Report, name: Name = _quoted) -> list[str]:
     for o, b in _output_pairs(report):
         check = "" if o.ok is None else f"; {o.budget} {'ok' if o.ok else 'FAILED'}"
         base = "" if b is None else f" (float artifact {_metric_text(b)})"
+        cos = "" if o.cosine is None else f"cosine {o.cosine:.4f}, "
         lines.append(f"output {name(o.name)} by {o.metric}: {_metric_text(o)}{base}; SNR {o.snr_db:.1f} dB, "
-                     f"cosine {o.cosine:.4f}, max abs {o.max_abs:.3g}{check}")
+                     f"{cos}max abs {o.max_abs:.3g}{check}")
     return lines
 
 
@@ -253,8 +255,8 @@ def to_console(report: Report, console: Console) -> None:
         console.print(table("budgets", ["budget", "limit", "actual", "unit", "ok"],
                             [[b.name, b.limit, b.actual, b.unit, {True: "ok", False: "FAIL", None: "unchecked"}[b.ok]]
                              for b in report.budgets]))
-    for note in report.notes:
-        console.print(printable(f"note: {note}"), markup=False)
+    for line in summarize(report.notes, "report.json"):
+        console.print(printable(line), markup=False)
 
 
 def _md_cell(v: object) -> str:
@@ -368,8 +370,10 @@ def _stages_markdown(stages: rs.Stages) -> list[str]:
     if (a := stages.onnx_activations) is not None:
         how = "measured, interleaved with the float baseline" if a.measured else "not measured"
         out += ["", "## int8 activations (ONNX)", "", f"Kept {a.chosen} ({how}).", ""]
-        out += _table(["activations", "p50 ms", "ratio to float", "accuracy drop", "within budget"],
-                      [[c.kind, c.p50_ms, c.latency_ratio, c.accuracy_drop, c.within_budget] for c in a.candidates])
+        out += _table(["activations", "p50 ms", "ratio to float", "metric", "accuracy", "accuracy drop",
+                       "within budget"],
+                      [[c.kind, c.p50_ms, c.latency_ratio, c.metric, c.accuracy, c.accuracy_drop, c.within_budget]
+                       for c in a.candidates])
     if (cv := stages.conversion) is not None:
         quantizer = f"; quantized by {text(cv.quantizer)}" if cv.quantizer else ""
         out += ["", "## Conversion (ONNX -> TFLite)", "",

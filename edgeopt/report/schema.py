@@ -9,9 +9,11 @@ from edgeopt.vocabulary import AccuracyMetric, DeviceClass, EnergyMethod
 
 # 2.0: typed stages, latency fingerprint, MCU device latency estimate; 2.1: energy, sparsity ratios, stages.firmware;
 # 2.2: latency CPU time, host load, input shapes; 2.3: accuracy per output (accuracy.outputs) with its metric
-# (top1, agreement, snr, cosine, max-abs); 2.5: stages.npu (Ethos-U through Vela: NPU/CPU operators, SRAM, flash, cycles);
-# 2.6: fingerprint.emulation (figures measured on an emulated CPU)
-SCHEMA_VERSION = "2.6"
+# (top1, agreement, snr, cosine, max-abs); 2.4: stages.conversion (ONNX -> TFLite by onnx2tf, proven);
+# 2.5: stages.npu (Ethos-U through Vela: NPU/CPU operators, SRAM, flash, cycles);
+# 2.6: fingerprint.emulation (figures measured on an emulated CPU);
+# 2.7: no cosine for outputs of one value, activation candidates' accuracy
+SCHEMA_VERSION = "2.7"
 
 
 class Frozen(BaseModel):
@@ -55,7 +57,7 @@ class OutputAccuracy(Frozen):
     drop: float | None  # top1 / agreement: percentage points lost against the float model
     agreement: float | None  # percent of samples with the float model's top-1 (outputs with 2+ values per sample)
     snr_db: float  # against the float model's output (capped at 200 dB)
-    cosine: float  # mean cosine similarity per sample
+    cosine: float | None  # mean cosine similarity per sample; None for an output of one value per sample
     max_abs: float  # largest absolute difference
     budget: str | None  # the [budgets] key checked on it (max_accuracy_drop, min_snr_db, ...); None: not checked
     ok: bool | None  # within that budget; None when not checked
@@ -473,6 +475,8 @@ class ActivationCandidate(Frozen):
     p50_ms: float | None  # None when not measured
     latency_ratio: float | None  # p50 / float baseline p50
     accuracy_drop: float | None  # points against the float model, None without eval data
+    metric: str | None = None  # the primary output's metric (top1, agreement, snr, ...); None without eval data
+    accuracy: float | None = None  # its value: top-1 %, agreement %, SNR dB, ...; None without eval data
     within_budget: bool
 
 

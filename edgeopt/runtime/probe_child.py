@@ -56,7 +56,7 @@ def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, grap
 
     from edgeopt.runtime.base import GraphOptimization, RunnerOptions, RuntimeName
     from edgeopt.runtime.registry import RUNTIMES
-    from edgeopt.runtime.shapes import data_sample, describe_shapes, order_arrays, resolve_inputs
+    from edgeopt.runtime.shapes import data_sample, describe_shapes, order_arrays, resolve_inputs, shape_hint
     from edgeopt.runtime.tensors import INT_RANGE, random_input
 
     options = RunnerOptions(threads=threads, xnnpack=xnnpack, graph_optimization=GraphOptimization(graph_opt))
@@ -80,7 +80,8 @@ def _open_and_invoke(runtime: str, path: Path, threads: int, xnnpack: bool, grap
         msg = (
             f"{path}: {runtime} cannot run the model with its symbolic dimensions fed as 1 "
             f"({describe_shapes(tuple(unsized))}): {errors.first_line(exc)}; give the real "
-            "size with --shape NAME=1x3x640x640 or data with --input"
+            f"size with {shape_hint((t.name, t.shape) for t in unsized)} "
+            "or data with --input"
         )
         raise errors.ModelFileError(msg) from None
 

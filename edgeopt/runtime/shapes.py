@@ -184,5 +184,17 @@ def describe_shapes(inputs: tuple[TensorInfo, ...]) -> str:
     return ", ".join(f"{i.name}={'x'.join(str(d if d > 0 else 1) for d in i.shape) or 'scalar'}" for i in inputs)
 
 
+def shape_hint(inputs: Iterable[tuple[str, Iterable[int]]]) -> str:
+    """The `--shape` options to give for these inputs, in the model's own names and rank: fixed dims as they are,
+    a symbolic batch as 1, every other symbolic dim `?` (its size is the user's to give), e.g.
+    `--shape images=1x3x?x?` or `--shape waveform=1x?`."""
+    specs = []
+    for name, shape in inputs:
+        dims = ["1" if k == 0 and d <= 0 else "?" if d <= 0 else str(d) for k, d in enumerate(shape)]
+        specs.append(f"--shape {name}={'x'.join(dims) or 'scalar'}")
+    more = " (each ? its real size)" if any("?" in s for s in specs) else ""
+    return " ".join(specs) + more
+
+
 def _fmt(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join("?" if d <= 0 else str(d) for d in shape) + "]"

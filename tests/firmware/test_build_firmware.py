@@ -36,7 +36,7 @@ def test_build_firmware_stage_is_typed_and_bit_exact(fw_build):
     r, out = fw_build
     assert r.exit_code == 0, r.output
     report = Report.model_validate_json((out / "report.json").read_text())
-    assert report.schema_version == "2.6"
+    assert report.schema_version == "2.7"
     f = report.stages.firmware
     assert f is not None and report.stages.mcu is not None
     assert f.model == "digits_cnn.tflite" and f.core == "cortex-m4f" and f.qemu_machine == "mps2-an386"

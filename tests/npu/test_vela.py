@@ -136,7 +136,7 @@ def test_build_alif_e3_runs_the_npu_stage(cli, samples: Path, tmp_path: Path):
     r = cli("build", samples / "digits_cnn.keras", "--target", "alif-e3", "--out", out, "--no-bench")
     assert r.exit_code == 0, r.output
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == "2.6"
+    assert report["schema_version"] == "2.7"
     n = report["stages"]["npu"]
     assert n["accelerator"] == "ethos-u55-256" and n["compiled_model"] == "digits_cnn_vela.tflite"
     assert n["operators"]["npu"] == n["operators"]["total"] > 0 and n["operators"]["cpu"] == 0

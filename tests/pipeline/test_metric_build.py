@@ -54,8 +54,11 @@ def test_regression_output_is_scored_by_snr(models: Path) -> None:
     assert 20 < int8.outputs[0].value < 80 and int8.drop is None and int8.value is None
     assert f16.outputs[0].value > int8.outputs[0].value + 15  # float16 is much closer to the float model
     assert not any("top-1 not measured" in n for n in res.report.notes)
-    # the profile's max_accuracy_drop is for class scores; it says what to set instead
-    assert any("min_snr_db" in n for n in res.report.notes)
+    # max_accuracy_drop is for class scores; the profile's SNR floor checks the regression value (no cosine: one
+    # value per sample)
+    rows = {b.name: b for b in res.report.budgets}
+    assert rows["min_snr_db"].ok is True and rows["min_snr_db"].actual == int8.outputs[0].value
+    assert "min_cosine" not in rows and int8.outputs[0].cosine is None
     assert all(b.name != "max_accuracy_drop" for b in res.report.budgets)
 
 

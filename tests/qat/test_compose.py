@@ -52,7 +52,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_prune_cluster_qat_convert(cli, small, tmp_path: Path):
     prof = tmp_path / "compose.toml"
     prof.write_text('extends = "mobile-cpu"\n[prune]\nratio = 0.5\nepochs = 2\n[cluster]\nclusters = 16\nlayers = "pw"\n'
-                    '[qat]\nepochs = 2\nlearning_rate = 1e-4\n[budgets]\nmax_accuracy_drop = 10.0\n')
+                    '[qat]\nepochs = 2\nlearning_rate = 1e-4\n[budgets]\nmax_accuracy_drop = 10.0\n'
+                    '# compression moves the outputs by design (8 dB against the uncompressed model): floors off\n'
+                    'min_snr_db = false\nmin_cosine = false\n')
     out = tmp_path / "o"
     r = cli("build", small["model"], "--target", prof, "--out", out, "--train", small["train"], "--eval", small["eval"],
             "--calib", small["calib"], "--no-bench", "--json")
@@ -79,7 +81,9 @@ def test_sparsity_then_qat_keeps_the_zeros(cli, small, tmp_path: Path):
     """[sparsity] then [qat]: QAT fine-tuning used to train the kernels densely and lose the zeros."""
     prof = tmp_path / "sparse_qat.toml"
     prof.write_text('extends = "mobile-cpu"\n[sparsity]\nsparsity = 0.6\nepochs = 1\n'
-                    '[qat]\nepochs = 2\nlearning_rate = 1e-3\n[budgets]\nmax_accuracy_drop = 15.0\n')
+                    '[qat]\nepochs = 2\nlearning_rate = 1e-3\n[budgets]\nmax_accuracy_drop = 15.0\n'
+                    '# compression moves the outputs by design (-3 dB against the dense model): floors off\n'
+                    'min_snr_db = false\nmin_cosine = false\n')
     out = tmp_path / "o"
     r = cli("build", small["model"], "--target", prof, "--out", out, "--train", small["train"], "--eval", small["eval"],
             "--calib", small["calib"], "--no-bench", "--json")

@@ -82,7 +82,9 @@ def test_mcu_profile_without_a_rescue_exits_3_and_keeps_the_report(cli, fragile_
     assert any(n.startswith("accuracy control ([partial]) did not meet max_accuracy_drop 1 points: 2 variant(s) tried")
                for n in report["notes"])
     failed = [b for b in report["budgets"] if b["ok"] is False]
-    assert [b["name"] for b in failed] == ["max_accuracy_drop"] and failed[0]["actual"] > failed[0]["limit"]
+    assert failed[0]["name"] == "max_accuracy_drop" and failed[0]["actual"] > failed[0]["limit"]
+    # the weight outlier also takes the output far from float: the profile's floors fail with it
+    assert {b["name"] for b in failed[1:]} <= {"min_snr_db", "min_cosine"}
     assert (out / "g_model.h").is_file()  # the firmware files of the best variant are still written
 
 

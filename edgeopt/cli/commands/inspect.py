@@ -47,8 +47,10 @@ def register(app: typer.Typer) -> None:
                 c.print(table("layers", ["name", "op", "output shape", "params", "MACs"],
                               [[x.name, x.op, str(list(x.output_shape)), x.params, x.macs] for x in info.layers]))
                 c.print(table("op counts", ["op", "count"], sorted(info.op_counts.items())))
-                for note in info.notes:
-                    c.print(f"note: {note}")
+                from edgeopt.report.notes import summarize
+
+                for line in summarize(info.notes, "--json"):
+                    c.print(printable(line), markup=False)
 
             Sink(json_out).result(info.to_dict(), human)
 
