@@ -222,7 +222,7 @@ def _lambda_models(tmp_path: Path) -> dict[str, Path]:
         def from_config(cls, config):
             return cls(**{**config, "fn": keras.saving.deserialize_keras_object(config["fn"])})
 
-    paths = {k: tmp_path / f"{k}.keras" for k in ("loss", "layer", "activation")}
+    paths = {k: tmp_path / f"{k}.keras" for k in ("loss", "layer", "activation", "lambda")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras warns that it serializes a lambda
         i = keras.Input((4,))
@@ -233,6 +233,8 @@ def _lambda_models(tmp_path: Path) -> dict[str, Path]:
         keras.Model(i, Apply(lambda t: t * 3.0)(i)).save(paths["layer"])
         i = keras.Input((4,))
         keras.Model(i, keras.layers.Dense(2, activation=lambda t: t * 2.0)(i)).save(paths["activation"])
+        i = keras.Input((4,))
+        keras.Model(i, keras.layers.Lambda(lambda t: t * 3.0)(i)).save(paths["lambda"])
     return paths
 
 
@@ -242,11 +244,13 @@ def test_safe_mode_refusals_are_one_complete_line(cli, tmp_path: Path):
     from edgeopt.load.keras_model import load_keras
 
     paths = _lambda_models(tmp_path)
-    r = cli("inspect", paths["loss"])
-    _fails(r, f"error: {paths['loss']}: the file holds Python lambda code that Keras safe mode refuses to load; "
-              "--unsafe-load loads it if you trust this file")
+    r = cli("inspect", paths["lambda"])
+    _fails(r, f"error: {paths['lambda']}: Lambda layer(s) lambda run arbitrary Python code and are refused in safe "
+              "mode; pass --unsafe-load only if you trust this file")
     assert r.stderr.strip().endswith("if you trust this file")
-    assert cli("inspect", paths["loss"], "--unsafe-load").exit_code == 0
+    assert cli("inspect", paths["lambda"], "--unsafe-load").exit_code == 0
+    # a lambda in the training config (the loss) is never deserialized: models load with compile=False
+    assert cli("inspect", paths["loss"]).exit_code == 0
     with pytest.raises(InputError, match="holds Python lambda code that Keras safe mode refuses to load; "
                                          "--unsafe-load loads it if you trust this file$"):
         load_keras(paths["layer"])

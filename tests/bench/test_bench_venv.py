@@ -48,7 +48,7 @@ def base_venv(tmp_path_factory, wheel) -> Path:
 def test_wheel_carries_the_builtin_profiles(wheel) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {f"edgeopt/_targets/{p.name}" for p in (ROOT / "targets").glob("*.toml")}
-    assert len(shipped) == 10 and shipped <= names  # every profile in targets/ (README: Built-in profiles)
+    assert len(shipped) == len(list((ROOT / "targets").glob("*.toml"))) == 11 and shipped <= names  # every profile in targets/ (README: Built-in profiles)
     assert "edgeopt/cli/app.py" in names and not any(n.startswith(("tests/", "targets/")) for n in names)
 
 
