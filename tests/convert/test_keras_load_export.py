@@ -38,6 +38,7 @@ def _data(tmp_path: Path, stem: str, n: int = 32, width: int = 16) -> Path:
 
 
 def _mlp(activation=None) -> keras.Model:  # noqa: ANN001
+    keras.utils.set_random_seed(0)  # untrained: its int8 fate (plain, or layers kept float) must not vary by run
     inp = keras.Input((16,), name="x")
     h = keras.layers.Dense(32)(inp)
     h = activation(h) if activation is not None else keras.layers.ReLU()(h)
@@ -76,10 +77,13 @@ def test_exact_gelu_exports_as_onnx_and_builds_for_edge_server(cli, tmp_path) ->
               "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    # int8 against Keras float: 42 dB measured alone, 23 dB in one full-suite run (which S8S8/U8S8 candidate wins)
+    # against Keras float: 42 dB and 23 dB measured on unseeded weights, before the seed above
     assert report["optimized"]["accuracy"]["snr_db"] > 15, report["optimized"]["accuracy"]
-    built = onnx.load(str(tmp_path / "out" / "gelu.onnx"))
-    assert "Erf" in {n.op_type for n in built.graph.node} and "QuantizeLinear" in {n.op_type for n in built.graph.node}
+    built = {n.op_type for n in onnx.load(str(tmp_path / "out" / "gelu.onnx")).graph.node}
+    scheme = report["optimized"]["artifact"]["scheme"]
+    # plain int8, or ([partial] on edge-server) int8 with layers kept float until the budgets hold
+    assert "Erf" in built and scheme in ("int8", "int8+float"), (scheme, built)
+    assert scheme != "int8" or "QuantizeLinear" in built
 
 
 def test_an_op_onnx_lacks_is_exit_2_naming_it(cli, tmp_path) -> None:

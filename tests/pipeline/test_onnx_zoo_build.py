@@ -40,7 +40,11 @@ def test_opset9_squeezenet_from_the_onnx_package_builds_int8_for_mobile_cpu(cli,
     assert conversion["converter"].startswith("onnx2tf ") and conversion["quantizer"].startswith("ai-edge-quantizer")
     assert conversion["samples"] == 6 and conversion["sample_source"] == "eval data"
     assert all(o["snr_db"] >= conversion["min_snr_db"] for o in conversion["outputs"]), conversion["outputs"]
-    assert report["optimized"]["artifact"]["scheme"] == "int8"
+    # mobile-cpu's [partial] keeps ops float (on the .tflite, ai-edge-quantizer) while the floors fail, then keeps
+    # the best variant; still mostly int8
+    scheme = report["optimized"]["artifact"]["scheme"]
+    assert scheme in ("int8", "int8+float") and (scheme == "int8") == (report["stages"]["partial"] is None), scheme
     out = tmp_path / "out"
-    assert (out / "squeezenet.tflite").stat().st_size < 0.3 * (out / "squeezenet.float.tflite").stat().st_size
+    ratio = 0.3 if scheme == "int8" else 0.9
+    assert (out / "squeezenet.tflite").stat().st_size < ratio * (out / "squeezenet.float.tflite").stat().st_size
     assert model.read_bytes() == before  # onnx2tf only ever saw a private copy
