@@ -84,12 +84,21 @@ def test_the_child_dies_with_the_thread_that_started_it(tmp_path) -> None:
     before = _probe_children()
     runs: list[ProbeRun] = []
     model = bm.tflite_mlp(tmp_path / "t.tflite", n_in=11)
-    thread = threading.Thread(target=lambda: runs.append(_probe(model)))
+    probed, release = threading.Event(), threading.Event()
+
+    def work() -> None:
+        runs.append(_probe(model))
+        probed.set()
+        release.wait(120)  # the thread lives on until the child is counted (its end is what kills the child)
+
+    thread = threading.Thread(target=work)
     thread.start()
+    assert probed.wait(120)
+    started = _probe_children() - before
+    release.set()
     thread.join(120)
     assert runs == [ProbeRun.FRESH]
-    started = _probe_children() - before
-    assert len(started) == 1, started  # still alive while its thread was
+    assert len(started) == 1, started  # alive while its thread was
     (pid,) = started
     deadline = time.monotonic() + 10
     while Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text() \
