@@ -41,7 +41,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from edgeopt import parent_death
 from edgeopt.atomic import write_bytes_atomic
 from edgeopt.convert.onnx2tf_tool import Onnx2tfTool, find_onnx2tf
 from edgeopt.errors import (
@@ -52,6 +51,7 @@ from edgeopt.errors import (
     OutputError,
     UnsupportedOpError,
 )
+from edgeopt.tool_process import run_logged
 
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ENV = "EDGEOPT_ONNX2TF_TIMEOUT"
@@ -319,26 +319,13 @@ def _run(tool: Onnx2tfTool, private: Path, out: Path, limit: float, model: Path,
     log_path = private.parent / "onnx2tf.log"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)  # edgeopt's path must not leak into onnx2tf's own environment
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=private.parent,
-                                env=env, start_new_session=True, preexec_fn=parent_death.preexec())  # noqa: PLW1509
-        try:
-            code = proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            msg = (f"{model}: onnx2tf did not finish within {limit:g} s and was stopped; {TIMEOUT_ENV} raises the "
-                   "limit for a large model")
-            raise ConversionCrashed(msg) from None
-        except BaseException:  # Ctrl-C, SIGTERM: the child's group goes too
-            _kill(proc)
-            raise
-    return code, log_path.read_text("utf-8", "replace")
+    try:
+        return run_logged(cmd, private.parent, env, log_path, limit)
+    except subprocess.TimeoutExpired:
+        msg = (f"{model}: onnx2tf did not finish within {limit:g} s and was stopped; {TIMEOUT_ENV} raises the "
+               "limit for a large model")
+        raise ConversionCrashed(msg) from None
 
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 # --------------------------------------------------------------------------- failures

@@ -8,25 +8,23 @@ cycles; the compiled .tflite itself (read with edgeopt's own flatbuffer reader) 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from edgeopt import parent_death
 from edgeopt.analysis.tflite_graph import read_tflite
 from edgeopt.atomic import write_bytes_atomic
 from edgeopt.errors import InputError, ModelFileError, OutputError, RuntimeUnavailableError
 from edgeopt.npu.result import NpuLayer, NpuOperators, NpuStage
 from edgeopt.profiles.schema import NpuSection, Profile
 from edgeopt.runtime.verify_tflite import verify_tflite
+from edgeopt.tool_process import run_logged
 
 PIP_COMMAND = "pip install 'edgeopt[ethos-u]'"
 CONFIG_FILE = "Arm/vela.ini"  # the configuration file Vela ships: System_Config and Memory_Mode sections
@@ -157,26 +155,13 @@ def _run(work: Path, npu: NpuSection) -> tuple[int, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)  # edgeopt's path must not leak into Vela's environment
     log_path = work / "vela.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env,
-                                start_new_session=True, preexec_fn=parent_death.preexec())  # noqa: PLW1509
-        try:
-            code = proc.wait(timeout=npu.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            msg = (f"Vela did not finish within {npu.timeout_seconds:g} s and was stopped; raise [npu] "
+    try:
+        return run_logged(cmd, work, env, log_path, npu.timeout_seconds)
+    except subprocess.TimeoutExpired:
+        msg = (f"Vela did not finish within {npu.timeout_seconds:g} s and was stopped; raise [npu] "
                    "timeout_seconds in the profile for a large model")
-            raise InputError(msg) from None
-        except BaseException:  # Ctrl-C, SIGTERM: the child's group goes too
-            _kill(proc)
-            raise
-    return code, log_path.read_text("utf-8", "replace")
+        raise InputError(msg) from None
 
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def _failure(model: Path, npu: NpuSection, profile_name: str, log: str) -> InputError:
